@@ -1,0 +1,28 @@
+"""Errors a user can cause. Each says what was wrong, where, and what would be valid."""
+
+from __future__ import annotations
+
+
+class LlmSweepError(Exception):
+    """Base class of every error the engine raises for bad input."""
+
+
+class SpecError(LlmSweepError, ValueError):
+    """A spec (file or Python dict) is invalid.
+
+    Attributes:
+        source: the spec file path, or ``"<spec>"`` for an in-memory spec.
+        key: the dotted key that is wrong (``"axes.d_model"``), or ``""`` for the whole file.
+        message: what is wrong and what is valid.
+    """
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source = source
+        self.key = key
+        self.message = message
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+class PrecisionError(LlmSweepError, OverflowError):
+    """An exact integer result does not fit the exact range (never silently rounded)."""

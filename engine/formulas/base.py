@@ -1,0 +1,146 @@
+"""Quantities and formula sets: named sympy expressions with units and sources (pure sympy).
+
+A ``Quantity`` is defined by one expression over registered input symbols and the symbols of
+other quantities of the same set (``params_layer = params_attention + params_ffn + 2
+params_layernorm``). Totals are sums of components, so the printed formula and the computed
+number can never disagree: the kernel evaluates the same definitions, expanded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import sympy
+
+from ..symbols import SYMBOLS
+
+
+def exact_number(value: Any) -> sympy.Expr:
+    """A user's number as an exact sympy number (a float is read as the decimal it prints as)."""
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, float):
+        return sympy.Rational(repr(value))
+    return sympy.sympify(value)
+
+
+def quantity_symbol(name: str, integer: bool = True) -> sympy.Symbol:
+    """The sympy symbol that stands for quantity ``name`` inside other definitions."""
+    if integer:
+        return sympy.Symbol(name, integer=True, nonnegative=True)
+    return sympy.Symbol(name, real=True, positive=True)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One named output of a formula set.
+
+    Attributes:
+        name: variable name (spec, netCDF, CLI), e.g. ``params_ffn``.
+        definition: sympy expression over input symbols and other quantities' symbols.
+        units: ``"1"`` (counts, ratios) or ``"bytes"``.
+        long_name: one line for tables and the netCDF ``long_name``.
+        latex: LaTeX for the left-hand side, e.g. ``P_{\\mathrm{ffn}}``.
+        source: where the formula comes from (paper + equation, or the seed article's section).
+        integer: True when the value is an exact integer for integer inputs (evaluated in int64).
+        note: caveats (errata, assumptions); empty when none.
+    """
+
+    name: str
+    definition: sympy.Expr
+    units: str
+    long_name: str
+    latex: str
+    source: str
+    integer: bool = True
+    note: str = ""
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return quantity_symbol(self.name, self.integer)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """A structural option of a formula set: it chooses which expressions are built."""
+
+    name: str
+    default: Any
+    choices: tuple
+    meaning: str
+
+
+@dataclass
+class FormulaSet:
+    """An ordered collection of quantities with defaults for optional inputs.
+
+    Attributes:
+        name: the set's name (``"seed"``).
+        title: one line describing it.
+        source: the document the set reproduces.
+        options: the structural options this instance was built with.
+        quantities: name -> Quantity, in printing order.
+        defaults: input symbol name -> expression used when the input is neither fixed nor swept
+            (e.g. ``d_ff -> 4 d_model``).
+    """
+
+    name: str
+    title: str
+    source: str
+    options: dict[str, Any]
+    quantities: dict[str, Quantity]
+    defaults: dict[str, sympy.Expr] = field(default_factory=dict)
+
+    # -- expression access ---------------------------------------------------------------
+
+    def expanded(self, name: str) -> sympy.Expr:
+        """Quantity ``name`` as an expression over input symbols only (quantities inlined)."""
+        by_symbol = {q.symbol: q for q in self.quantities.values()}
+        expr = self.quantities[name].definition
+        for _ in range(len(self.quantities) + 1):
+            inner = [s for s in expr.free_symbols if s in by_symbol]
+            if not inner:
+                return expr
+            expr = expr.xreplace({s: by_symbol[s].definition for s in inner})
+        raise ValueError(f"quantity {name!r} is defined in terms of itself")
+
+    def resolve(self, name: str, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
+        """Quantity ``name`` with defaults applied to every input symbol not in ``given``.
+
+        ``given`` holds the names of inputs the user fixed or swept. If it is a mapping, its
+        values are substituted too (fixed values); names mapped to ``None`` stay symbolic.
+        """
+        expr = self.expanded(name)
+        given_names = set(given)
+        for _ in range(len(self.defaults) + 1):
+            pending = {
+                s: self.defaults[s.name]
+                for s in expr.free_symbols
+                if s.name in self.defaults and s.name not in given_names
+            }
+            if not pending:
+                break
+            expr = expr.xreplace(pending)
+        if isinstance(given, Mapping):
+            values = {SYMBOLS[k].symbol: exact_number(v) for k, v in given.items() if v is not None}
+            expr = expr.xreplace(values)
+        return expr
+
+    def inputs(self, name: str) -> list[str]:
+        """Names of the input symbols ``name`` depends on (before defaults), registry order."""
+        names = {s.name for s in self.expanded(name).free_symbols}
+        return [n for n in SYMBOLS if n in names]
+
+    def required_inputs(self, names: list[str], given: set[str]) -> dict[str, list[str]]:
+        """Inputs that have no default and are not given: input name -> quantities needing it."""
+        missing: dict[str, list[str]] = {}
+        for q in names:
+            for s in self.resolve(q, given).free_symbols:
+                if s.name not in given:
+                    missing.setdefault(s.name, []).append(q)
+        return {k: missing[k] for k in SYMBOLS if k in missing}
+
+    def evaluate(self, name: str, values: Mapping[str, Any]) -> sympy.Expr:
+        """Exact sympy value of ``name`` at ``values`` (defaults fill what is not given)."""
+        return self.resolve(name, values)

@@ -1,0 +1,82 @@
+"""The symbol registry: every input a formula may depend on, spelled once.
+
+Each entry names a sympy symbol (with its assumptions), its LaTeX, its unit and its meaning.
+The same name is used in specs (``[axes]`` / ``[fixed]``), on the command line, as a netCDF
+dimension or coordinate, and in printed formulas. This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """One registered input symbol.
+
+    Attributes:
+        name: the one spelling used everywhere (code, spec, CLI, netCDF).
+        symbol: the sympy symbol, with assumptions (``positive``, ``integer``).
+        latex: how it prints in formulas.
+        units: CF-style units string (``"1"`` for counts, ``"bytes"``).
+        meaning: one line for symbol tables and netCDF ``long_name``.
+        integer: True when only positive integers are valid values.
+    """
+
+    name: str
+    symbol: sympy.Symbol
+    latex: str
+    units: str
+    meaning: str
+    integer: bool
+
+
+def _entry(name: str, latex: str, units: str, meaning: str, integer: bool = True) -> SymbolInfo:
+    if integer:
+        sym = sympy.Symbol(name, integer=True, positive=True)
+    else:
+        sym = sympy.Symbol(name, real=True, positive=True)
+    return SymbolInfo(name, sym, latex, units, meaning, integer)
+
+
+_ENTRIES = (
+    _entry("d_model", r"d_{\mathrm{model}}", "1", "model (hidden) width: size of the residual stream"),
+    _entry("n_layers", r"n_{\mathrm{layers}}", "1", "number of transformer layers"),
+    _entry("n_heads", r"n_{\mathrm{heads}}", "1", "number of attention heads (d_k = d_v = d_model / n_heads)"),
+    _entry("d_ff", r"d_{\mathrm{ff}}", "1", "inner width of the feed-forward network"),
+    _entry("vocab", r"V", "1", "vocabulary size"),
+    _entry("batch", r"B", "1", "batch size (sequences per step)"),
+    _entry("seq_len", r"S", "1", "sequence length (tokens per sequence)"),
+    _entry(
+        "d_input",
+        r"D",
+        "1",
+        "input dimension: int64 values per sample in the input batch "
+        "(the seed article's D in 8BD; one token id per position, so D = seq_len unless set)",
+    ),
+    _entry("bytes_param", r"b_{\mathrm{param}}", "bytes", "bytes per stored parameter (4 for fp32, 2 for fp16/bf16)"),
+    _entry(
+        "alpha",
+        r"\alpha",
+        "1",
+        "scaling exponent in performance proportional to N^alpha",
+        integer=False,
+    ),
+)
+
+SYMBOLS: dict[str, SymbolInfo] = {e.name: e for e in _ENTRIES}
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The sympy symbol registered under ``name`` (KeyError naming the valid ones otherwise)."""
+    try:
+        return SYMBOLS[name].symbol
+    except KeyError:
+        raise KeyError(f"unknown symbol {name!r}; known symbols: {', '.join(SYMBOLS)}") from None
+
+
+def info_for(sym: sympy.Symbol) -> SymbolInfo:
+    """The registry entry of a sympy symbol."""
+    return SYMBOLS[sym.name]
