@@ -26,3 +26,7 @@ class SpecError(LlmSweepError, ValueError):
 
 class PrecisionError(LlmSweepError, OverflowError):
     """An exact integer result does not fit the exact range (never silently rounded)."""
+
+
+class ResourceError(LlmSweepError):
+    """A run would not fit the machine (memory, disk); refused before anything is written."""

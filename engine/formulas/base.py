@@ -96,14 +96,17 @@ class FormulaSet:
 
     def expanded(self, name: str) -> sympy.Expr:
         """Quantity ``name`` as an expression over input symbols only (quantities inlined)."""
+        return self.inline(self.quantities[name].definition)
+
+    def inline(self, expr: sympy.Expr) -> sympy.Expr:
+        """``expr`` with every quantity symbol replaced by its definition, recursively."""
         by_symbol = {q.symbol: q for q in self.quantities.values()}
-        expr = self.quantities[name].definition
         for _ in range(len(self.quantities) + 1):
             inner = [s for s in expr.free_symbols if s in by_symbol]
             if not inner:
                 return expr
             expr = expr.xreplace({s: by_symbol[s].definition for s in inner})
-        raise ValueError(f"quantity {name!r} is defined in terms of itself")
+        raise ValueError("a quantity is defined in terms of itself")
 
     def resolve(self, name: str, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
         """Quantity ``name`` with defaults applied to every input symbol not in ``given``.
@@ -111,7 +114,10 @@ class FormulaSet:
         ``given`` holds the names of inputs the user fixed or swept. If it is a mapping, its
         values are substituted too (fixed values); names mapped to ``None`` stay symbolic.
         """
-        expr = self.expanded(name)
+        return self.apply(self.expanded(name), given)
+
+    def apply(self, expr: sympy.Expr, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
+        """Apply defaults (to inputs not in ``given``) and given values to an input expression."""
         given_names = set(given)
         for _ in range(len(self.defaults) + 1):
             pending = {

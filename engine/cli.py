@@ -1,0 +1,134 @@
+"""The ``llm-sweep`` command line: a thin shell over the Python API.
+
+Exit status: 0 success; 1 ``check`` found a wrong claim; 2 bad input (spec, option, path,
+precision), reported as one line naming the file, the key and what is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import LlmSweepError
+
+EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .formulas import FORMULA_SETS
+    from .printing import FORMATS
+
+    p = argparse.ArgumentParser(
+        prog="llm-sweep",
+        description="Symbolic and vectorized sizing of transformer language models.",
+    )
+    p.add_argument("--version", action="version", version=f"llm-sweep {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="evaluate a sweep spec and write a netCDF cube",
+                         description="Evaluate the sweep SPEC (TOML) and write the cube to netCDF.")
+    run.add_argument("spec", help="sweep specification (TOML), e.g. sweeps/seed.toml")
+    run.add_argument("-o", "--output", help="netCDF file to write (default: the spec's output, "
+                                            "else SPEC's name with .nc, in the current folder)")
+    run.add_argument("--precision", choices=("exact", "fast"), help="override the spec's precision")
+    run.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+    f = sub.add_parser("formulas", help="print the formulas of a formula set",
+                       description="Print every component formula with its source and a symbol table.")
+    f.add_argument("--arch", default="seed", choices=FORMULA_SETS, help="formula set (default: seed)")
+    f.add_argument("--format", default="text", choices=FORMATS, help="output format (default: text)")
+    f.add_argument("--expand", action="store_true",
+                   help="also print each quantity over the inputs alone, defaults such as d_ff = 4 d_model applied")
+    f.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="structural option of the set, e.g. tied_head=false (repeatable)")
+
+    c = sub.add_parser("check", help="recompute the numbers a text claims",
+                       description="Recompute every claim of a claims file; exit 1 if any is wrong.")
+    c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
+    c.add_argument("--json", action="store_true", help="print a JSON list of {claim, claimed, derived, ok}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _run, "formulas": _formulas, "check": _check}[args.command](args)
+    except LlmSweepError as exc:
+        print(f"llm-sweep {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"llm-sweep {args.command}: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from .spec import load_spec
+
+    request = load_spec(args.spec)
+    if args.precision:
+        request.precision = args.precision
+    output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
+    from .sweep import run_to_netcdf  # JAX and xarray load only when a sweep runs
+
+    result = run_to_netcdf(request, output)
+    if not args.quiet:
+        print(result.summary(request.headline, args.spec))
+    return EXIT_OK
+
+
+def _formulas(args) -> int:
+    from .errors import SpecError
+    from .formulas import build_formula_set
+    from .printing import format_formulas
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError("--option", item, "expected NAME=VALUE, e.g. tied_head=false")
+        options[key.strip()] = _option_value(value.strip())
+    try:
+        formulas = build_formula_set(args.arch, options)
+    except ValueError as exc:
+        raise SpecError("--option", ",".join(args.option), str(exc)) from None
+    sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand))
+    return EXIT_OK
+
+
+def _option_value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _check(args) -> int:
+    from .claims import format_value, load_claims
+
+    source, claims = load_claims(args.claims)
+    if args.json:
+        print(json.dumps([c.as_json() for c in claims], indent=2))
+    else:
+        wrong = [c for c in claims if not c.ok]
+        print(f"Claims of {source}: {len(claims) - len(wrong)} hold, {len(wrong)} wrong")
+        rows = [("verdict", "claimed", "derived", "claim")]
+        rows += [("ok" if c.ok else "WRONG", format_value(c.claimed), format_value(c.derived), c.claim) for c in claims]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for r in rows:
+            print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+        if wrong:
+            print("\nWhat is wrong:")
+            for c in wrong:
+                print(f"- {c.claim}\n    claimed {format_value(c.claimed)}, derived {format_value(c.derived)}"
+                      + (f"; {c.note}" if c.note else ""))
+    return EXIT_OK if all(c.ok for c in claims) else EXIT_CLAIM_WRONG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Quantities -> one jit-compiled, vmapped JAX kernel over the swept symbols.
+
+The kernel is written for ONE grid point (a lambdified sympy expression per quantity, with
+common subexpressions shared) and then ``jax.vmap``-ed once per swept axis, so inputs are 1-D
+coordinate vectors and no meshgrid is ever materialized. Fixed values must already be
+substituted (constant folding happens in sympy before lambdify).
+
+Precision:
+    ``exact`` (default): integer quantities are evaluated in int64 and real ones in float64,
+        inside a scoped ``jax.enable_x64(True)``; the user's global JAX config is never changed.
+        Integer results are exact up to 2**63 - 1. A float64 shadow of every integer result
+        (and of the numerator of an exact division) is reduced on the device; if any value
+        reaches 2**63 the call raises ``PrecisionError`` instead of returning wrapped values.
+    ``fast``: everything in float32 (about 7 significant digits; see README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy
+
+from .errors import PrecisionError
+from .spec import PRECISIONS
+from .symbols import SYMBOLS
+
+INT64_LIMIT = 2.0**63
+FLOAT64_EXACT_LIMIT = 2**53
+
+
+@dataclass(frozen=True)
+class KernelOutput:
+    """How one quantity is computed: numerator (and integer denominator, 1 if none)."""
+
+    name: str
+    integer: bool
+    numerator: sympy.Expr
+    denominator: sympy.Expr
+
+
+class Kernel:
+    """A compiled evaluator of named quantities over a grid of swept symbols.
+
+    Call it with one 1-D coordinate vector per axis (keyword arguments named after the axes);
+    it returns ``{quantity: array}`` with shape ``(len(axis_0), ..., len(axis_k-1))``.
+    """
+
+    def __init__(
+        self,
+        exprs: Mapping[str, sympy.Expr],
+        integer: Mapping[str, bool],
+        axes: Sequence[str],
+        precision: str = "exact",
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        unknown = [a for a in axes if a not in SYMBOLS]
+        if unknown:
+            raise ValueError(f"unknown axis symbol(s) {unknown}; known symbols: {', '.join(SYMBOLS)}")
+        self.axes = tuple(axes)
+        self.precision = precision
+        self.quantities = tuple(exprs)
+        axis_symbols = {SYMBOLS[a].symbol for a in self.axes}
+        for name, expr in exprs.items():
+            stray = {s.name for s in expr.free_symbols} - {s.name for s in axis_symbols}
+            if stray:
+                raise ValueError(
+                    f"quantity {name!r} still depends on {sorted(stray)}, which are neither swept "
+                    "nor fixed: substitute fixed values before compiling"
+                )
+        self.outputs = tuple(_split(name, exprs[name], integer[name], precision) for name in self.quantities)
+        self.dtypes = {
+            o.name: np.dtype(np.int64 if (o.integer and precision == "exact") else
+                             np.float64 if precision == "exact" else np.float32)
+            for o in self.outputs
+        }
+        self._jitted = jax.jit(self._build())
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _build(self) -> Callable:
+        args = [SYMBOLS[a].symbol for a in self.axes]
+        exact = self.precision == "exact"
+        int_outs = [o for o in self.outputs if o.integer and exact]
+        real_outs = [o for o in self.outputs if not (o.integer and exact)]
+        int_fn = _lambdify(args, int_outs)
+        real_fn = _lambdify(args, real_outs)
+        int_dtype = jnp.int64 if exact else jnp.float32
+        real_dtype = jnp.float64 if exact else jnp.float32
+        arg_is_int = [SYMBOLS[a].integer for a in self.axes]
+
+        def point(*values):
+            """All quantities at ONE grid point (scalars in, scalars out)."""
+            out: dict[str, jax.Array] = {}
+            shadow_max: dict[str, jax.Array] = {}
+            if int_outs:
+                ivals = [v.astype(jnp.int64) if is_int else v for v, is_int in zip(values, arg_is_int)]
+                results = int_fn(*ivals)
+                shadows = int_fn(*[v.astype(jnp.float64) for v in values])
+                for i, o in enumerate(int_outs):
+                    num, den = results[2 * i], results[2 * i + 1]
+                    num = jnp.asarray(num, int_dtype)
+                    den = jnp.asarray(den, int_dtype)
+                    out[o.name] = num // den if o.denominator != 1 else num
+                    shadow_max[o.name] = jnp.abs(jnp.asarray(shadows[2 * i], jnp.float64))
+            if real_outs:
+                rvals = [v.astype(real_dtype) for v in values]
+                results = real_fn(*rvals)
+                for i, o in enumerate(real_outs):
+                    num = jnp.asarray(results[2 * i], real_dtype)
+                    den = jnp.asarray(results[2 * i + 1], real_dtype)
+                    out[o.name] = num / den if o.denominator != 1 else num
+            return out, shadow_max
+
+        grid = point
+        n = len(self.axes)
+        for i in reversed(range(n)):
+            in_axes = tuple(0 if j == i else None for j in range(n))
+            grid = jax.vmap(grid, in_axes=in_axes)
+
+        def evaluate(*coords):
+            out, shadow = grid(*coords)
+            # Reduced on the device: one scalar per integer quantity leaves it.
+            overflow = {k: jnp.max(v) >= INT64_LIMIT for k, v in shadow.items()}
+            return out, overflow
+
+        return evaluate
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def coordinate_arrays(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
+        """Validate and convert coordinate vectors, in axis order."""
+        missing = [a for a in self.axes if a not in coords]
+        extra = [a for a in coords if a not in self.axes]
+        if missing or extra:
+            raise ValueError(f"kernel axes are {list(self.axes)}; missing {missing}, unexpected {extra}")
+        arrays = []
+        for a in self.axes:
+            arr = np.asarray(coords[a])
+            if arr.ndim != 1 or arr.size == 0:
+                raise ValueError(f"coordinates of {a!r} must be a non-empty 1-D vector, got shape {arr.shape}")
+            if SYMBOLS[a].integer:
+                if not np.issubdtype(arr.dtype, np.integer):
+                    raise ValueError(f"coordinates of {a!r} must be integers, got dtype {arr.dtype}")
+                arr = arr.astype(np.int64)
+            else:
+                arr = arr.astype(np.float64 if self.precision == "exact" else np.float32)
+            arrays.append(arr)
+        return arrays
+
+    def __call__(self, **coords) -> dict[str, np.ndarray]:
+        """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
+        arrays = self.coordinate_arrays(coords)
+        with jax.enable_x64(self.precision == "exact"):
+            if self.precision == "fast":
+                arrays = [a.astype(np.int32) if a.dtype == np.int64 and _fits_int32(a) else a for a in arrays]
+            out, overflow = self._jitted(*arrays)
+            flagged = [k for k in self.quantities if k in overflow and bool(overflow[k])]
+            if flagged:
+                raise PrecisionError(
+                    f"exact integer result of {', '.join(flagged)} reaches 2**63 on this grid and cannot "
+                    "be represented in int64; shrink the axes (values are never silently rounded)"
+                )
+            return {k: np.asarray(out[k]) for k in self.quantities}
+
+
+def _fits_int32(arr: np.ndarray) -> bool:
+    return bool(arr.size == 0 or (arr.max() < 2**31 and arr.min() >= -(2**31)))
+
+
+def _split(name: str, expr: sympy.Expr, integer: bool, precision: str) -> KernelOutput:
+    """Write an integer quantity as numerator // denominator so int64 evaluation stays exact."""
+    expr = sympy.sympify(expr)
+    if integer and precision == "exact":
+        num, den = sympy.fraction(sympy.together(expr))
+        if any(not s.is_integer for s in expr.free_symbols):
+            raise ValueError(f"integer quantity {name!r} depends on non-integer symbols")
+        if not (num.is_polynomial() and den.is_polynomial()):
+            raise ValueError(f"integer quantity {name!r} is not a ratio of polynomials: {expr}")
+        # Rational coefficients in the numerator: scale both sides to integers.
+        return KernelOutput(name, True, sympy.expand(num), sympy.expand(den))
+    return KernelOutput(name, integer, expr, sympy.Integer(1))
+
+
+def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput]) -> Callable:
+    exprs: list[sympy.Expr] = []
+    for o in outs:
+        exprs.extend([o.numerator, o.denominator])
+    if not exprs:
+        return lambda *a: ()
+    return sympy.lambdify(args, exprs, modules="jax", cse=True)
+
+
+def compile_kernel(
+    exprs: Mapping[str, sympy.Expr],
+    integer: Mapping[str, bool],
+    axes: Sequence[str],
+    precision: str = "exact",
+) -> Kernel:
+    """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``."""
+    return Kernel(exprs, integer, axes, precision)

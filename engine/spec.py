@@ -1,0 +1,302 @@
+"""Sweep specifications: TOML (or a Python dict) -> a validated ``SweepRequest``.
+
+Format (every table but ``[options]`` and ``[fixed]`` is required)::
+
+    [sweep]
+    formula_set = "seed"                 # which formulas (see `llm-sweep formulas`)
+    quantities = ["params_total", ...]   # optional: default every quantity of the set
+    headline = ["params_total", ...]     # optional: quantities summarised after a run
+    precision = "exact"                  # "exact" (default) or "fast"
+    output = "seed.nc"                   # optional default output path
+    compression = 4                      # zlib level 0-9 (0 = none), default 4
+    description = "..."                  # optional free text, stored in the netCDF attrs
+
+    [options]                            # structural options of the formula set
+    tied_head = true
+
+    [fixed]                              # inputs held at one value
+    vocab = 50000
+
+    [axes]                               # swept inputs, one netCDF dimension each, in order
+    d_model = [512, 768, 1024]                          # a list
+    n_layers = { start = 6, stop = 48, step = 6 }       # inclusive range (step defaults to 1)
+    batch = { start = 1, stop = 256, scale = "log2" }   # start, 2 start, 4 start, ... <= stop
+
+Every error names the file, the key and what would be valid (``SpecError``).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import SpecError
+from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
+from .symbols import SYMBOLS
+
+PRECISIONS = ("exact", "fast")
+TABLES = ("sweep", "options", "fixed", "axes")
+SWEEP_KEYS = ("formula_set", "quantities", "headline", "precision", "output", "compression", "description")
+RANGE_KEYS = ("start", "stop", "step", "scale")
+SCALES = ("linear", "log2")
+INT64_MAX = 2**63 - 1
+
+
+@dataclass
+class SweepRequest:
+    """A validated sweep: what to compute, over which grid, and where it came from.
+
+    Attributes:
+        formula_set: name of the formula set.
+        options: structural options (validated by the set).
+        axes: swept input -> 1-D coordinate vector (int64 for integer symbols), in dim order.
+        fixed: input -> value held fixed.
+        quantities: quantities to compute, in output order.
+        headline: quantities summarised after a run.
+        precision: "exact" or "fast".
+        output: default output path, or None.
+        compression: zlib level, 0 (off) to 9.
+        description: free text.
+        source: the spec's file path, or "<spec>".
+        text: the spec as written (TOML), stored in the netCDF attrs.
+    """
+
+    formula_set: str
+    options: dict[str, Any]
+    axes: dict[str, np.ndarray]
+    fixed: dict[str, int | float]
+    quantities: list[str]
+    headline: list[str]
+    precision: str = "exact"
+    output: str | None = None
+    compression: int = 4
+    description: str = ""
+    source: str = "<spec>"
+    text: str = ""
+    formulas: FormulaSet | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    @property
+    def points(self) -> int:
+        return math.prod(self.shape)
+
+
+def load_spec(path: str | Path) -> SweepRequest:
+    """Read and validate a TOML spec file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(source, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(source, "", f"cannot read the file: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(source, "", f"not valid TOML: {exc}") from None
+    return parse_spec(data, source=source, text=text)
+
+
+def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") -> SweepRequest:
+    """Validate a spec given as a mapping (the parsed TOML); see the module docstring."""
+    err = _Errors(source)
+    if not isinstance(data, Mapping):
+        raise err("", f"a spec is a table of tables ({', '.join(TABLES)}), got {type(data).__name__}")
+    for key in data:
+        if key not in TABLES:
+            raise err(key, f"unknown table; valid tables: {', '.join(TABLES)}")
+    for key in TABLES:
+        if key in data and not isinstance(data[key], Mapping):
+            raise err(key, f"must be a table, got {_kind(data[key])}")
+    if "sweep" not in data:
+        raise err("sweep", "missing; a spec needs a [sweep] table with at least formula_set")
+    if "axes" not in data or not data["axes"]:
+        raise err("axes", "missing or empty; a sweep needs at least one swept input, e.g. d_model = [512, 768]")
+
+    sweep = data["sweep"]
+    for key in sweep:
+        if key not in SWEEP_KEYS:
+            raise err(f"sweep.{key}", f"unknown key; valid keys: {', '.join(SWEEP_KEYS)}")
+
+    name = sweep.get("formula_set")
+    if name is None:
+        raise err("sweep.formula_set", f"missing; valid formula sets: {', '.join(FORMULA_SETS)}")
+    if name not in FORMULA_SETS:
+        raise err("sweep.formula_set", f"unknown formula set {name!r}; valid: {', '.join(FORMULA_SETS)}")
+
+    options = dict(data.get("options", {}))
+    specs = options_for(name)
+    for key, value in options.items():
+        if key not in specs:
+            raise err(f"options.{key}", f"unknown option for {name!r}; valid options: {', '.join(specs) or 'none'}")
+        try:
+            build_formula_set(name, {key: value})
+        except ValueError as exc:
+            raise err(f"options.{key}", str(exc)) from None
+    formulas = build_formula_set(name, options)
+
+    precision = sweep.get("precision", "exact")
+    if precision not in PRECISIONS:
+        raise err("sweep.precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+    compression = sweep.get("compression", 4)
+    if not isinstance(compression, int) or isinstance(compression, bool) or not 0 <= compression <= 9:
+        raise err("sweep.compression", f"must be an integer from 0 (off) to 9, got {compression!r}")
+
+    output = sweep.get("output")
+    if output is not None and (not isinstance(output, str) or not output):
+        raise err("sweep.output", f"must be a non-empty path string, got {output!r}")
+    description = sweep.get("description", "")
+    if not isinstance(description, str):
+        raise err("sweep.description", f"must be a string, got {_kind(description)}")
+
+    valid_q = list(formulas.quantities)
+    quantities = _names(err, "sweep.quantities", sweep.get("quantities", valid_q), valid_q, "quantities")
+    default_headline = [q for q in ("params_total", "mem_peak") if q in quantities] or quantities[:2]
+    headline = _names(err, "sweep.headline", sweep.get("headline", default_headline), quantities,
+                      "requested quantities")
+
+    fixed: dict[str, int | float] = {}
+    for key, value in data.get("fixed", {}).items():
+        _check_symbol(err, f"fixed.{key}", key)
+        fixed[key] = _value(err, f"fixed.{key}", key, value)
+
+    axes: dict[str, np.ndarray] = {}
+    for key, value in data["axes"].items():
+        _check_symbol(err, f"axes.{key}", key)
+        if key in fixed:
+            raise err(f"axes.{key}", "is also in [fixed]; an input is either swept or fixed, not both")
+        axes[key] = _axis(err, f"axes.{key}", key, value)
+
+    given = set(fixed) | set(axes)
+    missing = formulas.required_inputs(quantities, given)
+    if missing:
+        sym, needs = next(iter(missing.items()))
+        more = f" (also missing: {', '.join(list(missing)[1:])})" if len(missing) > 1 else ""
+        raise err("fixed", f"{sym} is needed by {', '.join(needs[:3])}{'...' if len(needs) > 3 else ''}; "
+                           f"give it in [fixed] or [axes]{more}")
+
+    return SweepRequest(
+        formula_set=name,
+        options=formulas.options,
+        axes=axes,
+        fixed=fixed,
+        quantities=quantities,
+        headline=headline,
+        precision=precision,
+        output=output,
+        compression=compression,
+        description=description,
+        source=source,
+        text=text,
+        formulas=formulas,
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+class _Errors:
+    def __init__(self, source: str):
+        self.source = source
+
+    def __call__(self, key: str, message: str) -> SpecError:
+        return SpecError(self.source, key, message)
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", str: "a string", int: "an integer", float: "a number", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_symbol(err: _Errors, key: str, name: str) -> None:
+    if name not in SYMBOLS:
+        raise err(key, f"unknown input {name!r}; valid inputs: {', '.join(SYMBOLS)}")
+
+
+def _names(err: _Errors, key: str, value: Any, valid: list[str], what: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise err(key, f"must be a non-empty list of names; valid {what}: {', '.join(valid)}")
+    for v in value:
+        if v not in valid:
+            raise err(key, f"unknown name {v!r}; valid {what}: {', '.join(valid)}")
+    dup = sorted({v for v in value if value.count(v) > 1})
+    if dup:
+        raise err(key, f"lists {', '.join(dup)} more than once")
+    return list(value)
+
+
+def _value(err: _Errors, key: str, name: str, value: Any) -> int | float:
+    """One value of input ``name``: a positive integer (or positive number for real inputs)."""
+    info = SYMBOLS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        want = "a positive integer" if info.integer else "a positive number"
+        raise err(key, f"must be {want}, got {_kind(value)} {value!r}")
+    if info.integer:
+        if isinstance(value, float) or value != int(value):
+            raise err(key, f"{name} must be a positive integer, got {value!r}")
+        if value <= 0:
+            raise err(key, f"{name} must be a positive integer, got {value}")
+        if value > INT64_MAX:
+            raise err(key, f"{name} = {value} does not fit in int64 (at most {INT64_MAX})")
+        return int(value)
+    if not math.isfinite(value) or value <= 0:
+        raise err(key, f"{name} must be a positive finite number, got {value!r}")
+    return value
+
+
+def _axis(err: _Errors, key: str, name: str, value: Any) -> np.ndarray:
+    info = SYMBOLS[name]
+    if isinstance(value, list):
+        values = [_value(err, key, name, v) for v in value]
+    elif isinstance(value, Mapping):
+        values = _range(err, key, name, value)
+    else:
+        raise err(key, "must be a list of values or a range table {start, stop, step} / "
+                       f"{{start, stop, scale = \"log2\"}}, got {_kind(value)}")
+    if not values:
+        raise err(key, "is empty; an axis needs at least one value")
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise err(key, f"repeats {', '.join(map(str, dup))}; coordinates must be distinct")
+    return np.asarray(values, dtype=np.int64 if info.integer else np.float64)
+
+
+def _range(err: _Errors, key: str, name: str, table: Mapping[str, Any]) -> list:
+    for k in table:
+        if k not in RANGE_KEYS:
+            raise err(f"{key}.{k}", f"unknown range key; valid keys: {', '.join(RANGE_KEYS)}")
+    for k in ("start", "stop"):
+        if k not in table:
+            raise err(key, f"a range needs start and stop; missing {k}")
+    start = _value(err, f"{key}.start", name, table["start"])
+    stop = _value(err, f"{key}.stop", name, table["stop"])
+    if stop < start:
+        raise err(key, f"stop ({stop}) is below start ({start}); the axis would be empty")
+    scale = table.get("scale", "linear")
+    if scale not in SCALES:
+        raise err(f"{key}.scale", f"must be one of {', '.join(SCALES)}, got {scale!r}")
+    if scale == "log2":
+        if "step" in table:
+            raise err(f"{key}.step", "a log2 range doubles from start to stop; it takes no step")
+        values, v = [], start
+        while v <= stop:
+            values.append(v)
+            v = v * 2
+        return values
+    step = _value(err, f"{key}.step", name, table.get("step", 1))
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if count > 10**9:
+        raise err(key, f"has {count} values; an axis holds at most 10^9")
+    if SYMBOLS[name].integer:
+        return list(range(start, stop + 1, step))
+    return [start + i * step for i in range(count)]
