@@ -22,6 +22,7 @@ tolerance it must hold exactly (derived values are exact rationals).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ from .errors import SpecError
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
 from .symbols import SYMBOLS
 
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)"
+    r"|(?P<op>\*\*|[-+*/()])|(?P<bad>\S))"
+)
 FILE_KEYS = ("formula_set", "source", "values", "claim")
 CLAIM_KEYS = ("claim", "claimed", "expr", "values", "options", "abs_tol", "rel_tol", "note")
 
@@ -127,15 +132,19 @@ def _evaluate(source: str, key: str, formulas: FormulaSet, text: Any, values: Ma
     if not isinstance(text, str) or not text.strip():
         raise SpecError(source, key, "must be an expression string over quantities and inputs")
     names = {**{n: i.symbol for n, i in SYMBOLS.items()}, **{q.name: q.symbol for q in formulas.quantities.values()}}
+    # Only arithmetic over known names: a claims file is data, never code to run.
+    for match in _TOKEN.finditer(text):
+        kind, token = match.lastgroup, match.group(match.lastgroup)
+        if kind == "bad":
+            raise SpecError(source, key, f"unexpected {token!r} in {text!r}: use names, numbers, + - * / ** ( )")
+        if kind == "name" and token not in names:
+            valid = ", ".join(list(formulas.quantities) + list(SYMBOLS))
+            raise SpecError(source, key, f"unknown name {token}; valid names: {valid}")
     try:
         expr = parse_expr(text, local_dict=names, global_dict={"Integer": sympy.Integer, "Rational": sympy.Rational,
                                                                "Float": sympy.Float, "Symbol": sympy.Symbol})
     except Exception as exc:  # sympy raises many kinds for bad syntax
         raise SpecError(source, key, f"cannot parse {text!r}: {exc}") from None
-    unknown = sorted(s.name for s in expr.free_symbols if s.name not in names)
-    if unknown:
-        valid = ", ".join(list(formulas.quantities) + list(SYMBOLS))
-        raise SpecError(source, key, f"unknown name(s) {', '.join(unknown)}; valid names: {valid}")
     value = formulas.apply(formulas.inline(expr), values)
     if value.free_symbols:
         missing = ", ".join(sorted(s.name for s in value.free_symbols))

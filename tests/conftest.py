@@ -1,0 +1,42 @@
+"""Shared fixtures: small specs written to a temporary folder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_SPEC = """
+[sweep]
+formula_set = "seed"
+quantities = ["params_total", "params_layer", "mem_peak", "mem_activations", "perf_relative"]
+
+[fixed]
+vocab = 50000
+
+[axes]
+d_model = [512, 768, 1024]
+n_layers = { start = 6, stop = 24, step = 6 }
+batch = { start = 1, stop = 8, scale = "log2" }
+seq_len = [256, 1024]
+"""
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write TOML text to a file in a temporary folder and return its path."""
+
+    def write(text: str, name: str = "spec.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def small_spec(write_spec) -> Path:
+    return write_spec(SMALL_SPEC)

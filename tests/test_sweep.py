@@ -1,0 +1,122 @@
+"""Sweep -> Dataset -> netCDF: labels, values, attrs, round trip and atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import engine
+from engine.errors import ResourceError
+from engine.formulas import build_formula_set
+from engine.spec import load_spec
+from engine.sweep import run_sweep, run_to_netcdf
+
+
+def test_dataset_is_labelled_and_exact(small_spec):
+    req = load_spec(small_spec)
+    ds = run_sweep(req).dataset
+    assert list(ds.dims) == ["d_model", "n_layers", "batch", "seq_len"]
+    assert ds.sizes == {"d_model": 3, "n_layers": 4, "batch": 4, "seq_len": 2}
+    assert list(ds.data_vars) == req.quantities
+    assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+    assert ds["params_total"].dtype == np.int64 and ds["perf_relative"].dtype == np.float64
+    fs = build_formula_set("seed")
+    point = dict(d_model=1024, n_layers=18, batch=8, seq_len=1024, vocab=50000)
+    assert ds["mem_peak"].sel({k: v for k, v in point.items() if k != "vocab"}).item() == int(
+        fs.evaluate("mem_peak", point))
+    attrs = ds["mem_peak"].attrs
+    assert attrs["units"] == "bytes" and attrs["long_name"] == "peak training memory"
+    assert attrs["formula"] == "mem_peak = mem_activations + mem_peak_extra + mem_steady"
+    assert "M_{\\mathrm{peak}}" in attrs["formula_latex"] and attrs["source"].startswith("seed article")
+    assert ds["params_total"].attrs["units"] == "1"
+    assert ds["d_model"].attrs["long_name"].startswith("model (hidden) width")
+    assert ds.attrs["engine_version"] == engine.__version__
+    assert "[axes]" in ds.attrs["spec"] and ds.attrs["fixed"] == "vocab = 50000"
+
+
+def test_chunked_equals_unchunked(small_spec):
+    req = load_spec(small_spec)
+    whole = run_sweep(req).dataset
+    sliced = run_sweep(req, chunk_points=5).dataset  # forces one d_model value per slice
+    xr.testing.assert_identical(whole.drop_attrs(), sliced.drop_attrs())
+
+
+def test_netcdf_round_trip_is_identical(small_spec, tmp_path):
+    req = load_spec(small_spec)
+    out = tmp_path / "cube.nc"
+    result = run_to_netcdf(req, out)
+    assert result.path == out and out.stat().st_size > 0
+    back = xr.open_dataset(out)
+    try:
+        xr.testing.assert_identical(back, result.dataset)
+        assert back["params_total"].dtype == np.int64
+        assert back["mem_peak"].encoding.get("zlib") is True
+    finally:
+        back.close()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".toml"] == ["cube.nc"]
+
+
+def test_failed_write_leaves_no_file(small_spec, tmp_path, monkeypatch):
+    req = load_spec(small_spec)
+    out = tmp_path / "cube.nc"
+
+    def broken(self, *args, **kwargs):
+        path = args[0]
+        open(path, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_to_netcdf(req, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+
+
+def test_failed_write_keeps_an_existing_target(small_spec, tmp_path, monkeypatch):
+    out = tmp_path / "cube.nc"
+    out.write_bytes(b"previous result")
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_to_netcdf(load_spec(small_spec), out)
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.nc", "spec.toml"]
+
+
+def test_bad_output_paths(small_spec, tmp_path):
+    req = load_spec(small_spec)
+    with pytest.raises(ResourceError, match="does not exist"):
+        run_to_netcdf(req, tmp_path / "missing" / "cube.nc")
+    with pytest.raises(ResourceError, match="is a folder"):
+        run_to_netcdf(req, tmp_path)
+
+
+def test_a_cube_too_big_for_host_memory_is_refused(write_spec, monkeypatch):
+    import engine.sweep as sweep
+
+    monkeypatch.setattr(sweep, "_host_memory", lambda: 1 << 20)  # a 1 MiB machine
+    path = write_spec("""
+        [sweep]
+        formula_set = "seed"
+        [fixed]
+        vocab = 50000
+        [axes]
+        d_model = { start = 64, stop = 4096, step = 64 }
+        n_layers = { start = 1, stop = 64 }
+        batch = [1]
+        seq_len = [1024]
+    """)
+    with pytest.raises(ResourceError, match="needs .* of host memory"):
+        run_sweep(load_spec(path))
+
+
+def test_python_api_is_reexported():
+    import subprocess
+    import sys
+
+    # importing engine and answering a one-off question never loads JAX or xarray
+    code = ("import sys, engine; fs = engine.build_formula_set('seed'); "
+            "fs.evaluate('params_total', {'d_model': 768, 'n_layers': 12, 'vocab': 50000}); "
+            "print('jax' in sys.modules, 'xarray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    assert callable(engine.run_sweep) and callable(engine.load_spec) and callable(engine.write_netcdf)
