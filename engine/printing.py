@@ -68,7 +68,7 @@ def _text(formulas: FormulaSet, rows, used) -> str:
     for q, expanded in rows:
         out.append(f"{q.name} [{q.units}]  {q.long_name}")
         out.append(f"  = {text_of(q.definition)}")
-        if expanded is not None:
+        if expanded is not None and expanded != q.definition:
             out.append(f"  = {text_of(expanded)}")
         out.append(f"  source: {q.source}")
         if q.note:
@@ -110,7 +110,7 @@ def _markdown(formulas: FormulaSet, rows, used) -> str:
            f"Options: {_options(formulas)}.", "", "| quantity | formula | units | source |", "|---|---|---|---|"]
     for q, expanded in rows:
         formula = f"${q.latex} = {latex_of(q.definition, formulas)}$"
-        if expanded is not None:
+        if expanded is not None and expanded != q.definition:
             formula += f" $= {latex_of(expanded, formulas)}$"
         source = q.source + (f" (note: {q.note})" if q.note else "")
         out.append(f"| `{q.name}` | {formula} | {q.units} | {_md_escape(source)} |")

@@ -117,3 +117,14 @@ def test_version_and_usage_errors():
     assert r.returncode == 0 and r.stdout.startswith("llm-sweep ")
     r = cli("formulas", "--format", "pdf")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_the_default_sweep_runs_as_the_readme_says(tmp_path):
+    # README's first command runs exactly this: the default spec, >= 10^6 points, to seed.nc.
+    r = cli("run", REPO / "sweeps" / "seed.toml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "points    1,728,000" in r.stdout
+    ds = xr.open_dataset(tmp_path / "seed.nc")
+    assert ds.sizes == {"d_model": 125, "n_layers": 48, "batch": 9, "seq_len": 32}
+    assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+    ds.close()
