@@ -79,6 +79,7 @@ class Kernel:
             for o in self.outputs
         }
         self._jitted = jax.jit(self._build())
+        self._executables: dict[tuple[int, ...], Callable] = {}
 
     # -- construction --------------------------------------------------------------------------
 
@@ -152,13 +153,32 @@ class Kernel:
             arrays.append(arr)
         return arrays
 
+    def _input_dtypes(self) -> list[np.dtype]:
+        exact = self.precision == "exact"
+        return [np.dtype(np.int64 if exact else np.int32) if SYMBOLS[a].integer
+                else np.dtype(np.float64 if exact else np.float32) for a in self.axes]
+
+    def compile_for(self, lengths: Sequence[int]) -> Callable:
+        """The XLA executable for a grid of ``lengths`` points per axis (compiled once, cached)."""
+        key = tuple(int(n) for n in lengths)
+        if key not in self._executables:
+            with jax.enable_x64(self.precision == "exact"):
+                shapes = [jax.ShapeDtypeStruct((n,), d) for n, d in zip(key, self._input_dtypes())]
+                self._executables[key] = self._jitted.lower(*shapes).compile()
+        return self._executables[key]
+
     def __call__(self, **coords) -> dict[str, np.ndarray]:
         """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
         arrays = self.coordinate_arrays(coords)
+        if self.precision == "fast":
+            for i, a in enumerate(arrays):
+                if a.dtype == np.int64:
+                    if not _fits_int32(a):
+                        raise ValueError(f"coordinates of {self.axes[i]!r} exceed int32; use precision 'exact'")
+                    arrays[i] = a.astype(np.int32)
+        executable = self.compile_for([len(a) for a in arrays])
         with jax.enable_x64(self.precision == "exact"):
-            if self.precision == "fast":
-                arrays = [a.astype(np.int32) if a.dtype == np.int64 and _fits_int32(a) else a for a in arrays]
-            out, overflow = self._jitted(*arrays)
+            out, overflow = executable(*arrays)
             flagged = [k for k in self.quantities if k in overflow and bool(overflow[k])]
             if flagged:
                 raise PrecisionError(

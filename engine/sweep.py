@@ -85,8 +85,6 @@ def run_sweep(request: SweepRequest, chunk_points: int = DEFAULT_CHUNK_POINTS) -
     formulas = request.formulas or build_formula_set(request.formula_set, request.options)
     t0 = time.perf_counter()
     kernel = kernel_for(request)
-    compile_seconds = time.perf_counter() - t0
-
     need = result_bytes(request, kernel)
     available = _host_memory()
     if available and need > HOST_MEMORY_FRACTION * available:
@@ -95,14 +93,17 @@ def run_sweep(request: SweepRequest, chunk_points: int = DEFAULT_CHUNK_POINTS) -
             f"({request.points:,} points x {len(request.quantities)} quantities); this machine has "
             f"{_human(available)} and a run may use half of it: shrink the axes or request fewer quantities"
         )
-
-    t0 = time.perf_counter()
-    results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in request.quantities}
     axes = list(request.axes)
     first, rest = axes[0], axes[1:]
     inner = math.prod(len(request.axes[a]) for a in rest)
     step = max(1, chunk_points // max(inner, 1))
     coords0 = request.axes[first]
+    for n in sorted({min(step, len(coords0)), len(coords0) % step or step}):
+        kernel.compile_for([n, *(len(request.axes[a]) for a in rest)])
+    compile_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in request.quantities}
     for lo in range(0, len(coords0), step):
         hi = min(lo + step, len(coords0))
         coords = {first: coords0[lo:hi], **{a: request.axes[a] for a in rest}}
