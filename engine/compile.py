@@ -8,9 +8,13 @@ substituted (constant folding happens in sympy before lambdify).
 Precision:
     ``exact`` (default): integer quantities are evaluated in int64 and real ones in float64,
         inside a scoped ``jax.enable_x64(True)``; the user's global JAX config is never changed.
-        Integer results are exact up to 2**63 - 1. A float64 shadow of every integer result
-        (and of the numerator of an exact division) is reduced on the device; if any value
-        reaches 2**63 the call raises ``PrecisionError`` instead of returning wrapped values.
+        Integer results are exact up to 2**63 - 1; if any value would reach 2**63 the call raises
+        ``PrecisionError`` instead of returning wrapped values. The check costs nothing on the
+        device when a quantity's numerator is a polynomial with positive coefficients (every
+        seed quantity): positive inputs make it increasing in every input, and every
+        intermediate is bounded by the whole, so its exact value at the largest coordinates,
+        computed on the host with Python integers, bounds the grid. Other integer quantities
+        carry a float64 shadow, reduced to one maximum on the device.
     ``fast``: everything in float32 (about 7 significant digits; see README).
 """
 
@@ -40,6 +44,11 @@ class KernelOutput:
     integer: bool
     numerator: sympy.Expr
     denominator: sympy.Expr
+    monotone: bool = False  # numerator: positive integer coefficients only
+
+    def shadowed(self, exact: bool) -> bool:
+        """Whether the overflow check needs an on-device float64 shadow."""
+        return exact and self.integer and not self.monotone
 
 
 class Kernel:
@@ -89,6 +98,8 @@ class Kernel:
         int_outs = [o for o in self.outputs if o.integer and exact]
         real_outs = [o for o in self.outputs if not (o.integer and exact)]
         int_fn = _lambdify(args, int_outs)
+        shadow_outs = [o for o in int_outs if o.shadowed(exact)]
+        shadow_fn = _lambdify(args, shadow_outs)
         real_fn = _lambdify(args, real_outs)
         int_dtype = jnp.int64 if exact else jnp.float32
         real_dtype = jnp.float64 if exact else jnp.float32
@@ -101,12 +112,13 @@ class Kernel:
             if int_outs:
                 ivals = [v.astype(jnp.int64) if is_int else v for v, is_int in zip(values, arg_is_int)]
                 results = int_fn(*ivals)
-                shadows = int_fn(*[v.astype(jnp.float64) for v in values])
+                shadows = shadow_fn(*[v.astype(jnp.float64) for v in values])
                 for i, o in enumerate(int_outs):
                     num, den = results[2 * i], results[2 * i + 1]
                     num = jnp.asarray(num, int_dtype)
                     den = jnp.asarray(den, int_dtype)
                     out[o.name] = num // den if o.denominator != 1 else num
+                for i, o in enumerate(shadow_outs):
                     shadow_max[o.name] = jnp.abs(jnp.asarray(shadows[2 * i], jnp.float64))
             if real_outs:
                 rvals = [v.astype(real_dtype) for v in values]
@@ -153,6 +165,15 @@ class Kernel:
             arrays.append(arr)
         return arrays
 
+    def _host_overflow(self, arrays: list[np.ndarray]) -> set[str]:
+        """Monotone integer quantities whose value at the largest coordinates reaches 2**63."""
+        if self.precision != "exact":
+            return set()
+        top = {SYMBOLS[a].symbol: sympy.Integer(int(arr.max())) for a, arr in zip(self.axes, arrays)
+               if SYMBOLS[a].integer}
+        return {o.name for o in self.outputs
+                if o.integer and o.monotone and int(o.numerator.xreplace(top)) >= 2**63}
+
     def _input_dtypes(self) -> list[np.dtype]:
         exact = self.precision == "exact"
         return [np.dtype(np.int64 if exact else np.int32) if SYMBOLS[a].integer
@@ -176,10 +197,11 @@ class Kernel:
                     if not _fits_int32(a):
                         raise ValueError(f"coordinates of {self.axes[i]!r} exceed int32; use precision 'exact'")
                     arrays[i] = a.astype(np.int32)
+        host_flagged = self._host_overflow(arrays)
         executable = self.compile_for([len(a) for a in arrays])
         with jax.enable_x64(self.precision == "exact"):
             out, overflow = executable(*arrays)
-            flagged = [k for k in self.quantities if k in overflow and bool(overflow[k])]
+            flagged = [k for k in self.quantities if k in host_flagged or (k in overflow and bool(overflow[k]))]
             if flagged:
                 raise PrecisionError(
                     f"exact integer result of {', '.join(flagged)} reaches 2**63 on this grid and cannot "
@@ -202,7 +224,13 @@ def _split(name: str, expr: sympy.Expr, integer: bool, precision: str) -> Kernel
         if not (num.is_polynomial() and den.is_polynomial()):
             raise ValueError(f"integer quantity {name!r} is not a ratio of polynomials: {expr}")
         # Rational coefficients in the numerator: scale both sides to integers.
-        return KernelOutput(name, True, sympy.expand(num), sympy.expand(den))
+        num, den = sympy.expand(num), sympy.expand(den)
+        symbols = sorted(num.free_symbols, key=lambda x: x.name)
+        if symbols:
+            monotone = all(c.is_Integer and c > 0 for c in sympy.Poly(num, *symbols).coeffs())
+        else:
+            monotone = bool(num.is_Integer and num >= 0)
+        return KernelOutput(name, True, num, den, monotone)
     return KernelOutput(name, integer, expr, sympy.Integer(1))
 
 

@@ -74,6 +74,15 @@ def test_overflow_past_int64_raises():
                      seq_len=np.array([1]))
 
 
+def test_overflow_of_a_non_monotone_quantity_is_caught_on_the_device():
+    d = symbol("d_model")
+    k = compile_kernel({"cubic": d**3 - d, "small": d**2 - d}, {"cubic": True, "small": True}, ["d_model"])
+    assert [o.monotone for o in k.outputs] == [False, False]  # checked by the float64 shadow
+    assert int(k(d_model=np.array([2**20]))["cubic"][0]) == 2**60 - 2**20
+    with pytest.raises(PrecisionError, match="cubic"):
+        k(d_model=np.array([3, 2**21 + 1]))
+
+
 def test_exact_mode_leaves_the_global_jax_config_alone():
     before = jax.config.jax_enable_x64
     EXACT_KERNEL(d_model=np.array([768]), n_layers=np.array([12]), batch=np.array([1]), seq_len=np.array([8]))
