@@ -141,6 +141,7 @@ class Kernel:
             overflow = {k: jnp.max(v) >= INT64_LIMIT for k, v in shadow.items()}
             return out, overflow
 
+        self._evaluate = evaluate
         return evaluate
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -179,17 +180,8 @@ class Kernel:
         return [np.dtype(np.int64 if exact else np.int32) if SYMBOLS[a].integer
                 else np.dtype(np.float64 if exact else np.float32) for a in self.axes]
 
-    def compile_for(self, lengths: Sequence[int]) -> Callable:
-        """The XLA executable for a grid of ``lengths`` points per axis (compiled once, cached)."""
-        key = tuple(int(n) for n in lengths)
-        if key not in self._executables:
-            with jax.enable_x64(self.precision == "exact"):
-                shapes = [jax.ShapeDtypeStruct((n,), d) for n, d in zip(key, self._input_dtypes())]
-                self._executables[key] = self._jitted.lower(*shapes).compile()
-        return self._executables[key]
-
-    def __call__(self, **coords) -> dict[str, np.ndarray]:
-        """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
+    def prepare(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
+        """Validated coordinate vectors in axis order, in the dtypes the executable takes."""
         arrays = self.coordinate_arrays(coords)
         if self.precision == "fast":
             for i, a in enumerate(arrays):
@@ -197,16 +189,68 @@ class Kernel:
                     if not _fits_int32(a):
                         raise ValueError(f"coordinates of {self.axes[i]!r} exceed int32; use precision 'exact'")
                     arrays[i] = a.astype(np.int32)
+        return arrays
+
+    def sharding(self, shard_axis: int | None, n: int):
+        """Input sharding of axis ``shard_axis`` over all local devices (None: one device)."""
+        devices = jax.local_devices()
+        if shard_axis is None or len(devices) < 2 or n % len(devices):
+            return None
+        mesh = jax.sharding.Mesh(np.array(devices), ("grid",))
+        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("grid"))
+
+    def compile_for(self, lengths: Sequence[int], shard_axis: int | None = None, wrap=None) -> Callable:
+        """The XLA executable for a grid of ``lengths`` points per axis (compiled once, cached).
+
+        ``shard_axis`` splits that axis's coordinates (and so the outputs) over all local
+        devices. ``wrap`` builds another function from the kernel's evaluate function
+        (``coords -> (outputs, overflow flags)``) that also takes one scalar (the number of valid
+        coordinates on the split axis); on-device queries use it. It must be hashable.
+        """
+        key = (tuple(int(n) for n in lengths), shard_axis, wrap)
+        if key not in self._executables:
+            fn = self._jitted if wrap is None else jax.jit(wrap(self._evaluate))
+            with jax.enable_x64(self.precision == "exact"):
+                shapes = []
+                for i, (n, d) in enumerate(zip(key[0], self._input_dtypes())):
+                    sharding = self.sharding(shard_axis, n) if i == shard_axis else None
+                    shapes.append(jax.ShapeDtypeStruct((n,), d, sharding=sharding))
+                if wrap is not None:
+                    shapes.append(jax.ShapeDtypeStruct((), np.int64 if self.precision == "exact" else np.int32))
+                self._executables[key] = fn.lower(*shapes).compile()
+        return self._executables[key]
+
+    def dispatch(self, arrays: list[np.ndarray], shard_axis: int | None = None, wrap=None, *extra):
+        """Start evaluating on prepared ``arrays`` (asynchronous); returns the device result."""
         host_flagged = self._host_overflow(arrays)
-        executable = self.compile_for([len(a) for a in arrays])
+        if host_flagged:
+            self._raise_overflow(host_flagged)
+        executable = self.compile_for([len(a) for a in arrays], shard_axis, wrap)
         with jax.enable_x64(self.precision == "exact"):
-            out, overflow = executable(*arrays)
-            flagged = [k for k in self.quantities if k in host_flagged or (k in overflow and bool(overflow[k]))]
-            if flagged:
-                raise PrecisionError(
-                    f"exact integer result of {', '.join(flagged)} reaches 2**63 on this grid and cannot "
-                    "be represented in int64; shrink the axes (values are never silently rounded)"
-                )
+            placed = []
+            for i, a in enumerate(arrays):
+                sharding = self.sharding(shard_axis, len(a)) if i == shard_axis else None
+                placed.append(jax.device_put(a, sharding) if sharding is not None else a)
+            return executable(*placed, *extra)
+
+    def check(self, overflow: Mapping[str, jax.Array]) -> None:
+        """Raise ``PrecisionError`` if the device flagged an overflow."""
+        flagged = {k for k, v in overflow.items() if bool(v)}
+        if flagged:
+            self._raise_overflow(flagged)
+
+    def _raise_overflow(self, names) -> None:
+        names = [k for k in self.quantities if k in names]
+        raise PrecisionError(
+            f"exact integer result of {', '.join(names)} reaches 2**63 on this grid and cannot "
+            "be represented in int64; shrink the axes (values are never silently rounded)"
+        )
+
+    def __call__(self, **coords) -> dict[str, np.ndarray]:
+        """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
+        out, overflow = self.dispatch(self.prepare(coords))
+        with jax.enable_x64(self.precision == "exact"):
+            self.check(overflow)
             return {k: np.asarray(out[k]) for k in self.quantities}
 
 

@@ -26,35 +26,38 @@ from .symbols import SYMBOLS
 FLOAT64_EXACT_LIMIT = 2**53
 
 
-def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet) -> xr.Dataset:
-    """Label ``results`` (quantity -> array over the request's axes) as an ``xarray.Dataset``."""
-    dims = list(request.axes)
-    coords = {}
-    for name, values in request.axes.items():
-        info = SYMBOLS[name]
-        coords[name] = xr.Variable(
-            name, values, attrs={"units": info.units, "long_name": info.meaning, "latex": info.latex}
-        )
-    given = {**{k: None for k in request.axes}, **request.fixed}
-    data_vars = {}
-    for q in request.quantities:
-        quantity = formulas.quantities[q]
-        values = results[q]
-        attrs = {
-            "units": quantity.units,
-            "long_name": quantity.long_name,
-            "formula": f"{q} = {text_of(quantity.definition)}",
-            "formula_expanded": f"{q} = {text_of(formulas.resolve(q, set(given)))}",
-            "formula_latex": f"{quantity.latex} = {latex_of(quantity.definition, formulas)}",
-            "source": quantity.source,
-        }
-        if quantity.note:
-            attrs["note"] = quantity.note
-        if values.dtype.kind == "i" and values.size and int(np.max(np.abs(values))) >= FLOAT64_EXACT_LIMIT:
-            attrs["precision_note"] = (
-                "values reach 2^53: exact as int64, but converting them to float64 rounds them"
-            )
-        data_vars[q] = xr.Variable(dims, values, attrs=attrs)
+def coordinate_attrs(name: str) -> dict[str, str]:
+    """Attributes of the coordinate variable of swept input ``name``."""
+    info = SYMBOLS[name]
+    return {"units": info.units, "long_name": info.meaning, "latex": info.latex}
+
+
+def quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[str, str]:
+    """Attributes of quantity ``q``: units, long_name, formula (text, expanded, LaTeX), source."""
+    quantity = formulas.quantities[q]
+    given = set(request.axes) | set(request.fixed)
+    attrs = {
+        "units": quantity.units,
+        "long_name": quantity.long_name,
+        "formula": f"{q} = {text_of(quantity.definition)}",
+        "formula_expanded": f"{q} = {text_of(formulas.resolve(q, given))}",
+        "formula_latex": f"{quantity.latex} = {latex_of(quantity.definition, formulas)}",
+        "source": quantity.source,
+    }
+    if quantity.note:
+        attrs["note"] = quantity.note
+    return attrs
+
+
+def precision_note(max_abs: int) -> dict[str, str]:
+    """The attribute that flags integers past 2^53 (exact as int64, rounded by float64)."""
+    if max_abs >= FLOAT64_EXACT_LIMIT:
+        return {"precision_note": "values reach 2^53: exact as int64, but converting them to float64 rounds them"}
+    return {}
+
+
+def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
+    """Global attributes: engine version, formula set, options, fixed values, the spec."""
     attrs = {
         "title": f"llm-sweep: formula set {request.formula_set!r} ({formulas.title})",
         "Conventions": "CF-1.10",
@@ -71,7 +74,89 @@ def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], form
     }
     if request.description:
         attrs["description"] = request.description
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return attrs
+
+
+def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet) -> xr.Dataset:
+    """Label ``results`` (quantity -> array over the request's axes) as an ``xarray.Dataset``."""
+    dims = list(request.axes)
+    coords = {name: xr.Variable(name, values, attrs=coordinate_attrs(name)) for name, values in request.axes.items()}
+    data_vars = {}
+    for q in request.quantities:
+        values = results[q]
+        attrs = quantity_attrs(request, formulas, q)
+        if values.dtype.kind == "i" and values.size:
+            attrs.update(precision_note(int(np.max(np.abs(values)))))
+        data_vars[q] = xr.Variable(dims, values, attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=dataset_attrs(request, formulas))
+
+
+class StreamWriter:
+    """Write a cube chunk by chunk into a netCDF4 file, atomically.
+
+    The file is created under a temporary name beside ``path`` with every variable defined
+    (chunked like the compute chunks, zlib level ``compression``); ``write`` puts one hyperslab;
+    ``commit`` closes and renames it onto ``path``; ``abort`` (or leaving a ``with`` block on
+    an exception) deletes it. A failed or interrupted run never leaves a file at ``path``.
+    """
+
+    def __init__(self, path, request: SweepRequest, formulas: FormulaSet, dtypes: Mapping[str, np.dtype],
+                 file_chunk: tuple[int, ...], compression: int = 4):
+        import netCDF4
+
+        self.target = Path(path)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        os.close(fd)
+        self._max: dict[str, int] = {}
+        try:
+            self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+            dims = list(request.axes)
+            for name, values in request.axes.items():
+                self.nc.createDimension(name, len(values))
+                var = self.nc.createVariable(name, values.dtype, (name,))
+                var.setncatts(coordinate_attrs(name))
+                var[:] = values
+            for q in request.quantities:
+                var = self.nc.createVariable(
+                    q, dtypes[q], dims, zlib=compression > 0, complevel=compression or None,
+                    shuffle=compression > 0, chunksizes=file_chunk or None, fill_value=False)
+                var.setncatts(quantity_attrs(request, formulas, q))
+            self.nc.setncatts(dataset_attrs(request, formulas))
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, index: tuple, values: Mapping[str, np.ndarray]) -> None:
+        """Put one hyperslab (``index`` is a tuple of slices/ints, one per dim) of every quantity."""
+        for q, block in values.items():
+            self.nc.variables[q][index] = block
+            if block.dtype.kind == "i" and block.size:
+                self._max[q] = max(self._max.get(q, 0), int(np.max(np.abs(block))))
+
+    def commit(self) -> Path:
+        for q, m in self._max.items():
+            self.nc.variables[q].setncatts(precision_note(m))
+        self.nc.close()
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def abort(self) -> None:
+        nc = getattr(self, "nc", None)
+        if nc is not None:
+            try:
+                nc.close()
+            except Exception:
+                pass
+        Path(self.tmp).unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4) -> Path:

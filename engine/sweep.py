@@ -1,41 +1,54 @@
-"""Run a ``SweepRequest``: resolve formulas, compile one kernel, evaluate the grid, label it.
+"""Run a ``SweepRequest`` chunk by chunk: in memory, streamed to netCDF, or as an on-device query.
 
-The grid is evaluated in slices along the first axis so the device never holds more than
-``chunk_points`` results per quantity at once; results are gathered into host arrays and
-returned as an ``xarray.Dataset``.
+Chunks come from ``plan.plan_chunks``. Evaluation is asynchronous: chunk k+1 is dispatched
+to the device before chunk k is copied out, and a writer thread puts chunk k into its netCDF
+hyperslab while chunk k+1 computes. At most two chunks of outputs are alive on the host.
+Sharding: when several local devices exist, each chunk's split axis is sharded across them.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
+import jax
 import numpy as np
 import xarray as xr
 
 from .compile import Kernel, compile_kernel
-from .dataset import build_dataset, write_netcdf
+from .dataset import StreamWriter, build_dataset, coordinate_attrs, dataset_attrs
 from .errors import ResourceError
 from .formulas import build_formula_set
+from .plan import ChunkPlan, available_host_memory, default_budget, plan_chunks
+from .query import Query, QueryAccumulator, QueryFunction
 from .spec import SweepRequest
 
-DEFAULT_CHUNK_POINTS = 1 << 22
 HOST_MEMORY_FRACTION = 0.5
+_KERNELS: dict[tuple, Kernel] = {}
 
 
 @dataclass
 class SweepResult:
-    """A finished sweep: the dataset and how long each stage took (seconds)."""
+    """A finished run: the dataset (or the written path) and how long each stage took (seconds)."""
 
-    dataset: xr.Dataset
+    dataset: xr.Dataset | None
     points: int
     compile_seconds: float
     eval_seconds: float
     write_seconds: float = 0.0
     path: Path | None = None
+    plan: ChunkPlan | None = None
+    n_devices: int = 1
+    extremes: "Extremes | None" = None
+    coords: dict | None = None
+    units: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -47,86 +60,353 @@ class SweepResult:
 
     def summary(self, headline: list[str], source: str = "") -> str:
         """A short report: dims, points, timings, file size, min/max of ``headline``."""
-        ds = self.dataset
-        dims = " x ".join(f"{d}={n}" for d, n in ds.sizes.items())
-        raw = sum(v.nbytes for v in ds.data_vars.values())
-        lines = [
-            f"llm-sweep run: {source or '(spec)'}" + (f" -> {self.path}" if self.path else ""),
-            f"  dims      {dims}",
-            f"  points    {self.points:,} x {len(ds.data_vars)} quantities ({ds.attrs.get('precision', '')})",
-            f"  seconds   {self.seconds:.2f} (compile {self.compile_seconds:.2f}, evaluate "
-            f"{self.eval_seconds:.2f}, write {self.write_seconds:.2f})",
-            f"  rate      {self.points_per_second:,.0f} points/s (evaluation)",
-        ]
-        if self.path is not None:
-            lines.append(f"  file      {_human(self.path.stat().st_size)} ({_human(raw)} uncompressed)")
-        width = max(len(q) for q in headline)
-        for q in headline:
-            lines.append(f"  {q:<{width}}  {_extreme(ds[q], 'min')}   {_extreme(ds[q], 'max')}")
-        return "\n".join(lines)
+        ds = self.dataset if self.dataset is not None else xr.open_dataset(self.path)  # lazy: attrs only
+        try:
+            dims = " x ".join(f"{d}={n}" for d, n in ds.sizes.items())
+            lines = [
+                f"llm-sweep run: {source or '(spec)'}" + (f" -> {self.path}" if self.path else ""),
+                f"  dims      {dims}",
+                f"  points    {self.points:,} x {len(ds.data_vars)} variables ({ds.attrs.get('precision', '')})",
+                f"  seconds   {self.seconds:.2f} (compile {self.compile_seconds:.2f}, evaluate "
+                f"{self.eval_seconds:.2f}, write {self.write_seconds:.2f})",
+                f"  rate      {self.points_per_second:,.0f} points/s"
+                + (f" on {self.n_devices} devices" if self.n_devices > 1 else ""),
+            ]
+            if self.plan is not None and self.plan.n_chunks > 1:
+                lines.append(f"  chunks    {self.plan.n_chunks} of {self.plan.chunk_points:,} points")
+            if self.path is not None:
+                raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
+                lines.append(f"  file      {_human(self.path.stat().st_size)} ({_human(raw)} uncompressed)")
+            shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
+            width = max(len(q) for q in shown)
+            for q in shown:
+                if self.extremes is not None and q in self.extremes.names:
+                    low, high = (self._tracked(ds, q, w) for w in ("min", "max"))
+                else:
+                    low, high = _extreme(ds[q], "min"), _extreme(ds[q], "max")
+                lines.append(f"  {q:<{width}}  {low}   {high}")
+            return "\n".join(lines)
+        finally:
+            if self.dataset is None:
+                ds.close()
+
+    def _tracked(self, ds: xr.Dataset, q: str, which: str) -> str:
+        value, where = self.extremes.best[(q, which)]
+        dims = list(ds[q].dims)
+        at = ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(dims, where))
+        shown = _human(float(value)) if ds[q].attrs.get("units") == "bytes" else _count(value)
+        return f"{which} {shown} at {at}" if at else f"{which} {shown}"
+
+
+# -- building blocks ---------------------------------------------------------------------------
 
 
 def kernel_for(request: SweepRequest) -> Kernel:
-    """The compiled kernel of ``request``: fixed values folded in, swept inputs as arguments."""
-    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
-    given = {**{k: None for k in request.axes}, **request.fixed}
-    exprs = {q: formulas.resolve(q, given) for q in request.quantities}
-    integer = {q: formulas.quantities[q].integer for q in request.quantities}
-    return compile_kernel(exprs, integer, list(request.axes), request.precision)
+    """The compiled kernel of ``request`` (cached in-process): fixed values folded in."""
+    key = (request.formula_set, tuple(sorted(request.options.items())), tuple(sorted(request.fixed.items())),
+           tuple(request.axes), tuple(request.quantities), request.precision)
+    if key not in _KERNELS:
+        formulas = request.formulas or build_formula_set(request.formula_set, request.options)
+        given = {**{k: None for k in request.axes}, **request.fixed}
+        exprs = {q: formulas.resolve(q, given) for q in request.quantities}
+        integer = {q: formulas.quantities[q].integer for q in request.quantities}
+        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.precision)
+    return _KERNELS[key]
 
 
 def result_bytes(request: SweepRequest, kernel: Kernel) -> int:
     """Uncompressed bytes of the full result cube."""
-    return request.points * sum(kernel.dtypes[q].itemsize for q in request.quantities)
+    return request.points * bytes_per_point(request, kernel)
 
 
-def run_sweep(request: SweepRequest, chunk_points: int = DEFAULT_CHUNK_POINTS) -> SweepResult:
-    """Evaluate every requested quantity on the request's grid and label the result."""
+def bytes_per_point(request: SweepRequest, kernel: Kernel) -> int:
+    return sum(kernel.dtypes[q].itemsize for q in request.quantities)
+
+
+def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -> ChunkPlan:
+    """The chunk plan of ``request`` for a device budget (default: ``plan.default_budget``)."""
+    return plan_chunks(request.shape, bytes_per_point(request, kernel), budget or default_budget(),
+                       len(jax.local_devices()))
+
+
+def _chunks(request: SweepRequest, plan: ChunkPlan) -> Iterator[tuple[tuple, dict, int]]:
+    """Yield (index slices per axis, padded coordinates per axis, valid length on the split axis)."""
+    axes = list(request.axes)
+    s = plan.split_axis
+    for outer, lo, hi in plan.chunks():
+        index, coords = [], {}
+        for i, a in enumerate(axes):
+            values = request.axes[a]
+            if i < s:
+                index.append(slice(outer[i], outer[i] + 1))
+                coords[a] = values[outer[i]:outer[i] + 1]
+            elif i == s:
+                index.append(slice(lo, hi))
+                block = values[lo:hi]
+                if hi - lo < plan.block:  # pad with the last coordinate: one executable for all
+                    block = np.concatenate([block, np.repeat(block[-1:], plan.block - (hi - lo))])
+                coords[a] = block
+            else:
+                index.append(slice(None))
+                coords[a] = values
+        yield tuple(index), coords, hi - lo
+
+
+def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: Callable, wrap=None,
+              progress: "Progress | None" = None) -> None:
+    """Evaluate every chunk, dispatching chunk k+1 before handing chunk k to ``consume``."""
+    shard = plan.split_axis if len(jax.local_devices()) > 1 else None
+    pending = None
+    chunk_points = math.prod(n for i, n in enumerate(plan.chunk_shape) if i != plan.split_axis)
+    for index, coords, n_valid in _chunks(request, plan):
+        arrays = kernel.prepare(coords)
+        extra = (np.asarray(n_valid, np.int64 if kernel.precision == "exact" else np.int32),) if wrap else ()
+        current = (index, n_valid, kernel.dispatch(arrays, shard, wrap, *extra))
+        if pending is not None:
+            consume(*pending)
+            if progress:
+                progress.update(chunk_points * pending[1])
+        pending = current
+    if pending is not None:
+        consume(*pending)
+        if progress:
+            progress.update(chunk_points * pending[1])
+
+
+def _host_block(kernel: Kernel, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
+    out, overflow = device_out
+    with jax.enable_x64(kernel.precision == "exact"):
+        kernel.check(overflow)
+        cut = tuple(slice(0, n_valid) if i == split_axis else slice(None) for i in range(split_axis + 1))
+        return {q: np.asarray(out[q])[cut] for q in kernel.quantities}
+
+
+def _compile(kernel: Kernel, plan: ChunkPlan, wrap=None) -> float:
+    t0 = time.perf_counter()
+    shard = plan.split_axis if len(jax.local_devices()) > 1 else None
+    kernel.compile_for(plan.chunk_shape, shard, wrap)
+    return time.perf_counter() - t0
+
+
+# -- the three ways to run ---------------------------------------------------------------------
+
+
+def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool = False) -> SweepResult:
+    """Evaluate every requested quantity on the grid; the labelled cube in host memory."""
     formulas = request.formulas or build_formula_set(request.formula_set, request.options)
     t0 = time.perf_counter()
     kernel = kernel_for(request)
     need = result_bytes(request, kernel)
-    available = _host_memory()
-    if available and need > HOST_MEMORY_FRACTION * available:
+    available = available_host_memory()
+    if need > HOST_MEMORY_FRACTION * available:
         raise ResourceError(
             f"{request.source}: the result cube needs {_human(need)} of host memory "
-            f"({request.points:,} points x {len(request.quantities)} quantities); this machine has "
-            f"{_human(available)} and a run may use half of it: shrink the axes or request fewer quantities"
+            f"({request.points:,} points x {len(request.quantities)} quantities); {_human(available)} are "
+            "available and an in-memory run may use half: stream it to a file (llm-sweep run -o), ask an "
+            "on-device query, or shrink the axes"
         )
-    axes = list(request.axes)
-    first, rest = axes[0], axes[1:]
-    inner = math.prod(len(request.axes[a]) for a in rest)
-    step = max(1, chunk_points // max(inner, 1))
-    coords0 = request.axes[first]
-    for n in sorted({min(step, len(coords0)), len(coords0) % step or step}):
-        kernel.compile_for([n, *(len(request.axes[a]) for a in rest)])
-    compile_seconds = time.perf_counter() - t0
+    plan = plan_for(request, kernel, budget)
+    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan)
 
     t0 = time.perf_counter()
     results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in request.quantities}
-    for lo in range(0, len(coords0), step):
-        hi = min(lo + step, len(coords0))
-        coords = {first: coords0[lo:hi], **{a: request.axes[a] for a in rest}}
-        for q, values in kernel(**coords).items():
-            results[q][lo:hi] = values
+
+    def consume(index, n_valid, device_out):
+        for q, block in _host_block(kernel, device_out, plan.split_axis, n_valid).items():
+            results[q][index] = block
+
+    _pipeline(kernel, request, plan, consume, progress=Progress(request.points, progress))
     eval_seconds = time.perf_counter() - t0
-    dataset = build_dataset(request, results, formulas)
-    return SweepResult(dataset, request.points, compile_seconds, eval_seconds)
+    return SweepResult(build_dataset(request, results, formulas), request.points, compile_seconds, eval_seconds,
+                       plan=plan, n_devices=len(jax.local_devices()))
 
 
-def run_to_netcdf(request: SweepRequest, path: str | os.PathLike) -> SweepResult:
-    """``run_sweep`` then write the cube to ``path`` atomically (nothing is left there on failure)."""
-    target = Path(path)
+def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: int) -> None:
+    """Refuse a run whose output cannot fit on the target's disk (nothing is written)."""
     if not target.parent.exists():
         raise ResourceError(f"output folder {str(target.parent)!r} does not exist")
     if target.is_dir():
         raise ResourceError(f"output path {str(target)!r} is a folder; give a file name such as out.nc")
-    result = run_sweep(request)
+    need = result_bytes(request, kernel)
+    free = shutil.disk_usage(target.parent).free
+    if compression == 0 and need > free:
+        raise ResourceError(
+            f"the cube needs {_human(need)} uncompressed ({request.points:,} points x {len(request.quantities)} "
+            f"quantities) and {target.parent} has {_human(free)} free: enable compression, free space, ask an "
+            "on-device query, or shrink the axes")
+
+
+def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | None = None,
+                  progress: bool = False, track: list[str] | None = None) -> SweepResult:
+    """Stream the cube into netCDF at ``path``: chunk by chunk, host memory bounded, atomic.
+
+    With compression the compressed size is unknown beforehand: after each chunk the projected
+    file size is compared with the free disk, and the run stops (deleting its temporary file)
+    as soon as it cannot fit.
+    """
+    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
+    target = Path(path)
     t0 = time.perf_counter()
-    write_netcdf(result.dataset, target, request.compression)
-    result.write_seconds = time.perf_counter() - t0
-    result.path = target
-    return result
+    kernel = kernel_for(request)
+    preflight(request, kernel, target, request.compression)
+    plan = plan_for(request, kernel, budget)
+    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan)
+
+    t0 = time.perf_counter()
+    write_busy = 0.0
+    done = 0
+    extremes = Extremes(track if track is not None else request.headline, request.shape)
+    with StreamWriter(target, request, formulas, kernel.dtypes, plan.file_chunk, request.compression) as writer, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        future = None
+
+        def write(index, block):
+            nonlocal write_busy
+            w0 = time.perf_counter()
+            writer.write(index, block)
+            write_busy += time.perf_counter() - w0
+
+        def consume(index, n_valid, device_out):
+            nonlocal future, done
+            block = _host_block(kernel, device_out, plan.split_axis, n_valid)
+            if future is not None:
+                future.result()  # at most one chunk waits for the disk
+                _check_disk(writer, done, request.points, target)
+            extremes.add(index, block)
+            future = pool.submit(write, index, block)
+            done += math.prod(b for b in next(iter(block.values())).shape)
+
+        _pipeline(kernel, request, plan, consume, progress=Progress(request.points, progress))
+        if future is not None:
+            future.result()
+        w0 = time.perf_counter()
+        writer.commit()
+        write_busy += time.perf_counter() - w0
+    total = time.perf_counter() - t0
+    return SweepResult(None, request.points, compile_seconds, total - min(write_busy, total), min(write_busy, total),
+                       path=target, plan=plan, n_devices=len(jax.local_devices()), extremes=extremes)
+
+
+def _check_disk(writer: StreamWriter, done: int, total: int, target: Path) -> None:
+    written = os.path.getsize(writer.tmp)
+    if done and written:
+        projected = written * total / done
+        free = shutil.disk_usage(target.parent).free
+        if projected - written > free:
+            raise ResourceError(
+                f"stopped: the file is projected to reach {_human(projected)} and {target.parent} has "
+                f"{_human(free)} free; nothing was left at {target}")
+
+
+def run_query(request: SweepRequest, query: Query, budget: int | None = None, progress: bool = False) -> SweepResult:
+    """Answer ``query`` on the device, chunk by chunk; a small Dataset over the kept dims."""
+    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
+    t0 = time.perf_counter()
+    kernel = kernel_for(request)
+    # only the objective and constrained quantities matter, but the kernel computes the requested
+    # set; XLA drops whatever the reduction does not use.
+    plan = plan_for(request, kernel, budget)
+    axes = list(request.axes)
+    objective_integer = query.objective is not None and kernel.dtypes[query.objective].kind == "i"
+    qf = QueryFunction(query, axes, plan.split_axis, objective_integer)
+    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan, qf)
+    dtype = kernel.dtypes[query.objective] if query.objective else np.int64
+    acc = QueryAccumulator(qf, request.shape, [request.axes[a] for a in axes], dtype)
+
+    t0 = time.perf_counter()
+
+    def consume(index, n_valid, device_out):
+        result, overflow = device_out
+        with jax.enable_x64(kernel.precision == "exact"):
+            kernel.check(overflow)
+            host = {k: np.asarray(v) for k, v in result.items()}
+        if plan.split_axis in qf.keep:  # drop padding on a kept split axis
+            pos = qf.keep.index(plan.split_axis)
+            host = {k: v[(slice(None),) * pos + (slice(0, n_valid),)] for k, v in host.items()}
+        chunk_shape = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, request.shape))
+        acc.add(index, chunk_shape, host)
+
+    _pipeline(kernel, request, plan, consume, wrap=qf, progress=Progress(request.points, progress))
+    eval_seconds = time.perf_counter() - t0
+    ds = query_dataset(request, formulas, query, qf, acc)
+    return SweepResult(ds, request.points, compile_seconds, eval_seconds, plan=plan, n_devices=len(jax.local_devices()))
+
+
+def query_dataset(request, formulas, query: Query, qf: QueryFunction, acc: QueryAccumulator) -> xr.Dataset:
+    axes = list(request.axes)
+    keep = [axes[i] for i in qf.keep]
+    coords = {a: xr.Variable(a, request.axes[a], attrs=coordinate_attrs(a)) for a in keep}
+    described = query.describe()
+    data = {"n_feasible": xr.Variable(keep, acc.n_feasible, attrs={
+        "units": "1", "long_name": f"grid points over {', '.join(query.over)} satisfying the constraints",
+        "query": described})}
+    if query.objective:
+        q = formulas.quantities[query.objective]
+        data[query.objective] = xr.Variable(keep, acc.best, attrs={
+            "units": q.units, "long_name": f"{query.mode} of {q.long_name} ({described}); 0 where n_feasible is 0",
+            "query": described, "source": q.source})
+        for i in qf.reduce:
+            a = axes[i]
+            values = request.axes[a][acc.best_index[i]]
+            values = np.where(acc.n_feasible > 0, values, 0).astype(request.axes[a].dtype)
+            data[f"best_{a}"] = xr.Variable(keep, values, attrs={
+                **coordinate_attrs(a), "long_name": f"{a} where the {query.mode} is reached; 0 where n_feasible is 0"})
+    attrs = dataset_attrs(request, formulas)
+    attrs["query"] = described
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+class Extremes:
+    """Running min/max (value and grid index) of some quantities, fed chunk by chunk."""
+
+    def __init__(self, names, shape):
+        self.names, self.shape = list(names), tuple(shape)
+        self.best: dict[tuple[str, str], tuple] = {}
+
+    def add(self, index: tuple, block: dict[str, np.ndarray]) -> None:
+        for q in self.names:
+            values = block[q]
+            for which, pick, better in (("min", np.argmin, np.less), ("max", np.argmax, np.greater)):
+                local = np.unravel_index(int(pick(values)), values.shape)
+                value = values[local]
+                where = tuple((ix.start or 0) + j for ix, j in zip(index, local))
+                old = self.best.get((q, which))
+                if old is None or better(value, old[0]):
+                    self.best[(q, which)] = (value, where)
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr (points done, points/s, ETA); silent unless enabled and a tty."""
+
+    def __init__(self, total: int, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = bool(enabled) and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total, self.done = total, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.2 and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        eta = (self.total - self.done) / rate if rate else 0
+        frac = self.done / self.total if self.total else 1
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} points "
+                          f"{rate:,.0f}/s ETA {eta:,.0f}s ")
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# -- formatting ----------------------------------------------------------------------------------
 
 
 def _extreme(var: xr.DataArray, which: str) -> str:
@@ -143,13 +423,6 @@ def _count(value) -> str:
     if np.issubdtype(type(value), np.integer):
         return f"{int(value):,}"
     return f"{float(value):.6g}"
-
-
-def _host_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 0
 
 
 def _human(n: float) -> str:

@@ -1,0 +1,151 @@
+"""Chunk planning: split a grid along its leading axes so every chunk's outputs fit the device.
+
+A chunk is ``(1, ..., 1, k, n_{s+1}, ..., n_last)``: the axes before the split axis ``s`` are
+walked one coordinate at a time, axis ``s`` in blocks of ``k``, and every later axis whole. ``s``
+is the first axis for which one block of the trailing axes fits the budget; ``k`` is as large as
+the budget allows, a multiple of the device count (so the block shards evenly) and of the
+netCDF chunk length along ``s`` (so every compute chunk covers whole file chunks). The last block
+along ``s`` is padded to ``k`` (its coordinates repeat the last value; the padding is dropped),
+so one compiled executable serves every chunk.
+
+Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_stats``; on a CPU,
+of the host's available memory), halved because two chunks are alive at once (one evaluated,
+one being copied out). Host memory therefore stays below about two chunks of outputs plus the
+netCDF library's chunk cache, whatever the cube's size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+DEVICE_MEMORY_FRACTION = 0.25
+FILE_CHUNK_ELEMENTS = 1 << 20  # about 8 MiB of int64 per netCDF chunk
+MAX_INNER_ELEMENTS = 1 << 26  # one file chunk row at most 512 MiB of int64 (HDF5 chunks must stay < 4 GiB)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str | int) -> int:
+    """``"80GiB"``, ``"512 MB"``, ``"1e9"`` or an int -> bytes (ValueError naming valid units)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"cannot read {text!r} as a size; write e.g. 80GiB, 512MB or 1e9 "
+                             f"(units: {', '.join(u for u in _UNITS if u)})")
+        value, unit = float(m.group(1)), m.group(2).lower()
+    size = int(value * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"a size must be positive, got {text!r}")
+    return size
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a grid of ``shape`` is cut into equal compute chunks.
+
+    Attributes:
+        shape: the grid's shape (one length per axis).
+        split_axis: the axis cut into blocks of ``block``; earlier axes go one coordinate at a time.
+        block: coordinates of ``split_axis`` per chunk (padded in the last block).
+        file_chunk: netCDF/HDF5 chunk shape; every compute chunk covers whole file chunks.
+        bytes_per_point: output bytes per grid point (all quantities).
+        budget: device bytes available to one chunk's outputs.
+    """
+
+    shape: tuple[int, ...]
+    split_axis: int
+    block: int
+    file_chunk: tuple[int, ...]
+    bytes_per_point: int
+    budget: int
+
+    @property
+    def chunk_shape(self) -> tuple[int, ...]:
+        s = self.split_axis
+        return (1,) * s + (self.block,) + tuple(self.shape[s + 1:])
+
+    @property
+    def chunk_points(self) -> int:
+        return math.prod(self.chunk_shape)
+
+    @property
+    def n_chunks(self) -> int:
+        s = self.split_axis
+        return math.prod(self.shape[:s]) * math.ceil(self.shape[s] / self.block)
+
+    def chunks(self) -> Iterator[tuple[tuple[int, ...], int, int]]:
+        """Yield ``(outer_index, lo, hi)``: coordinates of the earlier axes, and the block range."""
+        s = self.split_axis
+        for flat in range(math.prod(self.shape[:s])):
+            outer = _unravel(flat, self.shape[:s])
+            for lo in range(0, self.shape[s], self.block):
+                yield outer, lo, min(lo + self.block, self.shape[s])
+
+
+def plan_chunks(shape: Sequence[int], bytes_per_point: int, budget: int, n_devices: int = 1) -> ChunkPlan:
+    """Plan compute chunks for a grid; see the module docstring for the rules."""
+    shape = tuple(int(n) for n in shape)
+    if not shape:
+        return ChunkPlan((), 0, 1, (), bytes_per_point, budget)
+    per_chunk = max(budget // 2, 1)
+    trailing = [math.prod(shape[i + 1:]) for i in range(len(shape))]
+    split = next((i for i in range(len(shape))
+                  if trailing[i] * bytes_per_point <= per_chunk and trailing[i] <= MAX_INNER_ELEMENTS),
+                 len(shape) - 1)
+    inner = trailing[split]
+    file_len = max(1, min(shape[split], FILE_CHUNK_ELEMENTS // max(inner, 1)))
+    unit = file_len * n_devices // math.gcd(file_len, n_devices)  # lcm: whole file chunks, even shards
+    fit = per_chunk // max(inner * bytes_per_point, 1)
+    block = max(unit, (fit // unit) * unit)
+    block = min(block, _round_up(shape[split], unit))
+    file_chunk = (1,) * split + (file_len,) + tuple(shape[split + 1:])
+    return ChunkPlan(shape, split, block, file_chunk, bytes_per_point, budget)
+
+
+def default_budget() -> int:
+    """``DEVICE_MEMORY_FRACTION`` of the default device's free memory (host memory on a CPU)."""
+    import jax
+
+    stats = None
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # some backends do not report memory
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    else:
+        free = available_host_memory()
+    return max(int(free * DEVICE_MEMORY_FRACTION), 1 << 20)
+
+
+def available_host_memory() -> int:
+    """Bytes of host memory available now (MemAvailable), else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _round_up(n: int, unit: int) -> int:
+    return -(-n // unit) * unit
+
+
+def _unravel(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
+    out = []
+    for n in reversed(shape):
+        out.append(flat % n)
+        flat //= n
+    return tuple(reversed(out))
