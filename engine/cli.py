@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -34,7 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="netCDF file to write (default: the spec's output, "
                                             "else SPEC's name with .nc, in the current folder)")
     run.add_argument("--precision", choices=("exact", "fast"), help="override the spec's precision")
-    run.add_argument("--quiet", action="store_true", help="print nothing on success")
+    run.add_argument("--quiet", action="store_true", help="print nothing on success, and no progress bar")
+    run.add_argument("--max-device-mem", metavar="SIZE",
+                     help="device memory for one chunk's outputs, e.g. 8GiB (default: a quarter of the free "
+                          "device memory; on a CPU, of the available host memory)")
+    run.add_argument("--compression", type=int, choices=range(10), metavar="0-9",
+                     help="zlib level of the netCDF variables (0 = none); overrides the spec")
+    q = run.add_argument_group("on-device query (replaces the spec's [query]; the cube never leaves the device)")
+    q.add_argument("--where", action="append", default=[], metavar="CONSTRAINT",
+                   help="e.g. 'mem_peak <= 80GiB' (repeatable: all must hold)")
+    q.add_argument("--maximize", metavar="QUANTITY", help="report the largest QUANTITY that satisfies --where")
+    q.add_argument("--minimize", metavar="QUANTITY", help="report the smallest QUANTITY that satisfies --where")
+    q.add_argument("--over", metavar="DIMS", help="comma-separated dims to reduce, e.g. d_model,n_layers")
 
     f = sub.add_parser("formulas", help="print the formulas of a formula set",
                        description="Print every component formula with its source and a symbol table.")
@@ -67,16 +80,68 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     from .spec import load_spec
 
+    from .errors import SpecError
+    from .dataset import write_netcdf
+    from .plan import parse_bytes
+    from .query import make_query
+
     request = load_spec(args.spec)
     if args.precision:
         request.precision = args.precision
+    if args.compression is not None:
+        request.compression = args.compression
+    budget = None
+    if args.max_device_mem is not None:
+        try:
+            budget = parse_bytes(args.max_device_mem)
+        except ValueError as exc:
+            raise SpecError("--max-device-mem", args.max_device_mem, str(exc)) from None
+    if args.where or args.maximize or args.minimize or args.over:
+        over = [d.strip() for d in (args.over or "").split(",") if d.strip()]
+        try:
+            request.query = make_query(args.where, args.maximize, args.minimize, over, request.quantities,
+                                       list(request.axes))
+        except ValueError as exc:
+            raise SpecError(args.spec, "--where/--maximize/--minimize/--over", str(exc)) from None
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
-    from .sweep import run_to_netcdf  # JAX and xarray load only when a sweep runs
+    from . import sweep  # JAX and xarray load only when a sweep runs
 
-    result = run_to_netcdf(request, output)
+    _enable_compilation_cache()
+    progress = not args.quiet
+    if request.query is not None:
+        sweep.preflight_path(output)
+        result = sweep.run_query(request, request.query, budget, progress)
+        t0 = time.perf_counter()
+        write_netcdf(result.dataset, output, request.compression)
+        result.write_seconds, result.path = time.perf_counter() - t0, output
+        headline = ([request.query.objective] if request.query.objective else []) + ["n_feasible"]
+    else:
+        result = sweep.run_to_netcdf(request, output, budget, progress)
+        headline = request.headline
     if not args.quiet:
-        print(result.summary(request.headline, args.spec))
+        print(result.summary(headline, args.spec))
+        if request.query is not None:
+            print(f"  query     {request.query.describe()}")
     return EXIT_OK
+
+
+def _enable_compilation_cache() -> None:
+    """Persist XLA executables between runs (the CLI owns its process; the library never does this).
+
+    Set LLM_SWEEP_CACHE_DIR to move the cache, or to an empty string to turn it off; a cache
+    directory configured for JAX already is left as it is.
+    """
+    import jax
+
+    folder = os.environ.get("LLM_SWEEP_CACHE_DIR", str(Path.home() / ".cache" / "llm-sweep" / "xla"))
+    if not folder or jax.config.jax_compilation_cache_dir:
+        return
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def _formulas(args) -> int:

@@ -9,8 +9,8 @@ along ``s`` is padded to ``k`` (its coordinates repeat the last value; the paddi
 so one compiled executable serves every chunk.
 
 Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_stats``; on a CPU,
-of the host's available memory), halved because two chunks are alive at once (one evaluated,
-one being copied out). Host memory therefore stays below about two chunks of outputs plus the
+of the host's available memory), per device, halved because two chunks are alive at once (one
+evaluated, one being copied out). Host memory therefore stays below about two chunks of outputs plus the
 netCDF library's chunk cache, whatever the cube's size.
 """
 
@@ -99,9 +99,11 @@ def plan_chunks(shape: Sequence[int], bytes_per_point: int, budget: int, n_devic
                   if trailing[i] * bytes_per_point <= per_chunk and trailing[i] <= MAX_INNER_ELEMENTS),
                  len(shape) - 1)
     inner = trailing[split]
-    file_len = max(1, min(shape[split], FILE_CHUNK_ELEMENTS // max(inner, 1)))
+    # coordinates of the split axis per chunk: the budget is per device, and a sharded chunk
+    # puts block / n_devices of them on each device
+    fit = max(1, per_chunk // max(inner * bytes_per_point, 1)) * n_devices
+    file_len = max(1, min(shape[split], FILE_CHUNK_ELEMENTS // max(inner, 1), fit))
     unit = file_len * n_devices // math.gcd(file_len, n_devices)  # lcm: whole file chunks, even shards
-    fit = per_chunk // max(inner * bytes_per_point, 1)
     block = max(unit, (fit // unit) * unit)
     block = min(block, _round_up(shape[split], unit))
     file_chunk = (1,) * split + (file_len,) + tuple(shape[split + 1:])

@@ -35,9 +35,10 @@ class Constraint:
     quantity: str
     op: str
     value: float | int
+    text: str = ""
 
     def __str__(self) -> str:
-        return f"{self.quantity} {self.op} {self.value}"
+        return self.text or f"{self.quantity} {self.op} {self.value}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def parse_constraint(text: str) -> Constraint:
         value: float | int = parse_bytes(raw) if re.search(r"[A-Za-z]", raw) else _number(raw)
     except ValueError as exc:
         raise ValueError(f"in constraint {text!r}: {exc}") from None
-    return Constraint(name, op, value)
+    return Constraint(name, op, value, " ".join(text.split()))
 
 
 def _number(raw: str) -> float | int:

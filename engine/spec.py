@@ -40,7 +40,8 @@ from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
 from .symbols import SYMBOLS
 
 PRECISIONS = ("exact", "fast")
-TABLES = ("sweep", "options", "fixed", "axes")
+TABLES = ("sweep", "options", "fixed", "axes", "query")
+QUERY_KEYS = ("where", "maximize", "minimize", "over")
 SWEEP_KEYS = ("formula_set", "quantities", "headline", "precision", "output", "compression", "description")
 RANGE_KEYS = ("start", "stop", "step", "scale")
 SCALES = ("linear", "log2")
@@ -79,6 +80,7 @@ class SweepRequest:
     source: str = "<spec>"
     text: str = ""
     formulas: FormulaSet | None = field(default=None, repr=False)
+    query: Any = None  # engine.query.Query, or None for a full cube
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -184,7 +186,12 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         raise err("fixed", f"{sym} is needed by {', '.join(needs[:3])}{'...' if len(needs) > 3 else ''}; "
                            f"give it in [fixed] or [axes]{more}")
 
+    query = None
+    if "query" in data:
+        query = _query(err, data["query"], quantities, list(axes))
+
     return SweepRequest(
+        query=query,
         formula_set=name,
         options=formulas.options,
         axes=axes,
@@ -199,6 +206,31 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         text=text,
         formulas=formulas,
     )
+
+
+def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str]):
+    from .query import make_query
+
+    for key in table:
+        if key not in QUERY_KEYS:
+            raise err(f"query.{key}", f"unknown key; valid keys: {', '.join(QUERY_KEYS)}")
+    where = table.get("where", [])
+    if isinstance(where, str):
+        where = [where]
+    if not isinstance(where, list) or not all(isinstance(w, str) for w in where):
+        raise err("query.where", "must be a constraint string or a list of them, e.g. 'mem_peak <= 80GiB'")
+    over = table.get("over", [])
+    if not isinstance(over, list) or not all(isinstance(o, str) for o in over):
+        raise err("query.over", f"must be a list of swept dims, from {', '.join(axes)}")
+    for key in ("maximize", "minimize"):
+        if key in table and not isinstance(table[key], str):
+            raise err(f"query.{key}", f"must be a quantity name, from {', '.join(quantities)}")
+    try:
+        return make_query(where, table.get("maximize"), table.get("minimize"), over, quantities, axes)
+    except ValueError as exc:
+        key = "query.where" if "constraint" in str(exc) else "query.over" if "over" in str(exc) or "reduce" in str(
+            exc) else "query"
+        raise err(key, str(exc)) from None
 
 
 # -- helpers -----------------------------------------------------------------------------------

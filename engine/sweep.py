@@ -221,12 +221,18 @@ def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool =
                        plan=plan, n_devices=len(jax.local_devices()))
 
 
-def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: int) -> None:
-    """Refuse a run whose output cannot fit on the target's disk (nothing is written)."""
+def preflight_path(target: Path) -> None:
+    """Refuse an output path that cannot be written (before any work is done)."""
+    target = Path(target)
     if not target.parent.exists():
         raise ResourceError(f"output folder {str(target.parent)!r} does not exist")
     if target.is_dir():
         raise ResourceError(f"output path {str(target)!r} is a folder; give a file name such as out.nc")
+
+
+def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: int) -> None:
+    """Refuse a run whose output cannot fit on the target's disk (nothing is written)."""
+    preflight_path(target)
     need = result_bytes(request, kernel)
     free = shutil.disk_usage(target.parent).free
     if compression == 0 and need > free:

@@ -128,3 +128,28 @@ def test_the_default_sweep_runs_as_the_readme_says(tmp_path):
     assert ds.sizes == {"d_model": 125, "n_layers": 48, "batch": 9, "seq_len": 32}
     assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
     ds.close()
+
+
+def test_run_with_an_on_device_query(small_spec, tmp_path):
+    out = tmp_path / "q.nc"
+    r = cli("run", small_spec, "-o", out, "--where", "mem_peak <= 4GiB", "--maximize", "params_total",
+            "--over", "d_model,n_layers", "--max-device-mem", "2KiB")
+    assert r.returncode == 0, r.stderr
+    assert "query     max of params_total over d_model, n_layers subject to mem_peak <= 4GiB" in r.stdout
+    assert "chunks" in r.stdout
+    with xr.open_dataset(out) as ds:
+        assert set(ds.dims) == {"batch", "seq_len"}
+        assert set(ds.data_vars) == {"n_feasible", "params_total", "best_d_model", "best_n_layers"}
+        assert ds.attrs["query"].startswith("max of params_total")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--where", "mem_peak <= 4 lightyears", "--over", "d_model"], "cannot read"),
+    (["--maximize", "params_total", "--over", "width"], "not a swept axis"),
+    (["--max-device-mem", "lots"], "--max-device-mem"),
+])
+def test_bad_run_flags_exit_2_without_output(small_spec, tmp_path, args, message):
+    out = tmp_path / "x.nc"
+    r = cli("run", small_spec, "-o", out, *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not out.exists()
