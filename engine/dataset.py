@@ -7,6 +7,7 @@ and LaTeX, and its ``source``; dataset attrs carry the engine version and the sp
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -121,6 +122,8 @@ class StreamWriter:
                     q, dtypes[q], dims, zlib=compression > 0, complevel=compression or None,
                     shuffle=compression > 0, chunksizes=file_chunk or None, fill_value=False)
                 var.setncatts(quantity_attrs(request, formulas, q))
+                if file_chunk:  # writes cover whole chunks: a cache of one chunk is enough
+                    var.set_var_chunk_cache(size=max(math.prod(file_chunk) * dtypes[q].itemsize, 1 << 20))
             self.nc.setncatts(dataset_attrs(request, formulas))
         except BaseException:
             self.abort()

@@ -8,10 +8,13 @@ netCDF chunk length along ``s`` (so every compute chunk covers whole file chunks
 along ``s`` is padded to ``k`` (its coordinates repeat the last value; the padding is dropped),
 so one compiled executable serves every chunk.
 
-Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_stats``; on a CPU,
-of the host's available memory), per device, halved because two chunks are alive at once (one
-evaluated, one being copied out). Host memory therefore stays below about two chunks of outputs plus the
-netCDF library's chunk cache, whatever the cube's size.
+Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_stats``), per
+device, halved because two chunks are alive at once (one evaluated, one being copied out). On a
+CPU the device's memory is host memory, so the budget is the same fraction of the available host
+memory capped at ``CPU_BUDGET_CAP`` (256 MiB). A streamed run holds at most: two chunks on the
+device, one chunk being copied out and one being written (each at most budget / 2), plus the
+netCDF library's chunk cache (one file chunk per variable) — about 2 x budget + caches,
+whatever the cube's size.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 DEVICE_MEMORY_FRACTION = 0.25
+CPU_BUDGET_CAP = 256 << 20  # on a CPU the "device" is host memory: keep the streamed run's RSS small
 FILE_CHUNK_ELEMENTS = 1 << 20  # about 8 MiB of int64 per netCDF chunk
 MAX_INNER_ELEMENTS = 1 << 26  # one file chunk row at most 512 MiB of int64 (HDF5 chunks must stay < 4 GiB)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -121,9 +125,8 @@ def default_budget() -> int:
         stats = None
     if stats and stats.get("bytes_limit"):
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-    else:
-        free = available_host_memory()
-    return max(int(free * DEVICE_MEMORY_FRACTION), 1 << 20)
+        return max(int(free * DEVICE_MEMORY_FRACTION), 1 << 20)
+    return max(min(int(available_host_memory() * DEVICE_MEMORY_FRACTION), CPU_BUDGET_CAP), 1 << 20)
 
 
 def available_host_memory() -> int:
