@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
                           "device memory; on a CPU, of the available host memory)")
     run.add_argument("--compression", type=int, choices=range(10), metavar="0-9",
                      help="zlib level of the netCDF variables (0 = none); overrides the spec")
+    run.add_argument("--part", metavar="I/N",
+                     help="compute only share I of N (0-based) of the first axis and write OUT.partIII-of-NNN.nc; "
+                          "join the parts with `llm-sweep combine`")
+    run.add_argument("--distributed", action="store_true",
+                     help="call jax.distributed.initialize() (multi-host) and take --part from the process "
+                          "index and count")
     q = run.add_argument_group("on-device query (replaces the spec's [query]; the cube never leaves the device)")
     q.add_argument("--where", action="append", default=[], metavar="CONSTRAINT",
                    help="e.g. 'mem_peak <= 80GiB' (repeatable: all must hold)")
@@ -58,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="structural option of the set, e.g. tied_head=false (repeatable)")
 
+    m = sub.add_parser("combine", help="join the part files of a multi-process run",
+                       description="Join OUT.partIII-of-NNN.nc files (from --part or --distributed) into one cube.")
+    m.add_argument("parts", nargs="+", help="part files, in any order")
+    m.add_argument("-o", "--output", required=True, help="the combined netCDF file")
+    m.add_argument("--compression", type=int, choices=range(10), metavar="0-9",
+                   help="zlib level of the combined file (default: as in the parts)")
+
     c = sub.add_parser("check", help="recompute the numbers a text claims",
                        description="Recompute every claim of a claims file; exit 1 if any is wrong.")
     c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
@@ -68,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "formulas": _formulas, "check": _check}[args.command](args)
+        return {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine}[args.command](args)
     except LlmSweepError as exc:
         print(f"llm-sweep {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -106,6 +119,18 @@ def _run(args) -> int:
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
     from . import sweep  # JAX and xarray load only when a sweep runs
 
+    part = _part(args)
+    if part is not None:
+        if request.query is not None:
+            raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
+        share = sweep.process_share(request, *part)
+        output = sweep.part_path(output, *part)
+        if share is None:
+            if not args.quiet:
+                print(f"llm-sweep run: part {part[0]} of {part[1]} has no coordinates of the first axis; nothing to do")
+            return EXIT_OK
+        request = share
+
     _enable_compilation_cache()
     progress = not args.quiet
     if request.query is not None:
@@ -122,6 +147,42 @@ def _run(args) -> int:
         print(result.summary(headline, args.spec))
         if request.query is not None:
             print(f"  query     {request.query.describe()}")
+    return EXIT_OK
+
+
+def _part(args) -> tuple[int, int] | None:
+    from .errors import SpecError
+
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+        count = jax.process_count()
+        return (jax.process_index(), count) if count > 1 else None
+    if args.part is None:
+        return None
+    index, sep, count = args.part.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise SpecError("--part", args.part, "expected I/N with 0 <= I < N, e.g. 0/4")
+    return (i, n) if n > 1 else None
+
+
+def _combine(args) -> int:
+    from .dataset import combine
+    from .errors import SpecError
+
+    missing = [p for p in args.parts if not Path(p).is_file()]
+    if missing:
+        raise SpecError(missing[0], "", "no such part file")
+    try:
+        path = combine(args.parts, args.output, args.compression)
+    except (ValueError, OSError) as exc:
+        raise SpecError(args.output, "combine", str(exc)) from None
+    print(f"llm-sweep combine: {len(args.parts)} parts -> {path} ({path.stat().st_size:,} bytes)")
     return EXIT_OK
 
 

@@ -198,3 +198,76 @@ def _mapping_text(values: Mapping) -> str:
         return repr(v) if isinstance(v, str) else str(v)
 
     return ", ".join(f"{k} = {show(v)}" for k, v in values.items())
+
+
+def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression: int | None = None) -> Path:
+    """Join part files written by several processes (``sweep.process_share``) along their first dim.
+
+    Parts must share dims, variables and coordinates except along the first dim; they are copied
+    hyperslab by hyperslab (host memory bounded by one part's slab of one variable) into a file
+    written atomically at ``path``.
+    """
+    import netCDF4
+
+    if not parts:
+        raise ValueError("no part files to combine")
+    opened = []
+    for p in parts:
+        ds = netCDF4.Dataset(str(p))
+        ds.set_auto_mask(False)
+        opened.append(ds)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        first = opened[0]
+        dims = list(first.dimensions)
+        lead = dims[0]
+        for p, ds in zip(parts, opened):
+            if list(ds.dimensions) != dims or set(ds.variables) != set(first.variables):
+                raise ValueError(f"{p}: dims or variables differ from {parts[0]}; not parts of one sweep")
+            for d in dims[1:]:
+                if not np.array_equal(ds.variables[d][:], first.variables[d][:]):
+                    raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
+        ordered = sorted(zip(parts, opened), key=lambda pd: pd[1].variables[lead][0])
+        lead_values = np.concatenate([ds.variables[lead][:] for _, ds in ordered])
+        if len(np.unique(lead_values)) != len(lead_values):
+            raise ValueError(f"the parts overlap along {lead}")
+        out = netCDF4.Dataset(tmp, "w", format="NETCDF4")
+        try:
+            for d in dims:
+                out.createDimension(d, len(lead_values) if d == lead else len(first.dimensions[d]))
+            for name, var in first.variables.items():
+                filters = var.filters() or {}
+                level = compression if compression is not None else (filters.get("complevel", 0) if filters.get(
+                    "zlib") else 0)
+                chunks = var.chunking()
+                chunks = None if chunks == "contiguous" or name in dims else list(chunks)
+                new = out.createVariable(name, var.dtype, var.dimensions, zlib=level > 0, complevel=level or None,
+                                         shuffle=level > 0, chunksizes=chunks, fill_value=False)
+                new.setncatts({k: var.getncattr(k) for k in var.ncattrs()})
+            out.setncatts({k: first.getncattr(k) for k in first.ncattrs()})
+            out.variables[lead][:] = lead_values
+            for d in dims[1:]:
+                out.variables[d][:] = first.variables[d][:]
+            offset = 0
+            for _, ds in ordered:
+                n = len(ds.dimensions[lead])
+                for name, var in ds.variables.items():
+                    if name in dims:
+                        continue
+                    for lo in range(n):  # one slab of the leading dim at a time
+                        out.variables[name][offset + lo] = var[lo]
+                offset += n
+            out.history = f"{getattr(first, 'history', '')}; combined from {len(parts)} parts".lstrip("; ")
+        finally:
+            out.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        for ds in opened:
+            ds.close()
+    return target

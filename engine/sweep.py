@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -379,6 +379,28 @@ class Extremes:
                 old = self.best.get((q, which))
                 if old is None or better(value, old[0]):
                     self.best[(q, which)] = (value, where)
+
+
+def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest | None:
+    """The part of ``request`` that process ``index`` of ``count`` computes (None if it has none).
+
+    The first axis is cut into ``count`` contiguous, nearly equal ranges; every process writes
+    its own range to its own file (``part_path``), and ``combine`` joins the files afterwards.
+    """
+    first = next(iter(request.axes))
+    ranges = np.array_split(np.arange(len(request.axes[first])), count)
+    mine = ranges[index]
+    if mine.size == 0:
+        return None
+    axes = dict(request.axes)
+    axes[first] = request.axes[first][mine[0]:mine[-1] + 1]
+    return replace(request, axes=axes)
+
+
+def part_path(path: str | os.PathLike, index: int, count: int) -> Path:
+    """Where process ``index`` of ``count`` writes its share: ``OUT.part003-of-016.nc``."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.part{index:03d}-of-{count:03d}{p.suffix or '.nc'}")
 
 
 # -- progress ------------------------------------------------------------------------------------
