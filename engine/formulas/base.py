@@ -71,6 +71,22 @@ class OptionSpec:
     meaning: str
 
 
+@dataclass(frozen=True)
+class Validity:
+    """A condition every valid input point satisfies (e.g. n_kv_heads divides n_heads).
+
+    Attributes:
+        message: what must hold, in words, for error messages.
+        condition: a sympy boolean over input symbols.
+        unless_given: the condition applies only when this input is neither fixed nor swept
+            (``head_dim`` given explicitly makes ``n_heads | d_model`` unnecessary).
+    """
+
+    message: str
+    condition: sympy.Basic
+    unless_given: str | None = None
+
+
 @dataclass
 class FormulaSet:
     """An ordered collection of quantities with defaults for optional inputs.
@@ -91,6 +107,7 @@ class FormulaSet:
     options: dict[str, Any]
     quantities: dict[str, Quantity]
     defaults: dict[str, sympy.Expr] = field(default_factory=dict)
+    validity: list[Validity] = field(default_factory=list)
 
     # -- expression access ---------------------------------------------------------------
 
@@ -150,3 +167,19 @@ class FormulaSet:
     def evaluate(self, name: str, values: Mapping[str, Any]) -> sympy.Expr:
         """Exact sympy value of ``name`` at ``values`` (defaults fill what is not given)."""
         return self.resolve(name, values)
+
+    def conditions(self, given: Mapping[str, Any] | set[str]) -> list[tuple[str, sympy.Basic]]:
+        """The validity conditions that apply for ``given`` inputs, defaults and values applied."""
+        out = []
+        for v in self.validity:
+            if v.unless_given is not None and v.unless_given in set(given):
+                continue
+            cond = self.apply(v.condition, given)
+            if cond is sympy.true:
+                continue
+            out.append((v.message, cond))
+        return out
+
+    def violations(self, values: Mapping[str, Any]) -> list[str]:
+        """Messages of the conditions that fixed ``values`` break (all inputs must be given)."""
+        return [msg for msg, cond in self.conditions(values) if cond is sympy.false]

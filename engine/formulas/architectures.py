@@ -1,0 +1,227 @@
+"""Real decoder-only architectures: structural options -> a formula set of exact parameter counts.
+
+A ``Structure`` holds the structural choices (which expressions are built); numeric sizes are
+symbols (``d_model``, ``n_layers``, ``n_kv_heads``, ...) given by a preset, a Hugging Face
+config or a sweep. ``FAMILIES`` gives the structure of each supported ``model_type`` as its
+Hugging Face implementation builds it (checked parameter for parameter against transformers by
+``benchmarks/validate_presets.py``).
+
+Quantities (per layer ones end in ``_layer``; totals sum over layers):
+
+    params_embedding   token embedding (+ OPT's in/out projections)
+    params_positions   learned position table (0 for rotary, ALiBi, none)
+    params_attention   Q, K, V, O projections (+ biases)               = n_layers x params_attention_layer
+    params_mlp         dense feed-forward blocks                       = n_layers x params_mlp_layer
+    params_norms       per-layer norms (+ q/k norms) + final + embedding norm
+    params_head        output head (0 when tied), + its bias
+    params_router      MoE routers                                      = n_layers x params_router_layer
+    params_experts     MoE experts (+ shared experts)                   = n_layers x params_experts_layer
+    params_total       the sum of the eight above
+    params_active      parameters a token uses (top_k of n_experts); params_total for dense models
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import sympy
+
+from ..symbols import symbol
+from . import components as C
+from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Structural choices of a decoder-only transformer (see ``OPTIONS`` for each meaning)."""
+
+    positions: str = "rotary"
+    position_offset: int = 0
+    attn_bias: str = "none"
+    qk_norm: bool = False
+    parallel: bool = False
+    mlp: str = "gated"
+    mlp_bias: bool = False
+    norm: str = "rmsnorm"
+    norms_per_layer: int = 2
+    final_norm: bool = True
+    embed_norm: bool = False
+    tied_head: bool = False
+    head_bias: bool = False
+    embed_proj: bool = False
+    moe: bool = False
+    shared_experts: bool = False
+
+    def with_options(self, **options: Any) -> "Structure":
+        """A copy with ``options`` changed (ValueError naming the valid choices otherwise)."""
+        for key, value in options.items():
+            if key not in OPTIONS:
+                raise ValueError(f"unknown option {key!r}; valid options: {', '.join(OPTIONS)}")
+            spec = OPTIONS[key]
+            if type(value) is not type(spec.default) or (spec.choices and value not in spec.choices):
+                choices = ", ".join(_show(c) for c in spec.choices) if spec.choices else f"a {type(spec.default).__name__}"
+                raise ValueError(f"option {key!r} must be {choices}, got {_show(value)}")
+        return replace(self, **options)
+
+
+OPTIONS: dict[str, OptionSpec] = {
+    "positions": OptionSpec("positions", "rotary", C.POSITIONS, "position encoding: a learned table or none"),
+    "position_offset": OptionSpec("position_offset", 0, (0, 1, 2), "extra rows of a learned table (OPT: 2)"),
+    "attn_bias": OptionSpec("attn_bias", "none", C.ATTN_BIAS, "attention biases: none, on q/k/v (Qwen2), or all"),
+    "qk_norm": OptionSpec("qk_norm", False, (True, False), "normalize queries and keys per head (Qwen3, Phi)"),
+    "parallel": OptionSpec("parallel", False, (True, False),
+                           "attention and MLP read the same input (GPT-J, NeoX, Falcon, Phi); with "
+                           "norms_per_layer = 1 they share one norm"),
+    "mlp": OptionSpec("mlp", "gated", C.MLPS, "2-matrix (GELU/ReLU) or gated 3-matrix (SwiGLU/GeGLU) MLP"),
+    "mlp_bias": OptionSpec("mlp_bias", False, (True, False), "biases in the MLP"),
+    "norm": OptionSpec("norm", "rmsnorm", C.NORMS, "normalization: LayerNorm (gain+bias), bias-free LN, RMSNorm"),
+    "norms_per_layer": OptionSpec("norms_per_layer", 2, (1, 2), "norms per layer"),
+    "final_norm": OptionSpec("final_norm", True, (True, False), "a norm after the last layer"),
+    "embed_norm": OptionSpec("embed_norm", False, (True, False), "a norm right after the embedding (BLOOM)"),
+    "tied_head": OptionSpec("tied_head", False, (True, False), "output head shares the embedding matrix"),
+    "head_bias": OptionSpec("head_bias", False, (True, False), "output head has a bias (GPT-J, Phi)"),
+    "embed_proj": OptionSpec("embed_proj", False, (True, False), "project d_embed <-> d_model (OPT-350m)"),
+    "moe": OptionSpec("moe", False, (True, False), "every layer's MLP is a mixture of experts"),
+    "shared_experts": OptionSpec("shared_experts", False, (True, False), "MoE layers add always-active experts"),
+}
+
+# The structure of each Hugging Face model_type's default configuration.
+FAMILIES: dict[str, Structure] = {
+    "gpt2": Structure(positions="learned", attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm",
+                      tied_head=True),
+    "opt": Structure(positions="learned", position_offset=2, attn_bias="all", mlp="gelu", mlp_bias=True,
+                     norm="layernorm", tied_head=True),
+    "bloom": Structure(positions="alibi", attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm",
+                       embed_norm=True, tied_head=True),
+    "gpt_neox": Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm"),
+    "gptj": Structure(parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm", norms_per_layer=1,
+                      head_bias=True),
+    "llama": Structure(),
+    "mistral": Structure(),
+    "mixtral": Structure(moe=True),
+    "qwen2": Structure(attn_bias="qkv"),
+    "qwen3": Structure(qk_norm=True),
+    "gemma": Structure(tied_head=True),
+    "phi": Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm",
+                     norms_per_layer=1, head_bias=True),
+    "phi3": Structure(),
+    "falcon": Structure(positions="rotary", parallel=True, mlp="gelu", norm="layernorm", norms_per_layer=1,
+                        tied_head=True),
+}
+FAMILIES["gpt3"] = FAMILIES["gpt2"]
+
+FAMILY_SOURCES = {
+    "gpt2": "Radford et al. 2019; transformers GPT2Model (Conv1D c_attn/c_proj/c_fc with biases, ln_1, ln_2, ln_f)",
+    "gpt3": "Brown et al. 2020 §2.1 and Table 2.1: the GPT-2 block with n_ctx 2048",
+    "opt": "Zhang et al. 2022; transformers OPTModel (learned positions with offset 2, biased projections)",
+    "bloom": "BigScience 2022; transformers BloomModel (ALiBi, word_embeddings_layernorm, fused biased qkv)",
+    "gpt_neox": "Black et al. 2022; transformers GPTNeoXModel (parallel residual, two LayerNorms, untied embed_out)",
+    "gptj": "Wang & Komatsuzaki 2021; transformers GPTJModel (one LayerNorm, bias-free attention, biased lm_head)",
+    "llama": "Touvron et al. 2023 §2.2; transformers LlamaModel (RMSNorm, SwiGLU, RoPE, GQA)",
+    "mistral": "Jiang et al. 2023; transformers MistralModel (the LLaMA block with GQA)",
+    "mixtral": "Jiang et al. 2024; transformers MixtralModel (top-2 of 8 SwiGLU experts, router without bias)",
+    "qwen2": "Qwen2 report (Yang et al. 2024); transformers Qwen2Model (q/k/v biases, no o bias)",
+    "qwen3": "Qwen3 report (2025); transformers Qwen3Model (q_norm, k_norm RMSNorm per head)",
+    "gemma": "Gemma report (2024); transformers GemmaModel (RMSNorm, GeGLU, head_dim 256, tied)",
+    "phi": "Li et al. 2023 (phi-1.5), phi-2; transformers PhiModel (parallel block, one LayerNorm, biased lm_head)",
+    "phi3": "Abdin et al. 2024; transformers Phi3Model (fused qkv and gate_up, RMSNorm)",
+    "falcon": "Almazrouei et al. 2023; transformers FalconModel (parallel attention, MQA/GQA, one or two LNs)",
+}
+
+d_model, n_layers, n_heads = symbol("d_model"), symbol("n_layers"), symbol("n_heads")
+
+
+def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
+    """The formula set of one architecture: per-layer components, totals, active parameters."""
+    s = structure
+    q = quantity_symbol
+    attention_layer = C.attention(s.attn_bias)
+    mlp_layer = sympy.Integer(0) if s.moe else C.mlp(s.mlp, s.mlp_bias)
+    norms_layer = s.norms_per_layer * C.norm(s.norm) + (2 * C.norm(s.norm, C.head_dim) if s.qk_norm else 0)
+    router_layer = C.router() if s.moe else sympy.Integer(0)
+    expert = C.mlp(s.mlp, s.mlp_bias)
+    shared = C.n_shared_experts * C.mlp(s.mlp, s.mlp_bias, C.d_ff_shared) if (s.moe and s.shared_experts) else 0
+    experts_layer = (C.n_experts * expert + shared) if s.moe else sympy.Integer(0)
+    extra_norms = (C.norm(s.norm) if s.final_norm else 0) + (C.norm(s.norm) if s.embed_norm else 0)
+    src = source or FAMILY_SOURCES.get(name, "")
+
+    def Q(qname, definition, long_name, latex, component_source):
+        return Quantity(qname, sympy.sympify(definition), "1", long_name, latex,
+                        f"{component_source}; {src}" if src else component_source)
+
+    quantities = [
+        Q("params_attention_layer", attention_layer, "attention parameters per layer",
+          r"P_{\mathrm{attn}}^{\mathrm{layer}}", C.SRC_ATTENTION),
+        Q("params_mlp_layer", mlp_layer, "dense MLP parameters per layer", r"P_{\mathrm{mlp}}^{\mathrm{layer}}",
+          C.SRC_MLP),
+        Q("params_norms_layer", norms_layer, "normalization parameters per layer",
+          r"P_{\mathrm{norms}}^{\mathrm{layer}}", C.SRC_NORM),
+        Q("params_router_layer", router_layer, "MoE router parameters per layer",
+          r"P_{\mathrm{router}}^{\mathrm{layer}}", C.SRC_MOE),
+        Q("params_experts_layer", experts_layer, "MoE expert parameters per layer",
+          r"P_{\mathrm{experts}}^{\mathrm{layer}}", C.SRC_MOE),
+        Q("params_layer", q("params_attention_layer") + q("params_mlp_layer") + q("params_norms_layer")
+          + q("params_router_layer") + q("params_experts_layer"), "parameters of one layer",
+          r"P_{\mathrm{layer}}", "sum of the layer's components"),
+        Q("params_embedding", C.embedding(s.embed_proj), "token embedding parameters", r"P_{\mathrm{embedding}}",
+          C.SRC_EMBED),
+        Q("params_positions", C.positions(s.positions, s.position_offset), "position embedding parameters",
+          r"P_{\mathrm{positions}}", C.SRC_POS),
+        Q("params_attention", n_layers * q("params_attention_layer"), "attention parameters, all layers",
+          r"P_{\mathrm{attention}}", C.SRC_ATTENTION),
+        Q("params_mlp", n_layers * q("params_mlp_layer"), "dense MLP parameters, all layers", r"P_{\mathrm{mlp}}",
+          C.SRC_MLP),
+        Q("params_norms", n_layers * q("params_norms_layer") + extra_norms,
+          "normalization parameters: per layer, final and embedding norms", r"P_{\mathrm{norms}}", C.SRC_NORM),
+        Q("params_head", C.head(s.tied_head, s.head_bias), "output head parameters (0 when tied)",
+          r"P_{\mathrm{head}}", "output projection vocab x d_model; tied heads reuse the embedding"),
+        Q("params_router", n_layers * q("params_router_layer"), "MoE router parameters, all layers",
+          r"P_{\mathrm{router}}", C.SRC_MOE),
+        Q("params_experts", n_layers * q("params_experts_layer"), "MoE expert parameters, all layers",
+          r"P_{\mathrm{experts}}", C.SRC_MOE),
+        Q("params_total", q("params_embedding") + q("params_positions") + q("params_attention") + q("params_mlp")
+          + q("params_norms") + q("params_head") + q("params_router") + q("params_experts"),
+          "total parameters", r"N", "sum of all components"),
+        Q("params_active",
+          q("params_total") - (n_layers * (C.n_experts - C.top_k) * expert if s.moe else 0),
+          "parameters used per token (top_k of n_experts experts)", r"N_{\mathrm{active}}", C.SRC_MOE),
+    ]
+    defaults = {
+        "n_kv_heads": n_heads,
+        "head_dim": d_model / n_heads,
+        "d_embed": d_model,
+        "d_ff_shared": C.d_ff,
+        "n_shared_experts": sympy.Integer(1),
+    }
+    if name in ("gpt2", "gpt3", "gptj", "bloom", "falcon"):
+        defaults["d_ff"] = 4 * d_model  # n_inner / ffn_hidden_size default in these implementations
+    validity = [
+        Validity("n_heads must divide d_model (head_dim = d_model / n_heads)", sympy.Eq(sympy.Mod(d_model, n_heads), 0),
+                 unless_given="head_dim"),
+        Validity("n_kv_heads must divide n_heads", sympy.Eq(sympy.Mod(n_heads, C.n_kv_heads), 0)),
+    ]
+    if s.moe:
+        validity.append(Validity("top_k must not exceed n_experts", sympy.Le(C.top_k, C.n_experts)))
+    return FormulaSet(
+        name=name,
+        title=f"{name} architecture, exact parameter counts",
+        source=src,
+        options=asdict(s),
+        quantities={x.name: x for x in quantities},
+        defaults=defaults,
+        validity=validity,
+    )
+
+
+BREAKDOWN = ("embedding", "positions", "attention", "mlp", "norms", "head", "router", "experts")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def structure_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Structure))
