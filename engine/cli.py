@@ -57,7 +57,13 @@ def _parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("formulas", help="print the formulas of a formula set",
                        description="Print every component formula with its source and a symbol table.")
-    f.add_argument("--arch", default="seed", choices=FORMULA_SETS, help="formula set (default: seed)")
+    f.add_argument("--arch", default="seed", metavar="NAME",
+                   help="formula set (seed), architecture family (llama, gpt2, ...) or preset (llama-2-7b, ...); "
+                        "default: seed")
+    f.add_argument("--hf-config", metavar="PATH", help="a local config.json instead of --arch")
+    f.add_argument("--substitute", action="append", default=[], metavar="NAME=EXPR",
+                   help="put EXPR in place of input NAME everywhere, e.g. d_ff=4*d_model (repeatable)")
+    f.add_argument("--collect", metavar="NAME", help="collect the expanded formulas by input NAME")
     f.add_argument("--format", default="text", choices=FORMATS, help="output format (default: text)")
     f.add_argument("--expand", action="store_true",
                    help="also print each quantity over the inputs alone, defaults such as d_ff = 4 d_model applied")
@@ -71,6 +77,18 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--compression", type=int, choices=range(10), metavar="0-9",
                    help="zlib level of the combined file (default: as in the parts)")
 
+    pa = sub.add_parser("params", help="exact parameter count of an architecture, with its breakdown",
+                        description="Exact parameter count of a preset, a family (transformers' default sizes) "
+                                    "or a local config.json, with the breakdown by component.")
+    src = pa.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", metavar="NAME", help="preset (llama-2-7b, ...) or family (llama, ...)")
+    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json (never downloaded)")
+    pa.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="structural option, e.g. tied_head=true (repeatable)")
+    pa.add_argument("--json", action="store_true",
+                    help='print {"total", "active", "breakdown": {embedding, positions, attention, mlp, norms, '
+                         'head, router, experts}}')
+
     c = sub.add_parser("check", help="recompute the numbers a text claims",
                        description="Recompute every claim of a claims file; exit 1 if any is wrong.")
     c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
@@ -81,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine}[args.command](args)
+        return {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
+                "params": _params}[args.command](args)
     except LlmSweepError as exc:
         print(f"llm-sweep {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -206,21 +225,74 @@ def _enable_compilation_cache() -> None:
 
 
 def _formulas(args) -> int:
+    import sympy
+
     from .errors import SpecError
-    from .formulas import build_formula_set
+    from .formulas import FORMULA_SETS, build_formula_set
     from .printing import format_formulas
+    from .symbols import SYMBOLS
+
+    options = _options(args.option)
+    substitute = {}
+    for item in args.substitute:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in SYMBOLS:
+            raise SpecError("--substitute", item, f"expected NAME=EXPR with NAME one of {', '.join(SYMBOLS)}")
+        try:
+            substitute[key] = sympy.sympify(text, locals={n: i.symbol for n, i in SYMBOLS.items()})
+        except (sympy.SympifyError, SyntaxError, TypeError) as exc:
+            raise SpecError("--substitute", item, f"cannot read the expression: {exc}") from None
+    if args.collect is not None and args.collect not in SYMBOLS:
+        raise SpecError("--collect", args.collect, f"not an input; valid: {', '.join(SYMBOLS)}")
+    values = None
+    if args.hf_config or args.arch not in FORMULA_SETS:
+        from .model import architecture, formulas_of
+
+        arch = architecture(args.hf_config or args.arch, options or None)
+        formulas, values = formulas_of(arch), arch.values
+    else:
+        try:
+            formulas = build_formula_set(args.arch, options)
+        except ValueError as exc:
+            raise SpecError("--option", ",".join(args.option), str(exc)) from None
+    sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand, substitute=substitute,
+                                     collect=args.collect, values=values))
+    return EXIT_OK
+
+
+def _options(items: list[str]) -> dict:
+    from .errors import SpecError
 
     options = {}
-    for item in args.option:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise SpecError("--option", item, "expected NAME=VALUE, e.g. tied_head=false")
         options[key.strip()] = _option_value(value.strip())
-    try:
-        formulas = build_formula_set(args.arch, options)
-    except ValueError as exc:
-        raise SpecError("--option", ",".join(args.option), str(exc)) from None
-    sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand))
+    return options
+
+
+def _params(args) -> int:
+    from .formulas.architectures import BREAKDOWN
+    from .model import architecture, param_counts
+
+    arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
+    counts = param_counts(arch)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+        return EXIT_OK
+    name = args.hf_config or args.arch
+    total = counts["total"]
+    print(f"{name} ({arch.family}): {total:,} parameters"
+          + (f", {counts['active']:,} active per token" if counts["active"] is not None else ""))
+    for key in BREAKDOWN:
+        value = counts["breakdown"][key]
+        print(f"  {key:<10} {value:>18,}  {100 * value / total:5.1f}%")
+    print(f"  {'total':<10} {total:>18,}")
+    sizes = ", ".join(f"{k} = {v}" for k, v in arch.values.items())
+    print(f"sizes: {sizes}")
+    print(f"source: {arch.source}")
     return EXIT_OK
 
 

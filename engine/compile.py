@@ -64,6 +64,7 @@ class Kernel:
         integer: Mapping[str, bool],
         axes: Sequence[str],
         precision: str = "exact",
+        conditions: Sequence[sympy.Basic] = (),
     ):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -73,6 +74,9 @@ class Kernel:
         self.axes = tuple(axes)
         self.precision = precision
         self.quantities = tuple(exprs)
+        self.conditions = tuple(c for c in conditions if c is not sympy.true)
+        if any(c is sympy.false for c in self.conditions):
+            raise ValueError("a validity condition is false for the fixed values; no grid point is valid")
         axis_symbols = {SYMBOLS[a].symbol for a in self.axes}
         for name, expr in exprs.items():
             stray = {s.name for s in expr.free_symbols} - {s.name for s in axis_symbols}
@@ -87,6 +91,9 @@ class Kernel:
                              np.float64 if precision == "exact" else np.float32)
             for o in self.outputs
         }
+        if self.conditions:
+            self.quantities = self.quantities + ("valid",)
+            self.dtypes["valid"] = np.dtype(np.uint8)
         self._jitted = jax.jit(self._build())
         self._executables: dict[tuple[int, ...], Callable] = {}
 
@@ -101,6 +108,7 @@ class Kernel:
         shadow_outs = [o for o in int_outs if o.shadowed(exact)]
         shadow_fn = _lambdify(args, shadow_outs)
         real_fn = _lambdify(args, real_outs)
+        cond_fn = sympy.lambdify(args, list(self.conditions), modules="jax") if self.conditions else None
         int_dtype = jnp.int64 if exact else jnp.float32
         real_dtype = jnp.float64 if exact else jnp.float32
         arg_is_int = [SYMBOLS[a].integer for a in self.axes]
@@ -127,6 +135,17 @@ class Kernel:
                     num = jnp.asarray(results[2 * i], real_dtype)
                     den = jnp.asarray(results[2 * i + 1], real_dtype)
                     out[o.name] = num / den if o.denominator != 1 else num
+            if cond_fn is not None:
+                # invalid grid points (e.g. n_kv_heads not dividing n_heads) are masked, not errors
+                ok = jnp.asarray(True)
+                for c in cond_fn(*[v.astype(jnp.int64 if exact else jnp.int32) if is_int else v
+                                   for v, is_int in zip(values, arg_is_int)]):
+                    ok = jnp.logical_and(ok, c)
+                for name in list(out):
+                    out[name] = jnp.where(ok, out[name], jnp.zeros((), out[name].dtype))
+                for name in list(shadow_max):
+                    shadow_max[name] = jnp.where(ok, shadow_max[name], 0.0)
+                out["valid"] = ok.astype(jnp.uint8)
             return out, shadow_max
 
         grid = point
@@ -292,6 +311,11 @@ def compile_kernel(
     integer: Mapping[str, bool],
     axes: Sequence[str],
     precision: str = "exact",
+    conditions: Sequence[sympy.Basic] = (),
 ) -> Kernel:
-    """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``."""
-    return Kernel(exprs, integer, axes, precision)
+    """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``.
+
+    ``conditions`` (sympy relations over the axes) add a ``valid`` output (uint8); quantities
+    are 0 where any condition fails.
+    """
+    return Kernel(exprs, integer, axes, precision, conditions)

@@ -50,6 +50,19 @@ def quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[
     return attrs
 
 
+def valid_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
+    """Attributes of the ``valid`` mask: which conditions it checks."""
+    given = {**{k: None for k in request.axes}, **request.fixed}
+    conditions = "; ".join(msg for msg, _ in formulas.conditions(given))
+    return {"units": "1", "long_name": "1 where the grid point is a valid architecture, else 0 (other variables "
+                                       "hold 0 there)",
+            "flag_values": "0 1", "flag_meanings": "invalid valid", "conditions": conditions}
+
+
+def variable_attrs(request: SweepRequest, formulas: FormulaSet, name: str) -> dict[str, str]:
+    return valid_attrs(request, formulas) if name == "valid" else quantity_attrs(request, formulas, name)
+
+
 def precision_note(max_abs: int) -> dict[str, str]:
     """The attribute that flags integers past 2^53 (exact as int64, rounded by float64)."""
     if max_abs >= FLOAT64_EXACT_LIMIT:
@@ -83,9 +96,9 @@ def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], form
     dims = list(request.axes)
     coords = {name: xr.Variable(name, values, attrs=coordinate_attrs(name)) for name, values in request.axes.items()}
     data_vars = {}
-    for q in request.quantities:
+    for q in results:
         values = results[q]
-        attrs = quantity_attrs(request, formulas, q)
+        attrs = variable_attrs(request, formulas, q)
         if values.dtype.kind == "i" and values.size:
             attrs.update(precision_note(int(np.max(np.abs(values)))))
         data_vars[q] = xr.Variable(dims, values, attrs=attrs)
@@ -117,11 +130,11 @@ class StreamWriter:
                 var = self.nc.createVariable(name, values.dtype, (name,))
                 var.setncatts(coordinate_attrs(name))
                 var[:] = values
-            for q in request.quantities:
+            for q in dtypes:
                 var = self.nc.createVariable(
                     q, dtypes[q], dims, zlib=compression > 0, complevel=compression or None,
                     shuffle=compression > 0, chunksizes=file_chunk or None, fill_value=False)
-                var.setncatts(quantity_attrs(request, formulas, q))
+                var.setncatts(variable_attrs(request, formulas, q))
                 if file_chunk:  # writes cover whole chunks: a cache of one chunk is enough
                     var.set_var_chunk_cache(size=max(math.prod(file_chunk) * dtypes[q].itemsize, 1 << 20))
             self.nc.setncatts(dataset_attrs(request, formulas))
@@ -133,7 +146,7 @@ class StreamWriter:
         """Put one hyperslab (``index`` is a tuple of slices/ints, one per dim) of every quantity."""
         for q, block in values.items():
             self.nc.variables[q][index] = block
-            if block.dtype.kind == "i" and block.size:
+            if block.dtype.kind == "i" and block.size and q != "valid":
                 self._max[q] = max(self._max.get(q, 0), int(np.max(np.abs(block))))
 
     def commit(self) -> Path:

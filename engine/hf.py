@@ -136,20 +136,18 @@ class _Reader:
 
 
 def _values(d_model, n_layers, n_heads, vocab, d_ff=None, n_kv_heads=None, head_dim=None, **more) -> dict[str, int]:
-    values = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "vocab": vocab}
-    if d_ff is not None:
-        values["d_ff"] = d_ff
-    values["n_kv_heads"] = n_kv_heads if n_kv_heads is not None else n_heads
-    values["head_dim"] = head_dim if head_dim is not None else d_model // n_heads
-    values.update({k: v for k, v in more.items() if v is not None})
-    return values
+    """The sizes a config states. Derived ones stay out (d_ff = 4 d_model where the family derives
+    it, n_kv_heads = n_heads, head_dim = d_model / n_heads), so a sweep over d_model keeps them derived."""
+    values = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "vocab": vocab, "d_ff": d_ff,
+              "n_kv_heads": n_kv_heads, "head_dim": head_dim, **more}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _gpt2(r: _Reader):
     d = r.int("n_embd")
     s = FAMILIES["gpt2"].with_options(tied_head=r.bool("tie_word_embeddings"))
     return s, _values(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"),
-                      r.opt_int("n_inner") or 4 * d, n_positions=r.int("n_positions"))
+                      r.opt_int("n_inner"), n_positions=r.int("n_positions"))
 
 
 def _opt(r: _Reader):
@@ -166,13 +164,14 @@ def _opt(r: _Reader):
         raise SpecError(r.source, "tie_word_embeddings", "an untied head with word_embed_proj_dim != hidden_size is "
                                                          "not supported")
     return s, _values(d, r.int("num_hidden_layers"), r.int("num_attention_heads"), r.int("vocab_size"),
-                      r.int("ffn_dim"), n_positions=r.int("max_position_embeddings"), d_embed=d_embed)
+                      r.int("ffn_dim"), n_positions=r.int("max_position_embeddings"),
+                      d_embed=d_embed if d_embed != d else None)
 
 
 def _bloom(r: _Reader):
     d = r.int("hidden_size")
     s = FAMILIES["bloom"].with_options(tied_head=r.bool("tie_word_embeddings"))
-    return s, _values(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"), 4 * d)
+    return s, _values(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"))
 
 
 def _gpt_neox(r: _Reader):
@@ -185,7 +184,7 @@ def _gpt_neox(r: _Reader):
 def _gptj(r: _Reader):
     d = r.int("n_embd")
     s = FAMILIES["gptj"].with_options(tied_head=r.bool("tie_word_embeddings"))
-    return s, _values(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"), r.opt_int("n_inner") or 4 * d)
+    return s, _values(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"), r.opt_int("n_inner"))
 
 
 def _llama_like(family: str):
@@ -229,8 +228,8 @@ def _falcon(r: _Reader):
     s = FAMILIES["falcon"].with_options(
         positions="alibi" if r.bool("alibi") else "rotary", attn_bias="all" if bias else "none", mlp_bias=bias,
         norms_per_layer=norms, parallel=new or r.bool("parallel_attn"), tied_head=r.bool("tie_word_embeddings"))
-    return s, _values(d, r.int("num_hidden_layers"), n_heads, r.int("vocab_size"),
-                      r.opt_int("ffn_hidden_size") or 4 * d, n_kv)
+    return s, _values(d, r.int("num_hidden_layers"), n_heads, r.int("vocab_size"), r.opt_int("ffn_hidden_size"),
+                      n_kv if n_kv != n_heads else None)
 
 
 _READERS = {

@@ -31,26 +31,44 @@ def text_of(expr: sympy.Expr) -> str:
     return sympy.sstr(expr)
 
 
-def format_formulas(formulas: FormulaSet, fmt: str = "text", expand: bool = False) -> str:
+def format_formulas(formulas: FormulaSet, fmt: str = "text", expand: bool = False,
+                    substitute: dict[str, sympy.Expr] | None = None, collect: str | None = None,
+                    values: dict[str, int] | None = None) -> str:
     """Every quantity of ``formulas`` with its definition, source and a symbol table.
 
     Args:
         formulas: the formula set to print.
         fmt: one of ``FORMATS``.
         expand: also print each quantity over the inputs alone, defaults applied
-            (``d_ff = 4 d_model``, quantities inlined).
+            (``d_ff = 4 d_model``, quantities inlined) and multiplied out.
+        substitute: input name -> expression put in its place everywhere (e.g. ``d_ff`` ->
+            ``4 d_model``); implies the expanded line.
+        collect: an input name to collect the expanded line by (implies the expanded line).
+        values: sizes of a named model, listed under the symbol table.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    subs = {SYMBOLS[k].symbol: v for k, v in (substitute or {}).items()}
     rows = []
     for q in formulas.quantities.values():
-        expanded = sympy.expand(formulas.resolve(q.name, set())) if expand else None
-        rows.append((q, expanded))
+        expanded = None
+        if expand or subs or collect:
+            inner = formulas.inline(q.definition).xreplace(subs)
+            expanded = sympy.expand(formulas.apply(inner, {k for k in (substitute or {})}))
+            if collect:
+                expanded = sympy.collect(expanded, SYMBOLS[collect].symbol)
+        rows.append((q.__class__(**{**q.__dict__, "definition": q.definition.xreplace(subs)}) if subs else q,
+                     expanded))
     used = sorted(
         {s.name for q in formulas.quantities.values() for s in formulas.expanded(q.name).free_symbols},
         key=list(SYMBOLS).index,
     )
-    return {"text": _text, "latex": _latex, "markdown": _markdown}[fmt](formulas, rows, used)
+    text = {"text": _text, "latex": _latex, "markdown": _markdown}[fmt](formulas, rows, used)
+    if values:
+        listed = ", ".join(f"{k} = {v}" for k, v in values.items())
+        prefix = {"text": "Values: ", "latex": "% values: ", "markdown": "\nValues: "}[fmt]
+        text += f"{prefix}{listed}\n"
+    return text
 
 
 def _defaults_line(formulas: FormulaSet, name: str, style: str) -> str:

@@ -138,6 +138,8 @@ class QueryFunction:
             out, overflow = evaluate(*coords)
             shape = tuple(c.shape[0] for c in coords)
             mask = jnp.ones(shape, dtype=bool)
+            if "valid" in out:  # invalid architectures never satisfy a query
+                mask = mask & jnp.broadcast_to(out["valid"] == 1, shape)
             for c in q.where:
                 mask = mask & OPS[c.op](jnp.broadcast_to(out[c.quantity], shape), c.value)
             # padded coordinates on the split axis are not part of the grid

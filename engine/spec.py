@@ -3,7 +3,9 @@
 Format (every table but ``[options]`` and ``[fixed]`` is required)::
 
     [sweep]
-    formula_set = "seed"                 # which formulas (see `llm-sweep formulas`)
+    formula_set = "seed"                 # which formulas (see `llm-sweep formulas`), or
+    arch = "llama-2-7b"                  # an architecture: preset, family or config.json path;
+                                         # its sizes are the defaults of inputs not fixed or swept
     quantities = ["params_total", ...]   # optional: default every quantity of the set
     headline = ["params_total", ...]     # optional: quantities summarised after a run
     precision = "exact"                  # "exact" (default) or "fast"
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import sympy
 
 from .errors import SpecError
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
@@ -42,7 +45,7 @@ from .symbols import SYMBOLS
 PRECISIONS = ("exact", "fast")
 TABLES = ("sweep", "options", "fixed", "axes", "query")
 QUERY_KEYS = ("where", "maximize", "minimize", "over")
-SWEEP_KEYS = ("formula_set", "quantities", "headline", "precision", "output", "compression", "description")
+SWEEP_KEYS = ("formula_set", "arch", "quantities", "headline", "precision", "output", "compression", "description")
 RANGE_KEYS = ("start", "stop", "step", "scale")
 SCALES = ("linear", "log2")
 INT64_MAX = 2**63 - 1
@@ -81,6 +84,7 @@ class SweepRequest:
     text: str = ""
     formulas: FormulaSet | None = field(default=None, repr=False)
     query: Any = None  # engine.query.Query, or None for a full cube
+    arch: str | None = None  # the architecture named in the spec, if any
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -128,22 +132,28 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         if key not in SWEEP_KEYS:
             raise err(f"sweep.{key}", f"unknown key; valid keys: {', '.join(SWEEP_KEYS)}")
 
-    name = sweep.get("formula_set")
-    if name is None:
-        raise err("sweep.formula_set", f"missing; valid formula sets: {', '.join(FORMULA_SETS)}")
-    if name not in FORMULA_SETS:
-        raise err("sweep.formula_set", f"unknown formula set {name!r}; valid: {', '.join(FORMULA_SETS)}")
-
     options = dict(data.get("options", {}))
-    specs = options_for(name)
-    for key, value in options.items():
-        if key not in specs:
-            raise err(f"options.{key}", f"unknown option for {name!r}; valid options: {', '.join(specs) or 'none'}")
-        try:
-            build_formula_set(name, {key: value})
-        except ValueError as exc:
-            raise err(f"options.{key}", str(exc)) from None
-    formulas = build_formula_set(name, options)
+    arch_name = sweep.get("arch")
+    name = sweep.get("formula_set")
+    if arch_name is not None and name is not None:
+        raise err("sweep.arch", "give either formula_set or arch, not both")
+    if arch_name is not None:
+        formulas, name = _arch_formulas(err, source, arch_name, options)
+    else:
+        if name is None:
+            raise err("sweep.formula_set", f"missing; valid formula sets: {', '.join(FORMULA_SETS)} "
+                                           "(or give arch = a preset, family or config.json)")
+        if name not in FORMULA_SETS:
+            raise err("sweep.formula_set", f"unknown formula set {name!r}; valid: {', '.join(FORMULA_SETS)}")
+        specs = options_for(name)
+        for key, value in options.items():
+            if key not in specs:
+                raise err(f"options.{key}", f"unknown option for {name!r}; valid options: {', '.join(specs) or 'none'}")
+            try:
+                build_formula_set(name, {key: value})
+            except ValueError as exc:
+                raise err(f"options.{key}", str(exc)) from None
+        formulas = build_formula_set(name, options)
 
     precision = sweep.get("precision", "exact")
     if precision not in PRECISIONS:
@@ -179,6 +189,9 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         axes[key] = _axis(err, f"axes.{key}", key, value)
 
     given = set(fixed) | set(axes)
+    broken = [msg for msg, cond in formulas.conditions({**fixed, **{a: None for a in axes}}) if cond is sympy.false]
+    if broken:
+        raise err("fixed", f"invalid combination: {'; '.join(broken)}")
     missing = formulas.required_inputs(quantities, given)
     if missing:
         sym, needs = next(iter(missing.items()))
@@ -191,6 +204,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         query = _query(err, data["query"], quantities, list(axes))
 
     return SweepRequest(
+        arch=arch_name,
         query=query,
         formula_set=name,
         options=formulas.options,
@@ -231,6 +245,28 @@ def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes
         key = "query.where" if "constraint" in str(exc) else "query.over" if "over" in str(exc) or "reduce" in str(
             exc) else "query"
         raise err(key, str(exc)) from None
+
+
+def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -> tuple[FormulaSet, str]:
+    """The formula set of an architecture, its sizes as defaults of the inputs left free."""
+    from dataclasses import replace as _replace
+
+    from .errors import SpecError as _SpecError
+    from .model import architecture, formulas_of
+
+    if not isinstance(arch_name, str) or not arch_name:
+        raise err("sweep.arch", "must be a preset or family name, or a config.json path")
+    path = Path(arch_name)
+    if path.suffix == ".json" and not path.is_absolute() and source != "<spec>":
+        arch_name = str(Path(source).parent / path)
+    try:
+        arch = architecture(arch_name, options or None)
+    except _SpecError as exc:
+        key = "options" if exc.source == "--option" else "sweep.arch"
+        raise err(key, exc.message if exc.source in ("--arch", "--option") else str(exc)) from None
+    fs = formulas_of(arch)
+    defaults = {**fs.defaults, **{k: sympy.Integer(v) for k, v in arch.values.items()}}
+    return _replace(fs, defaults=defaults, source=arch.source or fs.source), arch.family
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -83,7 +83,8 @@ class SweepResult:
                 if self.extremes is not None and q in self.extremes.names:
                     low, high = (self._tracked(ds, q, w) for w in ("min", "max"))
                 else:
-                    low, high = _extreme(ds[q], "min"), _extreme(ds[q], "max")
+                    valid = ds["valid"] if "valid" in ds else None
+                    low, high = _extreme(ds[q], "min", valid), _extreme(ds[q], "max", valid)
                 lines.append(f"  {q:<{width}}  {low}   {high}")
             return "\n".join(lines)
         finally:
@@ -102,15 +103,21 @@ class SweepResult:
 
 
 def kernel_for(request: SweepRequest) -> Kernel:
-    """The compiled kernel of ``request`` (cached in-process): fixed values folded in."""
-    key = (request.formula_set, tuple(sorted(request.options.items())), tuple(sorted(request.fixed.items())),
-           tuple(request.axes), tuple(request.quantities), request.precision)
+    """The compiled kernel of ``request`` (cached in-process): fixed values folded in.
+
+    Validity conditions of the formula set (``n_kv_heads`` divides ``n_heads``, ...) that depend
+    on swept inputs become a ``valid`` output; invalid grid points hold 0.
+    """
+    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
+    key = (request.arch, request.formula_set, tuple(sorted(request.options.items())),
+           tuple(sorted(request.fixed.items())), tuple(request.axes), tuple(request.quantities), request.precision,
+           tuple(sorted((k, str(v)) for k, v in formulas.defaults.items())))
     if key not in _KERNELS:
-        formulas = request.formulas or build_formula_set(request.formula_set, request.options)
         given = {**{k: None for k in request.axes}, **request.fixed}
         exprs = {q: formulas.resolve(q, given) for q in request.quantities}
         integer = {q: formulas.quantities[q].integer for q in request.quantities}
-        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.precision)
+        conditions = [cond for _, cond in formulas.conditions(given)]
+        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.precision, conditions)
     return _KERNELS[key]
 
 
@@ -120,7 +127,7 @@ def result_bytes(request: SweepRequest, kernel: Kernel) -> int:
 
 
 def bytes_per_point(request: SweepRequest, kernel: Kernel) -> int:
-    return sum(kernel.dtypes[q].itemsize for q in request.quantities)
+    return sum(kernel.dtypes[q].itemsize for q in kernel.quantities)
 
 
 def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -> ChunkPlan:
@@ -209,7 +216,7 @@ def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool =
     compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan)
 
     t0 = time.perf_counter()
-    results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in request.quantities}
+    results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
 
     def consume(index, n_valid, device_out):
         for q, block in _host_block(kernel, device_out, plan.split_axis, n_valid).items():
@@ -370,14 +377,21 @@ class Extremes:
         self.best: dict[tuple[str, str], tuple] = {}
 
     def add(self, index: tuple, block: dict[str, np.ndarray]) -> None:
+        valid = block["valid"].astype(bool) if "valid" in block else None
+        if valid is not None and not valid.any():
+            return
         for q in self.names:
             values = block[q]
             for which, pick, better in (("min", np.argmin, np.less), ("max", np.argmax, np.greater)):
-                local = np.unravel_index(int(pick(values)), values.shape)
+                if valid is not None:  # invalid points hold 0: leave them out
+                    fill = _far(values.dtype, which)
+                    local = np.unravel_index(int(pick(np.where(valid, values, fill))), values.shape)
+                else:
+                    local = np.unravel_index(int(pick(values)), values.shape)
                 value = values[local]
                 where = tuple((ix.start or 0) + j for ix, j in zip(index, local))
                 old = self.best.get((q, which))
-                if old is None or better(value, old[0]):
+                if old is None or better(value, old[0]) and not (valid is not None and not valid[local]):
                     self.best[(q, which)] = (value, where)
 
 
@@ -437,8 +451,18 @@ class Progress:
 # -- formatting ----------------------------------------------------------------------------------
 
 
-def _extreme(var: xr.DataArray, which: str) -> str:
+def _far(dtype, which: str):
+    """A value that never wins ``which`` (min or max) for ``dtype``."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return info.max if which == "min" else info.min
+    return np.inf if which == "min" else -np.inf
+
+
+def _extreme(var: xr.DataArray, which: str, valid: xr.DataArray | None = None) -> str:
     values = var.values
+    if valid is not None and var.dims == valid.dims and valid.values.any():
+        values = np.where(valid.values.astype(bool), values, _far(values.dtype, which))
     flat = int(np.argmin(values) if which == "min" else np.argmax(values))
     index = np.unravel_index(flat, values.shape)
     value = values[index]

@@ -145,6 +145,12 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
     experts_layer = (C.n_experts * expert + shared) if s.moe else sympy.Integer(0)
     extra_norms = (C.norm(s.norm) if s.final_norm else 0) + (C.norm(s.norm) if s.embed_norm else 0)
     src = source or FAMILY_SOURCES.get(name, "")
+    # components that are structurally zero stay as quantities (the breakdown lists them) but are
+    # left out of the sums, so printed totals show only what the architecture has
+    layer_parts = ["attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"])
+    total_parts = ["embedding"] + (["positions"] if s.positions == "learned" else []) + [
+        "attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"]) + (
+        ["head"] if (not s.tied_head or s.head_bias) else [])
 
     def Q(qname, definition, long_name, latex, component_source):
         return Quantity(qname, sympy.sympify(definition), "1", long_name, latex,
@@ -161,8 +167,7 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
           r"P_{\mathrm{router}}^{\mathrm{layer}}", C.SRC_MOE),
         Q("params_experts_layer", experts_layer, "MoE expert parameters per layer",
           r"P_{\mathrm{experts}}^{\mathrm{layer}}", C.SRC_MOE),
-        Q("params_layer", q("params_attention_layer") + q("params_mlp_layer") + q("params_norms_layer")
-          + q("params_router_layer") + q("params_experts_layer"), "parameters of one layer",
+        Q("params_layer", sum(q(f"params_{c}_layer") for c in layer_parts), "parameters of one layer",
           r"P_{\mathrm{layer}}", "sum of the layer's components"),
         Q("params_embedding", C.embedding(s.embed_proj), "token embedding parameters", r"P_{\mathrm{embedding}}",
           C.SRC_EMBED),
@@ -180,9 +185,8 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
           r"P_{\mathrm{router}}", C.SRC_MOE),
         Q("params_experts", n_layers * q("params_experts_layer"), "MoE expert parameters, all layers",
           r"P_{\mathrm{experts}}", C.SRC_MOE),
-        Q("params_total", q("params_embedding") + q("params_positions") + q("params_attention") + q("params_mlp")
-          + q("params_norms") + q("params_head") + q("params_router") + q("params_experts"),
-          "total parameters", r"N", "sum of all components"),
+        Q("params_total", sum(q(f"params_{c}") for c in total_parts), "total parameters", r"N",
+          "sum of all components"),
         Q("params_active",
           q("params_total") - (n_layers * (C.n_experts - C.top_k) * expert if s.moe else 0),
           "parameters used per token (top_k of n_experts experts)", r"N_{\mathrm{active}}", C.SRC_MOE),

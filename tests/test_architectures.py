@@ -1,0 +1,228 @@
+"""Real architectures, exact to the parameter against transformers (fixture), and their errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+import xarray as xr
+
+from engine.errors import SpecError
+from engine.formulas.architectures import BREAKDOWN, FAMILIES
+from engine.hf import HF_DEFAULTS, MODEL_TYPES, from_hf_config, load_hf_config
+from engine.model import architecture, formulas_of, param_counts
+from engine.presets import PRESETS
+from engine.spec import parse_spec
+from engine.sweep import run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = json.loads((REPO / "tests" / "data" / "transformers_param_counts.json").read_text())["counts"]
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE))
+def test_exact_against_transformers(name):
+    real = FIXTURE[name]
+    counts = param_counts(from_hf_config(real["config"], name))
+    assert counts["total"] == real["total"]
+    assert counts["active"] == real["active"]
+    assert sum(counts["breakdown"].values()) == counts["total"]
+    assert set(counts["breakdown"]) == set(BREAKDOWN)
+
+
+def test_every_preset_and_family_is_in_the_fixture():
+    assert len(PRESETS) >= 30
+    assert set(PRESETS) <= set(FIXTURE), "run benchmarks/validate_presets.py after adding presets"
+    assert {f"default:{t}" for t in MODEL_TYPES} <= set(FIXTURE)
+    for name, preset in PRESETS.items():
+        assert preset.source, name
+        assert FIXTURE[name]["config"] == preset.config, f"{name}: fixture is stale"
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.published_params])
+def test_published_exact_counts(name):
+    assert param_counts(architecture(name))["total"] == PRESETS[name].published_params
+
+
+def test_golden_numbers_from_the_literature():
+    total = lambda name, **opts: param_counts(architecture(name, opts or None))["total"]  # noqa: E731
+    assert total("gpt2") == 124_439_808
+    assert total("gpt2", attn_bias="none", mlp_bias=False, norm="layernorm_nobias") == 124_337_664  # nanoGPT bias=False
+    assert total("gpt2", tied_head=False) == 163_037_184
+    assert total("gpt3-175b") == 174_604_259_328
+    assert total("llama-2-7b") == 6_738_415_616
+    assert total("meta-llama-3-8b") == 8_030_261_248
+    assert total("llama-2-70b") == 68_976_648_192
+    mixtral = param_counts(architecture("mixtral-8x7b"))
+    assert (mixtral["total"], mixtral["active"]) == (46_702_792_704, 12_879_925_248)
+    fs = formulas_of(architecture("gpt2"))
+    d = sympy.Symbol("d_model", integer=True, positive=True)
+    assert sympy.expand(fs.resolve("params_layer", set())) == 12 * d**2 + 13 * d
+
+
+def test_required_presets_are_present():
+    for name in ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-125m", "gpt3-175b", "opt-125m", "bloom",
+                 "pythia-70m", "gpt-neox-20b", "gpt-j-6b", "llama-7b", "llama-2-7b", "meta-llama-3-8b", "llama-3.1-8b",
+                 "llama-3.2-1b", "tinyllama-1.1b", "mistral-7b", "mixtral-8x7b", "mixtral-8x22b", "qwen2-7b",
+                 "qwen2.5-7b", "qwen3-8b", "gemma-2b", "gemma-7b", "phi-1_5", "phi-2", "phi-3-mini-4k-instruct",
+                 "falcon-7b", "falcon-40b"]:
+        assert name in PRESETS, name
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_minimal_and_complete_forms_agree(model_type):
+    complete = {"model_type": model_type, **HF_DEFAULTS[model_type]}
+    assert param_counts(from_hf_config(complete))["total"] == param_counts(from_hf_config({"model_type": model_type}))[
+        "total"] == FIXTURE[f"default:{model_type}"]["total"]
+
+
+def test_minimal_form_of_a_real_config():
+    # Llama-2-7B written with only the fields that differ from LlamaConfig's defaults
+    minimal = {"model_type": "llama", "max_position_embeddings": 4096}
+    assert param_counts(from_hf_config(minimal))["total"] == 6_738_415_616
+    # Mistral-7B: every field but model_type equals MistralConfig's defaults
+    assert param_counts(from_hf_config({"model_type": "mistral"}))["total"] == 7_241_732_096
+
+
+def test_config_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**PRESETS["qwen2-0.5b"].config, "architectures": ["Qwen2ForCausalLM"]}))
+    assert param_counts(load_hf_config(path))["total"] == 494_032_768
+
+
+@pytest.mark.parametrize("config,key,message", [
+    ({"model_type": "t5"}, "model_type", "unsupported model type 't5'"),
+    ({"hidden_size": 8}, "model_type", "missing; supported model types: gpt2"),
+    ({"model_type": "llama", "hidden_size": "big"}, "hidden_size", "positive integer"),
+    ({"model_type": "llama", "num_hidden_layers": 0}, "num_hidden_layers", "positive integer"),
+    ({"model_type": "llama", "tie_word_embeddings": "yes"}, "tie_word_embeddings", "true or false"),
+    ({"model_type": "mixtral", "num_experts_per_tok": 9}, "num_experts_per_tok", "exceeds num_local_experts"),
+    ({"model_type": "opt", "layer_norm_elementwise_affine": False}, "layer_norm_elementwise_affine", "not supported"),
+])
+def test_bad_configs(config, key, message):
+    with pytest.raises(SpecError) as info:
+        from_hf_config(config, "config.json")
+    assert info.value.key == key and message in info.value.message
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(SpecError, match="no such file"):
+        load_hf_config(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        load_hf_config(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"model_type": "llama", "num_attention_heads": 32, "num_key_value_heads": 5}, "n_kv_heads must divide n_heads"),
+    ({"model_type": "llama", "hidden_size": 4000, "num_attention_heads": 48}, "n_heads must divide d_model"),
+])
+def test_invalid_combinations_are_rejected(config, message):
+    with pytest.raises(SpecError, match=message):
+        param_counts(from_hf_config(config))
+
+
+def test_a_given_head_dim_lifts_the_divisibility_rule():
+    cfg = {"model_type": "llama", "hidden_size": 4000, "num_attention_heads": 48, "head_dim": 64}
+    assert param_counts(from_hf_config(cfg))["total"] > 0
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_params_cli(tmp_path):
+    r = cli("params", "--arch", "mixtral-8x7b", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["total"] == 46_702_792_704 and out["active"] == 12_879_925_248
+    assert list(out["breakdown"]) == list(BREAKDOWN)
+    r = cli("params", "--arch", "llama-2-7b")
+    assert r.returncode == 0 and "6,738,415,616 parameters" in r.stdout and "attention" in r.stdout
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "gpt2"}))
+    r = cli("params", "--hf-config", path, "--json")
+    assert json.loads(r.stdout)["total"] == 124_439_808 and json.loads(r.stdout)["active"] is None
+    r = cli("params", "--arch", "gpt2", "--option", "tied_head=false", "--json")
+    assert json.loads(r.stdout)["total"] == 163_037_184
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--arch", "gpt5"], "unknown architecture"),
+    (["--arch", "gpt2", "--option", "tied=false"], "valid options"),
+    (["--hf-config", "/nonexistent/config.json"], "no such file"),
+])
+def test_params_cli_errors(args, message):
+    r = cli("params", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_formulas_for_architectures():
+    r = cli("formulas", "--arch", "gpt2", "--expand")
+    assert "= 12*d_model**2 + 13*d_model" in r.stdout
+    r = cli("formulas", "--arch", "llama-2-7b", "--format", "latex", "--substitute", "d_ff=8*d_model/3",
+            "--collect", "d_model")
+    assert r.returncode == 0 and r"\begin{align}" in r.stdout and "Touvron" in r.stdout
+    assert "values: d_model = 4096" in r.stdout
+    r = cli("formulas", "--arch", "mixtral", "--format", "markdown")
+    assert "params_active" in r.stdout and "Mixtral" in r.stdout
+    r = cli("formulas", "--arch", "llama", "--substitute", "width=3")
+    assert r.returncode == 2 and "--substitute" in r.stderr
+
+
+def test_arch_sweep_matches_sympy_and_masks_invalid_points():
+    spec = {"sweep": {"arch": "llama-2-7b"},
+            "axes": {"d_model": [2048, 4096, 4000], "n_layers": [16, 32], "n_kv_heads": [1, 3, 8, 32]}}
+    req = parse_spec(spec)
+    ds = run_sweep(req).dataset
+    fs = req.formulas
+    for d in (2048, 4096, 4000):
+        for kv in (1, 3, 8, 32):
+            point = ds.sel(d_model=d, n_layers=32, n_kv_heads=kv)
+            ok = d % 32 == 0 and 32 % kv == 0
+            assert point["valid"].item() == ok
+            if ok:
+                values = {"d_model": d, "n_layers": 32, "n_kv_heads": kv}
+                for q in req.quantities:
+                    assert point[q].item() == int(fs.evaluate(q, values)), (q, values)
+            else:
+                assert point["params_total"].item() == 0
+    assert ds["params_total"].sel(d_model=4096, n_layers=32, n_kv_heads=32).item() == 6_738_415_616
+    assert "n_kv_heads must divide n_heads" in ds["valid"].attrs["conditions"]
+
+
+@pytest.mark.parametrize("spec,key,message", [
+    ({"sweep": {"arch": "llama-2-7b"}, "fixed": {"n_kv_heads": 5}, "axes": {"d_model": [4096]}}, "fixed",
+     "n_kv_heads must divide n_heads"),
+    ({"sweep": {"arch": "mixtral"}, "fixed": {"top_k": 9}, "axes": {"d_model": [4096]}}, "fixed",
+     "top_k must not exceed n_experts"),
+    ({"sweep": {"arch": "gpt5"}, "axes": {"d_model": [4096]}}, "sweep.arch", "unknown architecture"),
+    ({"sweep": {"arch": "llama", "formula_set": "seed"}, "axes": {"d_model": [4096]}}, "sweep.arch", "not both"),
+    ({"sweep": {"arch": "llama"}, "options": {"tied": True}, "axes": {"d_model": [4096]}}, "options",
+     "valid options"),
+])
+def test_arch_spec_errors(spec, key, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec, source="arch.toml")
+    assert info.value.key == key and message in info.value.message
+
+
+def test_shipped_arch_sweep_and_query(tmp_path):
+    from engine.query import make_query
+    from engine.spec import load_spec
+    from engine.sweep import run_query
+
+    req = load_spec(REPO / "sweeps" / "llama-gqa.toml")
+    q = make_query(["params_total <= 7e9"], "params_total", None, ["d_model", "n_layers"], req.quantities,
+                   list(req.axes))
+    ds = run_query(req, q).dataset
+    full = run_sweep(req).dataset
+    want = full.params_total.where((full.valid == 1) & (full.params_total <= 7e9)).max(["d_model", "n_layers"])
+    np.testing.assert_array_equal(ds.params_total.values, want.fillna(0).astype(np.int64).values)
+    assert ds.n_feasible.sel(n_kv_heads=3).item() == 0  # 3 does not divide 32 heads: never valid
