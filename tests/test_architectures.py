@@ -226,3 +226,19 @@ def test_shipped_arch_sweep_and_query(tmp_path):
     want = full.params_total.where((full.valid == 1) & (full.params_total <= 7e9)).max(["d_model", "n_layers"])
     np.testing.assert_array_equal(ds.params_total.values, want.fillna(0).astype(np.int64).values)
     assert ds.n_feasible.sel(n_kv_heads=3).item() == 0  # 3 does not divide 32 heads: never valid
+
+
+def test_shared_experts_count_in_total_and_active():
+    from engine.formulas.architectures import build
+
+    plain = build("mixtral", FAMILIES["mixtral"])
+    shared = build("mixtral", FAMILIES["mixtral"].with_options(shared_experts=True))
+    values = {"d_model": 1024, "n_layers": 4, "n_heads": 16, "vocab": 1000, "d_ff": 512, "n_experts": 8,
+              "top_k": 2, "n_shared_experts": 2, "d_ff_shared": 1408}
+    extra = 4 * 2 * 3 * 1024 * 1408
+    for q in ("params_total", "params_active", "params_experts"):
+        assert int(shared.evaluate(q, values)) - int(plain.evaluate(q, values)) == extra, q
+    # active: attention + norms + router + top_k experts + shared, per layer
+    expert = 3 * 1024 * 512
+    assert int(plain.evaluate("params_total", values)) - int(plain.evaluate("params_active", values)) == \
+        4 * (8 - 2) * expert
