@@ -89,6 +89,50 @@ def _parser() -> argparse.ArgumentParser:
                     help='print {"total", "active", "breakdown": {embedding, positions, attention, mlp, norms, '
                          'head, router, experts}}')
 
+    for cmd, helptext in (("memory", "per-device memory of a training step or a prefill, with its breakdown"),
+                          ("flops", "FLOPs per token and per step, training time, compute-optimal sizes")):
+        mp = sub.add_parser(cmd, help=helptext, description=helptext)
+        src = mp.add_mutually_exclusive_group(required=cmd == "memory")
+        src.add_argument("--arch", metavar="NAME", help="preset or family")
+        src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
+        mp.add_argument("--batch", type=int, metavar="B", help="sequences per step (per device)")
+        mp.add_argument("--seq-len", type=int, metavar="S", help="tokens per sequence")
+        mp.add_argument("--mode", choices=("training", "inference"), default="training")
+        mp.add_argument("--precision", choices=("fp32", "bf16-amp", "bf16", "fp16"), default=None,
+                        help="fp32; bf16-amp (autocast, fp32 weights); bf16/fp16 (16-bit weights, fp32 master "
+                             "in training). Default: fp32 for training, bf16 for inference")
+        mp.add_argument("--optimizer", choices=("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none"),
+                        default="adamw")
+        mp.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="sdpa")
+        mp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
+                        help="full = gradient checkpointing")
+        mp.add_argument("--dropout", type=float, default=0.0, metavar="P", help="dropout probability")
+        mp.add_argument("--dp", type=int, default=1, help="data-parallel degree")
+        mp.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+        mp.add_argument("--pp", type=int, default=1, help="pipeline-parallel degree")
+        mp.add_argument("--vp", type=int, default=1, help="virtual pipeline stages (interleaved 1F1B)")
+        mp.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (3 = FSDP)")
+        mp.add_argument("--sequence-parallel", action="store_true")
+        mp.add_argument("--memory-model", choices=("seed", "korthikanti", "pytorch"), default="pytorch")
+        mp.add_argument("--kv-dtype", choices=("fp32", "bf16", "fp16", "fp8", "int8", "int4"),
+                        help="KV-cache element type (inference; default: the weights' 16-bit type)")
+        mp.add_argument("--weights", choices=("int8", "int4", "fp8"),
+                        help="quantized weights (inference): group-wise with a scale and zero point per 128")
+        mp.add_argument("--kv-window", type=int, metavar="W", help="sliding window: keep min(S, W) tokens")
+        mp.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="structural architecture option, e.g. tied_head=true")
+        if cmd == "flops":
+            mp.add_argument("--tokens", type=float, help="training tokens, for the training time")
+            mp.add_argument("--gpus", type=int, help="devices (default dp x tp x pp)")
+            mp.add_argument("--peak-flops", type=float, help="peak FLOP/s of one device, e.g. 989e12")
+            mp.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilization (default 0.5)")
+            mp.add_argument("--causal", choices=("full", "half"), default="full",
+                            help="attention FLOPs: full (Narayanan, PaLM) or the causal half (Kaplan)")
+            mp.add_argument("--compute", type=float, help="a FLOPs budget: print the compute-optimal N and D")
+            mp.add_argument("--scaling-law", choices=("chinchilla", "chinchilla_tex", "besiroglu"),
+                            default="besiroglu")
+        mp.add_argument("--json", action="store_true")
+
     c = sub.add_parser("check", help="recompute the numbers a text claims",
                        description="Recompute every claim of a claims file; exit 1 if any is wrong.")
     c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
@@ -100,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
-                "params": _params}[args.command](args)
+                "params": _params, "memory": _memory, "flops": _flops}[args.command](args)
     except LlmSweepError as exc:
         print(f"llm-sweep {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -202,6 +246,102 @@ def _combine(args) -> int:
     except (ValueError, OSError) as exc:
         raise SpecError(args.output, "combine", str(exc)) from None
     print(f"llm-sweep combine: {len(args.parts)} parts -> {path} ({path.stat().st_size:,} bytes)")
+    return EXIT_OK
+
+
+_KV_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
+
+
+def _estimate_inputs(args):
+    """(architecture, MemoryOptions, values) from the memory/flops flags."""
+    from .errors import SpecError
+    from .model import architecture, memory_options
+
+    arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
+    precision = args.precision or ("bf16" if args.mode == "inference" else "fp32")
+    if not 0 <= args.dropout < 1:
+        raise SpecError("--dropout", str(args.dropout), "a probability from 0 to below 1")
+    opts = dict(mode=args.mode, memory_model=args.memory_model, precision=precision, optimizer=args.optimizer,
+                attention=args.attention, recompute=args.recompute, dropout=args.dropout > 0, zero=args.zero,
+                sequence_parallel=args.sequence_parallel, quantized=args.weights in ("int8", "int4"))
+    if getattr(args, "causal", None):
+        opts["causal_flops"] = args.causal
+    options = memory_options(**opts)
+    values = {}
+    for flag, name in (("batch", "batch"), ("seq_len", "seq_len"), ("dp", "dp"), ("tp", "tp"), ("pp", "pp"),
+                       ("vp", "vp"), ("kv_window", "kv_window"), ("gpus", "n_gpus")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value <= 0:
+                raise SpecError(f"--{flag.replace('_', '-')}", str(value), "must be a positive integer")
+            values[name] = value
+    if args.kv_dtype:
+        values["bits_kv"] = _KV_BITS[args.kv_dtype]
+    if args.weights:
+        values["bits_weight"] = _KV_BITS[args.weights]
+    for flag, name in (("tokens", "tokens"), ("peak_flops", "peak_flops"), ("mfu", "mfu")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value <= 0:
+                raise SpecError(f"--{flag.replace('_', '-')}", str(value), "must be positive")
+            values[name] = int(value) if name == "tokens" else value
+    return arch, options, values
+
+
+def _memory(args) -> int:
+    from .errors import SpecError
+    from .model import memory_estimate
+
+    if args.batch is None or args.seq_len is None:
+        raise SpecError("memory", "--batch/--seq-len", "both are required")
+    arch, options, values = _estimate_inputs(args)
+    est = memory_estimate(arch, options, values)
+    if args.json:
+        print(json.dumps(est, indent=2))
+        return EXIT_OK
+    name = args.hf_config or args.arch
+    print(f"{name}: {args.mode} peak {_gib(est['peak'])} per device ({est['peak']:,} bytes; "
+          f"{options.memory_model} model, {options.precision}, at the {est['moment']})")
+    for key, value in est["breakdown"].items():
+        print(f"  {key:<15} {_gib(value):>12}  {value:>18,}")
+    return EXIT_OK
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.2f} GiB"
+
+
+def _flops(args) -> int:
+    from .errors import SpecError
+    from .model import flops_estimate
+
+    out: dict = {}
+    if args.arch or args.hf_config:
+        if args.batch is None or args.seq_len is None:
+            raise SpecError("flops", "--batch/--seq-len", "both are required with --arch or --hf-config")
+        arch, options, values = _estimate_inputs(args)
+        out.update(flops_estimate(arch, options, values))
+    if args.compute is not None:
+        import sympy
+
+        from .formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
+
+        fit = CHINCHILLA_FITS[args.scaling_law]
+        n_opt, d_opt = chinchilla_optimum(fit, sympy.Float(args.compute, 30))
+        out["compute_optimal"] = {"law": fit.name, "source": fit.source, "params": float(n_opt),
+                                  "tokens": float(d_opt), "tokens_per_param": float(d_opt / n_opt),
+                                  "loss": float(chinchilla_loss(fit, n_opt, d_opt))}
+    if not out:
+        raise SpecError("flops", "", "give --arch/--hf-config with --batch and --seq-len, and/or --compute")
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    for key, value in out.items():
+        if isinstance(value, dict):
+            print(f"{key}: " + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                                          for k, v in value.items()))
+        else:
+            print(f"{key:<32} {value:.6g}")
     return EXIT_OK
 
 

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
+
+import sympy
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,84 @@ def param_counts(arch: Architecture) -> dict[str, Any]:
     total = value("params_total")
     return {"total": total, "active": value("params_active") if arch.structure.moe else None,
             "breakdown": breakdown}
+
+
+def memory_options(**options: Any):
+    """``MemoryOptions`` from keyword options (SpecError naming the valid choices otherwise)."""
+    from .formulas.memory import MemoryOptions
+
+    try:
+        return MemoryOptions().with_options(**options)
+    except ValueError as exc:
+        raise SpecError("--option", ", ".join(options), str(exc)) from None
+
+
+@lru_cache(maxsize=256)
+def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
+    """Architecture quantities plus memory and compute quantities for ``options`` (cached)."""
+    from .formulas.memory import extend
+
+    return extend(formula_set(family, structure), structure, options)
+
+
+MEMORY_BREAKDOWN = {
+    "training": ("weights", "gradients", "master", "optimizer", "activations", "logits"),
+    "inference": ("weights", "kv_cache", "working"),
+}
+
+
+def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
+    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device.
+
+    ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The breakdown
+    lists what is alive at the peak moment and sums to the peak (rounded to whole bytes).
+    """
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    given = {**arch.values, **values}
+    broken = fs.violations(given)
+    if broken:
+        raise SpecError(arch.source, "", "; ".join(broken))
+    missing = fs.required_inputs(["mem_peak"], set(given))
+    if missing:
+        raise SpecError(arch.source, "", f"needs {', '.join(missing)} (e.g. --batch, --seq-len)")
+    ev = lambda q: fs.evaluate(q, given)  # noqa: E731
+    peak = ev("mem_peak")
+    moment = "step"
+    if options.mode == "inference":
+        parts = {"weights": ev("mem_weights"), "kv_cache": ev("mem_kv_cache"), "working": ev("mem_working")}
+        moment = "prefill"
+    elif options.memory_model == "pytorch":
+        resident = {"weights": ev("mem_weights"), "master": ev("mem_master"), "optimizer": ev("mem_optimizer")}
+        candidates = {"backward": ev("mem_peak_backward"), "step": ev("mem_peak_step")}
+        if "mem_peak_recompute" in fs.quantities:
+            candidates["recompute"] = ev("mem_peak_recompute")
+        moment = max(candidates, key=lambda k: candidates[k])
+        if moment == "step":
+            parts = {**resident, "gradients": ev("mem_gradients"),
+                     "optimizer_step": candidates["step"] - sum(resident.values()) - ev("mem_gradients")}
+        else:
+            parts = {**resident, "activations": ev("mem_activations"),
+                     "logits" if moment == "backward" else "recompute":
+                         candidates[moment] - sum(resident.values()) - ev("mem_activations")}
+    else:
+        parts = {k: ev(f"mem_{k}") for k in ("weights", "gradients", "master", "optimizer", "activations", "logits")}
+    breakdown = {k: int(sympy.ceiling(v)) for k, v in parts.items()}
+    return {"peak": int(sympy.ceiling(peak)), "moment": moment, "breakdown": breakdown}
+
+
+def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs per token and per step (model and hardware), and training time when tokens are given."""
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    given = {**arch.values, **values}
+    ev = lambda q: fs.evaluate(q, given)  # noqa: E731
+    out = {k: float(ev(k)) for k in ("flops_forward_token", "flops_token", "hardware_flops_token", "flops_step",
+                                     "flops_palm_token")}
+    if not arch.structure.moe and arch.family in ("gpt2", "gpt3"):
+        out["flops_narayanan_step"] = float(ev("flops_narayanan_step"))
+        out["flops_narayanan_recompute_step"] = float(ev("flops_narayanan_recompute_step"))
+    if "tokens" in values and "peak_flops" in values:
+        out["train_seconds"] = float(ev("train_seconds"))
+    return out
 
 
 def family_defaults() -> dict[str, dict]:

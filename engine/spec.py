@@ -171,7 +171,8 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         raise err("sweep.description", f"must be a string, got {_kind(description)}")
 
     valid_q = list(formulas.quantities)
-    quantities = _names(err, "sweep.quantities", sweep.get("quantities", valid_q), valid_q, "quantities")
+    default_q = [q for q in valid_q if q.startswith("params_")] if arch_name is not None else valid_q
+    quantities = _names(err, "sweep.quantities", sweep.get("quantities", default_q), valid_q, "quantities")
     default_headline = [q for q in ("params_total", "mem_peak") if q in quantities] or quantities[:2]
     headline = _names(err, "sweep.headline", sweep.get("headline", default_headline), quantities,
                       "requested quantities")
@@ -252,19 +253,29 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
     from dataclasses import replace as _replace
 
     from .errors import SpecError as _SpecError
-    from .model import architecture, formulas_of
+    from .formulas.architectures import OPTIONS as ARCH_OPTIONS
+    from .formulas.memory import OPTIONS as MEMORY_OPTIONS
+    from .model import architecture, estimate_formulas, memory_options
 
+    for key in options:
+        if key not in ARCH_OPTIONS and key not in MEMORY_OPTIONS:
+            raise err(f"options.{key}", f"unknown option; valid options: {', '.join([*ARCH_OPTIONS, *MEMORY_OPTIONS])}")
+    arch_opts = {k: v for k, v in options.items() if k in ARCH_OPTIONS}
+    try:
+        mem_opts = memory_options(**{k: v for k, v in options.items() if k in MEMORY_OPTIONS})
+    except _SpecError as exc:
+        raise err("options", exc.message) from None
     if not isinstance(arch_name, str) or not arch_name:
         raise err("sweep.arch", "must be a preset or family name, or a config.json path")
     path = Path(arch_name)
     if path.suffix == ".json" and not path.is_absolute() and source != "<spec>":
         arch_name = str(Path(source).parent / path)
     try:
-        arch = architecture(arch_name, options or None)
+        arch = architecture(arch_name, arch_opts or None)
     except _SpecError as exc:
         key = "options" if exc.source == "--option" else "sweep.arch"
         raise err(key, exc.message if exc.source in ("--arch", "--option") else str(exc)) from None
-    fs = formulas_of(arch)
+    fs = estimate_formulas(arch.family, arch.structure, mem_opts)
     defaults = {**fs.defaults, **{k: sympy.Integer(v) for k, v in arch.values.items()}}
     return _replace(fs, defaults=defaults, source=arch.source or fs.source), arch.family
 

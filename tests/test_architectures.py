@@ -204,8 +204,10 @@ def test_arch_sweep_matches_sympy_and_masks_invalid_points():
      "top_k must not exceed n_experts"),
     ({"sweep": {"arch": "gpt5"}, "axes": {"d_model": [4096]}}, "sweep.arch", "unknown architecture"),
     ({"sweep": {"arch": "llama", "formula_set": "seed"}, "axes": {"d_model": [4096]}}, "sweep.arch", "not both"),
-    ({"sweep": {"arch": "llama"}, "options": {"tied": True}, "axes": {"d_model": [4096]}}, "options",
+    ({"sweep": {"arch": "llama"}, "options": {"tied": True}, "axes": {"d_model": [4096]}}, "options.tied",
      "valid options"),
+    ({"sweep": {"arch": "llama"}, "options": {"precision": "fp64"}, "axes": {"d_model": [4096]}}, "options",
+     "must be one of 'fp32'"),
 ])
 def test_arch_spec_errors(spec, key, message):
     with pytest.raises(SpecError) as info:

@@ -1,0 +1,756 @@
+"""Emulate ``torch.cuda.max_memory_allocated()`` on the CPU and measure training / prefill memory.
+
+    /tmp/tvenv/bin/python benchmarks/measure_memory_cpu.py --validate [--max-tokens 2048]
+    /tmp/tvenv/bin/python benchmarks/measure_memory_cpu.py --extra [--out /tmp/memdata/cpu_measured.json]
+    /tmp/tvenv/bin/python benchmarks/measure_memory_cpu.py --selftest
+
+Needs torch and transformers; nothing is downloaded (models come from ``AutoConfig.for_model`` and
+``AutoModelForCausalLM.from_config``, random init).
+
+How the emulation works
+-----------------------
+The whole measurement (model construction, optimizer, both steps) runs inside
+``torch.profiler.profile(activities=[CPU], profile_memory=True)``. Every allocation and free of the
+CPU allocator is then an event with a time stamp, a signed size and the block's address (read from
+``kineto_results.experimental_event_tree()``). Each allocation is rounded up the way the CUDA
+caching allocator rounds a request (to a multiple of 512 bytes, at least 512; size 0 allocates
+nothing) and its free subtracts the same rounded size (matched by address). The running sum over
+time is the emulated ``torch.cuda.memory_allocated()``; its maximum over a window is the emulated
+``max_memory_allocated()``. Points in the program are marked with empty ``record_function`` ranges
+whose start times lie on the same clock.
+
+What the emulation does not reproduce (see ``--validate``):
+* CPU kernels are not CUDA kernels: different temporaries / workspaces (cuBLAS workspaces are
+  allocated through the caching allocator on the GPU; oneDNN/MKL scratch on the CPU is not
+  seen by the c10 allocator), the CPU SDPA kernel (flash-attention-for-cpu) differs from the CUDA
+  SDPA backends, and CPU autocast has different op lists (e.g. softmax / layer_norm run in bf16 on
+  CPU, in fp32 under CUDA autocast).
+* The caching allocator's block reuse: a cached block whose remainder would be <= 1 MiB is handed
+  out whole and counted whole by ``allocated_bytes``; the emulation counts only the rounded request.
+* AdamW's per-parameter ``step`` counters are CPU tensors on a GPU run (not counted by the CUDA
+  allocator); here they would be counted, so their (rounded) bytes are subtracted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+H200_FILE = Path("/work/shared/data/measured_memory_pytorch_h200.json")
+OUT_DIR = Path("/tmp/memdata")
+
+CUDA_ROUND = 512  # kMinBlockSize of the CUDA caching allocator
+MIB = 1 << 20
+
+
+def cuda_round(n: int) -> int:
+    """Bytes the CUDA caching allocator counts for a request of n bytes (default settings)."""
+    if n <= 0:
+        return 0
+    return ((n + CUDA_ROUND - 1) // CUDA_ROUND) * CUDA_ROUND
+
+
+def cuda_round_large(n: int) -> int:
+    """cuda_round, plus the caching allocator's whole-block rule for requests >= 10 MiB served from a fresh
+    segment: the segment is rounded up to 2 MiB, and a remainder <= 1 MiB is not split off, so
+    allocated_bytes counts the whole 2 MiB-rounded block. (A request served from a cached block can be
+    counted anywhere between the two; this rule assumes the fresh-segment case.)"""
+    r = cuda_round(n)
+    if n >= 10 * MIB:
+        seg = ((n + 2 * MIB - 1) // (2 * MIB)) * (2 * MIB)
+        if seg - r <= MIB:
+            return seg
+    return r
+
+
+RULES = {"cuda512": cuda_round, "cuda512_large2mib": cuda_round_large, "exact": lambda n: max(n, 0)}
+
+
+# --------------------------------------------------------------------------------------------
+# Allocation trace
+# --------------------------------------------------------------------------------------------
+
+MARK_PREFIX = "memmark::"
+
+
+def mark(name: str) -> None:
+    """Put a named point on the profiler's clock."""
+    import torch
+
+    with torch.profiler.record_function(MARK_PREFIX + name):
+        pass
+
+
+class AllocTrace:
+    """Profile a block of code; afterwards query emulated allocated bytes at marks and peaks between marks."""
+
+    def __init__(self, rule: str = "cuda512"):
+        self.rule = rule
+        self._prof = None
+
+    def __enter__(self):
+        from torch.profiler import ProfilerActivity, profile
+
+        self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False,
+                             with_stack=False)
+        self._prof.__enter__()
+        mark("__begin__")
+        return self
+
+    def __exit__(self, *exc):
+        mark("__end__")
+        self._prof.__exit__(*exc)
+        if exc[0] is None:
+            self._analyse()
+        return False
+
+    def _analyse(self):
+        res = self._prof.profiler.kineto_results
+        # allocation events with addresses, from the event tree (iterative walk)
+        allocs = []
+        stack = list(res.experimental_event_tree())
+        while stack:
+            node = stack.pop()
+            ef = node.extra_fields
+            if type(ef).__name__ == "_ExtraFields_Allocation":
+                if str(ef.device).startswith("cpu") or getattr(ef.device, "type", None) is None:
+                    allocs.append((node.start_time_ns, ef.ptr, int(ef.alloc_size)))
+            stack.extend(node.children)
+        # the flat event list holds the same [memory] events; check nothing was lost
+        flat = [e for e in res.events() if e.name() == "[memory]"]
+        self.n_events_flat = len(flat)
+        self.n_events = len(allocs)
+        marks = {}
+        for e in res.events():
+            n = e.name()
+            if n.startswith(MARK_PREFIX):
+                marks[n[len(MARK_PREFIX):]] = e.start_ns()
+        self.marks = marks
+        # stable order: by time; equal times keep allocation-before-free (conservative for peaks)
+        allocs.sort(key=lambda t: (t[0], 0 if t[2] > 0 else 1))
+        self._allocs = allocs
+        self._series = {}
+        self._select(self.rule)
+
+    def _select(self, rule: str):
+        if rule not in self._series:
+            rnd = RULES[rule]
+            live = {}
+            times, values = [], []
+            cur = 0
+            unmatched = 0
+            for t, ptr, n in self._allocs:
+                if n > 0:
+                    b = rnd(n)
+                    if ptr in live:  # address reused without a seen free (should not happen)
+                        cur -= live[ptr]
+                    live[ptr] = b
+                    cur += b
+                elif n < 0:
+                    b = live.pop(ptr, None)
+                    if b is None:
+                        unmatched += 1
+                        b = rnd(-n)
+                    cur -= b
+                else:
+                    continue
+                times.append(t)
+                values.append(cur)
+            self._series[rule] = (times, values, unmatched, cur, len(live))
+        self.rule = rule
+        self.times, self.values, self.unmatched_frees, self.final, self.n_live_end = self._series[rule]
+
+    # value just before time t (all events with time < t)
+    def _idx(self, t):
+        import bisect
+
+        return bisect.bisect_left(self.times, t)
+
+    def at(self, name: str, rule: str | None = None) -> int:
+        if rule:
+            self._select(rule)
+        i = self._idx(self.marks[name])
+        return self.values[i - 1] if i > 0 else 0
+
+    def peak(self, start: str, end: str, rule: str | None = None) -> int:
+        if rule:
+            self._select(rule)
+        i0, i1 = self._idx(self.marks[start]), self._idx(self.marks[end])
+        base = self.values[i0 - 1] if i0 > 0 else 0
+        return max([base] + self.values[i0:i1])
+
+
+def selftest() -> None:
+    """The running sum must return to its start when every tensor dies, and match known sizes."""
+    import torch
+
+    with AllocTrace() as tr:
+        mark("a")
+        x = torch.empty(1000)          # 4000 B -> 4096
+        y = torch.empty(300, 300)      # 360000 B -> 360448
+        z = torch.empty(3, dtype=torch.int8)  # 3 B -> 512
+        mark("b")
+        w = (y @ y).sum()
+        mark("c")
+        del x, y, z, w
+        mark("d")
+    assert tr.n_events == tr.n_events_flat, (tr.n_events, tr.n_events_flat)
+    assert tr.at("b") - tr.at("a") == 4096 + 360448 + 512, tr.at("b") - tr.at("a")
+    assert tr.at("d") == tr.at("a"), (tr.at("a"), tr.at("d"))
+    assert tr.peak("b", "c") >= tr.at("b") + 360448, (tr.peak("b", "c"), tr.at("b"))
+    print(f"selftest ok: {tr.n_events} events, start={tr.at('a')} after-alloc={tr.at('b')} "
+          f"peak(matmul)={tr.peak('b', 'c')} end={tr.at('d')} unmatched_frees={tr.unmatched_frees}")
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+def hf_fields(config: dict, seq: int, dropout: float | None) -> tuple[str, dict]:
+    """(model_type, AutoConfig fields) from either a transformers config dict (with model_type) or an
+    H200-record-style dict (arch, d_model, n_layers, n_heads, n_kv_heads, d_ff, vocab)."""
+    if "model_type" in config:
+        fields = dict(config)
+        mt = fields.pop("model_type")
+    else:
+        mt = config["arch"]
+        if mt == "gpt2":
+            fields = dict(n_embd=config["d_model"], n_layer=config["n_layers"], n_head=config["n_heads"],
+                          n_inner=config["d_ff"], vocab_size=config["vocab"],
+                          n_positions=max(1024, seq))
+        elif mt == "llama":
+            fields = dict(hidden_size=config["d_model"], num_hidden_layers=config["n_layers"],
+                          num_attention_heads=config["n_heads"], num_key_value_heads=config["n_kv_heads"],
+                          intermediate_size=config["d_ff"], vocab_size=config["vocab"],
+                          max_position_embeddings=max(2048, seq))
+        else:
+            raise ValueError(f"unknown arch {mt}")
+    if mt == "gpt2":
+        fields["n_positions"] = max(fields.get("n_positions", 1024), seq)
+    elif "max_position_embeddings" in fields or mt == "llama":
+        fields["max_position_embeddings"] = max(fields.get("max_position_embeddings", 2048), seq)
+    if dropout is None:
+        dropout = config.get("dropout", 0.0)
+    if mt == "gpt2":
+        fields.update(resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    elif mt == "llama":
+        fields.update(attention_dropout=dropout)
+    else:
+        for k in ("attention_dropout", "hidden_dropout", "dropout"):
+            fields.setdefault(k, dropout)
+    fields.pop("dropout", None) if mt in ("gpt2", "llama") else None
+    fields.pop("arch", None)
+    return mt, fields
+
+
+def build_model(config: dict, seq: int, attn: str, dtype=None, dropout: float | None = None):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    mt, fields = hf_fields(config, seq, dropout)
+    cfg = AutoConfig.for_model(mt, **fields)
+    kw = {"attn_implementation": attn}
+    if dtype is not None:
+        kw["dtype"] = dtype
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(cfg, **kw), cfg
+
+
+def _vocab(cfg) -> int:
+    return cfg.vocab_size
+
+
+def _tensor_bytes(obj, rnd=cuda_round) -> int:
+    """Rounded bytes of all distinct tensors reachable in obj (lists/tuples/dicts/Cache objects)."""
+    import torch
+
+    seen, total = set(), 0
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, torch.Tensor):
+            if o.untyped_storage().data_ptr() not in seen:
+                seen.add(o.untyped_storage().data_ptr())
+                total += rnd(o.untyped_storage().nbytes())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        elif hasattr(o, "layers"):  # transformers Cache (5.x): .layers[i].keys / .values
+            for layer in o.layers:
+                stack.extend([getattr(layer, "keys", None), getattr(layer, "values", None)])
+        elif hasattr(o, "key_cache"):
+            stack.extend([o.key_cache, o.value_cache])
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+def _cuda_fp32_funcs():
+    """Python-level callables whose aten ops are on CUDA autocast's fp32 (or fp32_set_opt_dtype) list but
+    not on CPU autocast's: under CUDA autocast their bf16/fp16 inputs are cast to fp32 (outputs fp32);
+    under CPU autocast they run in the input dtype. (Both lists: aten/src/ATen/autocast_mode.cpp.)"""
+    import torch
+    import torch.nn.functional as F
+
+    T = torch.Tensor
+    names_torch = ["pow", "exp", "expm1", "log", "log10", "log2", "log1p", "reciprocal", "rsqrt", "acos", "asin",
+                   "cosh", "sinh", "tan", "erfinv", "softmax", "log_softmax", "cumsum", "cumprod", "prod", "sum",
+                   "norm", "logsumexp", "layer_norm", "group_norm", "dist", "cdist", "renorm", "frobenius_norm",
+                   "nuclear_norm", "cosine_similarity"]
+    names_tensor = ["pow", "__pow__", "__rpow__", "exp", "expm1", "log", "log10", "log2", "log1p", "reciprocal",
+                    "rsqrt", "acos", "asin", "cosh", "sinh", "tan", "erfinv", "softmax", "log_softmax", "cumsum",
+                    "cumprod", "prod", "sum", "norm", "logsumexp", "dist", "renorm"]
+    names_f = ["softmax", "log_softmax", "layer_norm", "group_norm", "softplus", "cosine_similarity", "mse_loss",
+               "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "margin_ranking_loss",
+               "soft_margin_loss", "triplet_margin_loss", "multi_margin_loss", "multilabel_margin_loss",
+               "hinge_embedding_loss", "cosine_embedding_loss", "binary_cross_entropy_with_logits", "pdist",
+               "nll_loss", "cross_entropy"]
+    out = set()
+    for mod, names in ((torch, names_torch), (T, names_tensor), (F, names_f)):
+        for n in names:
+            f = getattr(mod, n, None)
+            if f is not None:
+                out.add(f)
+    out.add(torch.linalg.vector_norm)
+    return out
+
+
+def cuda_autocast_policy():
+    """TorchFunctionMode that, while CPU autocast is on, casts lower-precision floating inputs of the ops on
+    CUDA autocast's fp32 list to fp32, so a CPU run under torch.autocast('cpu', bf16) keeps the dtypes a
+    CUDA autocast run would (e.g. pow inside GPT-2's gelu_new, softmax/layer_norm of bf16 inputs)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_map
+
+    funcs = _cuda_fp32_funcs()
+    low = (torch.bfloat16, torch.float16)
+
+    def up(t):
+        return t.float() if isinstance(t, torch.Tensor) and t.dtype in low else t
+
+    class _Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in funcs and torch.is_autocast_enabled("cpu"):
+                args, kwargs = tree_map(up, (args, kwargs))
+            return func(*args, **kwargs)
+
+    return _Mode()
+
+
+def _training_fields(tr: AllocTrace, s: int, corr: int, ids_bytes: int, rule: str) -> dict:
+    tr._select(rule)
+    base = tr.at("base")
+    return {
+        "mem_weights": tr.at("weights") - base,
+        "mem_after_forward_minus_before": tr.at(f"fwd{s}") - tr.at(f"start{s}"),
+        "mem_after_backward": tr.at(f"bwd{s}") - base - corr,
+        "peak_total": tr.peak(f"start{s}", f"end{s}") - base - corr,
+        "peak_over_step_start": tr.peak(f"start{s}", f"end{s}") - tr.at(f"start{s}"),
+        "mem_steady_weights_plus_optimizer": tr.at(f"end{s}") - base - ids_bytes - corr,
+    }
+
+
+def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32", attn: str = "eager",
+                     checkpointing: bool = False, optimizer: str = "adamw", dropout: float | None = None,
+                     steps: int = 2, autocast_policy: str = "cuda") -> dict:
+    """Replicate the H200 protocol on the CPU; numbers from the last of `steps` training steps.
+
+    precision: "fp32" or "bf16-amp" (torch.autocast("cpu", bfloat16), fp32 weights).
+    autocast_policy (bf16-amp only): "cuda" = additionally cast the inputs of CUDA autocast's fp32-list ops to
+    fp32 (what a GPU run does; see cuda_autocast_policy), "cpu" = plain CPU autocast.
+    Returns mem_weights, mem_after_forward_minus_before, mem_after_backward, peak_total,
+    peak_over_step_start, mem_steady_weights_plus_optimizer, mem_input_ids, params (bytes; 512-byte
+    rounding), and the same fields under the other accounting rules in "alt".
+    """
+    import torch
+
+    if precision not in ("fp32", "bf16-amp"):
+        raise ValueError(precision)
+    if autocast_policy not in ("cuda", "cpu"):
+        raise ValueError(autocast_policy)
+    amp = precision == "bf16-amp"
+    gc.collect()
+    t0 = time.time()
+    with AllocTrace() as tr:
+        mark("base")
+        model, cfg = build_model(config, seq, attn, dropout=dropout)
+        model.to("cpu")
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        mark("weights")
+        params = sum(p.numel() for p in model.parameters())
+        if optimizer == "adamw":
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
+        elif optimizer == "sgd":
+            opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+        else:
+            raise ValueError(optimizer)
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(0, _vocab(cfg), (batch, seq), generator=g)
+        ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else nullcontext
+        mode = cuda_autocast_policy() if (amp and autocast_policy == "cuda") else nullcontext()
+        with mode:
+            for s in range(steps):
+                mark(f"start{s}")
+                with ctx():
+                    out = model(input_ids=ids, labels=ids)
+                loss = out.loss
+                mark(f"fwd{s}")
+                loss.backward()
+                mark(f"bwd{s}")
+                del out, loss
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                mark(f"end{s}")
+        step_tensors = [st["step"].untyped_storage().nbytes() for st in opt.state.values()
+                        if isinstance(st, dict) and isinstance(st.get("step"), torch.Tensor)]
+        ids_n = ids.numel() * ids.element_size()
+        del model, opt, ids
+        gc.collect()
+        mark("gone")
+    s = steps - 1
+    # AdamW step counters live on the CPU in a GPU run: removed from the absolute fields after step 0
+    res = {"params": int(params)}
+    alt = {}
+    for rule in ("exact", "cuda512_large2mib", "cuda512"):
+        rnd = RULES[rule]
+        corr = sum(rnd(n) for n in step_tensors)
+        f = _training_fields(tr, s, corr, rnd(ids_n), rule)
+        if rule == "cuda512":
+            res.update(f)
+            res["mem_input_ids"] = rnd(ids_n)
+            res["optimizer_step_counter_bytes_removed"] = corr
+        else:
+            alt[rule] = f
+    res.update({
+        "precision_autocast_policy": (autocast_policy if amp else None),
+        "alt": alt,
+        "leak_after_delete": tr.at("gone") - tr.at("base"),
+        "trace_events": tr.n_events,
+        "unmatched_frees": tr.unmatched_frees,
+        "seconds": round(time.time() - t0, 2),
+    })
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Prefill
+# --------------------------------------------------------------------------------------------
+
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def measure_prefill(config: dict, batch: int, seq: int, dtype: str = "bf16", attn: str = "sdpa") -> dict:
+    """Peak of model(input_ids, use_cache=True) under no_grad, model built in `dtype`, eval mode.
+
+    Returns mem_weights, peak_total, peak_over_weights (peak minus allocated just before the call),
+    mem_after_call_minus_before, kv_cache_bytes, logits_bytes (bytes, 512-byte rounding), and the
+    same fields under the other accounting rules in "alt".
+    """
+    import torch
+
+    tdt = getattr(torch, _DTYPES[dtype])
+    gc.collect()
+    t0 = time.time()
+    with AllocTrace() as tr:
+        mark("base")
+        model, cfg = build_model(config, seq, attn, dtype=tdt, dropout=0.0)
+        model.to("cpu")
+        model.eval()
+        mark("weights")
+        params = sum(p.numel() for p in model.parameters())
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(0, _vocab(cfg), (batch, seq), generator=g)
+        mark("before")
+        with torch.no_grad():
+            out = model(input_ids=ids, use_cache=True)
+        mark("after")
+        kv = {r: _tensor_bytes(out.past_key_values, RULES[r]) for r in RULES}
+        ln = out.logits.numel() * out.logits.element_size()
+        logits_dtype = str(out.logits.dtype).replace("torch.", "")
+        del out, model, ids
+        gc.collect()
+        mark("gone")
+    res = {"params": int(params)}
+    alt = {}
+    for rule in ("exact", "cuda512_large2mib", "cuda512"):
+        tr._select(rule)
+        base = tr.at("base")
+        f = {
+            "mem_weights": tr.at("weights") - base,
+            "peak_total": tr.peak("before", "after") - base,
+            "peak_over_weights": tr.peak("before", "after") - tr.at("before"),
+            "mem_after_call_minus_before": tr.at("after") - tr.at("before"),
+            "kv_cache_bytes": kv[rule],
+            "logits_bytes": RULES[rule](ln),
+        }
+        if rule == "cuda512":
+            res.update(f)
+        else:
+            alt[rule] = f
+    res.update({
+        "logits_dtype": logits_dtype,
+        "alt": alt,
+        "leak_after_delete": tr.at("gone") - tr.at("base"),
+        "trace_events": tr.n_events,
+        "seconds": round(time.time() - t0, 2),
+    })
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+FIELDS = ["mem_weights", "mem_after_forward_minus_before", "mem_after_backward", "peak_total",
+          "peak_over_step_start", "mem_steady_weights_plus_optimizer"]
+SHORT = {"mem_weights": "weights", "mem_after_forward_minus_before": "fwd-before",
+         "mem_after_backward": "after-bwd", "peak_total": "peak_total", "peak_over_step_start": "peak/start",
+         "mem_steady_weights_plus_optimizer": "steady"}
+
+
+def _versions() -> dict:
+    import platform
+
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"}
+
+
+META_HOW = (
+    "CPU emulation of torch.cuda.max_memory_allocated(): the whole run is profiled with "
+    "torch.profiler (CPU, profile_memory=True); every allocator event is rounded up to a multiple of "
+    "512 bytes (CUDA caching allocator block rounding; frees matched by address) and the running sum is "
+    "the emulated allocated bytes; points are marked with empty record_function ranges. Training: model "
+    "built with transformers on the CPU (random init, AutoConfig.for_model + from_config), model.train(), "
+    "AdamW(lr=1e-4, foreach=False) or SGD(lr=1e-4), two training steps on the same random token ids with "
+    "labels=input_ids (loss inside the model), `del out, loss` after backward, then opt.step() and "
+    "zero_grad(set_to_none=True); numbers from the second step. mem_weights = allocated after the model "
+    "exists minus the baseline before it; mem_after_forward_minus_before = allocated after the forward "
+    "minus before it; mem_after_backward = allocated after backward minus baseline; peak_total = max "
+    "allocated during step 2 minus the baseline; peak_over_step_start = max during step 2 minus allocated "
+    "at its start; mem_steady_weights_plus_optimizer = allocated after opt.step()+zero_grad minus baseline "
+    "minus the input ids. AdamW's per-parameter `step` counters (CPU tensors on a GPU run) are subtracted "
+    "from the absolute fields (optimizer_step_counter_bytes_removed). precision bf16-amp = "
+    "torch.autocast('cpu', bfloat16) with fp32 weights; with precision_autocast_policy='cuda' (default) a "
+    "TorchFunctionMode additionally casts the bf16 inputs of ops on CUDA autocast's fp32 list (pow, softmax, "
+    "layer_norm, sum, exp, ...) to fp32, as CUDA autocast does and CPU autocast does not; 'cpu' = plain CPU "
+    "autocast. attn eager = "
+    "attn_implementation='eager', sdpa = 'sdpa' (CPU SDPA kernel). checkpointing = "
+    "model.gradient_checkpointing_enable(). Dropout fields set to the record's dropout (gpt2: resid/embd/"
+    "attn_pdrop; llama: attention_dropout). Prefill: model built in the dtype, eval(), "
+    "model(input_ids, use_cache=True) under torch.no_grad(); peak_total = max during the call minus the "
+    "baseline before the model; peak_over_weights = max during the call minus allocated just before it; "
+    "kv_cache_bytes = bytes (512-rounded) of the returned past_key_values tensors; logits_bytes likewise. "
+    "Main fields use the 512-byte rule; 'alt' holds the same fields with exact byte counts ('exact') and "
+    "with the caching allocator's whole-block rule for requests >= 10 MiB ('cuda512_large2mib': a fresh "
+    "segment is rounded to 2 MiB and a remainder <= 1 MiB stays in the block and is counted). Bytes throughout.")
+
+
+def _print_cmp(m: dict, r: dict) -> None:
+    for k in FIELDS:
+        a, b = m[k], r[k]
+        rel = (a - b) / b if b else float("nan")
+        a2 = m["alt"]["cuda512_large2mib"][k]
+        rel2 = (a2 - b) / b if b else float("nan")
+        print(f"    {SHORT[k]:>11}: cpu {a:>14,d}  h200 {b:>14,d}  diff {a - b:>+13,d}  rel {rel:+.4%}"
+              f"   | +2MiB-rule diff {a2 - b:>+13,d} rel {rel2:+.4%}", flush=True)
+
+
+def cmd_validate(max_tokens: int, only: list[int] | None, cpu_policy_too: bool = True) -> list[dict]:
+    d = json.loads(H200_FILE.read_text())
+    rows = []
+    for i, r in enumerate(d["records"]):
+        if only and i not in only:
+            continue
+        tag = (f"[{i}] {r['arch']} b{r['batch']} s{r['seq']} {r['precision']} {r['attn']} "
+               f"ckpt={r['checkpointing']} drop={r.get('dropout', 0.0)}")
+        if r["batch"] * r["seq"] > max_tokens:
+            print(f"{tag}: SKIPPED, batch*seq={r['batch'] * r['seq']} > --max-tokens {max_tokens}", flush=True)
+            continue
+        policies = ["cuda"] + (["cpu"] if (r["precision"] == "bf16-amp" and cpu_policy_too) else [])
+        for pol in policies:
+            m = measure_training(r, r["batch"], r["seq"], r["precision"], r["attn"], r["checkpointing"],
+                                 r["optimizer"], dropout=r.get("dropout", 0.0), autocast_policy=pol)
+            rows.append({"index": i, "autocast_policy": m["precision_autocast_policy"],
+                         "h200": {k: r[k] for k in FIELDS + ["params"]}, "cpu": m})
+            pol_s = f" autocast_policy={pol}" if r["precision"] == "bf16-amp" else ""
+            print(f"{tag}{pol_s} ({m['seconds']} s; params cpu={m['params']} h200={r['params']})", flush=True)
+            _print_cmp(m, r)
+    return rows
+
+
+def _gpt2(d, L, H, V, ff=None):
+    return {"model_type": "gpt2", "n_embd": d, "n_layer": L, "n_head": H, "n_inner": ff or 4 * d,
+            "vocab_size": V, "n_positions": 1024}
+
+
+def _llama(d, L, H, KV, ff, V):
+    return {"model_type": "llama", "hidden_size": d, "num_hidden_layers": L, "num_attention_heads": H,
+            "num_key_value_heads": KV, "intermediate_size": ff, "vocab_size": V,
+            "max_position_embeddings": 2048}
+
+
+def extra_plan() -> list[dict]:
+    """The list of extra shapes (training and prefill)."""
+    plan = []
+    g_small = _gpt2(256, 4, 4, 8000)
+    g_wide = _gpt2(512, 4, 8, 8000)
+    g_deep_bigv = _gpt2(512, 6, 8, 32000)
+    ll = _llama(512, 4, 8, 2, 1376, 8000)
+    ll_bigv = _llama(512, 4, 8, 2, 1376, 32000)
+    # (a) GPT-2 style: full factorial on the small model at one shape
+    for attn in ("eager", "sdpa"):
+        for prec in ("fp32", "bf16-amp"):
+            for ck in (False, True):
+                for drop in (0.0, 0.1):
+                    plan.append(dict(kind="train", config=g_small, batch=4, seq=256, precision=prec, attn=attn,
+                                     checkpointing=ck, dropout=drop, optimizer="adamw"))
+    # batch / seq scaling on the small model
+    for b, s in ((1, 512), (2, 1024), (8, 256)):
+        for attn in ("eager", "sdpa"):
+            plan.append(dict(kind="train", config=g_small, batch=b, seq=s, precision="fp32", attn=attn,
+                             checkpointing=False, dropout=0.0, optimizer="adamw"))
+    # wider / deeper / larger-vocab models
+    for cfg in (g_wide, g_deep_bigv):
+        for attn in ("eager", "sdpa"):
+            for prec in ("fp32", "bf16-amp"):
+                plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision=prec, attn=attn,
+                                 checkpointing=False, dropout=0.0, optimizer="adamw"))
+        plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision="fp32", attn="eager",
+                         checkpointing=True, dropout=0.0, optimizer="adamw"))
+        plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision="fp32", attn="eager",
+                         checkpointing=False, dropout=0.1, optimizer="adamw"))
+    plan.append(dict(kind="train", config=g_deep_bigv, batch=2, seq=1024, precision="fp32", attn="eager",
+                     checkpointing=False, dropout=0.0, optimizer="adamw"))
+    plan.append(dict(kind="train", config=g_wide, batch=4, seq=256, precision="fp32", attn="eager",
+                     checkpointing=False, dropout=0.0, optimizer="sgd"))
+    # (b) LLaMA style with GQA
+    for attn in ("eager", "sdpa"):
+        for prec in ("fp32", "bf16-amp"):
+            for ck in (False, True):
+                plan.append(dict(kind="train", config=ll, batch=4, seq=256, precision=prec, attn=attn,
+                                 checkpointing=ck, dropout=0.0, optimizer="adamw"))
+    for attn in ("eager", "sdpa"):
+        plan.append(dict(kind="train", config=ll, batch=2, seq=1024, precision="fp32", attn=attn,
+                         checkpointing=False, dropout=0.0, optimizer="adamw"))
+    plan.append(dict(kind="train", config=ll, batch=4, seq=256, precision="fp32", attn="eager",
+                     checkpointing=False, dropout=0.1, optimizer="adamw"))
+    plan.append(dict(kind="train", config=ll_bigv, batch=4, seq=256, precision="fp32", attn="sdpa",
+                     checkpointing=False, dropout=0.0, optimizer="adamw"))
+    plan.append(dict(kind="train", config=ll_bigv, batch=4, seq=256, precision="bf16-amp", attn="sdpa",
+                     checkpointing=False, dropout=0.0, optimizer="adamw"))
+    # (c) prefill
+    for cfg in (g_wide, ll):
+        for dt in ("bf16", "fp32"):
+            for b, s in ((1, 512), (4, 256), (2, 1024), (8, 256)):
+                for attn in ("sdpa", "eager"):
+                    if attn == "eager" and (b, s) not in ((1, 512), (2, 1024)):
+                        continue
+                    plan.append(dict(kind="prefill", config=cfg, batch=b, seq=s, dtype=dt, attn=attn))
+    return plan
+
+
+def _summary(config: dict) -> dict:
+    """H200-style summary fields of a transformers config dict."""
+    if config["model_type"] == "gpt2":
+        return {"arch": "gpt2", "d_model": config["n_embd"], "n_layers": config["n_layer"],
+                "n_heads": config["n_head"], "n_kv_heads": config["n_head"], "d_ff": config["n_inner"],
+                "vocab": config["vocab_size"]}
+    return {"arch": config["model_type"], "d_model": config["hidden_size"], "n_layers": config["num_hidden_layers"],
+            "n_heads": config["num_attention_heads"], "n_kv_heads": config["num_key_value_heads"],
+            "d_ff": config["intermediate_size"], "vocab": config["vocab_size"]}
+
+
+def cmd_extra(out_path: Path, limit: int | None) -> None:
+    plan = extra_plan()
+    if limit:
+        plan = plan[:limit]
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    records = []
+    meta = dict(_versions(), how=META_HOW, rounding_bytes=CUDA_ROUND, seconds=None)
+
+    def dump():
+        meta["seconds"] = round(time.time() - t0, 1)
+        out_path.write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+
+    for i, p in enumerate(plan):
+        cfg = p["config"]
+        rec = dict(_summary(cfg), config=cfg, kind=p["kind"], batch=p["batch"], seq=p["seq"])
+        try:
+            if p["kind"] == "train":
+                rec.update(precision=p["precision"], attn=p["attn"], checkpointing=p["checkpointing"],
+                           dropout=p["dropout"], optimizer=p["optimizer"])
+                m = measure_training(cfg, p["batch"], p["seq"], p["precision"], p["attn"], p["checkpointing"],
+                                     p["optimizer"], dropout=p["dropout"])
+            else:
+                rec.update(precision=p["dtype"], dtype=p["dtype"], attn=p["attn"], checkpointing=False,
+                           dropout=0.0, optimizer=None)
+                m = measure_prefill(cfg, p["batch"], p["seq"], p["dtype"], attn=p["attn"])
+            rec.update(m, ok=True)
+        except Exception as e:  # record the failure, keep going
+            rec.update(ok=False, error=f"{type(e).__name__}: {e}")
+        records.append(rec)
+        dump()
+        tag = (f"{rec['kind']:7} {rec['arch']:5} d{rec['d_model']} L{rec['n_layers']} V{rec['vocab']} "
+               f"b{rec['batch']} s{rec['seq']} {rec['precision']:8} {rec['attn']:5} ck={int(rec['checkpointing'])} "
+               f"dr={rec['dropout']}")
+        if rec["ok"]:
+            print(f"[{i + 1}/{len(plan)}] {tag}: peak_total={rec['peak_total']:,} ({rec['seconds']} s, "
+                  f"total {time.time() - t0:.0f} s)", flush=True)
+        else:
+            print(f"[{i + 1}/{len(plan)}] {tag}: FAILED {rec['error']}", flush=True)
+    dump()
+    print(f"wrote {len(records)} records ({sum(r['ok'] for r in records)} ok) to {out_path} "
+          f"in {time.time() - t0:.0f} s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--validate", action="store_true", help="rerun cheap H200 records on the CPU and compare")
+    ap.add_argument("--max-tokens", type=int, default=2048, help="--validate: skip records with batch*seq above")
+    ap.add_argument("--only", type=int, nargs="*", help="--validate: record indices to run")
+    ap.add_argument("--validate-json", type=Path, default=OUT_DIR / "cpu_validate.json")
+    ap.add_argument("--extra", action="store_true", help="measure extra shapes, write --out")
+    ap.add_argument("--limit", type=int, help="--extra: only the first N shapes")
+    ap.add_argument("--out", type=Path, default=OUT_DIR / "cpu_measured.json")
+    ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    if not (a.validate or a.extra or a.selftest):
+        ap.error("nothing to do: --validate, --extra or --selftest")
+    if a.selftest:
+        selftest()
+    if a.validate:
+        selftest()
+        rows = cmd_validate(a.max_tokens, a.only)
+        a.validate_json.parent.mkdir(parents=True, exist_ok=True)
+        a.validate_json.write_text(json.dumps({"meta": dict(_versions(), how=META_HOW), "rows": rows}, indent=1))
+        print(f"wrote {a.validate_json}")
+    if a.extra:
+        cmd_extra(a.out, a.limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

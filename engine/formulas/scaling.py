@@ -1,0 +1,63 @@
+"""Scaling laws with labelled parameter sets (pure sympy).
+
+    Kaplan et al. 2020, Eq. (1.1)-(1.5):  L(N) = (N_c / N)^alpha_N, N non-embedding parameters
+    Hoffmann et al. 2022 (Chinchilla), Eq. (2):  L(N, D) = E + A / N^alpha + B / D^beta
+    compute-optimal under C = 6 N D, Eq. (4):  N_opt = G (C/6)^a,  D_opt = G^-1 (C/6)^b,
+        G = (alpha A / (beta B))^(1/(alpha + beta)),  a = beta / (alpha + beta),  b = alpha / (alpha + beta)
+
+D = 20 N is the empirical rule of Hoffmann et al.'s Approaches 1 and 2 (Table 3); the published
+Approach-3 constants do NOT imply it (at C = 5.76e23 they give N ~ 32B and D/N ~ 93); Besiroglu et
+al.'s refit (2024) does (D/N ~ 17-22 over 1e21-1e25 FLOPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+R = sympy.Rational
+
+
+@dataclass(frozen=True)
+class ChinchillaFit:
+    name: str
+    E: sympy.Rational
+    A: sympy.Rational
+    B: sympy.Rational
+    alpha: sympy.Rational
+    beta: sympy.Rational
+    source: str
+
+
+CHINCHILLA_FITS = {
+    "chinchilla": ChinchillaFit("chinchilla", R("1.69"), R("406.4"), R("410.7"), R("0.34"), R("0.28"),
+                                "Hoffmann et al. 2022 §3.3 Approach 3, Eq. (2), as published (rounded)"),
+    "chinchilla_tex": ChinchillaFit("chinchilla_tex", R("1.6934"), R("406.4"), R("410.7"), R("0.3392"), R("0.2849"),
+                                    "Hoffmann et al. 2022, the unrounded exponents of the TeX source"),
+    "besiroglu": ChinchillaFit("besiroglu", R("1.8172"), R("482.01"), R("2085.43"), R("0.3478"), R("0.3658"),
+                               "Besiroglu et al. 2024 (Epoch AI, arXiv:2404.10102) refit of Approach 3"),
+}
+KAPLAN = {"alpha_N": R("0.076"), "N_c": R("8.8e13"), "alpha_D": R("0.095"), "D_c": R("5.4e13"),
+          "source": "Kaplan et al. 2020 Eq. (1.1)-(1.2): alpha_N 0.076, N_c 8.8e13; alpha_D 0.095, D_c 5.4e13"}
+
+
+def chinchilla_loss(fit: ChinchillaFit, N, D) -> sympy.Expr:
+    """L(N, D) = E + A / N^alpha + B / D^beta (nats per token)."""
+    return fit.E + fit.A / N**fit.alpha + fit.B / D**fit.beta
+
+
+def chinchilla_optimum(fit: ChinchillaFit, C) -> tuple[sympy.Expr, sympy.Expr]:
+    """Compute-optimal (N, D) for a budget of C FLOPs under C = 6 N D (Eq. 4)."""
+    G = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1 / (fit.alpha + fit.beta))
+    a = fit.beta / (fit.alpha + fit.beta)
+    b = fit.alpha / (fit.alpha + fit.beta)
+    N, D = G * (C / 6) ** a, (C / 6) ** b / G
+    if not sympy.sympify(C).free_symbols:  # a number: evaluate (nested radicals stay slow symbolically)
+        return sympy.N(N, 30), sympy.N(D, 30)
+    return N, D
+
+
+def kaplan_loss(N) -> sympy.Expr:
+    """L(N) = (N_c / N)^alpha_N for N non-embedding parameters (converged, data-unlimited)."""
+    return (KAPLAN["N_c"] / N) ** KAPLAN["alpha_N"]
