@@ -656,6 +656,10 @@ def extra_plan() -> list[dict]:
                      checkpointing=False, dropout=0.0, optimizer="adamw"))
     plan.append(dict(kind="train", config=ll_bigv, batch=4, seq=256, precision="bf16-amp", attn="sdpa",
                      checkpointing=False, dropout=0.0, optimizer="adamw"))
+    # plain CPU autocast (no CUDA fp32-list emulation), for contrast with the default policy
+    for cfg in (g_small, ll):
+        plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision="bf16-amp", attn="eager",
+                         checkpointing=False, dropout=0.0, optimizer="adamw", autocast_policy="cpu"))
     # (c) prefill
     for cfg in (g_wide, ll):
         for dt in ("bf16", "fp32"):
@@ -699,7 +703,8 @@ def cmd_extra(out_path: Path, limit: int | None) -> None:
                 rec.update(precision=p["precision"], attn=p["attn"], checkpointing=p["checkpointing"],
                            dropout=p["dropout"], optimizer=p["optimizer"])
                 m = measure_training(cfg, p["batch"], p["seq"], p["precision"], p["attn"], p["checkpointing"],
-                                     p["optimizer"], dropout=p["dropout"])
+                                     p["optimizer"], dropout=p["dropout"],
+                                     autocast_policy=p.get("autocast_policy", "cuda"))
             else:
                 rec.update(precision=p["dtype"], dtype=p["dtype"], attn=p["attn"], checkpointing=False,
                            dropout=0.0, optimizer=None)
@@ -711,7 +716,8 @@ def cmd_extra(out_path: Path, limit: int | None) -> None:
         dump()
         tag = (f"{rec['kind']:7} {rec['arch']:5} d{rec['d_model']} L{rec['n_layers']} V{rec['vocab']} "
                f"b{rec['batch']} s{rec['seq']} {rec['precision']:8} {rec['attn']:5} ck={int(rec['checkpointing'])} "
-               f"dr={rec['dropout']}")
+               f"dr={rec['dropout']}" + (f" policy={rec['precision_autocast_policy']}"
+                                         if rec.get("precision_autocast_policy") else ""))
         if rec["ok"]:
             print(f"[{i + 1}/{len(plan)}] {tag}: peak_total={rec['peak_total']:,} ({rec['seconds']} s, "
                   f"total {time.time() - t0:.0f} s)", flush=True)

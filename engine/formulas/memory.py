@@ -292,7 +292,8 @@ def _korthikanti(structure, o: MemoryOptions):
 
 def _training_extra(structure, o: MemoryOptions):
     if o.memory_model == "seed":
-        return 4 * b * s * V, "seed article: the additional 4BSV at the start of the backward pass"
+        return 4 * b * s * V + 8 * b * s, ("seed article: the additional 4BSV at the start of the backward pass, "
+                                           "and the int64 inputs 8BD (D = seq_len)")
     if o.memory_model == "korthikanti":
         # Megatron: final LN, output projection input and fp32 cross-entropy, when p = 1 (÷ t)
         return sympy.Piecewise((4 * s * b * h * (1 + V / h) / tp, sympy.Eq(pp, 1)), (0, True)), \

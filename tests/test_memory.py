@@ -1,0 +1,184 @@
+"""Memory and compute: golden numbers from the literature and accuracy against measured peaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+
+from engine.formulas import components as C
+from engine.formulas.memory import MemoryOptions, extend
+from engine.formulas.scaling import CHINCHILLA_FITS, chinchilla_optimum
+from engine.model import architecture, estimate_formulas, flops_estimate, memory_estimate, memory_options
+from engine.symbols import symbol
+
+REPO = Path(__file__).resolve().parents[1]
+MEASURED = Path(__file__).resolve().parents[2] / "shared" / "data" / "measured_memory_pytorch_h200.json"
+if not MEASURED.exists():  # CI clones beside a copy of shared/
+    MEASURED = REPO.parent / "shared" / "data" / "measured_memory_pytorch_h200.json"
+
+
+def _states(stage: int, dp: int, params: int) -> float:
+    """ZeRO model states per device for mixed-precision Adam (2 + 2 + 12 bytes per parameter)."""
+    arch = architecture("gpt2")
+    fs = estimate_formulas(arch.family, arch.structure, MemoryOptions(precision="bf16", zero=stage))
+    N = sympy.Symbol("params_total", integer=True, nonnegative=True)
+    total = sum(fs.quantities[q].definition for q in ("mem_weights", "mem_gradients", "mem_master", "mem_optimizer"))
+    return float(fs.apply(total.xreplace({N: params}), {"dp": dp}))
+
+
+def test_zero_figure_1():
+    # Rajbhandari et al. Figure 1: Psi = 7.5B, N_d = 64 -> 120, 31.4, 16.6, 1.9 GB per device
+    got = [_states(stage, 64, 7_500_000_000) / 1e9 for stage in range(4)]
+    assert got == pytest.approx([120, 31.4, 16.6, 1.9], abs=0.06)
+    assert got[0] == 120 and got[3] == 1.875
+
+
+S, Bs, H, A, T = (symbol(n) for n in ("seq_len", "batch", "d_model", "n_heads", "tp"))
+
+
+def _per_layer(**opts) -> sympy.Expr:
+    arch = architecture("gpt2")
+    fs = estimate_formulas(arch.family, arch.structure,
+                           MemoryOptions(memory_model="korthikanti", dropout=True, **opts))
+    expr = fs.apply(fs.inline(fs.quantities["mem_activations"].definition), {"tp", "vp", "pp"})
+    return sympy.simplify(expr.xreplace({symbol("vp"): 1, symbol("pp"): 1}) / symbol("n_layers"))
+
+
+@pytest.mark.parametrize("opts,expected", [
+    ({}, S * Bs * H * (34 + 5 * A * S / H)),
+    ({"sequence_parallel": False}, S * Bs * H * (10 + 24 / T + 5 * A * S / (H * T))),
+    ({"sequence_parallel": True}, S * Bs * H * (34 / T + 5 * A * S / (H * T))),
+    ({"recompute": "selective"}, S * Bs * H * (10 + 24 / T)),
+    ({"recompute": "selective", "sequence_parallel": True}, 34 * S * Bs * H / T),
+    ({"recompute": "full"}, 2 * S * Bs * H),
+])
+def test_korthikanti_table_2(opts, expected):
+    got = _per_layer(**opts)
+    if not opts:  # no parallelism: t = 1
+        got = got.xreplace({T: 1})
+    assert sympy.simplify(got - expected) == 0
+
+
+def test_flash_attention_has_no_s_squared_term():
+    got = _per_layer(attention="flash").xreplace({T: 1})
+    assert sympy.degree(sympy.expand(got), S) == 1
+    assert sympy.simplify(got - (34 * S * Bs * H + 4 * A * S * Bs)) == 0
+
+
+def test_kv_cache_of_llama_3_8b():
+    arch = architecture("meta-llama-3-8b")
+    fs = estimate_formulas(arch.family, arch.structure, MemoryOptions(mode="inference", precision="bf16"))
+    assert fs.evaluate("kv_cache_per_token", arch.values) == 131_072
+    est = memory_estimate(arch, memory_options(mode="inference", precision="bf16"), {"batch": 8, "seq_len": 32768})
+    assert est["breakdown"]["kv_cache"] == 32 * 2**30  # twice the ~16 GB of bf16 weights
+    windowed = memory_estimate(arch, memory_options(mode="inference", precision="bf16"),
+                               {"batch": 8, "seq_len": 32768, "kv_window": 4096})
+    assert windowed["breakdown"]["kv_cache"] == 4 * 2**30
+    int8 = memory_estimate(arch, memory_options(mode="inference", precision="bf16"),
+                           {"batch": 8, "seq_len": 32768, "bits_kv": 8})
+    assert int8["breakdown"]["kv_cache"] == 16 * 2**30
+
+
+def test_narayanan_and_palm_flops():
+    arch = architecture("gpt3-175b")
+    out = flops_estimate(arch, memory_options(), {"batch": 1, "seq_len": 2048})
+    assert out["flops_step"] == pytest.approx(out["flops_narayanan_step"], rel=1e-3)
+    rec = flops_estimate(arch, memory_options(recompute="full"), {"batch": 1, "seq_len": 2048})
+    assert rec["hardware_flops_token"] * 2048 == pytest.approx(rec["flops_narayanan_recompute_step"], rel=2e-3)
+    assert out["flops_token"] == pytest.approx(out["flops_palm_token"], rel=0.01)
+
+
+def test_chinchilla_optimum():
+    N, D = chinchilla_optimum(CHINCHILLA_FITS["chinchilla"], sympy.Float("5.76e23"))
+    assert float(N) == pytest.approx(32.2e9, rel=0.01) and float(D / N) == pytest.approx(92.6, rel=0.01)
+    N, D = chinchilla_optimum(CHINCHILLA_FITS["chinchilla_tex"], sympy.Float("5.76e23"))
+    assert float(D / N) == pytest.approx(59.1, rel=0.01)
+    for C_ in (1e21, 1e23, 1e25):
+        N, D = chinchilla_optimum(CHINCHILLA_FITS["besiroglu"], sympy.Float(C_))
+        assert 17 <= float(D / N) <= 22
+
+
+def _records():
+    return json.loads(MEASURED.read_text())["records"]
+
+
+def _predict(record) -> int:
+    arch = architecture("gpt2")
+    opts = memory_options(precision=record["precision"], attention=record["attn"],
+                          recompute="full" if record["checkpointing"] else "none", dropout=record["dropout"] > 0,
+                          optimizer=record["optimizer"])
+    return memory_estimate(arch, opts, {"batch": record["batch"], "seq_len": record["seq"]})["peak"]
+
+
+@pytest.mark.skipif(not MEASURED.exists(), reason="shared/data is not beside this checkout")
+def test_measured_h200_peaks_within_10_percent_median_20_worst():
+    errors = [abs(_predict(r) / r["peak_total"] - 1) for r in _records()]
+    assert statistics.median(errors) <= 0.10
+    assert max(errors) <= 0.20
+    print(f"median {statistics.median(errors):.4f}, worst {max(errors):.4f} over {len(errors)} records")
+
+
+def test_seed_memory_model_is_the_articles():
+    arch = architecture("gpt2", {"positions": "none"})
+    est = memory_estimate(arch, memory_options(memory_model="seed"), {"batch": 4, "seq_len": 1024})
+    fs = estimate_formulas(arch.family, arch.structure, memory_options(memory_model="seed"))
+    N = int(fs.evaluate("params_total", arch.values))
+    B, S_, V, L, d = 4, 1024, 50257, 12, 768
+    E = B * S_ * d
+    want = 16 * N + 8 * B * S_ + L * (14 * E + 4 * B * S_ * S_) + 6 * B * S_ * V + 4 * B * S_ * V
+    assert est["peak"] == want
+
+
+def test_kernel_equals_sympy_for_memory_quantities():
+    from engine.spec import parse_spec
+    from engine.sweep import run_sweep
+
+    qs = ["mem_peak", "mem_activations", "mem_logits", "mem_optimizer", "flops_token", "hardware_flops_token"]
+    spec = {"sweep": {"arch": "llama-2-7b", "quantities": qs},
+            "options": {"precision": "bf16-amp", "recompute": "full", "attention": "eager"},
+            "axes": {"batch": [1, 3, 8], "seq_len": [128, 1000, 4096], "n_kv_heads": [8, 32]}}
+    req = parse_spec(spec)
+    ds = run_sweep(req).dataset
+    for b_ in (1, 8):
+        for s_ in (128, 4096):
+            for kv in (8, 32):
+                vals = {"batch": b_, "seq_len": s_, "n_kv_heads": kv}
+                for q in qs:
+                    want = float(req.formulas.evaluate(q, vals))
+                    assert ds[q].sel(**vals).item() == pytest.approx(want, rel=1e-12), (q, vals)
+
+
+def test_memory_and_flops_cli(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    r = cli("memory", "--arch", "gpt2", "--batch", "4", "--seq-len", "1024", "--attention", "eager", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"peak", "moment", "breakdown"} and sum(out["breakdown"].values()) == pytest.approx(
+        out["peak"], abs=8)
+    r = cli("memory", "--hf-config", REPO / "tests" / "data" / "llama-3-8b-config.json", "--mode", "inference",
+            "--batch", "8", "--seq-len", "32768", "--precision", "bf16", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["breakdown"]["kv_cache"] == 32 * 2**30
+    r = cli("memory", "--arch", "llama-2-70b", "--batch", "1", "--seq-len", "4096", "--precision", "bf16",
+            "--zero", "3", "--dp", "64", "--tp", "8", "--memory-model", "korthikanti", "--recompute", "selective")
+    assert r.returncode == 0 and "training peak" in r.stdout
+    r = cli("memory", "--arch", "llama-2-7b", "--batch", "1", "--seq-len", "8", "--tp", "3")
+    assert r.returncode == 2 and "tp must divide n_heads" in r.stderr
+    r = cli("memory", "--arch", "gpt2", "--seq-len", "8")
+    assert r.returncode == 2 and "--batch" in r.stderr
+    r = cli("flops", "--arch", "gpt2", "--batch", "4", "--seq-len", "1024", "--tokens", "1e9", "--peak-flops",
+            "1e15", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["train_seconds"] > 0
+    r = cli("flops", "--compute", "5.76e23", "--scaling-law", "chinchilla", "--json")
+    assert json.loads(r.stdout)["compute_optimal"]["tokens_per_param"] == pytest.approx(92.6, rel=0.01)
