@@ -202,7 +202,10 @@ def _run(args) -> int:
         t0 = time.perf_counter()
         write_netcdf(result.dataset, output, request.compression)
         result.write_seconds, result.path = time.perf_counter() - t0, output
-        headline = ([request.query.objective] if request.query.objective else []) + ["n_feasible"]
+        objective = request.query.objective
+        if objective is not None and objective not in request.quantities:
+            objective = f"{request.query.mode}_{objective}"
+        headline = ([objective] if objective else []) + ["n_feasible"]
     else:
         result = sweep.run_to_netcdf(request, output, budget, progress)
         headline = request.headline

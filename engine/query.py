@@ -89,8 +89,11 @@ def make_query(where: Sequence[str] = (), maximize: str | None = None, minimize:
             raise ValueError(f"constraint on unknown quantity {c.quantity!r}; requested quantities: "
                              f"{', '.join(quantities)}")
     objective = maximize or minimize
-    if objective is not None and objective not in quantities:
-        raise ValueError(f"objective {objective!r} is not a requested quantity; valid: {', '.join(quantities)}")
+    if objective is not None and objective not in quantities and objective not in axes:
+        raise ValueError(f"objective {objective!r} is not a requested quantity or a swept axis; valid: "
+                         f"{', '.join([*quantities, *axes])}")
+    if objective in axes and objective not in (over or ()):
+        raise ValueError(f"the objective {objective!r} is a swept axis: list it in over")
     if not over:
         raise ValueError(f"a query reduces at least one dim: give over = [...] from {', '.join(axes)}")
     for d in over:
@@ -150,7 +153,12 @@ class QueryFunction:
             result = {"n_feasible": jnp.sum(flat(mask), axis=-1, dtype=jnp.int64 if n_valid.dtype == jnp.int64
                                             else jnp.int32)}
             if q.objective is not None:
-                obj = jnp.broadcast_to(out[q.objective], shape)
+                if q.objective in out:
+                    obj = jnp.broadcast_to(out[q.objective], shape)
+                else:  # a swept input: the largest (smallest) coordinate that satisfies the constraints
+                    i = self.axes.index(q.objective)
+                    obj = jnp.broadcast_to(coords[i].reshape([-1 if j == i else 1 for j in range(len(shape))]),
+                                           shape)
                 if jnp.issubdtype(obj.dtype, jnp.integer):
                     info = jnp.iinfo(obj.dtype)
                     fill = info.min if q.mode == "max" else info.max

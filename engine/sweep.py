@@ -320,10 +320,14 @@ def run_query(request: SweepRequest, query: Query, budget: int | None = None, pr
     # set; XLA drops whatever the reduction does not use.
     plan = plan_for(request, kernel, budget)
     axes = list(request.axes)
-    objective_integer = query.objective is not None and kernel.dtypes[query.objective].kind == "i"
-    qf = QueryFunction(query, axes, plan.split_axis, objective_integer)
+    if query.objective is None:
+        dtype = np.dtype(np.int64)
+    elif query.objective in kernel.dtypes:
+        dtype = kernel.dtypes[query.objective]
+    else:  # a swept input
+        dtype = kernel.prepare({a: request.axes[a][:1] for a in axes})[axes.index(query.objective)].dtype
+    qf = QueryFunction(query, axes, plan.split_axis, dtype.kind == "i")
     compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan, qf)
-    dtype = kernel.dtypes[query.objective] if query.objective else np.int64
     acc = QueryAccumulator(qf, request.shape, [request.axes[a] for a in axes], dtype)
 
     t0 = time.perf_counter()
@@ -354,12 +358,20 @@ def query_dataset(request, formulas, query: Query, qf: QueryFunction, acc: Query
         "units": "1", "long_name": f"grid points over {', '.join(query.over)} satisfying the constraints",
         "query": described})}
     if query.objective:
-        q = formulas.quantities[query.objective]
-        data[query.objective] = xr.Variable(keep, acc.best, attrs={
-            "units": q.units, "long_name": f"{query.mode} of {q.long_name} ({described}); 0 where n_feasible is 0",
-            "query": described, "source": q.source})
+        if query.objective in formulas.quantities:
+            q = formulas.quantities[query.objective]
+            data[query.objective] = xr.Variable(keep, acc.best, attrs={
+                "units": q.units, "long_name": f"{query.mode} of {q.long_name} ({described}); 0 where n_feasible is 0",
+                "query": described, "source": q.source})
+        else:
+            data[f"{query.mode}_{query.objective}"] = xr.Variable(keep, acc.best, attrs={
+                **coordinate_attrs(query.objective),
+                "long_name": f"{query.mode} {query.objective} ({described}); 0 where n_feasible is 0",
+                "query": described})
         for i in qf.reduce:
             a = axes[i]
+            if a == query.objective:
+                continue
             values = request.axes[a][acc.best_index[i]]
             values = np.where(acc.n_feasible > 0, values, 0).astype(request.axes[a].dtype)
             data[f"best_{a}"] = xr.Variable(keep, values, attrs={

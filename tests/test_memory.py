@@ -182,3 +182,21 @@ def test_memory_and_flops_cli(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["train_seconds"] > 0
     r = cli("flops", "--compute", "5.76e23", "--scaling-law", "chinchilla", "--json")
     assert json.loads(r.stdout)["compute_optimal"]["tokens_per_param"] == pytest.approx(92.6, rel=0.01)
+
+
+def test_longest_context_that_fits_is_an_on_device_query():
+    from engine.spec import load_spec
+    from engine.sweep import run_query, run_sweep
+
+    req = load_spec(REPO / "sweeps" / "llama3-context.toml")
+    ds = run_query(req, req.query).dataset
+    full = run_sweep(req).dataset
+    fits = full.mem_peak <= 80 * 2**30
+    want = full.seq_len.where(fits).max("seq_len")
+    np.testing.assert_array_equal(ds["max_seq_len"].values, want.values.astype(np.int64))
+    assert ds["max_seq_len"].sel(batch=1).item() == 131072
+    # the answer is right at the edge: one step more does not fit
+    for b_ in (2, 8):
+        best = ds["max_seq_len"].sel(batch=b_).item()
+        assert full.mem_peak.sel(batch=b_, seq_len=best).item() <= 80 * 2**30 < \
+            full.mem_peak.sel(batch=b_, seq_len=best + 512).item()
