@@ -285,8 +285,9 @@ def _estimate_inputs(args):
     for flag, name in (("tokens", "tokens"), ("peak_flops", "peak_flops"), ("mfu", "mfu")):
         value = getattr(args, flag, None)
         if value is not None:
-            if value <= 0:
-                raise SpecError(f"--{flag.replace('_', '-')}", str(value), "must be positive")
+            if value <= 0 or (name == "mfu" and value > 1):
+                raise SpecError(f"--{flag.replace('_', '-')}", str(value),
+                                "must be from 0 to 1" if name == "mfu" else "must be positive")
             values[name] = int(value) if name == "tokens" else value
     return arch, options, values
 
@@ -327,6 +328,8 @@ def _flops(args) -> int:
     if args.compute is not None:
         import sympy
 
+        if not args.compute > 0:
+            raise SpecError("--compute", str(args.compute), "a FLOPs budget must be positive, e.g. 1e23")
         from .formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
 
         fit = CHINCHILLA_FITS[args.scaling_law]

@@ -107,7 +107,7 @@ class Kernel:
         int_fn = _lambdify(args, int_outs)
         shadow_outs = [o for o in int_outs if o.shadowed(exact)]
         shadow_fn = _lambdify(args, shadow_outs)
-        real_fn = _lambdify(args, real_outs)
+        real_fn = _lambdify(args, real_outs, floats=not exact)
         cond_fn = sympy.lambdify(args, list(self.conditions), modules="jax") if self.conditions else None
         int_dtype = jnp.int64 if exact else jnp.float32
         real_dtype = jnp.float64 if exact else jnp.float32
@@ -206,7 +206,8 @@ class Kernel:
             for i, a in enumerate(arrays):
                 if a.dtype == np.int64:
                     if not _fits_int32(a):
-                        raise ValueError(f"coordinates of {self.axes[i]!r} exceed int32; use precision 'exact'")
+                        raise PrecisionError(f"coordinates of {self.axes[i]!r} exceed int32, the range of "
+                                             "precision 'fast'; use precision 'exact'")
                     arrays[i] = a.astype(np.int32)
         return arrays
 
@@ -297,12 +298,19 @@ def _split(name: str, expr: sympy.Expr, integer: bool, precision: str) -> Kernel
     return KernelOutput(name, integer, expr, sympy.Integer(1))
 
 
-def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput]) -> Callable:
+def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput], floats: bool = False) -> Callable:
+    """One function for all outputs (numerator and denominator each), common subexpressions shared.
+
+    With ``floats`` (fast mode: 32-bit JAX) integer constants become floats, so a constant past
+    int32 (80 GiB, a vocabulary times a width) is a float32 literal rather than an int JAX refuses.
+    """
     exprs: list[sympy.Expr] = []
     for o in outs:
         exprs.extend([o.numerator, o.denominator])
     if not exprs:
         return lambda *a: ()
+    if floats:
+        exprs = [e.xreplace({n: sympy.Float(n) for n in e.atoms(sympy.Integer) if abs(n) >= 2**31}) for e in exprs]
     return sympy.lambdify(args, exprs, modules="jax", cse=True)
 
 

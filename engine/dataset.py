@@ -88,6 +88,8 @@ def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]
     }
     if request.description:
         attrs["description"] = request.description
+    if request.part is not None:
+        attrs["part_index"], attrs["part_count"], attrs["part_axis_length"] = request.part
     return attrs
 
 
@@ -242,7 +244,7 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
             for d in dims[1:]:
                 if not np.array_equal(ds.variables[d][:], first.variables[d][:]):
                     raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
-        ordered = sorted(zip(parts, opened), key=lambda pd: pd[1].variables[lead][0])
+        ordered = _order_parts(parts, opened, lead)
         lead_values = np.concatenate([ds.variables[lead][:] for _, ds in ordered])
         if len(np.unique(lead_values)) != len(lead_values):
             raise ValueError(f"the parts overlap along {lead}")
@@ -259,7 +261,7 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
                 new = out.createVariable(name, var.dtype, var.dimensions, zlib=level > 0, complevel=level or None,
                                          shuffle=level > 0, chunksizes=chunks, fill_value=False)
                 new.setncatts({k: var.getncattr(k) for k in var.ncattrs()})
-            out.setncatts({k: first.getncattr(k) for k in first.ncattrs()})
+            out.setncatts({k: first.getncattr(k) for k in first.ncattrs() if k not in ("part_index", "part_count", "part_axis_length")})
             out.variables[lead][:] = lead_values
             for d in dims[1:]:
                 out.variables[d][:] = first.variables[d][:]
@@ -284,3 +286,31 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
         for ds in opened:
             ds.close()
     return target
+
+
+def _order_parts(parts, opened, lead: str) -> list:
+    """Parts in grid order: by the part_index each process wrote, all of 0..count-1 present."""
+    indexed = [(p, ds) for p, ds in zip(parts, opened) if "part_index" in ds.ncattrs()]
+    if not indexed:  # parts not written by --part/--distributed: trust ascending first coordinates
+        return sorted(zip(parts, opened), key=lambda pd: pd[1].variables[lead][0])
+    if len(indexed) != len(parts):
+        raise ValueError("some files are parts of a multi-process run and some are not")
+    counts = {int(ds.getncattr("part_count")) for _, ds in indexed}
+    if len(counts) != 1:
+        raise ValueError(f"the parts come from runs split {sorted(counts)} ways")
+    count = counts.pop()
+    by_index = {}
+    for p, ds in indexed:
+        i = int(ds.getncattr("part_index"))
+        if i in by_index:
+            raise ValueError(f"part {i} of {count} is given twice ({by_index[i][0]} and {p}): the parts overlap")
+        by_index[i] = (p, ds)
+    ordered = [by_index[i] for i in sorted(by_index)]
+    # processes with no coordinates write nothing, so indices may be missing: the parts present
+    # must still cover the whole first axis
+    want = {int(ds.getncattr("part_axis_length")) for _, ds in indexed}
+    have = sum(len(ds.dimensions[lead]) for _, ds in indexed)
+    if len(want) != 1 or have != want.pop():
+        missing = [i for i in range(count) if i not in by_index]
+        raise ValueError(f"the parts cover {have} of the first axis's coordinates; missing parts: {missing}")
+    return ordered

@@ -79,6 +79,12 @@ class Architecture:
     structure: Structure
     values: dict[str, int]
     source: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """How errors name it: the preset, family or file the user gave."""
+        return self.name or self.source
 
 
 def load_hf_config(path: str | Path) -> Architecture:
@@ -110,7 +116,7 @@ def from_hf_config(config: Mapping[str, Any], source: str = "<config>") -> Archi
         cfg[_ALIASES.get(model_type, {}).get(key, key)] = value
     reader = _Reader(source, cfg)
     structure, values = _READERS[model_type](reader)
-    return Architecture(model_type, structure, values, source)
+    return Architecture(model_type, structure, values, source, source)
 
 
 class _Reader:

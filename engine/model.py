@@ -33,20 +33,21 @@ def architecture(name: str, options: dict[str, Any] | None = None) -> Architectu
     """
     if name in PRESETS:
         arch = from_hf_config(PRESETS[name].config, f"preset {name}")
-        arch = Architecture(arch.family, arch.structure, arch.values, PRESETS[name].source)
+        arch = Architecture(arch.family, arch.structure, arch.values, PRESETS[name].source, name)
     elif name in FAMILIES:
         model_type = "gpt2" if name == "gpt3" else name
         arch = from_hf_config({"model_type": model_type}, f"family {name}")
         if name == "gpt3":
             arch.values["n_positions"] = 2048
-        arch = Architecture(name, arch.structure, arch.values, architectures.FAMILY_SOURCES[name])
+        arch = Architecture(name, arch.structure, arch.values, architectures.FAMILY_SOURCES[name], name)
     elif name.endswith(".json") or Path(name).is_file():
         arch = load_hf_config(name)
     else:
         raise SpecError("--arch", name, f"unknown architecture; valid: {', '.join(arch_names())}, or a config.json path")
     if options:
         try:
-            arch = Architecture(arch.family, arch.structure.with_options(**options), arch.values, arch.source)
+            arch = Architecture(arch.family, arch.structure.with_options(**options), arch.values, arch.source,
+                                arch.name)
         except ValueError as exc:
             raise SpecError("--option", ", ".join(options), str(exc)) from None
     return arch
@@ -68,7 +69,11 @@ def param_counts(arch: Architecture) -> dict[str, Any]:
     fs = formulas_of(arch)
     broken = fs.violations(arch.values)
     if broken:
-        raise SpecError(arch.source, "", "; ".join(broken))
+        raise SpecError(arch.label, "", "; ".join(broken))
+    missing = fs.required_inputs(["params_total", "params_active"], set(arch.values))
+    if missing:
+        raise SpecError(arch.label, "", f"needs {', '.join(missing)}, which the configuration does not give "
+                                        "(e.g. moe = true without expert counts)")
     value = lambda q: int(fs.evaluate(q, arch.values))  # noqa: E731
     breakdown = {k: value(f"params_{k}") for k in BREAKDOWN}
     total = value("params_total")
@@ -108,12 +113,7 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     """
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
-    broken = fs.violations(given)
-    if broken:
-        raise SpecError(arch.source, "", "; ".join(broken))
-    missing = fs.required_inputs(["mem_peak"], set(given))
-    if missing:
-        raise SpecError(arch.source, "", f"needs {', '.join(missing)} (e.g. --batch, --seq-len)")
+    _check(arch, fs, given, ["mem_peak"])
     ev = lambda q: fs.evaluate(q, given)  # noqa: E731
     peak = ev("mem_peak")
     moment = "step"
@@ -135,14 +135,28 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
                          candidates[moment] - sum(resident.values()) - ev("mem_activations")}
     else:
         parts = {k: ev(f"mem_{k}") for k in ("weights", "gradients", "master", "optimizer", "activations", "logits")}
-    breakdown = {k: int(sympy.ceiling(v)) for k, v in parts.items()}
-    return {"peak": int(sympy.ceiling(peak)), "moment": moment, "breakdown": breakdown}
+    total = int(sympy.ceiling(peak))
+    breakdown = {k: int(sympy.floor(v)) for k, v in parts.items()}
+    if breakdown:  # whole bytes that still sum to the peak: the rounding goes to the largest part
+        largest = max(breakdown, key=lambda k: breakdown[k])
+        breakdown[largest] += total - sum(breakdown.values())
+    return {"peak": total, "moment": moment, "breakdown": breakdown}
+
+
+def _check(arch: Architecture, fs: FormulaSet, given: dict, quantities: list[str]) -> None:
+    broken = fs.violations(given)
+    if broken:
+        raise SpecError(arch.label, "", "; ".join(broken))
+    missing = fs.required_inputs(quantities, set(given))
+    if missing:
+        raise SpecError(arch.label, "", f"needs {', '.join(missing)} (e.g. --batch, --seq-len)")
 
 
 def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
     """FLOPs per token and per step (model and hardware), and training time when tokens are given."""
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
+    _check(arch, fs, given, ["flops_step"])
     ev = lambda q: fs.evaluate(q, given)  # noqa: E731
     out = {k: float(ev(k)) for k in ("flops_forward_token", "flops_token", "hardware_flops_token", "flops_step",
                                      "flops_palm_token")}

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .plan import parse_bytes
+from .plan import _UNITS as _SIZE_UNITS, parse_bytes
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 _CONSTRAINT = re.compile(r"\s*([A-Za-z_]\w*)\s*(<=|>=|==|<|>)\s*(.+?)\s*$")
@@ -65,7 +65,9 @@ def parse_constraint(text: str) -> Constraint:
                          f"(OP one of {', '.join(OPS)})")
     name, op, raw = m.groups()
     try:
-        value: float | int = parse_bytes(raw) if re.search(r"[A-Za-z]", raw) else _number(raw)
+        unit = re.fullmatch(r"[0-9.eE+-]*?([A-Za-z]+)", raw.replace(" ", ""))
+        is_size = unit is not None and unit.group(1).lower() in _SIZE_UNITS
+        value: float | int = parse_bytes(raw) if is_size else _number(raw)
     except ValueError as exc:
         raise ValueError(f"in constraint {text!r}: {exc}") from None
     return Constraint(name, op, value, " ".join(text.split()))
@@ -75,7 +77,24 @@ def _number(raw: str) -> float | int:
     try:
         return int(raw)
     except ValueError:
+        pass
+    try:
         return float(raw)
+    except ValueError:
+        raise ValueError(f"cannot read {raw!r} as a number or a size such as 80GiB") from None
+
+
+def _constant(value, like):
+    """``value`` as a constant of ``like``'s dtype where that is exact, else float (no int overflow)."""
+    import jax.numpy as jnp
+
+    if jnp.issubdtype(like.dtype, jnp.integer) and isinstance(value, int) and abs(value) < 2**62 and \
+            like.dtype == jnp.int64:
+        return jnp.asarray(value, like.dtype)
+    dtype = like.dtype if jnp.issubdtype(like.dtype, jnp.floating) else jnp.float64
+    if jnp.issubdtype(like.dtype, jnp.integer) and like.dtype != jnp.int64:
+        dtype = jnp.float32
+    return jnp.asarray(float(value), dtype)
 
 
 def make_query(where: Sequence[str] = (), maximize: str | None = None, minimize: str | None = None,
@@ -144,7 +163,7 @@ class QueryFunction:
             if "valid" in out:  # invalid architectures never satisfy a query
                 mask = mask & jnp.broadcast_to(out["valid"] == 1, shape)
             for c in q.where:
-                mask = mask & OPS[c.op](jnp.broadcast_to(out[c.quantity], shape), c.value)
+                mask = mask & OPS[c.op](jnp.broadcast_to(out[c.quantity], shape), _constant(c.value, out[c.quantity]))
             # padded coordinates on the split axis are not part of the grid
             idx = jnp.arange(shape[split]).reshape([-1 if i == split else 1 for i in range(len(shape))])
             mask = mask & (idx < n_valid)

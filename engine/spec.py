@@ -85,6 +85,7 @@ class SweepRequest:
     formulas: FormulaSet | None = field(default=None, repr=False)
     query: Any = None  # engine.query.Query, or None for a full cube
     arch: str | None = None  # the architecture named in the spec, if any
+    part: tuple[int, int, int] | None = None  # (index, count, length of the whole first axis) of a share
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -261,8 +262,11 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
         if key not in ARCH_OPTIONS and key not in MEMORY_OPTIONS:
             raise err(f"options.{key}", f"unknown option; valid options: {', '.join([*ARCH_OPTIONS, *MEMORY_OPTIONS])}")
     arch_opts = {k: v for k, v in options.items() if k in ARCH_OPTIONS}
+    chosen = {k: v for k, v in options.items() if k in MEMORY_OPTIONS}
+    if chosen.get("mode") == "inference" and "precision" not in chosen:
+        chosen["precision"] = "bf16"  # as `llm-sweep memory --mode inference`
     try:
-        mem_opts = memory_options(**{k: v for k, v in options.items() if k in MEMORY_OPTIONS})
+        mem_opts = memory_options(**chosen)
     except _SpecError as exc:
         raise err("options", exc.message) from None
     if not isinstance(arch_name, str) or not arch_name:

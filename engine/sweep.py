@@ -78,7 +78,13 @@ class SweepResult:
                 raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
                 lines.append(f"  file      {_human(self.path.stat().st_size)} ({_human(raw)} uncompressed)")
             shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
-            width = max(len(q) for q in shown)
+            width = max((len(q) for q in shown), default=0)
+            if "valid" in ds.data_vars and self.extremes is not None and not self.extremes.best:
+                lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
+                shown = []
+            elif "valid" in ds.data_vars and self.extremes is None and not ds["valid"].values.any():
+                lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
+                shown = []
             for q in shown:
                 if self.extremes is not None and q in self.extremes.names:
                     low, high = (self._tracked(ds, q, w) for w in ("min", "max"))
@@ -420,7 +426,7 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
         return None
     axes = dict(request.axes)
     axes[first] = request.axes[first][mine[0]:mine[-1] + 1]
-    return replace(request, axes=axes)
+    return replace(request, axes=axes, part=(index, count, len(request.axes[first])))
 
 
 def part_path(path: str | os.PathLike, index: int, count: int) -> Path:

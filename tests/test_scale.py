@@ -261,3 +261,20 @@ def test_cli_parts_and_combine(tmp_path, small_spec):
     assert r.returncode == 2 and "0 <= I < N" in r.stderr
     r = cli("combine", tmp_path / "nope.nc", "-o", tmp_path / "x.nc")
     assert r.returncode == 2 and "no such part file" in r.stderr
+
+
+def test_combine_keeps_a_descending_first_axis_and_finds_missing_parts(tmp_path):
+    from engine.dataset import combine
+    from engine.sweep import part_path, process_share
+
+    spec = {**GRID, "axes": {**GRID["axes"], "d_model": [4096, 2048, 1024, 512, 256]}}
+    req = parse_spec(spec)
+    parts = [run_to_netcdf(process_share(req, i, 3), part_path(tmp_path / "c.nc", i, 3)).path for i in range(3)]
+    out = combine(parts[::-1], tmp_path / "c.nc")
+    with xr.open_dataset(out) as back:
+        assert back.d_model.values.tolist() == [4096, 2048, 1024, 512, 256]
+        xr.testing.assert_identical(back.drop_attrs(), run_sweep(req).dataset.drop_attrs())
+        assert "part_index" not in back.attrs
+    with pytest.raises(ValueError, match=r"missing parts: \[1\]"):
+        combine([parts[0], parts[2]], tmp_path / "bad.nc")
+    assert not (tmp_path / "bad.nc").exists()

@@ -75,7 +75,11 @@ class MemoryOptions:
             if type(value) is not type(spec.default) or value not in spec.choices:
                 raise ValueError(f"option {key!r} must be one of {', '.join(map(_show, spec.choices))}, "
                                  f"got {_show(value)}")
-        return replace(self, **options)
+        new = replace(self, **options)
+        if new.mode == "training" and new.memory_model == "pytorch" and new.sequence_parallel:
+            raise ValueError("sequence_parallel needs memory_model korthikanti (the pytorch model has no "
+                             "tensor parallelism)")
+        return new
 
 
 OPTIONS: dict[str, OptionSpec] = {
@@ -125,7 +129,7 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(g_bits),
         "bits_master": sympy.Integer(m_bits or 32),
         "bits_opt": sympy.Integer(8 if o.optimizer == "adam8bit" else 32),
-        "bits_kv": sympy.Integer(w_bits if o.mode == "inference" and w_bits <= 16 else 16),
+        "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
         "kv_window": s, "n_gpus": dp * tp * pp, "mfu": sympy.Rational(1, 2),
@@ -185,18 +189,22 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
                 "peak memory per device during a training step", r"M_{\mathrm{peak}}", "sum of the above")
     else:
         window = sympy.Min(s, kv_window)
-        kv = 2 * b * window * L * kv_dim * bits_kv / 8 / tp
-        add("mem_kv_cache", kv, "KV cache per device", r"M_{\mathrm{KV}}", SRC_KV)
-        add("kv_cache_per_token", 2 * L * kv_dim * bits_kv / 8 / tp, "KV-cache bytes per token per sequence",
+        # per device: L / pp layers; tensor parallelism splits the kv heads, replicating them when
+        # there are fewer kv heads than devices (MQA/GQA)
+        kv_per_token = 2 * (L / pp) * sympy.ceiling(n_kv / tp) * head_dim * bits_kv / 8
+        add("kv_cache_per_token", kv_per_token, "KV-cache bytes per token per sequence, per device",
             r"m_{\mathrm{KV}}", SRC_KV)
+        add("mem_kv_cache", b * window * _q("kv_cache_per_token"), "KV cache per device", r"M_{\mathrm{KV}}", SRC_KV)
         working, wsrc = _prefill_working(structure, o)
         add("mem_working", working, "transient memory of a prefill forward pass", r"M_{\mathrm{work}}", wsrc)
         add("mem_peak", _q("mem_weights") + _q("mem_kv_cache") + _q("mem_working"),
             "peak memory of a prefill (one forward pass filling the cache)", r"M_{\mathrm{peak}}", "sum of the above")
     # -- compute -----------------------------------------------------------------------------------
-    n_matmul = _qi("params_attention") + _qi("params_mlp") + _qi("params_experts")
-    if structure.moe:
-        n_matmul = _qi("params_attention") + _qi("params_mlp") + L * C.top_k * C.mlp(structure.mlp, structure.mlp_bias)
+    n_matmul = _qi("params_attention") + _qi("params_mlp")
+    if structure.moe:  # a token runs through top_k experts (and every shared expert)
+        n_matmul += L * C.top_k * C.mlp(structure.mlp, structure.mlp_bias)
+        if structure.shared_experts:
+            n_matmul += L * C.n_shared_experts * C.mlp(structure.mlp, structure.mlp_bias, C.d_ff_shared)
     attn_factor = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
     attn_fwd = 4 * L * s * q_dim * attn_factor  # QK^T and AV, 2 FLOPs per multiply-add
     fwd_token = 2 * n_matmul + 2 * h * V + attn_fwd + 2 * _qi("params_router")
@@ -211,8 +219,9 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         "Narayanan et al. 2021 §5.1: full recompute adds one forward pass without the logits", units="1")
     add("flops_step", _q("flops_token") * b * s, "model FLOPs of one step (batch x seq_len tokens)",
         r"C_{\mathrm{step}}", "flops_token x tokens per step", units="1")
-    add("flops_palm_token", 6 * (N - _qi("params_embedding") - _qi("params_head") - _qi("params_positions"))
-        + 12 * L * a * head_dim * s, "PaLM's model FLOPs per token: 6N + 12 L H Q T", r"C_{\mathrm{PaLM}}",
+    add("flops_palm_token", 6 * (_qi("params_active") - _qi("params_embedding") - _qi("params_head")
+                                 - _qi("params_positions")) + 12 * L * a * head_dim * s,
+        "PaLM's model FLOPs per token: 6N + 12 L H Q T (N: active, non-embedding)", r"C_{\mathrm{PaLM}}",
         "Chowdhery et al. 2022 App. B (N without embeddings), as in nanoGPT estimate_mfu", units="1")
     add("flops_narayanan_step", 72 * b * s * L * h**2 * (1 + s / (6 * h) + V / (12 * L * h)),
         "Narayanan's model FLOPs per iteration, no recompute: 72 B s l h^2 (1 + s/6h + V/12lh)",
@@ -228,7 +237,13 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     validity = list(fs.validity) + [
         Validity("tp must divide n_heads", sympy.Eq(sympy.Mod(a, tp), 0)),
         Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)),
+        Validity("mfu must be at most 1", sympy.Le(mfu, 1)),
     ]
+    if o.mode == "training" and o.memory_model == "pytorch":
+        validity += [
+            Validity("the pytorch memory model describes Hugging Face training without tensor or pipeline "
+                     "parallelism (tp = pp = vp = 1); use memory_model korthikanti", sympy.Eq(tp * pp * vp, 1)),
+        ]
     return replace(fs, quantities=quantities, defaults={**fs.defaults, **defaults}, validity=validity,
                    options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} memory and compute")
 

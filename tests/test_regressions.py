@@ -1,0 +1,112 @@
+"""Defects found in review, each pinned by a test that failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from engine.errors import PrecisionError
+from engine.model import architecture, flops_estimate, memory_estimate, memory_options
+from engine.query import parse_constraint
+from engine.spec import parse_spec
+from engine.sweep import run_query, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+SERVE = {"sweep": {"arch": "meta-llama-3-8b", "quantities": ["mem_peak", "mem_kv_cache"]},
+         "options": {"mode": "inference", "precision": "bf16"},
+         "axes": {"batch": [1, 2, 4], "seq_len": [1024, 8192, 65536]}}
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_fast_precision_with_constants_past_int32():
+    fast = parse_spec({**SERVE, "sweep": {**SERVE["sweep"], "precision": "fast"}})
+    exact = parse_spec(SERVE)
+    f, e = run_sweep(fast).dataset, run_sweep(exact).dataset
+    np.testing.assert_allclose(f.mem_peak.values, e.mem_peak.values, rtol=1e-6)
+    q = parse_spec({**SERVE, "sweep": {**SERVE["sweep"], "precision": "fast"},
+                    "query": {"where": "mem_peak <= 80GiB", "maximize": "mem_kv_cache", "over": ["seq_len"]}})
+    got = run_query(q, q.query).dataset
+    assert got.n_feasible.values.tolist() == [3, 3, 2]
+
+
+def test_huge_constraint_values_compare_exactly():
+    q = parse_spec({**SERVE, "query": {"where": "mem_peak <= 1e30", "over": ["seq_len"]}})
+    assert run_query(q, q.query).dataset.n_feasible.values.tolist() == [3, 3, 3]
+
+
+def test_constraint_numbers_with_exponents_are_numbers():
+    assert parse_constraint("perf_relative <= 6.35e0").value == pytest.approx(6.35)
+    assert parse_constraint("perf_relative >= 2.5e-1").value == pytest.approx(0.25)
+    assert parse_constraint("mem_peak <= 80 GiB").value == 80 * 2**30
+    assert parse_constraint("mem_peak <= 1.5e3MB").value == 1_500_000_000
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_constraint("mem_peak <= lots")
+
+
+def test_a_sweep_with_no_valid_point_reports_it(tmp_path):
+    spec = tmp_path / "invalid.toml"
+    spec.write_text('[sweep]\narch = "llama-2-7b"\n[axes]\nn_kv_heads = [3, 5]\n')
+    r = cli("run", spec, "-o", tmp_path / "out.nc")
+    assert r.returncode == 0, r.stderr
+    assert "no valid grid point" in r.stdout and "n_kv_heads must divide n_heads" in r.stdout
+
+
+def test_kv_cache_per_device_under_pipeline_and_tensor_parallelism():
+    opts = memory_options(mode="inference", precision="bf16")
+    base = memory_estimate(architecture("llama-2-7b"), opts, {"batch": 1, "seq_len": 4096})["breakdown"]["kv_cache"]
+    assert base == 2 * 2**30
+    pp4 = memory_estimate(architecture("llama-2-7b"), opts, {"batch": 1, "seq_len": 4096, "pp": 4})
+    assert pp4["breakdown"]["kv_cache"] == base // 4
+    # falcon-7b has one kv head: tensor parallelism replicates it instead of splitting it
+    one = memory_estimate(architecture("falcon-7b"), opts, {"batch": 1, "seq_len": 2048})["breakdown"]["kv_cache"]
+    tp = memory_estimate(architecture("falcon-7b"), opts, {"batch": 1, "seq_len": 2048, "tp": 71})
+    assert tp["breakdown"]["kv_cache"] == one
+    fp32 = memory_estimate(architecture("llama-2-7b"), memory_options(mode="inference", precision="fp32"),
+                           {"batch": 1, "seq_len": 4096})
+    assert fp32["breakdown"]["kv_cache"] == 2 * base
+
+
+def test_moe_flops_count_active_and_shared_experts():
+    mixtral = architecture("mixtral-8x7b")
+    out = flops_estimate(mixtral, memory_options(), {"batch": 1, "seq_len": 4096})
+    assert out["flops_palm_token"] == pytest.approx(out["flops_token"], rel=0.05)  # both use active parameters
+    shared = architecture("mixtral-8x7b", {"shared_experts": True})
+    with_shared = flops_estimate(shared, memory_options(), {"batch": 1, "seq_len": 4096, "n_shared_experts": 1})
+    assert with_shared["flops_forward_token"] > out["flops_forward_token"]
+
+
+def test_breakdown_sums_to_the_peak():
+    for arch, opts in (("gpt2", {}), ("llama-2-7b", {"mode": "inference", "precision": "bf16"}),
+                       ("mixtral-8x7b", {"memory_model": "korthikanti", "precision": "bf16"})):
+        est = memory_estimate(architecture(arch), memory_options(**opts), {"batch": 3, "seq_len": 777})
+        assert sum(est["breakdown"].values()) == est["peak"], arch
+
+
+@pytest.mark.parametrize("args,message", [
+    (["params", "--arch", "llama", "--option", "moe=true"], "needs n_experts, top_k"),
+    (["flops", "--compute", "-1"], "must be positive"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mfu", "2"], "from 0 to 1"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tp", "2"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--sequence-parallel"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "0", "--seq-len", "8"], "positive"),
+])
+def test_bad_flags_exit_2_with_one_line(args, message):
+    r = cli(*args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_fast_precision_refuses_coordinates_past_int32():
+    req = parse_spec({"sweep": {"formula_set": "seed", "precision": "fast", "quantities": ["params_total"]},
+                      "fixed": {"vocab": 10, "n_layers": 2}, "axes": {"d_model": [2**31]}})
+    with pytest.raises(PrecisionError, match="int32"):
+        run_sweep(req)
