@@ -1,8 +1,11 @@
 """Emulate ``torch.cuda.max_memory_allocated()`` on the CPU and measure training / prefill memory.
 
-    /tmp/tvenv/bin/python benchmarks/measure_memory_cpu.py --validate [--max-tokens 2048]
-    /tmp/tvenv/bin/python benchmarks/measure_memory_cpu.py --extra [--out /tmp/memdata/cpu_measured.json]
-    /tmp/tvenv/bin/python benchmarks/measure_memory_cpu.py --selftest
+    python benchmarks/measure_memory_cpu.py --validate [--max-tokens 2048]
+    python benchmarks/measure_memory_cpu.py --extra [--out tests/data/cpu_measured_memory.json]
+    python benchmarks/measure_memory_cpu.py --selftest
+
+(in an environment with `pip install torch==2.13.0 transformers`; the fixture in tests/data was made
+with torch 2.13.0+cpu and transformers 5.24.0)
 
 Needs torch and transformers; nothing is downloaded (models come from ``AutoConfig.for_model`` and
 ``AutoModelForCausalLM.from_config``, random init).
@@ -19,14 +22,22 @@ time is the emulated ``torch.cuda.memory_allocated()``; its maximum over a windo
 ``max_memory_allocated()``. Points in the program are marked with empty ``record_function`` ranges
 whose start times lie on the same clock.
 
+Dtype policy under bf16-amp: CPU autocast leaves ops such as pow, softmax, layer_norm, sum, exp in the
+input dtype, while CUDA autocast runs them in fp32. With ``autocast_policy="cuda"`` (default) a
+TorchFunctionMode casts the bf16 inputs of CUDA autocast's fp32-list ops to fp32 (also inside
+activation-checkpoint recomputation), so the saved activations have the dtypes of a GPU run. On GPT-2
+(gelu_new = 0.5*x*(1+tanh(c*(x+0.044715*pow(x,3))))) this is worth 24 bytes per MLP element per layer;
+LLaMA-style models upcast explicitly and are unaffected.
+
 What the emulation does not reproduce (see ``--validate``):
-* CPU kernels are not CUDA kernels: different temporaries / workspaces (cuBLAS workspaces are
-  allocated through the caching allocator on the GPU; oneDNN/MKL scratch on the CPU is not
-  seen by the c10 allocator), the CPU SDPA kernel (flash-attention-for-cpu) differs from the CUDA
-  SDPA backends, and CPU autocast has different op lists (e.g. softmax / layer_norm run in bf16 on
-  CPU, in fp32 under CUDA autocast).
-* The caching allocator's block reuse: a cached block whose remainder would be <= 1 MiB is handed
-  out whole and counted whole by ``allocated_bytes``; the emulation counts only the rounded request.
+* Allocations the CUDA side makes and the CPU side does not: cuBLAS/cuBLASLt workspaces (allocated
+  through the caching allocator on first use and kept), kernel-specific workspaces; oneDNN/MKL
+  scratch on the CPU is not seen by the c10 allocator either. The CPU SDPA kernel
+  (flash-attention-for-cpu) is not the CUDA kernel, though it saves the same tensors.
+* The caching allocator's block accounting: a block whose remainder would be <= 1 MiB is handed out
+  whole and counted whole by ``allocated_bytes`` (e.g. a fresh >= 10 MiB request gets a 2 MiB-rounded
+  segment). The main fields count the 512-rounded request; ``alt["cuda512_large2mib"]`` applies the
+  fresh-segment rule to requests >= 10 MiB; ``alt["exact"]`` has unrounded bytes.
 * AdamW's per-parameter ``step`` counters are CPU tensors on a GPU run (not counted by the CUDA
   allocator); here they would be counted, so their (rounded) bytes are subtracted.
 """
@@ -36,7 +47,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import sys
 import time
@@ -45,7 +55,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 H200_FILE = Path("/work/shared/data/measured_memory_pytorch_h200.json")
-OUT_DIR = Path("/tmp/memdata")
+OUT_DIR = Path(__file__).resolve().parent  # benchmarks/; the committed fixture lives in tests/data
 
 CUDA_ROUND = 512  # kMinBlockSize of the CUDA caching allocator
 MIB = 1 << 20
@@ -389,8 +399,15 @@ def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32"
         model, cfg = build_model(config, seq, attn, dropout=dropout)
         model.to("cpu")
         model.train()
+        policy_on = amp and autocast_policy == "cuda"
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            if policy_on:
+                # the recomputation in backward must see the same dtype policy as the forward (transformers'
+                # default is use_reentrant=False; context_fn only adds the policy to the recompute)
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={
+                    "use_reentrant": False, "context_fn": lambda: (nullcontext(), cuda_autocast_policy())})
+            else:
+                model.gradient_checkpointing_enable()
         mark("weights")
         params = sum(p.numel() for p in model.parameters())
         if optimizer == "adamw":
@@ -402,7 +419,7 @@ def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32"
         g = torch.Generator().manual_seed(1)
         ids = torch.randint(0, _vocab(cfg), (batch, seq), generator=g)
         ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else nullcontext
-        mode = cuda_autocast_policy() if (amp and autocast_policy == "cuda") else nullcontext()
+        mode = cuda_autocast_policy() if policy_on else nullcontext()
         with mode:
             for s in range(steps):
                 mark(f"start{s}")
@@ -608,66 +625,73 @@ def _llama(d, L, H, KV, ff, V):
 
 
 def extra_plan() -> list[dict]:
-    """The list of extra shapes (training and prefill)."""
+    """The list of extra shapes (training and prefill). About 5 minutes on 2 cores."""
     plan = []
+
+    def train(cfg, b, s, prec, attn, ck=False, drop=0.0, opt="adamw", policy="cuda"):
+        plan.append(dict(kind="train", config=cfg, batch=b, seq=s, precision=prec, attn=attn, checkpointing=ck,
+                         dropout=drop, optimizer=opt, autocast_policy=policy))
+
     g_small = _gpt2(256, 4, 4, 8000)
+    g_mid = _gpt2(384, 6, 6, 16000)
     g_wide = _gpt2(512, 4, 8, 8000)
     g_deep_bigv = _gpt2(512, 6, 8, 32000)
+    g_124m = _gpt2(768, 12, 12, 50257)
     ll = _llama(512, 4, 8, 2, 1376, 8000)
+    ll_mha = _llama(512, 4, 8, 8, 1376, 8000)
     ll_bigv = _llama(512, 4, 8, 2, 1376, 32000)
-    # (a) GPT-2 style: full factorial on the small model at one shape
-    for attn in ("eager", "sdpa"):
-        for prec in ("fp32", "bf16-amp"):
-            for ck in (False, True):
+    ll_big = _llama(768, 6, 12, 4, 2048, 32000)
+    precs, attns, cks = ("fp32", "bf16-amp"), ("eager", "sdpa"), (False, True)
+    # (a) GPT-2 style
+    for attn in attns:  # full factorial on the small model, incl. dropout
+        for prec in precs:
+            for ck in cks:
                 for drop in (0.0, 0.1):
-                    plan.append(dict(kind="train", config=g_small, batch=4, seq=256, precision=prec, attn=attn,
-                                     checkpointing=ck, dropout=drop, optimizer="adamw"))
-    # batch / seq scaling on the small model
-    for b, s in ((1, 512), (2, 1024), (8, 256)):
-        for attn in ("eager", "sdpa"):
-            plan.append(dict(kind="train", config=g_small, batch=b, seq=s, precision="fp32", attn=attn,
-                             checkpointing=False, dropout=0.0, optimizer="adamw"))
-    # wider / deeper / larger-vocab models
-    for cfg in (g_wide, g_deep_bigv):
-        for attn in ("eager", "sdpa"):
-            for prec in ("fp32", "bf16-amp"):
-                plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision=prec, attn=attn,
-                                 checkpointing=False, dropout=0.0, optimizer="adamw"))
-        plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision="fp32", attn="eager",
-                         checkpointing=True, dropout=0.0, optimizer="adamw"))
-        plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision="fp32", attn="eager",
-                         checkpointing=False, dropout=0.1, optimizer="adamw"))
-    plan.append(dict(kind="train", config=g_deep_bigv, batch=2, seq=1024, precision="fp32", attn="eager",
-                     checkpointing=False, dropout=0.0, optimizer="adamw"))
-    plan.append(dict(kind="train", config=g_wide, batch=4, seq=256, precision="fp32", attn="eager",
-                     checkpointing=False, dropout=0.0, optimizer="sgd"))
-    # (b) LLaMA style with GQA
-    for attn in ("eager", "sdpa"):
-        for prec in ("fp32", "bf16-amp"):
-            for ck in (False, True):
-                plan.append(dict(kind="train", config=ll, batch=4, seq=256, precision=prec, attn=attn,
-                                 checkpointing=ck, dropout=0.0, optimizer="adamw"))
-    for attn in ("eager", "sdpa"):
-        plan.append(dict(kind="train", config=ll, batch=2, seq=1024, precision="fp32", attn=attn,
-                         checkpointing=False, dropout=0.0, optimizer="adamw"))
-    plan.append(dict(kind="train", config=ll, batch=4, seq=256, precision="fp32", attn="eager",
-                     checkpointing=False, dropout=0.1, optimizer="adamw"))
-    plan.append(dict(kind="train", config=ll_bigv, batch=4, seq=256, precision="fp32", attn="sdpa",
-                     checkpointing=False, dropout=0.0, optimizer="adamw"))
-    plan.append(dict(kind="train", config=ll_bigv, batch=4, seq=256, precision="bf16-amp", attn="sdpa",
-                     checkpointing=False, dropout=0.0, optimizer="adamw"))
+                    train(g_small, 4, 256, prec, attn, ck, drop)
+    for b, s in ((1, 512), (2, 512), (1, 1024), (2, 1024), (8, 256), (1, 2048)):  # batch / seq scaling
+        for attn in attns:
+            train(g_small, b, s, "fp32", attn)
+    for cfg in (g_wide, g_deep_bigv):  # wider / deeper / larger vocabulary
+        for attn in attns:
+            for prec in precs:
+                for ck in cks:
+                    train(cfg, 4, 256, prec, attn, ck)
+        train(cfg, 4, 256, "fp32", "eager", drop=0.1)
+        train(cfg, 4, 256, "bf16-amp", "sdpa", drop=0.1)
+    for attn in attns:
+        for prec in precs:
+            train(g_deep_bigv, 2, 1024, prec, attn)
+            train(g_mid, 4, 512, prec, attn)
+    train(g_wide, 4, 256, "fp32", "eager", opt="sgd")
+    train(g_wide, 4, 256, "bf16-amp", "sdpa", opt="sgd")
+    # (b) LLaMA style with GQA (and one MHA model for contrast)
+    for attn in attns:
+        for prec in precs:
+            for ck in cks:
+                train(ll, 4, 256, prec, attn, ck)
+            train(ll, 2, 1024, prec, attn)
+            train(ll_bigv, 4, 256, prec, attn)
+            train(ll_mha, 4, 256, prec, attn)
+            train(ll_big, 2, 512, prec, attn)
+        train(ll, 4, 256, "fp32", attn, drop=0.1)
+        train(ll, 1, 2048, "fp32", attn)
+    train(ll_big, 2, 512, "bf16-amp", "sdpa", ck=True)
+    train(ll, 4, 256, "fp32", "sdpa", opt="sgd")
     # plain CPU autocast (no CUDA fp32-list emulation), for contrast with the default policy
-    for cfg in (g_small, ll):
-        plan.append(dict(kind="train", config=cfg, batch=4, seq=256, precision="bf16-amp", attn="eager",
-                         checkpointing=False, dropout=0.0, optimizer="adamw", autocast_policy="cpu"))
+    for cfg in (g_small, g_deep_bigv, ll):
+        train(cfg, 4, 256, "bf16-amp", "eager", policy="cpu")
     # (c) prefill
-    for cfg in (g_wide, ll):
+    for cfg in (g_wide, g_deep_bigv, ll, ll_bigv):
         for dt in ("bf16", "fp32"):
-            for b, s in ((1, 512), (4, 256), (2, 1024), (8, 256)):
-                for attn in ("sdpa", "eager"):
+            for b, s in ((1, 512), (4, 256), (2, 1024), (8, 256), (1, 2048)):
+                for attn in attns:
                     if attn == "eager" and (b, s) not in ((1, 512), (2, 1024)):
                         continue
                     plan.append(dict(kind="prefill", config=cfg, batch=b, seq=s, dtype=dt, attn=attn))
+    for cfg in (g_124m, ll_big):
+        for dt in ("bf16", "fp32"):
+            for b, s in ((1, 1024), (4, 256)):
+                plan.append(dict(kind="prefill", config=cfg, batch=b, seq=s, dtype=dt, attn="sdpa"))
     return plan
 
 
@@ -697,7 +721,10 @@ def cmd_extra(out_path: Path, limit: int | None) -> None:
 
     for i, p in enumerate(plan):
         cfg = p["config"]
-        rec = dict(_summary(cfg), config=cfg, kind=p["kind"], batch=p["batch"], seq=p["seq"])
+        # the config the model was actually built with (positions raised to seq, dropout fields set)
+        mt, fields = hf_fields(cfg, p["seq"], p.get("dropout", 0.0))
+        rec = dict(_summary(cfg), config=dict(model_type=mt, **fields), kind=p["kind"], batch=p["batch"],
+                   seq=p["seq"])
         try:
             if p["kind"] == "train":
                 rec.update(precision=p["precision"], attn=p["attn"], checkpointing=p["checkpointing"],
