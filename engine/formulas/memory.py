@@ -23,7 +23,10 @@ import sympy
 
 from ..symbols import symbol
 from . import components as C
+from . import seed as _seed_set
 from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
+
+_SEED = _seed_set.build()  # the seed memory model is the seed formula set's own expressions
 
 S = symbol
 b, s, L = S("batch"), S("seq_len"), S("n_layers")
@@ -262,9 +265,8 @@ def _optimizer_bytes(fs: FormulaSet, o: MemoryOptions, per_dev) -> sympy.Expr:
 def _training_activations(fs, structure, o: MemoryOptions):
     """Saved activations per device (bytes) for the chosen memory model."""
     if o.memory_model == "seed":
-        E = b * s * h
-        return L * (14 * E + 4 * b * s * s) + 6 * b * s * V, "seed article, 'Peak Memory Usage': L(14E + 4BSS) + 6BSV", \
-            "the seed article's model, verbatim (errata #8)"
+        q = _SEED.quantities["mem_activations"]
+        return _SEED.expanded("mem_activations"), q.source, q.note
     if o.memory_model == "korthikanti":
         return _korthikanti(structure, o)
     from .pytorch_memory import training_activations
@@ -306,9 +308,9 @@ def _korthikanti(structure, o: MemoryOptions):
 
 
 def _training_extra(structure, o: MemoryOptions):
-    if o.memory_model == "seed":
-        return 4 * b * s * V + 8 * b * s, ("seed article: the additional 4BSV at the start of the backward pass, "
-                                           "and the int64 inputs 8BD (D = seq_len)")
+    if o.memory_model == "seed":  # the seed's 4BSV peak term and its int64 inputs 8BD (D = seq_len)
+        extra = _SEED.apply(_SEED.expanded("mem_peak_extra") + _SEED.expanded("mem_input"), {"seq_len"})
+        return extra, _SEED.quantities["mem_peak_extra"].source + "; " + _SEED.quantities["mem_input"].source
     if o.memory_model == "korthikanti":
         # Megatron: final LN, output projection input and fp32 cross-entropy, when p = 1 (÷ t)
         return sympy.Piecewise((4 * s * b * h * (1 + V / h) / tp, sympy.Eq(pp, 1)), (0, True)), \
