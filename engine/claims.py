@@ -23,7 +23,6 @@ tolerance it must hold exactly (derived values are exact rationals).
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,7 +30,7 @@ from typing import Any, Mapping
 import sympy
 from sympy.parsing.sympy_parser import parse_expr
 
-from .errors import SpecError
+from .errors import SpecError, read_user_file
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
 from .symbols import SYMBOLS
 
@@ -61,14 +60,7 @@ class Claim:
 def load_claims(path: str | Path) -> tuple[str, list[Claim]]:
     """Read a claims file and check every claim. Returns (source text's name, claims)."""
     source = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(source, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(source, "", f"cannot read the file: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(source, "", f"not valid TOML: {exc}") from None
+    _, data = read_user_file(path, "TOML")
     return data.get("source", source), check_claims(data, source)
 
 

@@ -20,7 +20,6 @@ EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .formulas import FORMULA_SETS
     from .printing import FORMATS
 
     p = argparse.ArgumentParser(

@@ -30,3 +30,26 @@ class PrecisionError(LlmSweepError, OverflowError):
 
 class ResourceError(LlmSweepError):
     """A run would not fit the machine (memory, disk); refused before anything is written."""
+
+
+def read_user_file(path, what: str = "TOML") -> tuple[str, object]:
+    """Read a user's TOML or JSON file: (text, parsed data), or SpecError naming the file.
+
+    ``what`` is "TOML" or "JSON". Missing, unreadable, non-UTF-8 and malformed files each get
+    one clear message.
+    """
+    import json
+    import tomllib
+    from pathlib import Path
+
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(source, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(source, "", f"cannot read the file: {exc}") from None
+    try:
+        return text, (tomllib.loads(text) if what == "TOML" else json.loads(text))
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(source, "", f"not valid {what}: {exc}") from None

@@ -10,12 +10,11 @@ null, ``head_dim`` = ``hidden_size // num_attention_heads`` when null, GPT-2's `
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import SpecError
+from .errors import SpecError, read_user_file
 from .formulas.architectures import FAMILIES, Structure
 
 # transformers 5.24 configuration defaults (constructor signatures) of the fields that decide
@@ -89,16 +88,8 @@ class Architecture:
 
 def load_hf_config(path: str | Path) -> Architecture:
     """Read a local ``config.json`` (SpecError naming the file and field when it is not usable)."""
-    source = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(source, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(source, "", f"cannot read the file: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(source, "", f"not valid JSON: {exc}") from None
-    return from_hf_config(data, source)
+    _, data = read_user_file(path, "JSON")
+    return from_hf_config(data, str(path))
 
 
 def from_hf_config(config: Mapping[str, Any], source: str = "<config>") -> Architecture:

@@ -30,7 +30,6 @@ Every error names the file, the key and what would be valid (``SpecError``).
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,7 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 import sympy
 
-from .errors import SpecError
+from .errors import SpecError, read_user_file
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
 from .symbols import SYMBOLS
 
@@ -98,18 +97,8 @@ class SweepRequest:
 
 def load_spec(path: str | Path) -> SweepRequest:
     """Read and validate a TOML spec file."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(source, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(source, "", f"cannot read the file: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(source, "", f"not valid TOML: {exc}") from None
-    return parse_spec(data, source=source, text=text)
+    text, data = read_user_file(path, "TOML")
+    return parse_spec(data, source=str(path), text=text)
 
 
 def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") -> SweepRequest:

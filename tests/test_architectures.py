@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy
-import xarray as xr
 
 from engine.errors import SpecError
 from engine.formulas.architectures import BREAKDOWN, FAMILIES

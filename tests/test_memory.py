@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import sympy
 
-from engine.formulas import components as C
-from engine.formulas.memory import MemoryOptions, extend
+from engine.formulas.memory import MemoryOptions
 from engine.formulas.scaling import CHINCHILLA_FITS, chinchilla_optimum
 from engine.model import architecture, estimate_formulas, flops_estimate, memory_estimate, memory_options
 from engine.symbols import symbol

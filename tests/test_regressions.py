@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from engine.errors import PrecisionError
 from engine.model import architecture, flops_estimate, memory_estimate, memory_options

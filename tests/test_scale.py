@@ -16,7 +16,7 @@ import xarray as xr
 from engine.errors import ResourceError, SpecError
 from engine.plan import parse_bytes, plan_chunks
 from engine.query import make_query
-from engine.spec import load_spec, parse_spec
+from engine.spec import parse_spec
 from engine.sweep import Progress, run_query, run_sweep, run_to_netcdf
 
 REPO = Path(__file__).resolve().parents[1]

@@ -125,8 +125,8 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     """``fs`` (an architecture) plus memory and compute quantities for ``options``."""
     o = options
     N = _qi("params_total")
-    head_dim, n_kv, d_ff = C.head_dim, C.n_kv_heads, C.d_ff
-    q_dim, kv_dim = a * head_dim, n_kv * head_dim
+    head_dim, n_kv = C.head_dim, C.n_kv_heads
+    q_dim = a * head_dim
     w_bits, g_bits, m_bits, act_bits = PRECISION_BITS[o.precision]
     defaults: dict[str, sympy.Expr] = {
         "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(g_bits),
