@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -116,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         mp.add_argument("--kv-dtype", choices=("fp32", "bf16", "fp16", "fp8", "int8", "int4"),
                         help="KV-cache element type (inference; default: the weights' 16-bit type)")
         mp.add_argument("--weights", choices=("int8", "int4", "fp8"),
-                        help="quantized weights (inference): group-wise with a scale and zero point per 128")
+                        help="quantized weights (inference): int8/int4 group-wise with a scale and zero point per "
+                             "128 weights (embedding and head stay 16-bit); fp8 one byte per weight")
         mp.add_argument("--kv-window", type=int, metavar="W", help="sliding window: keep min(S, W) tokens")
         mp.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="structural architecture option, e.g. tied_head=true")
@@ -259,11 +261,21 @@ def _estimate_inputs(args):
     from .errors import SpecError
     from .model import architecture, memory_options
 
+    if args.hf_config and not Path(args.hf_config).is_file():
+        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
     arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
     precision = args.precision or ("bf16" if args.mode == "inference" else "fp32")
+    if args.mode == "training":
+        for flag in ("kv_dtype", "kv_window", "weights"):
+            if getattr(args, flag, None):
+                raise SpecError(f"--{flag.replace('_', '-')}", str(getattr(args, flag)),
+                                "applies to --mode inference (training keeps full-precision weights and no KV cache)")
+    memory_model = args.memory_model
+    if args.command == "flops":  # FLOPs do not depend on the activation model; it only adds its own checks
+        memory_model = "pytorch" if args.mode == "inference" else "korthikanti"
     if not 0 <= args.dropout < 1:
         raise SpecError("--dropout", str(args.dropout), "a probability from 0 to below 1")
-    opts = dict(mode=args.mode, memory_model=args.memory_model, precision=precision, optimizer=args.optimizer,
+    opts = dict(mode=args.mode, memory_model=memory_model, precision=precision, optimizer=args.optimizer,
                 attention=args.attention, recompute=args.recompute, dropout=args.dropout > 0, zero=args.zero,
                 sequence_parallel=args.sequence_parallel, quantized=args.weights in ("int8", "int4"))
     if getattr(args, "causal", None):
@@ -284,9 +296,13 @@ def _estimate_inputs(args):
     for flag, name in (("tokens", "tokens"), ("peak_flops", "peak_flops"), ("mfu", "mfu")):
         value = getattr(args, flag, None)
         if value is not None:
+            where = f"--{flag.replace('_', '-')}"
+            if not math.isfinite(value):
+                raise SpecError(where, str(value), "must be a finite number")
             if value <= 0 or (name == "mfu" and value > 1):
-                raise SpecError(f"--{flag.replace('_', '-')}", str(value),
-                                "must be from 0 to 1" if name == "mfu" else "must be positive")
+                raise SpecError(where, str(value), "must be from 0 to 1" if name == "mfu" else "must be positive")
+            if name == "tokens" and value < 1:
+                raise SpecError(where, str(value), "must be at least 1 token")
             values[name] = int(value) if name == "tokens" else value
     return arch, options, values
 
@@ -327,8 +343,8 @@ def _flops(args) -> int:
     if args.compute is not None:
         import sympy
 
-        if not args.compute > 0:
-            raise SpecError("--compute", str(args.compute), "a FLOPs budget must be positive, e.g. 1e23")
+        if not (math.isfinite(args.compute) and args.compute > 0):
+            raise SpecError("--compute", str(args.compute), "a FLOPs budget must be positive and finite, e.g. 1e23")
         from .formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
 
         fit = CHINCHILLA_FITS[args.scaling_law]

@@ -88,7 +88,7 @@ def memory_options(**options: Any):
     try:
         return MemoryOptions().with_options(**options)
     except ValueError as exc:
-        raise SpecError("--option", ", ".join(options), str(exc)) from None
+        raise SpecError("options", "", str(exc)) from None
 
 
 @lru_cache(maxsize=256)
@@ -149,7 +149,9 @@ def _check(arch: Architecture, fs: FormulaSet, given: dict, quantities: list[str
         raise SpecError(arch.label, "", "; ".join(broken))
     missing = fs.required_inputs(quantities, set(given))
     if missing:
-        raise SpecError(arch.label, "", f"needs {', '.join(missing)} (e.g. --batch, --seq-len)")
+        hint = " (e.g. --batch, --seq-len)" if set(missing) & {"batch", "seq_len"} else \
+            " (the configuration does not give them)"
+        raise SpecError(arch.label, "", f"needs {', '.join(missing)}{hint}")
 
 
 def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,9 @@ S, Bs, H, A, T = (symbol(n) for n in ("seq_len", "batch", "d_model", "n_heads", 
 
 
 def _per_layer(**opts) -> sympy.Expr:
+    # Table 2's assumptions: 16-bit activations, materialized attention scores, dropout
     arch = architecture("gpt2")
+    opts = {"precision": "bf16", "attention": "eager", **opts}
     fs = estimate_formulas(arch.family, arch.structure,
                            MemoryOptions(memory_model="korthikanti", dropout=True, **opts))
     expr = fs.apply(fs.inline(fs.quantities["mem_activations"].definition), {"tp", "vp", "pp"})
@@ -65,10 +67,26 @@ def test_korthikanti_table_2(opts, expected):
     assert sympy.simplify(got - expected) == 0
 
 
-def test_flash_attention_has_no_s_squared_term():
-    got = _per_layer(attention="flash").xreplace({T: 1})
+@pytest.mark.parametrize("attention", ["flash", "sdpa"])
+def test_fused_attention_has_no_s_squared_term(attention):
+    got = _per_layer(attention=attention).xreplace({T: 1})
     assert sympy.degree(sympy.expand(got), S) == 1
     assert sympy.simplify(got - (34 * S * Bs * H + 4 * A * S * Bs)) == 0
+
+
+def test_korthikanti_fp32_doubles_all_but_the_masks():
+    bf16 = _per_layer(recompute="selective").xreplace({T: 1})
+    fp32 = _per_layer(recompute="selective", precision="fp32").xreplace({T: 1})
+    assert sympy.simplify(fp32 - (2 * bf16 - 2 * S * Bs * H)) == 0  # the two 1-byte dropout masks stay
+
+
+def test_korthikanti_moe_counts_top_k_experts():
+    arch = architecture("mixtral-8x7b")
+    one = estimate_formulas(arch.family, arch.structure, MemoryOptions(memory_model="korthikanti"))
+    vals = {**arch.values, "batch": 1, "seq_len": 1024}
+    two = float(one.evaluate("mem_activations", vals))
+    one_expert = float(one.evaluate("mem_activations", {**vals, "top_k": 1}))
+    assert two - one_expert == 2 * 6 * 1024 * 14336 * 32  # fp32: one more expert's gated MLP per token
 
 
 def test_kv_cache_of_llama_3_8b():

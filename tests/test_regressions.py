@@ -109,3 +109,44 @@ def test_fast_precision_refuses_coordinates_past_int32():
                       "fixed": {"vocab": 10, "n_layers": 2}, "axes": {"d_model": [2**31]}})
     with pytest.raises(PrecisionError, match="int32"):
         run_sweep(req)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "1e9", "--peak-flops", "inf"], "finite"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mfu", "nan"], "finite"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "0.5", "--peak-flops", "1e15"],
+     "at least 1"),
+    (["flops", "--compute", "inf"], "finite"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--recompute", "selective"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--weights", "int4"], "inference"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--kv-dtype", "int8"], "inference"),
+    (["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "1", "--seq-len", "8", "--zero", "3"],
+     "applies to training"),
+    (["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "1", "--seq-len", "8",
+      "--memory-model", "korthikanti"], "applies to training"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8192"], "n_positions"),
+    (["memory", "--hf-config", "/tmp", "--batch", "1", "--seq-len", "8"], "--hf-config"),
+])
+def test_more_bad_flags_exit_2(args, message):
+    r = cli(*args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_flops_with_parallelism_and_inference():
+    ok = cli("flops", "--arch", "llama-2-7b", "--batch", "1", "--seq-len", "1024", "--tp", "2", "--json")
+    assert ok.returncode == 0, ok.stderr
+    train = flops_estimate(architecture("llama-2-7b"), memory_options(), {"batch": 1, "seq_len": 4096})
+    infer = flops_estimate(architecture("llama-2-7b"), memory_options(mode="inference", precision="bf16"),
+                           {"batch": 1, "seq_len": 4096})
+    assert infer["flops_token"] * 3 == pytest.approx(train["flops_token"])
+
+
+def test_quantized_weights_keep_embedding_and_head_in_16_bits():
+    arch = architecture("meta-llama-3-8b")
+    est = memory_estimate(arch, memory_options(mode="inference", precision="bf16", quantized=True),
+                          {"batch": 1, "seq_len": 8, "bits_weight": 4})
+    emb_head = 2 * 128256 * 4096
+    linear = 8_030_261_248 - emb_head - 266_240  # params_total - embedding - head - norms
+    norms = 266_240
+    want = (linear + norms) * (4 / 8 + 32 / (8 * 128)) + emb_head * 2
+    assert est["breakdown"]["weights"] == pytest.approx(want, abs=2)

@@ -79,9 +79,22 @@ class MemoryOptions:
                 raise ValueError(f"option {key!r} must be one of {', '.join(map(_show, spec.choices))}, "
                                  f"got {_show(value)}")
         new = replace(self, **options)
-        if new.mode == "training" and new.memory_model == "pytorch" and new.sequence_parallel:
-            raise ValueError("sequence_parallel needs memory_model korthikanti (the pytorch model has no "
-                             "tensor parallelism)")
+        problems = []
+        if new.mode == "training" and new.memory_model == "pytorch":
+            if new.sequence_parallel:
+                problems.append("sequence_parallel needs memory_model korthikanti (the pytorch model has no tensor "
+                                "parallelism)")
+            if new.recompute == "selective":
+                problems.append("recompute selective needs memory_model korthikanti (Hugging Face models "
+                                "checkpoint whole layers: recompute full)")
+        if new.mode == "inference":
+            for key, default in (("memory_model", "pytorch"), ("recompute", "none"), ("dropout", False),
+                                 ("zero", 0), ("sequence_parallel", False)):
+                if getattr(new, key) != default:
+                    problems.append(f"{key} applies to training, not to mode inference (a prefill holds every "
+                                    "layer's full weights and saves no activations)")
+        if problems:
+            raise ValueError("; ".join(problems))
         return new
 
 
@@ -146,8 +159,9 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     per_dev = N / shard
     # -- model states ------------------------------------------------------------------------------
     weights = per_dev * bits_w / 8
-    if o.quantized:
-        weights += per_dev / quant_group * bits_qm / 8
+    if o.quantized:  # GPTQ/AWQ-style: linear layers quantized, embedding and head kept in 16 bits
+        kept = (_qi("params_embedding") + _qi("params_head") + _qi("params_positions")) / shard
+        weights = (per_dev - kept) * (bits_w / 8 + bits_qm / (8 * quant_group)) + kept * 2
     if o.zero >= 3:
         weights /= dp
     add("mem_weights", weights, "weights per device", r"M_{\mathrm{weights}}",
@@ -214,8 +228,12 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     add("flops_forward_token", fwd_token, "forward FLOPs per token (matmuls, attention, logits)",
         r"C_{\mathrm{fwd}}", "2 FLOPs per weight per token (Kaplan et al. 2020 §2.1) + attention 4 s d_attn per layer "
         "(full, Narayanan/PaLM) or half of it (causal, Kaplan) + logits 2 d V", units="1")
-    add("flops_token", 3 * _q("flops_forward_token"), "model FLOPs per training token (forward + backward)",
-        r"C_{\mathrm{token}}", "backward = 2 x forward (Kaplan et al. 2020 §2.1)", units="1")
+    if o.mode == "training":
+        add("flops_token", 3 * _q("flops_forward_token"), "model FLOPs per training token (forward + backward)",
+            r"C_{\mathrm{token}}", "backward = 2 x forward (Kaplan et al. 2020 §2.1)", units="1")
+    else:
+        add("flops_token", _q("flops_forward_token"), "model FLOPs per token of a prefill (one forward pass)",
+            r"C_{\mathrm{token}}", "Kaplan et al. 2020 §2.1", units="1")
     recompute_fwd = {"none": 0, "selective": 4 * L * s * q_dim * attn_factor, "full": fwd_token - 2 * h * V}[o.recompute]
     add("hardware_flops_token", _q("flops_token") + recompute_fwd,
         "hardware FLOPs per training token (model FLOPs + recomputation)", r"C_{\mathrm{hw}}",
@@ -242,6 +260,9 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)),
         Validity("mfu must be at most 1", sympy.Le(mfu, 1)),
     ]
+    if structure.positions == "learned":
+        validity.append(Validity("seq_len must not exceed n_positions (learned position table)",
+                                 sympy.Le(s, C.n_positions)))
     if o.mode == "training" and o.memory_model == "pytorch":
         validity += [
             Validity("the pytorch memory model describes Hugging Face training without tensor or pipeline "
@@ -283,17 +304,19 @@ def _korthikanti(structure, o: MemoryOptions):
     """
     sb = s * b
     mask = 1 if o.dropout else 0
+    w = 2 if o.precision == "fp32" else 1  # Table 2 counts 16-bit activations; fp32 doubles them (not masks)
     q_dim, kv_dim, f = a * C.head_dim, C.n_kv_heads * C.head_dim, C.d_ff
+    experts = C.top_k if structure.moe else 1  # a token's MLP activations, once per expert it uses
     # kept whole by TP without SP: LN inputs, the two dropout masks, attention and MLP block inputs
-    whole = 2 * structure.norms_per_layer * sb * h + 2 * mask * sb * h + 4 * sb * h
+    whole = w * 2 * structure.norms_per_layer * sb * h + 2 * mask * sb * h + w * 4 * sb * h
     # split by TP: Q, K, V, output-projection input; MLP hidden activations
-    attn = 2 * sb * q_dim + 4 * sb * kv_dim + 2 * sb * q_dim
-    mlp = (6 if structure.mlp == "gated" else 4) * sb * f
+    attn = w * (2 * sb * q_dim + 4 * sb * kv_dim + 2 * sb * q_dim)
+    mlp = w * (6 if structure.mlp == "gated" else 4) * sb * f * experts
     split = attn + mlp
-    if o.attention == "flash":
-        scores = 4 * a * sb  # fp32 logsumexp per row; no s^2 term
+    if o.attention in ("flash", "sdpa"):
+        scores = 4 * a * sb  # fused kernels keep an fp32 log-sum-exp per row; no s^2 term
     else:
-        scores = (5 if mask else 2) * a * s * sb  # softmax output (+ dropout mask and output)
+        scores = (w * 4 + mask) * a * s * sb if mask else w * 2 * a * s * sb  # softmax out (+ mask, dropout out)
     t = tp
     if o.recompute == "full":
         per_layer = 2 * sb * h / (t if o.sequence_parallel else 1)
@@ -302,9 +325,10 @@ def _korthikanti(structure, o: MemoryOptions):
         per_layer = (whole + kept) / t if o.sequence_parallel else whole + kept / t
     # first pipeline stage: p micro-batches in flight x L/p layers = L layers (§4.2.3); interleaving costs more
     interleave = sympy.Piecewise((1, sympy.Eq(vp, 1)), (1 + (pp - 1) / (pp * vp), True))
-    note = ("Table 2 assumes 16-bit activations and dropout (set dropout = true to reproduce it); GQA, d_ff != "
-            "4 d_model and gated-MLP terms are derived generalisations (Megatron's 18 + 4f/h)")
-    return per_layer * L * interleave, SRC_KORTHIKANTI + ("; " + SRC_FLASH if o.attention == "flash" else ""), note
+    note = ("Table 2 assumes 16-bit activations, eager attention and dropout (precision bf16, attention eager, "
+            "dropout true reproduce it); fp32 doubles every tensor but the masks; GQA, d_ff != 4 d_model, gated "
+            "MLPs and MoE top_k are derived generalisations (Megatron's 18 + 4f/h)")
+    return per_layer * L * interleave, SRC_KORTHIKANTI + ("; " + SRC_FLASH if o.attention != "eager" else ""), note
 
 
 def _training_extra(structure, o: MemoryOptions):
