@@ -33,7 +33,6 @@ from .spec import PRECISIONS
 from .symbols import SYMBOLS
 
 INT64_LIMIT = 2.0**63
-FLOAT64_EXACT_LIMIT = 2**53
 
 
 @dataclass(frozen=True)

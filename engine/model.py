@@ -17,7 +17,7 @@ from .errors import SpecError
 from .formulas import architectures
 from .formulas.architectures import BREAKDOWN, FAMILIES, Structure
 from .formulas.base import FormulaSet
-from .hf import HF_DEFAULTS, Architecture, from_hf_config, load_hf_config
+from .hf import Architecture, from_hf_config, load_hf_config
 from .presets import PRESETS
 
 
@@ -169,6 +169,3 @@ def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[
         out["train_seconds"] = float(ev("train_seconds"))
     return out
 
-
-def family_defaults() -> dict[str, dict]:
-    return HF_DEFAULTS

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import seed
-from .base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
+from .base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol, show_value
 
 _BUILDERS: dict[str, tuple[Callable[[dict], FormulaSet], dict[str, OptionSpec]]] = {
     "seed": (seed.build, seed.OPTIONS),
@@ -39,8 +39,8 @@ def build_formula_set(name: str, options: dict[str, Any] | None = None) -> Formu
             raise ValueError(f"unknown option {key!r} for formula set {name!r}; valid options: {valid}")
         spec = specs[key]
         if value not in spec.choices or type(value) is not type(spec.default):
-            choices = ", ".join(_show(c) for c in spec.choices)
-            raise ValueError(f"option {key!r} must be one of {choices}, got {_show(value)}")
+            choices = ", ".join(show_value(c) for c in spec.choices)
+            raise ValueError(f"option {key!r} must be one of {choices}, got {show_value(value)}")
     return builder(options)
 
 
@@ -48,11 +48,6 @@ def _check_name(name: str) -> None:
     if name not in _BUILDERS:
         raise ValueError(f"unknown formula set {name!r}; valid formula sets: {', '.join(_BUILDERS)}")
 
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
 
 
 __all__ = [

@@ -22,14 +22,14 @@ Quantities (per layer ones end in ``_layer``; totals sum over layers):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sympy
 
 from ..symbols import symbol
 from . import components as C
-from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
+from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol, show_value
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class Structure:
                 raise ValueError(f"unknown option {key!r}; valid options: {', '.join(OPTIONS)}")
             spec = OPTIONS[key]
             if type(value) is not type(spec.default) or (spec.choices and value not in spec.choices):
-                choices = ", ".join(_show(c) for c in spec.choices) if spec.choices else f"a {type(spec.default).__name__}"
-                raise ValueError(f"option {key!r} must be {choices}, got {_show(value)}")
+                choices = ", ".join(show_value(c) for c in spec.choices) if spec.choices else f"a {type(spec.default).__name__}"
+                raise ValueError(f"option {key!r} must be {choices}, got {show_value(value)}")
         return replace(self, **options)
 
 
@@ -221,11 +221,3 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
 BREAKDOWN = ("embedding", "positions", "attention", "mlp", "norms", "head", "router", "experts")
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
-def structure_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Structure))

@@ -25,6 +25,13 @@ def exact_number(value: Any) -> sympy.Expr:
     return sympy.sympify(value)
 
 
+def show_value(value: Any) -> str:
+    """An option value as a spec writes it (TOML booleans are true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
 def quantity_symbol(name: str, integer: bool = True) -> sympy.Symbol:
     """The sympy symbol that stands for quantity ``name`` inside other definitions."""
     if integer:

@@ -24,7 +24,7 @@ import sympy
 from ..symbols import symbol
 from . import components as C
 from . import seed as _seed_set
-from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
+from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol, show_value
 
 _SEED = _seed_set.build()  # the seed memory model is the seed formula set's own expressions
 
@@ -76,8 +76,8 @@ class MemoryOptions:
                 raise ValueError(f"unknown option {key!r}; valid options: {', '.join(OPTIONS)}")
             spec = OPTIONS[key]
             if type(value) is not type(spec.default) or value not in spec.choices:
-                raise ValueError(f"option {key!r} must be one of {', '.join(map(_show, spec.choices))}, "
-                                 f"got {_show(value)}")
+                raise ValueError(f"option {key!r} must be one of {', '.join(map(show_value, spec.choices))}, "
+                                 f"got {show_value(value)}")
         new = replace(self, **options)
         problems = []
         if new.mode == "training" and new.memory_model == "pytorch":
@@ -171,13 +171,13 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         add("mem_gradients", grads, "gradients per device", r"M_{\mathrm{grads}}", SRC_ZERO)
         master = per_dev * bits_m / 8 / (dp if o.zero >= 1 else 1) if m_bits else sympy.Integer(0)
         add("mem_master", master, "fp32 master weights per device (mixed precision)", r"M_{\mathrm{master}}", SRC_ZERO)
-        add("mem_optimizer", _optimizer_bytes(fs, o, per_dev) / (dp if o.zero >= 1 else 1),
+        add("mem_optimizer", _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1),
             f"{o.optimizer} optimizer states per device", r"M_{\mathrm{optimizer}}",
             "EleutherAI Transformer Math 101 (AdamW 2 states, 8-bit Adam 2 x 1 byte + block absmax, SGD momentum "
             "1); Adafactor keeps row and column factors (Shazeer & Stern 2018)")
         add("mem_model_states", _q("mem_weights") + _q("mem_gradients") + _q("mem_master") + _q("mem_optimizer"),
             "model states per device", r"M_{\mathrm{states}}", SRC_ZERO)
-        act, act_src, note = _training_activations(fs, structure, o)
+        act, act_src, note = _training_activations(structure, o)
         add("mem_activations", act, "saved activations per device at the start of the backward pass",
             r"M_{\mathrm{act}}", act_src, note=note)
         extra, extra_src = _training_extra(structure, o)
@@ -272,7 +272,7 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
                    options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} memory and compute")
 
 
-def _optimizer_bytes(fs: FormulaSet, o: MemoryOptions, per_dev) -> sympy.Expr:
+def _optimizer_bytes(o: MemoryOptions, per_dev) -> sympy.Expr:
     states = OPTIMIZER_STATES[o.optimizer]
     if o.optimizer == "adafactor":
         # factored second moment: one row and one column vector per matrix (fp32); vectors kept whole
@@ -283,7 +283,7 @@ def _optimizer_bytes(fs: FormulaSet, o: MemoryOptions, per_dev) -> sympy.Expr:
     return per_dev * states * bits_o / 8 + extra
 
 
-def _training_activations(fs, structure, o: MemoryOptions):
+def _training_activations(structure, o: MemoryOptions):
     """Saved activations per device (bytes) for the chosen memory model."""
     if o.memory_model == "seed":
         q = _SEED.quantities["mem_activations"]
@@ -349,8 +349,3 @@ def _prefill_working(structure, o: MemoryOptions):
 
     return prefill_working(structure, o)
 
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)

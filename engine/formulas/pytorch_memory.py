@@ -72,11 +72,9 @@ def _layer_bytes_per_token(structure, o) -> sympy.Expr:
     # LLaMA style: RMSNorm (x, normalized, output), RoPE'd q and k, repeated k and v, merged output, gated MLP
     norm = (full * d + full * d + lo * d)
     per = structure.norms_per_layer * norm
-    rope = 4 if amp else act  # q*cos in fp32 (cos is fp32) under autocast
-    per += lo * q + lo * q if amp else 0  # bf16 casts of q_embed and k for the score matmul
-    if not amp:
-        per += act * q  # q_embed saved by the score matmul
-    per += rope * 0  # q_embed fp32 copy is not saved under autocast (its bf16 cast is)
+    # RoPE'd q as the score matmul saves it: fp32 q_embed itself, or under autocast the bf16 casts of
+    # q_embed and k (the fp32 q_embed is not kept)
+    per += 2 * lo * q if amp else act * q
     rep = sympy.Piecewise((q, sympy.Ne(C.n_kv_heads, a)), (kv, True))
     per += (lo if amp else act) * rep * 2  # k and v as the attention matmuls see them
     per += lo * q  # merged output = o_proj input
