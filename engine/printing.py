@@ -6,6 +6,8 @@ printed formula and a computed number cannot disagree.
 
 from __future__ import annotations
 
+import re
+
 import sympy
 
 from .formulas import FormulaSet
@@ -66,8 +68,11 @@ def format_formulas(formulas: FormulaSet, fmt: str = "text", expand: bool = Fals
     text = {"text": _text, "latex": _latex, "markdown": _markdown}[fmt](formulas, rows, used)
     if values:
         listed = ", ".join(f"{k} = {v}" for k, v in values.items())
-        prefix = {"text": "Values: ", "latex": "% values: ", "markdown": "\nValues: "}[fmt]
-        text += f"{prefix}{listed}\n"
+        if fmt == "latex":
+            text += _tex_comment(f"values: {listed}") + "\n"
+        else:
+            prefix = {"text": "Values: ", "markdown": "\nValues: "}[fmt]
+            text += f"{prefix}{listed}\n"
     return text
 
 
@@ -99,26 +104,38 @@ def _text(formulas: FormulaSet, rows, used) -> str:
     return "\n".join(out) + "\n"
 
 
+#: The symbol table's columns (symbol, meaning, units) as fractions of ``\linewidth``; each column
+#: also loses its two ``\tabcolsep`` paddings, so the table is exactly ``\linewidth`` wide.
+TABLE_COLUMNS = (0.18, 0.70, 0.12)
+
+
+def _table_spec() -> str:
+    cols = "".join(rf"p{{\dimexpr {f:g}\linewidth-2\tabcolsep\relax}}" for f in TABLE_COLUMNS)
+    return "{" + cols + "}"
+
+
 def _latex(formulas: FormulaSet, rows, used) -> str:
-    out = [f"% llm-sweep formulas: {formulas.name} -- {formulas.title}",
-           f"% source: {formulas.source}; options: {_options(formulas)}",
+    out = [_tex_comment(f"llm-sweep formulas: {formulas.name} -- {formulas.title}"),
+           _tex_comment(f"source: {formulas.source}; options: {_options(formulas)}"),
+           r"% needs \usepackage{amsmath} (align); otherwise plain LaTeX: \documentclass{article} compiles it",
+           r"\begingroup\allowdisplaybreaks  % a long align may break across pages",
            r"\begin{align}"]
     for i, (q, expanded) in enumerate(rows):
         rhs = latex_of(q.definition, formulas)
         if expanded is not None and expanded != q.definition:
             rhs += r" \\" + "\n" + r"  &= " + latex_of(expanded, formulas)
         end = r" \\" if i < len(rows) - 1 else ""
-        out.append(f"  {q.latex} &= {rhs}{end}  % {q.name}: {q.source}")
-    out.append(r"\end{align}")
-    out += ["", r"\begin{tabular}{lll}", r"  symbol & meaning & units \\ \hline"]
+        out.append(f"  {q.latex} &= {rhs}{end}  " + _tex_comment(f"{q.name}: {q.source}"))
+    out.append(r"\end{align}\endgroup")
+    out += ["", r"\noindent\begin{tabular}" + _table_spec(), r"  symbol & meaning & units \\ \hline"]
     for name in used:
         info = SYMBOLS[name]
         meaning = _tex_escape(info.meaning) + "; " + _defaults_line(formulas, name, "latex")
-        out.append(f"  ${info.latex}$ & {meaning} & {_tex_escape(info.units)} \\\\")
-    out += [r"\end{tabular}", "", r"\begin{description}"]
+        out.append(rf"  ${info.latex}$ & \raggedright {meaning} & {_tex_escape(info.units)} \\")
+    out += [r"\end{tabular}", "", r"\begin{description}\raggedright"]
     for q, _ in rows:
         note = f" Note: {_tex_escape(q.note)}." if q.note else ""
-        out.append(rf"  \item[${q.latex}$] {_tex_escape(q.long_name)}. Source: {_tex_escape(q.source)}.{note}")
+        out.append(rf"  \item[{{${q.latex}$}}] {_tex_escape(q.long_name)}. Source: {_tex_escape(q.source)}.{note}")
     out.append(r"\end{description}")
     return "\n".join(out) + "\n"
 
@@ -131,12 +148,12 @@ def _markdown(formulas: FormulaSet, rows, used) -> str:
         if expanded is not None and expanded != q.definition:
             formula += f" $= {latex_of(expanded, formulas)}$"
         source = q.source + (f" (note: {q.note})" if q.note else "")
-        out.append(f"| `{q.name}` | {formula} | {q.units} | {_md_escape(source)} |")
+        out.append(f"| `{q.name}` | {_md_escape(formula)} | {_md_escape(q.units)} | {_md_escape(source)} |")
     out += ["", "| symbol | name | meaning | units |", "|---|---|---|---|"]
     for name in used:
         info = SYMBOLS[name]
         meaning = f"{info.meaning}; {_defaults_line(formulas, name, 'latex')}"
-        out.append(f"| ${info.latex}$ | `{name}` | {_md_escape(meaning)} | {info.units} |")
+        out.append(f"| ${info.latex}$ | `{name}` | {_md_escape(meaning)} | {_md_escape(info.units)} |")
     return "\n".join(out) + "\n"
 
 
@@ -146,12 +163,37 @@ def _options(formulas: FormulaSet) -> str:
     return ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in formulas.options.items())
 
 
+# Text (not math) special characters and arrows, longest first so ``<->`` wins over ``<-``.
+_TEX_TEXT = {
+    "<-->": r"$\longleftrightarrow$", "<->": r"$\leftrightarrow$", "<=>": r"$\Leftrightarrow$",
+    "-->": r"$\longrightarrow$", "<--": r"$\longleftarrow$", "->": r"$\rightarrow$", "<-": r"$\leftarrow$",
+    "=>": r"$\Rightarrow$", "<=": r"$\leq$", ">=": r"$\geq$",
+    "--": "-{}-",  # kept as two hyphens, not the en dash ligature
+    "\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+    "{": r"\{", "}": r"\}", "^": r"\textasciicircum{}", "~": r"$\sim$", "<": r"\textless{}",
+    ">": r"\textgreater{}", "|": r"\textbar{}",
+    # non-ASCII that OT1 fonts lack (or that pull in TS1 bitmap fonts): typeset from math fonts
+    "§": r"$\S$", "×": r"$\times$", "→": r"$\rightarrow$", "←": r"$\leftarrow$", "↔": r"$\leftrightarrow$",
+    "≈": r"$\approx$", "≤": r"$\leq$", "≥": r"$\geq$", "–": "--", "—": "---", "…": r"\dots{}", "µ": r"$\mu$",
+    "\r\n": " ", "\n": " ", "\r": " ",
+}
+_TEX_TEXT_RE = re.compile("|".join(re.escape(k) for k in sorted(_TEX_TEXT, key=len, reverse=True)))
+
+
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("^", r"\^{}"), ("~", r"$\sim$")):
-        text = text.replace(a, b)
-    return text
+    """``text`` as LaTeX text: special characters escaped, ASCII arrows as math arrows, one line.
+
+    Safe under the default OT1 font encoding (where a raw ``<`` prints as an inverted exclamation
+    mark) with no packages: every replacement is a LaTeX2e kernel command.
+    """
+    return _TEX_TEXT_RE.sub(lambda m: _TEX_TEXT[m.group(0)], str(text))
+
+
+def _tex_comment(text: str) -> str:
+    """``text`` as one LaTeX comment line: a newline in it would end the comment early."""
+    return "% " + " ".join(str(text).splitlines())
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", r"\|")
+    """``text`` for a Markdown table cell: ``|`` escaped, newlines (which would end the row) as spaces."""
+    return " ".join(str(text).splitlines()).replace("|", r"\|")
