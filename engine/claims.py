@@ -9,7 +9,7 @@ A claims file (TOML) records what a text states and how to recompute it::
     [[claim]]
     claim = "Feed-Forward Network: 2 * 768 * (4 * 768) + 768 + (4 * 768) = 4,719,616"
     claimed = 4719616               # a number, or an expression string
-    expr = "params_ffn"             # quantities and inputs of the set, sympy syntax
+    expr = "params_ffn"             # quantities and inputs of the set: + - * / ** ( ), engine/expr.py
     values = { d_model = 768 }      # optional, merged over [values]
     options = { tied_head = false } # optional structural options of the set
     abs_tol = 0                     # optional; "about 494 MB" -> 500000 (half the last digit)
@@ -22,22 +22,17 @@ tolerance it must hold exactly (derived values are exact rationals).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import sympy
-from sympy.parsing.sympy_parser import parse_expr
 
 from .errors import SpecError, read_user_file
+from .expr import MAX_DIGITS, ExpressionError, parse_expression
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
 from .symbols import SYMBOLS
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)"
-    r"|(?P<op>\*\*|[-+*/()])|(?P<bad>\S))"
-)
 FILE_KEYS = ("formula_set", "source", "values", "claim")
 CLAIM_KEYS = ("claim", "claimed", "expr", "values", "options", "abs_tol", "rel_tol", "note")
 
@@ -123,21 +118,19 @@ def _check_one(source: str, name: str, shared: Mapping, index: int, entry: Any) 
 def _evaluate(source: str, key: str, formulas: FormulaSet, text: Any, values: Mapping) -> sympy.Expr:
     if not isinstance(text, str) or not text.strip():
         raise SpecError(source, key, "must be an expression string over quantities and inputs")
-    names = {**{n: i.symbol for n, i in SYMBOLS.items()}, **{q.name: q.symbol for q in formulas.quantities.values()}}
     # Only arithmetic over known names: a claims file is data, never code to run.
-    for match in _TOKEN.finditer(text):
-        kind, token = match.lastgroup, match.group(match.lastgroup)
-        if kind == "bad":
-            raise SpecError(source, key, f"unexpected {token!r} in {text!r}: use names, numbers, + - * / ** ( )")
-        if kind == "name" and token not in names:
-            valid = ", ".join(list(formulas.quantities) + list(SYMBOLS))
-            raise SpecError(source, key, f"unknown name {token}; valid names: {valid}")
+    names = {q.name: q.symbol for q in formulas.quantities.values()}
+    names.update({n: i.symbol for n, i in SYMBOLS.items() if n not in names})
     try:
-        expr = parse_expr(text, local_dict=names, global_dict={"Integer": sympy.Integer, "Rational": sympy.Rational,
-                                                               "Float": sympy.Float, "Symbol": sympy.Symbol})
-    except Exception as exc:  # sympy raises many kinds for bad syntax
-        raise SpecError(source, key, f"cannot parse {text!r}: {exc}") from None
+        expr = parse_expression(text, names)
+    except ExpressionError as exc:
+        raise SpecError(source, key, str(exc)) from None
     value = formulas.apply(formulas.inline(expr), values)
+    if value.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) or value.is_real is False:
+        raise SpecError(source, key, f"{text!r} is not a finite real number at the given values "
+                                     f"(division by zero?): it evaluates to {value}")
+    if value.is_Rational and max(abs(value.p).bit_length(), value.q.bit_length()) > MAX_DIGITS * 3.33:
+        raise SpecError(source, key, f"{text!r} has more than {MAX_DIGITS} digits at the given values")
     if value.free_symbols:
         missing = ", ".join(sorted(s.name for s in value.free_symbols))
         raise SpecError(source, key, f"needs a value for {missing}: give it in the claim's values or [values]")
