@@ -14,12 +14,16 @@ xarray are imported on first use of the sweep functions.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("llm-sweep")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.1.0+src"
+
+def _version() -> str:
+    # importlib.metadata costs ~70 ms: read on first use, so the CLI starts (and answers Ctrl-C) fast
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llm-sweep")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.1.0+src"
 
 # name -> module that defines it; imported lazily so one-off questions never pay for JAX.
 _LAZY = {
@@ -60,6 +64,9 @@ __all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()["__version__"] = value = _version()
+        return value
     if name in _LAZY:
         value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

@@ -10,17 +10,18 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from . import __version__
 from .errors import LlmSweepError
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .printing import FORMATS
 
     p = argparse.ArgumentParser(
@@ -46,8 +47,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="compute only share I of N (0-based) of the first axis and write OUT.partIII-of-NNN.nc; "
                           "join the parts with `llm-sweep combine`")
     run.add_argument("--distributed", action="store_true",
-                     help="call jax.distributed.initialize() (multi-host) and take --part from the process "
-                          "index and count")
+                     help="multi-host: call jax.distributed.initialize(), which detects SLURM, Open MPI, "
+                          "Kubernetes and Cloud TPU jobs, and take the share from the process index and count")
+    run.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="with --distributed outside a detected cluster: process 0's address (JAX also reads "
+                          "JAX_COORDINATOR_ADDRESS)")
+    run.add_argument("--num-processes", type=int, metavar="N", help="with --coordinator: how many processes")
+    run.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: this process's index, 0..N-1")
     q = run.add_argument_group("on-device query (replaces the spec's [query]; the cube never leaves the device)")
     q.add_argument("--where", action="append", default=[], metavar="CONSTRAINT",
                    help="e.g. 'mem_peak <= 80GiB' (repeatable: all must hold)")
@@ -57,10 +63,13 @@ def _parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("formulas", help="print the formulas of a formula set",
                        description="Print every component formula with its source and a symbol table.")
-    f.add_argument("--arch", default="seed", metavar="NAME",
-                   help="formula set (seed), architecture family (llama, gpt2, ...) or preset (llama-2-7b, ...); "
-                        "default: seed")
-    f.add_argument("--hf-config", metavar="PATH", help="a local config.json instead of --arch")
+    fsrc = f.add_mutually_exclusive_group()
+    fsrc.add_argument("--arch", metavar="NAME",
+                      help="formula set (seed), architecture family (llama, gpt2, ...) or preset (llama-2-7b, ...); "
+                           "default: seed")
+    fsrc.add_argument("--hf-config", metavar="PATH", help="a local config.json instead of --arch")
+    f.add_argument("--with-sizes", action="store_true",
+                   help="with a preset or config: also print each quantity evaluated at its sizes")
     f.add_argument("--substitute", action="append", default=[], metavar="NAME=EXPR",
                    help="put EXPR in place of input NAME everywhere, e.g. d_ff=4*d_model (repeatable)")
     f.add_argument("--collect", metavar="NAME", help="collect the expanded formulas by input NAME")
@@ -102,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="fp32; bf16-amp (autocast, fp32 weights); bf16/fp16 (16-bit weights, fp32 master "
                              "in training). Default: fp32 for training, bf16 for inference")
         mp.add_argument("--optimizer", choices=("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none"),
-                        default="adamw")
+                        help="training only (default adamw)")
         mp.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="sdpa")
         mp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
                         help="full = gradient checkpointing")
@@ -142,26 +151,70 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; returns the exit status (0, 1, 2; 128 + signal number when stopped by a signal)."""
+    from .signals import stop_on_signals
+
+    command = "llm-sweep"
+    with stop_on_signals():  # SIGTERM and SIGHUP clean up like Ctrl-C
+        try:
+            args = _parser().parse_args(argv)
+            command = f"llm-sweep {args.command}"
+            code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
+                    "params": _params, "memory": _memory, "flops": _flops}[args.command](args)
+            from .signals import check
+
+            check()  # a signal whose exception was swallowed on the way still stops the command
+            return code
+        except LlmSweepError as exc:
+            print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            print(f"{command}: stopped by {signal.Signals(signum).name}; no output was written", file=sys.stderr)
+            return 128 + signum
+        except MemoryError:
+            print(f"{command}: error: out of host memory; shrink the axes or stream the cube to a file",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except OSError as exc:  # a file the command was given or writes: permissions, a full disk, ...
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            print(f"{command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+
+def entry() -> None:
+    """The console script: ``main``, with Ctrl-C during start-up answered in one line too.
+
+    After a stop signal the process ends with ``os._exit`` once its files are cleaned up, so
+    no runtime thread (XLA's, a writer's) can outlive the interpreter's teardown.
+    """
     try:
-        return {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
-                "params": _params, "memory": _memory, "flops": _flops}[args.command](args)
-    except LlmSweepError as exc:
-        print(f"llm-sweep {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        code = main()
     except KeyboardInterrupt:
-        print(f"llm-sweep {args.command}: interrupted; no output was written", file=sys.stderr)
-        return 130
+        print("llm-sweep: stopped by SIGINT; no output was written", file=sys.stderr)
+        code = 130
+    if code >= 128:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _run(args) -> int:
     from .spec import load_spec
 
     from .errors import SpecError
-    from .dataset import write_netcdf
+    from .files import check_target, remove_leftovers
     from .plan import parse_bytes
     from .query import make_query
 
+    if args.output == "":
+        raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
+    part = _part_flags(args)
     request = load_spec(args.spec)
     if args.precision:
         request.precision = args.precision
@@ -181,12 +234,18 @@ def _run(args) -> int:
         except ValueError as exc:
             raise SpecError(args.spec, "--where/--maximize/--minimize/--over", str(exc)) from None
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
+    inputs = _spec_inputs(args.spec, request)
+    if part is None and args.distributed:
+        if request.query is not None:
+            raise SpecError(args.spec, "--distributed", "a query reduces the whole grid; run it on one process")
+        check_target(output, inputs)  # before joining the cluster
+    if part is not None and request.query is not None:
+        raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
     from . import sweep  # JAX and xarray load only when a sweep runs
 
-    part = _part(args)
+    if part is None and args.distributed:
+        part = _distributed(args)
     if part is not None:
-        if request.query is not None:
-            raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
         share = sweep.process_share(request, *part)
         output = sweep.part_path(output, *part)
         if share is None:
@@ -194,21 +253,24 @@ def _run(args) -> int:
                 print(f"llm-sweep run: part {part[0]} of {part[1]} has no coordinates of the first axis; nothing to do")
             return EXIT_OK
         request = share
+    check_target(output, inputs)
+    remove_leftovers(output.parent, say=lambda m: print(f"llm-sweep run: {m}", file=sys.stderr))
 
     _enable_compilation_cache()
     progress = not args.quiet
     if request.query is not None:
-        sweep.preflight_path(output)
         result = sweep.run_query(request, request.query, budget, progress)
         t0 = time.perf_counter()
-        write_netcdf(result.dataset, output, request.compression)
+        from .dataset import write_netcdf
+
+        write_netcdf(result.dataset, output, request.compression, inputs)
         result.write_seconds, result.path = time.perf_counter() - t0, output
         objective = request.query.objective
         if objective is not None and objective not in request.quantities:
             objective = f"{request.query.mode}_{objective}"
         headline = ([objective] if objective else []) + ["n_feasible"]
     else:
-        result = sweep.run_to_netcdf(request, output, budget, progress)
+        result = sweep.run_to_netcdf(request, output, budget, progress, inputs=inputs)
         headline = request.headline
     if not args.quiet:
         print(result.summary(headline, args.spec))
@@ -217,15 +279,39 @@ def _run(args) -> int:
     return EXIT_OK
 
 
-def _part(args) -> tuple[int, int] | None:
+def _spec_inputs(spec: str, request) -> list[Path]:
+    """The files a run reads (the spec, a config.json it names): never to be overwritten by it."""
+    inputs = [Path(spec)]
+    if request.arch and str(request.arch).endswith(".json"):
+        arch = Path(request.arch)
+        inputs.append(arch if arch.is_absolute() else Path(spec).parent / arch)
+    return inputs
+
+
+_CLUSTER_HELP = ("JAX detects SLURM (SLURM_JOB_ID, SLURM_NTASKS, SLURM_PROCID, SLURM_STEP_NODELIST), Open MPI "
+                 "(OMPI_MCA_orte_hnp_uri, OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_RANK), Kubernetes "
+                 "(KUBERNETES_SERVICE_HOST) and Cloud TPU jobs; elsewhere give --coordinator HOST:PORT (or set "
+                 "JAX_COORDINATOR_ADDRESS) with --num-processes N and --process-id I on every process, or run "
+                 "independent processes with --part I/N")
+
+
+def _part_flags(args) -> tuple[int, int] | None:
+    """--part I/N, checked against --distributed and its flags (no cluster is joined here)."""
     from .errors import SpecError
 
-    if args.distributed:
-        import jax
-
-        jax.distributed.initialize()
-        count = jax.process_count()
-        return (jax.process_index(), count) if count > 1 else None
+    manual = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+              "--process-id": args.process_id}
+    given = [flag for flag, value in manual.items() if value is not None]
+    if given and not args.distributed:
+        raise SpecError(given[0], str(manual[given[0]]), "applies only with --distributed")
+    if args.distributed and args.part is not None:
+        raise SpecError("--part", args.part, "--distributed takes the share from the cluster; give one or the other")
+    if args.coordinator is not None and (args.num_processes is None or args.process_id is None):
+        raise SpecError("--coordinator", args.coordinator, "needs --num-processes N and --process-id I as well")
+    if args.num_processes is not None and args.num_processes < 1:
+        raise SpecError("--num-processes", str(args.num_processes), "must be a positive integer")
+    if args.process_id is not None and args.num_processes is not None and not 0 <= args.process_id < args.num_processes:
+        raise SpecError("--process-id", str(args.process_id), f"must be from 0 to {args.num_processes - 1}")
     if args.part is None:
         return None
     index, sep, count = args.part.partition("/")
@@ -238,16 +324,39 @@ def _part(args) -> tuple[int, int] | None:
     return (i, n) if n > 1 else None
 
 
+def _distributed(args) -> tuple[int, int] | None:
+    """Join the cluster (jax.distributed.initialize): this process's (index, count), or None alone."""
+    import jax
+
+    from .errors import SpecError
+
+    kwargs = {}
+    if args.coordinator is not None:
+        kwargs = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                      process_id=args.process_id)
+    try:
+        jax.distributed.initialize(**kwargs)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise SpecError("--distributed", "", f"cannot join a cluster ({_one_line(exc)}). {_CLUSTER_HELP}") from None
+    count = jax.process_count()
+    return (jax.process_index(), count) if count > 1 else None
+
+
 def _combine(args) -> int:
     from .dataset import combine
     from .errors import SpecError
+    from .files import check_target, remove_leftovers
 
+    if args.output == "":
+        raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
     missing = [p for p in args.parts if not Path(p).is_file()]
     if missing:
         raise SpecError(missing[0], "", "no such part file")
+    target = check_target(args.output, args.parts)
+    remove_leftovers(target.parent, say=lambda m: print(f"llm-sweep combine: {m}", file=sys.stderr))
     try:
         path = combine(args.parts, args.output, args.compression)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         raise SpecError(args.output, "combine", str(exc)) from None
     print(f"llm-sweep combine: {len(args.parts)} parts -> {path} ({path.stat().st_size:,} bytes)")
     return EXIT_OK
@@ -273,9 +382,17 @@ def _estimate_inputs(args):
     memory_model = args.memory_model
     if args.command == "flops":  # FLOPs do not depend on the activation model; it only adds its own checks
         memory_model = "pytorch" if args.mode == "inference" else "korthikanti"
+    if args.mode == "inference" and args.optimizer is not None:
+        raise SpecError("--optimizer", args.optimizer, "applies to --mode training (inference keeps no optimizer state)")
+    if args.vp > 1 and args.pp == 1:
+        raise SpecError("--vp", str(args.vp), "virtual pipeline stages interleave a pipeline: give --pp > 1 as well")
+    if args.command == "flops" and (args.tokens is None) != (args.peak_flops is None):
+        given, missing = ("--tokens", "--peak-flops") if args.tokens is not None else ("--peak-flops", "--tokens")
+        raise SpecError(given, str(getattr(args, given[2:].replace("-", "_"))),
+                        f"the training time needs {missing} as well (and --mfu, default 0.5)")
     if not 0 <= args.dropout < 1:
         raise SpecError("--dropout", str(args.dropout), "a probability from 0 to below 1")
-    opts = dict(mode=args.mode, memory_model=memory_model, precision=precision, optimizer=args.optimizer,
+    opts = dict(mode=args.mode, memory_model=memory_model, precision=precision, optimizer=args.optimizer or "adamw",
                 attention=args.attention, recompute=args.recompute, dropout=args.dropout > 0, zero=args.zero,
                 sequence_parallel=args.sequence_parallel, quantized=args.weights in ("int8", "int4"))
     if getattr(args, "causal", None):
@@ -359,11 +476,28 @@ def _flops(args) -> int:
         return EXIT_OK
     for key, value in out.items():
         if isinstance(value, dict):
-            print(f"{key}: " + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                                          for k, v in value.items()))
+            print(f"{key}: " + ", ".join(f"{k} = {v:.4g}{_FLOPS_UNITS.get(k, '')}" if isinstance(v, float)
+                                          else f"{k} = {v}" for k, v in value.items()))
         else:
-            print(f"{key:<32} {value:.6g}")
+            unit = _FLOPS_UNITS.get(key, "")
+            extra = f"  ({_duration(value)})" if key == "train_seconds" else ""
+            print(f"{key:<32} {value:.6g}{unit}{extra}")
     return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.1f} seconds"
+
+
+_FLOPS_UNITS = {"flops_forward_token": " FLOP per token", "flops_token": " FLOP per token",
+                "hardware_flops_token": " FLOP per token", "flops_palm_token": " FLOP per token",
+                "flops_step": " FLOP per step", "flops_narayanan_step": " FLOP per step",
+                "flops_narayanan_recompute_step": " FLOP per step", "train_seconds": " s",
+                "params": " parameters", "tokens": " tokens", "tokens_per_param": " tokens per parameter",
+                "loss": " nats per token"}
 
 
 def _enable_compilation_cache() -> None:
@@ -386,9 +520,8 @@ def _enable_compilation_cache() -> None:
 
 
 def _formulas(args) -> int:
-    import sympy
-
     from .errors import SpecError
+    from .expr import ExpressionError, parse_expression
     from .formulas import FORMULA_SETS, build_formula_set
     from .printing import format_formulas
     from .symbols import SYMBOLS
@@ -400,25 +533,29 @@ def _formulas(args) -> int:
         key = key.strip()
         if not sep or key not in SYMBOLS:
             raise SpecError("--substitute", item, f"expected NAME=EXPR with NAME one of {', '.join(SYMBOLS)}")
-        try:
-            substitute[key] = sympy.sympify(text, locals={n: i.symbol for n, i in SYMBOLS.items()})
-        except (sympy.SympifyError, SyntaxError, TypeError) as exc:
-            raise SpecError("--substitute", item, f"cannot read the expression: {exc}") from None
+        try:  # never sympify (eval): only arithmetic over the registry's input symbols
+            substitute[key] = parse_expression(text, {n: i.symbol for n, i in SYMBOLS.items()})
+        except ExpressionError as exc:
+            raise SpecError("--substitute", item, str(exc)) from None
     if args.collect is not None and args.collect not in SYMBOLS:
         raise SpecError("--collect", args.collect, f"not an input; valid: {', '.join(SYMBOLS)}")
     values = None
-    if args.hf_config or args.arch not in FORMULA_SETS:
+    name = args.arch or "seed"
+    if args.hf_config or name not in FORMULA_SETS:
         from .model import architecture, formulas_of
 
-        arch = architecture(args.hf_config or args.arch, options or None)
+        arch = architecture(args.hf_config or name, options or None)
         formulas, values = formulas_of(arch), arch.values
     else:
+        if args.with_sizes:
+            raise SpecError("--with-sizes", "", f"{name!r} is a formula set with no sizes; give a preset "
+                                                "(--arch llama-2-7b) or --hf-config")
         try:
-            formulas = build_formula_set(args.arch, options)
+            formulas = build_formula_set(name, options)
         except ValueError as exc:
             raise SpecError("--option", ",".join(args.option), str(exc)) from None
     sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand, substitute=substitute,
-                                     collect=args.collect, values=values))
+                                     collect=args.collect, values=values, with_sizes=args.with_sizes))
     return EXIT_OK
 
 

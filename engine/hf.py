@@ -99,7 +99,7 @@ def from_hf_config(config: Mapping[str, Any], source: str = "<config>") -> Archi
     model_type = config.get("model_type")
     if model_type is None:
         raise SpecError(source, "model_type", f"missing; supported model types: {', '.join(MODEL_TYPES)}")
-    if model_type not in HF_DEFAULTS:
+    if not isinstance(model_type, str) or model_type not in HF_DEFAULTS:
         raise SpecError(source, "model_type", f"unsupported model type {model_type!r}; supported: "
                                               f"{', '.join(MODEL_TYPES)}")
     cfg = dict(HF_DEFAULTS[model_type])

@@ -38,6 +38,7 @@ import numpy as np
 import sympy
 
 from .errors import SpecError, read_user_file
+from .files import inside_folder
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
 from .symbols import SYMBOLS
 
@@ -85,6 +86,7 @@ class SweepRequest:
     query: Any = None  # engine.query.Query, or None for a full cube
     arch: str | None = None  # the architecture named in the spec, if any
     part: tuple[int, int, int] | None = None  # (index, count, length of the whole first axis) of a share
+    record: dict | None = None  # a share's: the whole request's identity (dataset.request_record)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -156,6 +158,10 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
     output = sweep.get("output")
     if output is not None and (not isinstance(output, str) or not output):
         raise err("sweep.output", f"must be a non-empty path string, got {output!r}")
+    if output is not None and not inside_folder(output):
+        raise err("sweep.output", f"{output!r} leaves the current folder; a spec's output is a relative path "
+                                  "inside it (a spec from elsewhere must not choose what it overwrites); "
+                                  "give -o on the command line to write elsewhere")
     description = sweep.get("description", "")
     if not isinstance(description, str):
         raise err("sweep.description", f"must be a string, got {_kind(description)}")
@@ -308,8 +314,24 @@ def _names(err: _Errors, key: str, value: Any, valid: list[str], what: str) -> l
 
 
 def _value(err: _Errors, key: str, name: str, value: Any) -> int | float:
-    """One value of input ``name``: a positive integer (or positive number for real inputs)."""
+    """One value of input ``name``: a positive integer (or positive number for real inputs).
+
+    A string is read as a constant expression by the safe parser (``"2**15"``, ``"80 * 1024"``).
+    """
     info = SYMBOLS[name]
+    if isinstance(value, str):
+        from .expr import ExpressionError, parse_number
+
+        try:
+            number = parse_number(value)
+        except ExpressionError as exc:
+            raise err(key, f"cannot read {value!r}: {exc}") from None
+        if number.is_Integer:
+            value = int(number)
+        elif info.integer:
+            raise err(key, f"{name} must be a positive integer, got {value!r} = {number}")
+        else:
+            value = float(number)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         want = "a positive integer" if info.integer else "a positive number"
         raise err(key, f"must be {want}, got {_kind(value)} {value!r}")
@@ -326,24 +348,89 @@ def _value(err: _Errors, key: str, name: str, value: Any) -> int | float:
     return value
 
 
+MAX_AXIS_LENGTH = 10**9
+
+
 def _axis(err: _Errors, key: str, name: str, value: Any) -> np.ndarray:
+    """An axis's coordinates: validated in O(n) with numpy, strictly increasing, checked against memory."""
     info = SYMBOLS[name]
     if isinstance(value, list):
-        values = [_value(err, key, name, v) for v in value]
+        if not value:
+            raise err(key, "is empty; an axis needs at least one value")
+        _check_length(err, key, len(value))
+        values = _list_values(err, key, name, value)
     elif isinstance(value, Mapping):
         values = _range(err, key, name, value)
     else:
         raise err(key, "must be a list of values or a range table {start, stop, step} / "
                        f"{{start, stop, scale = \"log2\"}}, got {_kind(value)}")
-    if not values:
+    if values.size == 0:
         raise err(key, "is empty; an axis needs at least one value")
-    dup = sorted({v for v in values if values.count(v) > 1})
-    if dup:
-        raise err(key, f"repeats {', '.join(map(str, dup))}; coordinates must be distinct")
-    return np.asarray(values, dtype=np.int64 if info.integer else np.float64)
+    steps = np.diff(values)
+    if np.any(steps <= 0):
+        fixed = np.unique(values)
+        shown = ", ".join(_show_number(v) for v in fixed[:12]) + (f", ... ({fixed.size:,} values)"
+                                                                   if fixed.size > 12 else "")
+        if fixed.size < values.size:
+            ordered = np.sort(values)
+            repeated = np.unique(ordered[1:][np.diff(ordered) == 0])
+            what = f"repeats {', '.join(_show_number(v) for v in repeated[:5])}{', ...' if repeated.size > 5 else ''}"
+        else:
+            what = "is not in increasing order"
+        raise err(key, f"{what}; coordinates must be distinct and strictly increasing: [{shown}]")
+    return values.astype(np.int64 if info.integer else np.float64, copy=False)
 
 
-def _range(err: _Errors, key: str, name: str, table: Mapping[str, Any]) -> list:
+def _show_number(v) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 2**63 else repr(float(v))
+
+
+def _check_length(err: _Errors, key: str, count: int) -> None:
+    """Refuse an axis whose coordinates alone would not fit comfortably in host memory."""
+    from .plan import available_host_memory
+
+    if count > MAX_AXIS_LENGTH:
+        raise err(key, f"has {count:,} values; an axis holds at most {MAX_AXIS_LENGTH:,}")
+    need, available = 8 * count, available_host_memory()
+    if need > available // 8:
+        raise err(key, f"has {count:,} values ({need / 2**30:.1f} GiB of coordinates) and {available / 2**30:.1f} "
+                       "GiB of host memory are available; an axis may take an eighth of it")
+
+
+def _list_values(err: _Errors, key: str, name: str, value: list) -> np.ndarray:
+    """A TOML list as a 1-D array, every element checked at numpy speed (bad elements named)."""
+    info = SYMBOLS[name]
+    want = "a positive integer" if info.integer else "a positive number"
+    bad = next((i for i, v in enumerate(value) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    if bad is not None:
+        v = value[bad]
+        raise err(key, f"must be {want}, got {_kind(v)} {v!r}{_at(bad, value)}")
+    if info.integer:
+        floats = next((i for i, v in enumerate(value) if isinstance(v, float)), None)
+        if floats is not None:
+            raise err(key, f"{name} must be a positive integer, got {value[floats]!r}{_at(floats, value)}")
+        try:
+            values = np.array(value, dtype=np.int64)
+        except OverflowError:
+            big = next(i for i, v in enumerate(value) if v > INT64_MAX)
+            raise err(key, f"{name} = {value[big]} does not fit in int64 (at most {INT64_MAX}){_at(big, value)}") \
+                from None
+        low = np.flatnonzero(values <= 0)
+    else:
+        values = np.array(value, dtype=np.float64)
+        low = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if low.size:
+        i = int(low[0])
+        raise err(key, f"{name} must be {want}, got {value[i]!r}{_at(i, value)}")
+    return values
+
+
+def _at(index: int, values: list) -> str:
+    """Where a bad element sits, for lists long enough that it is not obvious."""
+    return f" (element {index} of {len(values):,})" if len(values) > 10 else ""
+
+
+def _range(err: _Errors, key: str, name: str, table: Mapping[str, Any]) -> np.ndarray:
     for k in table:
         if k not in RANGE_KEYS:
             raise err(f"{key}.{k}", f"unknown range key; valid keys: {', '.join(RANGE_KEYS)}")
@@ -357,6 +444,7 @@ def _range(err: _Errors, key: str, name: str, table: Mapping[str, Any]) -> list:
     scale = table.get("scale", "linear")
     if scale not in SCALES:
         raise err(f"{key}.scale", f"must be one of {', '.join(SCALES)}, got {scale!r}")
+    integer = SYMBOLS[name].integer
     if scale == "log2":
         if "step" in table:
             raise err(f"{key}.step", "a log2 range doubles from start to stop; it takes no step")
@@ -364,11 +452,10 @@ def _range(err: _Errors, key: str, name: str, table: Mapping[str, Any]) -> list:
         while v <= stop:
             values.append(v)
             v = v * 2
-        return values
+        return np.array(values, dtype=np.int64 if integer else np.float64)
     step = _value(err, f"{key}.step", name, table.get("step", 1))
-    count = int(math.floor((stop - start) / step + 1e-9)) + 1
-    if count > 10**9:
-        raise err(key, f"has {count} values; an axis holds at most 10^9")
-    if SYMBOLS[name].integer:
-        return list(range(start, stop + 1, step))
-    return [start + i * step for i in range(count)]
+    count = (stop - start) // step + 1 if integer else int(math.floor((stop - start) / step + 1e-9)) + 1
+    _check_length(err, key, count)
+    if integer:
+        return start + step * np.arange(count, dtype=np.int64)
+    return start + step * np.arange(count, dtype=np.float64)

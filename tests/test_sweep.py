@@ -38,9 +38,11 @@ def test_dataset_is_labelled_and_exact(small_spec):
 def test_chunked_equals_unchunked(small_spec):
     req = load_spec(small_spec)
     whole = run_sweep(req).dataset
-    for budget in (2_000, 200, 40):  # bytes: split d_model in blocks, then walk d_model, then n_layers
+    # bytes (40 per point; one row of seq_len is 2 points, so 160 is the smallest budget allowed):
+    # split d_model, then walk d_model and split n_layers, then walk both and split batch
+    for budget, axis in ((4_000, 0), (700, 1), (160, 2)):
         sliced = run_sweep(req, budget=budget)
-        assert sliced.plan.n_chunks > 1
+        assert sliced.plan.n_chunks > 1 and sliced.plan.split_axis == axis
         xr.testing.assert_identical(whole.drop_attrs(), sliced.dataset.drop_attrs())
 
 
