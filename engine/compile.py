@@ -15,7 +15,27 @@ Precision:
         intermediate is bounded by the whole, so its exact value at the largest coordinates,
         computed on the host with Python integers, bounds the grid. Other integer quantities
         carry a float64 shadow, reduced to one maximum on the device.
-    ``fast``: everything in float32 (about 7 significant digits; see README).
+        Real (float64) quantities: the same two limits, by what the quantity is.
+          * Every float64 quantity whose values reach 2**53 gets a ``precision_note`` attribute
+            (``dataset.precision_note``): past 2**53 float64 is not exact for integers, so a count
+            there is rounded to 53 significant bits.
+          * A float64 quantity that counts bytes (units ``"bytes"``: the memory quantities, whole
+            bytes or, with sub-byte weights, fractions of one) is refused with ``PrecisionError``
+            when a value reaches 2**63, exactly like an int64 quantity: no memory holds 8 EiB, such a
+            value means the grid left the range the formula describes, and it could not be
+            converted back to an integer byte count. Checked on the device: the quantity is its
+            own float64 shadow (one maximum per chunk leaves the device).
+          * Other float64 quantities are genuinely real-valued or legitimately huge -- FLOPs
+            (1e25 for a frontier training run), seconds, ratios -- and only get the note.
+        Which quantities count bytes is the caller's ``counts`` (``sweep.kernel_for`` passes the
+        float quantities whose units are ``"bytes"``).
+    ``fast``: everything in float32 (about 7 significant digits; see README). Nothing is
+        refused; variables whose values reach 2**24 (where float32 integers stop being exact)
+        get a ``precision_note``.
+
+Masks: with validity conditions, grid points that break one hold the fill value in every
+quantity -- NaN for floats, ``dataset.INT64_FILL`` (netCDF's default int64 fill) for int64 --
+and 0 in the ``valid`` output.
 """
 
 from __future__ import annotations
@@ -28,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
+from .dataset import INT64_FILL
 from .errors import PrecisionError
 from .spec import PRECISIONS
 from .symbols import SYMBOLS
@@ -64,6 +85,7 @@ class Kernel:
         axes: Sequence[str],
         precision: str = "exact",
         conditions: Sequence[sympy.Basic] = (),
+        counts: Sequence[str] = (),
     ):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -85,6 +107,17 @@ class Kernel:
                     "nor fixed: substitute fixed values before compiling"
                 )
         self.outputs = tuple(_split(name, exprs[name], integer[name], precision) for name in self.quantities)
+        if precision == "exact":  # int64 arithmetic cannot even hold such a constant (huge fixed values)
+            for o in self.outputs:
+                big = [n for e in (o.numerator, o.denominator) for n in e.atoms(sympy.Integer) if abs(n) >= 2**63]
+                if o.integer and big:
+                    raise PrecisionError(
+                        f"exact integer result of {o.name} needs the constant {max(big, key=abs)} (fixed values "
+                        "folded in), beyond int64 (2**63); shrink the fixed values (values are never silently "
+                        "rounded)")
+        # real quantities that count bytes: refused at 2**63 like int64 ones (exact precision only)
+        self.counts = tuple(o.name for o in self.outputs if o.name in set(counts) and not o.integer
+                            and precision == "exact")
         self.dtypes = {
             o.name: np.dtype(np.int64 if (o.integer and precision == "exact") else
                              np.float64 if precision == "exact" else np.float32)
@@ -106,7 +139,7 @@ class Kernel:
         int_fn = _lambdify(args, int_outs)
         shadow_outs = [o for o in int_outs if o.shadowed(exact)]
         shadow_fn = _lambdify(args, shadow_outs)
-        real_fn = _lambdify(args, real_outs, floats=not exact)
+        real_fn = _lambdify(args, real_outs, floats=not exact, float_above=2**62)
         cond_fn = sympy.lambdify(args, list(self.conditions), modules="jax") if self.conditions else None
         int_dtype = jnp.int64 if exact else jnp.float32
         real_dtype = jnp.float64 if exact else jnp.float32
@@ -134,14 +167,17 @@ class Kernel:
                     num = jnp.asarray(results[2 * i], real_dtype)
                     den = jnp.asarray(results[2 * i + 1], real_dtype)
                     out[o.name] = num / den if o.denominator != 1 else num
+                    if o.name in self.counts:  # a byte count: its own float64 shadow
+                        shadow_max[o.name] = jnp.abs(out[o.name])
             if cond_fn is not None:
                 # invalid grid points (e.g. n_kv_heads not dividing n_heads) are masked, not errors
                 ok = jnp.asarray(True)
                 for c in cond_fn(*[v.astype(jnp.int64 if exact else jnp.int32) if is_int else v
                                    for v, is_int in zip(values, arg_is_int)]):
                     ok = jnp.logical_and(ok, c)
-                for name in list(out):
-                    out[name] = jnp.where(ok, out[name], jnp.zeros((), out[name].dtype))
+                for name in list(out):  # the fill value: NaN, or netCDF's int64 fill
+                    fill = jnp.nan if jnp.issubdtype(out[name].dtype, jnp.floating) else INT64_FILL
+                    out[name] = jnp.where(ok, out[name], jnp.asarray(fill, out[name].dtype))
                 for name in list(shadow_max):
                     shadow_max[name] = jnp.where(ok, shadow_max[name], 0.0)
                 out["valid"] = ok.astype(jnp.uint8)
@@ -180,7 +216,13 @@ class Kernel:
                     raise ValueError(f"coordinates of {a!r} must be integers, got dtype {arr.dtype}")
                 arr = arr.astype(np.int64)
             else:
+                if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                    raise ValueError(f"coordinates of {a!r} must be numbers, got dtype {arr.dtype}")
                 arr = arr.astype(np.float64 if self.precision == "exact" else np.float32)
+            bad = np.flatnonzero(~(arr > 0))  # every input is a positive size (NaN fails too)
+            if bad.size:
+                raise ValueError(f"coordinates of {a!r} must be positive{' integers' if SYMBOLS[a].integer else ''}"
+                                 f", got {arr[bad[0]].item()!r} at index {int(bad[0])}")
             arrays.append(arr)
         return arrays
 
@@ -259,11 +301,17 @@ class Kernel:
             self._raise_overflow(flagged)
 
     def _raise_overflow(self, names) -> None:
-        names = [k for k in self.quantities if k in names]
-        raise PrecisionError(
-            f"exact integer result of {', '.join(names)} reaches 2**63 on this grid and cannot "
-            "be represented in int64; shrink the axes (values are never silently rounded)"
-        )
+        ints = [k for k in self.quantities if k in names and k not in self.counts]
+        counts = [k for k in self.quantities if k in names and k in self.counts]
+        said = []
+        if ints:
+            said.append(f"exact integer result of {', '.join(ints)} reaches 2**63 on this grid and cannot "
+                        "be represented in int64")
+        if counts:
+            said.append(f"byte count{'s' if len(counts) > 1 else ''} {', '.join(counts)} "
+                        f"reach{'' if len(counts) > 1 else 'es'} 2**63 (8 EiB) on this grid, past any memory and "
+                        "past what an int64 byte count can hold")
+        raise PrecisionError("; ".join(said) + "; shrink the axes (values are never silently rounded)")
 
     def __call__(self, **coords) -> dict[str, np.ndarray]:
         """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
@@ -297,19 +345,24 @@ def _split(name: str, expr: sympy.Expr, integer: bool, precision: str) -> Kernel
     return KernelOutput(name, integer, expr, sympy.Integer(1))
 
 
-def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput], floats: bool = False) -> Callable:
+def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput], floats: bool = False,
+              float_above: int | None = None) -> Callable:
     """One function for all outputs (numerator and denominator each), common subexpressions shared.
 
     With ``floats`` (fast mode: 32-bit JAX) integer constants become floats, so a constant past
     int32 (80 GiB, a vocabulary times a width) is a float32 literal rather than an int JAX refuses.
+    ``float_above`` does the same for constants of at least that size (real quantities in exact
+    mode: a constant past int64, from huge fixed values, is a float64 literal, not an overflow).
     """
     exprs: list[sympy.Expr] = []
     for o in outs:
         exprs.extend([o.numerator, o.denominator])
     if not exprs:
         return lambda *a: ()
-    if floats:
-        exprs = [e.xreplace({n: sympy.Float(n) for n in e.atoms(sympy.Integer) if abs(n) >= 2**31}) for e in exprs]
+    limit = 2**31 if floats else float_above
+    if limit is not None:
+        exprs = [e.xreplace({n: sympy.Float(n, 20) for n in e.atoms(sympy.Integer) if abs(n) >= limit})
+                 for e in exprs]
     return sympy.lambdify(args, exprs, modules="jax", cse=True)
 
 
@@ -319,10 +372,12 @@ def compile_kernel(
     axes: Sequence[str],
     precision: str = "exact",
     conditions: Sequence[sympy.Basic] = (),
+    counts: Sequence[str] = (),
 ) -> Kernel:
     """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``.
 
     ``conditions`` (sympy relations over the axes) add a ``valid`` output (uint8); quantities
-    are 0 where any condition fails.
+    hold the fill value (NaN for floats, ``dataset.INT64_FILL`` for int64) where any condition
+    fails. ``counts``: real quantities that count bytes, refused at 2**63 like int64 ones.
     """
-    return Kernel(exprs, integer, axes, precision, conditions)
+    return Kernel(exprs, integer, axes, precision, conditions, counts)

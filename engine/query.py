@@ -9,7 +9,7 @@ the constraints, and reduces the ``over`` dims to
 
 so only arrays over the remaining dims leave the device. Chunks are combined on the host
 (small arrays; ties keep the first point in grid order). Where ``n_feasible`` is 0 nothing
-satisfies the constraints and the other variables hold 0.
+satisfies the constraints and the other variables hold the fill value (NaN; see ``dataset.INT64_FILL``).
 
 Constraint syntax: ``QUANTITY OP VALUE[UNIT]`` with OP one of ``<= < >= > ==`` and an optional
 byte unit (``80GiB``, ``500MB``), e.g. ``mem_peak <= 80 GiB``.
@@ -24,7 +24,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .plan import _UNITS as _SIZE_UNITS, parse_bytes
+from .plan import _UNITS as _SIZE_UNITS
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 _CONSTRAINT = re.compile(r"\s*([A-Za-z_]\w*)\s*(<=|>=|==|<|>)\s*(.+?)\s*$")
@@ -65,23 +67,40 @@ def parse_constraint(text: str) -> Constraint:
                          f"(OP one of {', '.join(OPS)})")
     name, op, raw = m.groups()
     try:
-        unit = re.fullmatch(r"[0-9.eE+-]*?([A-Za-z]+)", raw.replace(" ", ""))
-        is_size = unit is not None and unit.group(1).lower() in _SIZE_UNITS
-        value: float | int = parse_bytes(raw) if is_size else _number(raw)
+        value = _threshold(raw)
     except ValueError as exc:
         raise ValueError(f"in constraint {text!r}: {exc}") from None
     return Constraint(name, op, value, " ".join(text.split()))
 
 
-def _number(raw: str) -> float | int:
+def _threshold(raw: str) -> float | int:
+    """A constraint's value: a size with a byte unit (``80GiB``, ``1.5e3 MB``) or a constant
+    expression (``2**30*80``, read by :func:`engine.expr.parse_number`, never eval). Exact
+    integers stay int; nan, inf and values beyond the float range are refused."""
+    import sympy
+
+    from .expr import ExpressionError, parse_number
+
+    unit = re.fullmatch(r"(.*?)\s*([A-Za-z]+)", raw)
+    scale = 1
+    if unit is not None and unit.group(2).lower() in _SIZE_UNITS and unit.group(2).lower() != "":
+        number, scale = unit.group(1), _SIZE_UNITS[unit.group(2).lower()]
+        if not number.strip():
+            raise ValueError(f"cannot read {raw!r}: no number before the unit {unit.group(2)!r}")
+    else:
+        number = raw
     try:
-        return int(raw)
-    except ValueError:
-        pass
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"cannot read {raw!r} as a number or a size such as 80GiB") from None
+        value = parse_number(number) * scale
+    except ExpressionError as exc:
+        raise ValueError(f"cannot read {raw!r} as a number or a size such as 80GiB "
+                         f"(units: {', '.join(u for u in _SIZE_UNITS if u)}): {exc}") from None
+    if abs(value) > sympy.Float(_FLOAT_MAX):
+        raise ValueError(f"{raw!r} is too large for a threshold (at most about {_FLOAT_MAX:.3g})")
+    if scale != 1:
+        if value <= 0:
+            raise ValueError(f"a size must be positive, got {raw!r}")
+        return int(value)  # whole bytes, as parse_bytes reads a size
+    return int(value) if value.is_Integer else float(value)
 
 
 def _constant(value, like):
@@ -201,7 +220,9 @@ class QueryAccumulator:
         self.coords = list(coords)
         keep_shape = tuple(self.shape[i] for i in qf.keep)
         self.n_feasible = np.zeros(keep_shape, dtype=np.int64)
-        self.best = np.zeros(keep_shape, dtype=dtype)
+        # "no value yet"; cells that stay infeasible get the fill value in ``sweep.query_dataset``
+        dtype = np.dtype(dtype)
+        self.best = np.full(keep_shape, np.nan if dtype.kind == "f" else np.iinfo(dtype).min, dtype=dtype)
         self.best_index = {i: np.zeros(keep_shape, dtype=np.int64) for i in qf.reduce}
 
     def add(self, chunk_index: tuple, chunk_shape: tuple[int, ...], result: dict) -> None:

@@ -23,14 +23,18 @@ import numpy as np
 import xarray as xr
 
 from .compile import Kernel, compile_kernel
-from .dataset import StreamWriter, build_dataset, coordinate_attrs, dataset_attrs
+from .dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
+                      precision_note, request_record)
 from .errors import ResourceError
+from . import signals
+from .files import check_target
 from .formulas import build_formula_set
 from .plan import ChunkPlan, available_host_memory, default_budget, plan_chunks
 from .query import Query, QueryAccumulator, QueryFunction
 from .spec import SweepRequest
 
 HOST_MEMORY_FRACTION = 0.5
+MIN_CHUNK_POINTS = 1024  # an explicit budget may not ask for chunks smaller than this (or one row)
 _KERNELS: dict[tuple, Kernel] = {}
 
 
@@ -85,6 +89,15 @@ class SweepResult:
             elif "valid" in ds.data_vars and self.extremes is None and not ds["valid"].values.any():
                 lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
                 shown = []
+            elif "n_feasible" in ds.data_vars and "query" in ds.attrs:
+                feasible = ds["n_feasible"].values > 0
+                if not feasible.any():  # a query nothing satisfies: no min/max of fill values
+                    lines.append(f"  nothing fits: no grid point satisfies {_constraints(ds.attrs['query'])}; "
+                                 "n_feasible is 0 everywhere and the other variables hold NaN")
+                    shown = []
+                elif not feasible.all():
+                    lines.append(f"  nothing fits in {int((~feasible).sum()):,} of {feasible.size:,} cells "
+                                 "(n_feasible 0; the other variables hold NaN there)")
             for q in shown:
                 if self.extremes is not None and q in self.extremes.names:
                     low, high = (self._tracked(ds, q, w) for w in ("min", "max"))
@@ -112,7 +125,8 @@ def kernel_for(request: SweepRequest) -> Kernel:
     """The compiled kernel of ``request`` (cached in-process): fixed values folded in.
 
     Validity conditions of the formula set (``n_kv_heads`` divides ``n_heads``, ...) that depend
-    on swept inputs become a ``valid`` output; invalid grid points hold 0.
+    on swept inputs become a ``valid`` output; invalid grid points hold the fill value (NaN once
+    read; see ``dataset.INT64_FILL``).
     """
     formulas = request.formulas or build_formula_set(request.formula_set, request.options)
     key = (request.arch, request.formula_set, tuple(sorted(request.options.items())),
@@ -123,7 +137,9 @@ def kernel_for(request: SweepRequest) -> Kernel:
         exprs = {q: formulas.resolve(q, given) for q in request.quantities}
         integer = {q: formulas.quantities[q].integer for q in request.quantities}
         conditions = [cond for _, cond in formulas.conditions(given)]
-        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.precision, conditions)
+        # real quantities that count bytes are refused at 2**63 like int64 ones (see compile.py)
+        counts = [q for q in request.quantities if formulas.quantities[q].units == "bytes"]
+        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.precision, conditions, counts)
     return _KERNELS[key]
 
 
@@ -137,9 +153,22 @@ def bytes_per_point(request: SweepRequest, kernel: Kernel) -> int:
 
 
 def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -> ChunkPlan:
-    """The chunk plan of ``request`` for a device budget (default: ``plan.default_budget``)."""
-    return plan_chunks(request.shape, bytes_per_point(request, kernel), budget or default_budget(),
-                       len(jax.local_devices()))
+    """The chunk plan of ``request`` for a device budget (default: ``plan.default_budget``).
+
+    A budget below one grid row (the last axis's points, at most ``MIN_CHUNK_POINTS``), twice over
+    since one chunk is evaluated while one is copied out, is refused: it would cut the grid into
+    single points and run for minutes.
+    """
+    per_point = bytes_per_point(request, kernel)
+    if budget is not None:
+        points = min(request.shape[-1], MIN_CHUNK_POINTS)
+        row = 2 * per_point * points
+        if budget < row:
+            raise ResourceError(
+                f"a device memory budget of {budget:,} bytes is below one grid row: the smallest chunk is one row "
+                f"of {list(request.axes)[-1]} ({points:,} points x {per_point} bytes, twice over for double "
+                f"buffering = {row:,} bytes); give at least that")
+    return plan_chunks(request.shape, per_point, budget or default_budget(), len(jax.local_devices()))
 
 
 def _chunks(request: SweepRequest, plan: ChunkPlan) -> Iterator[tuple[tuple, dict, int]]:
@@ -172,6 +201,7 @@ def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: C
     pending = None
     chunk_points = math.prod(n for i, n in enumerate(plan.chunk_shape) if i != plan.split_axis)
     for index, coords, n_valid in _chunks(request, plan):
+        signals.check()  # a stop signal whose exception was swallowed is honoured between chunks
         arrays = kernel.prepare(coords)
         extra = (np.asarray(n_valid, np.int64 if kernel.precision == "exact" else np.int32),) if wrap else ()
         current = (index, n_valid, kernel.dispatch(arrays, shard, wrap, *extra))
@@ -234,18 +264,18 @@ def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool =
                        plan=plan, n_devices=len(jax.local_devices()))
 
 
-def preflight_path(target: Path) -> None:
-    """Refuse an output path that cannot be written (before any work is done)."""
-    target = Path(target)
-    if not target.parent.exists():
-        raise ResourceError(f"output folder {str(target.parent)!r} does not exist")
-    if target.is_dir():
-        raise ResourceError(f"output path {str(target)!r} is a folder; give a file name such as out.nc")
+def preflight_path(target: Path, inputs=()) -> None:
+    """Refuse an output path that cannot or must not be written (before any work is done).
+
+    See ``files.check_target``: devices, FIFOs, folders, symbolic links and the command's own
+    inputs are refused; so are missing or read-only folders and over-long names.
+    """
+    check_target(target, inputs)
 
 
-def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: int) -> None:
+def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: int, inputs=()) -> None:
     """Refuse a run whose output cannot fit on the target's disk (nothing is written)."""
-    preflight_path(target)
+    preflight_path(target, inputs)
     need = result_bytes(request, kernel)
     free = shutil.disk_usage(target.parent).free
     if compression == 0 and need > free:
@@ -256,7 +286,7 @@ def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: 
 
 
 def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | None = None,
-                  progress: bool = False, track: list[str] | None = None) -> SweepResult:
+                  progress: bool = False, track: list[str] | None = None, inputs=()) -> SweepResult:
     """Stream the cube into netCDF at ``path``: chunk by chunk, host memory bounded, atomic.
 
     With compression the compressed size is unknown beforehand: after each chunk the projected
@@ -267,7 +297,7 @@ def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | 
     target = Path(path)
     t0 = time.perf_counter()
     kernel = kernel_for(request)
-    preflight(request, kernel, target, request.compression)
+    preflight(request, kernel, target, request.compression, inputs)
     plan = plan_for(request, kernel, budget)
     compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan)
 
@@ -275,7 +305,8 @@ def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | 
     write_busy = 0.0
     done = 0
     extremes = Extremes(track if track is not None else request.headline, request.shape)
-    with StreamWriter(target, request, formulas, kernel.dtypes, plan.file_chunk, request.compression) as writer, \
+    with StreamWriter(target, request, formulas, kernel.dtypes, plan.file_chunk, request.compression,
+                      inputs) as writer, \
             ThreadPoolExecutor(max_workers=1) as pool:
         future = None
 
@@ -356,7 +387,15 @@ def run_query(request: SweepRequest, query: Query, budget: int | None = None, pr
 
 
 def query_dataset(request, formulas, query: Query, qf: QueryFunction, acc: QueryAccumulator) -> xr.Dataset:
+    """The query's answer over the kept dims.
+
+    ``n_feasible`` is a count (0 is a real answer). Where it is 0 nothing is feasible and the
+    objective and ``best_<dim>`` hold the fill value, as invalid points of a cube do
+    (``dataset.masked_variable``): NaN in memory and once read back, ``_FillValue`` in the file
+    (NaN for floats, ``dataset.INT64_FILL`` for int64 variables, which are float64 in memory).
+    """
     axes = list(request.axes)
+    feasible = acc.n_feasible > 0
     keep = [axes[i] for i in qf.keep]
     coords = {a: xr.Variable(a, request.axes[a], attrs=coordinate_attrs(a)) for a in keep}
     described = query.describe()
@@ -364,24 +403,26 @@ def query_dataset(request, formulas, query: Query, qf: QueryFunction, acc: Query
         "units": "1", "long_name": f"grid points over {', '.join(query.over)} satisfying the constraints",
         "query": described})}
     if query.objective:
+        best = acc.best.astype(np.int64) if acc.best.dtype.kind in "iu" else acc.best
+        note = precision_note(largest(best, feasible), acc.best.dtype)
         if query.objective in formulas.quantities:
             q = formulas.quantities[query.objective]
-            data[query.objective] = xr.Variable(keep, acc.best, attrs={
-                "units": q.units, "long_name": f"{query.mode} of {q.long_name} ({described}); 0 where n_feasible is 0",
-                "query": described, "source": q.source})
+            data[query.objective] = masked_variable(keep, best, {
+                "units": q.units, "long_name": f"{query.mode} of {q.long_name} ({described}); NaN where n_feasible "
+                                              "is 0", "query": described, "source": q.source, **note}, feasible)
         else:
-            data[f"{query.mode}_{query.objective}"] = xr.Variable(keep, acc.best, attrs={
+            data[f"{query.mode}_{query.objective}"] = masked_variable(keep, best, {
                 **coordinate_attrs(query.objective),
-                "long_name": f"{query.mode} {query.objective} ({described}); 0 where n_feasible is 0",
-                "query": described})
+                "long_name": f"{query.mode} {query.objective} ({described}); NaN where n_feasible is 0",
+                "query": described, **note}, feasible)
         for i in qf.reduce:
             a = axes[i]
             if a == query.objective:
                 continue
             values = request.axes[a][acc.best_index[i]]
-            values = np.where(acc.n_feasible > 0, values, 0).astype(request.axes[a].dtype)
-            data[f"best_{a}"] = xr.Variable(keep, values, attrs={
-                **coordinate_attrs(a), "long_name": f"{a} where the {query.mode} is reached; 0 where n_feasible is 0"})
+            data[f"best_{a}"] = masked_variable(keep, values, {
+                **coordinate_attrs(a), "long_name": f"{a} where the {query.mode} is reached; NaN where n_feasible "
+                                                    "is 0"}, feasible)
     attrs = dataset_attrs(request, formulas)
     attrs["query"] = described
     return xr.Dataset(data, coords=coords, attrs=attrs)
@@ -401,7 +442,7 @@ class Extremes:
         for q in self.names:
             values = block[q]
             for which, pick, better in (("min", np.argmin, np.less), ("max", np.argmax, np.greater)):
-                if valid is not None:  # invalid points hold 0: leave them out
+                if valid is not None:  # invalid points hold the fill value: leave them out
                     fill = _far(values.dtype, which)
                     local = np.unravel_index(int(pick(np.where(valid, values, fill))), values.shape)
                 else:
@@ -426,7 +467,8 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
         return None
     axes = dict(request.axes)
     axes[first] = request.axes[first][mine[0]:mine[-1] + 1]
-    return replace(request, axes=axes, part=(index, count, len(request.axes[first])))
+    return replace(request, axes=axes, part=(index, count, len(request.axes[first])),
+                   record=request.record or request_record(request))
 
 
 def part_path(path: str | os.PathLike, index: int, count: int) -> Path:
@@ -478,19 +520,39 @@ def _far(dtype, which: str):
 
 
 def _extreme(var: xr.DataArray, which: str, valid: xr.DataArray | None = None) -> str:
+    """``which`` (min or max) of ``var`` and where, over the points that hold a result.
+
+    Invalid points (``valid`` 0) and fill values (NaN) are left out; when none is left the
+    answer says so in words instead of printing a fill.
+    """
     values = var.values
-    if valid is not None and var.dims == valid.dims and valid.values.any():
-        values = np.where(valid.values.astype(bool), values, _far(values.dtype, which))
+    keep = np.ones(values.shape, dtype=bool)
+    if valid is not None and var.dims == valid.dims:
+        keep &= valid.values.astype(bool)
+    if values.dtype.kind == "f":
+        keep &= ~np.isnan(values)
+    if not keep.any():
+        return f"{which}: no valid grid point (every value is a fill)"
+    values = np.where(keep, values, _far(values.dtype, which))
     flat = int(np.argmin(values) if which == "min" else np.argmax(values))
     index = np.unravel_index(flat, values.shape)
     value = values[index]
     where = ", ".join(f"{d}={var[d].values[i]}" for d, i in zip(var.dims, index))
-    shown = _human(float(value)) if var.attrs.get("units") == "bytes" else _count(value)
+    if var.attrs.get("units") == "bytes":
+        shown = _human(float(value))
+    else:  # an int64 variable held as float64 with NaN fills still prints as an integer
+        shown = _count(int(value) if np.dtype(var.encoding.get("dtype", values.dtype)).kind in "iu" else value)
     return f"{which} {shown} at {where}" if where else f"{which} {shown}"
 
 
+def _constraints(described: str) -> str:
+    """The constraints of a query's description (``Query.describe``)."""
+    return described.split(" subject to ", 1)[1] if " subject to " in described else \
+        described.split(" satisfying ", 1)[-1]
+
+
 def _count(value) -> str:
-    if np.issubdtype(type(value), np.integer):
+    if isinstance(value, int) or np.issubdtype(type(value), np.integer):
         return f"{int(value):,}"
     return f"{float(value):.6g}"
 
