@@ -114,7 +114,7 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
     _check(arch, fs, given, ["mem_peak"])
-    ev = lambda q: fs.evaluate(q, given)  # noqa: E731
+    ev = lambda q: fs.evaluate_exact(q, given)  # noqa: E731
     peak = ev("mem_peak")
     moment = "step"
     if options.mode == "inference":
@@ -159,7 +159,7 @@ def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
     _check(arch, fs, given, ["flops_step"])
-    ev = lambda q: fs.evaluate(q, given)  # noqa: E731
+    ev = lambda q: fs.evaluate_exact(q, given)  # noqa: E731
     out = {k: float(ev(k)) for k in ("flops_forward_token", "flops_token", "hardware_flops_token", "flops_step",
                                      "flops_palm_token")}
     if not arch.structure.moe and arch.family in ("gpt2", "gpt3"):

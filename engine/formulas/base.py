@@ -171,8 +171,20 @@ class FormulaSet:
                     missing.setdefault(s.name, []).append(q)
         return {k: missing[k] for k in SYMBOLS if k in missing}
 
-    def evaluate(self, name: str, values: Mapping[str, Any]) -> sympy.Expr:
-        """Exact sympy value of ``name`` at ``values`` (defaults fill what is not given)."""
+    def evaluate(self, name: str, values: Mapping[str, Any]) -> int | float:
+        """Value of ``name`` at ``values`` as a Python number (defaults fill what is not given).
+
+        An ``int`` when the exact value is an integer (exact at any size), else a ``float``;
+        both go straight into ``json.dumps``. ``evaluate_exact`` keeps the exact sympy value.
+        """
+        value = self.evaluate_exact(name, values)
+        if value.free_symbols:
+            missing = ", ".join(sorted(s.name for s in value.free_symbols))
+            raise ValueError(f"{name} needs a value for {missing}")
+        return int(value) if value.is_Integer else float(value)
+
+    def evaluate_exact(self, name: str, values: Mapping[str, Any]) -> sympy.Expr:
+        """Exact sympy value of ``name`` at ``values`` (an Integer, Rational or exact expression)."""
         return self.resolve(name, values)
 
     def conditions(self, given: Mapping[str, Any] | set[str]) -> list[tuple[str, sympy.Basic]]:
