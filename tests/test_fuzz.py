@@ -1,0 +1,212 @@
+"""Fuzzing the user-facing inputs (issue 8): specs, config.json files, --where and --substitute strings.
+
+Every case either succeeds (exit 0, its output written) or is refused in one line with exit 2 —
+never a traceback, never a file or temporary file left behind. Cases run in-process through
+``main([...])``; grids stay tiny so that an accepted spec runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.cli import main
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+                derandomize=True)
+
+INPUTS = ["d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "vocab", "batch", "seq_len", "head_dim",
+          "bytes_param", "alpha", "nonsense", "D_MODEL", ""]
+QUANTITIES = ["params_total", "mem_peak", "params_layer", "mem_activations", "perf_relative", "no_such_quantity"]
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string is JSON-compatible for these characters
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(v)
+
+
+def to_toml(tables: dict) -> str:
+    out = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            out.insert(0, f"{json.dumps(name)} = {_toml_value(table)}")
+            continue
+        out.append(f"[{json.dumps(name)}]")
+        out.extend(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(out) + "\n"
+
+
+scalars = st.one_of(
+    st.integers(-3, 5000), st.integers(2**62, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(), st.sampled_from(["2**10", "1/0", "__import__('os')", "64", "", "1e3", "2**2**2**40", "x"]),
+)
+small_ints = st.integers(-2, 4096)
+axis_values = st.one_of(
+    st.lists(small_ints, min_size=0, max_size=4),
+    st.lists(scalars, min_size=1, max_size=3),
+    st.fixed_dictionaries({"start": small_ints, "stop": small_ints},
+                          optional={"step": st.integers(-2, 2000), "scale": st.sampled_from(["log2", "linear", "ln"])}),
+    scalars,
+)
+specs = st.fixed_dictionaries(
+    {"sweep": st.fixed_dictionaries(
+        {"formula_set": st.sampled_from(["seed", "seed", "llama", 7])},
+        optional={"quantities": st.lists(st.sampled_from(QUANTITIES), min_size=0, max_size=3),
+                  "precision": st.sampled_from(["exact", "fast", "fp16"]),
+                  "compression": st.integers(-1, 10),
+                  "output": st.sampled_from(["ok.nc", "/tmp/abs.nc", "../up.nc", "", "sub/x.nc"]),
+                  "bogus": scalars}),
+     "axes": st.dictionaries(st.sampled_from(INPUTS), axis_values, min_size=0, max_size=4)},
+    optional={"fixed": st.dictionaries(st.sampled_from(INPUTS), scalars, max_size=4),
+              "options": st.dictionaries(st.sampled_from(["tied_head", "mode", "bogus"]), scalars, max_size=2),
+              "query": st.dictionaries(st.sampled_from(["where", "maximize", "over", "bogus"]),
+                                       st.one_of(scalars, st.lists(st.sampled_from(INPUTS + QUANTITIES), max_size=2)),
+                                       max_size=3)},
+)
+
+
+VALID_BASE = {"sweep": {"formula_set": "seed", "quantities": ["params_total", "mem_peak"]},
+              "fixed": {"vocab": 50000, "batch": 2},
+              "axes": {"d_model": [256, 512], "n_layers": [2, 4], "seq_len": [128, 256]}}
+ARCH_BASE = {"sweep": {"arch": "llama-2-7b", "quantities": ["params_total", "mem_peak"]},
+             "options": {"mode": "inference"}, "fixed": {"batch": 1},
+             "axes": {"seq_len": [512, 1024], "n_kv_heads": [1, 3, 8]}}
+MUTABLE = [("sweep", "formula_set"), ("sweep", "quantities"), ("sweep", "precision"), ("sweep", "compression"),
+           ("sweep", "output"), ("sweep", "arch"), ("fixed", "vocab"), ("fixed", "batch"), ("fixed", "d_ff"),
+           ("fixed", "alpha"), ("axes", "d_model"), ("axes", "n_layers"), ("axes", "seq_len"), ("axes", "n_heads"),
+           ("options", "tied_head"), ("options", "mode"), ("options", "precision"), ("options", "zero"),
+           ("axes", "n_kv_heads"), ("fixed", "n_heads"), ("query", "where"), ("query", "over"),
+           ("query", "maximize")]
+
+
+@st.composite
+def near_valid_specs(draw):
+    """A valid tiny spec with one to three fields replaced: reaches the checks deep inside."""
+    import copy
+
+    spec = copy.deepcopy(draw(st.sampled_from([VALID_BASE, ARCH_BASE])))
+    for _ in range(draw(st.integers(1, 3))):
+        table, key = draw(st.sampled_from(MUTABLE))
+        value = draw(st.one_of(scalars, axis_values, st.lists(st.sampled_from(INPUTS + QUANTITIES), max_size=3),
+                               st.sampled_from(["mem_peak <= 80GiB", "params_total > 1e9", "mem_peak <= nan",
+                                                "llama-2-7b", "gpt2", "seed"])))
+        spec.setdefault(table, {})[key] = value
+    return spec
+
+
+def _check_outcome(code: int, err: str, folder: Path, written: Path | None) -> None:
+    assert "Traceback" not in err, err
+    leftovers = [p.name for p in folder.rglob("*.tmp")]
+    assert leftovers == [], leftovers
+    assert code in (0, 2), (code, err)
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and ": error: " in lines[0], err
+        if written is not None:
+            assert not written.exists()
+    elif written is not None:
+        assert written.is_file()
+
+
+@FAST
+@given(spec=st.one_of(specs, near_valid_specs()))
+def test_any_spec_succeeds_or_is_refused_in_one_line(spec, tmp_path_factory, capsys, monkeypatch):
+    folder = tmp_path_factory.mktemp("spec")
+    monkeypatch.chdir(folder)  # a spec's own output key stays inside this folder
+    (folder / "sub").mkdir()
+    # the axes of an accepted spec stay tiny: at most 4 values a list, ranges cut to 4 values
+    for name, axis in spec["axes"].items():
+        if isinstance(axis, dict) and isinstance(axis.get("start"), int) and isinstance(axis.get("stop"), int):
+            step = axis.get("step", 1)
+            if isinstance(step, int) and step > 0:
+                axis["stop"] = min(axis["stop"], axis["start"] + 3 * step)
+    path = folder / "spec.toml"
+    path.write_text(to_toml(spec))
+    out = folder / "out.nc"
+    code = main(["run", str(path), "-o", str(out), "--quiet"])
+    _, err = capsys.readouterr()
+    _check_outcome(code, err, folder, out)
+
+
+config_fields = st.dictionaries(
+    st.sampled_from(["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                     "intermediate_size", "vocab_size", "head_dim", "tie_word_embeddings", "n_embd", "n_layer",
+                     "max_position_embeddings", "num_local_experts", "num_experts_per_tok", "attention_bias",
+                     "architectures", "bogus"]),
+    st.one_of(scalars, st.sampled_from(["llama", "gpt2", "mixtral", "bert", "falcon"]), st.none(),
+              st.lists(st.integers(0, 3), max_size=2)),
+    max_size=8,
+)
+
+
+@FAST
+@given(config=st.one_of(config_fields, st.lists(st.integers(), max_size=2), st.text(max_size=20)))
+def test_any_config_json_succeeds_or_is_refused_in_one_line(config, tmp_path_factory, capsys):
+    folder = tmp_path_factory.mktemp("config")
+    path = folder / "config.json"
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    code = main(["params", "--hf-config", str(path), "--json"])
+    out, err = capsys.readouterr()
+    _check_outcome(code, err, folder, None)
+    if code == 0:
+        assert json.loads(out)["total"] > 0
+
+
+EXPRESSION_ALPHABET = st.sampled_from(["d_model", "n_layers", "4", "2", "0", "1e9", "0.5", "+", "-", "*", "/",
+                                       "**", "(", ")", "sqrt(", "log(", "min(", ",", "nan", "inf", "x", "__",
+                                       "import", "'", ".", "[", "]", "^", " ", "80GiB", "GiB", "=", ";"])
+expressions = st.lists(EXPRESSION_ALPHABET, min_size=0, max_size=12).map("".join)
+
+
+@FAST
+@given(text=expressions)
+def test_any_substitute_succeeds_or_is_refused_in_one_line(text, tmp_path_factory, capsys):
+    folder = tmp_path_factory.mktemp("subst")
+    code = main(["formulas", "--substitute", f"d_ff={text}"])
+    _, err = capsys.readouterr()
+    _check_outcome(code, err, folder, None)
+
+
+@pytest.fixture(scope="module")
+def where_spec(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("where")
+    path = folder / "w.toml"
+    path.write_text('[sweep]\nformula_set = "seed"\nquantities = ["params_total", "mem_peak"]\n'
+                    '[fixed]\nvocab = 50000\nbatch = 1\nseq_len = 128\n'
+                    '[axes]\nd_model = [256, 512]\nn_layers = [2, 4]\n')
+    return path
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
+@given(quantity=st.sampled_from(["mem_peak", "params_total", "nope", ""]),
+       op=st.sampled_from(["<=", "<", ">=", "==", "=<", "!="]),
+       value=st.one_of(expressions, st.integers(-10, 10**12).map(str), st.floats().map(repr),
+                       st.sampled_from(["80GiB", "80 GiB", "1.5e3 MB", "2**30*80", "1 PB", "-1GiB", "0"])))
+def test_any_where_succeeds_or_is_refused_in_one_line(quantity, op, value, where_spec, tmp_path_factory, capsys):
+    folder = tmp_path_factory.mktemp("q")
+    out = folder / "q.nc"
+    code = main(["run", str(where_spec), "-o", str(out), "--quiet", "--where", f"{quantity} {op} {value}",
+                 "--over", "d_model"])
+    _, err = capsys.readouterr()
+    _check_outcome(code, err, folder, out)
