@@ -17,5 +17,5 @@ python3 benchmarks/throughput.py --max-points 1e9 --precision fast --json "$dest
 python3 benchmarks/throughput.py --max-points 1e9 --precision exact --json "$dest/throughput_exact.json"
 python3 benchmarks/query.py --points 1e9 --json "$dest/query.json"
 python3 benchmarks/end_to_end.py --gigabytes 4 --max-device-mem 8GiB --json "$dest/end_to_end.json"
-# memory: the measurement protocol of shared/data on this GPU (small shapes + real sizes)
+# memory: the measurement protocol of tests/data/measured_memory_pytorch_h200.json on this GPU (small shapes + real sizes)
 python3 benchmarks/measure_memory_gpu.py --big --out "$dest/gpu_measured.json"

@@ -54,7 +54,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-H200_FILE = Path("/work/shared/data/measured_memory_pytorch_h200.json")
+H200_FILE = REPO / "tests" / "data" / "measured_memory_pytorch_h200.json"
 OUT_DIR = Path(__file__).resolve().parent  # benchmarks/; the committed fixture lives in tests/data
 
 CUDA_ROUND = 512  # kMinBlockSize of the CUDA caching allocator

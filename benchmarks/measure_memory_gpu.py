@@ -2,7 +2,7 @@
 
     python benchmarks/measure_memory_gpu.py [--out benchmarks/gpu_measured.json] [--limit N] [--big]
 
-The protocol of shared/data/measured_memory_pytorch_h200.json: a model built with transformers on
+The protocol of tests/data/measured_memory_pytorch_h200.json: a model built with transformers on
 the GPU (random init, nothing downloaded), AdamW(foreach=False) or SGD, two training steps on random
 token ids with labels=input_ids, numbers from the second step; a prefill is model(input_ids,
 use_cache=True) under no_grad in the model's dtype. The shapes are those of

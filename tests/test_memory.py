@@ -19,7 +19,7 @@ from engine.model import architecture, estimate_formulas, flops_estimate, memory
 from engine.symbols import symbol
 
 REPO = Path(__file__).resolve().parents[1]
-# a copy of shared/data/measured_memory_pytorch_h200.json (GPT-2 training peaks measured on an H200)
+# a copy of tests/data/measured_memory_pytorch_h200.json (GPT-2 training peaks measured on an H200)
 MEASURED = REPO / "tests" / "data" / "measured_memory_pytorch_h200.json"
 
 

@@ -50,7 +50,7 @@ SRC_KORTHIKANTI = ("Korthikanti et al. 2022 §4.1 (sbh(34 + 5as/h) per layer), T
 SRC_FLASH = "Dao et al. 2022 (FlashAttention) §3.1: no s^2 term; fp32 logsumexp per row saved"
 SRC_KV = "K and V per layer: 2 b s L n_kv d_head bytes (kipply, Transformer Inference Arithmetic)"
 SRC_PYTORCH = ("llm-sweep's model of Hugging Face training in PyTorch, derived from the tensors each op saves and "
-               "calibrated on shared/data/measured_memory_pytorch_h200.json and CPU allocator traces "
+               "calibrated on tests/data/measured_memory_pytorch_h200.json and CPU allocator traces "
                "(benchmarks/measure_memory_cpu.py)")
 
 

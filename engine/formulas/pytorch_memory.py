@@ -6,7 +6,7 @@ Training peak (bytes, per device) = model states at the start of the step
         of the logits (2 x 4 B S V);
     P2  optimizer step: all gradients, the logits the caller still holds, and AdamW's two
         per-parameter temporaries (sqrt and division) for the largest parameter
-        (AdamW(foreach=False), the measurement protocol of shared/data);
+        (AdamW(foreach=False), the measurement protocol of tests/data/measured_memory_pytorch_h200.json);
     P3  (gradient checkpointing) the last layer's recomputed activations during its backward.
 
 Saved activations are counted tensor by tensor, as each op of the implementation saves them for
@@ -25,7 +25,7 @@ log-sum-exp per row instead (no S^2 term). Dropout with p > 0 adds its masks (1 
 the dropped copy of the attention probabilities.
 
 Calibration: the per-tensor accounting reproduces the 11 GPT-2 measurements of
-shared/data/measured_memory_pytorch_h200.json (tests/test_memory.py reports the errors) and CPU
+tests/data/measured_memory_pytorch_h200.json (tests/test_memory.py reports the errors) and CPU
 allocator traces of other shapes (benchmarks/measure_memory_cpu.py).
 """
 
@@ -38,7 +38,7 @@ from . import components as C
 
 b, s, L, h, a, V = (symbol(n) for n in ("batch", "seq_len", "n_layers", "d_model", "n_heads", "vocab"))
 SRC = ("llm-sweep's tensor-by-tensor model of Hugging Face training in PyTorch (autograd saved tensors, autocast "
-       "dtypes), checked against shared/data/measured_memory_pytorch_h200.json")
+       "dtypes), checked against tests/data/measured_memory_pytorch_h200.json")
 
 GPT_STYLE = {"gpt2", "gpt3", "gptj", "phi", "opt", "bloom", "gpt_neox", "falcon"}
 

@@ -1,6 +1,6 @@
 """The ``seed`` formula set: the seed article's formulas, exactly as it writes them.
 
-Source: the seed article on LLM parameters and memory (``shared/seed/seed-article.txt``).
+Source: the seed article, a guide to the parameters and memory requirements of large language models.
 Every expression below is the article's own; where the article is wrong or inconsistent the
 expression is still reproduced verbatim, and the quantity's ``note`` says what is wrong (the
 claims checker, ``sweeps/seed-claims.toml``, reports the article's arithmetic errors).
@@ -15,7 +15,7 @@ import sympy
 from ..symbols import symbol
 from .base import FormulaSet, OptionSpec, Quantity, quantity_symbol
 
-ARTICLE = "seed article (shared/seed/seed-article.txt)"
+ARTICLE = "seed article (a guide to LLM parameters and memory requirements)"
 SEC_PARAMS = f"{ARTICLE}, 'Calculating the Number of Parameters'"
 SEC_MODEL_MEM = f"{ARTICLE}, 'Calculating Model Memory'"
 SEC_WORKING = f"{ARTICLE}, 'Estimating Working Memory'"
