@@ -446,3 +446,68 @@ def test_check_target_api():
         check_target("/dev/null")
     with pytest.raises(ResourceError, match="empty"):
         check_target("")
+
+
+# -- 11. smaller frictions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["formulas", "--arch", "gpt2", "--hf-config", "x.json"], "not allowed with argument --arch"),
+    (["formulas", "--arch", "seed", "--with-sizes"], "a formula set with no sizes"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "1e9"], "needs --peak-flops"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--peak-flops", "1e15"], "needs --tokens"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mode", "inference", "--optimizer", "sgd"],
+     "applies to --mode training"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--vp", "2"], "give --pp > 1"),
+])
+def test_options_that_would_be_ignored_are_refused(capsys, argv, message):
+    if "formulas" in argv and "--hf-config" in argv:  # argparse's own refusal: usage + one error line
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2 and message in capsys.readouterr().err
+        return
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and message in one_line_error(err)
+
+
+def test_formulas_of_a_preset_show_its_sizes_and_evaluate_them(capsys):
+    code, out, _ = run_cli(capsys, "formulas", "--arch", "llama-2-7b", "--with-sizes")
+    assert code == 0
+    assert "Values: d_model = 4096" in out
+    assert "params_total            6,738,415,616 [1]" in out
+    code, out, _ = run_cli(capsys, "formulas", "--arch", "llama-2-7b", "--format", "latex")
+    assert code == 0 and "\\noindent Sizes: $d_{\\mathrm{model}} = 4096$" in out
+
+
+def test_flops_prints_units(capsys):
+    code, out, _ = run_cli(capsys, "flops", "--arch", "gpt2", "--batch", "4", "--seq-len", "1024", "--tokens", "1e9",
+                           "--peak-flops", "1e15")
+    assert code == 0
+    assert "FLOP per token" in out and "FLOP per step" in out
+    assert "train_seconds" in out and " s  (28.5 minutes)" in out
+
+
+def test_evaluate_returns_json_ready_numbers():
+    import json
+
+    import engine
+
+    fs = engine.build_formula_set("seed")
+    point = {"d_model": 768, "n_layers": 12, "vocab": 50000}
+    value = fs.evaluate("params_total", point)
+    assert type(value) is int and json.dumps({"n": value}) == '{"n": 123417600}'
+    assert isinstance(fs.evaluate("perf_relative", point), float)
+    assert fs.evaluate_exact("params_total", point) == 123417600
+
+
+def test_the_kernel_api_refuses_non_positive_sizes():
+    import engine
+    from engine.compile import compile_kernel
+
+    fs = engine.build_formula_set("seed")
+    expr = fs.resolve("params_total", {"d_model": None, "n_layers": None, "vocab": 50000})
+    kernel = compile_kernel({"params_total": expr}, {"params_total": True}, ["d_model", "n_layers"])
+    for bad in ([-5], [0], [768, -1]):
+        with pytest.raises(ValueError, match="must be positive integers"):
+            kernel(d_model=np.array(bad), n_layers=np.array([2]))
+    assert kernel(d_model=np.array([768]), n_layers=np.array([12]))["params_total"].item() == 123417600
