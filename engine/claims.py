@@ -125,7 +125,19 @@ def _evaluate(source: str, key: str, formulas: FormulaSet, text: Any, values: Ma
         expr = parse_expression(text, names)
     except ExpressionError as exc:
         raise SpecError(source, key, str(exc)) from None
-    value = formulas.apply(formulas.inline(expr), values)
+    inlined = formulas.inline(expr)
+    # Size first, in floats: an exact power of the given values (d_model**d_model at 1e9) would
+    # never finish; the float estimate answers at once.
+    approx = formulas.apply(inlined, set(values)).xreplace(
+        {SYMBOLS[k].symbol: sympy.Float(v) for k, v in values.items() if k in SYMBOLS})
+    if approx.is_number and approx.is_finite is not False:
+        try:
+            too_big = bool(sympy.Abs(approx) > sympy.Float(10) ** MAX_DIGITS)
+        except TypeError:  # not comparable (complex): said below
+            too_big = False
+        if too_big:
+            raise SpecError(source, key, f"{text!r} has more than {MAX_DIGITS} digits at the given values")
+    value = formulas.apply(inlined, values)
     if value.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) or value.is_real is False:
         raise SpecError(source, key, f"{text!r} is not a finite real number at the given values "
                                      f"(division by zero?): it evaluates to {value}")

@@ -176,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{command}: error: out of host memory; shrink the axes or stream the cube to a file",
                   file=sys.stderr)
             return EXIT_BAD_INPUT
+        except BrokenPipeError:  # `llm-sweep ... | head`: the reader left; say nothing more
+            try:
+                sys.stdout = open(os.devnull, "w")
+            except OSError:
+                pass
+            return 128 + signal.SIGPIPE
         except OSError as exc:  # a file the command was given or writes: permissions, a full disk, ...
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             print(f"{command}: error: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -511,3 +511,19 @@ def test_the_kernel_api_refuses_non_positive_sizes():
         with pytest.raises(ValueError, match="must be positive integers"):
             kernel(d_model=np.array(bad), n_layers=np.array([2]))
     assert kernel(d_model=np.array([768]), n_layers=np.array([12]))["params_total"].item() == 123417600
+
+
+def test_a_claim_whose_values_explode_is_refused_at_once(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text('formula_set = "seed"\n[values]\nd_model = 1000000000\n'
+                    '[[claim]]\nclaim = "x"\nclaimed = 1\nexpr = "d_model**d_model"\n')
+    t0 = time.perf_counter()
+    code, _, err = run_cli(capsys, "check", path)
+    assert code == 2 and "more than 4000 digits" in one_line_error(err)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    proc = subprocess.run(f"{sys.executable} -m engine formulas --arch llama-2-7b | head -1", shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stderr == "" and proc.stdout.startswith("Formula set")
