@@ -296,9 +296,13 @@ def test_sigterm_to_the_console_script(tmp_path):
     spec.write_text(TINY.format(vocab=50000, extra="compression = 9").replace(
         "d_model = [256, 512, 768, 1024]", "d_model = { start = 64, stop = 8192, step = 64 }").replace(
         "n_layers = [2, 4]", "n_layers = { start = 1, stop = 96 }").replace(
-        "batch = [1, 2]", "batch = { start = 1, stop = 64 }"))
+        "batch = [1, 2]", "batch = { start = 1, stop = 64 }").replace(
+        "seq_len = [128, 256]", "seq_len = [128, 256, 512, 1024, 2048, 4096, 8192, 16384]"))
     proc = _console("run", spec, "-o", tmp_path / "out.nc", "--max-device-mem", "8MiB", cwd=tmp_path)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 120
+    while not temps(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the run writes its temporary file: mid-run, whatever the machine's speed
+    assert temps(tmp_path), "the run never started writing"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
