@@ -13,9 +13,10 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from .errors import LlmSweepError
+from .errors import LlmSweepDeprecation, LlmSweepError
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -36,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="sweep specification (TOML), e.g. sweeps/seed.toml")
     run.add_argument("-o", "--output", help="netCDF file to write (default: the spec's output, "
                                             "else SPEC's name with .nc, in the current folder)")
-    run.add_argument("--precision", choices=("exact", "fast"), help="override the spec's precision")
+    run.add_argument("--numerics", choices=("exact", "fast"),
+                     help="override the spec's numerics: exact (int64/float64) or fast (float32)")
+    run.add_argument("--precision", choices=("exact", "fast"), help=argparse.SUPPRESS)  # the old name of --numerics
     run.add_argument("--quiet", action="store_true", help="print nothing on success, and no progress bar")
     run.add_argument("--max-device-mem", metavar="SIZE",
                      help="device memory for one chunk's outputs, e.g. 8GiB (default: a quarter of the free "
@@ -155,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     from .signals import stop_on_signals
 
     command = "llm-sweep"
-    with stop_on_signals():  # SIGTERM and SIGHUP clean up like Ctrl-C
+    with stop_on_signals(), warnings.catch_warnings():  # SIGTERM and SIGHUP clean up like Ctrl-C
+        notes: list[str] = []
+        warnings.showwarning = lambda message, *rest, **kw: notes.append(str(message))
+        warnings.simplefilter("always", LlmSweepDeprecation)
         try:
             args = _parser().parse_args(argv)
             command = f"llm-sweep {args.command}"
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             from .signals import check
 
             check()  # a signal whose exception was swallowed on the way still stops the command
+            for message in dict.fromkeys(notes):  # old spellings still read: one line each, after success
+                print(f"{command}: note: {message}", file=sys.stderr)
             return code
         except LlmSweepError as exc:
             print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -211,6 +219,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _run(args) -> int:
+    from dataclasses import replace
+
+    from .errors import LlmSweepDeprecation
+    from .numerics import Numerics
     from .spec import load_spec
 
     from .errors import SpecError
@@ -223,9 +235,13 @@ def _run(args) -> int:
     part = _part_flags(args)
     request = load_spec(args.spec)
     if args.precision:
-        request.precision = args.precision
+        warnings.warn("--precision exact|fast is now --numerics (run's --precision is read for now)",
+                      LlmSweepDeprecation)
+    numerics = args.numerics or args.precision
+    if numerics:
+        request = replace(request, numerics=Numerics(numerics))
     if args.compression is not None:
-        request.compression = args.compression
+        request = replace(request, compression=args.compression)
     budget = None
     if args.max_device_mem is not None:
         try:
@@ -235,8 +251,8 @@ def _run(args) -> int:
     if args.where or args.maximize or args.minimize or args.over:
         over = [d.strip() for d in (args.over or "").split(",") if d.strip()]
         try:
-            request.query = make_query(args.where, args.maximize, args.minimize, over, request.quantities,
-                                       list(request.axes))
+            request = replace(request, query=make_query(args.where, args.maximize, args.minimize, over,
+                                                        request.quantities, list(request.axes)))
         except ValueError as exc:
             raise SpecError(args.spec, "--where/--maximize/--minimize/--over", str(exc)) from None
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
@@ -273,7 +289,7 @@ def _run(args) -> int:
         result.write_seconds, result.path = time.perf_counter() - t0, output
         objective = request.query.objective
         if objective is not None and objective not in request.quantities:
-            objective = f"{request.query.mode}_{objective}"
+            objective = f"{request.query.sense}_{objective}"
         headline = ([objective] if objective else []) + ["n_feasible"]
     else:
         result = sweep.run_to_netcdf(request, output, budget, progress, inputs=inputs)

@@ -50,7 +50,7 @@ import sympy
 
 from .dataset import INT64_FILL
 from .errors import PrecisionError
-from .spec import PRECISIONS
+from .numerics import Numerics, float_printer
 from .symbols import SYMBOLS
 
 INT64_LIMIT = 2.0**63
@@ -83,17 +83,16 @@ class Kernel:
         exprs: Mapping[str, sympy.Expr],
         integer: Mapping[str, bool],
         axes: Sequence[str],
-        precision: str = "exact",
+        numerics: "Numerics | str" = "exact",
         conditions: Sequence[sympy.Basic] = (),
         counts: Sequence[str] = (),
     ):
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        numerics = Numerics.of(numerics)
         unknown = [a for a in axes if a not in SYMBOLS]
         if unknown:
             raise ValueError(f"unknown axis symbol(s) {unknown}; known symbols: {', '.join(SYMBOLS)}")
         self.axes = tuple(axes)
-        self.precision = precision
+        self.numerics = numerics
         self.quantities = tuple(exprs)
         self.conditions = tuple(c for c in conditions if c is not sympy.true)
         if any(c is sympy.false for c in self.conditions):
@@ -106,8 +105,8 @@ class Kernel:
                     f"quantity {name!r} still depends on {sorted(stray)}, which are neither swept "
                     "nor fixed: substitute fixed values before compiling"
                 )
-        self.outputs = tuple(_split(name, exprs[name], integer[name], precision) for name in self.quantities)
-        if precision == "exact":  # int64 arithmetic cannot even hold such a constant (huge fixed values)
+        self.outputs = tuple(_split(name, exprs[name], integer[name], numerics) for name in self.quantities)
+        if numerics.exact:  # int64 arithmetic cannot even hold such a constant (huge fixed values)
             for o in self.outputs:
                 big = [n for e in (o.numerator, o.denominator) for n in e.atoms(sympy.Integer) if abs(n) >= 2**63]
                 if o.integer and big:
@@ -117,12 +116,8 @@ class Kernel:
                         "rounded)")
         # real quantities that count bytes: refused at 2**63 like int64 ones (exact precision only)
         self.counts = tuple(o.name for o in self.outputs if o.name in set(counts) and not o.integer
-                            and precision == "exact")
-        self.dtypes = {
-            o.name: np.dtype(np.int64 if (o.integer and precision == "exact") else
-                             np.float64 if precision == "exact" else np.float32)
-            for o in self.outputs
-        }
+                            and numerics.exact)
+        self.dtypes = {o.name: numerics.output_dtype(o.integer) for o in self.outputs}
         if self.conditions:
             self.quantities = self.quantities + ("valid",)
             self.dtypes["valid"] = np.dtype(np.uint8)
@@ -133,13 +128,13 @@ class Kernel:
 
     def _build(self) -> Callable:
         args = [SYMBOLS[a].symbol for a in self.axes]
-        exact = self.precision == "exact"
+        exact = self.numerics.exact
         int_outs = [o for o in self.outputs if o.integer and exact]
         real_outs = [o for o in self.outputs if not (o.integer and exact)]
         int_fn = _lambdify(args, int_outs)
         shadow_outs = [o for o in int_outs if o.shadowed(exact)]
         shadow_fn = _lambdify(args, shadow_outs)
-        real_fn = _lambdify(args, real_outs, floats=not exact, float_above=2**62)
+        real_fn = _lambdify(args, real_outs, float_above=self.numerics.float_literal_above)
         cond_fn = sympy.lambdify(args, list(self.conditions), modules="jax") if self.conditions else None
         int_dtype = jnp.int64 if exact else jnp.float32
         real_dtype = jnp.float64 if exact else jnp.float32
@@ -218,7 +213,7 @@ class Kernel:
             else:
                 if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
                     raise ValueError(f"coordinates of {a!r} must be numbers, got dtype {arr.dtype}")
-                arr = arr.astype(np.float64 if self.precision == "exact" else np.float32)
+                arr = arr.astype(self.numerics.input_dtype(False))
             bad = np.flatnonzero(~(arr > 0))  # every input is a positive size (NaN fails too)
             if bad.size:
                 raise ValueError(f"coordinates of {a!r} must be positive{' integers' if SYMBOLS[a].integer else ''}"
@@ -228,7 +223,7 @@ class Kernel:
 
     def _host_overflow(self, arrays: list[np.ndarray]) -> set[str]:
         """Monotone integer quantities whose value at the largest coordinates reaches 2**63."""
-        if self.precision != "exact":
+        if not self.numerics.exact:
             return set()
         top = {SYMBOLS[a].symbol: sympy.Integer(int(arr.max())) for a, arr in zip(self.axes, arrays)
                if SYMBOLS[a].integer}
@@ -236,14 +231,12 @@ class Kernel:
                 if o.integer and o.monotone and int(o.numerator.xreplace(top)) >= 2**63}
 
     def _input_dtypes(self) -> list[np.dtype]:
-        exact = self.precision == "exact"
-        return [np.dtype(np.int64 if exact else np.int32) if SYMBOLS[a].integer
-                else np.dtype(np.float64 if exact else np.float32) for a in self.axes]
+        return [self.numerics.input_dtype(SYMBOLS[a].integer) for a in self.axes]
 
     def prepare(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
         """Validated coordinate vectors in axis order, in the dtypes the executable takes."""
         arrays = self.coordinate_arrays(coords)
-        if self.precision == "fast":
+        if not self.numerics.exact:
             for i, a in enumerate(arrays):
                 if a.dtype == np.int64:
                     if not _fits_int32(a):
@@ -271,13 +264,13 @@ class Kernel:
         key = (tuple(int(n) for n in lengths), shard_axis, wrap)
         if key not in self._executables:
             fn = self._jitted if wrap is None else jax.jit(wrap(self._evaluate))
-            with jax.enable_x64(self.precision == "exact"):
+            with self.numerics.scope():
                 shapes = []
                 for i, (n, d) in enumerate(zip(key[0], self._input_dtypes())):
                     sharding = self.sharding(shard_axis, n) if i == shard_axis else None
                     shapes.append(jax.ShapeDtypeStruct((n,), d, sharding=sharding))
                 if wrap is not None:
-                    shapes.append(jax.ShapeDtypeStruct((), np.int64 if self.precision == "exact" else np.int32))
+                    shapes.append(jax.ShapeDtypeStruct((), self.numerics.count_dtype))
                 self._executables[key] = fn.lower(*shapes).compile()
         return self._executables[key]
 
@@ -287,7 +280,7 @@ class Kernel:
         if host_flagged:
             self._raise_overflow(host_flagged)
         executable = self.compile_for([len(a) for a in arrays], shard_axis, wrap)
-        with jax.enable_x64(self.precision == "exact"):
+        with self.numerics.scope():
             placed = []
             for i, a in enumerate(arrays):
                 sharding = self.sharding(shard_axis, len(a)) if i == shard_axis else None
@@ -316,7 +309,7 @@ class Kernel:
     def __call__(self, **coords) -> dict[str, np.ndarray]:
         """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
         out, overflow = self.dispatch(self.prepare(coords))
-        with jax.enable_x64(self.precision == "exact"):
+        with self.numerics.scope():
             self.check(overflow)
             return {k: np.asarray(out[k]) for k in self.quantities}
 
@@ -325,10 +318,10 @@ def _fits_int32(arr: np.ndarray) -> bool:
     return bool(arr.size == 0 or (arr.max() < 2**31 and arr.min() >= -(2**31)))
 
 
-def _split(name: str, expr: sympy.Expr, integer: bool, precision: str) -> KernelOutput:
+def _split(name: str, expr: sympy.Expr, integer: bool, numerics: Numerics) -> KernelOutput:
     """Write an integer quantity as numerator // denominator so int64 evaluation stays exact."""
     expr = sympy.sympify(expr)
-    if integer and precision == "exact":
+    if integer and numerics.exact:
         num, den = sympy.fraction(sympy.together(expr))
         if any(not s.is_integer for s in expr.free_symbols):
             raise ValueError(f"integer quantity {name!r} depends on non-integer symbols")
@@ -345,32 +338,28 @@ def _split(name: str, expr: sympy.Expr, integer: bool, precision: str) -> Kernel
     return KernelOutput(name, integer, expr, sympy.Integer(1))
 
 
-def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput], floats: bool = False,
-              float_above: int | None = None) -> Callable:
+def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput], float_above: int | None = None) -> Callable:
     """One function for all outputs (numerator and denominator each), common subexpressions shared.
 
-    With ``floats`` (fast mode: 32-bit JAX) integer constants become floats, so a constant past
-    int32 (80 GiB, a vocabulary times a width) is a float32 literal rather than an int JAX refuses.
-    ``float_above`` does the same for constants of at least that size (real quantities in exact
-    mode: a constant past int64, from huge fixed values, is a float64 literal, not an overflow).
+    ``float_above``: integer constants of at least that size print as float literals
+    (``numerics.float_printer``): in fast mode a constant past int32 (80 GiB, a vocabulary times a
+    width) is a float32 literal rather than an int JAX refuses; a real quantity in exact mode takes
+    a constant past int64 (huge fixed values) as a float64 literal rather than an overflow.
     """
     exprs: list[sympy.Expr] = []
     for o in outs:
         exprs.extend([o.numerator, o.denominator])
     if not exprs:
         return lambda *a: ()
-    limit = 2**31 if floats else float_above
-    if limit is not None:
-        exprs = [e.xreplace({n: sympy.Float(n, 20) for n in e.atoms(sympy.Integer) if abs(n) >= limit})
-                 for e in exprs]
-    return sympy.lambdify(args, exprs, modules="jax", cse=True)
+    printer = float_printer(float_above) if float_above is not None else None
+    return sympy.lambdify(args, exprs, modules="jax", cse=True, printer=printer)
 
 
 def compile_kernel(
     exprs: Mapping[str, sympy.Expr],
     integer: Mapping[str, bool],
     axes: Sequence[str],
-    precision: str = "exact",
+    numerics: "Numerics | str" = "exact",
     conditions: Sequence[sympy.Basic] = (),
     counts: Sequence[str] = (),
 ) -> Kernel:
@@ -380,4 +369,4 @@ def compile_kernel(
     hold the fill value (NaN for floats, ``dataset.INT64_FILL`` for int64) where any condition
     fails. ``counts``: real quantities that count bytes, refused at 2**63 like int64 ones.
     """
-    return Kernel(exprs, integer, axes, precision, conditions, counts)
+    return Kernel(exprs, integer, axes, numerics, conditions, counts)

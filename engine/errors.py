@@ -24,6 +24,10 @@ class SpecError(LlmSweepError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class LlmSweepDeprecation(FutureWarning):
+    """An old spelling that is still read (``sweep.precision`` for ``sweep.numerics``); the CLI shows it as a note."""
+
+
 class PrecisionError(LlmSweepError, OverflowError):
     """An exact integer result does not fit the exact range (never silently rounded)."""
 

@@ -49,13 +49,13 @@ class Query:
 
     where: tuple[Constraint, ...] = ()
     objective: str | None = None
-    mode: str = "max"  # "max" or "min"
+    sense: str = "max"  # "max" or "min": the objective's sense
     over: tuple[str, ...] = field(default=())
 
     def describe(self) -> str:
         cond = " and ".join(map(str, self.where)) or "no constraint"
         if self.objective:
-            return f"{self.mode} of {self.objective} over {', '.join(self.over)} subject to {cond}"
+            return f"{self.sense} of {self.objective} over {', '.join(self.over)} subject to {cond}"
         return f"points over {', '.join(self.over)} satisfying {cond}"
 
 
@@ -199,11 +199,11 @@ class QueryFunction:
                                            shape)
                 if jnp.issubdtype(obj.dtype, jnp.integer):
                     info = jnp.iinfo(obj.dtype)
-                    fill = info.min if q.mode == "max" else info.max
+                    fill = info.min if q.sense == "max" else info.max
                 else:
-                    fill = -jnp.inf if q.mode == "max" else jnp.inf
+                    fill = -jnp.inf if q.sense == "max" else jnp.inf
                 masked = flat(jnp.where(mask, obj, fill))
-                arg = jnp.argmax(masked, axis=-1) if q.mode == "max" else jnp.argmin(masked, axis=-1)
+                arg = jnp.argmax(masked, axis=-1) if q.sense == "max" else jnp.argmin(masked, axis=-1)
                 result["best"] = jnp.take_along_axis(masked, arg[..., None], axis=-1)[..., 0]
                 result["arg"] = arg
             return result, overflow
@@ -239,7 +239,7 @@ class QueryAccumulator:
         arg = np.asarray(result["arg"]).reshape(count.shape)
         local = np.unravel_index(arg, tuple(chunk_shape[i] for i in red))
         current = self.best[target]
-        better = best > current if self.qf.query.mode == "max" else best < current
+        better = best > current if self.qf.query.sense == "max" else best < current
         take = (count > 0) & ((n_before == 0) | better)
         self.best[target] = np.where(take, best, current)
         for j, axis in enumerate(red):

@@ -8,7 +8,7 @@ Format (every table but ``[options]`` and ``[fixed]`` is required)::
                                          # its sizes are the defaults of inputs not fixed or swept
     quantities = ["params_total", ...]   # optional: default every quantity of the set
     headline = ["params_total", ...]     # optional: quantities summarised after a run
-    precision = "exact"                  # "exact" (default) or "fast"
+    numerics = "exact"                   # "exact" (default) or "fast" (was `precision`, still read)
     output = "seed.nc"                   # optional default output path
     compression = 4                      # zlib level 0-9 (0 = none), default 4
     description = "..."                  # optional free text, stored in the netCDF attrs
@@ -30,6 +30,7 @@ Every error names the file, the key and what would be valid (``SpecError``).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,54 +38,61 @@ from typing import Any, Mapping
 import numpy as np
 import sympy
 
-from .errors import SpecError, read_user_file
+from .errors import LlmSweepDeprecation, SpecError, read_user_file
 from .files import inside_folder
+from .numerics import EXACT, NAMES as NUMERICS_NAMES, Numerics
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
 from .symbols import SYMBOLS
 
-PRECISIONS = ("exact", "fast")
+PRECISIONS = NUMERICS_NAMES  # the old name of the sweep-level choice, kept for importers
 TABLES = ("sweep", "options", "fixed", "axes", "query")
 QUERY_KEYS = ("where", "maximize", "minimize", "over")
-SWEEP_KEYS = ("formula_set", "arch", "quantities", "headline", "precision", "output", "compression", "description")
+SWEEP_KEYS = ("formula_set", "arch", "quantities", "headline", "numerics", "output", "compression", "description",
+              "precision")
 RANGE_KEYS = ("start", "stop", "step", "scale")
 SCALES = ("linear", "log2")
 INT64_MAX = 2**63 - 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepRequest:
-    """A validated sweep: what to compute, over which grid, and where it came from.
+    """A validated, fully resolved sweep: what to compute, over which grid, and where it came from.
+
+    Frozen: derive a changed request with ``dataclasses.replace`` (``replace(req, numerics=FAST)``).
 
     Attributes:
-        formula_set: name of the formula set.
+        formula_set: name of the formula set (an architecture's family, e.g. ``llama``).
+        formulas: the formula set itself, always built (options and an architecture's sizes in).
         options: structural options (validated by the set).
         axes: swept input -> 1-D coordinate vector (int64 for integer symbols), in dim order.
         fixed: input -> value held fixed.
         quantities: quantities to compute, in output order.
         headline: quantities summarised after a run.
-        precision: "exact" or "fast".
+        numerics: ``Numerics`` (exact or fast).
         output: default output path, or None.
         compression: zlib level, 0 (off) to 9.
         description: free text.
         source: the spec's file path, or "<spec>".
         text: the spec as written (TOML), stored in the netCDF attrs.
+        query: an on-device ``Query``, or None for a full cube.
+        arch: the preset, family or config.json the spec named (recorded in the cube), or None.
     """
 
     formula_set: str
+    formulas: FormulaSet = field(repr=False)
     options: dict[str, Any]
     axes: dict[str, np.ndarray]
     fixed: dict[str, int | float]
     quantities: list[str]
     headline: list[str]
-    precision: str = "exact"
+    numerics: Numerics = EXACT
     output: str | None = None
     compression: int = 4
     description: str = ""
     source: str = "<spec>"
     text: str = ""
-    formulas: FormulaSet | None = field(default=None, repr=False)
-    query: Any = None  # engine.query.Query, or None for a full cube
-    arch: str | None = None  # the architecture named in the spec, if any
+    query: "Query | None" = None
+    arch: str | None = None
     part: tuple[int, int, int] | None = None  # (index, count, length of the whole first axis) of a share
     record: dict | None = None  # a share's: the whole request's identity (dataset.request_record)
 
@@ -147,9 +155,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
                 raise err(f"options.{key}", str(exc)) from None
         formulas = build_formula_set(name, options)
 
-    precision = sweep.get("precision", "exact")
-    if precision not in PRECISIONS:
-        raise err("sweep.precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    numerics = _numerics(err, sweep)
 
     compression = sweep.get("compression", 4)
     if not isinstance(compression, int) or isinstance(compression, bool) or not 0 <= compression <= 9:
@@ -209,7 +215,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         fixed=fixed,
         quantities=quantities,
         headline=headline,
-        precision=precision,
+        numerics=numerics,
         output=output,
         compression=compression,
         description=description,
@@ -217,6 +223,22 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         text=text,
         formulas=formulas,
     )
+
+
+def _numerics(err: "_Errors", sweep: Mapping[str, Any]) -> Numerics:
+    """``sweep.numerics``; the old key ``sweep.precision`` is read with a deprecation warning."""
+    if "precision" in sweep:
+        if "numerics" in sweep:
+            raise err("sweep.precision", "give sweep.numerics only (sweep.precision is its old name)")
+        key, value = "sweep.precision", sweep["precision"]
+        if value in NUMERICS_NAMES:
+            warnings.warn(f"{err.source}: sweep.precision is now sweep.numerics (exact or fast); the old key is "
+                          "read for now", LlmSweepDeprecation, stacklevel=4)
+    else:
+        key, value = "sweep.numerics", sweep.get("numerics", "exact")
+    if value not in NUMERICS_NAMES:
+        raise err(key, f"must be one of {', '.join(NUMERICS_NAMES)}, got {value!r}")
+    return Numerics(value)
 
 
 def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str]):

@@ -1,19 +1,19 @@
-"""Run a ``SweepRequest`` chunk by chunk: in memory, streamed to netCDF, or as an on-device query.
+"""The one pipeline: ``run(request, sink)`` evaluates a ``SweepRequest`` chunk by chunk into a sink.
 
 Chunks come from ``plan.plan_chunks``. Evaluation is asynchronous: chunk k+1 is dispatched
-to the device before chunk k is copied out, and a writer thread puts chunk k into its netCDF
-hyperslab while chunk k+1 computes. At most two chunks of outputs are alive on the host.
-Sharding: when several local devices exist, each chunk's split axis is sharded across them.
+to the device before chunk k is handed to the sink, so at most two chunks of outputs are alive
+on the host. Sharding: when several local devices exist, each chunk's split axis is sharded
+across them. Sinks (``engine.sinks``): ``MemorySink`` (the cube in memory), ``NetCDFSink``
+(streamed, atomic file), ``QuerySink`` (on-device reduction); ``run_sweep``, ``run_to_netcdf``
+and ``run_query`` are ``run`` with each of them.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,18 +22,15 @@ import jax
 import numpy as np
 import xarray as xr
 
-from .compile import Kernel, compile_kernel
-from .dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
-                      precision_note, request_record)
-from .errors import ResourceError
 from . import signals
-from .files import check_target
-from .formulas import build_formula_set
-from .plan import ChunkPlan, available_host_memory, default_budget, plan_chunks
-from .query import Query, QueryAccumulator, QueryFunction
+from .compile import Kernel, compile_kernel
+from .dataset import request_record
+from .errors import ResourceError
+from .plan import ChunkPlan, default_budget, plan_chunks
+from .query import Query
+from .sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
 from .spec import SweepRequest
 
-HOST_MEMORY_FRACTION = 0.5
 MIN_CHUNK_POINTS = 1024  # an explicit budget may not ask for chunks smaller than this (or one row)
 _KERNELS: dict[tuple, Kernel] = {}
 
@@ -70,7 +67,7 @@ class SweepResult:
             lines = [
                 f"llm-sweep run: {source or '(spec)'}" + (f" -> {self.path}" if self.path else ""),
                 f"  dims      {dims}",
-                f"  points    {self.points:,} x {len(ds.data_vars)} variables ({ds.attrs.get('precision', '')})",
+                f"  points    {self.points:,} x {len(ds.data_vars)} variables ({ds.attrs.get('numerics', '')})",
                 f"  seconds   {self.seconds:.2f} (compile {self.compile_seconds:.2f}, evaluate "
                 f"{self.eval_seconds:.2f}, write {self.write_seconds:.2f})",
                 f"  rate      {self.points_per_second:,.0f} points/s"
@@ -128,9 +125,9 @@ def kernel_for(request: SweepRequest) -> Kernel:
     on swept inputs become a ``valid`` output; invalid grid points hold the fill value (NaN once
     read; see ``dataset.INT64_FILL``).
     """
-    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
+    formulas = request.formulas
     key = (request.arch, request.formula_set, tuple(sorted(request.options.items())),
-           tuple(sorted(request.fixed.items())), tuple(request.axes), tuple(request.quantities), request.precision,
+           tuple(sorted(request.fixed.items())), tuple(request.axes), tuple(request.quantities), request.numerics,
            tuple(sorted((k, str(v)) for k, v in formulas.defaults.items())))
     if key not in _KERNELS:
         given = {**{k: None for k in request.axes}, **request.fixed}
@@ -139,13 +136,8 @@ def kernel_for(request: SweepRequest) -> Kernel:
         conditions = [cond for _, cond in formulas.conditions(given)]
         # real quantities that count bytes are refused at 2**63 like int64 ones (see compile.py)
         counts = [q for q in request.quantities if formulas.quantities[q].units == "bytes"]
-        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.precision, conditions, counts)
+        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.numerics, conditions, counts)
     return _KERNELS[key]
-
-
-def result_bytes(request: SweepRequest, kernel: Kernel) -> int:
-    """Uncompressed bytes of the full result cube."""
-    return request.points * bytes_per_point(request, kernel)
 
 
 def bytes_per_point(request: SweepRequest, kernel: Kernel) -> int:
@@ -203,7 +195,7 @@ def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: C
     for index, coords, n_valid in _chunks(request, plan):
         signals.check()  # a stop signal whose exception was swallowed is honoured between chunks
         arrays = kernel.prepare(coords)
-        extra = (np.asarray(n_valid, np.int64 if kernel.precision == "exact" else np.int32),) if wrap else ()
+        extra = (np.asarray(n_valid, kernel.numerics.count_dtype),) if wrap else ()
         current = (index, n_valid, kernel.dispatch(arrays, shard, wrap, *extra))
         if pending is not None:
             consume(*pending)
@@ -216,9 +208,10 @@ def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: C
             progress.update(chunk_points * pending[1])
 
 
-def _host_block(kernel: Kernel, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
+def host_block(kernel: Kernel, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
+    """Copy one chunk's outputs to the host (padding on the split axis dropped), after the overflow check."""
     out, overflow = device_out
-    with jax.enable_x64(kernel.precision == "exact"):
+    with kernel.numerics.scope():
         kernel.check(overflow)
         cut = tuple(slice(0, n_valid) if i == split_axis else slice(None) for i in range(split_axis + 1))
         return {q: np.asarray(out[q])[cut] for q in kernel.quantities}
@@ -231,201 +224,46 @@ def _compile(kernel: Kernel, plan: ChunkPlan, wrap=None) -> float:
     return time.perf_counter() - t0
 
 
-# -- the three ways to run ---------------------------------------------------------------------
+# -- the pipeline -------------------------------------------------------------------------------
+
+
+def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: bool = False):
+    """Evaluate ``request`` chunk by chunk into ``sink``; returns ``sink.finish(...)`` (a ``SweepResult``).
+
+    The sink checks the run first (memory, disk, target) so nothing is compiled or written for
+    a run that cannot finish; on any error or signal the sink's ``abort`` undoes what it started.
+    """
+    t0 = time.perf_counter()
+    kernel = kernel_for(request)
+    sink.prepare(request, kernel)
+    plan = plan_for(request, kernel, budget)
+    wrap = sink.device_function(request, kernel, plan)
+    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan, wrap)
+    sink.start(request, kernel, plan)
+    try:
+        t0 = time.perf_counter()
+        _pipeline(kernel, request, plan, sink.consume, wrap, Progress(request.points, progress))
+        timing = Timing(compile_seconds, time.perf_counter() - t0, plan, len(jax.local_devices()))
+        return sink.finish(timing)
+    except BaseException:
+        sink.abort()
+        raise
 
 
 def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool = False) -> SweepResult:
     """Evaluate every requested quantity on the grid; the labelled cube in host memory."""
-    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
-    t0 = time.perf_counter()
-    kernel = kernel_for(request)
-    need = result_bytes(request, kernel)
-    available = available_host_memory()
-    if need > HOST_MEMORY_FRACTION * available:
-        raise ResourceError(
-            f"{request.source}: the result cube needs {_human(need)} of host memory "
-            f"({request.points:,} points x {len(request.quantities)} quantities); {_human(available)} are "
-            "available and an in-memory run may use half: stream it to a file (llm-sweep run -o), ask an "
-            "on-device query, or shrink the axes"
-        )
-    plan = plan_for(request, kernel, budget)
-    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan)
-
-    t0 = time.perf_counter()
-    results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
-
-    def consume(index, n_valid, device_out):
-        for q, block in _host_block(kernel, device_out, plan.split_axis, n_valid).items():
-            results[q][index] = block
-
-    _pipeline(kernel, request, plan, consume, progress=Progress(request.points, progress))
-    eval_seconds = time.perf_counter() - t0
-    return SweepResult(build_dataset(request, results, formulas), request.points, compile_seconds, eval_seconds,
-                       plan=plan, n_devices=len(jax.local_devices()))
-
-
-def preflight_path(target: Path, inputs=()) -> None:
-    """Refuse an output path that cannot or must not be written (before any work is done).
-
-    See ``files.check_target``: devices, FIFOs, folders, symbolic links and the command's own
-    inputs are refused; so are missing or read-only folders and over-long names.
-    """
-    check_target(target, inputs)
-
-
-def preflight(request: SweepRequest, kernel: Kernel, target: Path, compression: int, inputs=()) -> None:
-    """Refuse a run whose output cannot fit on the target's disk (nothing is written)."""
-    preflight_path(target, inputs)
-    need = result_bytes(request, kernel)
-    free = shutil.disk_usage(target.parent).free
-    if compression == 0 and need > free:
-        raise ResourceError(
-            f"the cube needs {_human(need)} uncompressed ({request.points:,} points x {len(request.quantities)} "
-            f"quantities) and {target.parent} has {_human(free)} free: enable compression, free space, ask an "
-            "on-device query, or shrink the axes")
+    return run(request, MemorySink(), budget, progress)
 
 
 def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | None = None,
                   progress: bool = False, track: list[str] | None = None, inputs=()) -> SweepResult:
-    """Stream the cube into netCDF at ``path``: chunk by chunk, host memory bounded, atomic.
-
-    With compression the compressed size is unknown beforehand: after each chunk the projected
-    file size is compared with the free disk, and the run stops (deleting its temporary file)
-    as soon as it cannot fit.
-    """
-    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
-    target = Path(path)
-    t0 = time.perf_counter()
-    kernel = kernel_for(request)
-    preflight(request, kernel, target, request.compression, inputs)
-    plan = plan_for(request, kernel, budget)
-    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan)
-
-    t0 = time.perf_counter()
-    write_busy = 0.0
-    done = 0
-    extremes = Extremes(track if track is not None else request.headline, request.shape)
-    with StreamWriter(target, request, formulas, kernel.dtypes, plan.file_chunk, request.compression,
-                      inputs) as writer, \
-            ThreadPoolExecutor(max_workers=1) as pool:
-        future = None
-
-        def write(index, block):
-            nonlocal write_busy
-            w0 = time.perf_counter()
-            writer.write(index, block)
-            write_busy += time.perf_counter() - w0
-
-        def consume(index, n_valid, device_out):
-            nonlocal future, done
-            block = _host_block(kernel, device_out, plan.split_axis, n_valid)
-            if future is not None:
-                future.result()  # at most one chunk waits for the disk
-                _check_disk(writer, done, request.points, target)
-            extremes.add(index, block)
-            future = pool.submit(write, index, block)
-            done += math.prod(b for b in next(iter(block.values())).shape)
-
-        _pipeline(kernel, request, plan, consume, progress=Progress(request.points, progress))
-        if future is not None:
-            future.result()
-        w0 = time.perf_counter()
-        writer.commit()
-        write_busy += time.perf_counter() - w0
-    total = time.perf_counter() - t0
-    return SweepResult(None, request.points, compile_seconds, total - min(write_busy, total), min(write_busy, total),
-                       path=target, plan=plan, n_devices=len(jax.local_devices()), extremes=extremes)
-
-
-def _check_disk(writer: StreamWriter, done: int, total: int, target: Path) -> None:
-    written = os.path.getsize(writer.tmp)
-    if done and written:
-        projected = written * total / done
-        free = shutil.disk_usage(target.parent).free
-        if projected - written > free:
-            raise ResourceError(
-                f"stopped: the file is projected to reach {_human(projected)} and {target.parent} has "
-                f"{_human(free)} free; nothing was left at {target}")
+    """Stream the cube into netCDF at ``path``: chunk by chunk, host memory bounded, atomic."""
+    return run(request, NetCDFSink(path, inputs, track), budget, progress)
 
 
 def run_query(request: SweepRequest, query: Query, budget: int | None = None, progress: bool = False) -> SweepResult:
     """Answer ``query`` on the device, chunk by chunk; a small Dataset over the kept dims."""
-    formulas = request.formulas or build_formula_set(request.formula_set, request.options)
-    t0 = time.perf_counter()
-    kernel = kernel_for(request)
-    # only the objective and constrained quantities matter, but the kernel computes the requested
-    # set; XLA drops whatever the reduction does not use.
-    plan = plan_for(request, kernel, budget)
-    axes = list(request.axes)
-    if query.objective is None:
-        dtype = np.dtype(np.int64)
-    elif query.objective in kernel.dtypes:
-        dtype = kernel.dtypes[query.objective]
-    else:  # a swept input
-        dtype = kernel.prepare({a: request.axes[a][:1] for a in axes})[axes.index(query.objective)].dtype
-    qf = QueryFunction(query, axes, plan.split_axis, dtype.kind == "i")
-    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan, qf)
-    acc = QueryAccumulator(qf, request.shape, [request.axes[a] for a in axes], dtype)
-
-    t0 = time.perf_counter()
-
-    def consume(index, n_valid, device_out):
-        result, overflow = device_out
-        with jax.enable_x64(kernel.precision == "exact"):
-            kernel.check(overflow)
-            host = {k: np.asarray(v) for k, v in result.items()}
-        if plan.split_axis in qf.keep:  # drop padding on a kept split axis
-            pos = qf.keep.index(plan.split_axis)
-            host = {k: v[(slice(None),) * pos + (slice(0, n_valid),)] for k, v in host.items()}
-        chunk_shape = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, request.shape))
-        acc.add(index, chunk_shape, host)
-
-    _pipeline(kernel, request, plan, consume, wrap=qf, progress=Progress(request.points, progress))
-    eval_seconds = time.perf_counter() - t0
-    ds = query_dataset(request, formulas, query, qf, acc)
-    return SweepResult(ds, request.points, compile_seconds, eval_seconds, plan=plan, n_devices=len(jax.local_devices()))
-
-
-def query_dataset(request, formulas, query: Query, qf: QueryFunction, acc: QueryAccumulator) -> xr.Dataset:
-    """The query's answer over the kept dims.
-
-    ``n_feasible`` is a count (0 is a real answer). Where it is 0 nothing is feasible and the
-    objective and ``best_<dim>`` hold the fill value, as invalid points of a cube do
-    (``dataset.masked_variable``): NaN in memory and once read back, ``_FillValue`` in the file
-    (NaN for floats, ``dataset.INT64_FILL`` for int64 variables, which are float64 in memory).
-    """
-    axes = list(request.axes)
-    feasible = acc.n_feasible > 0
-    keep = [axes[i] for i in qf.keep]
-    coords = {a: xr.Variable(a, request.axes[a], attrs=coordinate_attrs(a)) for a in keep}
-    described = query.describe()
-    data = {"n_feasible": xr.Variable(keep, acc.n_feasible, attrs={
-        "units": "1", "long_name": f"grid points over {', '.join(query.over)} satisfying the constraints",
-        "query": described})}
-    if query.objective:
-        best = acc.best.astype(np.int64) if acc.best.dtype.kind in "iu" else acc.best
-        note = precision_note(largest(best, feasible), acc.best.dtype)
-        if query.objective in formulas.quantities:
-            q = formulas.quantities[query.objective]
-            data[query.objective] = masked_variable(keep, best, {
-                "units": q.units, "long_name": f"{query.mode} of {q.long_name} ({described}); NaN where n_feasible "
-                                              "is 0", "query": described, "source": q.source, **note}, feasible)
-        else:
-            data[f"{query.mode}_{query.objective}"] = masked_variable(keep, best, {
-                **coordinate_attrs(query.objective),
-                "long_name": f"{query.mode} {query.objective} ({described}); NaN where n_feasible is 0",
-                "query": described, **note}, feasible)
-        for i in qf.reduce:
-            a = axes[i]
-            if a == query.objective:
-                continue
-            values = request.axes[a][acc.best_index[i]]
-            data[f"best_{a}"] = masked_variable(keep, values, {
-                **coordinate_attrs(a), "long_name": f"{a} where the {query.mode} is reached; NaN where n_feasible "
-                                                    "is 0"}, feasible)
-    attrs = dataset_attrs(request, formulas)
-    attrs["query"] = described
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return run(request, QuerySink(query), budget, progress)
 
 
 class Extremes:

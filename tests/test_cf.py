@@ -237,11 +237,11 @@ def test_real_valued_quantities_past_2_63_get_the_note_only():
 
 
 def test_fast_mode_notes_values_past_2_24(tmp_path):
-    spec = {**MEMORY, "sweep": {**MEMORY["sweep"], "precision": "fast"}}
+    spec = {**MEMORY, "sweep": {**MEMORY["sweep"], "numerics": "fast"}}
     req = parse_spec(spec)
     ds = run_sweep(req).dataset
     assert ds["mem_peak"].dtype == np.float32 and "2^24" in ds["mem_peak"].attrs["precision_note"]
-    small = parse_spec({**SEED, "sweep": {**SEED["sweep"], "precision": "fast", "quantities": ["perf_relative"]}})
+    small = parse_spec({**SEED, "sweep": {**SEED["sweep"], "numerics": "fast", "quantities": ["perf_relative"]}})
     assert "precision_note" not in run_sweep(small).dataset["perf_relative"].attrs
     run_to_netcdf(req, tmp_path / "fast.nc")
     with xr.open_dataset(tmp_path / "fast.nc") as back:

@@ -72,7 +72,8 @@ specs = st.fixed_dictionaries(
     {"sweep": st.fixed_dictionaries(
         {"formula_set": st.sampled_from(["seed", "seed", "llama", 7])},
         optional={"quantities": st.lists(st.sampled_from(QUANTITIES), min_size=0, max_size=3),
-                  "precision": st.sampled_from(["exact", "fast", "fp16"]),
+                  "numerics": st.sampled_from(["exact", "fast", "fp16"]),
+                  "precision": st.sampled_from(["exact", "fast"]),
                   "compression": st.integers(-1, 10),
                   "output": st.sampled_from(["ok.nc", "/tmp/abs.nc", "../up.nc", "", "sub/x.nc"]),
                   "bogus": scalars}),
@@ -91,7 +92,7 @@ VALID_BASE = {"sweep": {"formula_set": "seed", "quantities": ["params_total", "m
 ARCH_BASE = {"sweep": {"arch": "llama-2-7b", "quantities": ["params_total", "mem_peak"]},
              "options": {"mode": "inference"}, "fixed": {"batch": 1},
              "axes": {"seq_len": [512, 1024], "n_kv_heads": [1, 3, 8]}}
-MUTABLE = [("sweep", "formula_set"), ("sweep", "quantities"), ("sweep", "precision"), ("sweep", "compression"),
+MUTABLE = [("sweep", "formula_set"), ("sweep", "quantities"), ("sweep", "numerics"), ("sweep", "precision"), ("sweep", "compression"),
            ("sweep", "output"), ("sweep", "arch"), ("fixed", "vocab"), ("fixed", "batch"), ("fixed", "d_ff"),
            ("fixed", "alpha"), ("axes", "d_model"), ("axes", "n_layers"), ("axes", "seq_len"), ("axes", "n_heads"),
            ("options", "tied_head"), ("options", "mode"), ("options", "precision"), ("options", "zero"),

@@ -181,7 +181,7 @@ def _parts(tmp_path, capsys, name, vocab=50000, precision=None):
 
 @pytest.mark.parametrize("other,difference", [
     (dict(vocab=32000), "fixed is 'vocab = 32000' there and 'vocab = 50000'"),
-    (dict(precision="fast"), "precision is 'fast' there and 'exact'"),
+    (dict(precision="fast"), "numerics is 'fast' there and 'exact'"),
 ])
 def test_combine_refuses_parts_of_different_requests(tmp_path, capsys, other, difference):
     a = _parts(tmp_path, capsys, "a")
@@ -240,7 +240,7 @@ def test_combine_copies_in_bounded_blocks():
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_run_cleans_up_on_sigterm_sighup_and_sigint(tmp_path, capsys, monkeypatch, signum, code):
     spec = tiny(tmp_path)
-    _signal_at_first_call(monkeypatch, "engine.sweep._host_block", signum)
+    _signal_at_first_call(monkeypatch, "engine.sweep.host_block", signum)
     got, _, err = run_cli(capsys, "run", spec, "-o", tmp_path / "out.nc", "--max-device-mem", "4KiB")
     assert got == code
     assert one_line_error(err).endswith("no output was written")
@@ -531,3 +531,42 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m engine formulas --arch llama-2-7b | head -1", shell=True,
                           capture_output=True, text=True, timeout=60)
     assert proc.stderr == "" and proc.stdout.startswith("Formula set")
+
+
+# -- issue 9: names --------------------------------------------------------------------------------
+
+
+def test_the_old_precision_key_and_flag_still_work_with_a_note(tmp_path, capsys):
+    spec = tiny(tmp_path, extra='precision = "fast"')
+    code, _, err = run_cli(capsys, "run", spec, "-o", tmp_path / "a.nc", "--quiet")
+    assert code == 0 and err.strip() == (f"llm-sweep run: note: {spec}: sweep.precision is now sweep.numerics "
+                                         "(exact or fast); the old key is read for now")
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "a.nc") as ds:
+        assert ds.attrs["numerics"] == "fast" and ds["params_total"].dtype == np.float32
+    code, _, err = run_cli(capsys, "run", tiny(tmp_path, "b.toml"), "-o", tmp_path / "b.nc", "--quiet",
+                           "--precision", "fast")
+    assert code == 0 and "note: --precision exact|fast is now --numerics" in err
+    with pytest.raises(SpecError, match="give sweep.numerics only"):
+        parse_spec({"sweep": {"formula_set": "seed", "numerics": "fast", "precision": "fast"},
+                    "fixed": SEED_FIXED, "axes": {"d_model": [8], "n_layers": [1]}})
+
+
+def test_an_arch_cube_records_the_preset_it_came_from(tmp_path, capsys):
+    spec = tmp_path / "a.toml"
+    spec.write_text('[sweep]\narch = "llama-2-7b"\nquantities = ["params_total"]\n[axes]\nn_layers = [16, 32]\n')
+    assert run_cli(capsys, "run", spec, "-o", tmp_path / "a.nc", "--quiet")[0] == 0
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "a.nc") as ds:
+        assert ds.attrs["arch"] == "llama-2-7b" and ds.attrs["formula_set"] == "llama"
+
+
+def test_the_request_is_frozen():
+    import dataclasses
+
+    req = _axes(d_model=[8], n_layers=[1])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.numerics = "fast"
+    assert req.formulas is not None and req.numerics.name == "exact"
