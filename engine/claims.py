@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import sympy
 
-from .errors import SpecError, read_user_file
+from .errors import SpecError, check_keys, read_user_file
 from .expr import MAX_DIGITS, ExpressionError, parse_expression
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
 from .symbols import SYMBOLS
@@ -61,9 +61,7 @@ def load_claims(path: str | Path) -> tuple[str, list[Claim]]:
 
 def check_claims(data: Mapping[str, Any], source: str = "<claims>") -> list[Claim]:
     """Recompute every claim of ``data`` (the parsed claims file) and give its verdict."""
-    for key in data:
-        if key not in FILE_KEYS:
-            raise SpecError(source, key, f"unknown key; valid keys: {', '.join(FILE_KEYS)}")
+    check_keys(source, "", data, FILE_KEYS)
     name = data.get("formula_set")
     if name not in FORMULA_SETS:
         raise SpecError(source, "formula_set", f"must be one of {', '.join(FORMULA_SETS)}, got {name!r}")
@@ -80,9 +78,7 @@ def _check_one(source: str, name: str, shared: Mapping, index: int, entry: Any) 
     where = f"claim[{index}]"
     if not isinstance(entry, Mapping):
         raise SpecError(source, where, "must be a table")
-    for key in entry:
-        if key not in CLAIM_KEYS:
-            raise SpecError(source, f"{where}.{key}", f"unknown key; valid keys: {', '.join(CLAIM_KEYS)}")
+    check_keys(source, where, entry, CLAIM_KEYS)
     for key in ("claim", "claimed", "expr"):
         if key not in entry:
             raise SpecError(source, where, f"missing {key!r}")

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import sympy
 import xarray as xr
 
 from . import __version__, signals
 from .files import AtomicFile, write_error
 from .formulas import FormulaSet
+from .formulas.base import show_value
 from .printing import latex_of, text_of
 from .spec import SweepRequest
 from .symbols import SYMBOLS
@@ -292,14 +292,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, 
 
 
 def _mapping_text(values: Mapping) -> str:
-    def show(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, sympy.Basic):
-            return str(v)
-        return repr(v) if isinstance(v, str) else str(v)
-
-    return ", ".join(f"{k} = {show(v)}" for k, v in values.items())
+    return ", ".join(f"{k} = {show_value(v)}" for k, v in values.items())
 
 
 def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression: int | None = None) -> Path:

@@ -36,6 +36,18 @@ class ResourceError(LlmSweepError):
     """A run would not fit the machine (memory, disk); refused before anything is written."""
 
 
+def check_keys(source: str, prefix: str, mapping, valid, what: str = "key", valid_what: str | None = None) -> None:
+    """Refuse the first key of ``mapping`` not in ``valid``: ``SpecError(source, prefix.key, "unknown ...")``.
+
+    The one "unknown key; valid keys: ..." check of every user file (spec tables, ranges, claims).
+    """
+    for key in mapping:
+        if key not in valid:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise SpecError(source, where, f"unknown {what}; valid {valid_what or what + 's'}: "
+                                           f"{', '.join(valid) or 'none'}")
+
+
 def read_user_file(path, what: str = "TOML") -> tuple[str, object]:
     """Read a user's TOML or JSON file: (text, parsed data), or SpecError naming the file.
 

@@ -11,6 +11,7 @@ import re
 import sympy
 
 from .formulas import FormulaSet
+from .formulas.base import show_value
 from .symbols import SYMBOLS
 
 FORMATS = ("text", "latex", "markdown")
@@ -563,7 +564,7 @@ def _markdown(formulas: FormulaSet, rows, used) -> str:
 def _options(formulas: FormulaSet) -> str:
     if not formulas.options:
         return "none"
-    return ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in formulas.options.items())
+    return ", ".join(f"{k} = {show_value(v, quote=False)}" for k, v in formulas.options.items())
 
 
 # Text (not math) special characters and arrows, longest first so ``<->`` wins over ``<-``.

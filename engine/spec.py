@@ -33,16 +33,19 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import sympy
 
-from .errors import LlmSweepDeprecation, SpecError, read_user_file
+from .errors import LlmSweepDeprecation, SpecError, check_keys, read_user_file
 from .files import inside_folder
 from .numerics import EXACT, NAMES as NUMERICS_NAMES, Numerics
 from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
 from .symbols import SYMBOLS
+
+if TYPE_CHECKING:
+    from .query import Query
 
 PRECISIONS = NUMERICS_NAMES  # the old name of the sweep-level choice, kept for importers
 TABLES = ("sweep", "options", "fixed", "axes", "query")
@@ -116,9 +119,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
     err = _Errors(source)
     if not isinstance(data, Mapping):
         raise err("", f"a spec is a table of tables ({', '.join(TABLES)}), got {type(data).__name__}")
-    for key in data:
-        if key not in TABLES:
-            raise err(key, f"unknown table; valid tables: {', '.join(TABLES)}")
+    check_keys(source, "", data, TABLES, "table")
     for key in TABLES:
         if key in data and not isinstance(data[key], Mapping):
             raise err(key, f"must be a table, got {_kind(data[key])}")
@@ -128,9 +129,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         raise err("axes", "missing or empty; a sweep needs at least one swept input, e.g. d_model = [512, 768]")
 
     sweep = data["sweep"]
-    for key in sweep:
-        if key not in SWEEP_KEYS:
-            raise err(f"sweep.{key}", f"unknown key; valid keys: {', '.join(SWEEP_KEYS)}")
+    check_keys(source, "sweep", sweep, SWEEP_KEYS)
 
     options = dict(data.get("options", {}))
     arch_name = sweep.get("arch")
@@ -244,9 +243,7 @@ def _numerics(err: "_Errors", sweep: Mapping[str, Any]) -> Numerics:
 def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str]):
     from .query import make_query
 
-    for key in table:
-        if key not in QUERY_KEYS:
-            raise err(f"query.{key}", f"unknown key; valid keys: {', '.join(QUERY_KEYS)}")
+    check_keys(err.source, "query", table, QUERY_KEYS)
     where = table.get("where", [])
     if isinstance(where, str):
         where = [where]
@@ -453,9 +450,7 @@ def _at(index: int, values: list) -> str:
 
 
 def _range(err: _Errors, key: str, name: str, table: Mapping[str, Any]) -> np.ndarray:
-    for k in table:
-        if k not in RANGE_KEYS:
-            raise err(f"{key}.{k}", f"unknown range key; valid keys: {', '.join(RANGE_KEYS)}")
+    check_keys(err.source, key, table, RANGE_KEYS, "range key", "keys")
     for k in ("start", "stop"):
         if k not in table:
             raise err(key, f"a range needs start and stop; missing {k}")
