@@ -15,9 +15,9 @@ from typing import Any
 
 from .errors import SpecError
 from .formulas import architectures
-from .formulas.architectures import BREAKDOWN, FAMILIES, Structure
+from .families import FAMILIES, Architecture, from_hf_config, load_hf_config
+from .formulas.architectures import BREAKDOWN, Structure
 from .formulas.base import FormulaSet
-from .hf import Architecture, from_hf_config, load_hf_config
 from .presets import PRESETS
 
 
@@ -35,11 +35,8 @@ def architecture(name: str, options: dict[str, Any] | None = None) -> Architectu
         arch = from_hf_config(PRESETS[name].config, f"preset {name}")
         arch = Architecture(arch.family, arch.structure, arch.values, PRESETS[name].source, name)
     elif name in FAMILIES:
-        model_type = "gpt2" if name == "gpt3" else name
-        arch = from_hf_config({"model_type": model_type}, f"family {name}")
-        if name == "gpt3":
-            arch.values["n_positions"] = 2048
-        arch = Architecture(name, arch.structure, arch.values, architectures.FAMILY_SOURCES[name], name)
+        arch = from_hf_config({"model_type": name}, f"family {name}")
+        arch = Architecture(name, arch.structure, arch.values, FAMILIES[name].source, name)
     elif name.endswith(".json") or Path(name).is_file():
         arch = load_hf_config(name)
     else:
@@ -56,7 +53,8 @@ def architecture(name: str, options: dict[str, Any] | None = None) -> Architectu
 @lru_cache(maxsize=256)
 def formula_set(family: str, structure: Structure) -> FormulaSet:
     """The (cached) formula set of a family with a structure."""
-    return architectures.build(family, structure)
+    record = FAMILIES[family]
+    return architectures.build(family, structure, record.source, d_ff_default=record.d_ff_default)
 
 
 def formulas_of(arch: Architecture) -> FormulaSet:
@@ -83,7 +81,7 @@ def param_counts(arch: Architecture) -> dict[str, Any]:
 
 def memory_options(**options: Any):
     """``MemoryOptions`` from keyword options (SpecError naming the valid choices otherwise)."""
-    from .formulas.memory import MemoryOptions
+    from .memory import MemoryOptions
 
     try:
         return MemoryOptions().with_options(**options)
@@ -94,52 +92,31 @@ def memory_options(**options: Any):
 @lru_cache(maxsize=256)
 def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
     """Architecture quantities plus memory and compute quantities for ``options`` (cached)."""
-    from .formulas.memory import extend
+    from .memory import extend
 
     return extend(formula_set(family, structure), structure, options)
-
-
-MEMORY_BREAKDOWN = {
-    "training": ("weights", "gradients", "master", "optimizer", "activations", "logits"),
-    "inference": ("weights", "kv_cache", "working"),
-}
 
 
 def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
     """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device.
 
-    ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The breakdown
-    lists what is alive at the peak moment and sums to the peak (rounded to whole bytes).
+    ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The peak is the
+    largest moment of the step (or the prefill); the breakdown is that moment's parts, each from
+    its own formula, in whole bytes that sum to the peak (the rounding goes to the largest part).
     """
+    from .memory import moments
+
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
     _check(arch, fs, given, ["mem_peak"])
-    ev = lambda q: fs.evaluate_exact(q, given)  # noqa: E731
-    peak = ev("mem_peak")
-    moment = "step"
-    if options.mode == "inference":
-        parts = {"weights": ev("mem_weights"), "kv_cache": ev("mem_kv_cache"), "working": ev("mem_working")}
-        moment = "prefill"
-    elif options.memory_model == "pytorch":
-        resident = {"weights": ev("mem_weights"), "master": ev("mem_master"), "optimizer": ev("mem_optimizer")}
-        candidates = {"backward": ev("mem_peak_backward"), "step": ev("mem_peak_step")}
-        if "mem_peak_recompute" in fs.quantities:
-            candidates["recompute"] = ev("mem_peak_recompute")
-        moment = max(candidates, key=lambda k: candidates[k])
-        if moment == "step":
-            parts = {**resident, "gradients": ev("mem_gradients"),
-                     "optimizer_step": candidates["step"] - sum(resident.values()) - ev("mem_gradients")}
-        else:
-            parts = {**resident, "activations": ev("mem_activations"),
-                     "logits" if moment == "backward" else "recompute":
-                         candidates[moment] - sum(resident.values()) - ev("mem_activations")}
-    else:
-        parts = {k: ev(f"mem_{k}") for k in ("weights", "gradients", "master", "optimizer", "activations", "logits")}
-    total = int(sympy.ceiling(peak))
-    breakdown = {k: int(sympy.floor(v)) for k, v in parts.items()}
-    if breakdown:  # whole bytes that still sum to the peak: the rounding goes to the largest part
-        largest = max(breakdown, key=lambda k: breakdown[k])
-        breakdown[largest] += total - sum(breakdown.values())
+    parts = {m.name: {k: fs.apply(fs.inline(v), given) for k, v in m.parts.items()}
+             for m in moments(arch.structure, options)}
+    totals = {name: sum(p.values()) for name, p in parts.items()}
+    moment = max(totals, key=lambda k: totals[k])  # the first of equal moments
+    total = int(sympy.ceiling(totals[moment]))
+    breakdown = {k: int(sympy.floor(v)) for k, v in parts[moment].items()}
+    largest = max(breakdown, key=lambda k: breakdown[k])
+    breakdown[largest] += total - sum(breakdown.values())
     return {"peak": total, "moment": moment, "breakdown": breakdown}
 
 
@@ -162,7 +139,7 @@ def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[
     ev = lambda q: fs.evaluate_exact(q, given)  # noqa: E731
     out = {k: float(ev(k)) for k in ("flops_forward_token", "flops_token", "hardware_flops_token", "flops_step",
                                      "flops_palm_token")}
-    if not arch.structure.moe and arch.family in ("gpt2", "gpt3"):
+    if not arch.structure.moe and FAMILIES[arch.family].narayanan:
         out["flops_narayanan_step"] = float(ev("flops_narayanan_step"))
         out["flops_narayanan_recompute_step"] = float(ev("flops_narayanan_recompute_step"))
     if "tokens" in values and "peak_flops" in values:

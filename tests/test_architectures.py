@@ -13,8 +13,9 @@ import pytest
 import sympy
 
 from engine.errors import SpecError
-from engine.formulas.architectures import BREAKDOWN, FAMILIES
-from engine.hf import HF_DEFAULTS, MODEL_TYPES, from_hf_config, load_hf_config
+from engine.families import FAMILIES, MODEL_TYPES, from_hf_config, load_hf_config
+from engine.formulas.architectures import BREAKDOWN
+from engine.hf import HF_DEFAULTS
 from engine.model import architecture, formulas_of, param_counts
 from engine.presets import PRESETS
 from engine.spec import parse_spec
@@ -232,8 +233,8 @@ def test_shipped_arch_sweep_and_query(tmp_path):
 def test_shared_experts_count_in_total_and_active():
     from engine.formulas.architectures import build
 
-    plain = build("mixtral", FAMILIES["mixtral"])
-    shared = build("mixtral", FAMILIES["mixtral"].with_options(shared_experts=True))
+    plain = build("mixtral", FAMILIES["mixtral"].structure)
+    shared = build("mixtral", FAMILIES["mixtral"].structure.with_options(shared_experts=True))
     values = {"d_model": 1024, "n_layers": 4, "n_heads": 16, "vocab": 1000, "d_ff": 512, "n_experts": 8,
               "top_k": 2, "n_shared_experts": 2, "d_ff_shared": 1408}
     extra = 4 * 2 * 3 * 1024 * 1408
@@ -243,3 +244,97 @@ def test_shared_experts_count_in_total_and_active():
     expert = 3 * 1024 * 512
     assert int(plain.evaluate("params_total", values)) - int(plain.evaluate("params_active", values)) == \
         4 * (8 - 2) * expert
+
+
+def test_one_record_per_model_type():
+    from engine.families import Family
+    from engine.formulas import architectures
+
+    assert "gpt3" not in FAMILIES and set(HF_DEFAULTS) == set(FAMILIES) and MODEL_TYPES == tuple(FAMILIES)
+    for model_type, family in FAMILIES.items():
+        assert isinstance(family, Family) and family.model_type == model_type and family.source
+        # the PyTorch memory model's block style, as structure.mlp decided it before the records had it
+        assert family.block == ("gpt" if family.structure.mlp == "gelu" else "llama"), model_type
+        assert family.narayanan == (model_type == "gpt2"), model_type
+        assert param_counts(from_hf_config({"model_type": model_type}))["total"] == \
+            FIXTURE[f"default:{model_type}"]["total"]
+    source = Path(architectures.__file__).read_text()
+    assert not [t for t in FAMILIES if f'"{t}"' in source], "family knowledge belongs in engine/families.py"
+
+
+def test_d_ff_default_comes_from_the_record():
+    d = sympy.Symbol("d_model", integer=True, positive=True)
+    for name in ("gpt2", "gptj", "bloom", "falcon"):
+        assert formulas_of(architecture(name)).defaults["d_ff"] == 4 * d, name
+    for name in ("opt", "gpt_neox", "llama", "mixtral", "phi"):
+        assert "d_ff" not in formulas_of(architecture(name)).defaults, name
+
+
+def test_a_new_family_is_one_record(monkeypatch):
+    from engine.families import Family, llama_like
+    from engine.formulas.architectures import Structure
+    from engine.model import formula_set
+
+    d = sympy.Symbol("d_model", integer=True, positive=True)
+    toy = Family("toy", Structure(mlp="gelu", norm="layernorm"), {
+        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
+        "vocab_size": 100, "tie_word_embeddings": False}, llama_like(), "a toy", d_ff_default=4 * d, block="gpt")
+    monkeypatch.setitem(FAMILIES, "toy", toy)
+    try:
+        arch = from_hf_config({"model_type": "toy", "hidden_size": 32}, "toy.json")
+        assert arch.family == "toy" and arch.values["d_model"] == 32
+        layer = 4 * 32 * 32 + 2 * 32 * 256 + 2 * 2 * 32  # q, k, v, o; two MLP matrices; two LayerNorms
+        assert param_counts(arch)["total"] == 2 * 100 * 32 + 2 * layer + 2 * 32
+        assert formulas_of(arch).source == "a toy"
+    finally:
+        formula_set.cache_clear()
+
+
+def test_gpt3_is_gpt2_with_2048_positions():
+    from engine.model import flops_estimate, memory_options
+
+    arch = architecture("gpt3")
+    assert arch.family == "gpt2" and arch.values["n_positions"] == 2048 and "Brown" in arch.source
+    assert param_counts(arch) == param_counts(architecture("gpt3-125m"))
+    assert {architecture(n).family for n in PRESETS if n.startswith("gpt3")} == {"gpt2"}
+    values = {"batch": 1, "seq_len": 2048}
+    assert "flops_narayanan_step" in flops_estimate(arch, memory_options(), values)
+    assert "flops_narayanan_step" not in flops_estimate(architecture("llama-2-7b"), memory_options(), values)
+    r = cli("params", "--arch", "gpt3")
+    assert r.returncode == 0 and r.stdout.startswith("gpt3 (gpt2): 125,226,240 parameters"), r.stderr
+
+
+def test_presets_are_data_with_shared_texts_written_once():
+    from engine.presets import DATA, load_presets
+
+    data = json.loads((REPO / "engine" / DATA).read_text(encoding="utf-8"))
+    assert load_presets(data) == dict(PRESETS)
+    inline = [v for entry in data["presets"].values() for v in entry.values() if isinstance(v, str)]
+    shared = set(data["shared"].values())
+    assert len(inline) == len(set(inline)) and not shared & set(inline)
+    refs = {v["shared"] for entry in data["presets"].values() for v in entry.values()
+            if isinstance(v, dict) and "shared" in v}
+    assert refs == set(data["shared"]), "every shared text is used"
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert "[tool.setuptools.package-data]" in pyproject and '"data/*.json"' in pyproject
+
+
+@pytest.mark.parametrize("data,key,message", [
+    ({"preset": {}}, "presets", '"presets" object is required'),
+    ({"presets": {}, "extra": 1}, "extra", "unknown top-level keys"),
+    ({"presets": {"x": {"config": {"model_type": "gpt2"}}}}, "presets.x.source", "missing"),
+    ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": {"shared": "nope"}}}}, "presets.x.source",
+     "unknown shared text 'nope'"),
+    ({"presets": {"x": {"config": {"n_embd": 8}, "source": "s"}}}, "presets.x.config", "model_type"),
+    ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": "s", "publshed_params": 1}}}, "presets.x",
+     "unknown fields publshed_params"),
+    ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": "s", "published_params": True}}},
+     "presets.x.published_params", "positive integer"),
+    ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": 3}}}, "presets.x.source", "a text or"),
+])
+def test_bad_preset_data(data, key, message):
+    from engine.presets import load_presets
+
+    with pytest.raises(SpecError) as info:
+        load_presets(data, "presets.json")
+    assert info.value.key == key and message in info.value.message, info.value

@@ -2,9 +2,9 @@
 
 A ``Structure`` holds the structural choices (which expressions are built); numeric sizes are
 symbols (``d_model``, ``n_layers``, ``n_kv_heads``, ...) given by a preset, a Hugging Face
-config or a sweep. ``FAMILIES`` gives the structure of each supported ``model_type`` as its
-Hugging Face implementation builds it (checked parameter for parameter against transformers by
-``benchmarks/validate_presets.py``).
+config or a sweep. The structure of each supported ``model_type``, as its Hugging Face
+implementation builds it, is in its record in ``engine/families.py`` (checked parameter for
+parameter against transformers by ``benchmarks/validate_presets.py``).
 
 Quantities (per layer ones end in ``_layer``; totals sum over layers):
 
@@ -86,54 +86,15 @@ OPTIONS: dict[str, OptionSpec] = {
     "shared_experts": OptionSpec("shared_experts", False, (True, False), "MoE layers add always-active experts"),
 }
 
-# The structure of each Hugging Face model_type's default configuration.
-FAMILIES: dict[str, Structure] = {
-    "gpt2": Structure(positions="learned", attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm",
-                      tied_head=True),
-    "opt": Structure(positions="learned", position_offset=2, attn_bias="all", mlp="gelu", mlp_bias=True,
-                     norm="layernorm", tied_head=True),
-    "bloom": Structure(positions="alibi", attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm",
-                       embed_norm=True, tied_head=True),
-    "gpt_neox": Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm"),
-    "gptj": Structure(parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm", norms_per_layer=1,
-                      head_bias=True),
-    "llama": Structure(),
-    "mistral": Structure(),
-    "mixtral": Structure(moe=True),
-    "qwen2": Structure(attn_bias="qkv"),
-    "qwen3": Structure(qk_norm=True),
-    "gemma": Structure(tied_head=True),
-    "phi": Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm",
-                     norms_per_layer=1, head_bias=True),
-    "phi3": Structure(),
-    "falcon": Structure(positions="rotary", parallel=True, mlp="gelu", norm="layernorm", norms_per_layer=1,
-                        tied_head=True),
-}
-FAMILIES["gpt3"] = FAMILIES["gpt2"]
-
-FAMILY_SOURCES = {
-    "gpt2": "Radford et al. 2019; transformers GPT2Model (Conv1D c_attn/c_proj/c_fc with biases, ln_1, ln_2, ln_f)",
-    "gpt3": "Brown et al. 2020 §2.1 and Table 2.1: the GPT-2 block with n_ctx 2048",
-    "opt": "Zhang et al. 2022; transformers OPTModel (learned positions with offset 2, biased projections)",
-    "bloom": "BigScience 2022; transformers BloomModel (ALiBi, word_embeddings_layernorm, fused biased qkv)",
-    "gpt_neox": "Black et al. 2022; transformers GPTNeoXModel (parallel residual, two LayerNorms, untied embed_out)",
-    "gptj": "Wang & Komatsuzaki 2021; transformers GPTJModel (one LayerNorm, bias-free attention, biased lm_head)",
-    "llama": "Touvron et al. 2023 §2.2; transformers LlamaModel (RMSNorm, SwiGLU, RoPE, GQA)",
-    "mistral": "Jiang et al. 2023; transformers MistralModel (the LLaMA block with GQA)",
-    "mixtral": "Jiang et al. 2024; transformers MixtralModel (top-2 of 8 SwiGLU experts, router without bias)",
-    "qwen2": "Qwen2 report (Yang et al. 2024); transformers Qwen2Model (q/k/v biases, no o bias)",
-    "qwen3": "Qwen3 report (2025); transformers Qwen3Model (q_norm, k_norm RMSNorm per head)",
-    "gemma": "Gemma report (2024); transformers GemmaModel (RMSNorm, GeGLU, head_dim 256, tied)",
-    "phi": "Li et al. 2023 (phi-1.5), phi-2; transformers PhiModel (parallel block, one LayerNorm, biased lm_head)",
-    "phi3": "Abdin et al. 2024; transformers Phi3Model (fused qkv and gate_up, RMSNorm)",
-    "falcon": "Almazrouei et al. 2023; transformers FalconModel (parallel attention, MQA/GQA, one or two LNs)",
-}
-
 d_model, n_layers, n_heads = symbol("d_model"), symbol("n_layers"), symbol("n_heads")
 
 
-def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
-    """The formula set of one architecture: per-layer components, totals, active parameters."""
+def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy.Expr | None = None) -> FormulaSet:
+    """The formula set of one architecture: per-layer components, totals, active parameters.
+
+    ``source`` is cited by every quantity; ``d_ff_default`` is the MLP width when the sizes do not
+    give one (e.g. ``4*d_model``; the family record's), or None when they must give it.
+    """
     s = structure
     q = quantity_symbol
     attention_layer = C.attention(s.attn_bias)
@@ -144,7 +105,6 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
     shared = C.n_shared_experts * C.mlp(s.mlp, s.mlp_bias, C.d_ff_shared) if (s.moe and s.shared_experts) else 0
     experts_layer = (C.n_experts * expert + shared) if s.moe else sympy.Integer(0)
     extra_norms = (C.norm(s.norm) if s.final_norm else 0) + (C.norm(s.norm) if s.embed_norm else 0)
-    src = source or FAMILY_SOURCES.get(name, "")
     # components that are structurally zero stay as quantities (the breakdown lists them) but are
     # left out of the sums, so printed totals show only what the architecture has
     layer_parts = ["attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"])
@@ -154,7 +114,7 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
 
     def Q(qname, definition, long_name, latex, component_source):
         return Quantity(qname, sympy.sympify(definition), "1", long_name, latex,
-                        f"{component_source}; {src}" if src else component_source)
+                        f"{component_source}; {source}" if source else component_source)
 
     quantities = [
         Q("params_attention_layer", attention_layer, "attention parameters per layer",
@@ -198,8 +158,8 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
         "d_ff_shared": C.d_ff,
         "n_shared_experts": sympy.Integer(1),
     }
-    if name in ("gpt2", "gpt3", "gptj", "bloom", "falcon"):
-        defaults["d_ff"] = 4 * d_model  # n_inner / ffn_hidden_size default in these implementations
+    if d_ff_default is not None:
+        defaults["d_ff"] = d_ff_default  # n_inner / ffn_hidden_size default of the family's implementation
     validity = [
         Validity("n_heads must divide d_model (head_dim = d_model / n_heads)", sympy.Eq(sympy.Mod(d_model, n_heads), 0),
                  unless_given="head_dim"),
@@ -210,7 +170,7 @@ def build(name: str, structure: Structure, source: str = "") -> FormulaSet:
     return FormulaSet(
         name=name,
         title=f"{name} architecture, exact parameter counts",
-        source=src,
+        source=source,
         options=asdict(s),
         quantities={x.name: x for x in quantities},
         defaults=defaults,
