@@ -125,7 +125,9 @@ def _parser() -> argparse.ArgumentParser:
         mp.add_argument("--vp", type=int, default=1, help="virtual pipeline stages (interleaved 1F1B)")
         mp.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (3 = FSDP)")
         mp.add_argument("--sequence-parallel", action="store_true")
-        mp.add_argument("--memory-model", choices=("seed", "korthikanti", "pytorch"), default="pytorch")
+        from .memory import MEMORY_MODELS
+
+        mp.add_argument("--memory-model", choices=tuple(MEMORY_MODELS), default="pytorch")
         mp.add_argument("--kv-dtype", choices=("fp32", "bf16", "fp16", "fp8", "int8", "int4"),
                         help="KV-cache element type (inference; default: the weights' 16-bit type)")
         mp.add_argument("--weights", choices=("int8", "int4", "fp8"),
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{command}: note: {message}", file=sys.stderr)
             return code
         except LlmSweepError as exc:
-            print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"{command}: error: {_one_line(_in_flag_terms(exc))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
@@ -212,6 +214,19 @@ def entry() -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+# library terms (what ``engine.model`` and ``engine.spec`` name) -> the flag a user typed
+_FLAGS = {"arch": "--arch", "options": "--option"}
+
+
+def _in_flag_terms(exc: BaseException) -> BaseException:
+    """A library ``SpecError`` about an input the user gave as a flag, told in the flag's name."""
+    from .errors import SpecError
+
+    if isinstance(exc, SpecError) and exc.source in _FLAGS:
+        return SpecError(_FLAGS[exc.source], exc.key, exc.message)
+    return exc
 
 
 def _one_line(exc: BaseException) -> str:
