@@ -1,7 +1,8 @@
-"""Shared fixtures: small specs written to a temporary folder."""
+"""Shared fixtures: small specs written to a temporary folder, and the command line in-process."""
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -40,3 +41,31 @@ def write_spec(tmp_path):
 @pytest.fixture
 def small_spec(write_spec) -> Path:
     return write_spec(SMALL_SPEC)
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """``engine.cli.main`` in this process, answered like ``subprocess.run``: returncode, stdout, stderr.
+
+    argparse's usage errors (and ``--version``) raise ``SystemExit``; its code is the exit status.
+    No persistent XLA cache is configured in the test process (LLM_SWEEP_CACHE_DIR is empty).
+    A few tests still start the console script itself (tests/test_cli.py).
+    """
+    monkeypatch.setenv("LLM_SWEEP_CACHE_DIR", "")
+
+    def call(*args, cwd=None) -> subprocess.CompletedProcess:
+        from engine.cli import main
+
+        argv = [str(a) for a in args]
+        capsys.readouterr()  # drop anything printed before the command
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            try:
+                code = main(argv)
+            except SystemExit as exc:
+                code = exc.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["llm-sweep", *argv], code, out, err)
+
+    return call

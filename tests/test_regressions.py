@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+import json
 
 import numpy as np
 import pytest
@@ -16,23 +13,17 @@ from engine.query import parse_constraint
 from engine.spec import parse_spec
 from engine.sweep import run_query, run_sweep
 
-REPO = Path(__file__).resolve().parents[1]
 SERVE = {"sweep": {"arch": "meta-llama-3-8b", "quantities": ["mem_peak", "mem_kv_cache"]},
          "options": {"mode": "inference", "precision": "bf16"},
          "axes": {"batch": [1, 2, 4], "seq_len": [1024, 8192, 65536]}}
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
-
-
 def test_fast_precision_with_constants_past_int32():
-    fast = parse_spec({**SERVE, "sweep": {**SERVE["sweep"], "precision": "fast"}})
+    fast = parse_spec({**SERVE, "sweep": {**SERVE["sweep"], "numerics": "fast"}})
     exact = parse_spec(SERVE)
     f, e = run_sweep(fast).dataset, run_sweep(exact).dataset
     np.testing.assert_allclose(f.mem_peak.values, e.mem_peak.values, rtol=1e-6)
-    q = parse_spec({**SERVE, "sweep": {**SERVE["sweep"], "precision": "fast"},
+    q = parse_spec({**SERVE, "sweep": {**SERVE["sweep"], "numerics": "fast"},
                     "query": {"where": "mem_peak <= 80GiB", "maximize": "mem_kv_cache", "over": ["seq_len"]}})
     got = run_query(q, q.query).dataset
     assert got.n_feasible.values.tolist() == [3, 3, 2]
@@ -52,10 +43,10 @@ def test_constraint_numbers_with_exponents_are_numbers():
         parse_constraint("mem_peak <= lots")
 
 
-def test_a_sweep_with_no_valid_point_reports_it(tmp_path):
+def test_a_sweep_with_no_valid_point_reports_it(run_cli, tmp_path):
     spec = tmp_path / "invalid.toml"
     spec.write_text('[sweep]\narch = "llama-2-7b"\n[axes]\nn_kv_heads = [3, 5]\n')
-    r = cli("run", spec, "-o", tmp_path / "out.nc")
+    r = run_cli("run", spec, "-o", tmp_path / "out.nc")
     assert r.returncode == 0, r.stderr
     assert "no valid grid point" in r.stdout and "n_kv_heads must divide n_heads" in r.stdout
 
@@ -99,13 +90,13 @@ def test_breakdown_sums_to_the_peak():
     (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--sequence-parallel"], "korthikanti"),
     (["memory", "--arch", "gpt2", "--batch", "0", "--seq-len", "8"], "positive"),
 ])
-def test_bad_flags_exit_2_with_one_line(args, message):
-    r = cli(*args)
+def test_bad_flags_exit_2_with_one_line(run_cli, args, message):
+    r = run_cli(*args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_fast_precision_refuses_coordinates_past_int32():
-    req = parse_spec({"sweep": {"formula_set": "seed", "precision": "fast", "quantities": ["params_total"]},
+    req = parse_spec({"sweep": {"formula_set": "seed", "numerics": "fast", "quantities": ["params_total"]},
                       "fixed": {"vocab": 10, "n_layers": 2}, "axes": {"d_model": [2**31]}})
     with pytest.raises(PrecisionError, match="int32"):
         run_sweep(req)
@@ -127,14 +118,18 @@ def test_fast_precision_refuses_coordinates_past_int32():
     (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8192"], "n_positions"),
     (["memory", "--hf-config", "/tmp", "--batch", "1", "--seq-len", "8"], "--hf-config"),
 ])
-def test_more_bad_flags_exit_2(args, message):
-    r = cli(*args)
+def test_more_bad_flags_exit_2(run_cli, args, message):
+    r = run_cli(*args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_flops_with_parallelism_and_inference():
-    ok = cli("flops", "--arch", "llama-2-7b", "--batch", "1", "--seq-len", "1024", "--tp", "2", "--json")
+def test_flops_with_parallelism_and_inference(run_cli):
+    args = ("flops", "--arch", "llama-2-7b", "--batch", "1", "--seq-len", "1024", "--json")
+    ok = run_cli(*args, "--tp", "2")
     assert ok.returncode == 0, ok.stderr
+    tp2, tp1 = json.loads(ok.stdout), json.loads(run_cli(*args).stdout)
+    assert tp2 == tp1  # model FLOPs per token and per step do not depend on how the model is split
+    assert tp2["flops_step"] == tp2["flops_token"] * 1024 and tp2["flops_token"] == 3 * tp2["flops_forward_token"]
     train = flops_estimate(architecture("llama-2-7b"), memory_options(), {"batch": 1, "seq_len": 4096})
     infer = flops_estimate(architecture("llama-2-7b"), memory_options(mode="inference", precision="bf16"),
                            {"batch": 1, "seq_len": 4096})

@@ -151,10 +151,8 @@ def test_query_in_a_spec_and_its_errors():
 def test_preflight_refuses_an_uncompressed_cube_larger_than_the_disk(tmp_path, monkeypatch):
     import shutil as sh
 
-    import engine.sweep as sweep
-
     usage = sh.disk_usage(tmp_path)
-    monkeypatch.setattr(sweep.shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    monkeypatch.setattr("shutil.disk_usage", lambda p: usage._replace(free=1000))
     req = parse_spec({**GRID, "sweep": {**GRID["sweep"], "compression": 0}})
     with pytest.raises(ResourceError, match="free"):
         run_to_netcdf(req, tmp_path / "cube.nc")
@@ -164,10 +162,8 @@ def test_preflight_refuses_an_uncompressed_cube_larger_than_the_disk(tmp_path, m
 def test_a_compressed_run_stops_when_the_disk_fills(tmp_path, monkeypatch):
     import shutil as sh
 
-    import engine.sweep as sweep
-
     usage = sh.disk_usage(tmp_path)
-    monkeypatch.setattr(sweep.shutil, "disk_usage", lambda p: usage._replace(free=10))
+    monkeypatch.setattr("shutil.disk_usage", lambda p: usage._replace(free=10))
     with pytest.raises(ResourceError, match="projected"):
         run_to_netcdf(parse_spec(GRID), tmp_path / "cube.nc", budget=3_000)
     assert list(tmp_path.iterdir()) == []
@@ -244,11 +240,8 @@ def test_parts_of_a_multi_process_run_combine_to_the_whole(tmp_path):
     assert not (tmp_path / "bad.nc").exists()
 
 
-def test_cli_parts_and_combine(tmp_path, small_spec):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-
+def test_cli_parts_and_combine(run_cli, tmp_path, small_spec):
+    cli = run_cli
     for i in range(2):
         r = cli("run", small_spec, "-o", tmp_path / "c.nc", "--part", f"{i}/2", "--quiet")
         assert r.returncode == 0, r.stderr

@@ -79,3 +79,28 @@ def test_bad_options_name_the_valid_choices():
         build_formula_set("seed", {"tied_head": "yes"})
     with pytest.raises(ValueError, match="valid formula sets: seed"):
         build_formula_set("gpt5")
+
+
+def test_memoized_expansion_follows_changes_to_the_set():
+    from dataclasses import replace
+
+    fs = build_formula_set("seed")
+    d = symbol("d_model")
+    assert sympy.expand(fs.resolve("params_ffn", set()) - (8 * d**2 + 5 * d)) == 0
+    assert fs.resolve("params_ffn", set()) is fs.resolve("params_ffn", set())  # answered from the memo
+    # a replaced copy has its own memo: d_ff = 2 d_model there, still 4 d_model in the original
+    half = replace(fs, defaults={**fs.defaults, "d_ff": 2 * d})
+    assert sympy.expand(half.resolve("params_ffn", set()) - (4 * d**2 + 3 * d)) == 0
+    assert sympy.expand(fs.resolve("params_ffn", set()) - (8 * d**2 + 5 * d)) == 0
+    assert half != fs and replace(fs) == fs  # the memo is no part of the set's value
+    # reassigning a field or editing a dict in place is seen too
+    half.defaults = dict(fs.defaults)
+    assert sympy.expand(half.resolve("params_ffn", set()) - (8 * d**2 + 5 * d)) == 0
+    half.defaults["d_ff"] = 3 * d
+    assert sympy.expand(half.resolve("params_ffn", set()) - (6 * d**2 + 4 * d)) == 0
+    half.quantities = {**half.quantities, "params_ffn": replace(half.quantities["params_ffn"], definition=d)}
+    assert half.expanded("params_ffn") == d and half.evaluate("params_ffn", {"d_model": 5}) == 5
+    # given values are part of the key: same names, different values, different answers
+    assert fs.evaluate("params_ffn", {"d_model": 768}) == 4_722_432
+    assert fs.evaluate("params_ffn", {"d_model": 768, "d_ff": 1}) == 2 * 768 + 768 + 1
+    assert fs.evaluate("params_layer", {"d_model": 768.0}) == fs.evaluate("params_layer", {"d_model": 768})

@@ -16,6 +16,9 @@ import sympy
 from ..symbols import SYMBOLS
 
 
+_MEMO_SIZE = 4096  # entries per formula set before its memo starts over (point evaluations add one each)
+
+
 def exact_number(value: Any) -> sympy.Expr:
     """A user's number as an exact sympy number (a float is read as the decimal it prints as)."""
     if isinstance(value, bool):
@@ -25,11 +28,14 @@ def exact_number(value: Any) -> sympy.Expr:
     return sympy.sympify(value)
 
 
-def show_value(value: Any) -> str:
-    """An option value as a spec writes it (TOML booleans are true/false)."""
+def show_value(value: Any, quote: bool = True) -> str:
+    """A value as a spec writes it: TOML booleans true/false, strings quoted (unless ``quote`` is
+    false), numbers and expressions as they print. The one formatter of option and fixed values."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value)
+    if isinstance(value, str):
+        return repr(value) if quote else value
+    return str(value)
 
 
 def quantity_symbol(name: str, integer: bool = True) -> sympy.Symbol:
@@ -115,6 +121,41 @@ class FormulaSet:
     quantities: dict[str, Quantity]
     defaults: dict[str, sympy.Expr] = field(default_factory=dict)
     validity: list[Validity] = field(default_factory=list)
+    # memo of ``inline`` and ``apply`` results; not part of the set's value (eq, repr), and
+    # fresh in every instance (``dataclasses.replace`` builds a new, empty one)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._memo = {}
+
+    # -- memo ------------------------------------------------------------------------------
+
+    def _memoized(self, key: Any, compute) -> sympy.Expr:
+        """``compute()``, remembered under ``key`` while ``quantities`` and ``defaults`` stay the same.
+
+        The memo is stamped with the current contents of both dicts (compared item by item,
+        identical objects first), so reassigning a field or editing a dict in place starts a
+        new memo instead of answering from a stale one.
+        """
+        stamp = (tuple(self.quantities.items()), tuple(self.defaults.items()))
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo.get("stamp") != stamp or len(memo) > _MEMO_SIZE:
+            memo = self._memo = {"stamp": stamp}  # a new dict: a shallow copy's memo is never cleared under it
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable part of the key (a value the caller passed): no memo
+            return compute()
+        value = memo[key] = compute()
+        return value
+
+    @staticmethod
+    def _given_key(given: Mapping[str, Any] | set[str]) -> tuple:
+        """A hashable key for ``given``: its names, and for a mapping its values with their types."""
+        if isinstance(given, Mapping):
+            return ("values", frozenset((k, type(v), v) for k, v in given.items()))
+        return ("names", frozenset(given))
 
     # -- expression access ---------------------------------------------------------------
 
@@ -124,6 +165,9 @@ class FormulaSet:
 
     def inline(self, expr: sympy.Expr) -> sympy.Expr:
         """``expr`` with every quantity symbol replaced by its definition, recursively."""
+        return self._memoized(("inline", expr), lambda: self._inline(expr))
+
+    def _inline(self, expr: sympy.Expr) -> sympy.Expr:
         by_symbol = {q.symbol: q for q in self.quantities.values()}
         for _ in range(len(self.quantities) + 1):
             inner = [s for s in expr.free_symbols if s in by_symbol]
@@ -142,6 +186,13 @@ class FormulaSet:
 
     def apply(self, expr: sympy.Expr, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
         """Apply defaults (to inputs not in ``given``) and given values to an input expression."""
+        try:
+            key = ("apply", expr, self._given_key(given))
+        except TypeError:  # an unhashable value: compute without the memo
+            return self._apply(expr, given)
+        return self._memoized(key, lambda: self._apply(expr, given))
+
+    def _apply(self, expr: sympy.Expr, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
         given_names = set(given)
         for _ in range(len(self.defaults) + 1):
             pending = {
