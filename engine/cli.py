@@ -21,8 +21,15 @@ from .errors import LlmSweepDeprecation, LlmSweepError
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
 
+_MEMORY_FLAGS = ("mode", "precision", "optimizer", "attention", "recompute", "zero", "sequence_parallel",
+                 "memory_model")
+_MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inference",
+                      "optimizer": "training only (default: adamw)"}
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .options import add_option_flags
     from .printing import FORMATS
 
     p = argparse.ArgumentParser(
@@ -109,25 +116,16 @@ def _parser() -> argparse.ArgumentParser:
         src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
         mp.add_argument("--batch", type=int, metavar="B", help="sequences per step (per device)")
         mp.add_argument("--seq-len", type=int, metavar="S", help="tokens per sequence")
-        mp.add_argument("--mode", choices=("training", "inference"), default="training")
-        mp.add_argument("--precision", choices=("fp32", "bf16-amp", "bf16", "fp16"), default=None,
-                        help="fp32; bf16-amp (autocast, fp32 weights); bf16/fp16 (16-bit weights, fp32 master "
-                             "in training). Default: fp32 for training, bf16 for inference")
-        mp.add_argument("--optimizer", choices=("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none"),
-                        help="training only (default adamw)")
-        mp.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="sdpa")
-        mp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
-                        help="full = gradient checkpointing")
+        from .memory import OPTIONS as MEMORY_OPTIONS
+
+        # the structural memory options, defined once in engine.memory.options
+        add_option_flags(mp, MEMORY_OPTIONS, _MEMORY_FLAGS + (("causal_flops",) if cmd == "flops" else ()),
+                         notes=_MEMORY_FLAG_NOTES)
         mp.add_argument("--dropout", type=float, default=0.0, metavar="P", help="dropout probability")
         mp.add_argument("--dp", type=int, default=1, help="data-parallel degree")
         mp.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
         mp.add_argument("--pp", type=int, default=1, help="pipeline-parallel degree")
         mp.add_argument("--vp", type=int, default=1, help="virtual pipeline stages (interleaved 1F1B)")
-        mp.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (3 = FSDP)")
-        mp.add_argument("--sequence-parallel", action="store_true")
-        from .memory import MEMORY_MODELS
-
-        mp.add_argument("--memory-model", choices=tuple(MEMORY_MODELS), default="pytorch")
         mp.add_argument("--kv-dtype", choices=("fp32", "bf16", "fp16", "fp8", "int8", "int4"),
                         help="KV-cache element type (inference; default: the weights' 16-bit type)")
         mp.add_argument("--weights", choices=("int8", "int4", "fp8"),
@@ -141,8 +139,6 @@ def _parser() -> argparse.ArgumentParser:
             mp.add_argument("--gpus", type=int, help="devices (default dp x tp x pp)")
             mp.add_argument("--peak-flops", type=float, help="peak FLOP/s of one device, e.g. 989e12")
             mp.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilization (default 0.5)")
-            mp.add_argument("--causal", choices=("full", "half"), default="full",
-                            help="attention FLOPs: full (Narayanan, PaLM) or the causal half (Kaplan)")
             mp.add_argument("--compute", type=float, help="a FLOPs budget: print the compute-optimal N and D")
             mp.add_argument("--scaling-law", choices=("chinchilla", "chinchilla_tex", "besiroglu"),
                             default="besiroglu")
@@ -213,6 +209,8 @@ def entry() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the work is done: a late signal must not
+        signal.signal(sig, signal.SIG_IGN)                     # print a traceback from the interpreter's exit
     sys.exit(code)
 
 
@@ -406,21 +404,23 @@ def _estimate_inputs(args):
     """(architecture, MemoryOptions, values) from the memory/flops flags."""
     from .errors import SpecError
     from .model import architecture, memory_options
+    from .options import given_options
 
     if args.hf_config and not Path(args.hf_config).is_file():
         raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
     arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
-    precision = args.precision or ("bf16" if args.mode == "inference" else "fp32")
+    chosen = given_options(args, _MEMORY_FLAGS + ("causal_flops",))
+    args.mode = mode = chosen.get("mode", "training")
     if args.mode == "training":
         for flag in ("kv_dtype", "kv_window", "weights"):
             if getattr(args, flag, None):
                 raise SpecError(f"--{flag.replace('_', '-')}", str(getattr(args, flag)),
                                 "applies to --mode inference (training keeps full-precision weights and no KV cache)")
-    memory_model = args.memory_model
     if args.command == "flops":  # FLOPs do not depend on the activation model; it only adds its own checks
-        memory_model = "pytorch" if args.mode == "inference" else "korthikanti"
-    if args.mode == "inference" and args.optimizer is not None:
-        raise SpecError("--optimizer", args.optimizer, "applies to --mode training (inference keeps no optimizer state)")
+        chosen["memory_model"] = "pytorch" if mode == "inference" else "korthikanti"
+    if mode == "inference" and "optimizer" in chosen:
+        raise SpecError("--optimizer", chosen["optimizer"], "applies to --mode training (inference keeps no optimizer "
+                                                            "state)")
     if args.vp > 1 and args.pp == 1:
         raise SpecError("--vp", str(args.vp), "virtual pipeline stages interleave a pipeline: give --pp > 1 as well")
     if args.command == "flops" and (args.tokens is None) != (args.peak_flops is None):
@@ -429,11 +429,8 @@ def _estimate_inputs(args):
                         f"the training time needs {missing} as well (and --mfu, default 0.5)")
     if not 0 <= args.dropout < 1:
         raise SpecError("--dropout", str(args.dropout), "a probability from 0 to below 1")
-    opts = dict(mode=args.mode, memory_model=memory_model, precision=precision, optimizer=args.optimizer or "adamw",
-                attention=args.attention, recompute=args.recompute, dropout=args.dropout > 0, zero=args.zero,
-                sequence_parallel=args.sequence_parallel, quantized=args.weights in ("int8", "int4"))
-    if getattr(args, "causal", None):
-        opts["causal_flops"] = args.causal
+    opts = {"precision": "bf16" if mode == "inference" else "fp32", **chosen, "dropout": args.dropout > 0,
+            "quantized": args.weights in ("int8", "int4")}
     options = memory_options(**opts)
     values = {}
     for flag, name in (("batch", "batch"), ("seq_len", "seq_len"), ("dp", "dp"), ("tp", "tp"), ("pp", "pp"),

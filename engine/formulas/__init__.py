@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import seed
-from .base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol, show_value
+from .base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
 
 _BUILDERS: dict[str, tuple[Callable[[dict], FormulaSet], dict[str, OptionSpec]]] = {
     "seed": (seed.build, seed.OPTIONS),
@@ -33,14 +33,10 @@ def build_formula_set(name: str, options: dict[str, Any] | None = None) -> Formu
     _check_name(name)
     builder, specs = _BUILDERS[name]
     options = dict(options or {})
+    from ..options import check_option
+
     for key, value in options.items():
-        if key not in specs:
-            valid = ", ".join(specs) or "none"
-            raise ValueError(f"unknown option {key!r} for formula set {name!r}; valid options: {valid}")
-        spec = specs[key]
-        if value not in spec.choices or type(value) is not type(spec.default):
-            choices = ", ".join(show_value(c) for c in spec.choices)
-            raise ValueError(f"option {key!r} must be one of {choices}, got {show_value(value)}")
+        check_option(specs, key, value, f" for formula set {name!r}")
     return builder(options)
 
 

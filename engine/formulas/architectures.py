@@ -29,7 +29,7 @@ import sympy
 
 from ..symbols import symbol
 from . import components as C
-from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol, show_value
+from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,10 @@ class Structure:
 
     def with_options(self, **options: Any) -> "Structure":
         """A copy with ``options`` changed (ValueError naming the valid choices otherwise)."""
+        from ..options import check_option
+
         for key, value in options.items():
-            if key not in OPTIONS:
-                raise ValueError(f"unknown option {key!r}; valid options: {', '.join(OPTIONS)}")
-            spec = OPTIONS[key]
-            if type(value) is not type(spec.default) or (spec.choices and value not in spec.choices):
-                choices = ", ".join(show_value(c) for c in spec.choices) if spec.choices else f"a {type(spec.default).__name__}"
-                raise ValueError(f"option {key!r} must be {choices}, got {show_value(value)}")
+            check_option(OPTIONS, key, value)
         return replace(self, **options)
 
 

@@ -82,6 +82,7 @@ class OptionSpec:
     default: Any
     choices: tuple
     meaning: str
+    flag: str | None = None  # command-line spelling when not --name-with-dashes (``options.flag_of``)
 
 
 @dataclass(frozen=True)
