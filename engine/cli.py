@@ -215,7 +215,7 @@ def entry() -> None:
 
 
 # library terms (what ``engine.model`` and ``engine.spec`` name) -> the flag a user typed
-_FLAGS = {"arch": "--arch", "options": "--option"}
+_FLAGS = {"arch": "--arch", "structure": "--option"}
 
 
 def _in_flag_terms(exc: BaseException) -> BaseException:

@@ -40,13 +40,13 @@ def architecture(name: str, options: dict[str, Any] | None = None) -> Architectu
     elif name.endswith(".json") or Path(name).is_file():
         arch = load_hf_config(name)
     else:
-        raise SpecError("--arch", name, f"unknown architecture; valid: {', '.join(arch_names())}, or a config.json path")
+        raise SpecError("arch", name, f"unknown architecture; valid: {', '.join(arch_names())}, or a config.json path")
     if options:
         try:
             arch = Architecture(arch.family, arch.structure.with_options(**options), arch.values, arch.source,
                                 arch.name)
         except ValueError as exc:
-            raise SpecError("--option", ", ".join(options), str(exc)) from None
+            raise SpecError("structure", ", ".join(options), str(exc)) from None
     return arch
 
 
@@ -108,9 +108,9 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
 
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
-    _check(arch, fs, given, ["mem_peak"])
-    parts = {m.name: {k: fs.apply(fs.inline(v), given) for k, v in m.parts.items()}
-             for m in moments(arch.structure, options)}
+    steps = moments(arch.structure, options)
+    _check(arch, fs, given, [m.total for m in steps])  # not mem_peak: inlining its Max compares the moments
+    parts = {m.name: {k: fs.apply(fs.inline(v), given) for k, v in m.parts.items()} for m in steps}
     totals = {name: sum(p.values()) for name, p in parts.items()}
     moment = max(totals, key=lambda k: totals[k])  # the first of equal moments
     total = int(sympy.ceiling(totals[moment]))
@@ -120,11 +120,19 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     return {"peak": total, "moment": moment, "breakdown": breakdown}
 
 
-def _check(arch: Architecture, fs: FormulaSet, given: dict, quantities: list[str]) -> None:
+def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> None:
+    """SpecError when ``given`` breaks a validity condition or leaves an input of ``needed`` (quantity
+    names or expressions over quantities) without a value or a default."""
+    from .symbols import SYMBOLS
+
     broken = fs.violations(given)
     if broken:
         raise SpecError(arch.label, "", "; ".join(broken))
-    missing = fs.required_inputs(quantities, set(given))
+    free = set()
+    for x in needed:
+        expr = fs.apply(fs.expanded(x) if isinstance(x, str) else fs.inline(x), set(given))
+        free |= {s.name for s in expr.free_symbols} - set(given)
+    missing = [n for n in SYMBOLS if n in free]
     if missing:
         hint = " (e.g. --batch, --seq-len)" if set(missing) & {"batch", "seq_len"} else \
             " (the configuration does not give them)"

@@ -291,8 +291,8 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
     try:
         arch = architecture(arch_name, arch_opts or None)
     except _SpecError as exc:
-        key = "options" if exc.source == "options" else "sweep.arch"
-        raise err(key, exc.message if exc.source in ("arch", "options") else str(exc)) from None
+        key = "options" if exc.source == "structure" else "sweep.arch"
+        raise err(key, exc.message if exc.source in ("arch", "structure") else str(exc)) from None
     fs = estimate_formulas(arch.family, arch.structure, mem_opts)
     defaults = {**fs.defaults, **{k: sympy.Integer(v) for k, v in arch.values.items()}}
     return _replace(fs, defaults=defaults, source=arch.source or fs.source), arch.family

@@ -134,11 +134,21 @@ def _predict(record) -> int:
     return memory_estimate(arch, opts, {"batch": record["batch"], "seq_len": record["seq"]})["peak"]
 
 
-def test_measured_h200_peaks_within_10_percent_median_20_worst():
-    errors = [abs(_predict(r) / r["peak_total"] - 1) for r in _records()]
-    assert statistics.median(errors) <= 0.10
-    assert max(errors) <= 0.20
-    print(f"median {statistics.median(errors):.4f}, worst {max(errors):.4f} over {len(errors)} records")
+# Accuracy bounds, pinned just above the errors measured when they were set (median / worst):
+# H200 file 0.144 % / 4.09 % (11 records); CPU-traced training 1.17 % / 8.99 % (81); prefill 0.125 % / 6.70 % (64).
+# A model that got a few times worse fails.
+BOUNDS = {"h200": (0.005, 0.05), "train": (0.015, 0.10), "prefill": (0.005, 0.075)}
+
+
+def _within_bounds(name: str, errors: list[float]) -> None:
+    median, worst = statistics.median(errors), max(errors)
+    print(f"{name}: median {median:.5f}, worst {worst:.5f} over {len(errors)} records")  # pytest -s shows them
+    assert median <= BOUNDS[name][0], (name, median)
+    assert worst <= BOUNDS[name][1], (name, worst)
+
+
+def test_measured_h200_peaks_within_half_percent_median_5_worst():
+    _within_bounds("h200", [abs(_predict(r) / r["peak_total"] - 1) for r in _records()])
 
 
 def test_seed_memory_model_is_the_articles():
@@ -253,6 +263,85 @@ def test_cpu_traced_peaks_beyond_the_shared_file(kind):
     # which reproduces the shared H200 measurements within 0.4%)
     records = _cpu_records(kind)
     assert len(records) >= 20
-    errors = [abs(_cpu_prediction(r) / r["peak_total"] - 1) for r in records]
-    assert statistics.median(errors) <= 0.10, statistics.median(errors)
-    assert max(errors) <= 0.20, max(errors)
+    _within_bounds(kind, [abs(_cpu_prediction(r) / r["peak_total"] - 1) for r in records])
+
+
+# (arch, options, values, the moment at the peak, its parts in order; hand-derived values of some parts)
+BREAKDOWN_CASES = [
+    ("gpt2", dict(attention="eager"), {"batch": 4, "seq_len": 1024}, "backward",
+     ["weights", "master", "optimizer", "activations", "logits"],
+     {"weights": 4 * 124439808, "master": 0, "optimizer": 8 * 124439808,
+      "logits": (4 + 4 + 8) * 4 * 1024 * 50257}),  # returned, log-softmax, two fp32 gradients
+    ("llama-2-7b", dict(precision="bf16", recompute="full"), {"batch": 1, "seq_len": 4096}, "step",
+     ["weights", "master", "optimizer", "gradients", "optimizer_step"],
+     {"weights": 2 * 6738415616, "master": 4 * 6738415616, "gradients": 2 * 6738415616,
+      # bf16 logits still held + AdamW's two fp32 temporaries of the largest matrix (lm_head 32000 x 4096)
+      "optimizer_step": 2 * 4096 * 32000 + 2 * 4 * 32000 * 4096}),
+    ("llama-2-7b", dict(precision="bf16-amp", attention="eager", recompute="full"), {"batch": 8, "seq_len": 4096},
+     "recompute", ["weights", "master", "optimizer", "activations", "recompute"], {"optimizer": 8 * 6738415616}),
+    ("gpt2", dict(precision="bf16", optimizer="sgd", recompute="full"), {"batch": 2, "seq_len": 128}, "step",
+     ["weights", "master", "optimizer", "gradients", "optimizer_step"],
+     {"optimizer": 0, "optimizer_step": 2 * 2 * 128 * 50257}),  # no AdamW temporaries
+    ("mixtral-8x7b", dict(memory_model="korthikanti", precision="bf16"), {"batch": 3, "seq_len": 777, "tp": 8},
+     "step", ["weights", "gradients", "master", "optimizer", "activations", "logits"],
+     {"logits": 4 * 777 * 3 * (4096 + 32000) // 8}),  # Megatron's 4sbh(1 + V/h)/t
+    ("gpt2", dict(memory_model="korthikanti", precision="bf16", recompute="selective", sequence_parallel=True),
+     {"batch": 2, "seq_len": 1024, "tp": 4, "pp": 4, "vp": 3}, "step",
+     ["weights", "gradients", "master", "optimizer", "activations", "logits"], {"logits": 0}),  # not the last stage
+    ("gpt2", dict(memory_model="seed"), {"batch": 4, "seq_len": 1024}, "step",
+     ["weights", "gradients", "master", "optimizer", "activations", "logits"],
+     {"logits": 4 * 4 * 1024 * 50257 + 8 * 4 * 1024}),  # the seed's 4BSV + 8BD
+    ("falcon-7b", dict(mode="inference", precision="bf16", quantized=True), {"batch": 3, "seq_len": 999,
+                                                                            "bits_weight": 4}, "prefill",
+     ["weights", "kv_cache", "working"], {"kv_cache": 3 * 999 * 2 * 32 * 1 * 64 * 2}),  # MQA: one kv head
+]
+
+
+@pytest.mark.parametrize("arch_name,opts,values,moment,names,hand", BREAKDOWN_CASES)
+def test_breakdown_parts_are_their_own_formulas(arch_name, opts, values, moment, names, hand):
+    # each part of the breakdown is its own formula (a quantity, or the model's own term for the optimizer
+    # step's temporaries and the recompute), floored to whole bytes; the rounding goes to the largest part
+    from engine.memory import moments, pytorch
+
+    arch = architecture(arch_name)
+    options = memory_options(**opts)
+    est = memory_estimate(arch, options, values)
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    given = {**arch.values, **values}
+    own = {"optimizer_step": pytorch.optimizer_step_extra(arch.structure, options),
+           "recompute": pytorch.checkpoint_recompute(arch.structure, options)}
+    exact = {k: fs.apply(fs.inline(own[k]), given) if k in own else fs.evaluate_exact(f"mem_{k}", given)
+             for k in names}
+    assert est["moment"] == moment and list(est["breakdown"]) == names
+    for k, value in hand.items():
+        assert exact[k] == value, k
+    largest = max(est["breakdown"], key=lambda k: est["breakdown"][k])
+    for k in names:
+        if k != largest:
+            assert est["breakdown"][k] == int(sympy.floor(exact[k])), k
+        else:
+            assert 0 <= est["breakdown"][k] - int(sympy.floor(exact[k])) < len(names), k
+    # the peak is the formula set's mem_peak, and the chosen moment is the largest of the step's moments
+    assert est["peak"] == int(sympy.ceiling(fs.evaluate_exact("mem_peak", given))) == sum(est["breakdown"].values())
+    assert est["peak"] == int(sympy.ceiling(sum(exact.values())))
+    for m in moments(arch.structure, options):
+        assert fs.apply(fs.inline(m.total), given) <= sum(exact.values()), m.name
+
+
+def test_memory_models_come_from_the_registry():
+    from engine.cli import _parser
+    from engine.memory import MEMORY_MODELS, OPTIONS, extend  # noqa: F401
+    from engine.formulas import memory as reexport
+
+    assert reexport.extend is extend and reexport.MEMORY_MODELS is MEMORY_MODELS
+    assert set(OPTIONS["memory_model"].choices) == set(MEMORY_MODELS) == {"seed", "korthikanti", "pytorch"}
+    memory = next(a for a in _parser()._subparsers._group_actions[0].choices["memory"]._actions
+                  if a.dest == "memory_model")
+    assert set(memory.choices) == set(MEMORY_MODELS)
+    for name, model in MEMORY_MODELS.items():
+        assert model.name == name and model.source
+        for attr in ("refuses", "validity", "activations", "logits", "moments"):
+            assert callable(getattr(model, attr)), (name, attr)
+    with pytest.raises(ValueError, match="sequence_parallel needs memory_model korthikanti"):
+        MemoryOptions().with_options(sequence_parallel=True)
+    assert MemoryOptions().with_options(memory_model="korthikanti", sequence_parallel=True).sequence_parallel
