@@ -1,3 +1,3 @@
-from .cli import entry
+from engine.cli import entry
 
 entry()

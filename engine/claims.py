@@ -28,10 +28,10 @@ from typing import Any, Mapping
 
 import sympy
 
-from .errors import SpecError, check_keys, read_user_file
-from .expr import MAX_DIGITS, ExpressionError, parse_expression
-from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
-from .symbols import SYMBOLS
+from engine.errors import SpecError, check_keys, read_user_file
+from engine.expr import MAX_DIGITS, ExpressionError, parse_expression
+from engine.formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
+from engine.symbols import SYMBOLS
 
 FILE_KEYS = ("formula_set", "source", "values", "claim")
 CLAIM_KEYS = ("claim", "claimed", "expr", "values", "options", "abs_tol", "rel_tol", "note")

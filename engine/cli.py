@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import LlmSweepDeprecation, LlmSweepError
+from engine.errors import LlmSweepDeprecation, LlmSweepError
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -28,9 +28,9 @@ _MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inferen
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .options import add_option_flags
-    from .printing import FORMATS
+    from engine import __version__
+    from engine.options import add_option_flags
+    from engine.printing import FORMATS
 
     p = argparse.ArgumentParser(
         prog="llm-sweep",
@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
         mp.add_argument("--batch", type=int, metavar="B", help="sequences per step (per device)")
         mp.add_argument("--seq-len", type=int, metavar="S", help="tokens per sequence")
-        from .memory import OPTIONS as MEMORY_OPTIONS
+        from engine.memory import OPTIONS as MEMORY_OPTIONS
 
         # the structural memory options, defined once in engine.memory.options
         add_option_flags(mp, MEMORY_OPTIONS, _MEMORY_FLAGS + (("causal_flops",) if cmd == "flops" else ()),
@@ -153,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 1, 2; 128 + signal number when stopped by a signal)."""
-    from .signals import stop_on_signals
+    from engine.signals import stop_on_signals
 
     command = "llm-sweep"
     with stop_on_signals(), warnings.catch_warnings():  # SIGTERM and SIGHUP clean up like Ctrl-C
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
                     "params": _params, "memory": _memory, "flops": _flops}[args.command](args)
-            from .signals import check
+            from engine.signals import check
 
             check()  # a signal whose exception was swallowed on the way still stops the command
             for message in dict.fromkeys(notes):  # old spellings still read: one line each, after success
@@ -220,7 +220,7 @@ _FLAGS = {"arch": "--arch", "structure": "--option"}
 
 def _in_flag_terms(exc: BaseException) -> BaseException:
     """A library ``SpecError`` about an input the user gave as a flag, told in the flag's name."""
-    from .errors import SpecError
+    from engine.errors import SpecError
 
     if isinstance(exc, SpecError) and exc.source in _FLAGS:
         return SpecError(_FLAGS[exc.source], exc.key, exc.message)
@@ -234,14 +234,14 @@ def _one_line(exc: BaseException) -> str:
 def _run(args) -> int:
     from dataclasses import replace
 
-    from .errors import LlmSweepDeprecation
-    from .numerics import Numerics
-    from .spec import load_spec
+    from engine.errors import LlmSweepDeprecation
+    from engine.numerics import Numerics
+    from engine.spec import load_spec
 
-    from .errors import SpecError
-    from .files import check_target, remove_leftovers
-    from .plan import parse_bytes
-    from .query import make_query
+    from engine.errors import SpecError
+    from engine.files import check_target, remove_leftovers
+    from engine.plan import parse_bytes
+    from engine.query import make_query
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
@@ -276,7 +276,7 @@ def _run(args) -> int:
         check_target(output, inputs)  # before joining the cluster
     if part is not None and request.query is not None:
         raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
-    from . import sweep  # JAX and xarray load only when a sweep runs
+    from engine import sweep  # JAX and xarray load only when a sweep runs
 
     if part is None and args.distributed:
         part = _distributed(args)
@@ -296,7 +296,7 @@ def _run(args) -> int:
     if request.query is not None:
         result = sweep.run_query(request, request.query, budget, progress)
         t0 = time.perf_counter()
-        from .dataset import write_netcdf
+        from engine.dataset import write_netcdf
 
         write_netcdf(result.dataset, output, request.compression, inputs)
         result.write_seconds, result.path = time.perf_counter() - t0, output
@@ -332,7 +332,7 @@ _CLUSTER_HELP = ("JAX detects SLURM (SLURM_JOB_ID, SLURM_NTASKS, SLURM_PROCID, S
 
 def _part_flags(args) -> tuple[int, int] | None:
     """--part I/N, checked against --distributed and its flags (no cluster is joined here)."""
-    from .errors import SpecError
+    from engine.errors import SpecError
 
     manual = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
               "--process-id": args.process_id}
@@ -363,7 +363,7 @@ def _distributed(args) -> tuple[int, int] | None:
     """Join the cluster (jax.distributed.initialize): this process's (index, count), or None alone."""
     import jax
 
-    from .errors import SpecError
+    from engine.errors import SpecError
 
     kwargs = {}
     if args.coordinator is not None:
@@ -378,9 +378,9 @@ def _distributed(args) -> tuple[int, int] | None:
 
 
 def _combine(args) -> int:
-    from .dataset import combine
-    from .errors import SpecError
-    from .files import check_target, remove_leftovers
+    from engine.dataset import combine
+    from engine.errors import SpecError
+    from engine.files import check_target, remove_leftovers
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
@@ -402,9 +402,9 @@ _KV_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 
 def _estimate_inputs(args):
     """(architecture, MemoryOptions, values) from the memory/flops flags."""
-    from .errors import SpecError
-    from .model import architecture, memory_options
-    from .options import given_options
+    from engine.errors import SpecError
+    from engine.model import architecture, memory_options
+    from engine.options import given_options
 
     if args.hf_config and not Path(args.hf_config).is_file():
         raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
@@ -459,8 +459,8 @@ def _estimate_inputs(args):
 
 
 def _memory(args) -> int:
-    from .errors import SpecError
-    from .model import memory_estimate
+    from engine.errors import SpecError
+    from engine.model import memory_estimate
 
     if args.batch is None or args.seq_len is None:
         raise SpecError("memory", "--batch/--seq-len", "both are required")
@@ -482,8 +482,8 @@ def _gib(n: float) -> str:
 
 
 def _flops(args) -> int:
-    from .errors import SpecError
-    from .model import flops_estimate
+    from engine.errors import SpecError
+    from engine.model import flops_estimate
 
     out: dict = {}
     if args.arch or args.hf_config:
@@ -496,7 +496,7 @@ def _flops(args) -> int:
 
         if not (math.isfinite(args.compute) and args.compute > 0):
             raise SpecError("--compute", str(args.compute), "a FLOPs budget must be positive and finite, e.g. 1e23")
-        from .formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
+        from engine.formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
 
         fit = CHINCHILLA_FITS[args.scaling_law]
         n_opt, d_opt = chinchilla_optimum(fit, sympy.Float(args.compute, 30))
@@ -554,11 +554,11 @@ def _enable_compilation_cache() -> None:
 
 
 def _formulas(args) -> int:
-    from .errors import SpecError
-    from .expr import ExpressionError, parse_expression
-    from .formulas import FORMULA_SETS, build_formula_set
-    from .printing import format_formulas
-    from .symbols import SYMBOLS
+    from engine.errors import SpecError
+    from engine.expr import ExpressionError, parse_expression
+    from engine.formulas import FORMULA_SETS, build_formula_set
+    from engine.printing import format_formulas
+    from engine.symbols import SYMBOLS
 
     options = _options(args.option)
     substitute = {}
@@ -576,7 +576,7 @@ def _formulas(args) -> int:
     values = None
     name = args.arch or "seed"
     if args.hf_config or name not in FORMULA_SETS:
-        from .model import architecture, formulas_of
+        from engine.model import architecture, formulas_of
 
         arch = architecture(args.hf_config or name, options or None)
         formulas, values = formulas_of(arch), arch.values
@@ -594,7 +594,7 @@ def _formulas(args) -> int:
 
 
 def _options(items: list[str]) -> dict:
-    from .errors import SpecError
+    from engine.errors import SpecError
 
     options = {}
     for item in items:
@@ -606,8 +606,8 @@ def _options(items: list[str]) -> dict:
 
 
 def _params(args) -> int:
-    from .formulas.architectures import BREAKDOWN
-    from .model import architecture, param_counts
+    from engine.formulas.architectures import BREAKDOWN
+    from engine.model import architecture, param_counts
 
     arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
     counts = param_counts(arch)
@@ -639,7 +639,7 @@ def _option_value(text: str):
 
 
 def _check(args) -> int:
-    from .claims import format_value, load_claims
+    from engine.claims import format_value, load_claims
 
     source, claims = load_claims(args.claims)
     if args.json:

@@ -48,10 +48,10 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
-from .dataset import INT64_FILL
-from .errors import PrecisionError
-from .numerics import Numerics, float_printer
-from .symbols import SYMBOLS
+from engine.dataset import INT64_FILL
+from engine.errors import PrecisionError
+from engine.numerics import Numerics, float_printer
+from engine.symbols import SYMBOLS
 
 INT64_LIMIT = 2.0**63
 

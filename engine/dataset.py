@@ -18,13 +18,13 @@ from typing import Mapping
 import numpy as np
 import xarray as xr
 
-from . import __version__, signals
-from .files import AtomicFile, write_error
-from .formulas import FormulaSet
-from .formulas.base import show_value
-from .printing import latex_of, text_of
-from .spec import SweepRequest
-from .symbols import SYMBOLS
+from engine import __version__, signals
+from engine.files import AtomicFile, write_error
+from engine.formulas import FormulaSet
+from engine.formulas.base import show_value
+from engine.printing import latex_of, text_of
+from engine.spec import SweepRequest
+from engine.symbols import SYMBOLS
 
 FLOAT64_EXACT_LIMIT = 2**53
 FLOAT32_EXACT_LIMIT = 2**24

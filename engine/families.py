@@ -24,9 +24,9 @@ from typing import Any, Callable, Mapping
 
 import sympy
 
-from .errors import SpecError, read_user_file
-from .formulas.architectures import Structure
-from .symbols import symbol
+from engine.errors import SpecError, read_user_file
+from engine.formulas.architectures import Structure
+from engine.symbols import symbol
 
 d_model = symbol("d_model")
 

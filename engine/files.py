@@ -26,8 +26,8 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from . import signals
-from .errors import ResourceError
+from engine import signals
+from engine.errors import ResourceError
 
 TEMP_PREFIX = ".llm-sweep."
 TEMP_SUFFIX = ".tmp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from .families import FAMILIES, MODEL_TYPES, Architecture, from_hf_config, load_hf_config
+from engine.families import FAMILIES, MODEL_TYPES, Architecture, from_hf_config, load_hf_config
 
 # transformers' configuration defaults per model type (read-only; from the family records)
 HF_DEFAULTS = MappingProxyType({t: f.hf_defaults for t, f in FAMILIES.items()})

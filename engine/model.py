@@ -13,12 +13,12 @@ import sympy
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
-from .formulas import architectures
-from .families import FAMILIES, Architecture, from_hf_config, load_hf_config
-from .formulas.architectures import BREAKDOWN, Structure
-from .formulas.base import FormulaSet
-from .presets import PRESETS
+from engine.errors import SpecError
+from engine.formulas import architectures
+from engine.families import FAMILIES, Architecture, from_hf_config, load_hf_config
+from engine.formulas.architectures import BREAKDOWN, Structure
+from engine.formulas.base import FormulaSet
+from engine.presets import PRESETS
 
 
 def arch_names() -> list[str]:
@@ -81,7 +81,7 @@ def param_counts(arch: Architecture) -> dict[str, Any]:
 
 def memory_options(**options: Any):
     """``MemoryOptions`` from keyword options (SpecError naming the valid choices otherwise)."""
-    from .memory import MemoryOptions
+    from engine.memory import MemoryOptions
 
     try:
         return MemoryOptions().with_options(**options)
@@ -92,7 +92,7 @@ def memory_options(**options: Any):
 @lru_cache(maxsize=256)
 def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
     """Architecture quantities plus memory and compute quantities for ``options`` (cached)."""
-    from .memory import extend
+    from engine.memory import extend
 
     return extend(formula_set(family, structure), structure, options)
 
@@ -104,7 +104,7 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     largest moment of the step (or the prefill); the breakdown is that moment's parts, each from
     its own formula, in whole bytes that sum to the peak (the rounding goes to the largest part).
     """
-    from .memory import moments
+    from engine.memory import moments
 
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
@@ -123,7 +123,7 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
 def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> None:
     """SpecError when ``given`` breaks a validity condition or leaves an input of ``needed`` (quantity
     names or expressions over quantities) without a value or a default."""
-    from .symbols import SYMBOLS
+    from engine.symbols import SYMBOLS
 
     broken = fs.violations(given)
     if broken:

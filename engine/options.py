@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable, Mapping
 
-from .formulas.base import OptionSpec, show_value
+from engine.formulas.base import OptionSpec, show_value
 
 
 def check_option(specs: Mapping[str, OptionSpec], key: str, value: Any, where: str = "") -> None:

@@ -24,7 +24,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .errors import SpecError
+from engine.errors import SpecError
 
 DATA = "data/presets.json"  # inside the engine package
 _TEXTS = ("source", "published_source", "notes")

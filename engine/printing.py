@@ -10,9 +10,9 @@ import re
 
 import sympy
 
-from .formulas import FormulaSet
-from .formulas.base import show_value
-from .symbols import SYMBOLS
+from engine.formulas import FormulaSet
+from engine.formulas.base import show_value
+from engine.symbols import SYMBOLS
 
 FORMATS = ("text", "latex", "markdown")
 

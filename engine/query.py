@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .plan import _UNITS as _SIZE_UNITS
+from engine.plan import _UNITS as _SIZE_UNITS
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
@@ -79,7 +79,7 @@ def _threshold(raw: str) -> float | int:
     integers stay int; nan, inf and values beyond the float range are refused."""
     import sympy
 
-    from .expr import ExpressionError, parse_number
+    from engine.expr import ExpressionError, parse_number
 
     unit = re.fullmatch(r"(.*?)\s*([A-Za-z]+)", raw)
     scale = 1

@@ -36,14 +36,14 @@ from typing import Protocol
 import numpy as np
 import xarray as xr
 
-from .compile import Kernel
-from .dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
+from engine.compile import Kernel
+from engine.dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
                       precision_note)
-from .errors import ResourceError
-from .files import check_target
-from .plan import ChunkPlan, available_host_memory
-from .query import Query, QueryAccumulator, QueryFunction
-from .spec import SweepRequest
+from engine.errors import ResourceError
+from engine.files import check_target
+from engine.plan import ChunkPlan, available_host_memory
+from engine.query import Query, QueryAccumulator, QueryFunction
+from engine.spec import SweepRequest
 
 HOST_MEMORY_FRACTION = 0.5
 
@@ -94,7 +94,7 @@ class MemorySink:
         return None
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
-        from .sweep import host_block
+        from engine.sweep import host_block
 
         self.request, self.kernel, self.plan, self._host_block = request, kernel, plan, host_block
         self.results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
@@ -104,7 +104,7 @@ class MemorySink:
             self.results[q][index] = block
 
     def finish(self, timing: Timing):
-        from .sweep import SweepResult
+        from engine.sweep import SweepResult
 
         ds = build_dataset(self.request, self.results, self.request.formulas)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
@@ -140,7 +140,7 @@ class NetCDFSink:
         return None
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
-        from .sweep import Extremes, host_block
+        from engine.sweep import Extremes, host_block
 
         self.request, self.kernel, self.plan, self._host_block = request, kernel, plan, host_block
         self.extremes = Extremes(self.track if self.track is not None else request.headline, request.shape)
@@ -176,7 +176,7 @@ class NetCDFSink:
                     f"{_human(free)} free; nothing was left at {self.target}")
 
     def finish(self, timing: Timing):
-        from .sweep import SweepResult
+        from engine.sweep import SweepResult
 
         f0 = time.perf_counter()
         if self.future is not None:
@@ -240,7 +240,7 @@ class QuerySink:
         self.acc.add(index, chunk_shape, host)
 
     def finish(self, timing: Timing):
-        from .sweep import SweepResult
+        from engine.sweep import SweepResult
 
         ds = query_dataset(self.request, self.query, self.qf, self.acc)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,

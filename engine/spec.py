@@ -38,14 +38,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import sympy
 
-from .errors import LlmSweepDeprecation, SpecError, check_keys, read_user_file
-from .files import inside_folder
-from .numerics import EXACT, NAMES as NUMERICS_NAMES, Numerics
-from .formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
-from .symbols import SYMBOLS
+from engine.errors import LlmSweepDeprecation, SpecError, check_keys, read_user_file
+from engine.files import inside_folder
+from engine.numerics import EXACT, NAMES as NUMERICS_NAMES, Numerics
+from engine.formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
+from engine.symbols import SYMBOLS
 
 if TYPE_CHECKING:
-    from .query import Query
+    from engine.query import Query
 
 PRECISIONS = NUMERICS_NAMES  # the old name of the sweep-level choice, kept for importers
 TABLES = ("sweep", "options", "fixed", "axes", "query")
@@ -241,7 +241,7 @@ def _numerics(err: "_Errors", sweep: Mapping[str, Any]) -> Numerics:
 
 
 def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str]):
-    from .query import make_query
+    from engine.query import make_query
 
     check_keys(err.source, "query", table, QUERY_KEYS)
     where = table.get("where", [])
@@ -267,10 +267,10 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
     """The formula set of an architecture, its sizes as defaults of the inputs left free."""
     from dataclasses import replace as _replace
 
-    from .errors import SpecError as _SpecError
-    from .formulas.architectures import OPTIONS as ARCH_OPTIONS
-    from .formulas.memory import OPTIONS as MEMORY_OPTIONS
-    from .model import architecture, estimate_formulas, memory_options
+    from engine.errors import SpecError as _SpecError
+    from engine.formulas.architectures import OPTIONS as ARCH_OPTIONS
+    from engine.formulas.memory import OPTIONS as MEMORY_OPTIONS
+    from engine.model import architecture, estimate_formulas, memory_options
 
     for key in options:
         if key not in ARCH_OPTIONS and key not in MEMORY_OPTIONS:
@@ -339,7 +339,7 @@ def _value(err: _Errors, key: str, name: str, value: Any) -> int | float:
     """
     info = SYMBOLS[name]
     if isinstance(value, str):
-        from .expr import ExpressionError, parse_number
+        from engine.expr import ExpressionError, parse_number
 
         try:
             number = parse_number(value)
@@ -406,7 +406,7 @@ def _show_number(v) -> str:
 
 def _check_length(err: _Errors, key: str, count: int) -> None:
     """Refuse an axis whose coordinates alone would not fit comfortably in host memory."""
-    from .plan import available_host_memory
+    from engine.plan import available_host_memory
 
     if count > MAX_AXIS_LENGTH:
         raise err(key, f"has {count:,} values; an axis holds at most {MAX_AXIS_LENGTH:,}")

@@ -22,14 +22,14 @@ import jax
 import numpy as np
 import xarray as xr
 
-from . import signals
-from .compile import Kernel, compile_kernel
-from .dataset import request_record
-from .errors import ResourceError
-from .plan import ChunkPlan, default_budget, plan_chunks
-from .query import Query
-from .sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
-from .spec import SweepRequest
+from engine import signals
+from engine.compile import Kernel, compile_kernel
+from engine.dataset import request_record
+from engine.errors import ResourceError
+from engine.plan import ChunkPlan, default_budget, plan_chunks
+from engine.query import Query
+from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
+from engine.spec import SweepRequest
 
 MIN_CHUNK_POINTS = 1024  # an explicit budget may not ask for chunks smaller than this (or one row)
 _KERNELS: dict[tuple, Kernel] = {}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import seed
-from .base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
+from engine.formulas import seed
+from engine.formulas.base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
 
 _BUILDERS: dict[str, tuple[Callable[[dict], FormulaSet], dict[str, OptionSpec]]] = {
     "seed": (seed.build, seed.OPTIONS),
@@ -33,7 +33,7 @@ def build_formula_set(name: str, options: dict[str, Any] | None = None) -> Formu
     _check_name(name)
     builder, specs = _BUILDERS[name]
     options = dict(options or {})
-    from ..options import check_option
+    from engine.options import check_option
 
     for key, value in options.items():
         check_option(specs, key, value, f" for formula set {name!r}")

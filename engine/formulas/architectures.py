@@ -27,9 +27,9 @@ from typing import Any
 
 import sympy
 
-from ..symbols import symbol
-from . import components as C
-from .base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
+from engine.symbols import symbol
+from engine.formulas import components as C
+from engine.formulas.base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Structure:
 
     def with_options(self, **options: Any) -> "Structure":
         """A copy with ``options`` changed (ValueError naming the valid choices otherwise)."""
-        from ..options import check_option
+        from engine.options import check_option
 
         for key, value in options.items():
             check_option(OPTIONS, key, value)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import sympy
 
-from ..symbols import SYMBOLS
+from engine.symbols import SYMBOLS
 
 
 _MEMO_SIZE = 4096  # entries per formula set before its memo starts over (point evaluations add one each)

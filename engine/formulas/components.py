@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..symbols import symbol
+from engine.symbols import symbol
 
 d_model, n_heads, n_kv_heads, head_dim = symbol("d_model"), symbol("n_heads"), symbol("n_kv_heads"), symbol("head_dim")
 d_ff, vocab, n_positions, d_embed = symbol("d_ff"), symbol("vocab"), symbol("n_positions"), symbol("d_embed")

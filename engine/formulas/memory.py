@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..memory import MEMORY_MODELS, OPTIONS, PRECISIONS, MemoryOptions, extend
-from ..memory.options import ATTENTIONS, MODES, OPTIMIZERS, RECOMPUTE
-from ..memory.states import OPTIMIZER_STATES, PRECISION_BITS
+from engine.memory import MEMORY_MODELS, OPTIONS, PRECISIONS, MemoryOptions, extend
+from engine.memory.options import ATTENTIONS, MODES, OPTIMIZERS, RECOMPUTE
+from engine.memory.states import OPTIMIZER_STATES, PRECISION_BITS
 
 __all__ = ["ATTENTIONS", "MEMORY_MODELS", "MODES", "OPTIMIZERS", "OPTIMIZER_STATES", "OPTIONS", "PRECISIONS",
            "PRECISION_BITS", "RECOMPUTE", "MemoryOptions", "extend"]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..memory.inference import prefill_working
-from ..memory.pytorch import SRC, block_kind, checkpoint_recompute, largest_matrix, optimizer_step_extra
+from engine.memory.inference import prefill_working
+from engine.memory.pytorch import SRC, block_kind, checkpoint_recompute, largest_matrix, optimizer_step_extra
 
 __all__ = ["SRC", "block_kind", "checkpoint_recompute", "largest_matrix", "optimizer_step_extra", "prefill_working"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import sympy
 
-from ..symbols import symbol
-from .base import FormulaSet, OptionSpec, Quantity, quantity_symbol
+from engine.symbols import symbol
+from engine.formulas.base import FormulaSet, OptionSpec, Quantity, quantity_symbol
 
 ARTICLE = "seed article (a guide to LLM parameters and memory requirements)"
 SEC_PARAMS = f"{ARTICLE}, 'Calculating the Number of Parameters'"

@@ -27,10 +27,10 @@ from typing import Protocol
 
 import sympy
 
-from ..formulas import components as C
-from ..formulas.base import FormulaSet, Quantity, Validity
-from . import korthikanti, pytorch, seed
-from .base import STATES, L, Moment, Term, a, mfu, pp, q, quantity, s, tp
+from engine.formulas import components as C
+from engine.formulas.base import FormulaSet, Quantity, Validity
+from engine.memory import korthikanti, pytorch, seed
+from engine.memory.base import STATES, L, Moment, Term, a, mfu, pp, q, quantity, s, tp
 
 
 class MemoryModel(Protocol):
@@ -62,8 +62,8 @@ MEMORY_MODELS: dict[str, MemoryModel] = {
     "pytorch": pytorch,  # llm-sweep's model of Hugging Face training, calibrated on measured peaks
 }
 
-from . import compute, inference, states  # noqa: E402  (after the registry: options reads it)
-from .options import OPTIONS, PRECISIONS, MemoryOptions  # noqa: E402
+from engine.memory import compute, inference, states  # noqa: E402  (after the registry: options reads it)
+from engine.memory.options import OPTIONS, PRECISIONS, MemoryOptions  # noqa: E402
 
 __all__ = ["MEMORY_MODELS", "OPTIONS", "PRECISIONS", "MemoryModel", "MemoryOptions", "Moment", "Term", "extend",
            "moments"]

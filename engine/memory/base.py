@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 import sympy
 
-from ..formulas.base import Quantity, quantity_symbol
-from ..symbols import symbol
+from engine.formulas.base import Quantity, quantity_symbol
+from engine.symbols import symbol
 
 S = symbol
 b, s, L = S("batch"), S("seq_len"), S("n_layers")

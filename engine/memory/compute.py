@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sympy
 
-from ..formulas import components as C
-from ..formulas.base import Quantity
-from .base import L, V, a, b, h, mfu, n_gpus, peak_flops, q, qi, quantity, s, tokens
+from engine.formulas import components as C
+from engine.formulas.base import Quantity
+from engine.memory.base import L, V, a, b, h, mfu, n_gpus, peak_flops, q, qi, quantity, s, tokens
 
 
 def quantities(structure, o) -> list[Quantity]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sympy
 
-from ..formulas import components as C
-from ..formulas.base import Quantity
-from .base import L, Moment, V, a, b, bits_kv, h, kv_window, pp, q, quantity, s, tp
-from .pytorch import SRC
+from engine.formulas import components as C
+from engine.formulas.base import Quantity
+from engine.memory.base import L, Moment, V, a, b, bits_kv, h, kv_window, pp, q, quantity, s, tp
+from engine.memory.pytorch import SRC
 
 SRC_KV = "K and V per layer: 2 b s L n_kv d_head bytes (kipply, Transformer Inference Arithmetic)"
 

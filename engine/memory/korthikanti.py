@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sympy
 
-from ..formulas import components as C
-from ..formulas.base import Validity
-from .base import L, Moment, Term, V, a, additive_step, b, h, pp, s, tp, vp
+from engine.formulas import components as C
+from engine.formulas.base import Validity
+from engine.memory.base import L, Moment, Term, V, a, additive_step, b, h, pp, s, tp, vp
 
 name = "korthikanti"
 SRC_KORTHIKANTI = ("Korthikanti et al. 2022 §4.1 (sbh(34 + 5as/h) per layer), Table 2 (TP, SP, selective and full "

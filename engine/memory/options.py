@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..formulas.base import OptionSpec
-from . import MEMORY_MODELS
+from engine.formulas.base import OptionSpec
+from engine.memory import MEMORY_MODELS
 
 PRECISIONS = ("fp32", "bf16-amp", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none")
@@ -32,7 +32,7 @@ class MemoryOptions:
     causal_flops: str = "full"
 
     def with_options(self, **options: Any) -> "MemoryOptions":
-        from ..options import check_option
+        from engine.options import check_option
 
         for key, value in options.items():
             check_option(OPTIONS, key, value)

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import sympy
 
-from ..formulas import components as C
-from ..formulas.base import Validity
-from ..symbols import symbol
-from .base import L, Moment, Term, V, a, b, h, pp, s, tp, vp
-from .base import q as _q
+from engine.formulas import components as C
+from engine.formulas.base import Validity
+from engine.symbols import symbol
+from engine.memory.base import L, Moment, Term, V, a, b, h, pp, s, tp, vp
+from engine.memory.base import q as _q
 
 name = "pytorch"
 SRC = ("llm-sweep's tensor-by-tensor model of Hugging Face training in PyTorch (autograd saved tensors, autocast "

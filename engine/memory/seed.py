@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from ..formulas import seed as _seed_set
-from ..formulas.base import FormulaSet, Validity
-from .base import Moment, Term, additive_step
+from engine.formulas import seed as _seed_set
+from engine.formulas.base import FormulaSet, Validity
+from engine.memory.base import Moment, Term, additive_step
 
 name = "seed"
 source = "the seed article's memory formulas (engine/formulas/seed.py)"

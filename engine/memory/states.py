@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sympy
 
-from ..formulas import components as C
-from ..formulas.base import Quantity
-from .base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, h, pp, qi, quant_group, quantity, s, tp
-from .base import q as _q
+from engine.formulas import components as C
+from engine.formulas.base import Quantity
+from engine.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, h, pp, qi, quant_group, quantity, s, tp
+from engine.memory.base import q as _q
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1: per-device model states by stage"
 
