@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.spec import load_spec  # noqa: E402
+from engine.request.spec import load_spec  # noqa: E402
 
 HEAD = '[sweep]\nformula_set = "seed"\nquantities = ["params_total"]\n[fixed]\nvocab = 50000\n[axes]\nn_layers = [12]\n'
 

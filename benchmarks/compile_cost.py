@@ -26,7 +26,7 @@ import jax
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 import engine
-from engine.sweep import plan_for
+from engine.runtime.sweep import plan_for
 t_import = time.perf_counter() - t0
 req = engine.load_spec(sys.argv[2])
 t0 = time.perf_counter(); k = engine.kernel_for(req); t_symbolic = time.perf_counter() - t0

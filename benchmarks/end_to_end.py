@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import engine
-from engine.plan import parse_bytes
+from engine.runtime.plan import parse_bytes
 
 
 def peak_rss() -> int:

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 import engine
-from engine.query import make_query
-from engine.sweep import run_query
+from engine.runtime.query import make_query
+from engine.runtime.sweep import run_query
 
 
 def spec(points: float) -> dict:

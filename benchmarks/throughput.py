@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
-from engine.compile import compile_kernel
-from engine.formulas import build_formula_set
-from engine.symbols import SYMBOLS
+from engine.runtime.compile import compile_kernel
+from engine.symbolic.formulas import build_formula_set
+from engine.symbolic.symbols import SYMBOLS
 
 QUANTITIES = ["params_total", "mem_steady", "mem_activations", "mem_peak"]
 AXES = ["d_model", "n_layers", "batch", "seq_len"]

@@ -3,7 +3,7 @@
     python benchmarks/validate_presets.py [--out tests/data/transformers_param_counts.json] [--only NAME ...]
 
 Needs torch and transformers (`pip install torch==2.13.0 transformers`; nothing is downloaded:
-each model is built from its config dict (engine/data/presets.json for presets) on the meta device,
+each model is built from its config dict (engine/catalog/data/presets.json for presets) on the meta device,
 so no weights are allocated). For every preset, and for the default configuration of every
 supported model_type, it records the number of distinct parameters (tied tensors once) and, for
 MoE models, the parameters one token uses (expert tensors scaled by top_k / n_experts). The tests
@@ -95,8 +95,8 @@ def main() -> None:
     import torch
     import transformers
 
-    from engine.families import MODEL_TYPES
-    from engine.presets import PRESETS
+    from engine.catalog.families import MODEL_TYPES
+    from engine.catalog.presets import PRESETS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "tests" / "data" / "transformers_param_counts.json"))

@@ -1,19 +1,81 @@
 """llm-sweep: symbolic and vectorized sizing of transformer language models.
 
-The public API, re-exported here. Importing ``engine`` stays light (sympy only); JAX and
-xarray are imported on first use of the sweep functions.
+The public API is exactly the names below (``__all__``); every other module is internal and may
+change. The package flows symbolic -> catalog -> request -> runtime -> sinks -> CLI:
+
+    engine.symbolic   pure sympy: symbols, the safe expression parser, formula sets, memory
+                      models, printing, claims
+    engine.catalog    Family records, presets (data), config.json reading, architecture counts
+    engine.request    the TOML spec -> a frozen SweepRequest; Numerics; the options layer
+    engine.runtime    the JAX kernel, chunk plans, the pipeline ``run(request, sink)``, queries
+    engine.sinks      MemorySink, NetCDFSink, QuerySink; the netCDF cube writer and ``combine``
+
+Every name is imported on first use: ``import engine`` costs nothing, so the command line starts
+(and answers Ctrl-C) in a tenth of a second; sympy loads with the first formula, JAX and xarray
+with the first sweep. Type checkers and IDEs see every name through the imports below.
 
     >>> import engine
     >>> fs = engine.build_formula_set("seed")
-    >>> int(fs.evaluate("params_total", {"d_model": 768, "n_layers": 12, "vocab": 50000}))
+    >>> fs.evaluate("params_total", {"d_model": 768, "n_layers": 12, "vocab": 50000})
     123417600
-    >>> req = engine.load_spec("sweeps/seed.toml")       # doctest: +SKIP
-    >>> ds = engine.run_sweep(req).dataset                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imported lazily at run time)
+    from engine.catalog.families import FAMILIES as FAMILIES, Family as Family
+    from engine.catalog.families import Architecture as Architecture, from_hf_config as from_hf_config
+    from engine.catalog.families import load_hf_config as load_hf_config
+    from engine.catalog.model import arch_names as arch_names, architecture as architecture
+    from engine.catalog.model import flops_estimate as flops_estimate, memory_estimate as memory_estimate
+    from engine.catalog.model import memory_options as memory_options, param_counts as param_counts
+    from engine.catalog.presets import PRESETS as PRESETS, Preset as Preset
+    from engine.errors import LlmSweepError as LlmSweepError, PrecisionError as PrecisionError
+    from engine.errors import ResourceError as ResourceError, SpecError as SpecError
+    from engine.request.numerics import EXACT as EXACT, FAST as FAST, Numerics as Numerics
+    from engine.request.spec import SweepRequest as SweepRequest, load_spec as load_spec, parse_spec as parse_spec
+    from engine.runtime.compile import Kernel as Kernel, compile_kernel as compile_kernel
+    from engine.runtime.query import Query as Query, make_query as make_query
+    from engine.runtime.sweep import SweepResult as SweepResult, kernel_for as kernel_for, run as run
+    from engine.runtime.sweep import run_query as run_query, run_sweep as run_sweep, run_to_netcdf as run_to_netcdf
+    from engine.sinks import MemorySink as MemorySink, NetCDFSink as NetCDFSink, QuerySink as QuerySink, Sink as Sink
+    from engine.sinks.dataset import build_dataset as build_dataset, combine as combine
+    from engine.sinks.dataset import write_netcdf as write_netcdf
+    from engine.symbolic.claims import Claim as Claim, check_claims as check_claims, load_claims as load_claims
+    from engine.symbolic.formulas import FORMULA_SETS as FORMULA_SETS, FormulaSet as FormulaSet
+    from engine.symbolic.formulas import Quantity as Quantity, build_formula_set as build_formula_set
+    from engine.symbolic.memory import MEMORY_MODELS as MEMORY_MODELS, MemoryOptions as MemoryOptions
+    from engine.symbolic.printing import format_formulas as format_formulas
+    from engine.symbolic.symbols import SYMBOLS as SYMBOLS, SymbolInfo as SymbolInfo
+
+# name -> the module that defines it (the same table as the imports above; a test keeps them equal)
+_PUBLIC = {
+    "FAMILIES": "catalog.families", "Family": "catalog.families",
+    "Architecture": "catalog.families", "from_hf_config": "catalog.families", "load_hf_config": "catalog.families",
+    "arch_names": "catalog.model", "architecture": "catalog.model", "flops_estimate": "catalog.model",
+    "memory_estimate": "catalog.model", "memory_options": "catalog.model", "param_counts": "catalog.model",
+    "PRESETS": "catalog.presets", "Preset": "catalog.presets",
+    "LlmSweepError": "errors", "PrecisionError": "errors", "ResourceError": "errors", "SpecError": "errors",
+    "EXACT": "request.numerics", "FAST": "request.numerics", "Numerics": "request.numerics",
+    "SweepRequest": "request.spec", "load_spec": "request.spec", "parse_spec": "request.spec",
+    "Kernel": "runtime.compile", "compile_kernel": "runtime.compile",
+    "Query": "runtime.query", "make_query": "runtime.query",
+    "SweepResult": "runtime.sweep", "kernel_for": "runtime.sweep", "run": "runtime.sweep",
+    "run_query": "runtime.sweep", "run_sweep": "runtime.sweep", "run_to_netcdf": "runtime.sweep",
+    "MemorySink": "sinks", "NetCDFSink": "sinks", "QuerySink": "sinks", "Sink": "sinks",
+    "build_dataset": "sinks.dataset", "combine": "sinks.dataset", "write_netcdf": "sinks.dataset",
+    "Claim": "symbolic.claims", "check_claims": "symbolic.claims", "load_claims": "symbolic.claims",
+    "FORMULA_SETS": "symbolic.formulas", "FormulaSet": "symbolic.formulas", "Quantity": "symbolic.formulas",
+    "build_formula_set": "symbolic.formulas",
+    "MEMORY_MODELS": "symbolic.memory", "MemoryOptions": "symbolic.memory",
+    "format_formulas": "symbolic.printing",
+    "SYMBOLS": "symbolic.symbols", "SymbolInfo": "symbolic.symbols",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
 
 
 def _version() -> str:
@@ -25,50 +87,13 @@ def _version() -> str:
     except PackageNotFoundError:  # running from a source tree that is not installed
         return "0.1.0+src"
 
-# name -> module that defines it; imported lazily so one-off questions never pay for JAX.
-_LAZY = {
-    "SYMBOLS": "symbols",
-    "SymbolInfo": "symbols",
-    "FORMULA_SETS": "formulas",
-    "FormulaSet": "formulas",
-    "Quantity": "formulas",
-    "build_formula_set": "formulas",
-    "LlmSweepError": "errors",
-    "SpecError": "errors",
-    "PrecisionError": "errors",
-    "ResourceError": "errors",
-    "SweepRequest": "spec",
-    "load_spec": "spec",
-    "parse_spec": "spec",
-    "format_formulas": "printing",
-    "Claim": "claims",
-    "check_claims": "claims",
-    "load_claims": "claims",
-    "architecture": "model",
-    "param_counts": "model",
-    "arch_names": "model",
-    "load_hf_config": "hf",
-    "from_hf_config": "hf",
-    "PRESETS": "presets",
-    "Kernel": "compile",
-    "compile_kernel": "compile",
-    "build_dataset": "dataset",
-    "write_netcdf": "dataset",
-    "SweepResult": "sweep",
-    "kernel_for": "sweep",
-    "run_sweep": "sweep",
-    "run_to_netcdf": "sweep",
-}
-
-__all__ = ["__version__", *_LAZY]
-
 
 def __getattr__(name: str):
     if name == "__version__":
         globals()["__version__"] = value = _version()
         return value
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _PUBLIC:
+        value = getattr(import_module(f"engine.{_PUBLIC[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -29,8 +29,8 @@ _MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inferen
 
 def _parser() -> argparse.ArgumentParser:
     from engine import __version__
-    from engine.options import add_option_flags
-    from engine.printing import FORMATS
+    from engine.request.options import add_option_flags
+    from engine.symbolic.printing import FORMATS
 
     p = argparse.ArgumentParser(
         prog="llm-sweep",
@@ -116,9 +116,9 @@ def _parser() -> argparse.ArgumentParser:
         src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
         mp.add_argument("--batch", type=int, metavar="B", help="sequences per step (per device)")
         mp.add_argument("--seq-len", type=int, metavar="S", help="tokens per sequence")
-        from engine.memory import OPTIONS as MEMORY_OPTIONS
+        from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
 
-        # the structural memory options, defined once in engine.memory.options
+        # the structural memory options, defined once in engine.symbolic.memory.options
         add_option_flags(mp, MEMORY_OPTIONS, _MEMORY_FLAGS + (("causal_flops",) if cmd == "flops" else ()),
                          notes=_MEMORY_FLAG_NOTES)
         mp.add_argument("--dropout", type=float, default=0.0, metavar="P", help="dropout probability")
@@ -214,7 +214,7 @@ def entry() -> None:
     sys.exit(code)
 
 
-# library terms (what ``engine.model`` and ``engine.spec`` name) -> the flag a user typed
+# library terms (what ``engine.catalog.model`` and ``engine.request.spec`` name) -> the flag a user typed
 _FLAGS = {"arch": "--arch", "structure": "--option"}
 
 
@@ -235,13 +235,13 @@ def _run(args) -> int:
     from dataclasses import replace
 
     from engine.errors import LlmSweepDeprecation
-    from engine.numerics import Numerics
-    from engine.spec import load_spec
+    from engine.request.numerics import Numerics
+    from engine.request.spec import load_spec
 
     from engine.errors import SpecError
     from engine.files import check_target, remove_leftovers
-    from engine.plan import parse_bytes
-    from engine.query import make_query
+    from engine.runtime.plan import parse_bytes
+    from engine.runtime.query import make_query
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
@@ -276,7 +276,7 @@ def _run(args) -> int:
         check_target(output, inputs)  # before joining the cluster
     if part is not None and request.query is not None:
         raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
-    from engine import sweep  # JAX and xarray load only when a sweep runs
+    from engine.runtime import sweep  # JAX and xarray load only when a sweep runs
 
     if part is None and args.distributed:
         part = _distributed(args)
@@ -296,7 +296,7 @@ def _run(args) -> int:
     if request.query is not None:
         result = sweep.run_query(request, request.query, budget, progress)
         t0 = time.perf_counter()
-        from engine.dataset import write_netcdf
+        from engine.sinks.dataset import write_netcdf
 
         write_netcdf(result.dataset, output, request.compression, inputs)
         result.write_seconds, result.path = time.perf_counter() - t0, output
@@ -378,7 +378,7 @@ def _distributed(args) -> tuple[int, int] | None:
 
 
 def _combine(args) -> int:
-    from engine.dataset import combine
+    from engine.sinks.dataset import combine
     from engine.errors import SpecError
     from engine.files import check_target, remove_leftovers
 
@@ -403,8 +403,8 @@ _KV_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 def _estimate_inputs(args):
     """(architecture, MemoryOptions, values) from the memory/flops flags."""
     from engine.errors import SpecError
-    from engine.model import architecture, memory_options
-    from engine.options import given_options
+    from engine.catalog.model import architecture, memory_options
+    from engine.request.options import given_options
 
     if args.hf_config and not Path(args.hf_config).is_file():
         raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
@@ -460,7 +460,7 @@ def _estimate_inputs(args):
 
 def _memory(args) -> int:
     from engine.errors import SpecError
-    from engine.model import memory_estimate
+    from engine.catalog.model import memory_estimate
 
     if args.batch is None or args.seq_len is None:
         raise SpecError("memory", "--batch/--seq-len", "both are required")
@@ -483,7 +483,7 @@ def _gib(n: float) -> str:
 
 def _flops(args) -> int:
     from engine.errors import SpecError
-    from engine.model import flops_estimate
+    from engine.catalog.model import flops_estimate
 
     out: dict = {}
     if args.arch or args.hf_config:
@@ -496,7 +496,7 @@ def _flops(args) -> int:
 
         if not (math.isfinite(args.compute) and args.compute > 0):
             raise SpecError("--compute", str(args.compute), "a FLOPs budget must be positive and finite, e.g. 1e23")
-        from engine.formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
+        from engine.symbolic.formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
 
         fit = CHINCHILLA_FITS[args.scaling_law]
         n_opt, d_opt = chinchilla_optimum(fit, sympy.Float(args.compute, 30))
@@ -555,10 +555,10 @@ def _enable_compilation_cache() -> None:
 
 def _formulas(args) -> int:
     from engine.errors import SpecError
-    from engine.expr import ExpressionError, parse_expression
-    from engine.formulas import FORMULA_SETS, build_formula_set
-    from engine.printing import format_formulas
-    from engine.symbols import SYMBOLS
+    from engine.symbolic.expr import ExpressionError, parse_expression
+    from engine.symbolic.formulas import FORMULA_SETS, build_formula_set
+    from engine.symbolic.printing import format_formulas
+    from engine.symbolic.symbols import SYMBOLS
 
     options = _options(args.option)
     substitute = {}
@@ -576,7 +576,7 @@ def _formulas(args) -> int:
     values = None
     name = args.arch or "seed"
     if args.hf_config or name not in FORMULA_SETS:
-        from engine.model import architecture, formulas_of
+        from engine.catalog.model import architecture, formulas_of
 
         arch = architecture(args.hf_config or name, options or None)
         formulas, values = formulas_of(arch), arch.values
@@ -606,8 +606,8 @@ def _options(items: list[str]) -> dict:
 
 
 def _params(args) -> int:
-    from engine.formulas.architectures import BREAKDOWN
-    from engine.model import architecture, param_counts
+    from engine.symbolic.formulas.architectures import BREAKDOWN
+    from engine.catalog.model import architecture, param_counts
 
     arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
     counts = param_counts(arch)
@@ -639,7 +639,7 @@ def _option_value(text: str):
 
 
 def _check(args) -> int:
-    from engine.claims import format_value, load_claims
+    from engine.symbolic.claims import format_value, load_claims
 
     source, claims = load_claims(args.claims)
     if args.json:

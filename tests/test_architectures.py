@@ -13,13 +13,13 @@ import pytest
 import sympy
 
 from engine.errors import SpecError
-from engine.families import FAMILIES, MODEL_TYPES, from_hf_config, load_hf_config
-from engine.formulas.architectures import BREAKDOWN
-from engine.hf import HF_DEFAULTS
-from engine.model import architecture, formulas_of, param_counts
-from engine.presets import PRESETS
-from engine.spec import parse_spec
-from engine.sweep import run_sweep
+from engine.catalog.families import FAMILIES, MODEL_TYPES, from_hf_config, load_hf_config
+from engine.symbolic.formulas.architectures import BREAKDOWN
+from engine.catalog.families import HF_DEFAULTS
+from engine.catalog.model import architecture, formulas_of, param_counts
+from engine.catalog.presets import PRESETS
+from engine.request.spec import parse_spec
+from engine.runtime.sweep import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((REPO / "tests" / "data" / "transformers_param_counts.json").read_text())["counts"]
@@ -216,9 +216,9 @@ def test_arch_spec_errors(spec, key, message):
 
 
 def test_shipped_arch_sweep_and_query(tmp_path):
-    from engine.query import make_query
-    from engine.spec import load_spec
-    from engine.sweep import run_query
+    from engine.runtime.query import make_query
+    from engine.request.spec import load_spec
+    from engine.runtime.sweep import run_query
 
     req = load_spec(REPO / "sweeps" / "llama-gqa.toml")
     q = make_query(["params_total <= 7e9"], "params_total", None, ["d_model", "n_layers"], req.quantities,
@@ -231,7 +231,7 @@ def test_shipped_arch_sweep_and_query(tmp_path):
 
 
 def test_shared_experts_count_in_total_and_active():
-    from engine.formulas.architectures import build
+    from engine.symbolic.formulas.architectures import build
 
     plain = build("mixtral", FAMILIES["mixtral"].structure)
     shared = build("mixtral", FAMILIES["mixtral"].structure.with_options(shared_experts=True))
@@ -247,8 +247,8 @@ def test_shared_experts_count_in_total_and_active():
 
 
 def test_one_record_per_model_type():
-    from engine.families import Family
-    from engine.formulas import architectures
+    from engine.catalog.families import Family
+    from engine.symbolic.formulas import architectures
 
     assert "gpt3" not in FAMILIES and set(HF_DEFAULTS) == set(FAMILIES) and MODEL_TYPES == tuple(FAMILIES)
     for model_type, family in FAMILIES.items():
@@ -259,7 +259,7 @@ def test_one_record_per_model_type():
         assert param_counts(from_hf_config({"model_type": model_type}))["total"] == \
             FIXTURE[f"default:{model_type}"]["total"]
     source = Path(architectures.__file__).read_text()
-    assert not [t for t in FAMILIES if f'"{t}"' in source], "family knowledge belongs in engine/families.py"
+    assert not [t for t in FAMILIES if f'"{t}"' in source], "family knowledge belongs in engine/catalog/families.py"
 
 
 def test_d_ff_default_comes_from_the_record():
@@ -271,9 +271,9 @@ def test_d_ff_default_comes_from_the_record():
 
 
 def test_a_new_family_is_one_record(monkeypatch):
-    from engine.families import Family, llama_like
-    from engine.formulas.architectures import Structure
-    from engine.model import formula_set
+    from engine.catalog.families import Family, llama_like
+    from engine.symbolic.formulas.architectures import Structure
+    from engine.catalog.model import formula_set
 
     d = sympy.Symbol("d_model", integer=True, positive=True)
     toy = Family("toy", Structure(mlp="gelu", norm="layernorm"), {
@@ -291,7 +291,7 @@ def test_a_new_family_is_one_record(monkeypatch):
 
 
 def test_gpt3_is_gpt2_with_2048_positions():
-    from engine.model import flops_estimate, memory_options
+    from engine.catalog.model import flops_estimate, memory_options
 
     arch = architecture("gpt3")
     assert arch.family == "gpt2" and arch.values["n_positions"] == 2048 and "Brown" in arch.source
@@ -305,9 +305,9 @@ def test_gpt3_is_gpt2_with_2048_positions():
 
 
 def test_presets_are_data_with_shared_texts_written_once():
-    from engine.presets import DATA, load_presets
+    from engine.catalog.presets import DATA, load_presets
 
-    data = json.loads((REPO / "engine" / DATA).read_text(encoding="utf-8"))
+    data = json.loads((REPO / "engine" / "catalog" / DATA).read_text(encoding="utf-8"))
     assert load_presets(data) == dict(PRESETS)
     inline = [v for entry in data["presets"].values() for v in entry.values() if isinstance(v, str)]
     shared = set(data["shared"].values())
@@ -333,7 +333,7 @@ def test_presets_are_data_with_shared_texts_written_once():
     ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": 3}}}, "presets.x.source", "a text or"),
 ])
 def test_bad_preset_data(data, key, message):
-    from engine.presets import load_presets
+    from engine.catalog.presets import load_presets
 
     with pytest.raises(SpecError) as info:
         load_presets(data, "presets.json")

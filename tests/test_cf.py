@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from engine.dataset import INT64_FILL, combine, write_netcdf
+from engine.sinks.dataset import INT64_FILL, combine, write_netcdf
 from engine.errors import PrecisionError
-from engine.query import make_query
-from engine.spec import parse_spec
-from engine.sweep import process_share, run_query, run_sweep, run_to_netcdf
+from engine.runtime.query import make_query
+from engine.request.spec import parse_spec
+from engine.runtime.sweep import process_share, run_query, run_sweep, run_to_netcdf
 
 # units we write, each checked to parse in UDUNITS-2 (cf_units.Unit): "bytes" is UDUNITS's plural
 # of "byte" (8 bit), "1" is dimensionless, "s" is seconds

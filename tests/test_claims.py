@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.claims import check_claims, load_claims
+from engine.symbolic.claims import check_claims, load_claims
 from engine.errors import SpecError
 
 CLAIMS = Path(__file__).resolve().parents[1] / "sweeps" / "seed-claims.toml"

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.compile import compile_kernel
+from engine.runtime.compile import compile_kernel
 from engine.errors import PrecisionError
-from engine.formulas import build_formula_set
-from engine.symbols import symbol
+from engine.symbolic.formulas import build_formula_set
+from engine.symbolic.symbols import symbol
 
 AXES = ["d_model", "n_layers", "batch", "seq_len"]
 FS = build_formula_set("seed")

@@ -1,4 +1,4 @@
-"""The safe expression reader (engine/expr.py) and every place user text becomes a formula."""
+"""The safe expression reader (engine/symbolic/expr.py) and every place user text becomes a formula."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
-from engine.expr import MAX_DEPTH, MAX_LENGTH, ExpressionError, parse_expression, parse_number
-from engine.query import parse_constraint
-from engine.symbols import SYMBOLS
+from engine.symbolic.expr import MAX_DEPTH, MAX_LENGTH, ExpressionError, parse_expression, parse_number
+from engine.runtime.query import parse_constraint
+from engine.symbolic.symbols import SYMBOLS
 
 X, Y = sympy.symbols("x y", positive=True)
 NAMES = {"x": X, "y": Y}

@@ -20,7 +20,7 @@ import pytest
 from engine.cli import main
 from engine.errors import ResourceError, SpecError
 from engine.files import TEMP_PREFIX, check_target, host_id, inside_folder, leftovers, temp_path
-from engine.spec import parse_spec
+from engine.request.spec import parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def _signal_at_first_call(monkeypatch, target: str, signum: int):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_combine_stops_within_a_second_on_a_signal(tmp_path, capsys, monkeypatch, signum):
     parts = _parts(tmp_path, capsys, "a")
-    sent = _signal_at_first_call(monkeypatch, "engine.dataset._blocks", signum)
+    sent = _signal_at_first_call(monkeypatch, "engine.sinks.dataset._blocks", signum)
     code, _, err = run_cli(capsys, "combine", *parts, "-o", tmp_path / "x.nc")
     assert sent and time.perf_counter() - sent[0] < 1.0
     assert code == 128 + signum
@@ -222,7 +222,7 @@ def test_combine_stops_within_a_second_on_a_signal(tmp_path, capsys, monkeypatch
 
 
 def test_combine_copies_in_bounded_blocks():
-    from engine.dataset import COPY_BLOCK_ELEMENTS, _blocks
+    from engine.sinks.dataset import COPY_BLOCK_ELEMENTS, _blocks
 
     shape = (3, 5000, 3000)
     blocks = list(_blocks(shape))
@@ -239,7 +239,7 @@ def test_combine_copies_in_bounded_blocks():
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_run_cleans_up_on_sigterm_sighup_and_sigint(tmp_path, capsys, monkeypatch, signum, code):
     spec = tiny(tmp_path)
-    _signal_at_first_call(monkeypatch, "engine.sweep.host_block", signum)
+    _signal_at_first_call(monkeypatch, "engine.runtime.sweep.host_block", signum)
     got, _, err = run_cli(capsys, "run", spec, "-o", tmp_path / "out.nc", "--max-device-mem", "4KiB")
     assert got == code
     assert one_line_error(err).endswith("no output was written")
@@ -251,7 +251,7 @@ def test_a_swallowed_signal_still_stops_the_run(tmp_path, capsys, monkeypatch):
     import engine.signals as signals
 
     spec = tiny(tmp_path)
-    from engine import sweep
+    from engine.runtime import sweep
 
     real = sweep.Progress.update
 
@@ -353,7 +353,7 @@ def test_unsorted_or_repeated_axes_are_refused_with_the_sorted_list(values, mess
 
 
 def test_an_axis_too_large_for_memory_is_refused_before_allocation(monkeypatch):
-    monkeypatch.setattr("engine.plan.available_host_memory", lambda: 1 << 30)
+    monkeypatch.setattr("engine.runtime.plan.available_host_memory", lambda: 1 << 30)
     with pytest.raises(SpecError, match="an axis may take an eighth"):
         _axes(d_model={"start": 1, "stop": 10**8}, n_layers=[1])
     with pytest.raises(SpecError, match="at most 1,000,000,000"):
@@ -361,7 +361,7 @@ def test_an_axis_too_large_for_memory_is_refused_before_allocation(monkeypatch):
 
 
 def test_the_shipped_specs_have_increasing_axes():
-    from engine.spec import load_spec
+    from engine.request.spec import load_spec
 
     for path in sorted((REPO / "sweeps").glob("*.toml")):
         if path.name.endswith("-claims.toml"):
@@ -378,7 +378,7 @@ def test_a_full_disk_mid_write_is_one_line_and_leaves_nothing(tmp_path, capsys, 
     """The netCDF library reports a full disk as RuntimeError('NetCDF: HDF error')."""
     import shutil
 
-    from engine.dataset import StreamWriter
+    from engine.sinks.dataset import StreamWriter
 
     spec = tiny(tmp_path)
 
@@ -505,7 +505,7 @@ def test_evaluate_returns_json_ready_numbers():
 
 def test_the_kernel_api_refuses_non_positive_sizes():
     import engine
-    from engine.compile import compile_kernel
+    from engine.runtime.compile import compile_kernel
 
     fs = engine.build_formula_set("seed")
     expr = fs.resolve("params_total", {"d_model": None, "n_layers": None, "vocab": 50000})

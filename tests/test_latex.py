@@ -10,13 +10,13 @@ import subprocess
 import pytest
 import sympy
 
-from engine import printing
+from engine.symbolic import printing
 from engine.cli import main
-from engine.formulas import FORMULA_SETS, build_formula_set
-from engine.model import architecture, formulas_of
-from engine.printing import (LINE_WIDTH_PT, TABLE_COLUMNS, _cuts, _md_escape, _parse, _tex_comment, _tex_escape,
+from engine.symbolic.formulas import FORMULA_SETS, build_formula_set
+from engine.catalog.model import architecture, formulas_of
+from engine.symbolic.printing import (LINE_WIDTH_PT, TABLE_COLUMNS, _cuts, _md_escape, _parse, _tex_comment, _tex_escape,
                              break_latex, latex_of, tex_width)
-from engine.symbols import symbol
+from engine.symbolic.symbols import symbol
 
 PREAMBLE = "\\documentclass{article}\n\\usepackage{amsmath}\n\\tracinglostchars=1\n\\begin{document}\n"
 #: formula sets compiled together in one document: (arch, extra flags); every box in it must fit

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import sympy
 
-from engine.formulas.memory import MemoryOptions
-from engine.formulas.scaling import CHINCHILLA_FITS, chinchilla_optimum
-from engine.model import architecture, estimate_formulas, flops_estimate, memory_estimate, memory_options
-from engine.symbols import symbol
+from engine.symbolic.memory import MemoryOptions
+from engine.symbolic.formulas.scaling import CHINCHILLA_FITS, chinchilla_optimum
+from engine.catalog.model import architecture, estimate_formulas, flops_estimate, memory_estimate, memory_options
+from engine.symbolic.symbols import symbol
 
 REPO = Path(__file__).resolve().parents[1]
 # a copy of tests/data/measured_memory_pytorch_h200.json (GPT-2 training peaks measured on an H200)
@@ -163,8 +163,8 @@ def test_seed_memory_model_is_the_articles():
 
 
 def test_kernel_equals_sympy_for_memory_quantities():
-    from engine.spec import parse_spec
-    from engine.sweep import run_sweep
+    from engine.request.spec import parse_spec
+    from engine.runtime.sweep import run_sweep
 
     qs = ["mem_peak", "mem_activations", "mem_logits", "mem_optimizer", "flops_token", "hardware_flops_token"]
     spec = {"sweep": {"arch": "llama-2-7b", "quantities": qs},
@@ -210,8 +210,8 @@ def test_memory_and_flops_cli(tmp_path):
 
 
 def test_longest_context_that_fits_is_an_on_device_query():
-    from engine.spec import load_spec
-    from engine.sweep import run_query, run_sweep
+    from engine.request.spec import load_spec
+    from engine.runtime.sweep import run_query, run_sweep
 
     req = load_spec(REPO / "sweeps" / "llama3-context.toml")
     ds = run_query(req, req.query).dataset
@@ -245,7 +245,7 @@ def _cpu_records(kind):
 
 
 def _cpu_prediction(r) -> int:
-    from engine.hf import from_hf_config
+    from engine.catalog.families import from_hf_config
 
     arch = from_hf_config(r["config"])
     if r["kind"] == "train":
@@ -301,7 +301,7 @@ BREAKDOWN_CASES = [
 def test_breakdown_parts_are_their_own_formulas(arch_name, opts, values, moment, names, hand):
     # each part of the breakdown is its own formula (a quantity, or the model's own term for the optimizer
     # step's temporaries and the recompute), floored to whole bytes; the rounding goes to the largest part
-    from engine.memory import moments, pytorch
+    from engine.symbolic.memory import moments, pytorch
 
     arch = architecture(arch_name)
     options = memory_options(**opts)
@@ -330,10 +330,8 @@ def test_breakdown_parts_are_their_own_formulas(arch_name, opts, values, moment,
 
 def test_memory_models_come_from_the_registry():
     from engine.cli import _parser
-    from engine.memory import MEMORY_MODELS, OPTIONS, extend  # noqa: F401
-    from engine.formulas import memory as reexport
+    from engine.symbolic.memory import MEMORY_MODELS, OPTIONS
 
-    assert reexport.extend is extend and reexport.MEMORY_MODELS is MEMORY_MODELS
     assert set(OPTIONS["memory_model"].choices) == set(MEMORY_MODELS) == {"seed", "korthikanti", "pytorch"}
     memory = next(a for a in _parser()._subparsers._group_actions[0].choices["memory"]._actions
                   if a.dest == "memory_model")

@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_readme_claims_match_the_checker():
-    from engine.claims import load_claims
+    from engine.symbolic.claims import load_claims
 
     _, claims = load_claims(REPO / "sweeps" / "seed-claims.toml")
     text = (REPO / "README.md").read_text()

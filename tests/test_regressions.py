@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from engine.errors import PrecisionError
-from engine.model import architecture, flops_estimate, memory_estimate, memory_options
-from engine.query import parse_constraint
-from engine.spec import parse_spec
-from engine.sweep import run_query, run_sweep
+from engine.catalog.model import architecture, flops_estimate, memory_estimate, memory_options
+from engine.runtime.query import parse_constraint
+from engine.request.spec import parse_spec
+from engine.runtime.sweep import run_query, run_sweep
 
 SERVE = {"sweep": {"arch": "meta-llama-3-8b", "quantities": ["mem_peak", "mem_kv_cache"]},
          "options": {"mode": "inference", "precision": "bf16"},

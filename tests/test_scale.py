@@ -14,10 +14,10 @@ import pytest
 import xarray as xr
 
 from engine.errors import ResourceError, SpecError
-from engine.plan import parse_bytes, plan_chunks
-from engine.query import make_query
-from engine.spec import parse_spec
-from engine.sweep import Progress, run_query, run_sweep, run_to_netcdf
+from engine.runtime.plan import parse_bytes, plan_chunks
+from engine.runtime.query import make_query
+from engine.request.spec import parse_spec
+from engine.runtime.sweep import Progress, run_query, run_sweep, run_to_netcdf
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -190,8 +190,8 @@ def test_progress_bar_only_on_a_terminal():
 SHARDED = r"""
 import json, sys, numpy as np, jax
 import engine
-from engine.query import make_query
-from engine.sweep import run_query
+from engine.runtime.query import make_query
+from engine.runtime.sweep import run_query
 from tests.test_scale import GRID
 req = engine.parse_spec(GRID)
 assert len(jax.local_devices()) == 4, jax.local_devices()
@@ -220,8 +220,8 @@ def test_sharded_over_four_devices_equals_one_device(tmp_path):
 
 
 def test_parts_of_a_multi_process_run_combine_to_the_whole(tmp_path):
-    from engine.dataset import combine
-    from engine.sweep import part_path, process_share
+    from engine.sinks.dataset import combine
+    from engine.runtime.sweep import part_path, process_share
 
     req = parse_spec(GRID)
     whole = run_sweep(req).dataset
@@ -259,8 +259,8 @@ def test_cli_parts_and_combine(run_cli, tmp_path, small_spec):
 def test_combine_orders_parts_by_index_and_finds_missing_parts(tmp_path):
     # axes are strictly increasing (a descending list is refused by the spec, issue 8); parts are
     # ordered by the part_index they carry, not by the order given
-    from engine.dataset import combine
-    from engine.sweep import part_path, process_share
+    from engine.sinks.dataset import combine
+    from engine.runtime.sweep import part_path, process_share
 
     spec = {**GRID, "axes": {**GRID["axes"], "d_model": [256, 512, 1024, 2048, 4096]}}
     req = parse_spec(spec)

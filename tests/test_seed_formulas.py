@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sympy
 
-from engine.formulas import build_formula_set
-from engine.symbols import symbol
+from engine.symbolic.formulas import build_formula_set
+from engine.symbolic.symbols import symbol
 
 EXAMPLE = {"d_model": 768, "n_heads": 12, "n_layers": 12, "vocab": 50000}
 

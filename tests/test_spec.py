@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import SpecError
-from engine.spec import load_spec, parse_spec
+from engine.request.spec import load_spec, parse_spec
 
 BASE = {
     "sweep": {"formula_set": "seed"},

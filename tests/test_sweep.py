@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import engine
 from engine.errors import ResourceError
-from engine.formulas import build_formula_set
-from engine.spec import load_spec
-from engine.sweep import run_sweep, run_to_netcdf
+from engine.symbolic.formulas import build_formula_set
+from engine.request.spec import load_spec
+from engine.runtime.sweep import run_sweep, run_to_netcdf
 
 
 def test_dataset_is_labelled_and_exact(small_spec):
@@ -65,7 +67,7 @@ def test_netcdf_round_trip_is_identical(small_spec, tmp_path):
 
 
 def _fail_on_second_write(monkeypatch, exc):
-    from engine.dataset import StreamWriter
+    from engine.sinks.dataset import StreamWriter
 
     real, calls = StreamWriter.write, []
 
@@ -137,8 +139,15 @@ def test_python_api_is_reexported(small_spec, tmp_path):
     assert out.stdout.split() == ["False", "False"]
     # every exported name is the object its module defines, and dir(engine) lists exactly them
     assert sorted(dir(engine)) == sorted(engine.__all__) and "__version__" in engine.__all__
-    for name, module in engine._LAZY.items():
+    for name, module in engine._PUBLIC.items():
         assert getattr(engine, name) is getattr(importlib.import_module(f"engine.{module}"), name), name
+    # the imports type checkers read name the same objects as the lazy table
+    import ast
+
+    tree = ast.parse((Path(engine.__file__)).read_text())
+    checked = {alias.asname: node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and node.module.startswith("engine.") for alias in node.names}
+    assert checked == {k: f"engine.{v}" for k, v in engine._PUBLIC.items()}
     # and the three a script needs work through the package: spec -> cube -> netCDF -> the same cube
     ds = engine.run_sweep(engine.load_spec(small_spec)).dataset
     assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600

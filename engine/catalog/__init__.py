@@ -1,0 +1,1 @@
+"""What models exist: Family records, presets (data), config.json reading, architecture -> formula set."""

@@ -1,0 +1,156 @@
+"""Model: an architecture (preset, family or config.json) + options -> its formula set and counts.
+
+    >>> from engine.catalog.model import architecture, param_counts
+    >>> param_counts(architecture("llama-2-7b"))["total"]        # doctest: +SKIP
+    6738415616
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sympy
+from pathlib import Path
+from typing import Any
+
+from engine.errors import SpecError
+from engine.symbolic.formulas import architectures
+from engine.catalog.families import FAMILIES, Architecture, from_hf_config, load_hf_config
+from engine.symbolic.formulas.architectures import BREAKDOWN, Structure
+from engine.symbolic.formulas.base import FormulaSet
+from engine.catalog.presets import PRESETS
+
+
+def arch_names() -> list[str]:
+    """Every name ``architecture`` accepts: presets, then families."""
+    return sorted(PRESETS) + sorted(FAMILIES)
+
+
+def architecture(name: str, options: dict[str, Any] | None = None) -> Architecture:
+    """A preset (``llama-2-7b``), a family (``llama``: transformers' default sizes) or a config path.
+
+    ``options`` change structural choices (e.g. ``{"tied_head": True}``).
+    """
+    if name in PRESETS:
+        arch = from_hf_config(PRESETS[name].config, f"preset {name}")
+        arch = Architecture(arch.family, arch.structure, arch.values, PRESETS[name].source, name)
+    elif name in FAMILIES:
+        arch = from_hf_config({"model_type": name}, f"family {name}")
+        arch = Architecture(name, arch.structure, arch.values, FAMILIES[name].source, name)
+    elif name.endswith(".json") or Path(name).is_file():
+        arch = load_hf_config(name)
+    else:
+        raise SpecError("arch", name, f"unknown architecture; valid: {', '.join(arch_names())}, or a config.json path")
+    if options:
+        try:
+            arch = Architecture(arch.family, arch.structure.with_options(**options), arch.values, arch.source,
+                                arch.name)
+        except ValueError as exc:
+            raise SpecError("structure", ", ".join(options), str(exc)) from None
+    return arch
+
+
+@lru_cache(maxsize=256)
+def formula_set(family: str, structure: Structure) -> FormulaSet:
+    """The (cached) formula set of a family with a structure."""
+    record = FAMILIES[family]
+    return architectures.build(family, structure, record.source, d_ff_default=record.d_ff_default)
+
+
+def formulas_of(arch: Architecture) -> FormulaSet:
+    return formula_set(arch.family, arch.structure)
+
+
+def param_counts(arch: Architecture) -> dict[str, Any]:
+    """Exact ``{"total", "active", "breakdown": {embedding, positions, attention, mlp, norms, head, router,
+    experts}}`` of an architecture; ``active`` is None for dense models."""
+    fs = formulas_of(arch)
+    broken = fs.violations(arch.values)
+    if broken:
+        raise SpecError(arch.label, "", "; ".join(broken))
+    missing = fs.required_inputs(["params_total", "params_active"], set(arch.values))
+    if missing:
+        raise SpecError(arch.label, "", f"needs {', '.join(missing)}, which the configuration does not give "
+                                        "(e.g. moe = true without expert counts)")
+    value = lambda q: int(fs.evaluate(q, arch.values))  # noqa: E731
+    breakdown = {k: value(f"params_{k}") for k in BREAKDOWN}
+    total = value("params_total")
+    return {"total": total, "active": value("params_active") if arch.structure.moe else None,
+            "breakdown": breakdown}
+
+
+def memory_options(**options: Any):
+    """``MemoryOptions`` from keyword options (SpecError naming the valid choices otherwise)."""
+    from engine.symbolic.memory import MemoryOptions
+
+    try:
+        return MemoryOptions().with_options(**options)
+    except ValueError as exc:
+        raise SpecError("options", "", str(exc)) from None
+
+
+@lru_cache(maxsize=256)
+def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
+    """Architecture quantities plus memory and compute quantities for ``options`` (cached)."""
+    from engine.symbolic.memory import extend
+
+    return extend(formula_set(family, structure), structure, options)
+
+
+def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
+    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device.
+
+    ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The peak is the
+    largest moment of the step (or the prefill); the breakdown is that moment's parts, each from
+    its own formula, in whole bytes that sum to the peak (the rounding goes to the largest part).
+    """
+    from engine.symbolic.memory import moments
+
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    given = {**arch.values, **values}
+    steps = moments(arch.structure, options)
+    _check(arch, fs, given, [m.total for m in steps])  # not mem_peak: inlining its Max compares the moments
+    parts = {m.name: {k: fs.apply(fs.inline(v), given) for k, v in m.parts.items()} for m in steps}
+    totals = {name: sum(p.values()) for name, p in parts.items()}
+    moment = max(totals, key=lambda k: totals[k])  # the first of equal moments
+    total = int(sympy.ceiling(totals[moment]))
+    breakdown = {k: int(sympy.floor(v)) for k, v in parts[moment].items()}
+    largest = max(breakdown, key=lambda k: breakdown[k])
+    breakdown[largest] += total - sum(breakdown.values())
+    return {"peak": total, "moment": moment, "breakdown": breakdown}
+
+
+def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> None:
+    """SpecError when ``given`` breaks a validity condition or leaves an input of ``needed`` (quantity
+    names or expressions over quantities) without a value or a default."""
+    from engine.symbolic.symbols import SYMBOLS
+
+    broken = fs.violations(given)
+    if broken:
+        raise SpecError(arch.label, "", "; ".join(broken))
+    free = set()
+    for x in needed:
+        expr = fs.apply(fs.expanded(x) if isinstance(x, str) else fs.inline(x), set(given))
+        free |= {s.name for s in expr.free_symbols} - set(given)
+    missing = [n for n in SYMBOLS if n in free]
+    if missing:
+        hint = " (e.g. --batch, --seq-len)" if set(missing) & {"batch", "seq_len"} else \
+            " (the configuration does not give them)"
+        raise SpecError(arch.label, "", f"needs {', '.join(missing)}{hint}")
+
+
+def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs per token and per step (model and hardware), and training time when tokens are given."""
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    given = {**arch.values, **values}
+    _check(arch, fs, given, ["flops_step"])
+    ev = lambda q: fs.evaluate_exact(q, given)  # noqa: E731
+    out = {k: float(ev(k)) for k in ("flops_forward_token", "flops_token", "hardware_flops_token", "flops_step",
+                                     "flops_palm_token")}
+    if not arch.structure.moe and FAMILIES[arch.family].narayanan:
+        out["flops_narayanan_step"] = float(ev("flops_narayanan_step"))
+        out["flops_narayanan_recompute_step"] = float(ev("flops_narayanan_recompute_step"))
+    if "tokens" in values and "peak_flops" in values:
+        out["train_seconds"] = float(ev("train_seconds"))
+    return out
+

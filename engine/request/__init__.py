@@ -1,0 +1,1 @@
+"""What to compute: the TOML spec -> a frozen SweepRequest, numerics, the options layer."""

@@ -1,0 +1,372 @@
+"""Quantities -> one jit-compiled, vmapped JAX kernel over the swept symbols.
+
+The kernel is written for ONE grid point (a lambdified sympy expression per quantity, with
+common subexpressions shared) and then ``jax.vmap``-ed once per swept axis, so inputs are 1-D
+coordinate vectors and no meshgrid is ever materialized. Fixed values must already be
+substituted (constant folding happens in sympy before lambdify).
+
+Precision:
+    ``exact`` (default): integer quantities are evaluated in int64 and real ones in float64,
+        inside a scoped ``jax.enable_x64(True)``; the user's global JAX config is never changed.
+        Integer results are exact up to 2**63 - 1; if any value would reach 2**63 the call raises
+        ``PrecisionError`` instead of returning wrapped values. The check costs nothing on the
+        device when a quantity's numerator is a polynomial with positive coefficients (every
+        seed quantity): positive inputs make it increasing in every input, and every
+        intermediate is bounded by the whole, so its exact value at the largest coordinates,
+        computed on the host with Python integers, bounds the grid. Other integer quantities
+        carry a float64 shadow, reduced to one maximum on the device.
+        Real (float64) quantities: the same two limits, by what the quantity is.
+          * Every float64 quantity whose values reach 2**53 gets a ``precision_note`` attribute
+            (``dataset.precision_note``): past 2**53 float64 is not exact for integers, so a count
+            there is rounded to 53 significant bits.
+          * A float64 quantity that counts bytes (units ``"bytes"``: the memory quantities, whole
+            bytes or, with sub-byte weights, fractions of one) is refused with ``PrecisionError``
+            when a value reaches 2**63, exactly like an int64 quantity: no memory holds 8 EiB, such a
+            value means the grid left the range the formula describes, and it could not be
+            converted back to an integer byte count. Checked on the device: the quantity is its
+            own float64 shadow (one maximum per chunk leaves the device).
+          * Other float64 quantities are genuinely real-valued or legitimately huge -- FLOPs
+            (1e25 for a frontier training run), seconds, ratios -- and only get the note.
+        Which quantities count bytes is the caller's ``counts`` (``sweep.kernel_for`` passes the
+        float quantities whose units are ``"bytes"``).
+    ``fast``: everything in float32 (about 7 significant digits; see README). Nothing is
+        refused; variables whose values reach 2**24 (where float32 integers stop being exact)
+        get a ``precision_note``.
+
+Masks: with validity conditions, grid points that break one hold the fill value in every
+quantity -- NaN for floats, ``numerics.INT64_FILL`` (netCDF's default int64 fill) for int64 --
+and 0 in the ``valid`` output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy
+
+from engine.request.numerics import INT64_FILL
+from engine.errors import PrecisionError
+from engine.request.numerics import Numerics, float_printer
+from engine.symbolic.symbols import SYMBOLS
+
+INT64_LIMIT = 2.0**63
+
+
+@dataclass(frozen=True)
+class KernelOutput:
+    """How one quantity is computed: numerator (and integer denominator, 1 if none)."""
+
+    name: str
+    integer: bool
+    numerator: sympy.Expr
+    denominator: sympy.Expr
+    monotone: bool = False  # numerator: positive integer coefficients only
+
+    def shadowed(self, exact: bool) -> bool:
+        """Whether the overflow check needs an on-device float64 shadow."""
+        return exact and self.integer and not self.monotone
+
+
+class Kernel:
+    """A compiled evaluator of named quantities over a grid of swept symbols.
+
+    Call it with one 1-D coordinate vector per axis (keyword arguments named after the axes);
+    it returns ``{quantity: array}`` with shape ``(len(axis_0), ..., len(axis_k-1))``.
+    """
+
+    def __init__(
+        self,
+        exprs: Mapping[str, sympy.Expr],
+        integer: Mapping[str, bool],
+        axes: Sequence[str],
+        numerics: "Numerics | str" = "exact",
+        conditions: Sequence[sympy.Basic] = (),
+        counts: Sequence[str] = (),
+    ):
+        numerics = Numerics.of(numerics)
+        unknown = [a for a in axes if a not in SYMBOLS]
+        if unknown:
+            raise ValueError(f"unknown axis symbol(s) {unknown}; known symbols: {', '.join(SYMBOLS)}")
+        self.axes = tuple(axes)
+        self.numerics = numerics
+        self.quantities = tuple(exprs)
+        self.conditions = tuple(c for c in conditions if c is not sympy.true)
+        if any(c is sympy.false for c in self.conditions):
+            raise ValueError("a validity condition is false for the fixed values; no grid point is valid")
+        axis_symbols = {SYMBOLS[a].symbol for a in self.axes}
+        for name, expr in exprs.items():
+            stray = {s.name for s in expr.free_symbols} - {s.name for s in axis_symbols}
+            if stray:
+                raise ValueError(
+                    f"quantity {name!r} still depends on {sorted(stray)}, which are neither swept "
+                    "nor fixed: substitute fixed values before compiling"
+                )
+        self.outputs = tuple(_split(name, exprs[name], integer[name], numerics) for name in self.quantities)
+        if numerics.exact:  # int64 arithmetic cannot even hold such a constant (huge fixed values)
+            for o in self.outputs:
+                big = [n for e in (o.numerator, o.denominator) for n in e.atoms(sympy.Integer) if abs(n) >= 2**63]
+                if o.integer and big:
+                    raise PrecisionError(
+                        f"exact integer result of {o.name} needs the constant {max(big, key=abs)} (fixed values "
+                        "folded in), beyond int64 (2**63); shrink the fixed values (values are never silently "
+                        "rounded)")
+        # real quantities that count bytes: refused at 2**63 like int64 ones (exact precision only)
+        self.counts = tuple(o.name for o in self.outputs if o.name in set(counts) and not o.integer
+                            and numerics.exact)
+        self.dtypes = {o.name: numerics.output_dtype(o.integer) for o in self.outputs}
+        if self.conditions:
+            self.quantities = self.quantities + ("valid",)
+            self.dtypes["valid"] = np.dtype(np.uint8)
+        self._jitted = jax.jit(self._build())
+        self._executables: dict[tuple[int, ...], Callable] = {}
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _build(self) -> Callable:
+        args = [SYMBOLS[a].symbol for a in self.axes]
+        exact = self.numerics.exact
+        int_outs = [o for o in self.outputs if o.integer and exact]
+        real_outs = [o for o in self.outputs if not (o.integer and exact)]
+        int_fn = _lambdify(args, int_outs)
+        shadow_outs = [o for o in int_outs if o.shadowed(exact)]
+        shadow_fn = _lambdify(args, shadow_outs)
+        real_fn = _lambdify(args, real_outs, float_above=self.numerics.float_literal_above)
+        cond_fn = sympy.lambdify(args, list(self.conditions), modules="jax") if self.conditions else None
+        int_dtype = jnp.int64 if exact else jnp.float32
+        real_dtype = jnp.float64 if exact else jnp.float32
+        arg_is_int = [SYMBOLS[a].integer for a in self.axes]
+
+        def point(*values):
+            """All quantities at ONE grid point (scalars in, scalars out)."""
+            out: dict[str, jax.Array] = {}
+            shadow_max: dict[str, jax.Array] = {}
+            if int_outs:
+                ivals = [v.astype(jnp.int64) if is_int else v for v, is_int in zip(values, arg_is_int)]
+                results = int_fn(*ivals)
+                shadows = shadow_fn(*[v.astype(jnp.float64) for v in values])
+                for i, o in enumerate(int_outs):
+                    num, den = results[2 * i], results[2 * i + 1]
+                    num = jnp.asarray(num, int_dtype)
+                    den = jnp.asarray(den, int_dtype)
+                    out[o.name] = num // den if o.denominator != 1 else num
+                for i, o in enumerate(shadow_outs):
+                    shadow_max[o.name] = jnp.abs(jnp.asarray(shadows[2 * i], jnp.float64))
+            if real_outs:
+                rvals = [v.astype(real_dtype) for v in values]
+                results = real_fn(*rvals)
+                for i, o in enumerate(real_outs):
+                    num = jnp.asarray(results[2 * i], real_dtype)
+                    den = jnp.asarray(results[2 * i + 1], real_dtype)
+                    out[o.name] = num / den if o.denominator != 1 else num
+                    if o.name in self.counts:  # a byte count: its own float64 shadow
+                        shadow_max[o.name] = jnp.abs(out[o.name])
+            if cond_fn is not None:
+                # invalid grid points (e.g. n_kv_heads not dividing n_heads) are masked, not errors
+                ok = jnp.asarray(True)
+                for c in cond_fn(*[v.astype(jnp.int64 if exact else jnp.int32) if is_int else v
+                                   for v, is_int in zip(values, arg_is_int)]):
+                    ok = jnp.logical_and(ok, c)
+                for name in list(out):  # the fill value: NaN, or netCDF's int64 fill
+                    fill = jnp.nan if jnp.issubdtype(out[name].dtype, jnp.floating) else INT64_FILL
+                    out[name] = jnp.where(ok, out[name], jnp.asarray(fill, out[name].dtype))
+                for name in list(shadow_max):
+                    shadow_max[name] = jnp.where(ok, shadow_max[name], 0.0)
+                out["valid"] = ok.astype(jnp.uint8)
+            return out, shadow_max
+
+        grid = point
+        n = len(self.axes)
+        for i in reversed(range(n)):
+            in_axes = tuple(0 if j == i else None for j in range(n))
+            grid = jax.vmap(grid, in_axes=in_axes)
+
+        def evaluate(*coords):
+            out, shadow = grid(*coords)
+            # Reduced on the device: one scalar per integer quantity leaves it.
+            overflow = {k: jnp.max(v) >= INT64_LIMIT for k, v in shadow.items()}
+            return out, overflow
+
+        self._evaluate = evaluate
+        return evaluate
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def coordinate_arrays(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
+        """Validate and convert coordinate vectors, in axis order."""
+        missing = [a for a in self.axes if a not in coords]
+        extra = [a for a in coords if a not in self.axes]
+        if missing or extra:
+            raise ValueError(f"kernel axes are {list(self.axes)}; missing {missing}, unexpected {extra}")
+        arrays = []
+        for a in self.axes:
+            arr = np.asarray(coords[a])
+            if arr.ndim != 1 or arr.size == 0:
+                raise ValueError(f"coordinates of {a!r} must be a non-empty 1-D vector, got shape {arr.shape}")
+            if SYMBOLS[a].integer:
+                if not np.issubdtype(arr.dtype, np.integer):
+                    raise ValueError(f"coordinates of {a!r} must be integers, got dtype {arr.dtype}")
+                arr = arr.astype(np.int64)
+            else:
+                if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                    raise ValueError(f"coordinates of {a!r} must be numbers, got dtype {arr.dtype}")
+                arr = arr.astype(self.numerics.input_dtype(False))
+            bad = np.flatnonzero(~(arr > 0))  # every input is a positive size (NaN fails too)
+            if bad.size:
+                raise ValueError(f"coordinates of {a!r} must be positive{' integers' if SYMBOLS[a].integer else ''}"
+                                 f", got {arr[bad[0]].item()!r} at index {int(bad[0])}")
+            arrays.append(arr)
+        return arrays
+
+    def _host_overflow(self, arrays: list[np.ndarray]) -> set[str]:
+        """Monotone integer quantities whose value at the largest coordinates reaches 2**63."""
+        if not self.numerics.exact:
+            return set()
+        top = {SYMBOLS[a].symbol: sympy.Integer(int(arr.max())) for a, arr in zip(self.axes, arrays)
+               if SYMBOLS[a].integer}
+        return {o.name for o in self.outputs
+                if o.integer and o.monotone and int(o.numerator.xreplace(top)) >= 2**63}
+
+    def _input_dtypes(self) -> list[np.dtype]:
+        return [self.numerics.input_dtype(SYMBOLS[a].integer) for a in self.axes]
+
+    def prepare(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
+        """Validated coordinate vectors in axis order, in the dtypes the executable takes."""
+        arrays = self.coordinate_arrays(coords)
+        if not self.numerics.exact:
+            for i, a in enumerate(arrays):
+                if a.dtype == np.int64:
+                    if not _fits_int32(a):
+                        raise PrecisionError(f"coordinates of {self.axes[i]!r} exceed int32, the range of "
+                                             "precision 'fast'; use precision 'exact'")
+                    arrays[i] = a.astype(np.int32)
+        return arrays
+
+    def sharding(self, shard_axis: int | None, n: int):
+        """Input sharding of axis ``shard_axis`` over all local devices (None: one device)."""
+        devices = jax.local_devices()
+        if shard_axis is None or len(devices) < 2 or n % len(devices):
+            return None
+        mesh = jax.sharding.Mesh(np.array(devices), ("grid",))
+        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("grid"))
+
+    def compile_for(self, lengths: Sequence[int], shard_axis: int | None = None, wrap=None) -> Callable:
+        """The XLA executable for a grid of ``lengths`` points per axis (compiled once, cached).
+
+        ``shard_axis`` splits that axis's coordinates (and so the outputs) over all local
+        devices. ``wrap`` builds another function from the kernel's evaluate function
+        (``coords -> (outputs, overflow flags)``) that also takes one scalar (the number of valid
+        coordinates on the split axis); on-device queries use it. It must be hashable.
+        """
+        key = (tuple(int(n) for n in lengths), shard_axis, wrap)
+        if key not in self._executables:
+            fn = self._jitted if wrap is None else jax.jit(wrap(self._evaluate))
+            with self.numerics.scope():
+                shapes = []
+                for i, (n, d) in enumerate(zip(key[0], self._input_dtypes())):
+                    sharding = self.sharding(shard_axis, n) if i == shard_axis else None
+                    shapes.append(jax.ShapeDtypeStruct((n,), d, sharding=sharding))
+                if wrap is not None:
+                    shapes.append(jax.ShapeDtypeStruct((), self.numerics.count_dtype))
+                self._executables[key] = fn.lower(*shapes).compile()
+        return self._executables[key]
+
+    def dispatch(self, arrays: list[np.ndarray], shard_axis: int | None = None, wrap=None, *extra):
+        """Start evaluating on prepared ``arrays`` (asynchronous); returns the device result."""
+        host_flagged = self._host_overflow(arrays)
+        if host_flagged:
+            self._raise_overflow(host_flagged)
+        executable = self.compile_for([len(a) for a in arrays], shard_axis, wrap)
+        with self.numerics.scope():
+            placed = []
+            for i, a in enumerate(arrays):
+                sharding = self.sharding(shard_axis, len(a)) if i == shard_axis else None
+                placed.append(jax.device_put(a, sharding) if sharding is not None else a)
+            return executable(*placed, *extra)
+
+    def check(self, overflow: Mapping[str, jax.Array]) -> None:
+        """Raise ``PrecisionError`` if the device flagged an overflow."""
+        flagged = {k for k, v in overflow.items() if bool(v)}
+        if flagged:
+            self._raise_overflow(flagged)
+
+    def _raise_overflow(self, names) -> None:
+        ints = [k for k in self.quantities if k in names and k not in self.counts]
+        counts = [k for k in self.quantities if k in names and k in self.counts]
+        said = []
+        if ints:
+            said.append(f"exact integer result of {', '.join(ints)} reaches 2**63 on this grid and cannot "
+                        "be represented in int64")
+        if counts:
+            said.append(f"byte count{'s' if len(counts) > 1 else ''} {', '.join(counts)} "
+                        f"reach{'' if len(counts) > 1 else 'es'} 2**63 (8 EiB) on this grid, past any memory and "
+                        "past what an int64 byte count can hold")
+        raise PrecisionError("; ".join(said) + "; shrink the axes (values are never silently rounded)")
+
+    def __call__(self, **coords) -> dict[str, np.ndarray]:
+        """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
+        out, overflow = self.dispatch(self.prepare(coords))
+        with self.numerics.scope():
+            self.check(overflow)
+            return {k: np.asarray(out[k]) for k in self.quantities}
+
+
+def _fits_int32(arr: np.ndarray) -> bool:
+    return bool(arr.size == 0 or (arr.max() < 2**31 and arr.min() >= -(2**31)))
+
+
+def _split(name: str, expr: sympy.Expr, integer: bool, numerics: Numerics) -> KernelOutput:
+    """Write an integer quantity as numerator // denominator so int64 evaluation stays exact."""
+    expr = sympy.sympify(expr)
+    if integer and numerics.exact:
+        num, den = sympy.fraction(sympy.together(expr))
+        if any(not s.is_integer for s in expr.free_symbols):
+            raise ValueError(f"integer quantity {name!r} depends on non-integer symbols")
+        if not (num.is_polynomial() and den.is_polynomial()):
+            raise ValueError(f"integer quantity {name!r} is not a ratio of polynomials: {expr}")
+        # Rational coefficients in the numerator: scale both sides to integers.
+        num, den = sympy.expand(num), sympy.expand(den)
+        symbols = sorted(num.free_symbols, key=lambda x: x.name)
+        if symbols:
+            monotone = all(c.is_Integer and c > 0 for c in sympy.Poly(num, *symbols).coeffs())
+        else:
+            monotone = bool(num.is_Integer and num >= 0)
+        return KernelOutput(name, True, num, den, monotone)
+    return KernelOutput(name, integer, expr, sympy.Integer(1))
+
+
+def _lambdify(args: list[sympy.Symbol], outs: Sequence[KernelOutput], float_above: int | None = None) -> Callable:
+    """One function for all outputs (numerator and denominator each), common subexpressions shared.
+
+    ``float_above``: integer constants of at least that size print as float literals
+    (``numerics.float_printer``): in fast mode a constant past int32 (80 GiB, a vocabulary times a
+    width) is a float32 literal rather than an int JAX refuses; a real quantity in exact mode takes
+    a constant past int64 (huge fixed values) as a float64 literal rather than an overflow.
+    """
+    exprs: list[sympy.Expr] = []
+    for o in outs:
+        exprs.extend([o.numerator, o.denominator])
+    if not exprs:
+        return lambda *a: ()
+    printer = float_printer(float_above) if float_above is not None else None
+    return sympy.lambdify(args, exprs, modules="jax", cse=True, printer=printer)
+
+
+def compile_kernel(
+    exprs: Mapping[str, sympy.Expr],
+    integer: Mapping[str, bool],
+    axes: Sequence[str],
+    numerics: "Numerics | str" = "exact",
+    conditions: Sequence[sympy.Basic] = (),
+    counts: Sequence[str] = (),
+) -> Kernel:
+    """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``.
+
+    ``conditions`` (sympy relations over the axes) add a ``valid`` output (uint8); quantities
+    hold the fill value (NaN for floats, ``numerics.INT64_FILL`` for int64) where any condition
+    fails. ``counts``: real quantities that count bytes, refused at 2**63 like int64 ones.
+    """
+    return Kernel(exprs, integer, axes, numerics, conditions, counts)

@@ -1,0 +1,260 @@
+"""On-device queries: constraints as masks and reductions over named dims, inside the kernel.
+
+A query keeps the full cube on the device: the jitted function evaluates a chunk, masks it with
+the constraints, and reduces the ``over`` dims to
+
+    n_feasible      how many points satisfy every constraint
+    best            max (or min) of the objective among them
+    best_<dim>      the coordinate of each reduced dim where the best is reached
+
+so only arrays over the remaining dims leave the device. Chunks are combined on the host
+(small arrays; ties keep the first point in grid order). Where ``n_feasible`` is 0 nothing
+satisfies the constraints and the other variables hold the fill value (NaN; see ``numerics.INT64_FILL``).
+
+Constraint syntax: ``QUANTITY OP VALUE[UNIT]`` with OP one of ``<= < >= > ==`` and an optional
+byte unit (``80GiB``, ``500MB``), e.g. ``mem_peak <= 80 GiB``.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from engine.runtime.plan import _UNITS as _SIZE_UNITS
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+_CONSTRAINT = re.compile(r"\s*([A-Za-z_]\w*)\s*(<=|>=|==|<|>)\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    quantity: str
+    op: str
+    value: float | int
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or f"{self.quantity} {self.op} {self.value}"
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to ask of a grid without shipping it: constraints, an objective, dims to reduce."""
+
+    where: tuple[Constraint, ...] = ()
+    objective: str | None = None
+    sense: str = "max"  # "max" or "min": the objective's sense
+    over: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        cond = " and ".join(map(str, self.where)) or "no constraint"
+        if self.objective:
+            return f"{self.sense} of {self.objective} over {', '.join(self.over)} subject to {cond}"
+        return f"points over {', '.join(self.over)} satisfying {cond}"
+
+
+def parse_constraint(text: str) -> Constraint:
+    """``"mem_peak <= 80GiB"`` -> Constraint (ValueError with the syntax otherwise)."""
+    m = _CONSTRAINT.match(text or "")
+    if not m:
+        raise ValueError(f"cannot read constraint {text!r}; write QUANTITY OP VALUE, e.g. 'mem_peak <= 80GiB' "
+                         f"(OP one of {', '.join(OPS)})")
+    name, op, raw = m.groups()
+    try:
+        value = _threshold(raw)
+    except ValueError as exc:
+        raise ValueError(f"in constraint {text!r}: {exc}") from None
+    return Constraint(name, op, value, " ".join(text.split()))
+
+
+def _threshold(raw: str) -> float | int:
+    """A constraint's value: a size with a byte unit (``80GiB``, ``1.5e3 MB``) or a constant
+    expression (``2**30*80``, read by :func:`engine.symbolic.expr.parse_number`, never eval). Exact
+    integers stay int; nan, inf and values beyond the float range are refused."""
+    import sympy
+
+    from engine.symbolic.expr import ExpressionError, parse_number
+
+    unit = re.fullmatch(r"(.*?)\s*([A-Za-z]+)", raw)
+    scale = 1
+    if unit is not None and unit.group(2).lower() in _SIZE_UNITS and unit.group(2).lower() != "":
+        number, scale = unit.group(1), _SIZE_UNITS[unit.group(2).lower()]
+        if not number.strip():
+            raise ValueError(f"cannot read {raw!r}: no number before the unit {unit.group(2)!r}")
+    else:
+        number = raw
+    try:
+        value = parse_number(number) * scale
+    except ExpressionError as exc:
+        raise ValueError(f"cannot read {raw!r} as a number or a size such as 80GiB "
+                         f"(units: {', '.join(u for u in _SIZE_UNITS if u)}): {exc}") from None
+    if abs(value) > sympy.Float(_FLOAT_MAX):
+        raise ValueError(f"{raw!r} is too large for a threshold (at most about {_FLOAT_MAX:.3g})")
+    if scale != 1:
+        if value <= 0:
+            raise ValueError(f"a size must be positive, got {raw!r}")
+        return int(value)  # whole bytes, as parse_bytes reads a size
+    return int(value) if value.is_Integer else float(value)
+
+
+def _constant(value, like):
+    """``value`` as a constant of ``like``'s dtype where that is exact, else float (no int overflow)."""
+    import jax.numpy as jnp
+
+    if jnp.issubdtype(like.dtype, jnp.integer) and isinstance(value, int) and abs(value) < 2**62 and \
+            like.dtype == jnp.int64:
+        return jnp.asarray(value, like.dtype)
+    dtype = like.dtype if jnp.issubdtype(like.dtype, jnp.floating) else jnp.float64
+    if jnp.issubdtype(like.dtype, jnp.integer) and like.dtype != jnp.int64:
+        dtype = jnp.float32
+    return jnp.asarray(float(value), dtype)
+
+
+def make_query(where: Sequence[str] = (), maximize: str | None = None, minimize: str | None = None,
+               over: Sequence[str] = (), quantities: Sequence[str] = (), axes: Sequence[str] = ()) -> Query:
+    """Validate a query against the request's quantities and axes (ValueError naming the fix)."""
+    if maximize and minimize:
+        raise ValueError("give either maximize or minimize, not both")
+    constraints = tuple(parse_constraint(w) for w in where)
+    for c in constraints:
+        if c.quantity not in quantities:
+            raise ValueError(f"constraint on unknown quantity {c.quantity!r}; requested quantities: "
+                             f"{', '.join(quantities)}")
+    objective = maximize or minimize
+    if objective is not None and objective not in quantities and objective not in axes:
+        raise ValueError(f"objective {objective!r} is not a requested quantity or a swept axis; valid: "
+                         f"{', '.join([*quantities, *axes])}")
+    if objective in axes and objective not in (over or ()):
+        raise ValueError(f"the objective {objective!r} is a swept axis: list it in over")
+    if not over:
+        raise ValueError(f"a query reduces at least one dim: give over = [...] from {', '.join(axes)}")
+    for d in over:
+        if d not in axes:
+            raise ValueError(f"cannot reduce over {d!r}: not a swept axis; valid: {', '.join(axes)}")
+    if len(set(over)) != len(over):
+        raise ValueError("over lists a dim twice")
+    if not constraints and objective is None:
+        raise ValueError("a query needs a constraint (where) or an objective (maximize/minimize)")
+    ordered = tuple(a for a in axes if a in over)
+    return Query(constraints, objective, "min" if minimize else "max", ordered)
+
+
+class QueryFunction:
+    """Builds the on-device reduction for one kernel, axis order and split axis (hashable)."""
+
+    def __init__(self, query: Query, axes: Sequence[str], split_axis: int, integer_objective: bool):
+        self.query = query
+        self.axes = tuple(axes)
+        self.split_axis = split_axis
+        self.integer_objective = integer_objective
+        self._key = (query, self.axes, split_axis, integer_objective)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, QueryFunction) and other._key == self._key
+
+    @property
+    def keep(self) -> tuple[int, ...]:
+        return tuple(i for i, a in enumerate(self.axes) if a not in self.query.over)
+
+    @property
+    def reduce(self) -> tuple[int, ...]:
+        return tuple(i for i, a in enumerate(self.axes) if a in self.query.over)
+
+    def __call__(self, evaluate):
+        import jax.numpy as jnp
+
+        q, keep, red, split = self.query, self.keep, self.reduce, self.split_axis
+
+        def fn(*args):
+            *coords, n_valid = args
+            out, overflow = evaluate(*coords)
+            shape = tuple(c.shape[0] for c in coords)
+            mask = jnp.ones(shape, dtype=bool)
+            if "valid" in out:  # invalid architectures never satisfy a query
+                mask = mask & jnp.broadcast_to(out["valid"] == 1, shape)
+            for c in q.where:
+                mask = mask & OPS[c.op](jnp.broadcast_to(out[c.quantity], shape), _constant(c.value, out[c.quantity]))
+            # padded coordinates on the split axis are not part of the grid
+            idx = jnp.arange(shape[split]).reshape([-1 if i == split else 1 for i in range(len(shape))])
+            mask = mask & (idx < n_valid)
+            perm = keep + red
+            flat = lambda x: jnp.transpose(x, perm).reshape(tuple(shape[i] for i in keep) + (-1,))  # noqa: E731
+            result = {"n_feasible": jnp.sum(flat(mask), axis=-1, dtype=jnp.int64 if n_valid.dtype == jnp.int64
+                                            else jnp.int32)}
+            if q.objective is not None:
+                if q.objective in out:
+                    obj = jnp.broadcast_to(out[q.objective], shape)
+                else:  # a swept input: the largest (smallest) coordinate that satisfies the constraints
+                    i = self.axes.index(q.objective)
+                    obj = jnp.broadcast_to(coords[i].reshape([-1 if j == i else 1 for j in range(len(shape))]),
+                                           shape)
+                if jnp.issubdtype(obj.dtype, jnp.integer):
+                    info = jnp.iinfo(obj.dtype)
+                    fill = info.min if q.sense == "max" else info.max
+                else:
+                    fill = -jnp.inf if q.sense == "max" else jnp.inf
+                masked = flat(jnp.where(mask, obj, fill))
+                arg = jnp.argmax(masked, axis=-1) if q.sense == "max" else jnp.argmin(masked, axis=-1)
+                result["best"] = jnp.take_along_axis(masked, arg[..., None], axis=-1)[..., 0]
+                result["arg"] = arg
+            return result, overflow
+
+        return fn
+
+
+class QueryAccumulator:
+    """Combines per-chunk query results on the host into arrays over the kept dims."""
+
+    def __init__(self, qf: QueryFunction, shape: Sequence[int], coords: Sequence[np.ndarray], dtype):
+        self.qf = qf
+        self.shape = tuple(shape)
+        self.coords = list(coords)
+        keep_shape = tuple(self.shape[i] for i in qf.keep)
+        self.n_feasible = np.zeros(keep_shape, dtype=np.int64)
+        # "no value yet"; cells that stay infeasible get the fill value in ``sweep.query_dataset``
+        dtype = np.dtype(dtype)
+        self.best = np.full(keep_shape, np.nan if dtype.kind == "f" else np.iinfo(dtype).min, dtype=dtype)
+        self.best_index = {i: np.zeros(keep_shape, dtype=np.int64) for i in qf.reduce}
+
+    def add(self, chunk_index: tuple, chunk_shape: tuple[int, ...], result: dict) -> None:
+        """Merge one chunk's result; ``chunk_index`` holds, per axis, the slice the chunk covers."""
+        keep, red = self.qf.keep, self.qf.reduce
+        target = tuple(chunk_index[i] for i in keep)
+        # the kept dims of a chunk: its slice of each kept axis (length-1 for walked axes)
+        count = np.asarray(result["n_feasible"]).reshape(self._kept_shape(chunk_index))
+        n_before = self.n_feasible[target].copy()
+        self.n_feasible[target] += count
+        if self.qf.query.objective is None:
+            return
+        best = np.asarray(result["best"]).reshape(count.shape)
+        arg = np.asarray(result["arg"]).reshape(count.shape)
+        local = np.unravel_index(arg, tuple(chunk_shape[i] for i in red))
+        current = self.best[target]
+        better = best > current if self.qf.query.sense == "max" else best < current
+        take = (count > 0) & ((n_before == 0) | better)
+        self.best[target] = np.where(take, best, current)
+        for j, axis in enumerate(red):
+            start = _start(chunk_index[axis])
+            self.best_index[axis][target] = np.where(take, local[j] + start, self.best_index[axis][target])
+
+    def _kept_shape(self, chunk_index) -> tuple[int, ...]:
+        return tuple(_length(chunk_index[i], self.shape[i]) for i in self.qf.keep)
+
+
+def _start(index) -> int:
+    return index.start or 0 if isinstance(index, slice) else int(index)
+
+
+def _length(index, n: int) -> int:
+    if isinstance(index, slice):
+        return len(range(*index.indices(n)))
+    return 1

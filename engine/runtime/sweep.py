@@ -1,0 +1,403 @@
+"""The one pipeline: ``run(request, sink)`` evaluates a ``SweepRequest`` chunk by chunk into a sink.
+
+Chunks come from ``plan.plan_chunks``. Evaluation is asynchronous: chunk k+1 is dispatched
+to the device before chunk k is handed to the sink, so at most two chunks of outputs are alive
+on the host. Sharding: when several local devices exist, each chunk's split axis is sharded
+across them. Sinks (``engine.sinks``): ``MemorySink`` (the cube in memory), ``NetCDFSink``
+(streamed, atomic file), ``QuerySink`` (on-device reduction); ``run_sweep``, ``run_to_netcdf``
+and ``run_query`` are ``run`` with each of them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import jax
+import numpy as np
+import xarray as xr
+
+from engine import signals
+from engine.runtime.compile import Kernel, compile_kernel
+from engine.sinks.dataset import request_record
+from engine.errors import ResourceError
+from engine.runtime.plan import ChunkPlan, default_budget, plan_chunks
+from engine.runtime.query import Query
+from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
+from engine.request.spec import SweepRequest
+
+MIN_CHUNK_POINTS = 1024  # an explicit budget may not ask for chunks smaller than this (or one row)
+_KERNELS: dict[tuple, Kernel] = {}
+
+
+@dataclass
+class SweepResult:
+    """A finished run: the dataset (or the written path) and how long each stage took (seconds)."""
+
+    dataset: xr.Dataset | None
+    points: int
+    compile_seconds: float
+    eval_seconds: float
+    write_seconds: float = 0.0
+    path: Path | None = None
+    plan: ChunkPlan | None = None
+    n_devices: int = 1
+    extremes: "Extremes | None" = None
+    coords: dict | None = None
+    units: dict | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.compile_seconds + self.eval_seconds + self.write_seconds
+
+    @property
+    def points_per_second(self) -> float:
+        return self.points / self.eval_seconds if self.eval_seconds > 0 else math.inf
+
+    def summary(self, headline: list[str], source: str = "") -> str:
+        """A short report: dims, points, timings, file size, min/max of ``headline``."""
+        ds = self.dataset if self.dataset is not None else xr.open_dataset(self.path)  # lazy: attrs only
+        try:
+            dims = " x ".join(f"{d}={n}" for d, n in ds.sizes.items())
+            lines = [
+                f"llm-sweep run: {source or '(spec)'}" + (f" -> {self.path}" if self.path else ""),
+                f"  dims      {dims}",
+                f"  points    {self.points:,} x {len(ds.data_vars)} variables ({ds.attrs.get('numerics', '')})",
+                f"  seconds   {self.seconds:.2f} (compile {self.compile_seconds:.2f}, evaluate "
+                f"{self.eval_seconds:.2f}, write {self.write_seconds:.2f})",
+                f"  rate      {self.points_per_second:,.0f} points/s"
+                + (f" on {self.n_devices} devices" if self.n_devices > 1 else ""),
+            ]
+            if self.plan is not None and self.plan.n_chunks > 1:
+                lines.append(f"  chunks    {self.plan.n_chunks} of {self.plan.chunk_points:,} points")
+            if self.path is not None:
+                raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
+                lines.append(f"  file      {_human(self.path.stat().st_size)} ({_human(raw)} uncompressed)")
+            shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
+            width = max((len(q) for q in shown), default=0)
+            if "valid" in ds.data_vars and self.extremes is not None and not self.extremes.best:
+                lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
+                shown = []
+            elif "valid" in ds.data_vars and self.extremes is None and not ds["valid"].values.any():
+                lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
+                shown = []
+            elif "n_feasible" in ds.data_vars and "query" in ds.attrs:
+                feasible = ds["n_feasible"].values > 0
+                if not feasible.any():  # a query nothing satisfies: no min/max of fill values
+                    lines.append(f"  nothing fits: no grid point satisfies {_constraints(ds.attrs['query'])}; "
+                                 "n_feasible is 0 everywhere and the other variables hold NaN")
+                    shown = []
+                elif not feasible.all():
+                    lines.append(f"  nothing fits in {int((~feasible).sum()):,} of {feasible.size:,} cells "
+                                 "(n_feasible 0; the other variables hold NaN there)")
+            for q in shown:
+                if self.extremes is not None and q in self.extremes.names:
+                    low, high = (self._tracked(ds, q, w) for w in ("min", "max"))
+                else:
+                    valid = ds["valid"] if "valid" in ds else None
+                    low, high = _extreme(ds[q], "min", valid), _extreme(ds[q], "max", valid)
+                lines.append(f"  {q:<{width}}  {low}   {high}")
+            return "\n".join(lines)
+        finally:
+            if self.dataset is None:
+                ds.close()
+
+    def _tracked(self, ds: xr.Dataset, q: str, which: str) -> str:
+        value, where = self.extremes.best[(q, which)]
+        dims = list(ds[q].dims)
+        at = ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(dims, where))
+        shown = _human(float(value)) if ds[q].attrs.get("units") == "bytes" else _count(value)
+        return f"{which} {shown} at {at}" if at else f"{which} {shown}"
+
+
+# -- building blocks ---------------------------------------------------------------------------
+
+
+def kernel_for(request: SweepRequest) -> Kernel:
+    """The compiled kernel of ``request`` (cached in-process): fixed values folded in.
+
+    Validity conditions of the formula set (``n_kv_heads`` divides ``n_heads``, ...) that depend
+    on swept inputs become a ``valid`` output; invalid grid points hold the fill value (NaN once
+    read; see ``dataset.INT64_FILL``).
+    """
+    formulas = request.formulas
+    key = (request.arch, request.formula_set, tuple(sorted(request.options.items())),
+           tuple(sorted(request.fixed.items())), tuple(request.axes), tuple(request.quantities), request.numerics,
+           tuple(sorted((k, str(v)) for k, v in formulas.defaults.items())))
+    if key not in _KERNELS:
+        given = {**{k: None for k in request.axes}, **request.fixed}
+        exprs = {q: formulas.resolve(q, given) for q in request.quantities}
+        integer = {q: formulas.quantities[q].integer for q in request.quantities}
+        conditions = [cond for _, cond in formulas.conditions(given)]
+        # real quantities that count bytes are refused at 2**63 like int64 ones (see compile.py)
+        counts = [q for q in request.quantities if formulas.quantities[q].units == "bytes"]
+        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.numerics, conditions, counts)
+    return _KERNELS[key]
+
+
+def bytes_per_point(request: SweepRequest, kernel: Kernel) -> int:
+    return sum(kernel.dtypes[q].itemsize for q in kernel.quantities)
+
+
+def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -> ChunkPlan:
+    """The chunk plan of ``request`` for a device budget (default: ``plan.default_budget``).
+
+    A budget below one grid row (the last axis's points, at most ``MIN_CHUNK_POINTS``), twice over
+    since one chunk is evaluated while one is copied out, is refused: it would cut the grid into
+    single points and run for minutes.
+    """
+    per_point = bytes_per_point(request, kernel)
+    if budget is not None:
+        points = min(request.shape[-1], MIN_CHUNK_POINTS)
+        row = 2 * per_point * points
+        if budget < row:
+            raise ResourceError(
+                f"a device memory budget of {budget:,} bytes is below one grid row: the smallest chunk is one row "
+                f"of {list(request.axes)[-1]} ({points:,} points x {per_point} bytes, twice over for double "
+                f"buffering = {row:,} bytes); give at least that")
+    return plan_chunks(request.shape, per_point, budget or default_budget(), len(jax.local_devices()))
+
+
+def _chunks(request: SweepRequest, plan: ChunkPlan) -> Iterator[tuple[tuple, dict, int]]:
+    """Yield (index slices per axis, padded coordinates per axis, valid length on the split axis)."""
+    axes = list(request.axes)
+    s = plan.split_axis
+    for outer, lo, hi in plan.chunks():
+        index, coords = [], {}
+        for i, a in enumerate(axes):
+            values = request.axes[a]
+            if i < s:
+                index.append(slice(outer[i], outer[i] + 1))
+                coords[a] = values[outer[i]:outer[i] + 1]
+            elif i == s:
+                index.append(slice(lo, hi))
+                block = values[lo:hi]
+                if hi - lo < plan.block:  # pad with the last coordinate: one executable for all
+                    block = np.concatenate([block, np.repeat(block[-1:], plan.block - (hi - lo))])
+                coords[a] = block
+            else:
+                index.append(slice(None))
+                coords[a] = values
+        yield tuple(index), coords, hi - lo
+
+
+def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: Callable, wrap=None,
+              progress: "Progress | None" = None) -> None:
+    """Evaluate every chunk, dispatching chunk k+1 before handing chunk k to ``consume``."""
+    shard = plan.split_axis if len(jax.local_devices()) > 1 else None
+    pending = None
+    chunk_points = math.prod(n for i, n in enumerate(plan.chunk_shape) if i != plan.split_axis)
+    for index, coords, n_valid in _chunks(request, plan):
+        signals.check()  # a stop signal whose exception was swallowed is honoured between chunks
+        arrays = kernel.prepare(coords)
+        extra = (np.asarray(n_valid, kernel.numerics.count_dtype),) if wrap else ()
+        current = (index, n_valid, kernel.dispatch(arrays, shard, wrap, *extra))
+        if pending is not None:
+            consume(*pending)
+            if progress:
+                progress.update(chunk_points * pending[1])
+        pending = current
+    if pending is not None:
+        consume(*pending)
+        if progress:
+            progress.update(chunk_points * pending[1])
+
+
+def host_block(kernel: Kernel, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
+    """Copy one chunk's outputs to the host (padding on the split axis dropped), after the overflow check."""
+    out, overflow = device_out
+    with kernel.numerics.scope():
+        kernel.check(overflow)
+        cut = tuple(slice(0, n_valid) if i == split_axis else slice(None) for i in range(split_axis + 1))
+        return {q: np.asarray(out[q])[cut] for q in kernel.quantities}
+
+
+def _compile(kernel: Kernel, plan: ChunkPlan, wrap=None) -> float:
+    t0 = time.perf_counter()
+    shard = plan.split_axis if len(jax.local_devices()) > 1 else None
+    kernel.compile_for(plan.chunk_shape, shard, wrap)
+    return time.perf_counter() - t0
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+
+
+def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: bool = False):
+    """Evaluate ``request`` chunk by chunk into ``sink``; returns ``sink.finish(...)`` (a ``SweepResult``).
+
+    The sink checks the run first (memory, disk, target) so nothing is compiled or written for
+    a run that cannot finish; on any error or signal the sink's ``abort`` undoes what it started.
+    """
+    t0 = time.perf_counter()
+    kernel = kernel_for(request)
+    sink.prepare(request, kernel)
+    plan = plan_for(request, kernel, budget)
+    wrap = sink.device_function(request, kernel, plan)
+    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan, wrap)
+    sink.start(request, kernel, plan)
+    try:
+        t0 = time.perf_counter()
+        _pipeline(kernel, request, plan, sink.consume, wrap, Progress(request.points, progress))
+        timing = Timing(compile_seconds, time.perf_counter() - t0, plan, len(jax.local_devices()))
+        return sink.finish(timing)
+    except BaseException:
+        sink.abort()
+        raise
+
+
+def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool = False) -> SweepResult:
+    """Evaluate every requested quantity on the grid; the labelled cube in host memory."""
+    return run(request, MemorySink(), budget, progress)
+
+
+def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | None = None,
+                  progress: bool = False, track: list[str] | None = None, inputs=()) -> SweepResult:
+    """Stream the cube into netCDF at ``path``: chunk by chunk, host memory bounded, atomic."""
+    return run(request, NetCDFSink(path, inputs, track), budget, progress)
+
+
+def run_query(request: SweepRequest, query: Query, budget: int | None = None, progress: bool = False) -> SweepResult:
+    """Answer ``query`` on the device, chunk by chunk; a small Dataset over the kept dims."""
+    return run(request, QuerySink(query), budget, progress)
+
+
+class Extremes:
+    """Running min/max (value and grid index) of some quantities, fed chunk by chunk."""
+
+    def __init__(self, names, shape):
+        self.names, self.shape = list(names), tuple(shape)
+        self.best: dict[tuple[str, str], tuple] = {}
+
+    def add(self, index: tuple, block: dict[str, np.ndarray]) -> None:
+        valid = block["valid"].astype(bool) if "valid" in block else None
+        if valid is not None and not valid.any():
+            return
+        for q in self.names:
+            values = block[q]
+            for which, pick, better in (("min", np.argmin, np.less), ("max", np.argmax, np.greater)):
+                if valid is not None:  # invalid points hold the fill value: leave them out
+                    fill = _far(values.dtype, which)
+                    local = np.unravel_index(int(pick(np.where(valid, values, fill))), values.shape)
+                else:
+                    local = np.unravel_index(int(pick(values)), values.shape)
+                value = values[local]
+                where = tuple((ix.start or 0) + j for ix, j in zip(index, local))
+                old = self.best.get((q, which))
+                if old is None or better(value, old[0]) and not (valid is not None and not valid[local]):
+                    self.best[(q, which)] = (value, where)
+
+
+def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest | None:
+    """The part of ``request`` that process ``index`` of ``count`` computes (None if it has none).
+
+    The first axis is cut into ``count`` contiguous, nearly equal ranges; every process writes
+    its own range to its own file (``part_path``), and ``combine`` joins the files afterwards.
+    """
+    first = next(iter(request.axes))
+    ranges = np.array_split(np.arange(len(request.axes[first])), count)
+    mine = ranges[index]
+    if mine.size == 0:
+        return None
+    axes = dict(request.axes)
+    axes[first] = request.axes[first][mine[0]:mine[-1] + 1]
+    return replace(request, axes=axes, part=(index, count, len(request.axes[first])),
+                   record=request.record or request_record(request))
+
+
+def part_path(path: str | os.PathLike, index: int, count: int) -> Path:
+    """Where process ``index`` of ``count`` writes its share: ``OUT.part003-of-016.nc``."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.part{index:03d}-of-{count:03d}{p.suffix or '.nc'}")
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr (points done, points/s, ETA); silent unless enabled and a tty."""
+
+    def __init__(self, total: int, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = bool(enabled) and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total, self.done = total, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.2 and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        eta = (self.total - self.done) / rate if rate else 0
+        frac = self.done / self.total if self.total else 1
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} points "
+                          f"{rate:,.0f}/s ETA {eta:,.0f}s ")
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+
+def _far(dtype, which: str):
+    """A value that never wins ``which`` (min or max) for ``dtype``."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return info.max if which == "min" else info.min
+    return np.inf if which == "min" else -np.inf
+
+
+def _extreme(var: xr.DataArray, which: str, valid: xr.DataArray | None = None) -> str:
+    """``which`` (min or max) of ``var`` and where, over the points that hold a result.
+
+    Invalid points (``valid`` 0) and fill values (NaN) are left out; when none is left the
+    answer says so in words instead of printing a fill.
+    """
+    values = var.values
+    keep = np.ones(values.shape, dtype=bool)
+    if valid is not None and var.dims == valid.dims:
+        keep &= valid.values.astype(bool)
+    if values.dtype.kind == "f":
+        keep &= ~np.isnan(values)
+    if not keep.any():
+        return f"{which}: no valid grid point (every value is a fill)"
+    values = np.where(keep, values, _far(values.dtype, which))
+    flat = int(np.argmin(values) if which == "min" else np.argmax(values))
+    index = np.unravel_index(flat, values.shape)
+    value = values[index]
+    where = ", ".join(f"{d}={var[d].values[i]}" for d, i in zip(var.dims, index))
+    if var.attrs.get("units") == "bytes":
+        shown = _human(float(value))
+    else:  # an int64 variable held as float64 with NaN fills still prints as an integer
+        shown = _count(int(value) if np.dtype(var.encoding.get("dtype", values.dtype)).kind in "iu" else value)
+    return f"{which} {shown} at {where}" if where else f"{which} {shown}"
+
+
+def _constraints(described: str) -> str:
+    """The constraints of a query's description (``Query.describe``)."""
+    return described.split(" subject to ", 1)[1] if " subject to " in described else \
+        described.split(" satisfying ", 1)[-1]
+
+
+def _count(value) -> str:
+    if isinstance(value, int) or np.issubdtype(type(value), np.integer):
+        return f"{int(value):,}"
+    return f"{float(value):.6g}"
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"

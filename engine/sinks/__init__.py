@@ -1,0 +1,302 @@
+"""Where a run's chunks go: one ``Sink`` per kind of output.
+
+``sweep.run(request, sink)`` is the one pipeline: it builds the kernel, asks the sink to check
+the run before anything is computed, plans the chunks, compiles (with the sink's device-side
+function, if any), streams every chunk into ``sink.consume`` and returns ``sink.finish(...)``.
+A new output format is one class here with these five methods:
+
+    prepare(request, kernel)          refuse what cannot work before any compile (memory, disk,
+                                      target); nothing is written yet
+    device_function(request, kernel, plan)
+                                      None (the kernel's outputs come back to the host), or a
+                                      hashable wrapper run on the device around the kernel's
+                                      evaluate function (``query.QueryFunction``)
+    start(request, kernel, plan)      open what the sink writes into
+    consume(index, n_valid, out)      one chunk: ``index`` holds a slice per axis, ``n_valid`` the
+                                      real length of the split axis (the rest is padding), ``out``
+                                      the device result (``sweep.host_block`` copies it out)
+    finish(timing) -> SweepResult     close and describe the result; ``abort()`` undoes ``start``
+                                      on any error or signal (the pipeline calls it)
+
+Sinks here: ``MemorySink`` (an ``xarray.Dataset`` in host memory), ``NetCDFSink`` (streamed,
+atomic netCDF file), ``QuerySink`` (on-device reduction to a small dataset).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import xarray as xr
+
+from engine.runtime.compile import Kernel
+from engine.sinks.dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
+                      precision_note)
+from engine.errors import ResourceError
+from engine.files import check_target
+from engine.runtime.plan import ChunkPlan, available_host_memory
+from engine.runtime.query import Query, QueryAccumulator, QueryFunction
+from engine.request.spec import SweepRequest
+
+HOST_MEMORY_FRACTION = 0.5
+
+
+@dataclass
+class Timing:
+    """Seconds spent compiling and in the chunk loop; the sink says how much of it was writing."""
+
+    compile_seconds: float
+    loop_seconds: float
+    plan: ChunkPlan
+    n_devices: int
+
+
+class Sink(Protocol):
+    def prepare(self, request: SweepRequest, kernel: Kernel) -> None: ...
+
+    def device_function(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan): ...
+
+    def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None: ...
+
+    def consume(self, index: tuple, n_valid: int, device_out) -> None: ...
+
+    def finish(self, timing: Timing): ...
+
+    def abort(self) -> None: ...
+
+
+def result_bytes(request: SweepRequest, kernel: Kernel) -> int:
+    """Uncompressed bytes of the full result cube."""
+    return request.points * sum(kernel.dtypes[q].itemsize for q in kernel.quantities)
+
+
+class MemorySink:
+    """The labelled cube in host memory (refused when it would take more than half the available memory)."""
+
+    def prepare(self, request: SweepRequest, kernel: Kernel) -> None:
+        need = result_bytes(request, kernel)
+        available = available_host_memory()
+        if need > HOST_MEMORY_FRACTION * available:
+            raise ResourceError(
+                f"{request.source}: the result cube needs {_human(need)} of host memory "
+                f"({request.points:,} points x {len(request.quantities)} quantities); {_human(available)} are "
+                "available and an in-memory run may use half: stream it to a file (llm-sweep run -o), ask an "
+                "on-device query, or shrink the axes")
+
+    def device_function(self, request, kernel, plan):
+        return None
+
+    def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
+        from engine.runtime.sweep import host_block
+
+        self.request, self.kernel, self.plan, self._host_block = request, kernel, plan, host_block
+        self.results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
+
+    def consume(self, index, n_valid, device_out) -> None:
+        for q, block in self._host_block(self.kernel, device_out, self.plan.split_axis, n_valid).items():
+            self.results[q][index] = block
+
+    def finish(self, timing: Timing):
+        from engine.runtime.sweep import SweepResult
+
+        ds = build_dataset(self.request, self.results, self.request.formulas)
+        return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
+                           n_devices=timing.n_devices)
+
+    def abort(self) -> None:
+        self.results = {}
+
+
+class NetCDFSink:
+    """The cube streamed into a netCDF file at ``path``: chunk by chunk, host memory bounded, atomic.
+
+    A writer thread puts chunk k into its hyperslab while chunk k+1 computes. With compression
+    the compressed size is unknown beforehand: after each chunk the projected file size is
+    compared with the free disk, and the run stops (deleting its temporary file) as soon as it
+    cannot fit. ``track`` names the quantities whose min/max the summary reports.
+    """
+
+    def __init__(self, path: str | os.PathLike, inputs=(), track: list[str] | None = None):
+        self.target, self.inputs, self.track = Path(path), tuple(inputs), track
+
+    def prepare(self, request: SweepRequest, kernel: Kernel) -> None:
+        check_target(self.target, self.inputs)
+        need = result_bytes(request, kernel)
+        free = shutil.disk_usage(self.target.parent).free
+        if request.compression == 0 and need > free:
+            raise ResourceError(
+                f"the cube needs {_human(need)} uncompressed ({request.points:,} points x {len(request.quantities)} "
+                f"quantities) and {self.target.parent} has {_human(free)} free: enable compression, free space, "
+                "ask an on-device query, or shrink the axes")
+
+    def device_function(self, request, kernel, plan):
+        return None
+
+    def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
+        from engine.runtime.sweep import Extremes, host_block
+
+        self.request, self.kernel, self.plan, self._host_block = request, kernel, plan, host_block
+        self.extremes = Extremes(self.track if self.track is not None else request.headline, request.shape)
+        self.writer = StreamWriter(self.target, request, request.formulas, kernel.dtypes, plan.file_chunk,
+                                   request.compression, self.inputs)
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.future = None
+        self.write_busy = 0.0
+        self.done = 0
+
+    def _write(self, index, block) -> None:
+        w0 = time.perf_counter()
+        self.writer.write(index, block)
+        self.write_busy += time.perf_counter() - w0
+
+    def consume(self, index, n_valid, device_out) -> None:
+        block = self._host_block(self.kernel, device_out, self.plan.split_axis, n_valid)
+        if self.future is not None:
+            self.future.result()  # at most one chunk waits for the disk
+            self._check_disk()
+        self.extremes.add(index, block)
+        self.future = self.pool.submit(self._write, index, block)
+        self.done += math.prod(next(iter(block.values())).shape)
+
+    def _check_disk(self) -> None:
+        written = os.path.getsize(self.writer.tmp)
+        if self.done and written:
+            projected = written * self.request.points / self.done
+            free = shutil.disk_usage(self.target.parent).free
+            if projected - written > free:
+                raise ResourceError(
+                    f"stopped: the file is projected to reach {_human(projected)} and {self.target.parent} has "
+                    f"{_human(free)} free; nothing was left at {self.target}")
+
+    def finish(self, timing: Timing):
+        from engine.runtime.sweep import SweepResult
+
+        f0 = time.perf_counter()
+        if self.future is not None:
+            self.future.result()
+        self.pool.shutdown(wait=True)
+        w0 = time.perf_counter()
+        self.writer.commit()
+        self.write_busy += time.perf_counter() - w0
+        total = timing.loop_seconds + (time.perf_counter() - f0)
+        busy = min(self.write_busy, total)
+        return SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy, path=self.target,
+                           plan=timing.plan, n_devices=timing.n_devices, extremes=self.extremes)
+
+    def abort(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)  # the writer thread is done before its file is removed
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.abort()
+
+
+class QuerySink:
+    """An on-device ``Query``: constraints as masks and reductions inside the kernel; a small dataset."""
+
+    def __init__(self, query: Query):
+        self.query = query
+
+    def prepare(self, request, kernel) -> None:
+        pass
+
+    def device_function(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> QueryFunction:
+        # only the objective and constrained quantities matter, but the kernel computes the
+        # requested set; XLA drops whatever the reduction does not use
+        axes = list(request.axes)
+        q = self.query
+        if q.objective is None:
+            dtype = np.dtype(np.int64)
+        elif q.objective in kernel.dtypes:
+            dtype = kernel.dtypes[q.objective]
+        else:  # a swept input
+            dtype = kernel.prepare({a: request.axes[a][:1] for a in axes})[axes.index(q.objective)].dtype
+        self.dtype = dtype
+        self.qf = QueryFunction(q, axes, plan.split_axis, dtype.kind == "i")
+        return self.qf
+
+    def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
+        self.request, self.kernel, self.plan = request, kernel, plan
+        self.acc = QueryAccumulator(self.qf, request.shape, [request.axes[a] for a in request.axes], self.dtype)
+
+    def consume(self, index, n_valid, device_out) -> None:
+        result, overflow = device_out
+        with self.kernel.numerics.scope():
+            self.kernel.check(overflow)
+            host = {k: np.asarray(v) for k, v in result.items()}
+        qf = self.qf
+        if self.plan.split_axis in qf.keep:  # drop padding on a kept split axis
+            pos = qf.keep.index(self.plan.split_axis)
+            host = {k: v[(slice(None),) * pos + (slice(0, n_valid),)] for k, v in host.items()}
+        chunk_shape = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, self.request.shape))
+        self.acc.add(index, chunk_shape, host)
+
+    def finish(self, timing: Timing):
+        from engine.runtime.sweep import SweepResult
+
+        ds = query_dataset(self.request, self.query, self.qf, self.acc)
+        return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
+                           n_devices=timing.n_devices)
+
+    def abort(self) -> None:
+        pass
+
+
+def query_dataset(request: SweepRequest, query: Query, qf: QueryFunction, acc: QueryAccumulator) -> xr.Dataset:
+    """The query's answer over the kept dims.
+
+    ``n_feasible`` is a count (0 is a real answer). Where it is 0 nothing is feasible and the
+    objective and ``best_<dim>`` hold the fill value, as invalid points of a cube do
+    (``dataset.masked_variable``): NaN in memory and once read back, ``_FillValue`` in the file
+    (NaN for floats, ``numerics.INT64_FILL`` for int64 variables, which are float64 in memory).
+    """
+    formulas = request.formulas
+    axes = list(request.axes)
+    feasible = acc.n_feasible > 0
+    keep = [axes[i] for i in qf.keep]
+    coords = {a: xr.Variable(a, request.axes[a], attrs=coordinate_attrs(a)) for a in keep}
+    described = query.describe()
+    data = {"n_feasible": xr.Variable(keep, acc.n_feasible, attrs={
+        "units": "1", "long_name": f"grid points over {', '.join(query.over)} satisfying the constraints",
+        "query": described})}
+    if query.objective:
+        best = acc.best.astype(np.int64) if acc.best.dtype.kind in "iu" else acc.best
+        note = precision_note(largest(best, feasible), acc.best.dtype)
+        if query.objective in formulas.quantities:
+            q = formulas.quantities[query.objective]
+            data[query.objective] = masked_variable(keep, best, {
+                "units": q.units, "long_name": f"{query.sense} of {q.long_name} ({described}); NaN where "
+                                              "n_feasible is 0", "query": described, "source": q.source, **note},
+                feasible)
+        else:
+            data[f"{query.sense}_{query.objective}"] = masked_variable(keep, best, {
+                **coordinate_attrs(query.objective),
+                "long_name": f"{query.sense} {query.objective} ({described}); NaN where n_feasible is 0",
+                "query": described, **note}, feasible)
+        for i in qf.reduce:
+            a = axes[i]
+            if a == query.objective:
+                continue
+            values = request.axes[a][acc.best_index[i]]
+            data[f"best_{a}"] = masked_variable(keep, values, {
+                **coordinate_attrs(a), "long_name": f"{a} where the {query.sense} is reached; NaN where n_feasible "
+                                                    "is 0"}, feasible)
+    attrs = dataset_attrs(request, formulas)
+    attrs["query"] = described
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"

@@ -1,0 +1,484 @@
+"""Sweep results -> ``xarray.Dataset`` with CF attributes -> netCDF4, written atomically.
+
+Layout: one dimension per swept input (named after the input, with its coordinate vector), one
+data variable per quantity. Variable attrs carry ``units``, ``long_name``, the formula as text
+and LaTeX, and its ``source``; dataset attrs carry the engine version and the spec as written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import xarray as xr
+
+from engine import __version__, signals
+from engine.files import AtomicFile, write_error
+from engine.symbolic.formulas import FormulaSet
+from engine.symbolic.formulas.base import show_value
+from engine.request.numerics import FLOAT_FILL, INT64_FILL
+from engine.symbolic.printing import latex_of, text_of
+from engine.request.spec import SweepRequest
+from engine.symbolic.symbols import SYMBOLS
+
+FLOAT64_EXACT_LIMIT = 2**53
+FLOAT32_EXACT_LIMIT = 2**24
+
+# Fill values: what a grid point holds where the ``valid`` mask is 0 (an invalid architecture) or a
+# query result where nothing is feasible. Floats hold NaN. int64 variables hold netCDF's default
+# int64 fill (netCDF4.default_fillvals["i8"], -2**63 + 2) on disk: every quantity is >= 0, so it is
+# never a real result. On disk such variables carry ``_FillValue``, so ``xr.open_dataset`` masks
+# them: it decodes the int64 variable to float64 with NaN at the fill (open with
+# ``mask_and_scale=False`` to get the exact int64 values and the fill). In memory
+# (``run_sweep(...).dataset``, ``run_query(...).dataset``) the same variables are float64 with NaN
+# there, with ``encoding = {"dtype": int64, "_FillValue": INT64_FILL}``, so the in-memory and the
+# read-back datasets hold the same values and ``ds.x.where(...)``, ``.max()`` and plots skip
+# invalid points in both; ``write_netcdf`` writes them back as int64 with the fill. float64 holds
+# integers exactly below 2**53 only: past it the variable carries a ``precision_note``.
+
+
+def coordinate_attrs(name: str) -> dict[str, str]:
+    """Attributes of the coordinate variable of swept input ``name``."""
+    info = SYMBOLS[name]
+    return {"units": info.units, "long_name": info.meaning, "latex": info.latex}
+
+
+def quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[str, str]:
+    """Attributes of quantity ``q``: units, long_name, formula (text, expanded, LaTeX), source."""
+    quantity = formulas.quantities[q]
+    given = set(request.axes) | set(request.fixed)
+    attrs = {
+        "units": quantity.units,
+        "long_name": quantity.long_name,
+        "formula": f"{q} = {text_of(quantity.definition)}",
+        "formula_expanded": f"{q} = {text_of(formulas.resolve(q, given))}",
+        "formula_latex": f"{quantity.latex} = {latex_of(quantity.definition, formulas)}",
+        "source": quantity.source,
+    }
+    if quantity.note:
+        attrs["note"] = quantity.note
+    return attrs
+
+
+def valid_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
+    """Attributes of the ``valid`` mask: which conditions it checks."""
+    given = {**{k: None for k in request.axes}, **request.fixed}
+    conditions = "; ".join(msg for msg, _ in formulas.conditions(given))
+    return {"units": "1", "long_name": "1 where the grid point is a valid architecture, else 0 (other variables "
+                                       "hold their fill value there: NaN once read)",
+            "flag_values": np.array([0, 1], dtype=np.uint8), "flag_meanings": "invalid valid",
+            "conditions": conditions}
+
+
+def variable_attrs(request: SweepRequest, formulas: FormulaSet, name: str) -> dict[str, str]:
+    return valid_attrs(request, formulas) if name == "valid" else quantity_attrs(request, formulas, name)
+
+
+def fill_value(dtype) -> int | float:
+    """The fill value of a variable of ``dtype``: NaN for floats, ``INT64_FILL`` for integers."""
+    return FLOAT_FILL if np.dtype(dtype).kind == "f" else INT64_FILL
+
+
+def largest(values: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """max |value| over the points that hold a result (valid, not NaN, not the fill); 0 if none."""
+    values = np.asarray(values)
+    keep = np.ones(values.shape, dtype=bool) if valid is None else np.broadcast_to(np.asarray(valid, bool),
+                                                                                    values.shape)
+    if values.dtype.kind == "f":
+        keep = keep & ~np.isnan(values)
+    elif values.dtype.kind == "i":
+        keep = keep & (values != INT64_FILL)
+    if not keep.any():
+        return 0
+    picked = values[keep]
+    return int(np.max(np.abs(picked))) if values.dtype.kind in "iu" else float(np.max(np.abs(picked)))
+
+
+def precision_note(max_abs: int | float, dtype=np.int64) -> dict[str, str]:
+    """The attribute that says a variable's values passed the range where its numbers are exact integers.
+
+    int64: values reach 2^53 -- exact in the file, but float64 (xarray's masked decoding, numpy
+    conversions) rounds them. float64: values reach 2^53 -- past it float64 is not exact for
+    integers, so counts are rounded to 53 significant bits. float32 (precision ``fast``): values
+    reach 2^24, where float32 integers stop being exact.
+    """
+    kind, size = np.dtype(dtype).kind, np.dtype(dtype).itemsize
+    if kind == "f" and size == 4:
+        if max_abs >= FLOAT32_EXACT_LIMIT:
+            return {"precision_note": "values reach 2^24: float32 (precision 'fast') holds integers exactly only "
+                                      "below 2^24, so these values are rounded to 24 significant bits (about 7 "
+                                      "digits); use precision 'exact'"}
+        return {}
+    if max_abs >= FLOAT64_EXACT_LIMIT:
+        if kind == "f":
+            return {"precision_note": "values reach 2^53: float64 holds integers exactly only below 2^53, so these "
+                                      "values are rounded to 53 significant bits (about 16 digits)"}
+        return {"precision_note": "values reach 2^53: exact as int64, but converting them to float64 rounds them "
+                                  "(xr.open_dataset does where the variable has a _FillValue: open with "
+                                  "mask_and_scale=False for the exact values)"}
+    return {}
+
+
+def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
+    """Global attributes: engine version, formula set, options, fixed values, the spec."""
+    attrs = {
+        "title": f"llm-sweep: formula set {request.formula_set!r} ({formulas.title})",
+        "Conventions": "CF-1.10",
+        "engine": "llm-sweep",
+        "engine_version": __version__,
+        "formula_set": request.formula_set,
+        "arch": request.arch or "",
+        "formula_source": formulas.source,
+        "options": _mapping_text(request.options),
+        "fixed": _mapping_text(request.fixed),
+        "numerics": request.numerics.name,
+        "spec_source": request.source,
+        "spec": request.text or _mapping_text({"axes": ", ".join(request.axes)}),
+        "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} created by llm-sweep {__version__}",
+    }
+    if request.description:
+        attrs["description"] = request.description
+    attrs["request"] = json.dumps(request.record or request_record(request))
+    if request.part is not None:
+        attrs["part_index"], attrs["part_count"], attrs["part_axis_length"] = request.part
+    return attrs
+
+
+def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet) -> xr.Dataset:
+    """Label ``results`` (quantity -> array over the request's axes) as an ``xarray.Dataset``."""
+    dims = list(request.axes)
+    coords = {name: xr.Variable(name, values, attrs=coordinate_attrs(name)) for name, values in request.axes.items()}
+    data_vars = {}
+    valid = results["valid"].astype(bool) if "valid" in results else None
+    for q in results:
+        values = results[q]
+        attrs = variable_attrs(request, formulas, q)
+        if q == "valid":
+            data_vars[q] = xr.Variable(dims, values, attrs=attrs)
+            continue
+        if values.size:
+            attrs.update(precision_note(largest(values, valid), values.dtype))
+        data_vars[q] = masked_variable(dims, values, attrs, valid)
+    return xr.Dataset(data_vars, coords=coords, attrs=dataset_attrs(request, formulas))
+
+
+def masked_variable(dims, values: np.ndarray, attrs: dict, valid: np.ndarray | None) -> xr.Variable:
+    """A data variable whose points outside ``valid`` hold the fill (``valid`` None: no mask).
+
+    Floats hold NaN there and are written with ``_FillValue`` NaN. Integers are held as float64
+    with NaN (what ``xr.open_dataset`` gives for an integer variable with a ``_FillValue``) and
+    written back as int64 with ``_FillValue`` ``INT64_FILL``.
+    """
+    if valid is None:
+        return xr.Variable(dims, values, attrs=attrs)
+    if values.dtype.kind == "f":
+        values = np.where(valid, values, np.asarray(FLOAT_FILL, values.dtype))
+        return xr.Variable(dims, values, attrs=attrs, encoding={"_FillValue": FLOAT_FILL})
+    as_float = np.where(valid & (values != INT64_FILL), values.astype(np.float64), np.nan)
+    return xr.Variable(dims, as_float, attrs=attrs, encoding={"dtype": values.dtype, "_FillValue": INT64_FILL})
+
+
+class StreamWriter:
+    """Write a cube chunk by chunk into a netCDF4 file, atomically.
+
+    The file is created under a temporary name beside ``path`` with every variable defined
+    (chunked like the compute chunks, zlib level ``compression``); ``write`` puts one hyperslab;
+    ``commit`` closes and renames it onto ``path``; ``abort`` (or leaving a ``with`` block on
+    an exception) deletes it. A failed or interrupted run never leaves a file at ``path``.
+    """
+
+    def __init__(self, path, request: SweepRequest, formulas: FormulaSet, dtypes: Mapping[str, np.dtype],
+                 file_chunk: tuple[int, ...], compression: int = 4, inputs=()):
+        import netCDF4
+
+        self.file = AtomicFile(path, inputs)
+        self.target, self.tmp = self.file.target, str(self.file.path)
+        self._max: dict[str, int | float] = {}
+        self._dtypes = dict(dtypes)
+        try:
+            self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4", clobber=True)
+            dims = list(request.axes)
+            for name, values in request.axes.items():
+                self.nc.createDimension(name, len(values))
+                var = self.nc.createVariable(name, values.dtype, (name,))
+                var.setncatts(coordinate_attrs(name))
+                var[:] = values
+            masked = "valid" in dtypes  # invalid points hold the fill: declare it (xarray masks it on read)
+            for q in dtypes:
+                fill = fill_value(dtypes[q]) if masked and q != "valid" else False
+                var = self.nc.createVariable(
+                    q, dtypes[q], dims, zlib=compression > 0, complevel=compression or None,
+                    shuffle=compression > 0, chunksizes=file_chunk or None, fill_value=fill)
+                var.setncatts(variable_attrs(request, formulas, q))
+                if file_chunk:  # writes cover whole chunks: a cache of one chunk is enough
+                    var.set_var_chunk_cache(size=max(math.prod(file_chunk) * dtypes[q].itemsize, 1 << 20))
+            self.nc.setncatts(dataset_attrs(request, formulas))
+        except (RuntimeError, OSError) as exc:
+            self.abort()
+            raise write_error(exc, self.target) from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, index: tuple, values: Mapping[str, np.ndarray]) -> None:
+        """Put one hyperslab (``index`` is a tuple of slices/ints, one per dim) of every quantity."""
+        valid = values["valid"].astype(bool) if "valid" in values else None
+        for q, block in values.items():
+            try:
+                self._put(q, index, block)
+            except (RuntimeError, OSError) as exc:  # netCDF says "HDF error" for a full disk
+                raise write_error(exc, self.target) from None
+            if block.size and q != "valid":
+                self._max[q] = max(self._max.get(q, 0), largest(block, valid))
+
+    def _put(self, q: str, index: tuple, block: np.ndarray) -> None:
+        self.nc.variables[q][index] = block
+
+    def commit(self) -> Path:
+        for q, m in self._max.items():
+            self.nc.variables[q].setncatts(precision_note(m, self._dtypes[q]))
+        try:
+            self.nc.close()
+        except (RuntimeError, OSError) as exc:
+            raise write_error(exc, self.target) from None
+        return self.file.commit()
+
+    def abort(self) -> None:
+        nc = getattr(self, "nc", None)
+        if nc is not None:
+            try:
+                nc.close()
+            except Exception:
+                pass
+        self.file.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, inputs=()) -> Path:
+    """Write ``ds`` to ``path`` (netCDF4, zlib ``compression`` 0-9) atomically.
+
+    The file is written beside the target under a temporary name and renamed at the end, so a
+    failed or interrupted write never leaves a file at ``path``.
+    """
+    encoding = {}
+    for name in list(ds.data_vars) + list(ds.coords):
+        # masked variables (``masked_variable``) keep their fill and on-disk dtype; nothing else gets one
+        enc: dict = {"_FillValue": ds[name].encoding.get("_FillValue") if name in ds.data_vars else None}
+        if "dtype" in ds[name].encoding and enc["_FillValue"] is not None:
+            enc["dtype"] = ds[name].encoding["dtype"]
+        if compression and name in ds.data_vars:
+            enc.update(zlib=True, complevel=compression, shuffle=True)
+        encoding[name] = enc
+    with AtomicFile(path, inputs) as out:
+        try:
+            ds.to_netcdf(out.path, engine="netcdf4", format="NETCDF4", encoding=encoding)
+        except (RuntimeError, OSError) as exc:
+            raise write_error(exc, out.target) from None
+        return out.commit()
+
+
+def _mapping_text(values: Mapping) -> str:
+    return ", ".join(f"{k} = {show_value(v)}" for k, v in values.items())
+
+
+def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression: int | None = None) -> Path:
+    """Join part files written by several processes (``sweep.process_share``) along their first dim.
+
+    Parts must come from one request: the ``request`` record each part carries (formula set,
+    preset, options, fixed values, quantities, numerics, axes, engine version) must agree, and
+    ``ValueError`` names the first difference. They are copied block by block (host memory
+    bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C and SIGTERM are answered between
+    blocks) into a file written atomically at ``path``; no part may be the target.
+    """
+    import netCDF4
+
+    if not parts:
+        raise ValueError("no part files to combine")
+    out_file = AtomicFile(path, inputs=parts)
+    opened = []
+    try:
+        for p in parts:
+            try:
+                ds = netCDF4.Dataset(str(p))
+            except OSError as exc:
+                raise ValueError(f"{p}: not a netCDF file ({exc})") from None
+            ds.set_auto_maskandscale(False)
+            opened.append(ds)
+        first = opened[0]
+        dims = list(first.dimensions)
+        if not dims:
+            raise ValueError(f"{parts[0]}: has no dims; not a cube")
+        lead = dims[0]
+        for p, ds in zip(parts, opened):
+            _same_request(parts[0], first, p, ds)
+            if list(ds.dimensions) != dims or set(ds.variables) != set(first.variables):
+                raise ValueError(f"{p}: dims or variables differ from {parts[0]}; not parts of one sweep")
+            for name, var in first.variables.items():
+                if ds.variables[name].dtype != var.dtype:
+                    raise ValueError(f"{p}: {name} is {ds.variables[name].dtype}, {var.dtype} in {parts[0]}; "
+                                     "not parts of one request")
+            for d in dims[1:]:
+                if not np.array_equal(ds.variables[d][:], first.variables[d][:]):
+                    raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
+        ordered = _order_parts(parts, opened, lead)
+        lead_values = np.concatenate([ds.variables[lead][:] for _, ds in ordered])
+        if len(np.unique(lead_values)) != len(lead_values):
+            raise ValueError(f"the parts overlap along {lead}")
+        if np.any(np.diff(lead_values) <= 0):
+            raise ValueError(f"the parts' coordinates of {lead} do not increase from part to part")
+        out = netCDF4.Dataset(str(out_file.path), "w", format="NETCDF4", clobber=True)
+        try:
+            for d in dims:
+                out.createDimension(d, len(lead_values) if d == lead else len(first.dimensions[d]))
+            for name, var in first.variables.items():
+                filters = var.filters() or {}
+                level = compression if compression is not None else (filters.get("complevel", 0) if filters.get(
+                    "zlib") else 0)
+                chunks = var.chunking()
+                chunks = None if chunks == "contiguous" or name in dims else list(chunks)
+                attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+                fill = attrs.pop("_FillValue", False)
+                # each part noted only its own values: the whole carries a note if any part does
+                notes = [ds.variables[name].getncattr("precision_note") for _, ds in ordered
+                         if "precision_note" in ds.variables[name].ncattrs()]
+                if notes:
+                    attrs["precision_note"] = notes[0]
+                new = out.createVariable(name, var.dtype, var.dimensions, zlib=level > 0, complevel=level or None,
+                                         shuffle=level > 0, chunksizes=chunks, fill_value=fill)
+                new.set_auto_maskandscale(False)
+                new.setncatts(attrs)
+            out.setncatts({k: first.getncattr(k) for k in first.ncattrs()
+                           if k not in ("part_index", "part_count", "part_axis_length")})
+            out.variables[lead][:] = lead_values
+            for d in dims[1:]:
+                out.variables[d][:] = first.variables[d][:]
+            offset = 0
+            for _, ds in ordered:
+                n = len(ds.dimensions[lead])
+                for name, var in ds.variables.items():
+                    if name in dims:
+                        continue
+                    for block in _blocks(var.shape):
+                        signals.check()
+                        target = (slice(block[0].start + offset, block[0].stop + offset),) + block[1:]
+                        out.variables[name][target] = var[block]
+                offset += n
+            out.history = f"{getattr(first, 'history', '')}; combined from {len(parts)} parts".lstrip("; ")
+        finally:
+            out.close()
+        return out_file.commit()
+    except (RuntimeError, OSError) as exc:
+        out_file.abort()
+        raise write_error(exc, out_file.target) from None
+    except BaseException:
+        out_file.abort()
+        raise
+    finally:
+        for ds in opened:
+            ds.close()
+
+
+COPY_BLOCK_ELEMENTS = 1 << 22  # 32 MiB of int64: one block copies in well under a second
+
+
+def _blocks(shape: tuple[int, ...]):
+    """Index tuples covering ``shape`` in C order, each of at most ``COPY_BLOCK_ELEMENTS`` elements."""
+    if not shape:
+        yield ()
+        return
+    trailing = [math.prod(shape[i + 1:]) for i in range(len(shape))]
+    axis = next((i for i in range(len(shape)) if trailing[i] <= COPY_BLOCK_ELEMENTS), len(shape) - 1)
+    step = max(1, COPY_BLOCK_ELEMENTS // max(trailing[axis], 1))
+    for outer in np.ndindex(*shape[:axis]):
+        for lo in range(0, shape[axis], step):
+            yield tuple(slice(i, i + 1) for i in outer) + (slice(lo, min(lo + step, shape[axis])),) + \
+                tuple(slice(None) for _ in shape[axis + 1:])
+
+
+def request_record(request: SweepRequest) -> dict:
+    """What identifies a request: parts combine only when these agree (JSON-ready, in order).
+
+    Axes are recorded by length and a digest of their coordinates, so a record stays small
+    for any axis length.
+    """
+    return {
+        "engine_version": __version__,
+        "formula_set": request.formula_set,
+        "arch": request.arch or "",
+        "options": _mapping_text(request.options),
+        "fixed": _mapping_text(request.fixed),
+        "quantities": list(request.quantities),
+        "numerics": request.numerics.name,
+        "axes": {name: {"length": int(len(v)), "dtype": str(v.dtype),
+                        "sha256": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16]}
+                 for name, v in request.axes.items()},
+    }
+
+
+def _same_request(first_path, first, path, ds) -> None:
+    """Raise ValueError naming the first field in which two parts' request records differ."""
+    records = []
+    for p, d in ((first_path, first), (path, ds)):
+        if "request" not in d.ncattrs():
+            raise ValueError(f"{p}: carries no request record (written by another tool or an older llm-sweep); "
+                             "rerun the parts with this version")
+        try:
+            records.append(json.loads(d.getncattr("request")))
+        except (TypeError, ValueError):
+            raise ValueError(f"{p}: its request record is not readable") from None
+    a, b = records
+    same_parts = "part_index" in first.ncattrs() and "part_index" in ds.ncattrs()
+    for key in dict.fromkeys([*a, *b]):
+        va, vb = a.get(key), b.get(key)
+        if key == "axes" and not same_parts and isinstance(va, dict) and isinstance(vb, dict):
+            # independent cubes may differ along their first axis, which combine joins
+            va, vb = dict(list(va.items())[1:]), dict(list(vb.items())[1:])
+        if va != vb:
+            raise ValueError(f"{path}: not a part of the same request as {first_path}: {key} is {_show(vb)} there "
+                             f"and {_show(va)} in {first_path}")
+
+
+def _show(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _order_parts(parts, opened, lead: str) -> list:
+    """Parts in grid order: by the part_index each process wrote, all of 0..count-1 present."""
+    indexed = [(p, ds) for p, ds in zip(parts, opened) if "part_index" in ds.ncattrs()]
+    if not indexed:  # parts not written by --part/--distributed: trust ascending first coordinates
+        return sorted(zip(parts, opened), key=lambda pd: pd[1].variables[lead][0])
+    if len(indexed) != len(parts):
+        raise ValueError("some files are parts of a multi-process run and some are not")
+    counts = {int(ds.getncattr("part_count")) for _, ds in indexed}
+    if len(counts) != 1:
+        raise ValueError(f"the parts come from runs split {sorted(counts)} ways")
+    count = counts.pop()
+    by_index = {}
+    for p, ds in indexed:
+        i = int(ds.getncattr("part_index"))
+        if i in by_index:
+            raise ValueError(f"part {i} of {count} is given twice ({by_index[i][0]} and {p}): the parts overlap")
+        by_index[i] = (p, ds)
+    ordered = [by_index[i] for i in sorted(by_index)]
+    # processes with no coordinates write nothing, so indices may be missing: the parts present
+    # must still cover the whole first axis
+    want = {int(ds.getncattr("part_axis_length")) for _, ds in indexed}
+    have = sum(len(ds.dimensions[lead]) for _, ds in indexed)
+    if len(want) != 1 or have != want.pop():
+        missing = [i for i in range(count) if i not in by_index]
+        raise ValueError(f"the parts cover {have} of the first axis's coordinates; missing parts: {missing}")
+    return ordered

@@ -1,0 +1,58 @@
+"""Formula sets (pure sympy; no JAX, no I/O).
+
+``build_formula_set(name, options)`` returns a ``FormulaSet``; ``FORMULA_SETS`` lists the names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from engine.symbolic.formulas import seed
+from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
+
+_BUILDERS: dict[str, tuple[Callable[[dict], FormulaSet], dict[str, OptionSpec]]] = {
+    "seed": (seed.build, seed.OPTIONS),
+}
+
+FORMULA_SETS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def options_for(name: str) -> dict[str, OptionSpec]:
+    """The structural options formula set ``name`` accepts."""
+    _check_name(name)
+    return _BUILDERS[name][1]
+
+
+def build_formula_set(name: str, options: dict[str, Any] | None = None) -> FormulaSet:
+    """Build formula set ``name`` with structural ``options``.
+
+    Raises:
+        ValueError: unknown set, unknown option or invalid option value; the message names the
+            bad value and the valid choices.
+    """
+    _check_name(name)
+    builder, specs = _BUILDERS[name]
+    options = dict(options or {})
+    from engine.request.options import check_option
+
+    for key, value in options.items():
+        check_option(specs, key, value, f" for formula set {name!r}")
+    return builder(options)
+
+
+def _check_name(name: str) -> None:
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown formula set {name!r}; valid formula sets: {', '.join(_BUILDERS)}")
+
+
+
+__all__ = [
+    "FORMULA_SETS",
+    "FormulaSet",
+    "OptionSpec",
+    "Quantity",
+    "build_formula_set",
+    "exact_number",
+    "options_for",
+    "quantity_symbol",
+]

@@ -1,0 +1,256 @@
+"""Quantities and formula sets: named sympy expressions with units and sources (pure sympy).
+
+A ``Quantity`` is defined by one expression over registered input symbols and the symbols of
+other quantities of the same set (``params_layer = params_attention + params_ffn + 2
+params_layernorm``). Totals are sums of components, so the printed formula and the computed
+number can never disagree: the kernel evaluates the same definitions, expanded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import sympy
+
+from engine.symbolic.symbols import SYMBOLS
+
+
+_MEMO_SIZE = 4096  # entries per formula set before its memo starts over (point evaluations add one each)
+
+
+def exact_number(value: Any) -> sympy.Expr:
+    """A user's number as an exact sympy number (a float is read as the decimal it prints as)."""
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, float):
+        return sympy.Rational(repr(value))
+    return sympy.sympify(value)
+
+
+def show_value(value: Any, quote: bool = True) -> str:
+    """A value as a spec writes it: TOML booleans true/false, strings quoted (unless ``quote`` is
+    false), numbers and expressions as they print. The one formatter of option and fixed values."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if quote else value
+    return str(value)
+
+
+def quantity_symbol(name: str, integer: bool = True) -> sympy.Symbol:
+    """The sympy symbol that stands for quantity ``name`` inside other definitions."""
+    if integer:
+        return sympy.Symbol(name, integer=True, nonnegative=True)
+    return sympy.Symbol(name, real=True, positive=True)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One named output of a formula set.
+
+    Attributes:
+        name: variable name (spec, netCDF, CLI), e.g. ``params_ffn``.
+        definition: sympy expression over input symbols and other quantities' symbols.
+        units: ``"1"`` (counts, ratios) or ``"bytes"``.
+        long_name: one line for tables and the netCDF ``long_name``.
+        latex: LaTeX for the left-hand side, e.g. ``P_{\\mathrm{ffn}}``.
+        source: where the formula comes from (paper + equation, or the seed article's section).
+        integer: True when the value is an exact integer for integer inputs (evaluated in int64).
+        note: caveats (errata, assumptions); empty when none.
+    """
+
+    name: str
+    definition: sympy.Expr
+    units: str
+    long_name: str
+    latex: str
+    source: str
+    integer: bool = True
+    note: str = ""
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return quantity_symbol(self.name, self.integer)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """A structural option of a formula set: it chooses which expressions are built."""
+
+    name: str
+    default: Any
+    choices: tuple
+    meaning: str
+    flag: str | None = None  # command-line spelling when not --name-with-dashes (``options.flag_of``)
+
+
+@dataclass(frozen=True)
+class Validity:
+    """A condition every valid input point satisfies (e.g. n_kv_heads divides n_heads).
+
+    Attributes:
+        message: what must hold, in words, for error messages.
+        condition: a sympy boolean over input symbols.
+        unless_given: the condition applies only when this input is neither fixed nor swept
+            (``head_dim`` given explicitly makes ``n_heads | d_model`` unnecessary).
+    """
+
+    message: str
+    condition: sympy.Basic
+    unless_given: str | None = None
+
+
+@dataclass
+class FormulaSet:
+    """An ordered collection of quantities with defaults for optional inputs.
+
+    Attributes:
+        name: the set's name (``"seed"``).
+        title: one line describing it.
+        source: the document the set reproduces.
+        options: the structural options this instance was built with.
+        quantities: name -> Quantity, in printing order.
+        defaults: input symbol name -> expression used when the input is neither fixed nor swept
+            (e.g. ``d_ff -> 4 d_model``).
+    """
+
+    name: str
+    title: str
+    source: str
+    options: dict[str, Any]
+    quantities: dict[str, Quantity]
+    defaults: dict[str, sympy.Expr] = field(default_factory=dict)
+    validity: list[Validity] = field(default_factory=list)
+    # memo of ``inline`` and ``apply`` results; not part of the set's value (eq, repr), and
+    # fresh in every instance (``dataclasses.replace`` builds a new, empty one)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._memo = {}
+
+    # -- memo ------------------------------------------------------------------------------
+
+    def _memoized(self, key: Any, compute) -> sympy.Expr:
+        """``compute()``, remembered under ``key`` while ``quantities`` and ``defaults`` stay the same.
+
+        The memo is stamped with the current contents of both dicts (compared item by item,
+        identical objects first), so reassigning a field or editing a dict in place starts a
+        new memo instead of answering from a stale one.
+        """
+        stamp = (tuple(self.quantities.items()), tuple(self.defaults.items()))
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo.get("stamp") != stamp or len(memo) > _MEMO_SIZE:
+            memo = self._memo = {"stamp": stamp}  # a new dict: a shallow copy's memo is never cleared under it
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable part of the key (a value the caller passed): no memo
+            return compute()
+        value = memo[key] = compute()
+        return value
+
+    @staticmethod
+    def _given_key(given: Mapping[str, Any] | set[str]) -> tuple:
+        """A hashable key for ``given``: its names, and for a mapping its values with their types."""
+        if isinstance(given, Mapping):
+            return ("values", frozenset((k, type(v), v) for k, v in given.items()))
+        return ("names", frozenset(given))
+
+    # -- expression access ---------------------------------------------------------------
+
+    def expanded(self, name: str) -> sympy.Expr:
+        """Quantity ``name`` as an expression over input symbols only (quantities inlined)."""
+        return self.inline(self.quantities[name].definition)
+
+    def inline(self, expr: sympy.Expr) -> sympy.Expr:
+        """``expr`` with every quantity symbol replaced by its definition, recursively."""
+        return self._memoized(("inline", expr), lambda: self._inline(expr))
+
+    def _inline(self, expr: sympy.Expr) -> sympy.Expr:
+        by_symbol = {q.symbol: q for q in self.quantities.values()}
+        for _ in range(len(self.quantities) + 1):
+            inner = [s for s in expr.free_symbols if s in by_symbol]
+            if not inner:
+                return expr
+            expr = expr.xreplace({s: by_symbol[s].definition for s in inner})
+        raise ValueError("a quantity is defined in terms of itself")
+
+    def resolve(self, name: str, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
+        """Quantity ``name`` with defaults applied to every input symbol not in ``given``.
+
+        ``given`` holds the names of inputs the user fixed or swept. If it is a mapping, its
+        values are substituted too (fixed values); names mapped to ``None`` stay symbolic.
+        """
+        return self.apply(self.expanded(name), given)
+
+    def apply(self, expr: sympy.Expr, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
+        """Apply defaults (to inputs not in ``given``) and given values to an input expression."""
+        try:
+            key = ("apply", expr, self._given_key(given))
+        except TypeError:  # an unhashable value: compute without the memo
+            return self._apply(expr, given)
+        return self._memoized(key, lambda: self._apply(expr, given))
+
+    def _apply(self, expr: sympy.Expr, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
+        given_names = set(given)
+        for _ in range(len(self.defaults) + 1):
+            pending = {
+                s: self.defaults[s.name]
+                for s in expr.free_symbols
+                if s.name in self.defaults and s.name not in given_names
+            }
+            if not pending:
+                break
+            expr = expr.xreplace(pending)
+        if isinstance(given, Mapping):
+            values = {SYMBOLS[k].symbol: exact_number(v) for k, v in given.items() if v is not None}
+            expr = expr.xreplace(values)
+        return expr
+
+    def inputs(self, name: str) -> list[str]:
+        """Names of the input symbols ``name`` depends on (before defaults), registry order."""
+        names = {s.name for s in self.expanded(name).free_symbols}
+        return [n for n in SYMBOLS if n in names]
+
+    def required_inputs(self, names: list[str], given: set[str]) -> dict[str, list[str]]:
+        """Inputs that have no default and are not given: input name -> quantities needing it."""
+        missing: dict[str, list[str]] = {}
+        for q in names:
+            for s in self.resolve(q, given).free_symbols:
+                if s.name not in given:
+                    missing.setdefault(s.name, []).append(q)
+        return {k: missing[k] for k in SYMBOLS if k in missing}
+
+    def evaluate(self, name: str, values: Mapping[str, Any]) -> int | float:
+        """Value of ``name`` at ``values`` as a Python number (defaults fill what is not given).
+
+        An ``int`` when the exact value is an integer (exact at any size), else a ``float``;
+        both go straight into ``json.dumps``. ``evaluate_exact`` keeps the exact sympy value.
+        """
+        value = self.evaluate_exact(name, values)
+        if value.free_symbols:
+            missing = ", ".join(sorted(s.name for s in value.free_symbols))
+            raise ValueError(f"{name} needs a value for {missing}")
+        return int(value) if value.is_Integer else float(value)
+
+    def evaluate_exact(self, name: str, values: Mapping[str, Any]) -> sympy.Expr:
+        """Exact sympy value of ``name`` at ``values`` (an Integer, Rational or exact expression)."""
+        return self.resolve(name, values)
+
+    def conditions(self, given: Mapping[str, Any] | set[str]) -> list[tuple[str, sympy.Basic]]:
+        """The validity conditions that apply for ``given`` inputs, defaults and values applied."""
+        out = []
+        for v in self.validity:
+            if v.unless_given is not None and v.unless_given in set(given):
+                continue
+            cond = self.apply(v.condition, given)
+            if cond is sympy.true:
+                continue
+            out.append((v.message, cond))
+        return out
+
+    def violations(self, values: Mapping[str, Any]) -> list[str]:
+        """Messages of the conditions that fixed ``values`` break (all inputs must be given)."""
+        return [msg for msg, cond in self.conditions(values) if cond is sympy.false]

@@ -1,0 +1,125 @@
+"""Memory and compute on top of an architecture: model states, activations, KV cache, FLOPs.
+
+``extend(formulas, structure, options)`` adds memory and compute quantities to an architecture's
+formula set (pure sympy). Structural options (``MemoryOptions``) choose the expressions; numeric
+knobs (bits per tensor class, parallel degrees, batch, sequence length) are symbols, so every
+quantity can be swept. All memory quantities are bytes per device; they are real-valued
+(quantized weights have fractional bytes per parameter) and evaluated in float64, exact for
+integers below 2^53 bytes (8 PiB).
+
+A training memory model is a backend (``MemoryModel``): one module that says which options it
+refuses, its activation and logits terms, and the moments of a step whose largest is the peak.
+A new model is one module here and one line in ``MEMORY_MODELS``. The rest is shared: model
+states (``states.py``), inference (``inference.py``), FLOPs and time (``compute.py``).
+
+Sources: ZeRO (Rajbhandari et al. 2020, §3.1, §5, Fig. 1); activations (Korthikanti et al. 2022,
+§4.1, Table 2, §4.2.3; Megatron-LM ``theoretical_memory_usage.py``); FlashAttention (Dao et al.
+2022, §3.1); KV cache (kipply, "Transformer Inference Arithmetic"); FLOPs (Kaplan et al. 2020
+§2.1; PaLM App. B; Narayanan et al. 2021 §5.1 Eq. 3); scaling laws (Kaplan Eq. 1.1-1.5;
+Hoffmann et al. 2022 Eq. 2, 4; Besiroglu et al. 2024).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from functools import lru_cache
+from typing import Protocol
+
+import sympy
+
+from engine.symbolic.formulas import components as C
+from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
+from engine.symbolic.memory import korthikanti, pytorch, seed
+from engine.symbolic.memory.base import STATES, L, Moment, Term, a, mfu, pp, q, quantity, s, tp
+
+
+class MemoryModel(Protocol):
+    """A training memory model (a module satisfies it: ``engine/symbolic/memory/pytorch.py``)."""
+
+    name: str
+    source: str
+
+    def refuses(self, options) -> list[str]:
+        """Why the model cannot express these training options (empty: it can); ``MemoryOptions`` raises them."""
+
+    def validity(self, options) -> list[Validity]:
+        """Conditions on the numeric inputs (e.g. tp = 1) the model needs."""
+
+    def activations(self, structure, options) -> Term:
+        """Saved activations per device at the start of the backward pass (bytes)."""
+
+    def logits(self, structure, options) -> Term:
+        """Logits, loss and their gradients at the start of the backward pass (bytes)."""
+
+    def moments(self, structure, options) -> list[Moment]:
+        """The moments of a step; the peak is the largest, its parts the breakdown."""
+
+
+# the registry: a new memory model is a module of this package and one line here (OPTIONS lists them sorted)
+MEMORY_MODELS: dict[str, MemoryModel] = {
+    "seed": seed,  # the seed article's formulas
+    "korthikanti": korthikanti,  # Korthikanti et al. 2022 (tensor, sequence, pipeline parallelism)
+    "pytorch": pytorch,  # llm-sweep's model of Hugging Face training, calibrated on measured peaks
+}
+
+from engine.symbolic.memory import compute, inference, states  # noqa: E402  (after the registry: options reads it)
+from engine.symbolic.memory.options import OPTIONS, PRECISIONS, MemoryOptions  # noqa: E402
+
+__all__ = ["MEMORY_MODELS", "OPTIONS", "PRECISIONS", "MemoryModel", "MemoryOptions", "Moment", "Term", "extend",
+           "moments"]
+
+
+@lru_cache(maxsize=512)
+def moments(structure, options: MemoryOptions) -> tuple[Moment, ...]:
+    """The moments of a step (training) or the prefill (inference) for ``options``."""
+    if options.mode == "inference":
+        return (inference.moment(),)
+    return tuple(MEMORY_MODELS[options.memory_model].moments(structure, options))
+
+
+def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
+    """``fs`` (an architecture) plus memory and compute quantities for ``options``."""
+    o = options
+    qs = states.quantities(o)
+    validity = [*fs.validity, *_validity(structure)]
+    if o.mode == "training":
+        model = MEMORY_MODELS[o.memory_model]
+        act, logits = model.activations(structure, o), model.logits(structure, o)
+        qs += [quantity("mem_activations", act.expr, "saved activations per device at the start of the backward pass",
+                        r"M_{\mathrm{act}}", act.source, note=act.note),
+               quantity("mem_logits", logits.expr, "logits, loss and their gradients at the start of the backward pass",
+                        r"M_{\mathrm{logits}}", logits.source)]
+        validity += model.validity(o)
+    else:
+        qs += inference.quantities(structure, o)
+    qs += _peak(moments(structure, o)) + compute.quantities(structure, o)
+    return replace(fs, quantities={**fs.quantities, **{x.name: x for x in qs}},
+                   defaults={**fs.defaults, **states.defaults(o)}, validity=validity,
+                   options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} memory and compute")
+
+
+def _peak(ms: tuple[Moment, ...]) -> list[Quantity]:
+    """``mem_peak``: a lone moment is the peak (all model states written as M_states); else one quantity per
+    moment and their maximum."""
+    if len(ms) == 1:
+        m = ms[0]
+        total = m.total
+        if set(STATES) <= set(m.parts):
+            total = q("mem_model_states") + sympy.Add(*(v for k, v in m.parts.items() if k not in STATES))
+        return [quantity("mem_peak", total, m.long_name, m.latex, m.source)]
+    return [quantity(f"mem_peak_{m.name}", m.total, m.long_name, m.latex, m.source) for m in ms] + [
+        quantity("mem_peak", sympy.Max(*(q(f"mem_peak_{m.name}") for m in ms)),
+                 "peak memory per device during a training step", r"M_{\mathrm{peak}}",
+                 "the largest of the step's moments")]
+
+
+def _validity(structure) -> list[Validity]:
+    out = [
+        Validity("tp must divide n_heads", sympy.Eq(sympy.Mod(a, tp), 0)),
+        Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)),
+        Validity("mfu must be at most 1", sympy.Le(mfu, 1)),
+    ]
+    if structure.positions == "learned":
+        out.append(Validity("seq_len must not exceed n_positions (learned position table)",
+                            sympy.Le(s, C.n_positions)))
+    return out

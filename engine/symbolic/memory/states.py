@@ -1,0 +1,80 @@
+"""Model states per device: weights (quantized or not), gradients, fp32 master copy, optimizer states, ZeRO.
+
+Source: Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1; EleutherAI Transformer Math 101
+(optimizer states); Shazeer & Stern 2018 (Adafactor).
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from engine.symbolic.formulas import components as C
+from engine.symbolic.formulas.base import Quantity
+from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, h, pp, qi, quant_group, quantity, s, tp
+from engine.symbolic.memory.base import q as _q
+
+SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1: per-device model states by stage"
+
+PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations
+    "fp32": (32, 32, 0, 32),
+    "bf16-amp": (32, 32, 0, 16),
+    "bf16": (16, 16, 32, 16),
+    "fp16": (16, 16, 32, 16),
+}
+OPTIMIZER_STATES = {"adamw": 2, "adam8bit": 2, "sgd": 0, "sgd_momentum": 1, "adafactor": 0, "none": 0}
+
+
+def defaults(o) -> dict[str, sympy.Expr]:
+    """Defaults of the numeric inputs: bits per tensor class, parallel degrees, KV window, devices, MFU."""
+    w_bits, g_bits, m_bits, _ = PRECISION_BITS[o.precision]
+    return {
+        "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(g_bits),
+        "bits_master": sympy.Integer(m_bits or 32),
+        "bits_opt": sympy.Integer(8 if o.optimizer == "adam8bit" else 32),
+        "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
+        "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
+        "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
+        "kv_window": s, "n_gpus": dp * tp * pp, "mfu": sympy.Rational(1, 2),
+    }
+
+
+def quantities(o) -> list[Quantity]:
+    """``mem_weights``; in training also gradients, master weights, optimizer states and their sum."""
+    shard = tp * pp  # model parallel split of the weights (even split assumed)
+    per_dev = qi("params_total") / shard
+    weights = per_dev * bits_w / 8
+    if o.quantized:  # GPTQ/AWQ-style: linear layers quantized, embedding and head kept in 16 bits
+        kept = (qi("params_embedding") + qi("params_head") + qi("params_positions")) / shard
+        weights = (per_dev - kept) * (bits_w / 8 + bits_qm / (8 * quant_group)) + kept * 2
+    if o.zero >= 3:
+        weights /= dp
+    out = [quantity("mem_weights", weights, "weights per device", r"M_{\mathrm{weights}}", SRC_ZERO + (
+        "; group-wise quantization: one scale + zero point per quant_group weights" if o.quantized else ""))]
+    if o.mode != "training":
+        return out
+    m_bits = PRECISION_BITS[o.precision][2]
+    master = per_dev * bits_m / 8 / (dp if o.zero >= 1 else 1) if m_bits else sympy.Integer(0)
+    out += [
+        quantity("mem_gradients", per_dev * bits_g / 8 / (dp if o.zero >= 2 else 1), "gradients per device",
+                 r"M_{\mathrm{grads}}", SRC_ZERO),
+        quantity("mem_master", master, "fp32 master weights per device (mixed precision)", r"M_{\mathrm{master}}",
+                 SRC_ZERO),
+        quantity("mem_optimizer", _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1),
+                 f"{o.optimizer} optimizer states per device", r"M_{\mathrm{optimizer}}",
+                 "EleutherAI Transformer Math 101 (AdamW 2 states, 8-bit Adam 2 x 1 byte + block absmax, SGD "
+                 "momentum 1); Adafactor keeps row and column factors (Shazeer & Stern 2018)"),
+        quantity("mem_model_states", _q("mem_weights") + _q("mem_gradients") + _q("mem_master") + _q("mem_optimizer"),
+                 "model states per device", r"M_{\mathrm{states}}", SRC_ZERO),
+    ]
+    return out
+
+
+def _optimizer_bytes(o, per_dev) -> sympy.Expr:
+    states = OPTIMIZER_STATES[o.optimizer]
+    if o.optimizer == "adafactor":
+        # factored second moment: one row and one column vector per matrix (fp32); vectors kept whole
+        h_, f = h, C.d_ff
+        rc = L * (4 * h_ + 2 * a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) + L * 3 * (h_ + f) + (V + h_)
+        return 4 * rc / (tp * pp)
+    extra = per_dev * 2 * 32 / 2048 / 8 if o.optimizer == "adam8bit" else 0  # bitsandbytes absmax per 2048 block
+    return per_dev * states * bits_o / 8 + extra
