@@ -49,6 +49,15 @@ def parse_bytes(text: str | int) -> int:
     return size
 
 
+def format_bytes(n: float) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KiB``, ..., ``2.0 PiB`` (the inverse of ``parse_bytes``'s units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """How a grid of ``shape`` is cut into equal compute chunks.

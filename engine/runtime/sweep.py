@@ -26,7 +26,7 @@ from engine import signals
 from engine.runtime.compile import Kernel, compile_kernel
 from engine.sinks.dataset import request_record
 from engine.errors import ResourceError
-from engine.runtime.plan import ChunkPlan, default_budget, plan_chunks
+from engine.runtime.plan import ChunkPlan, default_budget, format_bytes, plan_chunks
 from engine.runtime.query import Query
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
 from engine.request.spec import SweepRequest
@@ -77,7 +77,7 @@ class SweepResult:
                 lines.append(f"  chunks    {self.plan.n_chunks} of {self.plan.chunk_points:,} points")
             if self.path is not None:
                 raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
-                lines.append(f"  file      {_human(self.path.stat().st_size)} ({_human(raw)} uncompressed)")
+                lines.append(f"  file      {format_bytes(self.path.stat().st_size)} ({format_bytes(raw)} uncompressed)")
             shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
             width = max((len(q) for q in shown), default=0)
             if "valid" in ds.data_vars and self.extremes is not None and not self.extremes.best:
@@ -111,7 +111,7 @@ class SweepResult:
         value, where = self.extremes.best[(q, which)]
         dims = list(ds[q].dims)
         at = ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(dims, where))
-        shown = _human(float(value)) if ds[q].attrs.get("units") == "bytes" else _count(value)
+        shown = format_bytes(float(value)) if ds[q].attrs.get("units") == "bytes" else _count(value)
         return f"{which} {shown} at {at}" if at else f"{which} {shown}"
 
 
@@ -377,7 +377,7 @@ def _extreme(var: xr.DataArray, which: str, valid: xr.DataArray | None = None) -
     value = values[index]
     where = ", ".join(f"{d}={var[d].values[i]}" for d, i in zip(var.dims, index))
     if var.attrs.get("units") == "bytes":
-        shown = _human(float(value))
+        shown = format_bytes(float(value))
     else:  # an int64 variable held as float64 with NaN fills still prints as an integer
         shown = _count(int(value) if np.dtype(var.encoding.get("dtype", values.dtype)).kind in "iu" else value)
     return f"{which} {shown} at {where}" if where else f"{which} {shown}"
@@ -393,11 +393,3 @@ def _count(value) -> str:
     if isinstance(value, int) or np.issubdtype(type(value), np.integer):
         return f"{int(value):,}"
     return f"{float(value):.6g}"
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n} B"

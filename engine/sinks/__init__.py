@@ -41,7 +41,7 @@ from engine.sinks.dataset import (StreamWriter, build_dataset, coordinate_attrs,
                       precision_note)
 from engine.errors import ResourceError
 from engine.files import check_target
-from engine.runtime.plan import ChunkPlan, available_host_memory
+from engine.runtime.plan import ChunkPlan, available_host_memory, format_bytes
 from engine.runtime.query import Query, QueryAccumulator, QueryFunction
 from engine.request.spec import SweepRequest
 
@@ -85,8 +85,8 @@ class MemorySink:
         available = available_host_memory()
         if need > HOST_MEMORY_FRACTION * available:
             raise ResourceError(
-                f"{request.source}: the result cube needs {_human(need)} of host memory "
-                f"({request.points:,} points x {len(request.quantities)} quantities); {_human(available)} are "
+                f"{request.source}: the result cube needs {format_bytes(need)} of host memory "
+                f"({request.points:,} points x {len(request.quantities)} quantities); {format_bytes(available)} are "
                 "available and an in-memory run may use half: stream it to a file (llm-sweep run -o), ask an "
                 "on-device query, or shrink the axes")
 
@@ -132,8 +132,8 @@ class NetCDFSink:
         free = shutil.disk_usage(self.target.parent).free
         if request.compression == 0 and need > free:
             raise ResourceError(
-                f"the cube needs {_human(need)} uncompressed ({request.points:,} points x {len(request.quantities)} "
-                f"quantities) and {self.target.parent} has {_human(free)} free: enable compression, free space, "
+                f"the cube needs {format_bytes(need)} uncompressed ({request.points:,} points x {len(request.quantities)} "
+                f"quantities) and {self.target.parent} has {format_bytes(free)} free: enable compression, free space, "
                 "ask an on-device query, or shrink the axes")
 
     def device_function(self, request, kernel, plan):
@@ -172,8 +172,8 @@ class NetCDFSink:
             free = shutil.disk_usage(self.target.parent).free
             if projected - written > free:
                 raise ResourceError(
-                    f"stopped: the file is projected to reach {_human(projected)} and {self.target.parent} has "
-                    f"{_human(free)} free; nothing was left at {self.target}")
+                    f"stopped: the file is projected to reach {format_bytes(projected)} and {self.target.parent} has "
+                    f"{format_bytes(free)} free; nothing was left at {self.target}")
 
     def finish(self, timing: Timing):
         from engine.runtime.sweep import SweepResult
@@ -292,11 +292,3 @@ def query_dataset(request: SweepRequest, query: Query, qf: QueryFunction, acc: Q
     attrs = dataset_attrs(request, formulas)
     attrs["query"] = described
     return xr.Dataset(data, coords=coords, attrs=attrs)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n} B"

@@ -68,3 +68,17 @@ def additive_step() -> Moment:
     """The one moment of the additive models: every model state, activations and logits at once."""
     return Moment("step", {k: q(f"mem_{k}") for k in (*STATES, "activations", "logits")},
                   "peak memory per device during a training step", r"M_{\mathrm{peak}}", "sum of the above")
+
+
+# What an additive model (every part alive at once: seed, korthikanti) says for the protocol's
+# other questions; such a module re-exports these as its own ``refuses``, ``validity``, ``moments``.
+def refuses_nothing(o) -> list[str]:
+    return []
+
+
+def no_conditions(o) -> list:
+    return []
+
+
+def additive_moments(structure, o) -> list[Moment]:
+    return [additive_step()]

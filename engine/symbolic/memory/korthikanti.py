@@ -10,26 +10,15 @@ from __future__ import annotations
 import sympy
 
 from engine.symbolic.formulas import components as C
-from engine.symbolic.formulas.base import Validity
-from engine.symbolic.memory.base import L, Moment, Term, V, a, additive_step, b, h, pp, s, tp, vp
+from engine.symbolic.memory.base import additive_moments, no_conditions, refuses_nothing, L, Term, V, a, b, h, pp, s, tp, vp
 
 name = "korthikanti"
 SRC_KORTHIKANTI = ("Korthikanti et al. 2022 §4.1 (sbh(34 + 5as/h) per layer), Table 2 (TP, SP, selective and full "
                    "recompute), §4.2.3 (pipeline first stage, interleaving); Megatron-LM theoretical_memory_usage.py")
 SRC_FLASH = "Dao et al. 2022 (FlashAttention) §3.1: no s^2 term; fp32 logsumexp per row saved"
 source = SRC_KORTHIKANTI
-
-
-def refuses(o) -> list[str]:
-    return []
-
-
-def validity(o) -> list[Validity]:
-    return []
-
-
-def moments(structure, o) -> list[Moment]:
-    return [additive_step()]
+# an additive model: everything is alive at once, nothing refused, no conditions
+refuses, validity, moments = refuses_nothing, no_conditions, additive_moments
 
 
 def activations(structure, o) -> Term:

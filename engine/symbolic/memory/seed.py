@@ -8,28 +8,18 @@ from __future__ import annotations
 from functools import cache
 
 from engine.symbolic.formulas import seed as _seed_set
-from engine.symbolic.formulas.base import FormulaSet, Validity
-from engine.symbolic.memory.base import Moment, Term, additive_step
+from engine.symbolic.formulas.base import FormulaSet
+from engine.symbolic.memory.base import additive_moments, no_conditions, refuses_nothing, Term
 
 name = "seed"
 source = "the seed article's memory formulas (engine/symbolic/formulas/seed.py)"
+# an additive model: everything is alive at once, nothing refused, no conditions
+refuses, validity, moments = refuses_nothing, no_conditions, additive_moments
 
 
 @cache
 def _seed() -> FormulaSet:
     return _seed_set.build()
-
-
-def refuses(o) -> list[str]:
-    return []
-
-
-def validity(o) -> list[Validity]:
-    return []
-
-
-def moments(structure, o) -> list[Moment]:
-    return [additive_step()]
 
 
 def activations(structure, o) -> Term:
