@@ -29,6 +29,7 @@ _MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inferen
 
 def _parser() -> argparse.ArgumentParser:
     from engine import __version__
+    from engine.request.numerics import NAMES as NUMERICS
     from engine.request.options import add_option_flags
     from engine.symbolic.printing import FORMATS
 
@@ -44,9 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="sweep specification (TOML), e.g. sweeps/seed.toml")
     run.add_argument("-o", "--output", help="netCDF file to write (default: the spec's output, "
                                             "else SPEC's name with .nc, in the current folder)")
-    run.add_argument("--numerics", choices=("exact", "fast"),
+    run.add_argument("--numerics", choices=NUMERICS,
                      help="override the spec's numerics: exact (int64/float64) or fast (float32)")
-    run.add_argument("--precision", choices=("exact", "fast"), help=argparse.SUPPRESS)  # the old name of --numerics
+    run.add_argument("--precision", choices=NUMERICS, help=argparse.SUPPRESS)  # the old name of --numerics
     run.add_argument("--quiet", action="store_true", help="print nothing on success, and no progress bar")
     run.add_argument("--max-device-mem", metavar="SIZE",
                      help="device memory for one chunk's outputs, e.g. 8GiB (default: a quarter of the free "
