@@ -27,6 +27,54 @@ _MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inferen
                       "optimizer": "training only (default: adamw)"}
 
 
+_SET_HELP = ("a numeric input symbol, e.g. quant_group=64 or bits_opt=16 (repeatable; VALUE a number or a constant "
+             "expression such as 2**10; it overrides the default or the configuration's value)")
+# inputs with a flag of their own: --set refuses them and names the flag
+_DEDICATED_FLAGS = {"batch": "--batch", "seq_len": "--seq-len", "dp": "--dp", "tp": "--tp", "pp": "--pp",
+                    "vp": "--vp", "kv_window": "--kv-window", "tokens": "--tokens", "peak_flops": "--peak-flops",
+                    "mfu": "--mfu", "n_gpus": "--gpus"}
+
+
+def _set_values(items: list[str], dedicated: bool = True) -> dict:
+    """``--set NAME=VALUE`` items as input values, validated like a spec's values (positive; integers for
+    integer symbols). With ``dedicated``, inputs that have a flag of their own are refused."""
+    from engine.errors import SpecError
+    from engine.request.spec import _Errors, _value
+    from engine.symbolic.symbols import SYMBOLS
+
+    out: dict = {}
+    for item in items:
+        key, sep, text = (x.strip() for x in item.partition("="))
+        if not sep or not key or not text:
+            raise SpecError("--set", item, "expected NAME=VALUE, e.g. quant_group=64")
+        if dedicated and key in _DEDICATED_FLAGS:
+            raise SpecError("--set", item, f"{key} has its own flag: give {_DEDICATED_FLAGS[key]} instead")
+        if key not in SYMBOLS:
+            valid = [n for n in SYMBOLS if not (dedicated and n in _DEDICATED_FLAGS)]
+            raise SpecError("--set", item, f"unknown input {key!r}; valid inputs: {', '.join(valid)}")
+        if key in out:
+            raise SpecError("--set", item, f"{key} is set twice")
+        try:
+            out[key] = _value(_Errors("--set"), item, key, text)
+        except SpecError as exc:
+            hint = ("; for no master copy choose a precision without one (fp32, bf16-mixed, fp16-mixed, bf16-true, "
+                    "fp16-true)") if key == "bits_master" else ""
+            raise SpecError("--set", item, exc.message + hint) from None
+    return out
+
+
+def _check_sets_used(sets: dict, fs, exprs: list, given: set) -> None:
+    """SpecError for a ``--set`` input that none of ``exprs`` (expressions over inputs) depends on."""
+    from engine.errors import SpecError
+    from engine.symbolic.symbols import SYMBOLS
+
+    for name, value in sets.items():
+        keep = set(given) | {name}  # the input stays a symbol; every other one gets its value or default
+        if not any(SYMBOLS[name].symbol in fs.apply(e, keep).free_symbols for e in exprs):
+            raise SpecError("--set", f"{name}={value}", f"the chosen formulas do not use {name}: it would be "
+                                                        "ignored")
+
+
 def _parser() -> argparse.ArgumentParser:
     from engine import __version__
     from engine.request.numerics import NAMES as NUMERICS
@@ -105,9 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json (never downloaded)")
     pa.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                     help="structural option, e.g. tied_head=true (repeatable)")
+    pa.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=_SET_HELP)
     pa.add_argument("--json", action="store_true",
                     help='print {"total", "active", "breakdown": {embedding, positions, attention, mlp, norms, '
                          'head, router, experts}}')
+    pa.add_argument("--lora-rank", metavar="R",
+                    help="print the trainable parameters of a LoRA adapter of rank R (peft semantics) instead")
+    pa.add_argument("--lora-targets", metavar="NAMES",
+                    help="modules the adapter wraps: a comma list (q_proj,v_proj, ...) or all-linear "
+                         "(default: peft's targets for the model type); needs --lora-rank")
 
     for cmd, helptext in (("memory", "per-device memory of a training step or a prefill, with its breakdown"),
                           ("flops", "FLOPs per token and per step, training time, compute-optimal sizes")):
@@ -135,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         mp.add_argument("--kv-window", type=int, metavar="W", help="sliding window: keep min(S, W) tokens")
         mp.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="structural architecture option, e.g. tied_head=true")
+        mp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=_SET_HELP)
         if cmd == "flops":
             mp.add_argument("--tokens", type=float, help="training tokens, for the training time")
             mp.add_argument("--gpus", type=int, help="devices (default dp x tp x pp)")
@@ -445,6 +500,12 @@ def _estimate_inputs(args):
         values["bits_kv"] = _KV_BITS[args.kv_dtype]
     if args.weights:
         values["bits_weight"] = _KV_BITS[args.weights]
+    sets = _set_values(args.set)
+    for name, flag in (("bits_kv", "--kv-dtype"), ("bits_weight", "--weights")):
+        if name in sets and name in values:
+            raise SpecError("--set", f"{name}={sets[name]}", f"{flag} sets {name} already; give one of them")
+    values.update(sets)
+    args.set_values = sets
     for flag, name in (("tokens", "tokens"), ("peak_flops", "peak_flops"), ("mfu", "mfu")):
         value = getattr(args, flag, None)
         if value is not None:
@@ -466,13 +527,21 @@ def _memory(args) -> int:
     if args.batch is None or args.seq_len is None:
         raise SpecError("memory", "--batch/--seq-len", "both are required")
     arch, options, values = _estimate_inputs(args)
+    if args.set_values:
+        from engine.catalog.model import estimate_formulas
+        from engine.symbolic.memory import moments
+
+        fs = estimate_formulas(arch.family, arch.structure, options)
+        _check_sets_used(args.set_values, fs, [fs.inline(m.total) for m in moments(arch.structure, options)],
+                         {*arch.values, *values})
     est = memory_estimate(arch, options, values)
     if args.json:
         print(json.dumps(est, indent=2))
         return EXIT_OK
     name = args.hf_config or args.arch
     print(f"{name}: {args.mode} peak {_gib(est['peak'])} per device ({est['peak']:,} bytes; "
-          f"{options.memory_model} model, {options.precision}, at the {est['moment']})")
+          f"{options.memory_model} model, {options.precision}, at the {est['moment']}"
+          + (f", {est['attention_kernel']} attention" if "attention_kernel" in est else "") + ")")
     for key, value in est["breakdown"].items():
         print(f"  {key:<15} {_gib(value):>12}  {value:>18,}")
     return EXIT_OK
@@ -491,7 +560,19 @@ def _flops(args) -> int:
         if args.batch is None or args.seq_len is None:
             raise SpecError("flops", "--batch/--seq-len", "both are required with --arch or --hf-config")
         arch, options, values = _estimate_inputs(args)
+        if args.set_values:
+            from engine.catalog.model import estimate_formulas
+
+            fs = estimate_formulas(arch.family, arch.structure, options)
+            names = ["flops_forward_token", "flops_token", "hardware_flops_token", "flops_step", "flops_palm_token",
+                     "flops_narayanan_step", "flops_narayanan_recompute_step"]
+            names += ["train_seconds"] if "tokens" in values and "peak_flops" in values else []
+            _check_sets_used(args.set_values, fs, [fs.expanded(n) for n in names if n in fs.quantities],
+                             {*arch.values, *values})
         out.update(flops_estimate(arch, options, values))
+    elif args.set:
+        raise SpecError("--set", args.set[0], "inputs apply to --arch/--hf-config estimates; with --compute alone "
+                                              "it would be ignored")
     if args.compute is not None:
         import sympy
 
@@ -561,7 +642,7 @@ def _formulas(args) -> int:
     from engine.symbolic.printing import format_formulas
     from engine.symbolic.symbols import SYMBOLS
 
-    options = _options(args.option)
+    options = _options(args.option, numeric_flag="--substitute")
     substitute = {}
     for item in args.substitute:
         key, sep, text = item.partition("=")
@@ -594,23 +675,43 @@ def _formulas(args) -> int:
     return EXIT_OK
 
 
-def _options(items: list[str]) -> dict:
+def _options(items: list[str], numeric_flag: str = "--set") -> dict:
     from engine.errors import SpecError
+    from engine.symbolic.symbols import SYMBOLS
 
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise SpecError("--option", item, "expected NAME=VALUE, e.g. tied_head=false")
+        if key.strip() in SYMBOLS:  # a numeric input, not a structural option
+            raise SpecError("--option", item, f"unknown option {key.strip()!r}: --option takes structural options; "
+                                              f"{key.strip()} is a numeric input, give it with {numeric_flag} "
+                                              f"{key.strip()}=VALUE")
         options[key.strip()] = _option_value(value.strip())
     return options
 
 
 def _params(args) -> int:
+    from dataclasses import replace
+
     from engine.symbolic.formulas.architectures import BREAKDOWN
     from engine.catalog.model import architecture, param_counts
 
+    if getattr(args, "lora_targets", None) is not None and getattr(args, "lora_rank", None) is None:
+        from engine.errors import SpecError
+
+        raise SpecError("--lora-targets", args.lora_targets, "needs --lora-rank R (a positive integer)")
     arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
+    sets = _set_values(args.set, dedicated=False)
+    if sets:  # the sizes (and any other input) the configuration gives, overridden
+        from engine.catalog.model import formulas_of
+
+        fs = formulas_of(arch)
+        _check_sets_used(sets, fs, [fs.expanded(n) for n in ("params_total", "params_active")], set(arch.values))
+        arch = replace(arch, values={**arch.values, **sets})
+    if getattr(args, "lora_rank", None) is not None:
+        return _lora(args, arch)
     counts = param_counts(arch)
     if args.json:
         print(json.dumps(counts, indent=2))
@@ -626,6 +727,33 @@ def _params(args) -> int:
     sizes = ", ".join(f"{k} = {v}" for k, v in arch.values.items())
     print(f"sizes: {sizes}")
     print(f"source: {arch.source}")
+    return EXIT_OK
+
+
+def _lora(args, arch) -> int:
+    """``params --lora-rank R [--lora-targets ...]``: the adapter's trainable parameters (peft semantics)."""
+    from engine.catalog.model import lora_counts
+    from engine.errors import SpecError
+
+    try:
+        rank = int(args.lora_rank)
+    except ValueError:
+        rank = 0
+    if rank <= 0:
+        raise SpecError("--lora-rank", args.lora_rank, "must be a positive integer, e.g. 8")
+    counts = lora_counts(arch, rank, args.lora_targets)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+        return EXIT_OK
+    name = args.hf_config or args.arch
+    print(f"{name} ({arch.family}) LoRA rank {rank} on {', '.join(counts['targets'])}: "
+          f"{counts['trainable']:,} trainable parameters")
+    for key, value in counts["per_target"].items():
+        print(f"  {key:<16} {value:>16,}")
+    print(f"  {'per layer':<16} {counts['trainable_per_layer']:>16,}")
+    print(f"  {'with the model':<16} {counts['total_with_adapters']:>16,}  "
+          f"({100 * counts['trainable'] / counts['total_with_adapters']:.4f}% trainable)")
+    print(f"source: {counts['source']}")
     return EXIT_OK
 
 

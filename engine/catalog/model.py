@@ -79,6 +79,32 @@ def param_counts(arch: Architecture) -> dict[str, Any]:
             "breakdown": breakdown}
 
 
+def lora_counts(arch: Architecture, rank: int, targets: Any = None) -> dict[str, Any]:
+    """Trainable parameters of a LoRA adapter with peft semantics (``engine.symbolic.formulas.lora``).
+
+    ``targets``: None (peft's defaults for the model type), ``"all-linear"``, or names (a list or a
+    comma list). Returns ``{"rank", "targets", "trainable", "trainable_per_layer", "total_with_adapters",
+    "per_target": {name: count}}``; ``total_with_adapters`` is the base model plus the adapters (peft's
+    ``get_nb_trainable_parameters()[1]``). SpecError for a bad rank or an unknown target.
+    """
+    from engine.symbolic.formulas import lora
+
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
+        raise SpecError("lora_rank", str(rank), "must be a positive integer")
+    try:
+        exprs = lora.lora_trainable(arch.family, arch.structure, targets, rank)
+    except ValueError as exc:
+        raise SpecError(arch.label, "lora_targets", str(exc)) from None
+    base = param_counts(arch)
+    fs = formulas_of(arch)
+    value = lambda e: int(fs.apply(sympy.sympify(e), arch.values))  # noqa: E731
+    per_target = {k: value(v) for k, v in exprs["per_target"].items()}
+    trainable = value(exprs["total"])
+    return {"rank": rank, "targets": list(exprs["targets"]), "trainable": trainable,
+            "trainable_per_layer": value(exprs["per_layer"]), "total_with_adapters": base["total"] + trainable,
+            "per_target": per_target, "source": lora.PEFT_SOURCE}
+
+
 def memory_options(**options: Any):
     """``MemoryOptions`` from keyword options (SpecError naming the valid choices otherwise)."""
     from engine.symbolic.memory import MemoryOptions
@@ -98,7 +124,8 @@ def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
 
 
 def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
-    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device.
+    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device, and for the pytorch
+    model in training ``"attention_kernel"`` (eager, math, flash, efficient or cudnn: ``pytorch.attention_kernel``).
 
     ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The peak is the
     largest moment of the step (or the prefill); the breakdown is that moment's parts, each from
@@ -117,7 +144,13 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     breakdown = {k: int(sympy.floor(v)) for k, v in parts[moment].items()}
     largest = max(breakdown, key=lambda k: breakdown[k])
     breakdown[largest] += total - sum(breakdown.values())
-    return {"peak": total, "moment": moment, "breakdown": breakdown}
+    out = {"peak": total, "moment": moment, "breakdown": breakdown}
+    if options.memory_model == "pytorch" and options.mode == "training":  # the kernel its attention term assumes
+        from engine.symbolic.memory import pytorch
+
+        out["attention_kernel"] = pytorch.attention_kernel(arch.structure, options,
+                                                           lambda cond: fs.apply(fs.inline(cond), given))
+    return out
 
 
 def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> None:

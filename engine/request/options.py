@@ -25,10 +25,19 @@ def check_option(specs: Mapping[str, OptionSpec], key: str, value: Any, where: s
     if key not in specs:
         raise ValueError(f"unknown option {key!r}{where}; valid options: {', '.join(specs) or 'none'}")
     spec = specs[key]
+    value = dict(spec.aliases).get(value, value) if isinstance(value, str) else value
     if type(value) is not type(spec.default) or (spec.choices and value not in spec.choices):
         choices = ", ".join(show_value(c) for c in spec.choices) if spec.choices else \
             f"a {type(spec.default).__name__}"
+        if spec.aliases:
+            choices += " (aliases: " + ", ".join(f"{show_value(a)} = {show_value(c)}" for a, c in spec.aliases) + ")"
         raise ValueError(f"option {key!r} must be one of {choices}, got {show_value(value)}")
+
+
+def canonical_option(specs: Mapping[str, OptionSpec], key: str, value: Any) -> Any:
+    """The choice an alias stands for (``bf16-amp`` -> ``bf16-mixed``); any other value unchanged."""
+    spec = specs.get(key)
+    return dict(spec.aliases).get(value, value) if spec and isinstance(value, str) else value
 
 
 def flag_of(spec: OptionSpec) -> str:
@@ -46,6 +55,10 @@ def add_option_flags(parser: argparse.ArgumentParser, specs: Mapping[str, Option
         if isinstance(spec.default, bool):
             parser.add_argument(flag_of(spec), dest=name, action="store_const", const=True, default=None,
                                 help=text)
+        elif spec.aliases:  # aliases are accepted too; a wrong value is refused in one line by check_option
+            text += "; also accepted: " + ", ".join(f"{a} (= {c})" for a, c in spec.aliases)
+            parser.add_argument(flag_of(spec), dest=name, type=type(spec.default), default=None, help=text,
+                                metavar="{" + ",".join(str(c) for c in spec.choices) + "}")
         else:
             parser.add_argument(flag_of(spec), dest=name, choices=spec.choices, type=type(spec.default),
                                 default=None, help=text)

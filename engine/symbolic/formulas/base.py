@@ -83,6 +83,7 @@ class OptionSpec:
     choices: tuple
     meaning: str
     flag: str | None = None  # command-line spelling when not --name-with-dashes (``options.flag_of``)
+    aliases: tuple = ()  # (alias, canonical choice) pairs accepted everywhere and normalized on input
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def prefill_working(structure, o):
     Calibrated on CPU allocator traces of GPT-2- and LLaMA-style prefills
     (tests/data/cpu_measured_memory.json).
     """
-    act = 2 if o.precision in ("bf16", "fp16", "bf16-amp") else 4
+    act = 4 if o.precision == "fp32" else 2  # 16-bit weights, or autocast's 16-bit activations
     q_, kv, f = a * C.head_dim, C.n_kv_heads * C.head_dim, C.d_ff
     tokens = b * s
     gated = structure.mlp == "gated"

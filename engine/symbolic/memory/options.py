@@ -8,7 +8,11 @@ from typing import Any
 from engine.symbolic.formulas.base import OptionSpec
 from engine.symbolic.memory import MEMORY_MODELS
 
-PRECISIONS = ("fp32", "bf16-amp", "bf16", "fp16")
+# weights / gradients / master copy / optimizer states / activations (engine/symbolic/memory/states.py)
+PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "bf16", "fp16")
+# accepted on input and normalized to the canonical name: the old bf16-amp and Lightning's precision strings
+PRECISION_ALIASES = (("bf16-amp", "bf16-mixed"), ("32-true", "fp32"), ("16-mixed", "fp16-mixed"),
+                     ("16-true", "fp16-true"))
 OPTIMIZERS = ("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none")
 ATTENTIONS = ("eager", "sdpa", "flash")
 RECOMPUTE = ("none", "selective", "full")
@@ -32,10 +36,15 @@ class MemoryOptions:
     causal_flops: str = "full"
 
     def with_options(self, **options: Any) -> "MemoryOptions":
-        from engine.request.options import check_option
+        from engine.request.options import canonical_option, check_option
 
         for key, value in options.items():
+            if key == "precision" and isinstance(value, str) and ("fp8" in value or value.startswith("transformer-engine")):
+                raise ValueError(f"precision {value!r} (fp8 / transformer-engine) is not modelled; valid: "
+                                 f"{', '.join(PRECISIONS)} (aliases: "
+                                 f"{', '.join(f'{a} = {c}' for a, c in PRECISION_ALIASES)})")
             check_option(OPTIONS, key, value)
+        options = {k: canonical_option(OPTIONS, k, v) for k, v in options.items()}
         new = replace(self, **options)
         problems = []
         if new.mode == "training":  # what the chosen model cannot express
@@ -56,7 +65,14 @@ OPTIONS: dict[str, OptionSpec] = {
     "memory_model": OptionSpec("memory_model", "pytorch", tuple(sorted(MEMORY_MODELS)),
                                "activation model: Korthikanti et al., PyTorch/Hugging Face, or the seed article"),
     "precision": OptionSpec("precision", "fp32", PRECISIONS,
-                            "fp32; bf16-amp (autocast, fp32 weights); bf16/fp16 (16-bit weights, fp32 master)"),
+                            "fp32 (Lightning 32-true): fp32 everywhere; bf16-mixed/fp16-mixed (torch.autocast, "
+                            "Lightning bf16-mixed/16-mixed): fp32 weights, grads and optimizer states, no master, "
+                            "16-bit activations (fp16-mixed's GradScaler state is negligible); bf16-true/fp16-true "
+                            "(model.to(torch.bfloat16) + torch.optim.AdamW, Lightning bf16-true/16-true): weights, "
+                            "grads and optimizer states 16-bit, no master; bf16/fp16 (DeepSpeed bf16, Megatron "
+                            "--bf16): 16-bit weights and grads, fp32 master and optimizer states (Megatron also "
+                            "keeps an fp32 main-grad buffer, not counted)",
+                            aliases=PRECISION_ALIASES),
     "optimizer": OptionSpec("optimizer", "adamw", OPTIMIZERS, "optimizer whose states are kept"),
     "attention": OptionSpec("attention", "sdpa", ATTENTIONS, "eager softmax(QK^T), PyTorch SDPA, FlashAttention"),
     "recompute": OptionSpec("recompute", "none", RECOMPUTE, "activation recomputation"),

@@ -15,12 +15,19 @@ from engine.symbolic.memory.base import q as _q
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1: per-device model states by stage"
 
-PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations
-    "fp32": (32, 32, 0, 32),
-    "bf16-amp": (32, 32, 0, 16),
-    "bf16": (16, 16, 32, 16),
+PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations; optimizer states: OPTIMIZER_BITS
+    "fp32": (32, 32, 0, 32),  # Lightning 32-true
+    "bf16-mixed": (32, 32, 0, 16),  # torch.autocast(bfloat16) over fp32 weights (the old bf16-amp)
+    "fp16-mixed": (32, 32, 0, 16),  # torch.autocast(float16) + GradScaler (its scale and counter: negligible)
+    "bf16-true": (16, 16, 0, 16),  # model.to(torch.bfloat16) + torch.optim.AdamW: no master copy
+    "fp16-true": (16, 16, 0, 16),
+    "bf16": (16, 16, 32, 16),  # DeepSpeed bf16, Megatron --bf16 (Megatron's fp32 main-grad buffer not counted)
     "fp16": (16, 16, 32, 16),
 }
+MIXED_PRECISIONS = ("bf16-mixed", "fp16-mixed")  # torch.autocast over fp32 weights
+TRUE_PRECISIONS = ("bf16-true", "fp16-true")  # pure 16-bit: model.to(dtype), optimizer states in that dtype
+# bits per optimizer-state element: fp32, except pure 16-bit training (states in the weights' dtype); 8-bit Adam: 8
+OPTIMIZER_BITS = {p: 16 if p in TRUE_PRECISIONS else 32 for p in PRECISION_BITS}
 OPTIMIZER_STATES = {"adamw": 2, "adam8bit": 2, "sgd": 0, "sgd_momentum": 1, "adafactor": 0, "none": 0}
 
 
@@ -30,7 +37,7 @@ def defaults(o) -> dict[str, sympy.Expr]:
     return {
         "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(g_bits),
         "bits_master": sympy.Integer(m_bits or 32),
-        "bits_opt": sympy.Integer(8 if o.optimizer == "adam8bit" else 32),
+        "bits_opt": sympy.Integer(8 if o.optimizer == "adam8bit" else OPTIMIZER_BITS[o.precision]),
         "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
@@ -75,6 +82,6 @@ def _optimizer_bytes(o, per_dev) -> sympy.Expr:
         # factored second moment: one row and one column vector per matrix (fp32); vectors kept whole
         h_, f = h, C.d_ff
         rc = L * (4 * h_ + 2 * a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) + L * 3 * (h_ + f) + (V + h_)
-        return 4 * rc / (tp * pp)
+        return rc * bits_o / 8 / (tp * pp)
     extra = per_dev * 2 * 32 / 2048 / 8 if o.optimizer == "adam8bit" else 0  # bitsandbytes absmax per 2048 block
     return per_dev * states * bits_o / 8 + extra
