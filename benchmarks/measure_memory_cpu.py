@@ -2,6 +2,7 @@
 
     python benchmarks/measure_memory_cpu.py --validate [--max-tokens 2048]
     python benchmarks/measure_memory_cpu.py --extra [--out tests/data/cpu_measured_memory.json]
+    python benchmarks/measure_memory_cpu.py --issue10 [--out tests/data/cpu_measured_memory_extra.json]
     python benchmarks/measure_memory_cpu.py --selftest
 
 (in an environment with `pip install torch==2.13.0 transformers`; the fixture in tests/data was made
@@ -139,8 +140,12 @@ class AllocTrace:
         self.n_events_flat = len(flat)
         self.n_events = len(allocs)
         marks = {}
+        self.sdpa_ops = {}
         for e in res.events():
             n = e.name()
+            if n.startswith("aten::_scaled_dot_product") or n.startswith("aten::_efficient_attention") or \
+                    n.startswith("aten::_flash_attention"):
+                self.sdpa_ops[n] = self.sdpa_ops.get(n, 0) + 1
             if n.startswith(MARK_PREFIX):
                 marks[n[len(MARK_PREFIX):]] = e.start_ns()
         self.marks = marks
@@ -360,6 +365,50 @@ def cuda_autocast_policy():
     return _Mode()
 
 
+SDPA_BACKENDS = {"math": "MATH", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
+                 "cudnn": "CUDNN_ATTENTION"}
+
+
+def sdpa_recorder(calls: dict, cast_under_autocast: bool = True, cuda_policy: bool = False):
+    """TorchFunctionMode that records how F.scaled_dot_product_attention is called (q/k dtypes, head counts,
+    enable_gqa, mask, is_causal, dropout_p) into ``calls`` (signature -> count). With ``cast_under_autocast``,
+    while CPU autocast is on, fp32 q/k/v are cast to bf16 as CUDA autocast does (SDPA is on CUDA autocast's
+    lower-precision list). ``cuda_policy``: also apply cuda_autocast_policy's fp32 casts (one mode instead of
+    two, for the checkpoint recomputation, where two stacked modes break on its early-stop exception)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_map
+
+    funcs = _cuda_fp32_funcs() if cuda_policy else set()
+    low = (torch.bfloat16, torch.float16)
+
+    def up(t):
+        return t.float() if isinstance(t, torch.Tensor) and t.dtype in low else t
+
+    class _Rec(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = dict(kwargs or {})
+            if func in funcs and torch.is_autocast_enabled("cpu"):
+                args, kwargs = tree_map(up, (tuple(args), kwargs))
+            if func is F.scaled_dot_product_attention:
+                args = list(args)
+                q, k = args[0], args[1]
+                cast = False
+                if cast_under_autocast and torch.is_autocast_enabled("cpu") and q.dtype == torch.float32:
+                    args[:3] = [t.to(torch.bfloat16) for t in args[:3]]
+                    cast = True
+                mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
+                sig = (f"q={tuple(q.shape)} {str(args[0].dtype).replace('torch.', '')} k_heads={k.shape[1]} "
+                       f"enable_gqa={kwargs.get('enable_gqa', False)} mask={'none' if mask is None else 'tensor'} "
+                       f"is_causal={kwargs.get('is_causal', False)} dropout_p={kwargs.get('dropout_p', 0.0)}"
+                       + (" (cast fp32->bf16 as CUDA autocast)" if cast else ""))
+                calls[sig] = calls.get(sig, 0) + 1
+            return func(*args, **kwargs)
+
+    return _Rec()
+
+
 def _training_fields(tr: AllocTrace, s: int, corr: int, ids_bytes: int, rule: str) -> dict:
     tr._select(rule)
     base = tr.at("base")
@@ -375,10 +424,15 @@ def _training_fields(tr: AllocTrace, s: int, corr: int, ids_bytes: int, rule: st
 
 def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32", attn: str = "eager",
                      checkpointing: bool = False, optimizer: str = "adamw", dropout: float | None = None,
-                     steps: int = 2, autocast_policy: str = "cuda") -> dict:
+                     steps: int = 2, autocast_policy: str = "cuda", sdpa_backend: str | None = None) -> dict:
     """Replicate the H200 protocol on the CPU; numbers from the last of `steps` training steps.
 
-    precision: "fp32" or "bf16-amp" (torch.autocast("cpu", bfloat16), fp32 weights).
+    precision: "fp32", "bf16-amp" = "bf16-mixed" (torch.autocast("cpu", bfloat16), fp32 weights) or
+    "bf16-true" (model.to(torch.bfloat16), AdamW on bf16 parameters: bf16 states, no master, no autocast).
+    sdpa_backend: None (the CPU's own choice) or "math" / "flash" / "efficient" / "cudnn": the whole step
+    (forward, backward and checkpoint recomputation) runs under torch.nn.attention.sdpa_kernel(that backend).
+    The calls to F.scaled_dot_product_attention are recorded ("sdpa_calls") and the aten SDPA ops the
+    profiler saw are listed ("sdpa_ops"), so the kernel that actually ran is on record.
     autocast_policy (bf16-amp only): "cuda" = additionally cast the inputs of CUDA autocast's fp32-list ops to
     fp32 (what a GPU run does; see cuda_autocast_policy), "cpu" = plain CPU autocast.
     Returns mem_weights, mem_after_forward_minus_before, mem_after_backward, peak_total,
@@ -387,27 +441,35 @@ def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32"
     """
     import torch
 
-    if precision not in ("fp32", "bf16-amp"):
+    if precision not in ("fp32", "bf16-amp", "bf16-mixed", "bf16-true"):
         raise ValueError(precision)
     if autocast_policy not in ("cuda", "cpu"):
         raise ValueError(autocast_policy)
-    amp = precision == "bf16-amp"
+    amp = precision in ("bf16-amp", "bf16-mixed")
+    true16 = precision == "bf16-true"
+    if sdpa_backend is not None:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kernel_ctx = sdpa_kernel(getattr(SDPBackend, SDPA_BACKENDS[sdpa_backend]))
+    else:
+        kernel_ctx = nullcontext()
+    sdpa_calls, sdpa_calls_recompute = {}, {}
     gc.collect()
     t0 = time.time()
     with AllocTrace() as tr:
         mark("base")
         model, cfg = build_model(config, seq, attn, dropout=dropout)
         model.to("cpu")
+        if true16:
+            model.to(torch.bfloat16)
         model.train()
         policy_on = amp and autocast_policy == "cuda"
         if checkpointing:
-            if policy_on:
-                # the recomputation in backward must see the same dtype policy as the forward (transformers'
-                # default is use_reentrant=False; context_fn only adds the policy to the recompute)
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={
-                    "use_reentrant": False, "context_fn": lambda: (nullcontext(), cuda_autocast_policy())})
-            else:
-                model.gradient_checkpointing_enable()
+            # the recomputation in backward must see the same dtype policy (and SDPA input casts) as the forward
+            # (transformers' default is use_reentrant=False; context_fn only adds the modes to the recompute)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={
+                "use_reentrant": False,
+                "context_fn": lambda: (nullcontext(), sdpa_recorder(sdpa_calls_recompute, cuda_policy=policy_on))})
         mark("weights")
         params = sum(p.numel() for p in model.parameters())
         if optimizer == "adamw":
@@ -420,10 +482,10 @@ def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32"
         ids = torch.randint(0, _vocab(cfg), (batch, seq), generator=g)
         ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else nullcontext
         mode = cuda_autocast_policy() if policy_on else nullcontext()
-        with mode:
+        with kernel_ctx, mode:
             for s in range(steps):
                 mark(f"start{s}")
-                with ctx():
+                with ctx(), sdpa_recorder(sdpa_calls):  # the forward only (backward: context_fn above)
                     out = model(input_ids=ids, labels=ids)
                 loss = out.loss
                 mark(f"fwd{s}")
@@ -455,6 +517,10 @@ def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32"
             alt[rule] = f
     res.update({
         "precision_autocast_policy": (autocast_policy if amp else None),
+        "sdpa_backend_forced": sdpa_backend,
+        "sdpa_calls": sdpa_calls,
+        "sdpa_calls_recompute": sdpa_calls_recompute,
+        "sdpa_ops": tr.sdpa_ops,
         "alt": alt,
         "leak_after_delete": tr.at("gone") - tr.at("base"),
         "trace_events": tr.n_events,
@@ -695,6 +761,55 @@ def extra_plan() -> list[dict]:
     return plan
 
 
+def issue10_plan() -> list[dict]:
+    """Pure bf16 training (bf16-true) and GQA attention through SDPA with the kernel CUDA would pick forced on
+    the CPU (issue 10). Small shapes: a few minutes on 2 cores.
+
+    Kernel forcing (``sdpa_backend``): the pytorch memory model predicts, for a CUDA sm80+ device,
+    math for fp32 with grouped k/v (mem-efficient refuses enable_gqa with fewer k/v heads) and cuDNN/flash for
+    16-bit inputs (head_dim <= 128). The CPU's own choice differs (its flash kernel also takes fp32 + GQA), so
+    the fp32 GQA runs force ``math``. The CPU has no cuDNN or CUDA-flash kernel; the 16-bit runs force the CPU
+    flash kernel (``_scaled_dot_product_flash_attention_for_cpu``), which like CUDA's flash/cuDNN saves only
+    q, k, v, the output and an fp32 log-sum-exp per row (no S x S tensor) - the tensors the model counts.
+    Workspaces of the CUDA kernels are not reproduced (as for every record of this tool).
+    """
+    plan = []
+
+    def train(cfg, b, s, prec, attn, ck=False, backend=None, group="bf16-true"):
+        plan.append(dict(kind="train", config=cfg, batch=b, seq=s, precision=prec, attn=attn, checkpointing=ck,
+                         dropout=0.0, optimizer="adamw", autocast_policy="cuda", sdpa_backend=backend,
+                         group=group))
+
+    # small shapes: bf16 matmuls are slow on CPUs without bf16 instructions
+    g_small = _gpt2(128, 2, 4, 4000)
+    g_wide = _gpt2(256, 2, 4, 4000)
+    g_deep = _gpt2(192, 4, 4, 8000)
+    ll = _llama(256, 2, 4, 2, 688, 4000)
+    ll_mha = _llama(256, 2, 4, 4, 688, 4000)
+    ll_bigv = _llama(256, 2, 4, 2, 688, 8000)
+    ll_big = _llama(384, 3, 6, 2, 1024, 8000)
+    # (1) pure bf16: model.to(torch.bfloat16) + AdamW, no autocast
+    for ck in (False, True):
+        train(g_small, 2, 256, "bf16-true", "eager", ck)
+        train(g_wide, 2, 256, "bf16-true", "eager", ck)
+        train(g_deep, 1, 512, "bf16-true", "eager", ck)
+        train(ll, 2, 256, "bf16-true", "eager", ck)
+        train(ll_big, 1, 512, "bf16-true", "eager", ck)
+    train(g_small, 4, 128, "bf16-true", "eager")
+    train(ll_mha, 2, 256, "bf16-true", "eager")
+    train(ll_bigv, 2, 256, "bf16-true", "eager")
+    # (2) GQA through SDPA, CUDA's kernel forced: math for fp32, (CPU) flash for 16-bit
+    for prec, backend in (("fp32", "math"), ("bf16-mixed", "flash"), ("bf16-true", "flash")):
+        for ck in (False, True):
+            train(ll, 2, 256, prec, "sdpa", ck, backend, group="gqa-sdpa")
+        train(ll_big, 1, 512, prec, "sdpa", False, backend, group="gqa-sdpa")
+        train(ll_bigv, 4, 128, prec, "sdpa", False, backend, group="gqa-sdpa")
+    # pure bf16 through SDPA on GPT-2 (MHA: CUDA flash/cuDNN; CPU flash)
+    train(g_small, 2, 256, "bf16-true", "sdpa", False, "flash")
+    train(g_wide, 2, 256, "bf16-true", "sdpa", True, "flash")
+    return plan
+
+
 def _summary(config: dict) -> dict:
     """H200-style summary fields of a transformers config dict."""
     if config["model_type"] == "gpt2":
@@ -706,8 +821,8 @@ def _summary(config: dict) -> dict:
             "d_ff": config["intermediate_size"], "vocab": config["vocab_size"]}
 
 
-def cmd_extra(out_path: Path, limit: int | None) -> None:
-    plan = extra_plan()
+def cmd_extra(out_path: Path, limit: int | None, plan: list[dict] | None = None) -> None:
+    plan = extra_plan() if plan is None else plan
     if limit:
         plan = plan[:limit]
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -729,9 +844,12 @@ def cmd_extra(out_path: Path, limit: int | None) -> None:
             if p["kind"] == "train":
                 rec.update(precision=p["precision"], attn=p["attn"], checkpointing=p["checkpointing"],
                            dropout=p["dropout"], optimizer=p["optimizer"])
+                if "group" in p:
+                    rec["group"] = p["group"]
                 m = measure_training(cfg, p["batch"], p["seq"], p["precision"], p["attn"], p["checkpointing"],
                                      p["optimizer"], dropout=p["dropout"],
-                                     autocast_policy=p.get("autocast_policy", "cuda"))
+                                     autocast_policy=p.get("autocast_policy", "cuda"),
+                                     sdpa_backend=p.get("sdpa_backend"))
             else:
                 rec.update(precision=p["dtype"], dtype=p["dtype"], attn=p["attn"], checkpointing=False,
                            dropout=0.0, optimizer=None)
@@ -743,6 +861,7 @@ def cmd_extra(out_path: Path, limit: int | None) -> None:
         dump()
         tag = (f"{rec['kind']:7} {rec['arch']:5} d{rec['d_model']} L{rec['n_layers']} V{rec['vocab']} "
                f"b{rec['batch']} s{rec['seq']} {rec['precision']:8} {rec['attn']:5} ck={int(rec['checkpointing'])} "
+               + (f"kernel={rec.get('sdpa_backend_forced')} " if rec.get("sdpa_backend_forced") else "") +
                f"dr={rec['dropout']}" + (f" policy={rec['precision_autocast_policy']}"
                                          if rec.get("precision_autocast_policy") else ""))
         if rec["ok"]:
@@ -762,16 +881,19 @@ def main(argv=None) -> int:
     ap.add_argument("--only", type=int, nargs="*", help="--validate: record indices to run")
     ap.add_argument("--validate-json", type=Path, default=OUT_DIR / "cpu_validate.json")
     ap.add_argument("--extra", action="store_true", help="measure extra shapes, write --out")
-    ap.add_argument("--limit", type=int, help="--extra: only the first N shapes")
-    ap.add_argument("--out", type=Path, default=OUT_DIR / "cpu_measured.json")
+    ap.add_argument("--issue10", action="store_true",
+                    help="pure bf16 (bf16-true) training and GQA through SDPA with CUDA's kernel forced; writes "
+                         "--out (default tests/data/cpu_measured_memory_extra.json)")
+    ap.add_argument("--limit", type=int, help="--extra / --issue10: only the first N shapes")
+    ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--selftest", action="store_true")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
-    if not (a.validate or a.extra or a.selftest):
-        ap.error("nothing to do: --validate, --extra or --selftest")
+    if not (a.validate or a.extra or a.selftest or a.issue10):
+        ap.error("nothing to do: --validate, --extra, --issue10 or --selftest")
     if a.selftest:
         selftest()
     if a.validate:
@@ -781,7 +903,9 @@ def main(argv=None) -> int:
         a.validate_json.write_text(json.dumps({"meta": dict(_versions(), how=META_HOW), "rows": rows}, indent=1))
         print(f"wrote {a.validate_json}")
     if a.extra:
-        cmd_extra(a.out, a.limit)
+        cmd_extra(a.out or OUT_DIR / "cpu_measured.json", a.limit)
+    if a.issue10:
+        cmd_extra(a.out or REPO / "tests" / "data" / "cpu_measured_memory_extra.json", a.limit, issue10_plan())
     return 0
 
 

@@ -22,7 +22,7 @@ EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
 
 _MEMORY_FLAGS = ("mode", "precision", "optimizer", "attention", "recompute", "zero", "sequence_parallel",
-                 "memory_model")
+                 "memory_model", "offload", "finetune")
 _MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inference",
                       "optimizer": "training only (default: adamw)"}
 
@@ -198,6 +198,11 @@ def _parser() -> argparse.ArgumentParser:
             mp.add_argument("--compute", type=float, help="a FLOPs budget: print the compute-optimal N and D")
             mp.add_argument("--scaling-law", choices=("chinchilla", "chinchilla_tex", "besiroglu"),
                             default="besiroglu")
+        if cmd == "memory":
+            mp.add_argument("--lora-rank", type=int, metavar="R", help="LoRA rank (with --finetune lora|qlora)")
+            mp.add_argument("--lora-targets", metavar="NAMES",
+                            help="modules the adapters wrap: a comma list or all-linear (default: peft's targets "
+                                 "for the model type); with --finetune")
         mp.add_argument("--json", action="store_true")
 
     c = sub.add_parser("check", help="recompute the numbers a text claims",
@@ -534,7 +539,14 @@ def _memory(args) -> int:
         fs = estimate_formulas(arch.family, arch.structure, options)
         _check_sets_used(args.set_values, fs, [fs.inline(m.total) for m in moments(arch.structure, options)],
                          {*arch.values, *values})
-    est = memory_estimate(arch, options, values)
+    if options.finetune == "none" and (args.lora_rank is not None or args.lora_targets is not None):
+        flag = "--lora-rank" if args.lora_rank is not None else "--lora-targets"
+        raise SpecError(flag, str(args.lora_rank if args.lora_rank is not None else args.lora_targets),
+                        "needs --finetune lora or qlora")
+    if options.finetune != "none":
+        est = memory_estimate(arch, options, values, lora_rank=args.lora_rank, lora_targets=args.lora_targets)
+    else:
+        est = memory_estimate(arch, options, values)
     if args.json:
         print(json.dumps(est, indent=2))
         return EXIT_OK
@@ -544,6 +556,10 @@ def _memory(args) -> int:
           + (f", {est['attention_kernel']} attention" if "attention_kernel" in est else "") + ")")
     for key, value in est["breakdown"].items():
         print(f"  {key:<15} {_gib(value):>12}  {value:>18,}")
+    if "host_peak" in est:  # offload: host bytes per device, not part of the device peak above
+        print(f"host (offload {options.offload}) {_gib(est['host_peak'])} per device ({est['host_peak']:,} bytes)")
+        for key, value in est["host"].items():
+            print(f"  {key:<15} {_gib(value):>12}  {value:>18,}")
     return EXIT_OK
 
 

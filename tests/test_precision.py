@@ -119,8 +119,11 @@ def test_inference_precisions():
 # -- identical outputs for the old names (values recorded before the new names existed) ------------------------
 
 OLD = {  # gpt2, batch 2, seq_len 512, pytorch model, adamw: peak bytes
-    ("fp32", "eager"): 3681934336, ("bf16-amp", "sdpa"): 3335928320, ("bf16", "sdpa"): 3186748928,
-    ("fp16", "sdpa"): 3186748928, ("fp32", "sdpa"): 3456031744,
+    ("fp32", "eager"): 3681934336, ("bf16-amp", "sdpa"): 3335928320, ("fp32", "sdpa"): 3456031744,
+    # 16-bit weights: 113,246,208 bytes below the value recorded before (3,186,748,928): matmul inputs of a
+    # bf16 model are saved in bf16, as 15 CPU-traced bf16-true runs show (tests/data/cpu_measured_memory_extra.json;
+    # the old value over-predicted them by 9-11 %); the fp32 and autocast paths did not move
+    ("bf16", "sdpa"): 3073502720, ("fp16", "sdpa"): 3073502720,
 }
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import sympy
@@ -123,8 +124,25 @@ def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
     return extend(formula_set(family, structure), structure, options)
 
 
-def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
-    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device, and for the pytorch
+def _finetune_moments(arch: Architecture, options, r: Any, targets: Any) -> tuple:
+    """The moments of a LoRA/QLoRA step (SpecError without a positive lora_rank or for unknown targets)."""
+    from engine.symbolic.memory import finetune
+
+    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+        raise SpecError("lora_rank", str(r), f"finetune {options.finetune} needs a positive LoRA rank (--lora-rank R)")
+    try:
+        ms = finetune.moments(arch.family, arch.structure, options, targets)
+    except ValueError as exc:
+        raise SpecError(arch.label, "lora_targets", str(exc)) from None
+    sub = {finetune.rank: r}
+    return tuple(replace(m, parts={k: sympy.sympify(v).subs(sub) for k, v in m.parts.items()}) for m in ms)
+
+
+def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_rank: Any = None,
+                    lora_targets: Any = None) -> dict[str, Any]:
+    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device; with ``offload`` also
+    ``"host_peak"`` and ``"host": {weights, gradients, master, optimizer}`` (host bytes per device, summing to
+    host_peak; the device's ``peak`` and breakdown hold only what stays on the device); for the pytorch
     model in training ``"attention_kernel"`` (eager, math, flash, efficient or cudnn: ``pytorch.attention_kernel``).
 
     ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The peak is the
@@ -136,6 +154,8 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
     steps = moments(arch.structure, options)
+    if getattr(options, "finetune", "none") != "none":  # LoRA / QLoRA: engine/symbolic/memory/finetune.py
+        steps = _finetune_moments(arch, options, lora_rank, lora_targets)
     _check(arch, fs, given, [m.total for m in steps])  # not mem_peak: inlining its Max compares the moments
     parts = {m.name: {k: fs.apply(fs.inline(v), given) for k, v in m.parts.items()} for m in steps}
     totals = {name: sum(p.values()) for name, p in parts.items()}
@@ -145,6 +165,14 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict
     largest = max(breakdown, key=lambda k: breakdown[k])
     breakdown[largest] += total - sum(breakdown.values())
     out = {"peak": total, "moment": moment, "breakdown": breakdown}
+    if getattr(options, "offload", "none") != "none":  # host bytes per device, apart from the device's peak
+        from engine.symbolic.memory.states import HOST_PARTS
+
+        host = {k: fs.evaluate_exact(f"mem_host_{k}", given) for k in HOST_PARTS}
+        out["host_peak"] = int(sympy.ceiling(sum(host.values())))
+        out["host"] = {k: int(sympy.floor(v)) for k, v in host.items()}
+        largest = max(out["host"], key=lambda k: out["host"][k])
+        out["host"][largest] += out["host_peak"] - sum(out["host"].values())
     if options.memory_model == "pytorch" and options.mode == "training":  # the kernel its attention term assumes
         from engine.symbolic.memory import pytorch
 

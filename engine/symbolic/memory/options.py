@@ -17,6 +17,7 @@ OPTIMIZERS = ("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none")
 ATTENTIONS = ("eager", "sdpa", "flash")
 RECOMPUTE = ("none", "selective", "full")
 MODES = ("training", "inference")
+OFFLOADS = ("none", "optimizer", "params")  # host (CPU) offload of model states (states.py)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class MemoryOptions:
     sequence_parallel: bool = False
     quantized: bool = False
     causal_flops: str = "full"
+    offload: str = "none"
+    finetune: str = "none"
 
     def with_options(self, **options: Any) -> "MemoryOptions":
         from engine.request.options import canonical_option, check_option
@@ -49,9 +52,24 @@ class MemoryOptions:
         problems = []
         if new.mode == "training":  # what the chosen model cannot express
             problems += MEMORY_MODELS[new.memory_model].refuses(new)
+            # DeepSpeed: offload_optimizer is valid for ZeRO stages 1-3, offload_param only with stage 3
+            if new.offload == "params" and new.zero != 3:
+                problems.append(f"offload params needs zero 3 (ZeRO-Infinity offload_param / FSDP CPUOffload "
+                                f"offload the parameter shards of ZeRO-3 / full sharding), got zero {new.zero}")
+            elif new.offload == "optimizer" and new.zero == 0:
+                problems.append("offload optimizer needs zero 1, 2 or 3 (ZeRO-Offload offloads each rank's "
+                                "partition of the optimizer states), got zero 0")
+        if new.finetune != "none":  # LoRA / QLoRA (engine/symbolic/memory/finetune.py)
+            if new.mode == "inference":
+                problems.append(f"finetune {new.finetune} applies to training, not to mode inference")
+            if new.finetune == "qlora" and new.precision == "fp32":
+                problems.append("finetune qlora needs a 16-bit compute precision (bf16-true, bf16-mixed, ...), "
+                                "not fp32")
+            if new.mode == "training" and (new.memory_model != "pytorch" or new.zero or new.offload != "none"):
+                problems.append("finetune needs memory_model pytorch without zero or offload")
         if new.mode == "inference":
             for key, default in (("memory_model", "pytorch"), ("recompute", "none"), ("dropout", False),
-                                 ("zero", 0), ("sequence_parallel", False)):
+                                 ("zero", 0), ("sequence_parallel", False), ("offload", "none")):
                 if getattr(new, key) != default:
                     problems.append(f"{key} applies to training, not to mode inference (a prefill holds every "
                                     "layer's full weights and saves no activations)")
@@ -82,7 +100,15 @@ OPTIONS: dict[str, OptionSpec] = {
     "sequence_parallel": OptionSpec("sequence_parallel", False, (True, False), "Megatron sequence parallelism"),
     "quantized": OptionSpec("quantized", False, (True, False),
                             "group-wise quantized weights: a scale and zero point per quant_group weights"),
+    "finetune": OptionSpec("finetune", "none", ("none", "lora", "qlora"),
+                           "parameter-efficient fine-tuning (peft semantics): lora = frozen 16-bit base + fp32 "
+                           "adapters; qlora = NF4 base with double quantization (bitsandbytes); needs --lora-rank"),
     "causal_flops": OptionSpec("causal_flops", "full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal"),
+    "offload": OptionSpec("offload", "none", OFFLOADS,
+                          "host (CPU) offload of model states, training: optimizer (ZeRO-Offload, zero 1-3: fp32 "
+                          "master, optimizer states and the fp32 gradient partition on the host, one layer's "
+                          "gradients in flight on the device) or params (ZeRO-Infinity offload_param / FSDP "
+                          "CPUOffload, zero 3 only: also the parameter shards, one layer gathered on the device)"),
 }

@@ -18,7 +18,8 @@ its backward (torch autograd), with their dtypes under the precision:
               pow and layer_norm run in fp32; elementwise ops follow type promotion;
     bf16-true / fp16-true, bf16 / fp16
               16-bit weights: every saved activation is 16-bit (fp32 only where the code
-              upcasts: log-sum-exp, the loss).
+              upcasts: log-sum-exp, the loss, RMSNorm's input, LLaMA eager's softmax); checked
+              against CPU allocator traces (tests/data/cpu_measured_memory_extra.json).
 Block kinds (per layer, per token):
     GPT-2 style (LayerNorm, Conv1D/Linear with biases, tanh-GELU written in Python: gpt2, gptj, phi)
     LLaMA style (RMSNorm written in Python, RoPE, repeat_kv for GQA, SiLU-gated MLP: llama,
@@ -103,7 +104,7 @@ def _layer_bytes_per_token(structure, o) -> sympy.Expr:
     d, f = h, C.d_ff
     q, kv = a * C.head_dim, C.n_kv_heads * C.head_dim
     amp = o.precision in MIXED_PRECISIONS
-    lo = 2 if amp else 4  # bytes of a matmul input saved under autocast (bf16) or fp32
+    lo = 2 if amp or _weights16(o) else 4  # bytes of a matmul input saved: 16-bit under autocast or 16-bit weights
     full = 2 if _weights16(o) else 4  # residual stream / fp32-list ops
     act = 2 if _weights16(o) else 4
     if block_kind(structure) == "gpt":
@@ -121,7 +122,8 @@ def _layer_bytes_per_token(structure, o) -> sympy.Expr:
             per += act * 5 * f
         return per
     # LLaMA style: RMSNorm (x, normalized, output), RoPE'd q and k, repeated k and v, merged output, gated MLP
-    norm = (full * d + full * d + lo * d)
+    # the norm's fp32 upcast of its input (saved by pow and mul), the normalized tensor, its output
+    norm = (4 * d + full * d + lo * d)
     per = structure.norms_per_layer * norm
     # RoPE'd q as the score matmul saves it: fp32 q_embed itself, or under autocast the bf16 casts of
     # q_embed and k (the fp32 q_embed is not kept)
@@ -213,22 +215,32 @@ def attention_kernel(structure, o, values=None) -> str:
     raise AssertionError("math is the fallback")  # pragma: no cover
 
 
-def _eager_scores_bytes_per_token(o) -> sympy.Expr:
-    """What eager attention (and SDPA's math kernel) saves per token per layer: the fp32 softmax output."""
-    per = (6 if o.precision in MIXED_PRECISIONS else 4) * a * s  # fp32 softmax output (+ its bf16 cast)
+def _eager_scores_bytes_per_token(o, structure=None) -> sympy.Expr:
+    """What eager attention (and SDPA's math kernel) saves per token per layer: the softmax output.
+
+    fp32: the fp32 softmax output. Autocast: the fp32 softmax output and its 16-bit cast. 16-bit weights
+    (``structure`` given): LLaMA-style eager upcasts (``softmax(dtype=float32).to(query.dtype)``: fp32 output
+    and 16-bit cast), GPT-2 style runs the softmax in 16 bit (one 16-bit tensor)."""
+    if o.precision in MIXED_PRECISIONS:
+        per = 6 * a * s  # fp32 softmax output + its bf16 cast
+    elif structure is not None and _weights16(o):
+        per = (2 if block_kind(structure) == "gpt" else 6) * a * s
+    else:
+        per = 4 * a * s
     if o.dropout:
         per += (1 + 4) * a * s  # dropout mask and the dropped probabilities
     return per
 
 
-def _scores_bytes_per_token(o) -> sympy.Expr:
+def _scores_bytes_per_token(o, structure=None) -> sympy.Expr:
     """Attention-score bytes per token per layer: eager's (and SDPA math's) S x S softmax output, or the
     fused kernels' log-sum-exp (flash, mem-efficient, cuDNN), chosen by ``kernel_rules``."""
     fused = 4 * a + 8 * h  # fp32 log-sum-exp per head; SDPA keeps its output and contiguous inputs
     if o.attention == "eager":
-        return _eager_scores_bytes_per_token(o)
+        return _eager_scores_bytes_per_token(o, structure)
     if o.attention != "sdpa":
         return fused
+    # math: the fp32 case is validated (fp32 + GQA); a 16-bit math kernel (head_dim > 256) keeps the old 4 B
     cases = [(_eager_scores_bytes_per_token(o) if k == "math" else fused, c) for k, c in kernel_rules(None, o)]
     return cases[0][0] if cases[0][1] == sympy.true else sympy.Piecewise(*cases)
 
@@ -238,7 +250,7 @@ def activations(structure, o) -> Term:
     if o.recompute == "full":  # gradient checkpointing: each layer keeps its input
         per_layer = (2 if _weights16(o) else 4) * h
     else:
-        per_layer = _layer_bytes_per_token(structure, o) + _scores_bytes_per_token(o)
+        per_layer = _layer_bytes_per_token(structure, o) + _scores_bytes_per_token(o, structure)
         if o.dropout:
             per_layer += 2 * h  # residual dropout masks (1 byte each, two per layer)
     ends = 8 * h  # final norm input and lm_head input
@@ -271,10 +283,12 @@ def optimizer_step_extra(structure, o):
     logits_out = (2 if o.precision != "fp32" else 4) * b * s * V
     temp = 2 if o.precision in TRUE_PRECISIONS else 4  # the temporaries take the parameter's dtype
     temps = 2 * temp * largest_matrix(structure) if o.optimizer in ("adamw", "adam8bit") else 0
+    if o.offload != "none":  # the step runs on the host (DeepSpeedCPUAdam updates in place): no device temporaries
+        temps = 0
     return logits_out + temps
 
 
 def checkpoint_recompute(structure, o):
     """Gradient checkpointing: one layer's recomputed activations and the head's gradient."""
-    per_layer = _layer_bytes_per_token(structure, o) + _scores_bytes_per_token(o)
+    per_layer = _layer_bytes_per_token(structure, o) + _scores_bytes_per_token(o, structure)
     return per_layer * b * s + 4 * V * h

@@ -14,6 +14,16 @@ from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm
 from engine.symbolic.memory.base import q as _q
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1: per-device model states by stage"
+SRC_OFFLOAD = ("ZeRO-Offload (Ren et al. 2021; DeepSpeed zero_optimization.offload_optimizer, stages 1-3): fp32 master "
+               "weights and optimizer states on the host, updated there (DeepSpeedCPUAdam, in place); DeepSpeed "
+               "stage_1_and_2.py with cpu_offload keeps each rank's gradient partition on the host as the fp32 "
+               "master's .grad (single_grad_partition, dtype of single_partition_of_fp32_groups, device cpu), the "
+               "16-bit gradients being reduced bucket by bucket on the device; ZeRO-Infinity (Rajbhandari et al. "
+               "2021; offload_param, stage 3 only) and PyTorch FSDP CPUOffload(offload_params=True) keep the "
+               "parameter shards on the host and gather one FSDP unit / prefetch bucket at a time. Assumed resident "
+               "on the device: the largest gathered unit (a layer, or the embedding, or the head) of parameters "
+               "(params) and of gradients in flight (optimizer, params); bytes per device (each rank's share of the "
+               "host)")
 
 PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations; optimizer states: OPTIMIZER_BITS
     "fp32": (32, 32, 0, 32),  # Lightning 32-true
@@ -55,25 +65,50 @@ def quantities(o) -> list[Quantity]:
         weights = (per_dev - kept) * (bits_w / 8 + bits_qm / (8 * quant_group)) + kept * 2
     if o.zero >= 3:
         weights /= dp
+    # offload: the largest unit gathered / reduced at once on the device (a layer, the embedding or the head)
+    unit = sympy.Max(qi("params_layer"), qi("params_embedding") + qi("params_positions"), qi("params_head")) / shard
+    host_weights = sympy.Integer(0)
+    if o.offload == "params":  # the zero-3 shard lives on the host; one unit is gathered (16-bit) on the device
+        host_weights, weights = weights, unit * bits_w / 8
     out = [quantity("mem_weights", weights, "weights per device", r"M_{\mathrm{weights}}", SRC_ZERO + (
-        "; group-wise quantization: one scale + zero point per quant_group weights" if o.quantized else ""))]
+        "; group-wise quantization: one scale + zero point per quant_group weights" if o.quantized else "") + (
+        "; " + SRC_OFFLOAD if o.offload == "params" else ""))]
     if o.mode != "training":
         return out
     m_bits = PRECISION_BITS[o.precision][2]
     master = per_dev * bits_m / 8 / (dp if o.zero >= 1 else 1) if m_bits else sympy.Integer(0)
+    grads = per_dev * bits_g / 8 / (dp if o.zero >= 2 else 1)
+    optimizer = _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1)
+    src = SRC_ZERO
+    if o.offload != "none":  # master and optimizer move to the host; the gradient partition too, as fp32
+        host = {"weights": host_weights, "gradients": per_dev * bits_m / 8 / dp, "master": master,
+                "optimizer": optimizer}
+        grads, master, optimizer = unit * bits_g / 8, sympy.Integer(0), sympy.Integer(0)
+        src = SRC_ZERO + "; " + SRC_OFFLOAD
     out += [
-        quantity("mem_gradients", per_dev * bits_g / 8 / (dp if o.zero >= 2 else 1), "gradients per device",
-                 r"M_{\mathrm{grads}}", SRC_ZERO),
+        quantity("mem_gradients", grads, "gradients per device", r"M_{\mathrm{grads}}", src),
         quantity("mem_master", master, "fp32 master weights per device (mixed precision)", r"M_{\mathrm{master}}",
-                 SRC_ZERO),
-        quantity("mem_optimizer", _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1),
+                 src),
+        quantity("mem_optimizer", optimizer,
                  f"{o.optimizer} optimizer states per device", r"M_{\mathrm{optimizer}}",
                  "EleutherAI Transformer Math 101 (AdamW 2 states, 8-bit Adam 2 x 1 byte + block absmax, SGD "
-                 "momentum 1); Adafactor keeps row and column factors (Shazeer & Stern 2018)"),
+                 "momentum 1); Adafactor keeps row and column factors (Shazeer & Stern 2018)" + (
+                     "; " + SRC_OFFLOAD if o.offload != "none" else "")),
         quantity("mem_model_states", _q("mem_weights") + _q("mem_gradients") + _q("mem_master") + _q("mem_optimizer"),
                  "model states per device", r"M_{\mathrm{states}}", SRC_ZERO),
     ]
+    if o.offload != "none":
+        out += [quantity(f"mem_host_{k}", v, f"{k} on the host per device (offload {o.offload})",
+                         rf"M^{{\mathrm{{host}}}}_{{\mathrm{{{k}}}}}", SRC_OFFLOAD) for k, v in host.items()]
+        out += [quantity("mem_host_model_states", sympy.Add(*(_q(f"mem_host_{k}") for k in host)),
+                         "model states on the host per device", r"M^{\mathrm{host}}_{\mathrm{states}}", SRC_OFFLOAD),
+                quantity("mem_host_peak", _q("mem_host_model_states"),
+                         "host memory per device: the offloaded model states (pinned buffers not counted)",
+                         r"M^{\mathrm{host}}_{\mathrm{peak}}", SRC_OFFLOAD)]
     return out
+
+
+HOST_PARTS = ("weights", "gradients", "master", "optimizer")  # mem_host_<part>, with offload
 
 
 def _optimizer_bytes(o, per_dev) -> sympy.Expr:
