@@ -35,6 +35,9 @@ _DEDICATED_FLAGS = {"batch": "--batch", "seq_len": "--seq-len", "dp": "--dp", "t
                     "mfu": "--mfu", "n_gpus": "--gpus"}
 
 
+_ZERO_OK = ("bits_master",)  # inputs where 0 means "none" (bits per master-weight element: no master copy)
+
+
 def _set_values(items: list[str], dedicated: bool = True) -> dict:
     """``--set NAME=VALUE`` items as input values, validated like a spec's values (positive; integers for
     integer symbols). With ``dedicated``, inputs that have a flag of their own are refused."""
@@ -54,12 +57,13 @@ def _set_values(items: list[str], dedicated: bool = True) -> dict:
             raise SpecError("--set", item, f"unknown input {key!r}; valid inputs: {', '.join(valid)}")
         if key in out:
             raise SpecError("--set", item, f"{key} is set twice")
+        if key in _ZERO_OK and text in ("0", "0.0"):  # bits_master = 0: no master copy (the symbol's meaning)
+            out[key] = 0
+            continue
         try:
             out[key] = _value(_Errors("--set"), item, key, text)
         except SpecError as exc:
-            hint = ("; for no master copy choose a precision without one (fp32, bf16-mixed, fp16-mixed, bf16-true, "
-                    "fp16-true)") if key == "bits_master" else ""
-            raise SpecError("--set", item, exc.message + hint) from None
+            raise SpecError("--set", item, exc.message) from None
     return out
 
 

@@ -164,7 +164,7 @@ def test_set_in_params_and_flops(run_cli):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--set", "bits_master=0"], "positive"),  # validated like spec values
+    (["--set", "bits_master=-1"], "positive"),  # validated like spec values (0 alone means: no master copy)
     (["--set", "quant_group=6.5"], "positive integer"),
     (["--set", "nope=3"], "valid inputs: d_model"),
     (["--set", "bits_master"], "NAME=VALUE"),
@@ -196,3 +196,11 @@ def test_set_refusals_params_and_flops(run_cli):
 def test_memory_options_refuses_unknown_precision():
     with pytest.raises(SpecError, match="fp32, bf16-mixed"):
         memory_options(precision="fp8")
+
+
+def test_bits_master_zero_means_no_master_copy(run_cli):
+    """The issue's own example: a 16-bit model with fp32 Adam states and no master copy."""
+    base = json.loads(run_cli(*MEM, "--precision", "bf16", "--json").stdout)
+    none = json.loads(run_cli(*MEM, "--precision", "bf16", "--set", "bits_master=0", "--json").stdout)
+    assert base["breakdown"]["master"] > 0 and none["breakdown"]["master"] == 0
+    assert base["peak"] - none["peak"] == base["breakdown"]["master"]
