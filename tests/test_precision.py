@@ -83,7 +83,7 @@ def test_spec_alias_is_normalized(write_spec):
     assert req.options["precision"] == "bf16-mixed"
 
 
-@pytest.mark.parametrize("bad", ["fp8", "transformer-engine", "bf17"])
+@pytest.mark.parametrize("bad", ["fp4", "transformer-engine-fp4", "bf17"])
 def test_unknown_precision_is_one_line(bad, run_cli):
     r = run_cli("memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--precision", bad)
     assert r.returncode == 2 and r.stdout == ""
@@ -93,14 +93,15 @@ def test_unknown_precision_is_one_line(bad, run_cli):
 @pytest.mark.parametrize("model", sorted(MEMORY_MODELS))
 def test_every_model_honours_each_precision(model):
     arch = architecture("gpt2")
-    est = {p: memory_estimate(arch, memory_options(precision=p, memory_model=model), SHAPE) for p in PRECISIONS}
+    est = {p: memory_estimate(arch, memory_options(precision=p, memory_model=model), SHAPE) for p in PRECISIONS
+           if not (p == "fp8" and model == "pytorch")}  # the pytorch model refuses fp8 (tests/test_fp8.py)
     peak = {p: e["peak"] for p, e in est.items()}
     assert peak["bf16-mixed"] == peak["fp16-mixed"] and peak["bf16-true"] == peak["fp16-true"]
     assert peak["bf16"] == peak["fp16"]
     assert peak["bf16-true"] < peak["bf16"]  # no master copy and 16-bit AdamW states
     assert peak["bf16-true"] < peak["bf16-mixed"] < peak["fp32"] or model == "seed"
     acts = {p: float(estimate_formulas(arch.family, arch.structure, memory_options(precision=p, memory_model=model))
-                     .evaluate_exact("mem_activations", {**arch.values, **SHAPE})) for p in PRECISIONS}
+                     .evaluate_exact("mem_activations", {**arch.values, **SHAPE})) for p in est}
     if model == "pytorch":  # *-true take today's bf16 activation path, *-mixed the autocast one
         assert acts["bf16-true"] == acts["bf16"] != acts["bf16-mixed"] != acts["fp32"]
     elif model == "korthikanti":  # 16-bit activations for every precision but fp32
@@ -111,7 +112,8 @@ def test_every_model_honours_each_precision(model):
 
 def test_inference_precisions():
     arch = architecture("llama-2-7b")
-    est = {p: memory_estimate(arch, memory_options(mode="inference", precision=p), SHAPE) for p in PRECISIONS}
+    est = {p: memory_estimate(arch, memory_options(mode="inference", precision=p), SHAPE) for p in PRECISIONS
+           if p != "fp8"}  # fp8 is training only (tests/test_fp8.py)
     assert est["bf16-true"] == est["bf16"] == est["fp16-true"]
     assert est["bf16-mixed"]["breakdown"]["weights"] == 4 * N
 
@@ -194,8 +196,8 @@ def test_set_refusals_params_and_flops(run_cli):
 
 
 def test_memory_options_refuses_unknown_precision():
-    with pytest.raises(SpecError, match="fp32, bf16-mixed"):
-        memory_options(precision="fp8")
+    with pytest.raises(SpecError, match="'fp32', 'bf16-mixed'"):
+        memory_options(precision="fp4")
 
 
 def test_bits_master_zero_means_no_master_copy(run_cli):

@@ -30,7 +30,7 @@ import sympy
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
 from engine.symbolic.memory import korthikanti, pytorch, seed
-from engine.symbolic.memory.base import STATES, L, Moment, Term, a, mfu, pp, q, quantity, s, tp
+from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, mfu, pp, q, quantity, s, tp
 
 
 class MemoryModel(Protocol):
@@ -80,7 +80,7 @@ def moments(structure, options: MemoryOptions) -> tuple[Moment, ...]:
 def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     """``fs`` (an architecture) plus memory and compute quantities for ``options``."""
     o = options
-    qs = states.quantities(o)
+    qs = states.quantities(o, structure)
     validity = [*fs.validity, *_validity(structure)]
     if o.mode == "training":
         model = MEMORY_MODELS[o.memory_model]
@@ -104,8 +104,9 @@ def _peak(ms: tuple[Moment, ...]) -> list[Quantity]:
     if len(ms) == 1:
         m = ms[0]
         total = m.total
-        if set(STATES) <= set(m.parts):
-            total = q("mem_model_states") + sympy.Add(*(v for k, v in m.parts.items() if k not in STATES))
+        if set(STATES) <= set(m.parts):  # mem_model_states also holds fp8's parts (states.fp8_quantities)
+            total = q("mem_model_states") + sympy.Add(*(v for k, v in m.parts.items()
+                                                        if k not in (*STATES, *FP8_PARTS)))
         return [quantity("mem_peak", total, m.long_name, m.latex, m.source)]
     return [quantity(f"mem_peak_{m.name}", m.total, m.long_name, m.latex, m.source) for m in ms] + [
         quantity("mem_peak", sympy.Max(*(q(f"mem_peak_{m.name}") for m in ms)),

@@ -48,6 +48,7 @@ class Moment:
 
 
 STATES = ("weights", "gradients", "master", "optimizer")
+FP8_PARTS = ("fp8_weights", "fp8_scaling")  # precision fp8: model states too (mem_fp8_weights, mem_fp8_scaling)
 
 
 def q(name: str) -> sympy.Symbol:
@@ -64,9 +65,10 @@ def quantity(name, definition, long_name, latex, source, units="bytes", note="")
     return Quantity(name, sympy.sympify(definition), units, long_name, latex, source, integer=False, note=note)
 
 
-def additive_step() -> Moment:
+def additive_step(o=None) -> Moment:
     """The one moment of the additive models: every model state, activations and logits at once."""
-    return Moment("step", {k: q(f"mem_{k}") for k in (*STATES, "activations", "logits")},
+    fp8 = FP8_PARTS if o is not None and o.precision == "fp8" else ()
+    return Moment("step", {k: q(f"mem_{k}") for k in (*STATES, *fp8, "activations", "logits")},
                   "peak memory per device during a training step", r"M_{\mathrm{peak}}", "sum of the above")
 
 
@@ -81,4 +83,4 @@ def no_conditions(o) -> list:
 
 
 def additive_moments(structure, o) -> list[Moment]:
-    return [additive_step()]
+    return [additive_step(o)]

@@ -16,6 +16,10 @@ name = "korthikanti"
 SRC_KORTHIKANTI = ("Korthikanti et al. 2022 §4.1 (sbh(34 + 5as/h) per layer), Table 2 (TP, SP, selective and full "
                    "recompute), §4.2.3 (pipeline first stage, interleaving); Megatron-LM theoretical_memory_usage.py")
 SRC_FLASH = "Dao et al. 2022 (FlashAttention) §3.1: no s^2 term; fp32 logsumexp per row saved"
+SRC_FP8_ACT = ("TransformerEngine transformer_engine/pytorch/module/linear.py (_Linear.forward saves the fp8-cast "
+               "input, inputmat / its columnwise copy, for the wgrad GEMM) and layernorm_linear.py (LayerNormLinear "
+               "saves the LayerNorm input in 16 bits, mu/rsigma and the fp8 ln_out); DotProductAttention stays "
+               "16-bit (DelayedScaling.fp8_dpa = False by default)")
 source = SRC_KORTHIKANTI
 # an additive model: everything is alive at once, nothing refused, no conditions
 refuses, validity, moments = refuses_nothing, no_conditions, additive_moments
@@ -39,6 +43,9 @@ def activations(structure, o) -> Term:
     attn = w * (2 * sb * q_dim + 4 * sb * kv_dim + 2 * sb * q_dim)
     mlp = w * (6 if structure.mlp == "gated" else 4) * sb * f * experts
     split = attn + mlp
+    if o.precision == "fp8":  # TE Linear / LayerNormLinear save their fp8-cast input (1 byte) for the wgrad GEMM
+        whole -= 2 * sb * h  # QKV and fc1 inputs (LayerNormLinear's fp8 ln_out); LN inputs stay 16-bit
+        split -= sb * q_dim + sb * f * experts  # output-projection and fc2 inputs; Q, K, V, GELU/SwiGLU stay 16-bit
     if o.attention in ("flash", "sdpa"):
         scores = 4 * a * sb  # fused kernels keep an fp32 log-sum-exp per row; no s^2 term
     else:
@@ -54,7 +61,12 @@ def activations(structure, o) -> Term:
     note = ("Table 2 assumes 16-bit activations, eager attention and dropout (precision bf16, attention eager, "
             "dropout true reproduce it); fp32 doubles every tensor but the masks; GQA, d_ff != 4 d_model, gated "
             "MLPs and MoE top_k are derived generalisations (Megatron's 18 + 4f/h)")
-    return Term(per_layer * L * interleave, SRC_KORTHIKANTI + ("; " + SRC_FLASH if o.attention != "eager" else ""), note)
+    src = SRC_KORTHIKANTI + ("; " + SRC_FLASH if o.attention != "eager" else "")
+    if o.precision == "fp8":
+        src += "; " + SRC_FP8_ACT
+        note += ("; fp8: the four linear layers' saved inputs are fp8 (1 byte), every other tensor stays 16-bit "
+                 "(TE DotProductAttention without fp8_dpa, norms, activation functions, softmax)")
+    return Term(per_layer * L * interleave, src, note)
 
 
 def logits(structure, o) -> Term:

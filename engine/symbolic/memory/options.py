@@ -9,10 +9,10 @@ from engine.symbolic.formulas.base import OptionSpec
 from engine.symbolic.memory import MEMORY_MODELS
 
 # weights / gradients / master copy / optimizer states / activations (engine/symbolic/memory/states.py)
-PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "bf16", "fp16", "fp8")
 # accepted on input and normalized to the canonical name: the old bf16-amp and Lightning's precision strings
 PRECISION_ALIASES = (("bf16-amp", "bf16-mixed"), ("32-true", "fp32"), ("16-mixed", "fp16-mixed"),
-                     ("16-true", "fp16-true"))
+                     ("16-true", "fp16-true"), ("transformer-engine", "fp8"), ("transformer-engine-float16", "fp8"))
 OPTIMIZERS = ("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none")
 ATTENTIONS = ("eager", "sdpa", "flash")
 RECOMPUTE = ("none", "selective", "full")
@@ -42,10 +42,6 @@ class MemoryOptions:
         from engine.request.options import canonical_option, check_option
 
         for key, value in options.items():
-            if key == "precision" and isinstance(value, str) and ("fp8" in value or value.startswith("transformer-engine")):
-                raise ValueError(f"precision {value!r} (fp8 / transformer-engine) is not modelled; valid: "
-                                 f"{', '.join(PRECISIONS)} (aliases: "
-                                 f"{', '.join(f'{a} = {c}' for a, c in PRECISION_ALIASES)})")
             check_option(OPTIONS, key, value)
         options = {k: canonical_option(OPTIONS, k, v) for k, v in options.items()}
         new = replace(self, **options)
@@ -59,6 +55,13 @@ class MemoryOptions:
             elif new.offload == "optimizer" and new.zero == 0:
                 problems.append("offload optimizer needs zero 1, 2 or 3 (ZeRO-Offload offloads each rank's "
                                 "partition of the optimizer states), got zero 0")
+        if new.precision == "fp8":  # TransformerEngine fp8 recipes under Megatron (states.py SRC_FP8)
+            if new.mode != "training":
+                problems.append("precision fp8 (TransformerEngine, Megatron) is modelled for training, not mode "
+                                "inference")
+            elif new.zero >= 3:
+                problems.append("precision fp8 models Megatron's distributed optimizer (zero 1) or zero 2, not "
+                                "zero 3 (TE's cached fp8 weight copies under full sharding are not modelled)")
         if new.finetune != "none":  # LoRA / QLoRA (engine/symbolic/memory/finetune.py)
             if new.mode == "inference":
                 problems.append(f"finetune {new.finetune} applies to training, not to mode inference")
@@ -89,7 +92,10 @@ OPTIONS: dict[str, OptionSpec] = {
                             "(model.to(torch.bfloat16) + torch.optim.AdamW, Lightning bf16-true/16-true): weights, "
                             "grads and optimizer states 16-bit, no master; bf16/fp16 (DeepSpeed bf16, Megatron "
                             "--bf16): 16-bit weights and grads, fp32 master and optimizer states (Megatron also "
-                            "keeps an fp32 main-grad buffer, not counted)",
+                            "keeps an fp32 main-grad buffer, not counted); fp8 (Lightning transformer-engine, "
+                            "Megatron --fp8-format with TransformerEngine): bf16's states plus TE's cached fp8 copy and fp8 transpose of every "
+                            "linear weight and the delayed-scaling amax histories; korthikanti saves the linear "
+                            "layers' inputs in fp8",
                             aliases=PRECISION_ALIASES),
     "optimizer": OptionSpec("optimizer", "adamw", OPTIMIZERS, "optimizer whose states are kept"),
     "attention": OptionSpec("attention", "sdpa", ATTENTIONS, "eager softmax(QK^T), PyTorch SDPA, FlashAttention"),

@@ -56,6 +56,9 @@ source = SRC
 def refuses(o) -> list[str]:
     """Training options this model cannot express (it has no tensor parallelism, HF checkpoints whole layers)."""
     problems = []
+    if o.precision == "fp8":
+        problems.append("precision fp8 needs memory_model korthikanti or seed (Hugging Face models run "
+                        "torch.nn.Linear, not TransformerEngine's fp8 layers)")
     if o.sequence_parallel:
         problems.append("sequence_parallel needs memory_model korthikanti (the pytorch model has no tensor "
                         "parallelism)")

@@ -25,6 +25,24 @@ SRC_OFFLOAD = ("ZeRO-Offload (Ren et al. 2021; DeepSpeed zero_optimization.offlo
                "(params) and of gradients in flight (optimizer, params); bytes per device (each rank's share of the "
                "host)")
 
+SRC_FP8 = ("TransformerEngine transformer_engine/pytorch/module/linear.py (Linear, _Linear.forward) and "
+           "layernorm_linear.py (LayerNormLinear): under fp8_autocast the weight is cast to an fp8 workspace "
+           "(get_weight_workspace / cast_to_fp8 with a transpose for the backward's dgrad GEMM) that is cached "
+           "across micro-batches when is_first_microbatch is given (cache_name 'weight', refreshed on the first "
+           "micro-batch), which Megatron-Core's TE wrappers always pass: 1 byte + 1 byte (transpose) per linear "
+           "weight element (Hopper; MXFP8's rowwise + columnwise copies are the same bytes); the bf16 weights, fp32 "
+           "master weights and fp32 Adam states are Megatron's (--bf16, distributed optimizer), as precision bf16 "
+           "(fp32 main-grad buffer not counted). Scaling metadata: transformer_engine/pytorch/fp8.py "
+           "FP8GlobalStateManager / DelayedScaling recipe state (common/recipe/__init__.py DelayedScaling, "
+           "amax_history_len = 1024 by default): per GEMM 3 forward fp8 tensors (input, weight, output) and 2 "
+           "backward (grad_output, grad_input), each an amax history of amax_history_len fp32 values plus an fp32 "
+           "scale and scale_inv. Linear weights: Q/K/V, output projection, MLP (or every expert's) matrices; "
+           "embedding, head, norms, biases and the MoE router stay bf16 (Megatron keeps them outside fp8). "
+           "Modelled variant: bf16 weights kept (no --fp8-param-gather; with it Megatron keeps fp8 parameters "
+           "instead of the bf16 copy, 1 byte less per linear weight: not modelled)")
+FP8_AMAX_HISTORY = 1024  # TE DelayedScaling.amax_history_len default (Megatron --fp8-amax-history-len can lower it)
+FP8_TENSORS_PER_GEMM = 3 + 2  # forward input, weight, output; backward grad_output, grad_input
+
 PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations; optimizer states: OPTIMIZER_BITS
     "fp32": (32, 32, 0, 32),  # Lightning 32-true
     "bf16-mixed": (32, 32, 0, 16),  # torch.autocast(bfloat16) over fp32 weights (the old bf16-amp)
@@ -33,6 +51,7 @@ PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations; op
     "fp16-true": (16, 16, 0, 16),
     "bf16": (16, 16, 32, 16),  # DeepSpeed bf16, Megatron --bf16 (Megatron's fp32 main-grad buffer not counted)
     "fp16": (16, 16, 32, 16),
+    "fp8": (16, 16, 32, 16),  # Megatron --bf16 --fp8-format + TE: bf16's states; the fp8 extras: fp8_quantities
 }
 MIXED_PRECISIONS = ("bf16-mixed", "fp16-mixed")  # torch.autocast over fp32 weights
 TRUE_PRECISIONS = ("bf16-true", "fp16-true")  # pure 16-bit: model.to(dtype), optimizer states in that dtype
@@ -55,7 +74,26 @@ def defaults(o) -> dict[str, sympy.Expr]:
     }
 
 
-def quantities(o) -> list[Quantity]:
+def fp8_quantities(o, structure) -> list[Quantity]:
+    """precision fp8: TE's cached fp8 weight copies + transposes and the delayed-scaling metadata, per device."""
+    if structure is None:
+        raise ValueError("precision fp8 needs the architecture's structure (linear layers)")
+    attn = C.attention("none")  # Q, K, V and output projection matrices
+    mlp = C.mlp(structure.mlp, False)
+    gemms = 2 + 2  # fused QKV, output projection; fc1 (gate and up fused in Megatron), fc2
+    if structure.moe:  # TE GroupedLinear: every local expert's fc1 and fc2
+        shared = C.n_shared_experts * C.mlp(structure.mlp, False, C.d_ff_shared) if structure.shared_experts else 0
+        mlp = C.n_experts * mlp + shared
+        gemms = 2 + 2 * C.n_experts + (2 if structure.shared_experts else 0)
+    linear = L * (attn + mlp) / (tp * pp)
+    meta = L / pp * gemms * FP8_TENSORS_PER_GEMM * (FP8_AMAX_HISTORY + 2) * 4
+    return [quantity("mem_fp8_weights", linear * 2, "TE fp8 copies and fp8 transposes of the linear weights per "
+                     "device", r"M_{\mathrm{fp8\,weights}}", SRC_FP8),
+            quantity("mem_fp8_scaling", meta, "TE delayed-scaling amax histories and scales per device",
+                     r"M_{\mathrm{fp8\,scaling}}", SRC_FP8)]
+
+
+def quantities(o, structure=None) -> list[Quantity]:
     """``mem_weights``; in training also gradients, master weights, optimizer states and their sum."""
     shard = tp * pp  # model parallel split of the weights (even split assumed)
     per_dev = qi("params_total") / shard
@@ -85,7 +123,8 @@ def quantities(o) -> list[Quantity]:
                 "optimizer": optimizer}
         grads, master, optimizer = unit * bits_g / 8, sympy.Integer(0), sympy.Integer(0)
         src = SRC_ZERO + "; " + SRC_OFFLOAD
-    out += [
+    fp8 = fp8_quantities(o, structure) if o.precision == "fp8" else []
+    out += fp8 + [
         quantity("mem_gradients", grads, "gradients per device", r"M_{\mathrm{grads}}", src),
         quantity("mem_master", master, "fp32 master weights per device (mixed precision)", r"M_{\mathrm{master}}",
                  src),
@@ -94,8 +133,9 @@ def quantities(o) -> list[Quantity]:
                  "EleutherAI Transformer Math 101 (AdamW 2 states, 8-bit Adam 2 x 1 byte + block absmax, SGD "
                  "momentum 1); Adafactor keeps row and column factors (Shazeer & Stern 2018)" + (
                      "; " + SRC_OFFLOAD if o.offload != "none" else "")),
-        quantity("mem_model_states", _q("mem_weights") + _q("mem_gradients") + _q("mem_master") + _q("mem_optimizer"),
-                 "model states per device", r"M_{\mathrm{states}}", SRC_ZERO),
+        quantity("mem_model_states", _q("mem_weights") + _q("mem_gradients") + _q("mem_master") + _q("mem_optimizer")
+                 + sympy.Add(*(_q(x.name) for x in fp8)),
+                 "model states per device", r"M_{\mathrm{states}}", SRC_ZERO + ("; " + SRC_FP8 if fp8 else "")),
     ]
     if o.offload != "none":
         out += [quantity(f"mem_host_{k}", v, f"{k} on the host per device (offload {o.offload})",
