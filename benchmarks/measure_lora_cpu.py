@@ -25,7 +25,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure_memory_cpu import (AllocTrace, RULES, _gpt2, _llama, _training_fields, build_model,  # noqa: E402
+from measure_memory_cpu import (AllocTrace, RULES, _gpt2, _llama, _training_fields, build_model, train_steps,  # noqa: E402
                                 cuda_autocast_policy, mark)
 
 
@@ -57,20 +57,7 @@ def measure_lora(config: dict, batch: int, seq: int, rank: int, targets=None, pr
         ids = torch.randint(0, cfg.vocab_size, (batch, seq), generator=g)
         ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else nullcontext
         with (cuda_autocast_policy() if amp else nullcontext()):
-            for s in range(steps):
-                mark(f"start{s}")
-                with ctx():
-                    out = model(input_ids=ids, labels=ids)
-                loss = out.loss
-                mark(f"fwd{s}")
-                loss.backward()
-                mark(f"bwd{s}")
-                del out, loss
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                mark(f"end{s}")
-        step_tensors = [st["step"].untyped_storage().nbytes() for st in opt.state.values()
-                        if isinstance(st, dict) and isinstance(st.get("step"), torch.Tensor)]
+            step_tensors = train_steps(model, opt, ids, steps, ctx)
         ids_n = ids.numel() * ids.element_size()
         del model, opt, ids, trainable
         gc.collect()

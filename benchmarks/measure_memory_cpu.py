@@ -92,6 +92,29 @@ RULES = {"cuda512": cuda_round, "cuda512_large2mib": cuda_round_large, "exact": 
 MARK_PREFIX = "memmark::"
 
 
+def train_steps(model, opt, ids, steps: int, autocast=nullcontext, forward=nullcontext) -> list[int]:
+    """``steps`` training steps with marks start/fwd/bwd/end; the bytes of AdamW's ``step`` counters.
+
+    ``autocast`` and ``forward`` are context factories entered around each forward pass.
+    """
+    import torch
+
+    for s in range(steps):
+        mark(f"start{s}")
+        with autocast(), forward():
+            out = model(input_ids=ids, labels=ids)
+        loss = out.loss
+        mark(f"fwd{s}")
+        loss.backward()
+        mark(f"bwd{s}")
+        del out, loss
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        mark(f"end{s}")
+    return [st["step"].untyped_storage().nbytes() for st in opt.state.values()
+            if isinstance(st, dict) and isinstance(st.get("step"), torch.Tensor)]
+
+
 def mark(name: str) -> None:
     """Put a named point on the profiler's clock."""
     import torch
@@ -482,21 +505,8 @@ def measure_training(config: dict, batch: int, seq: int, precision: str = "fp32"
         ids = torch.randint(0, _vocab(cfg), (batch, seq), generator=g)
         ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else nullcontext
         mode = cuda_autocast_policy() if policy_on else nullcontext()
-        with kernel_ctx, mode:
-            for s in range(steps):
-                mark(f"start{s}")
-                with ctx(), sdpa_recorder(sdpa_calls):  # the forward only (backward: context_fn above)
-                    out = model(input_ids=ids, labels=ids)
-                loss = out.loss
-                mark(f"fwd{s}")
-                loss.backward()
-                mark(f"bwd{s}")
-                del out, loss
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                mark(f"end{s}")
-        step_tensors = [st["step"].untyped_storage().nbytes() for st in opt.state.values()
-                        if isinstance(st, dict) and isinstance(st.get("step"), torch.Tensor)]
+        with kernel_ctx, mode:  # the recorder sees the forward only (backward: context_fn above)
+            step_tensors = train_steps(model, opt, ids, steps, ctx, lambda: sdpa_recorder(sdpa_calls))
         ids_n = ids.numel() * ids.element_size()
         del model, opt, ids
         gc.collect()
