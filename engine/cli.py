@@ -560,6 +560,9 @@ def _memory(args) -> int:
           + (f", {est['attention_kernel']} attention" if "attention_kernel" in est else "") + ")")
     for key, value in est["breakdown"].items():
         print(f"  {key:<15} {_gib(value):>12}  {value:>18,}")
+    if "paged_optimizer" in est:  # bitsandbytes paged states: CUDA managed memory, not in the peak above
+        print(f"paged optimizer states {_gib(est['paged_optimizer'])} per device ({est['paged_optimizer']:,} bytes, "
+              "CUDA managed memory: paged to the host when the device runs short)")
     if "host_peak" in est:  # offload: host bytes per device, not part of the device peak above
         print(f"host (offload {options.offload}) {_gib(est['host_peak'])} per device ({est['host_peak']:,} bytes)")
         for key, value in est["host"].items():

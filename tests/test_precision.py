@@ -206,3 +206,27 @@ def test_bits_master_zero_means_no_master_copy(run_cli):
     none = json.loads(run_cli(*MEM, "--precision", "bf16", "--set", "bits_master=0", "--json").stdout)
     assert base["breakdown"]["master"] > 0 and none["breakdown"]["master"] == 0
     assert base["peak"] - none["peak"] == base["breakdown"]["master"]
+
+
+# -- paged optimizers (bitsandbytes: states in CUDA managed memory, outside max_memory_allocated) -------------
+
+
+@pytest.mark.parametrize("optimizer,state_bytes", [("paged_adamw", 8), ("paged_adamw_8bit", 2 + 2 * 32 / 2048 / 8)])
+def test_paged_optimizer_states_leave_the_device_peak(run_cli, optimizer, state_bytes):
+    args = ["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "64", "--precision", "bf16-true", "--json"]
+    plain = json.loads(run_cli(*args).stdout)
+    paged = json.loads(run_cli(*args, "--optimizer", optimizer).stdout)
+    n = 124_439_808  # gpt2's parameters
+    assert paged["paged_optimizer"] == pytest.approx(n * state_bytes, abs=1)  # fp32 states (8-bit: 1 byte + absmax)
+    assert paged["breakdown"]["optimizer"] == 0 and "paged_optimizer" not in plain
+    assert paged["peak"] < plain["peak"]
+    text = run_cli(*args[:-1], "--optimizer", optimizer).stdout
+    assert "paged optimizer states" in text and "CUDA managed memory" in text
+
+
+def test_qlora_with_a_paged_optimizer(run_cli):
+    r = run_cli("memory", "--arch", "llama-2-7b", "--batch", "1", "--seq-len", "256", "--finetune", "qlora",
+                "--lora-rank", "16", "--precision", "bf16-true", "--optimizer", "paged_adamw", "--json")
+    est = json.loads(r.stdout)
+    trainable = 8_388_608  # peft: llama-2-7b, r=16, q_proj and v_proj (tests/data/peft_trainable_counts.json)
+    assert est["paged_optimizer"] == 2 * 4 * trainable and est["breakdown"]["optimizer"] == 0

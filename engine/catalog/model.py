@@ -143,7 +143,8 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
     """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device; with ``offload`` also
     ``"host_peak"`` and ``"host": {weights, gradients, master, optimizer}`` (host bytes per device, summing to
     host_peak; the device's ``peak`` and breakdown hold only what stays on the device); for the pytorch
-    model in training ``"attention_kernel"`` (eager, math, flash, efficient or cudnn: ``pytorch.attention_kernel``).
+    model in training ``"attention_kernel"`` (eager, math, flash, efficient or cudnn: ``pytorch.attention_kernel``);
+    with a paged optimizer ``"paged_optimizer"``: its states, in CUDA managed memory outside the device peak.
 
     ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The peak is the
     largest moment of the step (or the prefill); the breakdown is that moment's parts, each from
@@ -173,6 +174,17 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
         out["host"] = {k: int(sympy.floor(v)) for k, v in host.items()}
         largest = max(out["host"], key=lambda k: out["host"][k])
         out["host"][largest] += out["host_peak"] - sum(out["host"].values())
+    from engine.symbolic.memory.states import PAGED
+
+    if options.optimizer in PAGED and options.mode == "training":  # states in CUDA managed memory, apart
+        if getattr(options, "finetune", "none") != "none":
+            from engine.symbolic.memory import finetune
+
+            p = finetune.parts(arch.family, arch.structure, options, lora_targets)["paged_optimizer"]
+            paged = fs.apply(fs.inline(sympy.sympify(p).subs({finetune.rank: lora_rank})), given)
+        else:
+            paged = fs.evaluate_exact("mem_paged_optimizer", given)
+        out["paged_optimizer"] = int(sympy.ceiling(paged))
     if options.memory_model == "pytorch" and options.mode == "training":  # the kernel its attention term assumes
         from engine.symbolic.memory import pytorch
 

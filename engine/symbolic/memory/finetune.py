@@ -28,7 +28,7 @@ module) and, under autocast, the matmul saves its bf16 cast (2 B); plus ``lora_B
 Gradient checkpointing keeps each layer's 16-bit input; the recompute moment adds one layer's saved tensors.
 Logits and the loss as in full training (the head is frozen: no head gradient).
 QLoRA adds bitsandbytes' transient 16-bit dequantized copy of the largest linear weight (``MatMul4Bit``
-dequantizes in forward and backward). Paged optimizers are not modelled. peft's
+dequantizes in forward and backward). Paged optimizers keep their states in CUDA managed memory, reported apart (states.PAGED). peft's
 ``prepare_model_for_kbit_training`` (which upcasts the non-quantized parameters to fp32) is not assumed.
 Validated (LoRA) against CPU-traced peft runs: tests/data/cpu_measured_lora.json (tests/test_finetune.py).
 """
@@ -42,7 +42,7 @@ from engine.symbolic.formulas import lora as LORA
 from engine.symbolic.memory import pytorch
 from engine.symbolic.memory.base import Moment, V, b, h, qi, s
 from engine.symbolic.memory.base import L
-from engine.symbolic.memory.states import MIXED_PRECISIONS, OPTIMIZER_STATES
+from engine.symbolic.memory.states import EIGHT_BIT, MIXED_PRECISIONS, OPTIMIZER_STATES, PAGED
 
 NF4_DQ_BYTES = sympy.Rational(1, 2) + sympy.Rational(1, 64) + sympy.Rational(4, 64 * 256)
 SRC = ("llm-sweep LoRA/QLoRA model (peft 0.21.2 semantics: frozen base, fp32 adapters; bitsandbytes NF4 + "
@@ -99,8 +99,11 @@ def parts(family, structure, o, targets=None) -> dict[str, sympy.Expr]:
         weights = total * base16
     weights += 4 * trainable
     states = OPTIMIZER_STATES[o.optimizer]
-    opt_bits = 8 if o.optimizer == "adam8bit" else 32
+    opt_bits = 8 if o.optimizer in EIGHT_BIT else 32
     optimizer = trainable * states * opt_bits / 8
+    paged = sympy.Integer(0)
+    if o.optimizer in PAGED:  # states in CUDA managed memory: apart from the device peak (states.PAGED)
+        paged, optimizer = optimizer, sympy.Integer(0)
     tokens = b * s
     if o.recompute == "full":
         acts = L * 2 * h * tokens
@@ -114,7 +117,7 @@ def parts(family, structure, o, targets=None) -> dict[str, sympy.Expr]:
     logits_out = (4 if o.precision == "fp32" else 2) * tokens * V
     out = {"weights": weights, "gradients": 4 * trainable, "optimizer": optimizer, "activations": acts,
            "logits": pytorch.logits(structure, o).expr, "optimizer_step": logits_out + temps,
-           "recompute": _activations_per_token(family, structure, o, mods) * tokens}
+           "recompute": _activations_per_token(family, structure, o, mods) * tokens, "paged_optimizer": paged}
     if o.finetune == "qlora":  # bitsandbytes' transient dequantized 16-bit copy of the largest linear weight
         lin = [m.d_in * m.d_out for m in LORA.modules(family, structure) if m.per_layer and m.rank_mult == 1]
         out["dequantized"] = 2 * sympy.Max(*lin)

@@ -13,7 +13,7 @@ PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "bf1
 # accepted on input and normalized to the canonical name: the old bf16-amp and Lightning's precision strings
 PRECISION_ALIASES = (("bf16-amp", "bf16-mixed"), ("32-true", "fp32"), ("16-mixed", "fp16-mixed"),
                      ("16-true", "fp16-true"), ("transformer-engine", "fp8"), ("transformer-engine-float16", "fp8"))
-OPTIMIZERS = ("adamw", "adam8bit", "sgd", "sgd_momentum", "adafactor", "none")
+OPTIMIZERS = ("adamw", "adam8bit", "paged_adamw", "paged_adamw_8bit", "sgd", "sgd_momentum", "adafactor", "none")
 ATTENTIONS = ("eager", "sdpa", "flash")
 RECOMPUTE = ("none", "selective", "full")
 MODES = ("training", "inference")
@@ -97,7 +97,9 @@ OPTIONS: dict[str, OptionSpec] = {
                             "linear weight and the delayed-scaling amax histories; korthikanti saves the linear "
                             "layers' inputs in fp8",
                             aliases=PRECISION_ALIASES),
-    "optimizer": OptionSpec("optimizer", "adamw", OPTIMIZERS, "optimizer whose states are kept"),
+    "optimizer": OptionSpec("optimizer", "adamw", OPTIMIZERS,
+                            "optimizer whose states are kept; paged_adamw / paged_adamw_8bit are bitsandbytes' "
+                            "PagedAdamW(8bit): states in CUDA managed memory, reported apart as paged_optimizer"),
     "attention": OptionSpec("attention", "sdpa", ATTENTIONS, "eager softmax(QK^T), PyTorch SDPA, FlashAttention"),
     "recompute": OptionSpec("recompute", "none", RECOMPUTE, "activation recomputation"),
     "dropout": OptionSpec("dropout", False, (True, False), "dropout is on (its masks are saved)"),

@@ -57,7 +57,16 @@ MIXED_PRECISIONS = ("bf16-mixed", "fp16-mixed")  # torch.autocast over fp32 weig
 TRUE_PRECISIONS = ("bf16-true", "fp16-true")  # pure 16-bit: model.to(dtype), optimizer states in that dtype
 # bits per optimizer-state element: fp32, except pure 16-bit training (states in the weights' dtype); 8-bit Adam: 8
 OPTIMIZER_BITS = {p: 16 if p in TRUE_PRECISIONS else 32 for p in PRECISION_BITS}
-OPTIMIZER_STATES = {"adamw": 2, "adam8bit": 2, "sgd": 0, "sgd_momentum": 1, "adafactor": 0, "none": 0}
+OPTIMIZER_STATES = {"adamw": 2, "adam8bit": 2, "paged_adamw": 2, "paged_adamw_8bit": 2, "sgd": 0, "sgd_momentum": 1,
+                    "adafactor": 0, "none": 0}
+EIGHT_BIT = ("adam8bit", "paged_adamw_8bit")  # bitsandbytes 8-bit states with a block-wise absmax
+# bitsandbytes' paged optimizers allocate their states with cudaMallocManaged (optim/optimizer.py get_state_buffer
+# -> functional.get_paged -> cget_managed_ptr): CUDA unified memory, outside PyTorch's caching allocator, so
+# torch.cuda.max_memory_allocated() does not count them; they sit on the device until memory runs short and are then
+# paged to the host. The device peak leaves them out; they are reported apart (mem_paged_optimizer).
+PAGED = ("paged_adamw", "paged_adamw_8bit")
+SRC_PAGED = ("bitsandbytes optim/optimizer.py (is_paged: get_state_buffer -> F.get_paged) and functional.py get_paged "
+             "(lib.cget_managed_ptr: cudaMallocManaged); Dettmers et al. 2023 (QLoRA) §2 paged optimizers")
 
 
 def defaults(o) -> dict[str, sympy.Expr]:
@@ -66,7 +75,9 @@ def defaults(o) -> dict[str, sympy.Expr]:
     return {
         "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(g_bits),
         "bits_master": sympy.Integer(m_bits or 32),
-        "bits_opt": sympy.Integer(8 if o.optimizer == "adam8bit" else OPTIMIZER_BITS[o.precision]),
+        # bitsandbytes keeps 32-bit optimizer states in fp32 whatever the parameters' dtype
+        "bits_opt": sympy.Integer(8 if o.optimizer in EIGHT_BIT else 32 if o.optimizer == "paged_adamw"
+                                  else OPTIMIZER_BITS[o.precision]),
         "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
@@ -123,6 +134,11 @@ def quantities(o, structure=None) -> list[Quantity]:
                 "optimizer": optimizer}
         grads, master, optimizer = unit * bits_g / 8, sympy.Integer(0), sympy.Integer(0)
         src = SRC_ZERO + "; " + SRC_OFFLOAD
+    paged = []
+    if o.optimizer in PAGED:  # in CUDA managed memory: apart from the device peak
+        paged = [quantity("mem_paged_optimizer", optimizer, f"{o.optimizer} states in CUDA managed memory per device",
+                          r"M_{\mathrm{paged}}", SRC_PAGED)]
+        optimizer = sympy.Integer(0)
     fp8 = fp8_quantities(o, structure) if o.precision == "fp8" else []
     out += fp8 + [
         quantity("mem_gradients", grads, "gradients per device", r"M_{\mathrm{grads}}", src),
@@ -137,6 +153,7 @@ def quantities(o, structure=None) -> list[Quantity]:
                  + sympy.Add(*(_q(x.name) for x in fp8)),
                  "model states per device", r"M_{\mathrm{states}}", SRC_ZERO + ("; " + SRC_FP8 if fp8 else "")),
     ]
+    out += paged
     if o.offload != "none":
         out += [quantity(f"mem_host_{k}", v, f"{k} on the host per device (offload {o.offload})",
                          rf"M^{{\mathrm{{host}}}}_{{\mathrm{{{k}}}}}", SRC_OFFLOAD) for k, v in host.items()]
@@ -158,5 +175,5 @@ def _optimizer_bytes(o, per_dev) -> sympy.Expr:
         h_, f = h, C.d_ff
         rc = L * (4 * h_ + 2 * a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) + L * 3 * (h_ + f) + (V + h_)
         return rc * bits_o / 8 / (tp * pp)
-    extra = per_dev * 2 * 32 / 2048 / 8 if o.optimizer == "adam8bit" else 0  # bitsandbytes absmax per 2048 block
+    extra = per_dev * 2 * 32 / 2048 / 8 if o.optimizer in EIGHT_BIT else 0  # bitsandbytes absmax per 2048 block
     return per_dev * states * bits_o / 8 + extra
