@@ -191,13 +191,9 @@ def test_combine_refuses_parts_of_different_requests(tmp_path, capsys, other, di
     assert run_cli(capsys, "combine", a[1], a[0], "-o", tmp_path / "x.nc")[0] == 0
 
 
-def _signal_at_first_call(monkeypatch, target: str, signum: int):
-    """Patch ``target`` (a function) to send ``signum`` to this process on its first call: mid-run."""
-    import importlib
-
-    module_name, attr = target.rsplit(".", 1)
-    module = importlib.import_module(module_name)
-    real = getattr(module, attr)
+def _signal_at_first_call(monkeypatch, owner, attr: str, signum: int):
+    """Patch ``owner.attr`` (a function) to send ``signum`` to this process on its first call: mid-run."""
+    real = getattr(owner, attr)
     sent = []
 
     def wrapper(*args, **kwargs):
@@ -206,14 +202,16 @@ def _signal_at_first_call(monkeypatch, target: str, signum: int):
             os.kill(os.getpid(), signum)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(module, attr, wrapper)
+    monkeypatch.setattr(owner, attr, wrapper)
     return sent
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_combine_stops_within_a_second_on_a_signal(tmp_path, capsys, monkeypatch, signum):
     parts = _parts(tmp_path, capsys, "a")
-    sent = _signal_at_first_call(monkeypatch, "engine.sinks.dataset._blocks", signum)
+    from engine.sinks import dataset
+
+    sent = _signal_at_first_call(monkeypatch, dataset, "_blocks", signum)
     code, _, err = run_cli(capsys, "combine", *parts, "-o", tmp_path / "x.nc")
     assert sent and time.perf_counter() - sent[0] < 1.0
     assert code == 128 + signum
@@ -239,7 +237,9 @@ def test_combine_copies_in_bounded_blocks():
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_run_cleans_up_on_sigterm_sighup_and_sigint(tmp_path, capsys, monkeypatch, signum, code):
     spec = tiny(tmp_path)
-    _signal_at_first_call(monkeypatch, "engine.runtime.sweep.host_block", signum)
+    from engine.runtime.compile import Kernel
+
+    _signal_at_first_call(monkeypatch, Kernel, "to_host", signum)
     got, _, err = run_cli(capsys, "run", spec, "-o", tmp_path / "out.nc", "--max-device-mem", "4KiB")
     assert got == code
     assert one_line_error(err).endswith("no output was written")
@@ -569,3 +569,4 @@ def test_the_request_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         req.numerics = "fast"
     assert req.formulas is not None and req.numerics.name == "exact"
+

@@ -195,6 +195,19 @@ class Kernel:
 
     # -- evaluation ----------------------------------------------------------------------------
 
+    @property
+    def bytes_per_point(self) -> int:
+        """Output bytes per grid point, every quantity (and ``valid``) together."""
+        return sum(self.dtypes[q].itemsize for q in self.quantities)
+
+    def to_host(self, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
+        """One chunk's outputs on the host after the overflow check (padding on the split axis dropped)."""
+        out, overflow = device_out
+        with self.numerics.scope():
+            self.check(overflow)
+            cut = tuple(slice(0, n_valid) if i == split_axis else slice(None) for i in range(split_axis + 1))
+            return {q: np.asarray(out[q])[cut] for q in self.quantities}
+
     def coordinate_arrays(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
         """Validate and convert coordinate vectors, in axis order."""
         missing = [a for a in self.axes if a not in coords]

@@ -140,10 +140,6 @@ def kernel_for(request: SweepRequest) -> Kernel:
     return _KERNELS[key]
 
 
-def bytes_per_point(request: SweepRequest, kernel: Kernel) -> int:
-    return sum(kernel.dtypes[q].itemsize for q in kernel.quantities)
-
-
 def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -> ChunkPlan:
     """The chunk plan of ``request`` for a device budget (default: ``plan.default_budget``).
 
@@ -151,7 +147,7 @@ def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -
     since one chunk is evaluated while one is copied out, is refused: it would cut the grid into
     single points and run for minutes.
     """
-    per_point = bytes_per_point(request, kernel)
+    per_point = kernel.bytes_per_point
     if budget is not None:
         points = min(request.shape[-1], MIN_CHUNK_POINTS)
         row = 2 * per_point * points
@@ -206,15 +202,6 @@ def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: C
         consume(*pending)
         if progress:
             progress.update(chunk_points * pending[1])
-
-
-def host_block(kernel: Kernel, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
-    """Copy one chunk's outputs to the host (padding on the split axis dropped), after the overflow check."""
-    out, overflow = device_out
-    with kernel.numerics.scope():
-        kernel.check(overflow)
-        cut = tuple(slice(0, n_valid) if i == split_axis else slice(None) for i in range(split_axis + 1))
-        return {q: np.asarray(out[q])[cut] for q in kernel.quantities}
 
 
 def _compile(kernel: Kernel, plan: ChunkPlan, wrap=None) -> float:

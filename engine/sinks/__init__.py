@@ -14,7 +14,7 @@ A new output format is one class here with these five methods:
     start(request, kernel, plan)      open what the sink writes into
     consume(index, n_valid, out)      one chunk: ``index`` holds a slice per axis, ``n_valid`` the
                                       real length of the split axis (the rest is padding), ``out``
-                                      the device result (``sweep.host_block`` copies it out)
+                                      the device result (``Kernel.to_host`` copies it out)
     finish(timing) -> SweepResult     close and describe the result; ``abort()`` undoes ``start``
                                       on any error or signal (the pipeline calls it)
 
@@ -74,7 +74,7 @@ class Sink(Protocol):
 
 def result_bytes(request: SweepRequest, kernel: Kernel) -> int:
     """Uncompressed bytes of the full result cube."""
-    return request.points * sum(kernel.dtypes[q].itemsize for q in kernel.quantities)
+    return request.points * kernel.bytes_per_point
 
 
 class MemorySink:
@@ -94,13 +94,11 @@ class MemorySink:
         return None
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
-        from engine.runtime.sweep import host_block
-
-        self.request, self.kernel, self.plan, self._host_block = request, kernel, plan, host_block
+        self.request, self.kernel, self.plan = request, kernel, plan
         self.results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
 
     def consume(self, index, n_valid, device_out) -> None:
-        for q, block in self._host_block(self.kernel, device_out, self.plan.split_axis, n_valid).items():
+        for q, block in self.kernel.to_host(device_out, self.plan.split_axis, n_valid).items():
             self.results[q][index] = block
 
     def finish(self, timing: Timing):
@@ -140,9 +138,9 @@ class NetCDFSink:
         return None
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
-        from engine.runtime.sweep import Extremes, host_block
+        from engine.runtime.sweep import Extremes
 
-        self.request, self.kernel, self.plan, self._host_block = request, kernel, plan, host_block
+        self.request, self.kernel, self.plan = request, kernel, plan
         self.extremes = Extremes(self.track if self.track is not None else request.headline, request.shape)
         self.writer = StreamWriter(self.target, request, request.formulas, kernel.dtypes, plan.file_chunk,
                                    request.compression, self.inputs)
@@ -157,7 +155,7 @@ class NetCDFSink:
         self.write_busy += time.perf_counter() - w0
 
     def consume(self, index, n_valid, device_out) -> None:
-        block = self._host_block(self.kernel, device_out, self.plan.split_axis, n_valid)
+        block = self.kernel.to_host(device_out, self.plan.split_axis, n_valid)
         if self.future is not None:
             self.future.result()  # at most one chunk waits for the disk
             self._check_disk()
