@@ -341,7 +341,10 @@ def _run(args) -> int:
         check_target(output, inputs)  # before joining the cluster
     if part is not None and request.query is not None:
         raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
-    from engine.runtime import sweep  # JAX and xarray load only when a sweep runs
+    from engine.signals import deferred
+
+    with deferred():  # JAX and xarray load only when a sweep runs; a signal here waits for the import to end
+        from engine.runtime import sweep
 
     if part is None and args.distributed:
         part = _distributed(args)
@@ -443,7 +446,10 @@ def _distributed(args) -> tuple[int, int] | None:
 
 
 def _combine(args) -> int:
-    from engine.sinks.dataset import combine
+    from engine.signals import deferred
+
+    with deferred():  # netCDF4 and xarray: a signal during their import waits for it to end
+        from engine.sinks.dataset import combine
     from engine.errors import SpecError
     from engine.files import check_target, remove_leftovers
 

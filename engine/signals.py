@@ -26,10 +26,32 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+_deferring = 0  # > 0 inside ``deferred()``: native code is running that cannot take a Python exception
+
+
 def _handler(signum, frame):
     global _pending
     _pending = signum
-    raise Interrupted(signum)
+    if not _deferring:
+        raise Interrupted(signum)
+
+
+@contextmanager
+def deferred():
+    """Within the block a stop signal is only recorded, and raised when the block ends.
+
+    For native code that calls back into Python (importing JAX's MLIR extension, XLA compilation):
+    an exception raised there does not unwind, it aborts the extension's initialisation (an
+    ImportError) or the process (``terminate called ... nanobind::python_error``).
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring:
+        check()
 
 
 def check() -> None:

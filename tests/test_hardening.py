@@ -570,3 +570,16 @@ def test_the_request_is_frozen():
         req.numerics = "fast"
     assert req.formulas is not None and req.numerics.name == "exact"
 
+
+def test_a_signal_during_native_code_is_raised_when_it_ends():
+    """Importing JAX's MLIR extension or compiling with XLA cannot take a Python exception: deferred."""
+    from engine import signals
+
+    reached = []
+    with signals.stop_on_signals():
+        with pytest.raises(signals.Interrupted) as info:
+            with signals.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)  # the handler has run by now, and raised nothing
+                reached.append(True)
+    assert reached and info.value.signum == signal.SIGTERM

@@ -207,7 +207,8 @@ def _pipeline(kernel: Kernel, request: SweepRequest, plan: ChunkPlan, consume: C
 def _compile(kernel: Kernel, plan: ChunkPlan, wrap=None) -> float:
     t0 = time.perf_counter()
     shard = plan.split_axis if len(jax.local_devices()) > 1 else None
-    kernel.compile_for(plan.chunk_shape, shard, wrap)
+    with signals.deferred():  # XLA compiles in native code that calls back into Python
+        kernel.compile_for(plan.chunk_shape, shard, wrap)
     return time.perf_counter() - t0
 
 
