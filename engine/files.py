@@ -172,7 +172,8 @@ class AtomicFile:
     ``path`` is the temporary path to write; ``commit()`` gives it the umask's mode and renames
     it onto the target (re-checking that the target is still a regular file or absent);
     ``abort()`` (or leaving a ``with`` block by an exception, Ctrl-C included) deletes it.
-    Write errors are translated by ``write_error`` into one-line ``ResourceError``s.
+    Write errors (``OSError``, and the netCDF library's ``RuntimeError``) leave a ``with`` block as
+    one-line ``ResourceError``s (``failure``); writers that outlive a block call ``failure`` themselves.
     """
 
     def __init__(self, target: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()):
@@ -203,9 +204,16 @@ class AtomicFile:
     def __enter__(self) -> "AtomicFile":
         return self
 
+    def failure(self, exc: BaseException) -> BaseException:
+        """What to raise for ``exc`` while writing: a write error as ``write_error`` says it, else ``exc``."""
+        return write_error(exc, self.target) if isinstance(exc, (RuntimeError, OSError)) else exc
+
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.abort()
+            failure = self.failure(exc)
+            if failure is not exc:
+                raise failure from None
         return False
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from engine import __version__, signals
-from engine.files import AtomicFile, write_error
+from engine.files import AtomicFile
 from engine.symbolic.formulas import FormulaSet
 from engine.symbolic.formulas.base import show_value
 from engine.request.numerics import FLOAT_FILL, INT64_FILL
@@ -219,12 +219,9 @@ class StreamWriter:
                 if file_chunk:  # writes cover whole chunks: a cache of one chunk is enough
                     var.set_var_chunk_cache(size=max(math.prod(file_chunk) * dtypes[q].itemsize, 1 << 20))
             self.nc.setncatts(dataset_attrs(request, formulas))
-        except (RuntimeError, OSError) as exc:
+        except BaseException as exc:
             self.abort()
-            raise write_error(exc, self.target) from None
-        except BaseException:
-            self.abort()
-            raise
+            raise self.file.failure(exc) from None
 
     def write(self, index: tuple, values: Mapping[str, np.ndarray]) -> None:
         """Put one hyperslab (``index`` is a tuple of slices/ints, one per dim) of every quantity."""
@@ -233,7 +230,7 @@ class StreamWriter:
             try:
                 self._put(q, index, block)
             except (RuntimeError, OSError) as exc:  # netCDF says "HDF error" for a full disk
-                raise write_error(exc, self.target) from None
+                raise self.file.failure(exc) from None
             if block.size and q != "valid":
                 self._max[q] = max(self._max.get(q, 0), largest(block, valid))
 
@@ -246,7 +243,7 @@ class StreamWriter:
         try:
             self.nc.close()
         except (RuntimeError, OSError) as exc:
-            raise write_error(exc, self.target) from None
+            raise self.file.failure(exc) from None
         return self.file.commit()
 
     def abort(self) -> None:
@@ -282,11 +279,8 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, 
         if compression and name in ds.data_vars:
             enc.update(zlib=True, complevel=compression, shuffle=True)
         encoding[name] = enc
-    with AtomicFile(path, inputs) as out:
-        try:
-            ds.to_netcdf(out.path, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        except (RuntimeError, OSError) as exc:
-            raise write_error(exc, out.target) from None
+    with AtomicFile(path, inputs) as out:  # a write error leaves it as one line, nothing at the target
+        ds.to_netcdf(out.path, engine="netcdf4", format="NETCDF4", encoding=encoding)
         return out.commit()
 
 
@@ -380,12 +374,9 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
         finally:
             out.close()
         return out_file.commit()
-    except (RuntimeError, OSError) as exc:
+    except BaseException as exc:
         out_file.abort()
-        raise write_error(exc, out_file.target) from None
-    except BaseException:
-        out_file.abort()
-        raise
+        raise out_file.failure(exc) from None
     finally:
         for ds in opened:
             ds.close()
