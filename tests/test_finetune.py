@@ -11,7 +11,6 @@ import sympy
 
 from engine.catalog.model import architecture, memory_estimate, memory_options
 from engine.cli import main
-from engine.errors import SpecError
 from engine.symbolic.memory import finetune
 
 DATA = Path(__file__).parent / "data" / "cpu_measured_lora.json"

@@ -38,7 +38,7 @@ wraps for that explicit list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import sympy
 
