@@ -348,17 +348,16 @@ def _value(err: _Errors, key: str, name: str, value: Any) -> int | float:
         if number.is_Integer:
             value = int(number)
         elif info.integer:
-            raise err(key, f"{name} must be a positive integer, got {value!r} = {number}")
+            raise err(key, f"{name} must be {info.kind}, got {value!r} = {number}")
         else:
             value = float(number)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        want = "a positive integer" if info.integer else "a positive number"
-        raise err(key, f"must be {want}, got {_kind(value)} {value!r}")
+        raise err(key, f"must be {info.kind}, got {_kind(value)} {value!r}")
     if info.integer:
         if isinstance(value, float) or value != int(value):
-            raise err(key, f"{name} must be a positive integer, got {value!r}")
-        if value <= 0:
-            raise err(key, f"{name} must be a positive integer, got {value}")
+            raise err(key, f"{name} must be {info.kind}, got {value!r}")
+        if value < info.minimum:
+            raise err(key, f"{name} must be {info.kind}, got {value}")
         if value > INT64_MAX:
             raise err(key, f"{name} = {value} does not fit in int64 (at most {INT64_MAX})")
         return int(value)
@@ -419,7 +418,7 @@ def _check_length(err: _Errors, key: str, count: int) -> None:
 def _list_values(err: _Errors, key: str, name: str, value: list) -> np.ndarray:
     """A TOML list as a 1-D array, every element checked at numpy speed (bad elements named)."""
     info = SYMBOLS[name]
-    want = "a positive integer" if info.integer else "a positive number"
+    want = info.kind
     bad = next((i for i, v in enumerate(value) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
     if bad is not None:
         v = value[bad]
@@ -427,14 +426,14 @@ def _list_values(err: _Errors, key: str, name: str, value: list) -> np.ndarray:
     if info.integer:
         floats = next((i for i, v in enumerate(value) if isinstance(v, float)), None)
         if floats is not None:
-            raise err(key, f"{name} must be a positive integer, got {value[floats]!r}{_at(floats, value)}")
+            raise err(key, f"{name} must be {want}, got {value[floats]!r}{_at(floats, value)}")
         try:
             values = np.array(value, dtype=np.int64)
         except OverflowError:
             big = next(i for i, v in enumerate(value) if v > INT64_MAX)
             raise err(key, f"{name} = {value[big]} does not fit in int64 (at most {INT64_MAX}){_at(big, value)}") \
                 from None
-        low = np.flatnonzero(values <= 0)
+        low = np.flatnonzero(values < info.minimum)
     else:
         values = np.array(value, dtype=np.float64)
         low = np.flatnonzero(~np.isfinite(values) | (values <= 0))

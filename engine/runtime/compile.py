@@ -227,9 +227,10 @@ class Kernel:
                 if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
                     raise ValueError(f"coordinates of {a!r} must be numbers, got dtype {arr.dtype}")
                 arr = arr.astype(self.numerics.input_dtype(False))
-            bad = np.flatnonzero(~(arr > 0))  # every input is a positive size (NaN fails too)
+            low = SYMBOLS[a].minimum
+            bad = np.flatnonzero(~(arr >= low) if low == 0 else ~(arr > 0))  # sizes positive, counts >= 0 (NaN fails)
             if bad.size:
-                raise ValueError(f"coordinates of {a!r} must be positive{' integers' if SYMBOLS[a].integer else ''}"
+                raise ValueError(f"coordinates of {a!r} must be {SYMBOLS[a].kind.partition(' ')[2]}s"
                                  f", got {arr[bad[0]].item()!r} at index {int(bad[0])}")
             arrays.append(arr)
         return arrays

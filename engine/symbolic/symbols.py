@@ -22,7 +22,9 @@ class SymbolInfo:
         latex: how it prints in formulas.
         units: CF-style units string (``"1"`` for counts, ``"bytes"``).
         meaning: one line for symbol tables and netCDF ``long_name``.
-        integer: True when only positive integers are valid values.
+        integer: True when only integers are valid values.
+        minimum: the smallest valid integer value: 1 for sizes, 0 for counts that may be absent
+            (layers of a kind, shared experts, dense layers before the first MoE layer).
     """
 
     name: str
@@ -31,14 +33,29 @@ class SymbolInfo:
     units: str
     meaning: str
     integer: bool
+    minimum: int = 1
+
+    @property
+    def kind(self) -> str:
+        """What a valid value is, in words: "a positive integer", "a non-negative integer", "a positive number"."""
+        if not self.integer:
+            return "a positive number"
+        return "a non-negative integer" if self.minimum == 0 else "a positive integer"
 
 
-def _entry(name: str, latex: str, units: str, meaning: str, integer: bool = True) -> SymbolInfo:
-    if integer:
+def _entry(name: str, latex: str, units: str, meaning: str, integer: bool = True, minimum: int = 1) -> SymbolInfo:
+    if integer and minimum == 0:
+        sym = sympy.Symbol(name, integer=True, nonnegative=True)
+    elif integer:
         sym = sympy.Symbol(name, integer=True, positive=True)
     else:
         sym = sympy.Symbol(name, real=True, positive=True)
-    return SymbolInfo(name, sym, latex, units, meaning, integer)
+    return SymbolInfo(name, sym, latex, units, meaning, integer, minimum if integer else 1)
+
+
+def _count(name: str, latex: str, meaning: str) -> SymbolInfo:
+    """A count that may be zero (layers of one kind, shared experts)."""
+    return _entry(name, latex, "1", meaning, minimum=0)
 
 
 _ENTRIES = (
@@ -55,8 +72,51 @@ _ENTRIES = (
            "width of the token embedding when it differs from d_model (projected in and out; OPT-350m)"),
     _entry("n_experts", r"n_{\mathrm{experts}}", "1", "routed experts per MoE layer"),
     _entry("top_k", r"k", "1", "experts each token is routed to"),
-    _entry("n_shared_experts", r"n_{\mathrm{shared}}", "1", "shared (always active) experts per MoE layer"),
+    _count("n_shared_experts", r"n_{\mathrm{shared}}", "shared (always active) experts per MoE layer"),
     _entry("d_ff_shared", r"d_{\mathrm{ff,shared}}", "1", "inner width of a shared expert"),
+    _entry("d_ff_expert", r"d_{\mathrm{ff,expert}}", "1",
+           "inner width of one routed expert (moe_intermediate_size; d_ff unless given)"),
+    # layers by kind (transformers' config.layer_types spellings); they sum to n_layers
+    _count("n_full_attention_layers", r"n_{\mathrm{full}}", "layers with full (global) attention"),
+    _count("n_sliding_attention_layers", r"n_{\mathrm{sliding}}",
+           "layers with sliding-window (local) attention over the last sliding_window tokens"),
+    _count("n_chunked_attention_layers", r"n_{\mathrm{chunked}}",
+           "layers with chunked (local) attention within blocks of attention_chunk_size tokens (Llama 4)"),
+    _count("n_linear_attention_layers", r"n_{\mathrm{linear}}",
+           "layers with linear attention (gated DeltaNet: a fixed-size recurrent state, Qwen3-Next)"),
+    _count("n_mamba_layers", r"n_{\mathrm{mamba}}", "layers with a Mamba-2 state-space mixer (Nemotron-H)"),
+    _count("n_moe_layers", r"n_{\mathrm{moe}}", "layers whose MLP is a mixture of experts"),
+    _count("n_dense_layers", r"n_{\mathrm{dense}}", "layers with a dense MLP (in MoE and hybrid models)"),
+    _entry("full_attention_interval", r"i_{\mathrm{full}}", "1",
+           "one layer in every full_attention_interval has full attention, the others local or linear "
+           "(1 / the fraction of global layers; Qwen3-Next's name)"),
+    _entry("moe_layer_interval", r"i_{\mathrm{moe}}", "1",
+           "one layer in every moe_layer_interval (after the first first_k_dense_replace) has a MoE MLP "
+           "(decoder_sparse_step, interleave_moe_layer_step, moe_layer_freq)"),
+    _count("first_k_dense_replace", r"k_{\mathrm{dense}}", "leading layers that keep a dense MLP (DeepSeek)"),
+    _entry("sliding_window", r"W", "1", "tokens a sliding-window attention layer attends to (config.sliding_window)"),
+    _entry("attention_chunk_size", r"C_{\mathrm{chunk}}", "1",
+           "tokens per block of a chunked attention layer (Llama 4's attention_chunk_size)"),
+    # multi-head latent attention (DeepSeek-V2 §2.1)
+    _entry("q_lora_rank", r"d_{c}'", "1", "rank of the low-rank query projection (MLA)"),
+    _entry("kv_lora_rank", r"d_{c}", "1", "rank of the compressed key-value latent (MLA)"),
+    _entry("qk_nope_head_dim", r"d_{h}^{\mathrm{nope}}", "1", "per-head query/key width without rotary positions (MLA)"),
+    _entry("qk_rope_head_dim", r"d_{h}^{R}", "1", "per-head query/key width carrying rotary positions (MLA)"),
+    _entry("v_head_dim", r"d_{h}^{v}", "1", "per-head value width (MLA)"),
+    # Mamba-2 (Dao & Gu 2024) and gated DeltaNet (Yang et al. 2025) mixers
+    _entry("mamba_n_heads", r"n_{\mathrm{ssm}}", "1", "Mamba-2 heads per layer (mamba_num_heads)"),
+    _entry("mamba_head_dim", r"d_{\mathrm{ssm}}", "1", "width of one Mamba-2 head (mamba_head_dim)"),
+    _entry("ssm_state_size", r"N", "1", "Mamba-2 state size per head channel (ssm_state_size, d_state)"),
+    _entry("n_groups", r"G", "1", "Mamba-2 groups sharing B and C (n_groups)"),
+    _entry("conv_kernel", r"K", "1", "causal convolution width of a Mamba-2 or linear-attention layer"),
+    _entry("linear_num_key_heads", r"n_{k}^{\mathrm{lin}}", "1", "query/key heads of a linear-attention layer"),
+    _entry("linear_num_value_heads", r"n_{v}^{\mathrm{lin}}", "1", "value heads of a linear-attention layer"),
+    _entry("linear_key_head_dim", r"d_{k}^{\mathrm{lin}}", "1", "query/key head width of a linear-attention layer"),
+    _entry("linear_value_head_dim", r"d_{v}^{\mathrm{lin}}", "1", "value head width of a linear-attention layer"),
+    _entry("moe_latent_size", r"d_{\mathrm{latent}}", "1",
+           "width the routed experts of a latent MoE work in (projected from and back to d_model; Nemotron)"),
+    _count("n_mtp_layers", r"n_{\mathrm{MTP}}",
+           "multi-token-prediction modules (DeepSeek-V3 num_nextn_predict_layers; not built by transformers)"),
     _entry("batch", r"B", "1", "batch size (sequences per step)"),
     _entry("seq_len", r"S", "1", "sequence length (tokens per sequence)"),
     _entry(
@@ -76,6 +136,10 @@ _ENTRIES = (
     _entry("bits_quant_meta", r"b_{q}", "1", "bits of scale plus zero point per quantization group"),
     _entry("dp", r"d_{p}", "1", "data-parallel degree (ZeRO/FSDP shard count)"),
     _entry("tp", r"t", "1", "tensor-parallel degree"),
+    _entry("ep", r"e", "1", "expert-parallel degree: routed experts split over ep devices (Megatron --expert-model-parallel-size)"),
+    _entry("etp", r"t_{e}", "1",
+           "expert tensor-parallel degree: each routed expert split over etp devices (Megatron "
+           "--expert-tensor-parallel-size)"),
     _entry("pp", r"p", "1", "pipeline-parallel degree"),
     _entry("vp", r"v", "1", "virtual pipeline stages per device (interleaved 1F1B; 1: not interleaved)"),
     _entry("kv_window", r"w", "1", "sliding-window length: the KV cache keeps min(seq_len, kv_window) tokens"),
