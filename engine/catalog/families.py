@@ -217,6 +217,356 @@ def _falcon(r: ConfigReader, base: Structure):
                       n_kv if n_kv != n_heads else None)
 
 
+# -- layer patterns (transformers' config.layer_types) --------------------------------------------
+
+
+def layer_types(r: ConfigReader, allowed: tuple[str, ...], n_layers: int, field: str = "layer_types",
+                legacy: Mapping[str, str] | None = None) -> list[str] | None:
+    """The config's ``layer_types`` list checked as transformers checks it (one entry per layer) and
+    against the kinds this model type builds; None when the config has none."""
+    value = r.cfg.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(r.source, field, f"must be a list of strings, got {value!r}")
+    kinds = [(legacy or {}).get(v, v) for v in value]
+    bad = sorted({v for v in kinds if v not in allowed})
+    if bad:
+        raise SpecError(r.source, field, f"unknown entr{'ies' if len(bad) > 1 else 'y'} {', '.join(map(repr, bad))}; "
+                                         f"this model type builds {', '.join(allowed)}")
+    if len(kinds) != n_layers:
+        raise SpecError(r.source, field, f"has {len(kinds)} entries; num_hidden_layers is {n_layers} (transformers "
+                                         "requires one entry per layer)")
+    return kinds
+
+
+def interval_or_counts(kinds: list[str], rest: str, full: str = "full_attention") -> dict[str, int]:
+    """The sizes that give a layer list: ``full_attention_interval`` P when layer i is ``full`` exactly where
+    (i + 1) % P == 0 and ``rest`` elsewhere (so a sweep over n_layers keeps the pattern), else the count."""
+    n = len(kinds)
+    for period in range(1, n + 1):
+        if kinds == [full if (i + 1) % period == 0 else rest for i in range(n)]:
+            return {"full_attention_interval": period}
+    if set(kinds) <= {full, rest}:
+        return {f"n_{full}_layers": kinds.count(full)}
+    raise ValueError(f"layers of kinds {sorted(set(kinds))}")  # callers check the kinds first
+
+
+def moe_layers(n_layers: int, is_moe: list[bool]) -> tuple[bool, dict[str, int]]:
+    """(whether some layers keep a dense MLP, the sizes that give the MoE layer pattern): layers
+    i >= first_k_dense_replace with (i + 1 - k) % moe_layer_interval == 0 are MoE, else the count."""
+    if all(is_moe):
+        return False, {}
+    for k in range(n_layers + 1):
+        for step in range(1, n_layers + 1):
+            if is_moe == [i >= k and (i + 1 - k) % step == 0 for i in range(n_layers)]:
+                return True, {**({"first_k_dense_replace": k} if k else {}),
+                              **({"moe_layer_interval": step} if step > 1 else {})}
+    return True, {"n_moe_layers": sum(is_moe)}
+
+
+def sliding_everywhere(r: ConfigReader) -> dict[str, int] | None:
+    """A non-null ``sliding_window`` on a type without ``layer_types``: transformers' DynamicCache makes
+    every layer a sliding-window layer (cache_utils.get_layer_types_and_kwargs)."""
+    window = r.cfg.get("sliding_window")
+    if window is None:
+        return None
+    return {"sliding_window": r.int("sliding_window")}
+
+
+def _head_dim(r: ConfigReader, d: int, n_heads: int) -> int | None:
+    """``head_dim`` as the modeling code reads it (getattr(config, "head_dim", d // H)): stated only when it
+    differs from d // n_heads, so a sweep over d_model keeps it derived."""
+    hd = r.opt_int("head_dim")
+    if hd is None and d % n_heads:
+        return d // n_heads  # transformers' floor division (GLM-4-MoE's default 4096 // 96 = 42)
+    return hd if hd is not None and hd * n_heads != d else None
+
+
+def _check_divisible(r: ConfigReader, d: int, n_heads: int) -> None:
+    """transformers' validate_architecture (Gemma 2/3, DeepSeek-V2): hidden_size % num_attention_heads == 0."""
+    if d % n_heads:
+        raise SpecError(r.source, "hidden_size", f"{d} is not a multiple of num_attention_heads {n_heads} "
+                                                 "(transformers rejects it)")
+
+
+def _experts(r: ConfigReader, n_key: str) -> dict[str, int]:
+    n, k = r.int(n_key), r.opt_int("num_experts_per_tok")
+    if k is not None and k > n:
+        raise SpecError(r.source, "num_experts_per_tok", f"{k} exceeds {n_key} {n}")
+    return {"n_experts": n, **({"top_k": k} if k is not None else {})}
+
+
+def _qwen_moe_pattern(r: ConfigReader, n_layers: int) -> tuple[bool, dict[str, int]]:
+    """Qwen MoE: layer i is MoE unless in mlp_only_layers, when (i + 1) % decoder_sparse_step == 0."""
+    step = r.int("decoder_sparse_step")
+    only = r.cfg.get("mlp_only_layers") or []
+    if not isinstance(only, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only):
+        raise SpecError(r.source, "mlp_only_layers", f"must be a list of layer indices, got {only!r}")
+    return moe_layers(n_layers, [i not in only and (i + 1) % step == 0 for i in range(n_layers)])
+
+
+def _base_sizes(r: ConfigReader, head_dim: bool = True) -> tuple[int, int, int, dict]:
+    d, L, H = r.int("hidden_size"), r.int("num_hidden_layers"), r.int("num_attention_heads")
+    kv = r.opt_int("num_key_value_heads")
+    sizes = {"d_model": d, "n_layers": L, "n_heads": H, "vocab": r.int("vocab_size"),
+             "n_kv_heads": kv if kv is not None and kv != H else None,
+             "head_dim": _head_dim(r, d, H) if head_dim else None}
+    return d, L, H, sizes
+
+
+def _gemma2(r: ConfigReader, base: Structure, qk_norm: bool = False):
+    d, L, H, sizes = _base_sizes(r)
+    _check_divisible(r, d, H)
+    sizes["head_dim"] = r.int("head_dim")  # an int field of the config, never derived
+    kinds = layer_types(r, ("sliding_attention", "full_attention"), L)
+    if kinds is None:
+        period = r.int("sliding_window_pattern", 2) if qk_norm else 2
+        kinds = ["full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(L)]
+    more = interval_or_counts(kinds, "sliding_attention")
+    if "sliding_attention" in kinds:
+        window = r.int("sliding_window")
+        if qk_norm and r.bool("use_bidirectional_attention", False):
+            window = window // 2 + 1  # Gemma3TextConfig.__post_init__ halves it
+        more["sliding_window"] = window
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"),
+                          attn_bias="all" if r.bool("attention_bias") else "none")
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **more)
+
+
+def _olmo2(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+
+
+def _stablelm(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r, head_dim=False)  # StableLmAttention always uses hidden_size // num_heads
+    if d % H:
+        raise SpecError(r.source, "hidden_size", f"{d} is not divisible by num_attention_heads {H} (StableLmAttention "
+                                                 "rejects it)")
+    parallel = r.bool("use_parallel_residual")
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("use_qkv_bias") else "none",
+                          qk_norm=r.bool("qk_layernorm"), parallel=parallel, norms_per_layer=1 if parallel else 2)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+
+
+def _starcoder2(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    bias = r.bool("use_bias")
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if bias else "none", mlp_bias=bias)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+
+
+def _cohere(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+                          qk_norm=r.bool("use_qk_norm"))
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+
+
+def _granite(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+                          mlp_bias=r.bool("mlp_bias"))
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+
+
+def _olmoe(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    if sizes["head_dim"] is not None:  # OlmoeAttention's q_norm is hidden_size wide, its k_norm (d // H) x n_kv
+        raise SpecError(r.source, "head_dim", "a head_dim other than hidden_size // num_attention_heads is not "
+                                              "supported for olmoe (its q/k norms keep the d // H widths)")
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **_experts(r, "num_experts"),
+                      **(sliding_everywhere(r) or {}))
+
+
+def _qwen2_moe(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    dense, pattern = _qwen_moe_pattern(r, L)
+    more: dict[str, int] = {}
+    mixers = "full_attention"
+    kinds = layer_types(r, ("sliding_attention", "full_attention"), L)
+    if kinds is None and r.bool("use_sliding_window", False):
+        top = r.int("max_window_layers")
+        kinds = ["sliding_attention" if (i + 1) % 2 and i < top else "full_attention" for i in range(L)]
+    if kinds and "sliding_attention" in kinds:
+        mixers = "sliding_attention" if set(kinds) == {"sliding_attention"} else "sliding_attention+full_attention"
+        more = {"sliding_window": r.int("sliding_window")}
+        if mixers != "sliding_attention":
+            more.update(interval_or_counts(kinds, "sliding_attention"))
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("qkv_bias") else "none",
+                          dense_layers=dense, mixers=mixers)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
+                      d_ff_expert=r.int("moe_intermediate_size"), d_ff_shared=r.int("shared_expert_intermediate_size"),
+                      **_experts(r, "num_experts"), **pattern, **more)
+
+
+def _qwen3_moe(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    dense, pattern = _qwen_moe_pattern(r, L)
+    sliding = r.bool("use_sliding_window", False) and r.cfg.get("sliding_window") is not None
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+                          dense_layers=dense, mixers="sliding_attention" if sliding else "full_attention")
+    return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
+                      d_ff_expert=r.int("moe_intermediate_size"), **_experts(r, "num_experts"), **pattern,
+                      **({"sliding_window": r.int("sliding_window")} if sliding else {}))
+
+
+def _qwen3_next(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    sizes["head_dim"] = r.int("head_dim")
+    dense, pattern = _qwen_moe_pattern(r, L)
+    kinds = layer_types(r, ("linear_attention", "full_attention"), L)
+    if kinds is None:
+        period = r.int("full_attention_interval", 4)
+        kinds = ["full_attention" if (i + 1) % period == 0 else "linear_attention" for i in range(L)]
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+                          dense_layers=dense)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
+                      d_ff_expert=r.int("moe_intermediate_size"), d_ff_shared=r.int("shared_expert_intermediate_size"),
+                      **_experts(r, "num_experts"), **pattern, **interval_or_counts(kinds, "linear_attention"),
+                      conv_kernel=r.int("linear_conv_kernel_dim"), linear_num_key_heads=r.int("linear_num_key_heads"),
+                      linear_num_value_heads=r.int("linear_num_value_heads"),
+                      linear_key_head_dim=r.int("linear_key_head_dim"),
+                      linear_value_head_dim=r.int("linear_value_head_dim"))
+
+
+def _gpt_oss(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    sizes["head_dim"] = r.int("head_dim")
+    kinds = layer_types(r, ("sliding_attention", "full_attention"), L)
+    if kinds is None:
+        kinds = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(L)]
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
+    more = {"sliding_window": r.int("sliding_window")} if "sliding_attention" in kinds else {}
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **_experts(r, "num_local_experts"),
+                      **interval_or_counts(kinds, "sliding_attention"), **more)
+
+
+def _llama4_text(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    sizes["head_dim"] = r.int("head_dim")
+    chunk = r.opt_int("attention_chunk_size")
+    kinds = layer_types(r, ("chunked_attention", "full_attention"), L)
+    if kinds is None:
+        uses_rope = r.cfg.get("no_rope_layers") or [
+            int((i + 1) % r.int("no_rope_layer_interval") != 0) for i in range(L)]
+        if not isinstance(uses_rope, list) or len(uses_rope) != L:
+            raise SpecError(r.source, "no_rope_layers", f"must list {L} entries (one per layer), got {uses_rope!r}")
+        kinds = ["chunked_attention" if rope and chunk is not None else "full_attention" for rope in uses_rope]
+    step = r.int("interleave_moe_layer_step")
+    listed = r.cfg.get("moe_layers")
+    if listed is None:
+        listed = list(range(step - 1, L, step))
+    if not isinstance(listed, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in listed):
+        raise SpecError(r.source, "moe_layers", f"must be a list of layer indices, got {listed!r}")
+    dense, pattern = moe_layers(L, [i in listed for i in range(L)])
+    chunked = "chunked_attention" in kinds
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+                          dense_layers=dense, mixers="chunked_attention+full_attention" if chunked else "full_attention")
+    more = {**interval_or_counts(kinds, "chunked_attention"), "attention_chunk_size": chunk} if chunked else {}
+    return s, _values(**sizes, d_ff=r.int("intermediate_size_mlp") if dense else None,
+                      d_ff_expert=r.int("intermediate_size"), **_experts(r, "num_local_experts"), **pattern, **more)
+
+
+def _deepseek(v3: bool):
+    def read(r: ConfigReader, base: Structure):
+        d, L, H, sizes = _base_sizes(r, head_dim=False)  # MLA: no head_dim (transformers sets it to qk_rope_head_dim)
+        sizes["n_kv_heads"] = None  # num_key_value_heads builds nothing under MLA
+        if not v3:
+            _check_divisible(r, d, H)
+        k = r.cfg.get("first_k_dense_replace")
+        if k is None or isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise SpecError(r.source, "first_k_dense_replace", f"must be a non-negative integer, got {k!r} "
+                                                               "(transformers fails to build the model otherwise)")
+        q_rank = r.opt_int("q_lora_rank")
+        dense, pattern = moe_layers(L, [i >= k for i in range(L)])
+        shared = r.cfg.get("n_shared_experts") or 0
+        if isinstance(shared, bool) or not isinstance(shared, int) or shared < 0:
+            raise SpecError(r.source, "n_shared_experts", f"must be a non-negative integer, got {shared!r}")
+        mtp = r.cfg.get("num_nextn_predict_layers") or 0 if v3 else 0
+        s = base.with_options(tied_head=r.bool("tie_word_embeddings"), q_lora=q_rank is not None,
+                              mlp_bias=r.bool("mlp_bias", False) if not v3 else False,
+                              attn_bias="all" if r.bool("attention_bias") else "none", dense_layers=dense,
+                              shared_experts=shared > 0, mtp=v3)
+        return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
+                          d_ff_expert=r.int("moe_intermediate_size"), **_experts(r, "n_routed_experts"), **pattern,
+                          n_shared_experts=shared if shared > 1 else None, q_lora_rank=q_rank,
+                          kv_lora_rank=r.int("kv_lora_rank"), qk_nope_head_dim=r.int("qk_nope_head_dim"),
+                          qk_rope_head_dim=r.int("qk_rope_head_dim"), v_head_dim=r.int("v_head_dim"),
+                          **({"n_mtp_layers": mtp} if v3 and mtp != 1 else {}))
+
+    return read
+
+
+def _glm4_moe(r: ConfigReader, base: Structure):
+    d, L, H, sizes = _base_sizes(r)
+    k = r.cfg.get("first_k_dense_replace")
+    if k is None or isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise SpecError(r.source, "first_k_dense_replace", f"must be a non-negative integer, got {k!r}")
+    dense, pattern = moe_layers(L, [i >= k for i in range(L)])
+    shared = r.cfg.get("n_shared_experts") or 0
+    mtp = r.cfg.get("num_nextn_predict_layers") or 0
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("attention_bias") else "none",
+                          qk_norm=r.bool("use_qk_norm"), dense_layers=dense, shared_experts=shared > 0)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
+                      d_ff_expert=r.int("moe_intermediate_size"), **_experts(r, "n_routed_experts"), **pattern,
+                      n_shared_experts=shared if shared > 1 else None, **({"n_mtp_layers": mtp} if mtp != 1 else {}))
+
+
+NEMOTRON_H_PATTERN = {"M": "mamba", "*": "full_attention", "-": "mlp", "E": "moe"}
+NEMOTRON_H_TYPES = {"linear_attention": "mamba", "mamba": "mamba", "full_attention": "full_attention",
+                    "attention": "full_attention", "mlp": "mlp", "moe": "moe"}
+
+
+def _nemotron_h(r: ConfigReader, base: Structure):
+    d, H = r.int("hidden_size"), r.int("num_attention_heads")
+    listed = r.cfg.get("layers_block_type", r.cfg.get("layer_types"))
+    pattern = r.cfg.get("hybrid_override_pattern")
+    if listed is not None:
+        if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+            raise SpecError(r.source, "layers_block_type", f"must be a list of strings, got {listed!r}")
+        bad = sorted({v for v in listed if v not in NEMOTRON_H_TYPES})
+        if bad:
+            raise SpecError(r.source, "layers_block_type", f"unknown entr{'ies' if len(bad) > 1 else 'y'} "
+                            f"{', '.join(map(repr, bad))}; valid: linear_attention (Mamba-2), full_attention, mlp, moe")
+        kinds = [NEMOTRON_H_TYPES[v] for v in listed]
+    elif pattern is not None:
+        if not isinstance(pattern, str):
+            raise SpecError(r.source, "hybrid_override_pattern", f"must be a string, got {pattern!r}")
+        bad = sorted({c for c in pattern if c not in NEMOTRON_H_PATTERN})
+        if bad:
+            raise SpecError(r.source, "hybrid_override_pattern", f"unknown character{'s' if len(bad) > 1 else ''} "
+                            f"{', '.join(map(repr, bad))}; valid: M (Mamba-2), * (attention), - (MLP), E (MoE)")
+        kinds = [NEMOTRON_H_PATTERN[c] for c in pattern]
+    else:
+        kinds = ["mamba", "moe", "full_attention", "mlp"]  # NemotronHConfig's default layers_block_type
+    if not kinds:
+        raise SpecError(r.source, "hybrid_override_pattern", "is empty; a model needs at least one layer")
+    moe = "moe" in kinds
+    latent = r.opt_int("moe_latent_size") if moe else None
+    n_mamba, n_attn = kinds.count("mamba"), kinds.count("full_attention")
+    if not n_mamba or not n_attn:
+        raise SpecError(r.source, "hybrid_override_pattern", "needs Mamba-2 (M) and attention (*) layers; "
+                                                             f"got {', '.join(sorted(set(kinds)))}")
+    mlp_bias = r.bool("mlp_bias")
+    s = base.with_options(moe=moe, shared_experts=moe, mlp_bias=mlp_bias, moe_latent=latent is not None,
+                          mamba_bias=r.bool("use_bias"), mamba_conv_bias=r.bool("use_conv_bias"))
+    more = {"n_mamba_layers": n_mamba, "n_full_attention_layers": n_attn}
+    if moe:
+        more.update(n_moe_layers=kinds.count("moe"), d_ff_expert=r.int("moe_intermediate_size"),
+                    d_ff_shared=r.int("moe_shared_expert_intermediate_size"), **_experts(r, "n_routed_experts"),
+                    **({"moe_latent_size": latent} if latent is not None else {}))
+    hd = r.int("head_dim")
+    return s, _values(d, len(kinds), H, r.int("vocab_size"), r.int("intermediate_size"),
+                      r.int("num_key_value_heads") if r.int("num_key_value_heads") != H else None,
+                      hd if hd * H != d else None, mamba_n_heads=r.int("mamba_num_heads"),
+                      mamba_head_dim=r.int("mamba_head_dim"), ssm_state_size=r.int("ssm_state_size"),
+                      n_groups=r.int("n_groups"), conv_kernel=r.int("conv_kernel"), **more)
+
+
 # -- the registry ------------------------------------------------------------------------------
 
 _GPT_NAMES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
@@ -342,6 +692,190 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         _falcon,
         "Almazrouei et al. 2023; transformers FalconModel (parallel attention, MQA/GQA, one or two LNs)",
         d_ff_default=4 * d_model, block="gpt"),
+    Family(
+        "deepseek_v2",
+        Structure(mla=True, moe=True, shared_experts=True),
+        {"vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": None, "tie_word_embeddings": False, "attention_bias": False,
+         "mlp_bias": False, "first_k_dense_replace": 0, "kv_lora_rank": 512, "q_lora_rank": 1536,
+         "n_routed_experts": 64, "n_shared_experts": 2, "moe_intermediate_size": 1407, "qk_nope_head_dim": 128,
+         "qk_rope_head_dim": 64, "v_head_dim": 128, "num_experts_per_tok": None, "max_position_embeddings": 2048},
+        _deepseek(v3=False),
+        "DeepSeek-V2 report (DeepSeek-AI 2024) §2.1 MLA, §2.2 DeepSeekMoE; transformers DeepseekV2Model "
+        "(first_k_dense_replace dense layers, shared experts, router without bias)",
+        aliases={"num_experts": "n_routed_experts"}),
+    Family(
+        "deepseek_v3",
+        Structure(mla=True, moe=True, shared_experts=True, dense_layers=True, mtp=True),
+        {"vocab_size": 129280, "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+         "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1,
+         "n_routed_experts": 256, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64,
+         "v_head_dim": 128, "qk_nope_head_dim": 128, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+         "tie_word_embeddings": False, "attention_bias": False, "num_nextn_predict_layers": 1,
+         "max_position_embeddings": 4096},
+        _deepseek(v3=True),
+        "DeepSeek-V3 report (DeepSeek-AI 2024) §2.1 (MLA, DeepSeekMoE with auxiliary-loss-free balancing: "
+        "e_score_correction_bias is a buffer), §2.2 MTP; transformers DeepseekV3Model",
+        aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"}),
+    Family(
+        "qwen2_moe",
+        Structure(attn_bias="qkv", moe=True, shared_experts=True, shared_expert_gate=True),
+        {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24,
+         "num_attention_heads": 16, "num_key_value_heads": 16, "tie_word_embeddings": False,
+         "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28, "decoder_sparse_step": 1,
+         "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632, "num_experts_per_tok": 4,
+         "num_experts": 60, "mlp_only_layers": [], "qkv_bias": True, "layer_types": None,
+         "max_position_embeddings": 32768},
+        _qwen2_moe,
+        "Qwen1.5-MoE / Qwen2 report (Yang et al. 2024) §2.2.2; transformers Qwen2MoeModel (q/k/v biases, a shared "
+        "expert with a sigmoid gate, decoder_sparse_step, mlp_only_layers)"),
+    Family(
+        "qwen3_moe",
+        Structure(qk_norm=True, moe=True),
+        {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24,
+         "num_attention_heads": 32, "num_key_value_heads": 4, "tie_word_embeddings": False, "attention_bias": False,
+         "use_sliding_window": False, "sliding_window": 4096, "decoder_sparse_step": 1, "moe_intermediate_size": 768,
+         "num_experts_per_tok": 8, "num_experts": 128, "mlp_only_layers": [], "max_position_embeddings": 32768},
+        _qwen3_moe,
+        "Qwen3 report (2025) §2; transformers Qwen3MoeModel (q/k norms per head, 128 experts, no shared expert)",
+        aliases={"num_local_experts": "num_experts"}),
+    Family(
+        "qwen3_next",
+        Structure(qk_norm=True, attn_output_gate=True, moe=True, shared_experts=True, shared_expert_gate=True,
+                  mixers="linear_attention+full_attention"),
+        {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 48,
+         "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256, "tie_word_embeddings": False,
+         "attention_bias": False, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128,
+         "linear_value_head_dim": 128, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+         "decoder_sparse_step": 1, "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512,
+         "num_experts_per_tok": 10, "num_experts": 512, "mlp_only_layers": [], "layer_types": None,
+         "max_position_embeddings": 32768},
+        _qwen3_next,
+        "Qwen3-Next (Qwen team 2025); transformers Qwen3NextModel (gated DeltaNet in 3 of every 4 layers, gated "
+        "attention with a doubled q_proj, 512 experts with a gated shared expert)"),
+    Family(
+        "gpt_oss",
+        Structure(attn_bias="all", sinks=True, moe=True, expert_bias=True, router_bias=True,
+                  mixers="sliding_attention+full_attention"),
+        {"num_hidden_layers": 36, "num_local_experts": 128, "vocab_size": 201088, "hidden_size": 2880,
+         "intermediate_size": 2880, "head_dim": 64, "num_attention_heads": 64, "num_key_value_heads": 8,
+         "sliding_window": 128, "tie_word_embeddings": False, "attention_bias": True, "num_experts_per_tok": 4,
+         "layer_types": None, "max_position_embeddings": 131072},
+        _gpt_oss,
+        "gpt-oss model card (OpenAI 2025) §2; transformers GptOssModel (alternating banded-window and full "
+        "attention, attention sinks, router and experts with biases)",
+        aliases={"num_experts": "num_local_experts"}),
+    Family(
+        "llama4_text",
+        Structure(moe=True, shared_experts=True, mixers="chunked_attention+full_attention"),
+        {"vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+         "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+         "tie_word_embeddings": False, "num_experts_per_tok": 1, "num_local_experts": 16, "moe_layers": None,
+         "interleave_moe_layer_step": 1, "no_rope_layers": None, "no_rope_layer_interval": 4,
+         "attention_chunk_size": 8192, "layer_types": None, "attention_bias": False,
+         "max_position_embeddings": 131072},
+        _llama4_text,
+        "Llama 4 (Meta 2025); transformers Llama4TextModel (chunked attention with RoPE, every 4th layer global "
+        "without positions, MoE with a shared expert, parameter-free L2 q/k norms)"),
+    Family(
+        "gemma2",
+        Structure(norms_per_layer=4, tied_head=True, mixers="sliding_attention+full_attention"),
+        {"vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+         "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "tie_word_embeddings": True,
+         "attention_bias": False, "sliding_window": 4096, "layer_types": None, "max_position_embeddings": 8192},
+        _gemma2,
+        "Gemma 2 report (Gemma Team 2024) §2 (local sliding-window and global attention alternating, pre- and "
+        "post-norms); transformers Gemma2Model"),
+    Family(
+        "gemma3_text",
+        Structure(norms_per_layer=4, tied_head=True, qk_norm=True, mixers="sliding_attention+full_attention"),
+        {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+         "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "tie_word_embeddings": True,
+         "attention_bias": False, "sliding_window": 4096, "layer_types": None, "sliding_window_pattern": 6,
+         "use_bidirectional_attention": False, "max_position_embeddings": 131072},
+        lambda r, base: _gemma2(r, base, qk_norm=True),
+        "Gemma 3 report (Gemma Team 2025) §2 (5 local layers per global layer, q/k norms); transformers "
+        "Gemma3TextModel"),
+    Family(
+        "olmo2",
+        Structure(qk_norm=True, qk_norm_scope="projection"),
+        {"vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": None, "tie_word_embeddings": False,
+         "attention_bias": False, "max_position_embeddings": 2048},
+        _olmo2,
+        "OLMo 2 (OLMo et al. 2024) §3 (post-norms, q/k RMSNorms over the projections); transformers Olmo2Model"),
+    Family(
+        "olmoe",
+        Structure(qk_norm=True, qk_norm_scope="projection", moe=True),
+        {"vocab_size": 50304, "hidden_size": 2048, "intermediate_size": 2048, "num_hidden_layers": 16,
+         "num_attention_heads": 16, "num_key_value_heads": None, "tie_word_embeddings": False,
+         "attention_bias": False, "num_experts_per_tok": 8, "num_experts": 64, "max_position_embeddings": 4096},
+        _olmoe,
+        "OLMoE (Muennighoff et al. 2024) §2; transformers OlmoeModel (64 experts, top 8, q/k norms)",
+        aliases={"num_local_experts": "num_experts"}),
+    Family(
+        "stablelm",
+        Structure(norm="layernorm", qk_norm_scope="projection"),
+        {"vocab_size": 50304, "intermediate_size": 6912, "hidden_size": 2560, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": 32, "tie_word_embeddings": False, "use_qkv_bias": False,
+         "qk_layernorm": False, "use_parallel_residual": False, "max_position_embeddings": 4096},
+        _stablelm,
+        "StableLM 2 (Bellagente et al. 2024); transformers StableLmModel (LayerNorms with biases, optional q/k/v "
+        "biases, per-head q/k LayerNorms, optional parallel residual)"),
+    Family(
+        "starcoder2",
+        Structure(attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm", tied_head=True),
+        {"vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
+         "num_attention_heads": 24, "num_key_value_heads": 2, "use_bias": True, "tie_word_embeddings": True,
+         "sliding_window": None, "max_position_embeddings": 4096},
+        _starcoder2,
+        "StarCoder 2 (Lozhkov et al. 2024) §6; transformers Starcoder2Model (GQA, biased projections, 2-matrix GELU "
+        "MLP, LayerNorms)", block="gpt"),
+    Family(
+        "cohere",
+        Structure(parallel=True, norm="layernorm_nobias", norms_per_layer=1, tied_head=True,
+                  qk_norm_scope="projection"),
+        {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+         "num_attention_heads": 64, "num_key_value_heads": None, "tie_word_embeddings": True, "attention_bias": False,
+         "use_qk_norm": False, "max_position_embeddings": 8192},
+        _cohere,
+        "Command R (Cohere 2024); transformers CohereModel (parallel attention and MLP after one bias-free LayerNorm, "
+        "tied embeddings, optional per-head q/k norms)"),
+    Family(
+        "nemotron_h",
+        Structure(mixers="mamba+full_attention", separate_mlp=True, mlp="gelu", norms_per_layer=1),
+        {"vocab_size": 131072, "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
+         "head_dim": 128, "intermediate_size": 21504, "mlp_bias": False, "ssm_state_size": 128,
+         "mamba_num_heads": 128, "mamba_head_dim": 64, "n_groups": 8, "conv_kernel": 4, "use_conv_bias": True,
+         "use_bias": False, "n_routed_experts": 8, "moe_intermediate_size": 7688,
+         "moe_shared_expert_intermediate_size": 7688, "moe_latent_size": None, "num_experts_per_tok": 2,
+         "tie_word_embeddings": False, "max_position_embeddings": 4096},
+        _nemotron_h,
+        "Nemotron-H (NVIDIA 2025) §2 (Mamba-2 layers with a few self-attention layers and separate squared-ReLU MLP "
+        "layers); transformers NemotronHModel (one RMSNorm per block; lm_head never tied)",
+        aliases={"num_local_experts": "n_routed_experts", "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel",
+                 "mamba_conv_bias": "use_conv_bias"}, block="gpt"),
+    Family(
+        "granite",
+        Structure(),
+        {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": None, "tie_word_embeddings": False,
+         "attention_bias": False, "mlp_bias": False, "max_position_embeddings": 2048},
+        _granite,
+        "Granite 3.0 (IBM 2024); transformers GraniteModel (the LLaMA block; its multipliers are scalars, not "
+        "parameters)"),
+    Family(
+        "glm4_moe",
+        Structure(attn_bias="none", moe=True, shared_experts=True, dense_layers=True, mtp=True),
+        {"vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 10944, "num_hidden_layers": 46,
+         "num_attention_heads": 96, "num_key_value_heads": 8, "tie_word_embeddings": False, "attention_bias": False,
+         "moe_intermediate_size": 1408, "num_experts_per_tok": 8, "n_shared_experts": 1, "n_routed_experts": 128,
+         "first_k_dense_replace": 1, "use_qk_norm": False, "num_nextn_predict_layers": 1,
+         "max_position_embeddings": 131072},
+        _glm4_moe,
+        "GLM-4.5 report (Zhipu AI 2025) §2; transformers Glm4MoeModel (q/k/v biases without an o bias, "
+        "first_k_dense_replace dense layers, a shared expert, MTP layer not built)",
+        aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"}),
 ]}
 FAMILIES_BY_TYPE = FAMILIES  # the same registry, under the name other modules look it up by
 MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)

@@ -69,15 +69,19 @@ def param_counts(arch: Architecture) -> dict[str, Any]:
     broken = fs.violations(arch.values)
     if broken:
         raise SpecError(arch.label, "", "; ".join(broken))
-    missing = fs.required_inputs(["params_total", "params_active"], set(arch.values))
+    missing = fs.required_inputs(["params_total"], set(arch.values))
     if missing:
         raise SpecError(arch.label, "", f"needs {', '.join(missing)}, which the configuration does not give "
                                         "(e.g. moe = true without expert counts)")
     value = lambda q: int(fs.evaluate(q, arch.values))  # noqa: E731
     breakdown = {k: value(f"params_{k}") for k in BREAKDOWN}
     total = value("params_total")
-    return {"total": total, "active": value("params_active") if arch.structure.moe else None,
-            "breakdown": breakdown}
+    # active parameters need top_k (DeepSeek-V2's default config leaves num_experts_per_tok unset: None)
+    routed = arch.structure.moe and not fs.required_inputs(["params_active"], set(arch.values))
+    out = {"total": total, "active": value("params_active") if routed else None, "breakdown": breakdown}
+    if "params_mtp" in fs.quantities:  # built by no transformers model: reported apart, not in the total
+        out["mtp"] = value("params_mtp")
+    return out
 
 
 def lora_counts(arch: Architecture, rank: int, targets: Any = None) -> dict[str, Any]:

@@ -10,14 +10,24 @@ Quantities (per layer ones end in ``_layer``; totals sum over layers):
 
     params_embedding   token embedding (+ OPT's in/out projections)
     params_positions   learned position table (0 for rotary, ALiBi, none)
-    params_attention   Q, K, V, O projections (+ biases)               = n_layers x params_attention_layer
-    params_mlp         dense feed-forward blocks                       = n_layers x params_mlp_layer
+    params_attention   Q, K, V, O projections (+ biases, sinks) or MLA  = attention layers x params_attention_layer
+    params_ssm         Mamba-2 and linear-attention mixers              = their layers x params_<kind>_layer
+    params_mlp         dense feed-forward blocks                       = n_dense_layers x params_mlp_layer
     params_norms       per-layer norms (+ q/k norms) + final + embedding norm
     params_head        output head (0 when tied), + its bias
-    params_router      MoE routers                                      = n_layers x params_router_layer
-    params_experts     MoE experts (+ shared experts)                   = n_layers x params_experts_layer
-    params_total       the sum of the eight above
-    params_active      parameters a token uses (top_k of n_experts); params_total for dense models
+    params_router      MoE routers                                      = n_moe_layers x params_router_layer
+    params_experts     MoE experts (+ shared experts)                   = n_moe_layers x params_experts_layer
+    params_total       the sum of the nine above
+    params_active      parameters a token uses (top_k of n_experts routed experts; everything else: routers,
+                       shared experts, dense layers, sinks); params_total for dense models
+    params_mtp         DeepSeek-V3's multi-token-prediction modules: not built by transformers, not in the total
+
+Layers are of kinds (``Structure.mixers``: full, sliding-window, chunked or linear attention, Mamba-2) and
+carry a dense or a MoE MLP; each kind's count is a symbol (``n_sliding_attention_layers``, ``n_moe_layers``,
+...) whose default derives it from ``n_layers`` and the pattern's interval (``full_attention_interval``,
+``moe_layer_interval``, ``first_k_dense_replace``), as transformers derives ``layer_types``; a config
+whose pattern is irregular states the counts. Models with one kind of layer keep the plain
+``n_layers x per-layer`` forms.
 """
 
 from __future__ import annotations
@@ -30,6 +40,12 @@ import sympy
 from engine.symbolic.symbols import symbol
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
+
+
+ATTENTION_KINDS = ("full_attention", "sliding_attention", "chunked_attention")
+MIXER_KINDS = (*ATTENTION_KINDS, "linear_attention", "mamba")
+MIXER_PATTERNS = ("full_attention", "sliding_attention", "sliding_attention+full_attention", "chunked_attention+full_attention",
+                  "linear_attention+full_attention", "mamba+full_attention")
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,35 @@ class Structure:
     embed_proj: bool = False
     moe: bool = False
     shared_experts: bool = False
+    mla: bool = False
+    q_lora: bool = True
+    qk_norm_scope: str = "head"
+    sinks: bool = False
+    attn_output_gate: bool = False
+    mixers: str = "full_attention"
+    separate_mlp: bool = False
+    dense_layers: bool = False
+    router_bias: bool = False
+    expert_bias: bool = False
+    moe_latent: bool = False
+    shared_expert_gate: bool = False
+    mamba_bias: bool = False
+    mamba_conv_bias: bool = True
+    mtp: bool = False
+
+    @property
+    def mixer_kinds(self) -> tuple[str, ...]:
+        """The kinds of token-mixing layer, the one that takes the remaining layers first."""
+        return tuple(self.mixers.split("+"))
+
+    @property
+    def attention_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in self.mixer_kinds if k in ATTENTION_KINDS)
+
+    @property
+    def uniform(self) -> bool:
+        """Every layer alike (one mixer kind, each layer's MLP of one kind): the plain n_layers x forms."""
+        return len(self.mixer_kinds) == 1 and not self.separate_mlp and not self.dense_layers
 
     def with_options(self, **options: Any) -> "Structure":
         """A copy with ``options`` changed (ValueError naming the valid choices otherwise)."""
@@ -73,17 +118,95 @@ OPTIONS: dict[str, OptionSpec] = {
     "mlp": OptionSpec("mlp", "gated", C.MLPS, "2-matrix (GELU/ReLU) or gated 3-matrix (SwiGLU/GeGLU) MLP"),
     "mlp_bias": OptionSpec("mlp_bias", False, (True, False), "biases in the MLP"),
     "norm": OptionSpec("norm", "rmsnorm", C.NORMS, "normalization: LayerNorm (gain+bias), bias-free LN, RMSNorm"),
-    "norms_per_layer": OptionSpec("norms_per_layer", 2, (1, 2), "norms per layer"),
+    "norms_per_layer": OptionSpec("norms_per_layer", 2, (1, 2, 4),
+                                  "norms per layer (Gemma 2/3: 4, pre and post each block)"),
     "final_norm": OptionSpec("final_norm", True, (True, False), "a norm after the last layer"),
     "embed_norm": OptionSpec("embed_norm", False, (True, False), "a norm right after the embedding (BLOOM)"),
     "tied_head": OptionSpec("tied_head", False, (True, False), "output head shares the embedding matrix"),
     "head_bias": OptionSpec("head_bias", False, (True, False), "output head has a bias (GPT-J, Phi)"),
     "embed_proj": OptionSpec("embed_proj", False, (True, False), "project d_embed <-> d_model (OPT-350m)"),
-    "moe": OptionSpec("moe", False, (True, False), "every layer's MLP is a mixture of experts"),
+    "moe": OptionSpec("moe", False, (True, False), "MLPs are mixtures of experts (every layer's unless dense_layers)"),
     "shared_experts": OptionSpec("shared_experts", False, (True, False), "MoE layers add always-active experts"),
+    "mla": OptionSpec("mla", False, (True, False),
+                      "multi-head latent attention (DeepSeek-V2/V3) instead of Q, K, V, O projections"),
+    "q_lora": OptionSpec("q_lora", True, (True, False), "MLA: low-rank queries through q_lora_rank (else one q_proj)"),
+    "qk_norm_scope": OptionSpec("qk_norm_scope", "head", ("head", "projection"),
+                                "q/k norms: one head_dim norm shared by the heads (Qwen3, Gemma 3) or over the whole "
+                                "projection (OLMo 2, OLMoE; Cohere, StableLM per head)"),
+    "attn_output_gate": OptionSpec("attn_output_gate", False, (True, False),
+                                   "q_proj also yields a sigmoid gate of the attention output (Qwen3-Next)"),
+    "sinks": OptionSpec("sinks", False, (True, False), "a learned attention-sink logit per head (gpt-oss)"),
+    "mixers": OptionSpec("mixers", "full_attention", MIXER_PATTERNS,
+                         "the kinds of token-mixing layer: full attention everywhere, or full attention in one layer "
+                         "of every full_attention_interval and sliding-window, chunked or linear attention in the "
+                         "others, or Mamba-2 layers with a few attention layers"),
+    "separate_mlp": OptionSpec("separate_mlp", False, (True, False),
+                               "MLPs are layers of their own, apart from the mixer layers (Nemotron-H)"),
+    "dense_layers": OptionSpec("dense_layers", False, (True, False),
+                               "MoE models: some layers keep a dense MLP (first_k_dense_replace, moe_layer_interval)"),
+    "router_bias": OptionSpec("router_bias", False, (True, False), "the MoE router has a bias (gpt-oss)"),
+    "expert_bias": OptionSpec("expert_bias", False, (True, False), "routed experts have biases (gpt-oss)"),
+    "moe_latent": OptionSpec("moe_latent", False, (True, False),
+                             "routed experts work in a moe_latent_size space, projected from and back to d_model "
+                             "(Nemotron latent MoE)"),
+    "shared_expert_gate": OptionSpec("shared_expert_gate", False, (True, False),
+                                     "a d_model -> 1 sigmoid gate scales the shared expert (Qwen MoE)"),
+    "mamba_bias": OptionSpec("mamba_bias", False, (True, False), "Mamba-2 in_proj and out_proj have biases"),
+    "mamba_conv_bias": OptionSpec("mamba_conv_bias", True, (True, False), "the Mamba-2 conv1d has a bias"),
+    "mtp": OptionSpec("mtp", False, (True, False),
+                      "multi-token-prediction modules (DeepSeek-V3), reported apart as params_mtp"),
 }
 
 d_model, n_layers, n_heads = symbol("d_model"), symbol("n_layers"), symbol("n_heads")
+
+
+def layer_count(kind: str) -> sympy.Symbol:
+    """The symbol counting layers of ``kind`` (a mixer kind, ``"moe"`` or ``"dense"``)."""
+    return symbol(f"n_{kind}_layers")
+
+
+def mixer_counts(s: Structure) -> dict[str, sympy.Expr]:
+    """Layers per mixer kind: n_layers for a uniform model, else each kind's count symbol."""
+    if len(s.mixer_kinds) == 1 and not s.separate_mlp:
+        return {s.mixers: n_layers}
+    return {k: layer_count(k) for k in s.mixer_kinds}
+
+
+def mlp_counts(s: Structure) -> dict[str, sympy.Expr]:
+    """Layers per MLP kind (``dense``, ``moe``): n_layers when every layer has the same one."""
+    if s.separate_mlp:
+        return {"dense": layer_count("dense"), **({"moe": layer_count("moe")} if s.moe else {})}
+    if s.moe and s.dense_layers:
+        return {"dense": layer_count("dense"), "moe": layer_count("moe")}
+    return {"moe": n_layers} if s.moe else {"dense": n_layers}
+
+
+def count_defaults(s: Structure) -> dict[str, sympy.Expr]:
+    """How the layer counts derive from n_layers, as transformers derives layer_types.
+
+    Two mixer kinds: full attention in layers i with (i + 1) % full_attention_interval == 0 (Gemma 2/3,
+    gpt-oss, Qwen3-Next, Llama 4), floor(n_layers / full_attention_interval) of them, the other kind
+    in the rest. MoE with dense layers: layers i >= first_k_dense_replace with
+    (i + 1 - first_k_dense_replace) % moe_layer_interval == 0 are MoE (DeepSeek, Qwen MoE's
+    decoder_sparse_step, Llama 4's interleave_moe_layer_step). A separate-MLP model (Nemotron-H) states
+    its mixer counts; its MLP layers are the rest.
+    """
+    out: dict[str, sympy.Expr] = {}
+    kinds = s.mixer_kinds
+    if len(kinds) == 2 and not s.separate_mlp:
+        full = sympy.floor(n_layers / symbol("full_attention_interval"))
+        out[f"n_{kinds[1]}_layers"] = full
+        out[f"n_{kinds[0]}_layers"] = n_layers - layer_count(kinds[1])
+    if s.separate_mlp:
+        rest = n_layers - sum(layer_count(k) for k in kinds) - (layer_count("moe") if s.moe else 0)
+        out["n_dense_layers"] = rest
+    elif s.moe and s.dense_layers:
+        k = symbol("first_k_dense_replace")
+        out["n_moe_layers"] = sympy.floor((n_layers - k) / symbol("moe_layer_interval"))
+        out["n_dense_layers"] = n_layers - layer_count("moe")
+        out["first_k_dense_replace"] = sympy.Integer(0)
+        out["moe_layer_interval"] = sympy.Integer(1)
+    return out
 
 
 def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy.Expr | None = None) -> FormulaSet:
@@ -94,28 +217,68 @@ def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy
     """
     s = structure
     q = quantity_symbol
-    attention_layer = C.attention(s.attn_bias)
-    mlp_layer = sympy.Integer(0) if s.moe else C.mlp(s.mlp, s.mlp_bias)
-    norms_layer = s.norms_per_layer * C.norm(s.norm) + (2 * C.norm(s.norm, C.head_dim) if s.qk_norm else 0)
-    router_layer = C.router() if s.moe else sympy.Integer(0)
-    expert = C.mlp(s.mlp, s.mlp_bias)
-    shared = C.n_shared_experts * C.mlp(s.mlp, s.mlp_bias, C.d_ff_shared) if (s.moe and s.shared_experts) else 0
-    experts_layer = (C.n_experts * expert + shared) if s.moe else sympy.Integer(0)
-    extra_norms = (C.norm(s.norm) if s.final_norm else 0) + (C.norm(s.norm) if s.embed_norm else 0)
+    zero = sympy.Integer(0)
+    mixers, mlps = mixer_counts(s), mlp_counts(s)
+    n_attn = sum((mixers[k] for k in s.attention_kinds), zero)
+    if s.mla:
+        attention_layer = C.mla(s.q_lora, s.attn_bias != "none", s.norm)
+    else:
+        attention_layer = C.attention(s.attn_bias, s.attn_output_gate) + (n_heads if s.sinks else 0)
+    qk = C.qk_norms(s.norm, s.qk_norm_scope) if s.qk_norm else 0
+    one_norm = C.norm(s.norm)
+    norms_layer = s.norms_per_layer * one_norm + qk
+    dense_mlp = C.mlp(s.mlp, s.mlp_bias)
+    expert = C.mlp(s.mlp, s.expert_bias, C.d_ff_expert, C.moe_latent_size if s.moe_latent else d_model) \
+        if s.moe else zero
+    router_layer = C.router(s.router_bias) if s.moe else zero
+    shared = (C.n_shared_experts * C.mlp(s.mlp, s.mlp_bias, C.d_ff_shared) + (d_model if s.shared_expert_gate else 0)
+              if (s.moe and s.shared_experts) else zero)
+    if s.moe and s.moe_latent:  # always-active projections into and out of the experts' latent space
+        shared += C.latent_projections(s.mlp_bias)
+    experts_layer = (C.n_experts * expert + shared) if s.moe else zero
+    mlp_layer = dense_mlp if "dense" in mlps else zero
+    ssm_layers = {"linear_attention": C.gated_deltanet(), "mamba": C.mamba2(s.mamba_bias, s.mamba_conv_bias)}
+    ssm_kinds = [k for k in s.mixer_kinds if k in ssm_layers]
+    extra_norms = (one_norm if s.final_norm else 0) + (one_norm if s.embed_norm else 0)
+    has_ssm = bool(ssm_kinds)
+    mlp_parts = (["router", "experts"] if s.moe else []) + (["mlp"] if "dense" in mlps else [])
+    if s.moe and "dense" not in mlps:
+        mlp_parts = ["router", "experts"]
     # components that are structurally zero stay as quantities (the breakdown lists them) but are
     # left out of the sums, so printed totals show only what the architecture has
-    layer_parts = ["attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"])
-    total_parts = ["embedding"] + (["positions"] if s.positions == "learned" else []) + [
-        "attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"]) + (
+    total_parts = ["embedding"] + (["positions"] if s.positions == "learned" else []) + ["attention"] + (
+        ["ssm"] if has_ssm else []) + ["norms"] + [p for p in ("router", "experts", "mlp") if p in mlp_parts] + (
         ["head"] if (not s.tied_head or s.head_bias) else [])
 
     def Q(qname, definition, long_name, latex, component_source):
         return Quantity(qname, sympy.sympify(definition), "1", long_name, latex,
                         f"{component_source}; {source}" if source else component_source)
 
+    if s.uniform:
+        layer_parts = ["attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"])
+        layer = sum(q(f"params_{c}_layer") for c in layer_parts)
+        layer_src = "sum of the layer's components"
+    else:  # the largest layer: its largest mixer and its largest MLP (or, separate, the largest block)
+        mixer_sizes = [q("params_attention_layer")] if s.attention_kinds else []
+        mixer_sizes += [q(f"params_{k}_layer") for k in ssm_kinds]
+        mlp_sizes = ([q("params_mlp_layer")] if "dense" in mlps else []) + (
+            [q("params_router_layer") + q("params_experts_layer")] if s.moe else [])
+        if s.separate_mlp:
+            layer = sympy.Max(*mixer_sizes, *mlp_sizes) + s.norms_per_layer * one_norm
+        else:
+            layer = sympy.Max(*mixer_sizes) + sympy.Max(*mlp_sizes) + q("params_norms_layer")
+        layer_src = "the largest layer: its largest mixer and MLP kinds with its norms"
+    attention_src = C.SRC_MLA if s.mla else C.SRC_ATTENTION + ("; " + C.SRC_SINKS if s.sinks else "")
     quantities = [
-        Q("params_attention_layer", attention_layer, "attention parameters per layer",
-          r"P_{\mathrm{attn}}^{\mathrm{layer}}", C.SRC_ATTENTION),
+        Q("params_attention_layer", attention_layer, "attention parameters per attention layer",
+          r"P_{\mathrm{attn}}^{\mathrm{layer}}", attention_src),
+    ]
+    for kind in ssm_kinds:
+        src, what = (C.SRC_LINEAR, "linear-attention") if kind == "linear_attention" else (C.SRC_MAMBA, "Mamba-2")
+        tex = r"\mathrm{lin}" if kind == "linear_attention" else r"\mathrm{mamba}"
+        quantities.append(Q(f"params_{kind}_layer", ssm_layers[kind], f"{what} mixer parameters per layer",
+                            rf"P_{{{tex}}}^{{\mathrm{{layer}}}}", src))
+    quantities += [
         Q("params_mlp_layer", mlp_layer, "dense MLP parameters per layer", r"P_{\mathrm{mlp}}^{\mathrm{layer}}",
           C.SRC_MLP),
         Q("params_norms_layer", norms_layer, "normalization parameters per layer",
@@ -124,46 +287,87 @@ def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy
           r"P_{\mathrm{router}}^{\mathrm{layer}}", C.SRC_MOE),
         Q("params_experts_layer", experts_layer, "MoE expert parameters per layer",
           r"P_{\mathrm{experts}}^{\mathrm{layer}}", C.SRC_MOE),
-        Q("params_layer", sum(q(f"params_{c}_layer") for c in layer_parts), "parameters of one layer",
-          r"P_{\mathrm{layer}}", "sum of the layer's components"),
+        Q("params_layer", layer, "parameters of one layer" if s.uniform else "parameters of the largest layer",
+          r"P_{\mathrm{layer}}", layer_src),
         Q("params_embedding", C.embedding(s.embed_proj), "token embedding parameters", r"P_{\mathrm{embedding}}",
           C.SRC_EMBED),
         Q("params_positions", C.positions(s.positions, s.position_offset), "position embedding parameters",
           r"P_{\mathrm{positions}}", C.SRC_POS),
-        Q("params_attention", n_layers * q("params_attention_layer"), "attention parameters, all layers",
-          r"P_{\mathrm{attention}}", C.SRC_ATTENTION),
-        Q("params_mlp", n_layers * q("params_mlp_layer"), "dense MLP parameters, all layers", r"P_{\mathrm{mlp}}",
-          C.SRC_MLP),
-        Q("params_norms", n_layers * q("params_norms_layer") + extra_norms,
-          "normalization parameters: per layer, final and embedding norms", r"P_{\mathrm{norms}}", C.SRC_NORM),
+        Q("params_attention", n_attn * q("params_attention_layer"), "attention parameters, all layers",
+          r"P_{\mathrm{attention}}", attention_src),
+        Q("params_ssm", sum((mixers[k] * q(f"params_{k}_layer") for k in ssm_kinds), zero),
+          "state-space and linear-attention mixer parameters, all layers", r"P_{\mathrm{ssm}}",
+          "; ".join(C.SRC_LINEAR if k == "linear_attention" else C.SRC_MAMBA for k in ssm_kinds) or C.SRC_MAMBA),
+        Q("params_mlp", mlps.get("dense", n_layers) * q("params_mlp_layer"), "dense MLP parameters, all layers",
+          r"P_{\mathrm{mlp}}", C.SRC_MLP),
+    ]
+    if s.uniform:
+        norms_total = n_layers * q("params_norms_layer") + extra_norms
+    else:
+        norms_total = n_layers * s.norms_per_layer * one_norm + n_attn * qk + extra_norms
+    n_moe = mlps.get("moe", n_layers)
+    quantities += [
+        Q("params_norms", norms_total, "normalization parameters: per layer, final and embedding norms",
+          r"P_{\mathrm{norms}}", C.SRC_NORM),
         Q("params_head", C.head(s.tied_head, s.head_bias), "output head parameters (0 when tied)",
           r"P_{\mathrm{head}}", "output projection vocab x d_model; tied heads reuse the embedding"),
-        Q("params_router", n_layers * q("params_router_layer"), "MoE router parameters, all layers",
+        Q("params_router", n_moe * q("params_router_layer"), "MoE router parameters, all layers",
           r"P_{\mathrm{router}}", C.SRC_MOE),
-        Q("params_experts", n_layers * q("params_experts_layer"), "MoE expert parameters, all layers",
+        Q("params_experts", n_moe * q("params_experts_layer"), "MoE expert parameters, all layers",
           r"P_{\mathrm{experts}}", C.SRC_MOE),
         Q("params_total", sum(q(f"params_{c}") for c in total_parts), "total parameters", r"N",
           "sum of all components"),
         Q("params_active",
-          q("params_total") - (n_layers * (C.n_experts - C.top_k) * expert if s.moe else 0),
-          "parameters used per token (top_k of n_experts experts)", r"N_{\mathrm{active}}", C.SRC_MOE),
+          q("params_total") - (n_moe * (C.n_experts - C.top_k) * expert if s.moe else 0),
+          "parameters used per token (top_k of n_experts routed experts; routers, shared experts, dense layers "
+          "and sinks always)", r"N_{\mathrm{active}}", C.SRC_MOE),
     ]
+    if s.moe:
+        quantities.append(Q("params_routed_experts", n_moe * C.n_experts * expert,
+                            "routed expert parameters, all layers (split by expert parallelism)",
+                            r"P_{\mathrm{routed}}", C.SRC_MOE))
+    if s.mtp:
+        mtp_module = (2 * d_model * d_model + 3 * one_norm + q("params_attention_layer") + q("params_norms_layer")
+                      + (q("params_router_layer") + q("params_experts_layer") if s.moe else q("params_mlp_layer")))
+        quantities.append(Q("params_mtp", symbol("n_mtp_layers") * mtp_module,
+                            "multi-token-prediction modules (not built by transformers; not in params_total)",
+                            r"P_{\mathrm{MTP}}",
+                            "DeepSeek-V3 report §2.2 (each MTP module: the shared embedding and output head, an "
+                            "RMSNorm of the hidden state and of the embedding, a 2d x d projection, one Transformer "
+                            "block and the shared head's RMSNorm); DeepSeek-V3 checkpoint layer 61"))
     defaults = {
         "n_kv_heads": n_heads,
         "head_dim": d_model / n_heads,
         "d_embed": d_model,
-        "d_ff_shared": C.d_ff,
+        "d_ff_shared": C.d_ff_expert if s.moe else C.d_ff,
+        "d_ff_expert": C.d_ff,
         "n_shared_experts": sympy.Integer(1),
+        **count_defaults(s),
     }
+    if s.mtp:
+        defaults["n_mtp_layers"] = sympy.Integer(1)
     if d_ff_default is not None:
         defaults["d_ff"] = d_ff_default  # n_inner / ffn_hidden_size default of the family's implementation
-    validity = [
-        Validity("n_heads must divide d_model (head_dim = d_model / n_heads)", sympy.Eq(sympy.Mod(d_model, n_heads), 0),
-                 unless_given="head_dim"),
-        Validity("n_kv_heads must divide n_heads", sympy.Eq(sympy.Mod(n_heads, C.n_kv_heads), 0)),
-    ]
+    validity = []
+    if not s.mla:
+        validity += [
+            Validity("n_heads must divide d_model (head_dim = d_model / n_heads)",
+                     sympy.Eq(sympy.Mod(d_model, n_heads), 0), unless_given="head_dim"),
+            Validity("n_kv_heads must divide n_heads", sympy.Eq(sympy.Mod(n_heads, C.n_kv_heads), 0)),
+        ]
     if s.moe:
         validity.append(Validity("top_k must not exceed n_experts", sympy.Le(C.top_k, C.n_experts)))
+    counted = [*(mixers.values() if not s.uniform else ()), *(mlps.values() if s.separate_mlp or s.dense_layers else ())]
+    for c in counted:
+        if isinstance(c, sympy.Symbol) and c != n_layers:
+            validity.append(Validity(f"{c.name} must be from 0 to n_layers", sympy.Le(c, n_layers)))
+    if not s.uniform:
+        total_layers = sum(mixers.values()) + (sum(mlps.values()) if s.separate_mlp else 0)
+        validity.append(Validity("the layers of each kind must add up to n_layers",
+                                 sympy.Eq(total_layers, n_layers)))
+        if s.dense_layers and not s.separate_mlp:
+            validity.append(Validity("n_moe_layers + n_dense_layers must equal n_layers",
+                                     sympy.Eq(sum(mlps.values()), n_layers)))
     return FormulaSet(
         name=name,
         title=f"{name} architecture, exact parameter counts",
@@ -175,6 +379,6 @@ def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy
     )
 
 
-BREAKDOWN = ("embedding", "positions", "attention", "mlp", "norms", "head", "router", "experts")
+BREAKDOWN = ("embedding", "positions", "attention", "ssm", "mlp", "norms", "head", "router", "experts")
 
 
