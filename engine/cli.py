@@ -32,7 +32,7 @@ _SET_HELP = ("a numeric input symbol, e.g. quant_group=64 or bits_opt=16 (repeat
 # inputs with a flag of their own: --set refuses them and names the flag
 _DEDICATED_FLAGS = {"batch": "--batch", "seq_len": "--seq-len", "dp": "--dp", "tp": "--tp", "pp": "--pp",
                     "vp": "--vp", "kv_window": "--kv-window", "tokens": "--tokens", "peak_flops": "--peak-flops",
-                    "mfu": "--mfu", "n_gpus": "--gpus"}
+                    "mfu": "--mfu", "n_gpus": "--gpus", "ep": "--ep", "etp": "--etp"}
 
 
 _ZERO_OK = ("bits_master",)  # inputs where 0 means "none" (bits per master-weight element: no master copy)
@@ -185,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
         mp.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
         mp.add_argument("--pp", type=int, default=1, help="pipeline-parallel degree")
         mp.add_argument("--vp", type=int, default=1, help="virtual pipeline stages (interleaved 1F1B)")
+        mp.add_argument("--ep", type=int, help="expert-parallel degree (MoE; Megatron semantics: routed experts split "
+                                               "over ep x etp devices, their states over dp x tp / (ep x etp))")
+        mp.add_argument("--etp", type=int, help="expert tensor-parallel degree (MoE; default: --tp)")
         mp.add_argument("--kv-dtype", choices=("fp32", "bf16", "fp16", "fp8", "int8", "int4"),
                         help="KV-cache element type (inference; default: the weights' 16-bit type)")
         mp.add_argument("--weights", choices=("int8", "int4", "fp8"),
@@ -504,8 +507,12 @@ def _estimate_inputs(args):
             "quantized": args.weights in ("int8", "int4")}
     options = memory_options(**opts)
     values = {}
+    for flag in ("ep", "etp"):
+        if getattr(args, flag, None) is not None and not arch.structure.moe:
+            raise SpecError(f"--{flag}", str(getattr(args, flag)), f"expert parallelism applies to MoE models; "
+                                                                   f"{arch.label} has no experts")
     for flag, name in (("batch", "batch"), ("seq_len", "seq_len"), ("dp", "dp"), ("tp", "tp"), ("pp", "pp"),
-                       ("vp", "vp"), ("kv_window", "kv_window"), ("gpus", "n_gpus")):
+                       ("vp", "vp"), ("kv_window", "kv_window"), ("gpus", "n_gpus"), ("ep", "ep"), ("etp", "etp")):
         value = getattr(args, flag, None)
         if value is not None:
             if value <= 0:

@@ -30,7 +30,7 @@ import sympy
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
 from engine.symbolic.memory import korthikanti, pytorch, seed
-from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, mfu, pp, q, quantity, s, tp
+from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, dp, ep, etp, mfu, pp, q, quantity, s, tp
 
 
 class MemoryModel(Protocol):
@@ -120,6 +120,10 @@ def _validity(structure) -> list[Validity]:
         Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)),
         Validity("mfu must be at most 1", sympy.Le(mfu, 1)),
     ]
+    if structure.moe:  # Megatron: the expert layout folds into tp x dp of a pipeline stage
+        out += [Validity("ep must divide n_experts", sympy.Eq(sympy.Mod(C.n_experts, ep), 0)),
+                Validity("ep x etp must divide dp x tp (the expert layout folds into the same devices)",
+                         sympy.Eq(sympy.Mod(dp * tp, ep * etp), 0))]
     if structure.positions == "learned":
         out.append(Validity("seq_len must not exceed n_positions (learned position table)",
                             sympy.Le(s, C.n_positions)))

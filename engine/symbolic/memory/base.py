@@ -14,6 +14,7 @@ S = symbol
 b, s, L = S("batch"), S("seq_len"), S("n_layers")
 h, a, V = S("d_model"), S("n_heads"), S("vocab")
 dp, tp, pp, vp = S("dp"), S("tp"), S("pp"), S("vp")
+ep, etp = S("ep"), S("etp")
 bits_w, bits_g, bits_m, bits_o, bits_kv = S("bits_weight"), S("bits_grad"), S("bits_master"), S("bits_opt"), S("bits_kv")
 kv_window = S("kv_window")
 quant_group, bits_qm = S("quant_group"), S("bits_quant_meta")

@@ -10,10 +10,15 @@ import sympy
 
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Quantity
-from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, h, pp, qi, quant_group, quantity, s, tp
+from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, ep, etp, h, pp, qi, quant_group, quantity, s, tp
 from engine.symbolic.memory.base import q as _q
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1: per-device model states by stage"
+SRC_EP = ("Megatron-Core expert parallelism (docs: MoE parallel folding; megatron/core/parallel_state.py "
+          "initialize_model_parallel with expert_model_parallel_size and expert_tensor_parallel_size, default etp = tp): "
+          "routed experts are split over ep x etp devices of a pipeline stage, every other weight over tp; the "
+          "expert data-parallel group has dp x tp / (ep x etp) ranks and the distributed optimizer shards the routed "
+          "experts' gradients and optimizer states over it, the dense ones over dp")
 SRC_OFFLOAD = ("ZeRO-Offload (Ren et al. 2021; DeepSpeed zero_optimization.offload_optimizer, stages 1-3): fp32 master "
                "weights and optimizer states on the host, updated there (DeepSpeedCPUAdam, in place); DeepSpeed "
                "stage_1_and_2.py with cpu_offload keeps each rank's gradient partition on the host as the fp32 "
@@ -81,6 +86,7 @@ def defaults(o) -> dict[str, sympy.Expr]:
         "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
+        "ep": sympy.Integer(1), "etp": tp,
         "kv_window": s, "n_gpus": dp * tp * pp, "mfu": sympy.Rational(1, 2),
     }
 
@@ -107,30 +113,44 @@ def fp8_quantities(o, structure) -> list[Quantity]:
 def quantities(o, structure=None) -> list[Quantity]:
     """``mem_weights``; in training also gradients, master weights, optimizer states and their sum."""
     shard = tp * pp  # model parallel split of the weights (even split assumed)
-    per_dev = qi("params_total") / shard
+    moe = structure is not None and structure.moe
+    if moe:  # routed experts over ep x etp (Megatron), the rest over tp; their data-parallel groups differ
+        routed = qi("params_routed_experts") / (ep * etp * pp)
+        per_dev = (qi("params_total") - qi("params_routed_experts")) / shard + routed
+        edp = dp * tp / (ep * etp)
+    else:
+        routed, per_dev, edp = sympy.Integer(0), qi("params_total") / shard, dp
+
+    def sharded(x):  # a per-device count split over the data-parallel groups (ZeRO): dense over dp, routed over edp
+        return (x - routed) / dp + routed / edp if moe else x / dp
+
     weights = per_dev * bits_w / 8
     if o.quantized:  # GPTQ/AWQ-style: linear layers quantized, embedding and head kept in 16 bits
         kept = (qi("params_embedding") + qi("params_head") + qi("params_positions")) / shard
         weights = (per_dev - kept) * (bits_w / 8 + bits_qm / (8 * quant_group)) + kept * 2
     if o.zero >= 3:
-        weights /= dp
+        weights = sharded(per_dev) * bits_w / 8 if not o.quantized else weights / dp
     # offload: the largest unit gathered / reduced at once on the device (a layer, the embedding or the head)
     unit = sympy.Max(qi("params_layer"), qi("params_embedding") + qi("params_positions"), qi("params_head")) / shard
     host_weights = sympy.Integer(0)
     if o.offload == "params":  # the zero-3 shard lives on the host; one unit is gathered (16-bit) on the device
         host_weights, weights = weights, unit * bits_w / 8
     out = [quantity("mem_weights", weights, "weights per device", r"M_{\mathrm{weights}}", SRC_ZERO + (
+        "; " + SRC_EP if moe else "") + (
         "; group-wise quantization: one scale + zero point per quant_group weights" if o.quantized else "") + (
         "; " + SRC_OFFLOAD if o.offload == "params" else ""))]
     if o.mode != "training":
         return out
     m_bits = PRECISION_BITS[o.precision][2]
-    master = per_dev * bits_m / 8 / (dp if o.zero >= 1 else 1) if m_bits else sympy.Integer(0)
-    grads = per_dev * bits_g / 8 / (dp if o.zero >= 2 else 1)
-    optimizer = _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1)
-    src = SRC_ZERO
+    master = (sharded(per_dev) if o.zero >= 1 else per_dev) * bits_m / 8 if m_bits else sympy.Integer(0)
+    grads = (sharded(per_dev) if o.zero >= 2 else per_dev) * bits_g / 8
+    if o.optimizer == "adafactor":  # row and column factors, not proportional to the parameters
+        optimizer = _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1)
+    else:
+        optimizer = _optimizer_bytes(o, sharded(per_dev) if o.zero >= 1 else per_dev)
+    src = SRC_ZERO + ("; " + SRC_EP if moe else "")
     if o.offload != "none":  # master and optimizer move to the host; the gradient partition too, as fp32
-        host = {"weights": host_weights, "gradients": per_dev * bits_m / 8 / dp, "master": master,
+        host = {"weights": host_weights, "gradients": sharded(per_dev) * bits_m / 8, "master": master,
                 "optimizer": optimizer}
         grads, master, optimizer = unit * bits_g / 8, sympy.Integer(0), sympy.Integer(0)
         src = SRC_ZERO + "; " + SRC_OFFLOAD
