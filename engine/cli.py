@@ -22,8 +22,9 @@ EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
 
 _MEMORY_FLAGS = ("mode", "precision", "optimizer", "attention", "recompute", "zero", "sequence_parallel",
-                 "memory_model", "offload", "finetune")
+                 "memory_model", "offload", "finetune", "kv_layout")
 _MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inference",
+                      "kv_layout": "inference, MLA models only",
                       "optimizer": "training only (default: adamw)"}
 
 

@@ -169,13 +169,34 @@ def _gptj(r: ConfigReader, base: Structure):
     return s, _values(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"), r.opt_int("n_inner"))
 
 
-def llama_like(attention_bias: bool = False, mlp_bias: bool = False, experts: bool = False) -> Reader:
+def llama_like(attention_bias: bool = False, mlp_bias: bool = False, experts: bool = False,
+               qwen_window: bool = False) -> Reader:
     """The reader of a LLaMA-style config. ``attention_bias``: an ``attention_bias`` field puts biases on
     every projection; ``mlp_bias``: an ``mlp_bias`` field puts biases in the MLP; ``experts``: MoE
-    (``num_local_experts``, ``num_experts_per_tok``)."""
+    (``num_local_experts``, ``num_experts_per_tok``). A non-null ``sliding_window`` makes every layer a
+    sliding-window layer (transformers' DynamicCache without layer_types); with ``qwen_window`` (Qwen2,
+    Qwen3) only when ``use_sliding_window``, and then in the layers from ``max_window_layers`` on."""
 
     def read(r: ConfigReader, base: Structure):
         options: dict[str, Any] = {"tied_head": r.bool("tie_word_embeddings")}
+        window: dict[str, int] = {}
+        if qwen_window:
+            L = r.int("num_hidden_layers")
+            kinds = layer_types(r, ("sliding_attention", "full_attention"), L)
+            if kinds is None and r.bool("use_sliding_window", False) and r.cfg.get("sliding_window") is not None:
+                top = r.int("max_window_layers")
+                kinds = ["sliding_attention" if i >= top else "full_attention" for i in range(L)]
+            if kinds and "sliding_attention" in kinds:
+                window = {"sliding_window": r.int("sliding_window")}
+                if set(kinds) == {"sliding_attention"}:
+                    options["mixers"] = "sliding_attention"
+                else:
+                    options["mixers"] = "sliding_attention+full_attention"
+                    window["n_full_attention_layers"] = kinds.count("full_attention")
+        else:
+            window = sliding_everywhere(r) or {}
+            if window:
+                options["mixers"] = "sliding_attention"
         if attention_bias and r.bool("attention_bias", False):
             options["attn_bias"] = "all"
         if mlp_bias:
@@ -189,7 +210,7 @@ def llama_like(attention_bias: bool = False, mlp_bias: bool = False, experts: bo
                                                                  f"{more['n_experts']}")
         return s, _values(r.int("hidden_size"), r.int("num_hidden_layers"), r.int("num_attention_heads"),
                           r.int("vocab_size"), r.int("intermediate_size"), r.opt_int("num_key_value_heads"),
-                          r.opt_int("head_dim"), **more)
+                          r.opt_int("head_dim"), **more, **window)
 
     return read
 
@@ -629,7 +650,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         "mistral",
         Structure(),
         {**_LLAMA_SIZES, "num_key_value_heads": 8, "head_dim": None, "intermediate_size": 14336, "vocab_size": 32000,
-         "tie_word_embeddings": False, "max_position_embeddings": 131072},
+         "tie_word_embeddings": False, "max_position_embeddings": 131072, "sliding_window": 4096},
         llama_like(),
         "Jiang et al. 2023; transformers MistralModel (the LLaMA block with GQA)"),
     Family(
@@ -646,7 +667,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         Structure(attn_bias="qkv"),
         {**_LLAMA_SIZES, "num_key_value_heads": 32, "head_dim": None, "intermediate_size": 22016,
          "vocab_size": 151936, "tie_word_embeddings": False, "max_position_embeddings": 32768},
-        llama_like(),
+        llama_like(qwen_window=True),
         "Qwen2 report (Yang et al. 2024); transformers Qwen2Model (q/k/v biases, no o bias)"),
     Family(
         "qwen3",
@@ -654,7 +675,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         {**_LLAMA_SIZES, "num_key_value_heads": 32, "head_dim": 128, "intermediate_size": 22016,
          "vocab_size": 151936, "attention_bias": False, "tie_word_embeddings": False,
          "max_position_embeddings": 32768},
-        llama_like(attention_bias=True),
+        llama_like(attention_bias=True, qwen_window=True),
         "Qwen3 report (2025); transformers Qwen3Model (q_norm, k_norm RMSNorm per head)"),
     Family(
         "gemma",

@@ -125,7 +125,10 @@ def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
     """Architecture quantities plus memory and compute quantities for ``options`` (cached)."""
     from engine.symbolic.memory import extend
 
-    return extend(formula_set(family, structure), structure, options)
+    try:
+        return extend(formula_set(family, structure), structure, options)
+    except ValueError as exc:
+        raise SpecError(family, "options", str(exc)) from None
 
 
 def _finetune_moments(arch: Architecture, options, r: Any, targets: Any) -> tuple:

@@ -73,13 +73,41 @@ __all__ = ["MEMORY_MODELS", "OPTIONS", "PRECISIONS", "MemoryModel", "MemoryOptio
 def moments(structure, options: MemoryOptions) -> tuple[Moment, ...]:
     """The moments of a step (training) or the prefill (inference) for ``options``."""
     if options.mode == "inference":
-        return (inference.moment(),)
+        return (inference.moment(structure),)
     return tuple(MEMORY_MODELS[options.memory_model].moments(structure, options))
 
 
+def refusals(structure, o: MemoryOptions) -> list[str]:
+    """What the memory models cannot express for this architecture (empty: everything)."""
+    problems = []
+    kinds = set(structure.mixer_kinds)
+    if o.kv_layout != "latent" and not structure.mla:
+        problems.append(f"kv_layout {o.kv_layout} applies to models with multi-head latent attention (MLA)")
+    if o.mode != "training":
+        return problems
+    if kinds & inference.STATE_KINDS:
+        problems.append("training memory of Mamba-2 and linear-attention layers is not modelled (their inference "
+                        "memory is: --mode inference)")
+    irregular = structure.mla or not structure.uniform
+    if irregular and o.memory_model in ("pytorch", "seed"):
+        what = "multi-head latent attention" if structure.mla else "layers of different kinds"
+        problems.append(f"memory_model {o.memory_model} describes uniform GPT-2/LLaMA blocks, not {what}; use "
+                        "memory_model korthikanti")
+    if irregular and (o.precision == "fp8" or o.optimizer == "adafactor"):
+        problems.append(f"{'precision fp8' if o.precision == 'fp8' else 'optimizer adafactor'} is modelled for "
+                        "uniform attention and MLP layers (not MLA or mixed layer kinds)")
+    if o.finetune != "none" and irregular:
+        problems.append(f"finetune {o.finetune} is modelled for uniform attention and MLP layers")
+    return problems
+
+
 def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
-    """``fs`` (an architecture) plus memory and compute quantities for ``options``."""
+    """``fs`` (an architecture) plus memory and compute quantities for ``options`` (ValueError naming what the
+    memory models cannot express for this architecture)."""
     o = options
+    problems = refusals(structure, o)
+    if problems:
+        raise ValueError("; ".join(problems))
     qs = states.quantities(o, structure)
     validity = [*fs.validity, *_validity(structure)]
     if o.mode == "training":

@@ -37,6 +37,7 @@ class MemoryOptions:
     causal_flops: str = "full"
     offload: str = "none"
     finetune: str = "none"
+    kv_layout: str = "latent"
 
     def with_options(self, **options: Any) -> "MemoryOptions":
         from engine.request.options import canonical_option, check_option
@@ -70,6 +71,8 @@ class MemoryOptions:
                                 "not fp32")
             if new.mode == "training" and (new.memory_model != "pytorch" or new.zero or new.offload != "none"):
                 problems.append("finetune needs memory_model pytorch without zero or offload")
+        if new.mode == "training" and new.kv_layout != "latent":
+            problems.append(f"kv_layout {new.kv_layout} applies to mode inference (the KV cache of an MLA model)")
         if new.mode == "inference":
             for key, default in (("memory_model", "pytorch"), ("recompute", "none"), ("dropout", False),
                                  ("zero", 0), ("sequence_parallel", False), ("offload", "none")):
@@ -111,6 +114,10 @@ OPTIONS: dict[str, OptionSpec] = {
     "finetune": OptionSpec("finetune", "none", ("none", "lora", "qlora"),
                            "parameter-efficient fine-tuning (peft semantics): lora = frozen 16-bit base + fp32 "
                            "adapters; qlora = NF4 base with double quantization (bitsandbytes); needs --lora-rank"),
+    "kv_layout": OptionSpec("kv_layout", "latent", ("latent", "expanded"),
+                            "how an MLA model's KV cache is stored (inference): the compressed latent, kv_lora_rank + "
+                            "qk_rope_head_dim per token and layer (transformers 5, vLLM, SGLang), or expanded per-head "
+                            "K and V (runtimes that cache decompressed keys and values)"),
     "causal_flops": OptionSpec("causal_flops", "full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal"),
