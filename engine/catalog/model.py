@@ -160,6 +160,8 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
     from engine.symbolic.memory import moments
 
     fs = estimate_formulas(arch.family, arch.structure, options)
+    if "mem_peak" in fs.absent:
+        raise SpecError(arch.label, "options", fs.absent["mem_peak"])
     given = {**arch.values, **values}
     steps = moments(arch.structure, options)
     if getattr(options, "finetune", "none") != "none":  # LoRA / QLoRA: engine/symbolic/memory/finetune.py

@@ -173,7 +173,8 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
 
     valid_q = list(formulas.quantities)
     default_q = [q for q in valid_q if q.startswith("params_")] if arch_name is not None else valid_q
-    quantities = _names(err, "sweep.quantities", sweep.get("quantities", default_q), valid_q, "quantities")
+    quantities = _names(err, "sweep.quantities", sweep.get("quantities", default_q), valid_q, "quantities",
+                        formulas.absent)
     default_headline = [q for q in ("params_total", "mem_peak") if q in quantities] or quantities[:2]
     headline = _names(err, "sweep.headline", sweep.get("headline", default_headline), quantities,
                       "requested quantities")
@@ -320,10 +321,13 @@ def _check_symbol(err: _Errors, key: str, name: str) -> None:
         raise err(key, f"unknown input {name!r}; valid inputs: {', '.join(SYMBOLS)}")
 
 
-def _names(err: _Errors, key: str, value: Any, valid: list[str], what: str) -> list[str]:
+def _names(err: _Errors, key: str, value: Any, valid: list[str], what: str,
+           absent: Mapping[str, str] | None = None) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise err(key, f"must be a non-empty list of names; valid {what}: {', '.join(valid)}")
     for v in value:
+        if absent and v in absent:
+            raise err(key, f"{v} is not available: {absent[v]}")
         if v not in valid:
             raise err(key, f"unknown name {v!r}; valid {what}: {', '.join(valid)}")
     dup = sorted({v for v in value if value.count(v) > 1})

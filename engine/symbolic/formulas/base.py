@@ -123,6 +123,9 @@ class FormulaSet:
     quantities: dict[str, Quantity]
     defaults: dict[str, sympy.Expr] = field(default_factory=dict)
     validity: list[Validity] = field(default_factory=list)
+    # quantities this set leaves out on purpose, with the reason (e.g. a memory model that cannot
+    # express a layer kind): errors that ask for one say why it is absent
+    absent: dict[str, str] = field(default_factory=dict)
     # memo of ``inline`` and ``apply`` results; not part of the set's value (eq, repr), and
     # fresh in every instance (``dataclasses.replace`` builds a new, empty one)
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -28,6 +28,7 @@ from typing import Protocol
 import sympy
 
 from engine.symbolic.formulas import components as C
+from engine.symbolic.formulas.architectures import ATTENTION_KINDS
 from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
 from engine.symbolic.memory import korthikanti, pytorch, seed
 from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, dp, ep, etp, mfu, pp, q, quantity, s, tp
@@ -88,8 +89,9 @@ def refusals(structure, o: MemoryOptions) -> list[str]:
     if kinds & inference.STATE_KINDS:
         problems.append("training memory of Mamba-2 and linear-attention layers is not modelled (their inference "
                         "memory is: --mode inference)")
-    irregular = structure.mla or not structure.uniform
-    if irregular and o.memory_model in ("pytorch", "seed"):
+    # every layer an attention layer (full, sliding or chunked) with the same MLP: the per-layer models apply
+    irregular = structure.mla or structure.separate_mlp or structure.dense_layers or bool(kinds - set(ATTENTION_KINDS))
+    if irregular and o.memory_model in ("pytorch", "seed") and not problems:
         what = "multi-head latent attention" if structure.mla else "layers of different kinds"
         problems.append(f"memory_model {o.memory_model} describes uniform GPT-2/LLaMA blocks, not {what}; use "
                         "memory_model korthikanti")
@@ -106,10 +108,17 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     memory models cannot express for this architecture)."""
     o = options
     problems = refusals(structure, o)
-    if problems:
+    if problems and o.mode != "training":
         raise ValueError("; ".join(problems))
     qs = states.quantities(o, structure)
     validity = [*fs.validity, *_validity(structure)]
+    if problems:  # model states and FLOPs still hold; the activations, hence the peak, are not modelled
+        why = "; ".join(problems)
+        qs += compute.quantities(structure, o)
+        return replace(fs, quantities={**fs.quantities, **{x.name: x for x in qs}},
+                       defaults={**fs.defaults, **states.defaults(o)}, validity=validity,
+                       options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} model states and compute",
+                       absent={n: why for n in ("mem_activations", "mem_logits", "mem_peak")})
     if o.mode == "training":
         model = MEMORY_MODELS[o.memory_model]
         act, logits = model.activations(structure, o), model.logits(structure, o)

@@ -10,7 +10,10 @@ import sympy
 
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Quantity
+from engine.symbolic.formulas.architectures import mixer_counts, mlp_counts
 from engine.symbolic.memory.base import L, V, a, b, h, mfu, n_gpus, peak_flops, q, qi, quantity, s, tokens
+from engine.symbolic.memory.inference import STATE_KINDS
+from engine.symbolic.symbols import symbol
 
 
 def quantities(structure, o) -> list[Quantity]:
@@ -22,24 +25,46 @@ def quantities(structure, o) -> list[Quantity]:
 
     head_dim = C.head_dim
     q_dim = a * head_dim
+    counts, mlps = mixer_counts(structure), mlp_counts(structure)
     n_matmul = qi("params_attention") + qi("params_mlp")
-    if structure.moe:  # a token runs through top_k experts (and every shared expert)
-        n_matmul += L * C.top_k * C.mlp(structure.mlp, structure.mlp_bias)
-        if structure.shared_experts:
-            n_matmul += L * C.n_shared_experts * C.mlp(structure.mlp, structure.mlp_bias, C.d_ff_shared)
+    if set(structure.mixer_kinds) & STATE_KINDS:
+        n_matmul += qi("params_ssm")
+    if structure.moe:  # a token runs through top_k routed experts (and every shared expert)
+        d_in = C.moe_latent_size if structure.moe_latent else h
+        routed = C.top_k * C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
+        shared = C.n_shared_experts * C.mlp(structure.mlp, structure.mlp_bias, C.d_ff_shared) \
+            if structure.shared_experts else 0
+        if structure.moe_latent:
+            shared += C.latent_projections(structure.mlp_bias)
+        n_matmul += mlps["moe"] * (routed + shared)
     attn_factor = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
-    attn_fwd = 4 * L * s * q_dim * attn_factor  # QK^T and AV, 2 FLOPs per multiply-add
+    if structure.mla:  # scores over qk_nope + qk_rope per head, values of v_head_dim
+        per_ctx = 2 * a * (C.qk_nope_head_dim + C.qk_rope_head_dim) + 2 * a * C.v_head_dim
+    else:
+        per_ctx = 4 * q_dim
+    contexts = {"full_attention": s, "sliding_attention": sympy.Min(s, symbol("sliding_window")),
+                "chunked_attention": sympy.Min(s, symbol("attention_chunk_size"))}
+    if structure.attention_kinds == ("full_attention",) and not structure.separate_mlp:
+        attn_fwd = L * s * per_ctx * attn_factor  # QK^T and AV, 2 FLOPs per multiply-add
+    else:  # local layers attend to their window at most (an upper bound for chunked layers)
+        attn_fwd = sum(counts[k] * contexts[k] for k in structure.attention_kinds) * per_ctx * attn_factor
+    state_flops = {"mamba": 4 * C.mamba_n_heads * C.mamba_head_dim * C.ssm_state_size,
+                   "linear_attention": 6 * C.lin_v_heads * C.lin_k_dim * C.lin_v_dim}
+    for kind in set(structure.mixer_kinds) & STATE_KINDS:  # recurrent state update and read-out per token
+        attn_fwd += counts[kind] * state_flops[kind]
     fwd_token = 2 * n_matmul + 2 * h * V + attn_fwd + 2 * qi("params_router")
     add("flops_forward_token", fwd_token, "forward FLOPs per token (matmuls, attention, logits)",
         r"C_{\mathrm{fwd}}", "2 FLOPs per weight per token (Kaplan et al. 2020 §2.1) + attention 4 s d_attn per layer "
-        "(full, Narayanan/PaLM) or half of it (causal, Kaplan) + logits 2 d V", units="1")
+        "(full, Narayanan/PaLM) or half of it (causal, Kaplan), a local layer's over its window, MLA's over its "
+        "query/key and value widths + recurrent state updates of Mamba-2 / linear-attention layers (4 or 6 FLOPs per "
+        "state element) + logits 2 d V", units="1")
     if o.mode == "training":
         add("flops_token", 3 * q("flops_forward_token"), "model FLOPs per training token (forward + backward)",
             r"C_{\mathrm{token}}", "backward = 2 x forward (Kaplan et al. 2020 §2.1)", units="1")
     else:
         add("flops_token", q("flops_forward_token"), "model FLOPs per token of a prefill (one forward pass)",
             r"C_{\mathrm{token}}", "Kaplan et al. 2020 §2.1", units="1")
-    recompute_fwd = {"none": 0, "selective": 4 * L * s * q_dim * attn_factor, "full": fwd_token - 2 * h * V}[o.recompute]
+    recompute_fwd = {"none": 0, "selective": attn_fwd, "full": fwd_token - 2 * h * V}[o.recompute]
     add("hardware_flops_token", q("flops_token") + recompute_fwd,
         "hardware FLOPs per training token (model FLOPs + recomputation)", r"C_{\mathrm{hw}}",
         "Narayanan et al. 2021 §5.1: full recompute adds one forward pass without the logits", units="1")

@@ -60,7 +60,7 @@ def _activations_per_token(family, structure, o, mods):
     amp = o.precision in MIXED_PRECISIONS
     act = 4 if o.precision == "fp32" else 2
     cast = 2 if amp else 4  # what lora_A saves per input element: autocast's bf16 cast, or peft's fp32 copy
-    f = C.d_ff
+    f = C.d_ff_expert if structure.moe else C.d_ff
     q, kv = a_ * C.head_dim, C.n_kv_heads * C.head_dim
     per = sum((cast * m.rank_mult * (m.d_in + rank) for m in mods if m.per_layer), sympy.Integer(0))
     if pytorch.block_kind(structure) == "gpt":

@@ -104,7 +104,7 @@ def block_kind(structure) -> str:
 
 def _layer_bytes_per_token(structure, o) -> sympy.Expr:
     """Saved bytes per token of one layer (without the attention-score term)."""
-    d, f = h, C.d_ff
+    d, f = h, (C.d_ff_expert if structure.moe else C.d_ff)
     q, kv = a * C.head_dim, C.n_kv_heads * C.head_dim
     amp = o.precision in MIXED_PRECISIONS
     lo = 2 if amp or _weights16(o) else 4  # bytes of a matmul input saved: 16-bit under autocast or 16-bit weights
@@ -277,6 +277,9 @@ def largest_matrix(structure) -> sympy.Expr:
     """Elements of the largest parameter tensor (embedding, head, fused qkv or an MLP matrix)."""
     q, kv = a * C.head_dim, C.n_kv_heads * C.head_dim
     fused_qkv = h * (q + 2 * kv) if block_kind(structure) == "gpt" else h * q
+    if structure.moe:  # transformers 5 stacks the experts: gate_up_proj is n_experts x 2 d_ff x d_model
+        return sympy.Max(V * C.d_embed, V * h, fused_qkv,
+                         C.n_experts * (2 if structure.mlp == "gated" else 1) * h * C.d_ff_expert)
     return sympy.Max(V * C.d_embed, V * h, h * C.d_ff, fused_qkv)
 
 

@@ -145,7 +145,7 @@ def quantities(o, structure=None) -> list[Quantity]:
     master = (sharded(per_dev) if o.zero >= 1 else per_dev) * bits_m / 8 if m_bits else sympy.Integer(0)
     grads = (sharded(per_dev) if o.zero >= 2 else per_dev) * bits_g / 8
     if o.optimizer == "adafactor":  # row and column factors, not proportional to the parameters
-        optimizer = _optimizer_bytes(o, per_dev) / (dp if o.zero >= 1 else 1)
+        optimizer = _optimizer_bytes(o, per_dev, structure) / (dp if o.zero >= 1 else 1)
     else:
         optimizer = _optimizer_bytes(o, sharded(per_dev) if o.zero >= 1 else per_dev)
     src = SRC_ZERO + ("; " + SRC_EP if moe else "")
@@ -188,12 +188,17 @@ def quantities(o, structure=None) -> list[Quantity]:
 HOST_PARTS = ("weights", "gradients", "master", "optimizer")  # mem_host_<part>, with offload
 
 
-def _optimizer_bytes(o, per_dev) -> sympy.Expr:
+def _optimizer_bytes(o, per_dev, structure=None) -> sympy.Expr:
     states = OPTIMIZER_STATES[o.optimizer]
     if o.optimizer == "adafactor":
-        # factored second moment: one row and one column vector per matrix (fp32); vectors kept whole
-        h_, f = h, C.d_ff
-        rc = L * (4 * h_ + 2 * a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) + L * 3 * (h_ + f) + (V + h_)
+        # factored second moment: one row and one column vector per matrix (fp32); vectors kept whole;
+        # MoE: every expert's matrices (transformers 5 stacks them, Adafactor factors the last two dimensions)
+        h_ = h
+        mlp_rc = 3 * (h_ + C.d_ff)
+        if structure is not None and structure.moe:
+            mlp_rc = C.n_experts * 3 * (h_ + C.d_ff_expert) + (
+                C.n_shared_experts * 3 * (h_ + C.d_ff_shared) if structure.shared_experts else 0)
+        rc = L * (4 * h_ + 2 * a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) + L * mlp_rc + (V + h_)
         return rc * bits_o / 8 / (tp * pp)
     extra = per_dev * 2 * 32 / 2048 / 8 if o.optimizer in EIGHT_BIT else 0  # bitsandbytes absmax per 2048 block
     return per_dev * states * bits_o / 8 + extra
