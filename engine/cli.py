@@ -761,6 +761,8 @@ def _params(args) -> int:
         value = counts["breakdown"][key]
         print(f"  {key:<10} {value:>18,}  {100 * value / total:5.1f}%")
     print(f"  {'total':<10} {total:>18,}")
+    if "mtp" in counts:
+        print(f"  {'mtp':<10} {counts['mtp']:>18,}  multi-token prediction: not built by transformers, not in the total")
     sizes = ", ".join(f"{k} = {v}" for k, v in arch.values.items())
     print(f"sizes: {sizes}")
     print(f"source: {arch.source}")

@@ -95,6 +95,13 @@ def test_fields_transformers_would_reject(config, field, message):
     assert exc.value.key == field and message in exc.value.message
 
 
+def test_params_prints_the_mtp_module_apart(run_cli):
+    r = run_cli("params", "--arch", "deepseek-v3")
+    assert "11,610,067,968  multi-token prediction: not built by transformers, not in the total" in r.stdout
+    assert json.loads(run_cli("params", "--arch", "deepseek-v3", "--json").stdout)["mtp"] == 11_610_067_968
+    assert "mtp" not in json.loads(run_cli("params", "--arch", "mixtral-8x7b", "--json").stdout)
+
+
 def test_a_bad_layer_types_entry_is_one_line_exit_2(run_cli, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"model_type": "gemma2", "num_hidden_layers": 2,
