@@ -295,6 +295,12 @@ def sliding_everywhere(r: ConfigReader) -> dict[str, int] | None:
     return {"sliding_window": r.int("sliding_window")}
 
 
+def sliding_layers(r: ConfigReader, s: Structure) -> tuple[Structure, dict[str, int]]:
+    """The structure and sizes of ``sliding_everywhere``: every layer sliding when the config has a window."""
+    window = sliding_everywhere(r)
+    return (s.with_options(mixers="sliding_attention"), window) if window else (s, {})
+
+
 def _head_dim(r: ConfigReader, d: int, n_heads: int) -> int | None:
     """``head_dim`` as the modeling code reads it (getattr(config, "head_dim", d // H)): stated only when it
     differs from d // n_heads, so a sweep over d_model keeps it derived."""
@@ -358,7 +364,8 @@ def _gemma2(r: ConfigReader, base: Structure, qk_norm: bool = False):
 def _olmo2(r: ConfigReader, base: Structure):
     d, L, H, sizes = _base_sizes(r)
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+    s, window = sliding_layers(r, s)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
 
 
 def _stablelm(r: ConfigReader, base: Structure):
@@ -369,28 +376,32 @@ def _stablelm(r: ConfigReader, base: Structure):
     parallel = r.bool("use_parallel_residual")
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("use_qkv_bias") else "none",
                           qk_norm=r.bool("qk_layernorm"), parallel=parallel, norms_per_layer=1 if parallel else 2)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+    s, window = sliding_layers(r, s)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
 
 
 def _starcoder2(r: ConfigReader, base: Structure):
     d, L, H, sizes = _base_sizes(r)
     bias = r.bool("use_bias")
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if bias else "none", mlp_bias=bias)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+    s, window = sliding_layers(r, s)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
 
 
 def _cohere(r: ConfigReader, base: Structure):
     d, L, H, sizes = _base_sizes(r)
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
                           qk_norm=r.bool("use_qk_norm"))
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+    s, window = sliding_layers(r, s)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
 
 
 def _granite(r: ConfigReader, base: Structure):
     d, L, H, sizes = _base_sizes(r)
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
                           mlp_bias=r.bool("mlp_bias"))
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **(sliding_everywhere(r) or {}))
+    s, window = sliding_layers(r, s)
+    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
 
 
 def _olmoe(r: ConfigReader, base: Structure):
@@ -399,8 +410,9 @@ def _olmoe(r: ConfigReader, base: Structure):
         raise SpecError(r.source, "head_dim", "a head_dim other than hidden_size // num_attention_heads is not "
                                               "supported for olmoe (its q/k norms keep the d // H widths)")
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
+    s, window = sliding_layers(r, s)
     return s, _values(**sizes, d_ff=r.int("intermediate_size"), **_experts(r, "num_experts"),
-                      **(sliding_everywhere(r) or {}))
+                      **window)
 
 
 def _qwen2_moe(r: ConfigReader, base: Structure):
