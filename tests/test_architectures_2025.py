@@ -286,3 +286,35 @@ def test_symbolic_mla_matches_its_definition():
     d, H, qr, kr, nope, rope, v = 7168, 128, 1536, 512, 128, 64, 128
     want = d * qr + qr + qr * H * (nope + rope) + d * (kr + rope) + kr + kr * H * (nope + v) + H * v * d
     assert got == want == sympy.Integer(187_107_328)
+
+
+CACHE = json.loads((REPO / "tests" / "data" / "transformers_cache_bytes.json").read_text())
+
+
+def test_the_cache_fixture_covers_every_new_type_short_and_long():
+    cases = CACHE["cases"]
+    assert not CACHE["meta"].get("failures")
+    for t in (*NEW_TYPES, "llama", "mistral"):
+        mine = [c for c in cases.values() if c["model_type"] == t]
+        lengths = {c["seq_len"] for c in mine}
+        assert len(lengths) >= 2, t  # a short and a long prefill (longer than every window of the config)
+    from engine.catalog.presets import PRESETS
+
+    new = {n for n, p in PRESETS.items() if p.config["model_type"] in NEW_TYPES}
+    covered = {k.removeprefix("preset:").removesuffix("-long") for k in cases if k.startswith("preset:")}
+    assert new <= covered, sorted(new - covered)
+
+
+@pytest.mark.parametrize("name", sorted(CACHE["cases"]))
+def test_cache_bytes_equal_what_transformers_allocates(name):
+    """KV and recurrent-state bytes after one forward of seq_len tokens, exactly as transformers 5.24's
+    DynamicCache holds them (benchmarks/measure_cache.py: widths that do not shape the cache shrunk)."""
+    case = CACHE["cases"][name]
+    arch = from_hf_config(case["config"], name)
+    precision = {"float32": "fp32", "bfloat16": "bf16"}[case["dtype"]]
+    fs = estimate_formulas(arch.family, arch.structure, memory_options(mode="inference", precision=precision))
+    values = {**arch.values, "batch": case["batch"], "seq_len": case["seq_len"]}
+    got = fs.evaluate_exact("mem_kv_cache", values)
+    if "mem_state_cache" in fs.quantities:
+        got += fs.evaluate_exact("mem_state_cache", values)
+    assert got == case["total_bytes"]
