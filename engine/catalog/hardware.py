@@ -1,0 +1,231 @@
+"""Devices: peak FLOP/s per dtype, memory, and links, each from its vendor's published figures.
+
+The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the package):
+
+    {"about": TEXT,
+     "devices": {NAME: {"vendor": TEXT, "description": TEXT,
+                        "peak_tflops": {"fp32": X, "tf32": X, "bf16": X, "fp16": X, "fp8": X},
+                                                 dense TFLOP/s; null where the device has no such path
+                        "hbm_gb": X  or  "hbm_gib": X,      memory as the vendor states it (10^9 or 2^30 bytes)
+                        "hbm_bandwidth_gbps": X,            GB/s (10^9 bytes/s)
+                        "intra_node_gbps": X,               scale-up link, GB/s per direction per device
+                        "devices_per_node": N,              devices sharing that scale-up domain
+                        "inter_node_gbps": X,               scale-out network, GB/s per direction per device
+                        "sources": [TEXT, ...],             where the figures come from (vendor URLs first)
+                        "notes": TEXT}},
+     "aliases": {ALIAS: NAME}}
+
+A custom device is a TOML file with the same fields (``name`` too, defaulting to the file's stem;
+``vendor``, ``description``, ``sources`` and ``notes`` optional): ``--gpu my-gpu.toml``.
+
+    name = "h100-400g"
+    hbm_gb = 80
+    hbm_bandwidth_gbps = 3350
+    intra_node_gbps = 450
+    devices_per_node = 8
+    inter_node_gbps = 50
+    [peak_tflops]
+    bf16 = 989.4
+    fp8 = 1978.9
+
+``Device`` holds the figures in SI units (FLOP/s, bytes, bytes/s); ``Device.values(precision)`` gives the
+symbol values the step-time formulas take (``engine/symbolic/memory/steptime.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from engine.errors import SpecError, check_keys, read_user_file
+
+DATA = "data/hardware.json"  # inside the engine.catalog package
+WHERE = f"engine/catalog/{DATA}"
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+# llm-sweep precision -> the dtype its matmuls run in. "fp32" is plain FP32, not TF32: PyTorch has left
+# torch.backends.cuda.matmul.allow_tf32 off by default since 1.12, so an fp32 run gets the FP32 peak.
+PRECISION_DTYPE = MappingProxyType({
+    "fp32": "fp32", "tf32": "tf32",
+    "bf16": "bf16", "bf16-mixed": "bf16", "bf16-true": "bf16",
+    "fp16": "fp16", "fp16-mixed": "fp16", "fp16-true": "fp16",
+    "fp8": "fp8",
+})
+_NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
+_TEXTS = ("vendor", "description", "notes")
+_FIELDS = ("peak_tflops", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+_TOML_FIELDS = ("name", *_FIELDS)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device type, in SI units: FLOP/s, bytes, bytes/s (bandwidths per direction per device)."""
+
+    name: str
+    vendor: str
+    description: str
+    peak_flops: Mapping[str, float | None]  # dense FLOP/s per dtype: fp32, tf32, bf16, fp16, fp8
+    hbm_bytes: int
+    hbm_bandwidth: float
+    intra_bandwidth: float  # scale-up link (NVLink, Infinity Fabric, ICI, PCIe)
+    devices_per_node: int  # devices sharing the scale-up link
+    inter_bandwidth: float  # scale-out network per device
+    sources: tuple[str, ...] = ()
+    notes: str = ""
+
+    def peak(self, precision: str) -> float:
+        """Dense peak FLOP/s of ``precision``'s matmuls (see PRECISION_DTYPE).
+
+        ValueError for an unknown precision; SpecError naming the device when it has no such path
+        (fp8 on an A100, bf16 on a V100).
+        """
+        dtype = PRECISION_DTYPE.get(precision)
+        if dtype is None:
+            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION_DTYPE)}")
+        value = self.peak_flops.get(dtype)
+        if value is None:
+            have = [d for d in DTYPES if self.peak_flops.get(d) is not None]
+            raise SpecError("--gpu", self.name, f"has no {dtype} matmul peak (precision {precision}); it has: "
+                                                f"{', '.join(have)}")
+        return value
+
+    def values(self, precision: str) -> dict[str, float | int]:
+        """The step-time symbols' values for ``precision``: peak_flops, hbm_bandwidth, link_bandwidth,
+        inter_bandwidth, devices_per_node, hbm_capacity."""
+        return {"peak_flops": self.peak(precision), "hbm_bandwidth": self.hbm_bandwidth,
+                "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
+                "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
+
+
+def _scaled(value: float, unit: int) -> float:
+    """``value`` x ``unit`` without binary noise (989.4 TFLOP/s -> 989400000000000.0, not ...99.9)."""
+    return float(Decimal(str(value)) * unit)
+
+
+def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool) -> Device:
+    """A Device from one entry (catalog JSON or custom TOML); SpecError naming the field when malformed.
+
+    ``prefix`` is the key path of the entry in ``source`` (``devices.h100-sxm`` or ``""``); a catalog
+    entry must name its vendor, description and at least one source.
+    """
+    def key(field: str) -> str:
+        return f"{prefix}.{field}" if prefix else field
+
+    def number(field: str, value: Any, integer: bool = False) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
+                or not math.isfinite(value) or value <= 0:
+            raise SpecError(source, key(field), f"must be a positive {'integer' if integer else 'number'}, got "
+                                                f"{value!r}")
+        return value
+
+    if not isinstance(entry, dict):
+        raise SpecError(source, prefix, "must be a table of device fields")
+    check_keys(source, prefix, entry, _FIELDS if catalog else _TOML_FIELDS, "field")
+    required = ("peak_tflops", *_NUMBERS, "devices_per_node") + (("vendor", "description", "sources") if catalog
+                                                                 else ())
+    for field in required:
+        if field not in entry:
+            raise SpecError(source, key(field), f"missing; a device needs {', '.join(required)} and hbm_gb or "
+                                                f"hbm_gib")
+    peaks = entry["peak_tflops"]
+    if not isinstance(peaks, dict):
+        raise SpecError(source, key("peak_tflops"), f"must be a table of dense TFLOP/s by dtype: {', '.join(DTYPES)}")
+    check_keys(source, key("peak_tflops"), peaks, DTYPES, "dtype")
+    flops = {d: None if peaks.get(d) is None else _scaled(number(f"peak_tflops.{d}", peaks[d]), 10**12)
+             for d in DTYPES}
+    if flops["bf16"] is None and flops["fp16"] is None:
+        raise SpecError(source, key("peak_tflops"), "needs bf16 or fp16 (dense TFLOP/s); null marks a dtype the "
+                                                    "device lacks")
+    memory = [f for f in ("hbm_gb", "hbm_gib") if f in entry]
+    if len(memory) != 1:
+        raise SpecError(source, key("hbm_gb"), "give exactly one of hbm_gb (10^9 bytes) or hbm_gib (2^30 bytes)")
+    unit = 10**9 if memory[0] == "hbm_gb" else 2**30
+    hbm = int(Decimal(str(number(memory[0], entry[memory[0]]))) * unit)
+    rates = {f: _scaled(number(f, entry[f]), 10**9) for f in _NUMBERS}
+    texts = {}
+    for field in _TEXTS:
+        value = entry.get(field, "")
+        if not isinstance(value, str) or (catalog and field != "notes" and not value.strip()):
+            raise SpecError(source, key(field), "must be a non-empty text" if catalog else "must be a text")
+        texts[field] = value
+    sources = entry.get("sources", [])
+    if isinstance(sources, str):
+        sources = [sources]
+    if not isinstance(sources, list) or not all(isinstance(s, str) and s.strip() for s in sources) \
+            or (catalog and not any(s.startswith("https://") for s in sources)):
+        raise SpecError(source, key("sources"), "must be a list of texts" + (", at least one an https:// URL of "
+                                                                             "the vendor's figures" if catalog else ""))
+    return Device(name=name, vendor=texts["vendor"], description=texts["description"],
+                  peak_flops=MappingProxyType(flops), hbm_bytes=hbm, hbm_bandwidth=rates["hbm_bandwidth_gbps"],
+                  intra_bandwidth=rates["intra_node_gbps"],
+                  devices_per_node=number("devices_per_node", entry["devices_per_node"], integer=True),
+                  inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"])
+
+
+def load_catalog(data: Any, where: str = WHERE) -> tuple[dict[str, Device], dict[str, str]]:
+    """(devices, aliases) from the parsed catalog; SpecError naming the device and field when malformed."""
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
+        raise SpecError(where, "devices", 'a JSON object with a "devices" object is required')
+    check_keys(where, "", data, ("about", "devices", "aliases"), "top-level key")
+    devices = {}
+    for name, entry in data["devices"].items():
+        if name != name.lower() or not name.strip():
+            raise SpecError(where, f"devices.{name}", "device names are lower case")
+        devices[name] = parse_device(where, f"devices.{name}", name, entry, catalog=True)
+    aliases = data.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise SpecError(where, "aliases", "must map alias names to device names")
+    for alias, target in aliases.items():
+        if target not in devices or alias in devices or alias != alias.lower():
+            raise SpecError(where, f"aliases.{alias}", f"must be a new lower-case name for one of: "
+                                                       f"{', '.join(sorted(devices))}, got {target!r}")
+    return devices, dict(aliases)
+
+
+def _read() -> tuple[dict[str, Device], dict[str, str]]:
+    file = resources.files(__package__).joinpath(DATA)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(WHERE, "", f"cannot read the hardware catalog: {exc}") from None
+    return load_catalog(data)
+
+
+_DEVICES, _ALIASES = _read()
+DEVICES: Mapping[str, Device] = MappingProxyType(_DEVICES)
+ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
+
+
+def device_names() -> list[str]:
+    """The catalog's device names, sorted (aliases not included)."""
+    return sorted(DEVICES)
+
+
+def load_device_file(path: str | Path) -> Device:
+    """A custom device from a TOML file (SpecError naming the file and the field when malformed)."""
+    source = str(path)
+    _, data = read_user_file(path, "TOML")
+    name = data.get("name", Path(path).stem)
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError(source, "name", f"must be a non-empty text, got {name!r}")
+    return parse_device(source, "", name, {k: v for k, v in data.items() if k != "name"}, catalog=False)
+
+
+def device(name: str) -> Device:
+    """A catalog device (case-insensitive; aliases such as ``h100`` and ``a100`` allowed) or a custom
+    device from a TOML file (a name ending in ``.toml``, or any existing file)."""
+    if not isinstance(name, str):
+        raise SpecError("--gpu", repr(name), "must be a device name or a TOML file")
+    if name.lower().endswith(".toml") or Path(name).is_file():
+        return load_device_file(name)
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    if key not in DEVICES:
+        raise SpecError("--gpu", name, f"unknown device; valid: {', '.join(device_names())} (aliases: "
+                                       f"{', '.join(sorted(ALIASES))}), or a TOML file describing a custom device")
+    return DEVICES[key]
