@@ -213,6 +213,31 @@ def _parser() -> argparse.ArgumentParser:
                                  "for the model type); with --finetune")
         mp.add_argument("--json", action="store_true")
 
+    ti = sub.add_parser("time", help="step time of a parallel layout on a device type, with its breakdown",
+                        description="Step time (training) or time to first token and per output token (inference) "
+                                    "of one layout: roofline compute, collectives, pipeline bubble, optimizer step.")
+    src = ti.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", metavar="NAME", help="preset or family")
+    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
+    ti.add_argument("--gpu", required=True, metavar="NAME|FILE.toml", help="a catalog device or a TOML file")
+    ti.add_argument("--gpus", type=int, required=True, metavar="N", help="devices")
+    ti.add_argument("--seq-len", type=int, required=True, metavar="S", help="tokens per sequence")
+    ti.add_argument("--global-batch", type=int, required=True, metavar="B", help="sequences per optimizer step "
+                                                                                 "(inference: the batch)")
+    ti.add_argument("--micro-batch", type=int, default=1, metavar="M", help="sequences per micro-batch (default 1)")
+    for flag, what in (("tp", "tensor"), ("pp", "pipeline"), ("cp", "context"), ("ep", "expert"),
+                       ("vp", "virtual pipeline")):
+        ti.add_argument(f"--{flag}", type=int, default=1, metavar="N", help=f"{what}-parallel degree (default 1)")
+    ti.add_argument("--dp", type=int, metavar="N", help="data-parallel degree (default gpus / (tp x pp x cp))")
+    ti.add_argument("--mode", choices=("training", "inference"), default="training")
+    ti.add_argument("--precision", default="bf16", help="bf16 (default), fp8, bf16-mixed, ... (as memory)")
+    ti.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
+    ti.add_argument("--sequence-parallel", action="store_true")
+    ti.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=1, help="ZeRO stage (default 1: Megatron's "
+                                                                               "distributed optimizer)")
+    ti.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="flash")
+    ti.add_argument("--json", action="store_true")
+
     c = sub.add_parser("check", help="recompute the numbers a text claims",
                        description="Recompute every claim of a claims file; exit 1 if any is wrong.")
     c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
@@ -233,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
-                    "params": _params, "memory": _memory, "flops": _flops}[args.command](args)
+                    "params": _params, "memory": _memory, "flops": _flops, "time": _time}[args.command](args)
             from engine.signals import check
 
             check()  # a signal whose exception was swallowed on the way still stops the command
@@ -588,6 +613,57 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.2f} GiB"
 
 
+def _time(args) -> int:
+    """``llm-sweep time``: one layout's step time (training) or ttft / tpot (inference)."""
+    from engine.catalog.model import architecture, memory_options
+    from engine.catalog.timing import Layout, time_estimate
+
+    if args.hf_config and not Path(args.hf_config).is_file():
+        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
+    arch = architecture(args.hf_config or args.arch)
+    training = args.mode == "training"
+    chosen = {"mode": args.mode, "precision": args.precision, "attention": args.attention}
+    if training:
+        chosen.update(memory_model="korthikanti", recompute=args.recompute, zero=args.zero,
+                      sequence_parallel=args.sequence_parallel)
+    else:
+        for flag, default in (("recompute", "none"), ("zero", 1), ("sequence_parallel", False), ("pp", 1),
+                              ("micro_batch", 1)):
+            if getattr(args, flag) != default:
+                raise SpecError("--" + flag.replace("_", "-"), str(getattr(args, flag)),
+                                "applies to --mode training")
+        chosen["attention"] = "sdpa" if args.attention == "flash" else args.attention
+    options = memory_options(**chosen)
+    layout = Layout(args.gpus, args.seq_len, args.global_batch, args.micro_batch if training else args.global_batch,
+                    args.tp, args.pp, args.dp, args.cp, args.ep, args.vp)
+    if not training:  # one replica serves the batch: every device in tp x cp
+        if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:
+            raise SpecError("--gpus", str(args.gpus), f"inference times one replica: --gpus must equal tp x cp = "
+                                                      f"{args.tp * args.cp} (and --dp 1)")
+        layout = Layout(args.gpus, args.seq_len, args.global_batch, args.global_batch, args.tp, 1, 1, args.cp,
+                        args.ep, 1)
+    est = time_estimate(arch, args.gpu, layout, options)
+    if args.json:
+        print(json.dumps(est, indent=2))
+        return EXIT_OK
+    name = args.hf_config or args.arch
+    lay = est["layout"]
+    where = (f"{lay['gpus']} x {est['gpu']}, tp {lay['tp']} pp {lay['pp']} dp {lay['dp']} cp {lay['cp']}"
+             + (f" ep {lay['ep']}" if arch.structure.moe else "") + (f" vp {lay['vp']}" if lay["vp"] > 1 else ""))
+    fits = "fits" if est["fits"] else "does NOT fit"
+    if training:
+        print(f"{name}: step {est['step_time']:.4g} s, {est['tokens_per_s']:,.0f} tokens/s, MFU {est['mfu']:.1%}, "
+              f"HFU {est['hfu']:.1%} ({where}; micro-batch {lay['micro_batch']}, global batch {lay['global_batch']} "
+              f"x {lay['seq_len']} tokens)")
+        for key, value in est["breakdown"].items():
+            print(f"  {key:<10} {value:>12.4g} s  {100 * value / est['step_time']:5.1f}%")
+    else:
+        print(f"{name}: ttft {est['ttft']:.4g} s, tpot {1e3 * est['tpot']:.4g} ms, {est['tokens_per_s']:,.0f} "
+              f"tokens/s ({where}; batch {lay['global_batch']} x {lay['seq_len']} tokens)")
+    print(f"memory: peak {_gib(est['mem_peak'])} per device of {_gib(est['hbm'])}: {fits}")
+    return EXIT_OK
+
+
 def _flops(args) -> int:
     from engine.errors import SpecError
     from engine.catalog.model import flops_estimate
@@ -697,8 +773,15 @@ def _formulas(args) -> int:
     if args.hf_config or name not in FORMULA_SETS:
         from engine.catalog.model import architecture, formulas_of
 
-        arch = architecture(args.hf_config or name, options or None)
+        from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
+
+        memory = {k: v for k, v in options.items() if k in MEMORY_OPTIONS}  # memory, compute and step time too
+        arch = architecture(args.hf_config or name, {k: v for k, v in options.items() if k not in memory} or None)
         formulas, values = formulas_of(arch), arch.values
+        if memory:
+            from engine.catalog.model import estimate_formulas, memory_options
+
+            formulas = estimate_formulas(arch.family, arch.structure, memory_options(**memory))
     else:
         if args.with_sizes:
             raise SpecError("--with-sizes", "", f"{name!r} is a formula set with no sizes; give a preset "

@@ -63,7 +63,7 @@ MEMORY_MODELS: dict[str, MemoryModel] = {
     "pytorch": pytorch,  # llm-sweep's model of Hugging Face training, calibrated on measured peaks
 }
 
-from engine.symbolic.memory import compute, inference, states  # noqa: E402  (after the registry: options reads it)
+from engine.symbolic.memory import compute, inference, states, steptime  # noqa: E402  (after the registry: options reads it)
 from engine.symbolic.memory.options import OPTIONS, PRECISIONS, MemoryOptions  # noqa: E402
 
 __all__ = ["MEMORY_MODELS", "OPTIONS", "PRECISIONS", "MemoryModel", "MemoryOptions", "Moment", "Term", "extend",
@@ -112,13 +112,13 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         raise ValueError("; ".join(problems))
     qs = states.quantities(o, structure)
     validity = [*fs.validity, *_validity(structure)]
-    if problems:  # model states and FLOPs still hold; the activations, hence the peak, are not modelled
+    if problems:  # model states and FLOPs still hold; the activations, hence the peak and time, are not modelled
         why = "; ".join(problems)
         qs += compute.quantities(structure, o)
         return replace(fs, quantities={**fs.quantities, **{x.name: x for x in qs}},
                        defaults={**fs.defaults, **states.defaults(o)}, validity=validity,
                        options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} model states and compute",
-                       absent={n: why for n in ("mem_activations", "mem_logits", "mem_peak")})
+                       absent={n: why for n in ("mem_activations", "mem_logits", "mem_peak", "step_time")})
     if o.mode == "training":
         model = MEMORY_MODELS[o.memory_model]
         act, logits = model.activations(structure, o), model.logits(structure, o)
@@ -129,9 +129,9 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         validity += model.validity(o)
     else:
         qs += inference.quantities(structure, o)
-    qs += _peak(moments(structure, o)) + compute.quantities(structure, o)
+    qs += _peak(moments(structure, o)) + compute.quantities(structure, o) + steptime.quantities(structure, o)
     return replace(fs, quantities={**fs.quantities, **{x.name: x for x in qs}},
-                   defaults={**fs.defaults, **states.defaults(o)}, validity=validity,
+                   defaults={**fs.defaults, **states.defaults(o), **steptime.defaults()}, validity=validity,
                    options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} memory and compute")
 
 

@@ -53,6 +53,8 @@ def quantities(structure, o) -> list[Quantity]:
     for kind in set(structure.mixer_kinds) & STATE_KINDS:  # recurrent state update and read-out per token
         attn_fwd += counts[kind] * state_flops[kind]
     fwd_token = 2 * n_matmul + 2 * h * V + attn_fwd + 2 * qi("params_router")
+    add("flops_attention_token", attn_fwd, "forward FLOPs per token of the attention scores and their values "
+        "(and recurrent state updates)", r"C_{\mathrm{attn}}", "the attention term of flops_forward_token", units="1")
     add("flops_forward_token", fwd_token, "forward FLOPs per token (matmuls, attention, logits)",
         r"C_{\mathrm{fwd}}", "2 FLOPs per weight per token (Kaplan et al. 2020 §2.1) + attention 4 s d_attn per layer "
         "(full, Narayanan/PaLM) or half of it (causal, Kaplan), a local layer's over its window, MLA's over its "

@@ -1,0 +1,106 @@
+"""Step time of one layout on one device type: the API behind ``llm-sweep time``.
+
+    >>> from engine.catalog.model import architecture
+    >>> from engine.catalog.timing import Layout, time_estimate
+    >>> est = time_estimate(architecture("llama-2-7b"), "a100-80gb", Layout(gpus=8, seq_len=4096,
+    ...                     global_batch=64, micro_batch=1, tp=2))            # doctest: +SKIP
+    >>> est["step_time"], est["mfu"]                                          # doctest: +SKIP
+
+The formulas are ``engine/symbolic/memory/steptime.py``'s (sources there); memory comes from the
+Korthikanti model (tensor, pipeline, sequence parallelism) for training, the prefill model for inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.catalog.families import Architecture
+from engine.errors import SpecError
+
+TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A parallel layout and batch: ``dp`` None means gpus / (tp x pp x cp)."""
+
+    gpus: int
+    seq_len: int
+    global_batch: int
+    micro_batch: int = 1
+    tp: int = 1
+    pp: int = 1
+    dp: int | None = None
+    cp: int = 1
+    ep: int = 1
+    vp: int = 1
+
+    def resolved(self) -> "Layout":
+        """The layout with ``dp`` filled; SpecError naming the flag and what would be valid otherwise."""
+        for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "cp", "ep", "vp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise SpecError(_flag(name), str(value), "must be a positive integer")
+        model = self.tp * self.pp * self.cp
+        if self.gpus % model:
+            valid = [g for g in range(model, 4 * model + 1, model)]
+            raise SpecError("--gpus", str(self.gpus), f"is not a multiple of tp x pp x cp = {model}; valid: "
+                                                      f"{', '.join(map(str, valid))}, ...")
+        dp = self.gpus // model if self.dp is None else self.dp
+        if dp * model != self.gpus:
+            raise SpecError("--dp", str(dp), f"tp x pp x cp x dp = {dp * model} devices, but --gpus is {self.gpus}; "
+                                             f"--dp {self.gpus // model} uses them all")
+        if self.global_batch % (dp * self.micro_batch):
+            raise SpecError("--global-batch", str(self.global_batch),
+                            f"must be a multiple of dp x micro-batch = {dp} x {self.micro_batch} = "
+                            f"{dp * self.micro_batch} (whole micro-batches on every data-parallel rank)")
+        if self.vp > 1 and self.pp == 1:
+            raise SpecError("--vp", str(self.vp), "virtual pipeline stages interleave a pipeline: give --pp > 1")
+        return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
+                      self.ep, self.vp)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = None) -> dict[str, Any]:
+    """Step time (training) or ttft / tpot (inference) of ``arch`` on ``layout`` of ``gpu`` devices.
+
+    Training: ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "breakdown":
+    {compute, tp, ep, cp, bubble, p2p, dp, optimizer}}`` (seconds per step; the breakdown sums to
+    step_time). Inference: ``{"ttft", "tpot", "tokens_per_s", "mem_peak", "hbm", "fits"}``.
+    """
+    from engine.catalog.hardware import device
+    from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
+
+    options = options or memory_options(memory_model="korthikanti", precision="bf16", attention="flash")
+    lay = layout.resolved()
+    if lay.ep > 1 and not arch.structure.moe:
+        raise SpecError("--ep", str(lay.ep), f"expert parallelism applies to MoE models; {arch.label} has no experts")
+    dev = device(gpu)
+    values = {**dev.values(options.precision), "batch": lay.micro_batch, "seq_len": lay.seq_len,
+              "global_batch": lay.global_batch, "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "vp": lay.vp,
+              "cp": lay.cp}
+    if arch.structure.moe:
+        values["ep"] = lay.ep
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    if "step_time" in fs.absent:
+        raise SpecError(arch.label, "options", fs.absent["step_time"])
+    memory = memory_estimate(arch, options, values)  # checks the layout rules (tp | heads, pp | layers, ...)
+    given = {**arch.values, **values}
+    ev = lambda name: float(fs.evaluate_exact(name, given))  # noqa: E731
+    out: dict[str, Any]
+    if options.mode == "training":
+        breakdown = {k: ev(f"time_{k}") for k in TRAINING_PARTS}
+        out = {"step_time": ev("step_time"), "tokens_per_s": ev("tokens_per_s"), "mfu": ev("step_mfu"),
+               "hfu": ev("step_hfu")}
+    else:
+        out, breakdown = {"ttft": ev("ttft"), "tpot": ev("tpot"), "tokens_per_s": ev("tokens_per_s")}, None
+    out.update(mem_peak=memory["peak"], hbm=dev.hbm_bytes, fits=memory["peak"] <= dev.hbm_bytes, gpu=dev.name,
+               layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "vp", "micro_batch",
+                                                     "global_batch", "seq_len")})
+    if breakdown is not None:
+        out["breakdown"] = breakdown
+    return out

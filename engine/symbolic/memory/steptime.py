@@ -1,0 +1,179 @@
+"""Step time: a roofline per micro-batch, collectives in the alpha-beta form, the pipeline schedule.
+
+Training (one optimizer step of ``global_batch`` sequences of ``seq_len`` tokens; ``batch`` is the
+micro-batch; dp x tp x pp x cp devices):
+
+    t_step = (m + (pp - 1) / vp) t_micro + t_p2p + (1 - dp_overlap) t_dp + t_optimizer
+
+with m = global_batch / (dp batch) micro-batches per pipeline, and per micro-batch and device
+
+    t_micro = max(F / (peak_flops matmul_efficiency), bytes / hbm_bandwidth) + t_tp + t_ep + t_cp
+
+F the hardware FLOPs of its share of the layers (recompute included). Collectives on p devices move
+``bytes`` in the ring forms (Thakur et al. 2005; NCCL's bus bandwidth, nccl-tests PERFORMANCE.md):
+all-reduce 2 (p - 1)/p bytes / bw + 2 (p - 1) alpha, reduce-scatter and all-gather (p - 1)/p bytes /
+bw + (p - 1) alpha, all-to-all (p - 1)/p bytes / bw + (p - 1) alpha; bw = comm_efficiency x the link
+a group uses: the scale-up link while the group fits in a node, the network otherwise.
+
+Inference: ``ttft`` is a prefill's roofline (its FLOPs or its bytes, whichever takes longer) plus its
+tensor-parallel all-reduces; ``tpot`` one decode step: every weight and the KV cache read once
+(Pope et al. 2022 §2; kipply, Transformer Inference Arithmetic).
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from engine.symbolic.formulas.architectures import mlp_counts
+from engine.symbolic.formulas.base import Quantity
+from engine.symbolic.memory.base import L, a, b, bits_g, bits_w, dp, ep, h, pp, q, qi, quantity, s, tp, vp
+from engine.symbolic.symbols import symbol
+
+peak, hbm_bw = symbol("peak_flops"), symbol("hbm_bandwidth")
+link_bw, net_bw, per_node = symbol("link_bandwidth"), symbol("inter_bandwidth"), symbol("devices_per_node")
+global_batch, cp = symbol("global_batch"), symbol("cp")
+eta_mm, eta_net, overlap, alpha = (symbol("matmul_efficiency"), symbol("comm_efficiency"), symbol("dp_overlap"),
+                                   symbol("collective_latency"))
+eta_attn = symbol("attention_efficiency")
+
+SRC_RING = ("ring collectives: Thakur, Rabenseifner & Gropp 2005 (all-reduce 2(p-1)/p n / B + 2(p-1) alpha); NCCL "
+            "bus bandwidth (nccl-tests doc/PERFORMANCE.md); Megatron-LM (Shoeybi et al. 2019 §3: 2 all-reduces per "
+            "layer forward, 2 backward; Korthikanti et al. 2022 §4.2.2: reduce-scatter + all-gather with sequence "
+            "parallelism, the same bytes)")
+SRC_PIPE = ("Narayanan et al. 2021 §2.2 (1F1B bubble (p - 1)/m of the ideal time; interleaved (p - 1)/(v m)); "
+            "point-to-point sends of one micro-batch's activations between stages")
+SRC_ROOF = "roofline (Williams, Waterman & Patterson 2009): the longer of FLOPs / peak and bytes / bandwidth"
+SRC_DP = ("data parallelism: a ring all-reduce of the gradients (PyTorch DDP, Megatron); ZeRO-1/2 reduce-scatter the "
+          "gradients and all-gather the parameters (the same bytes); ZeRO-3/FSDP also all-gathers the parameters for "
+          "the backward (1.5x; Rajbhandari et al. 2020 §7); dp_overlap of it hidden behind the backward (Li et al. "
+          "2020, PyTorch DDP §3.2.3 bucketing)")
+SRC_EP = ("expert parallelism: two all-to-alls (dispatch, combine) per MoE layer forward and two backward, each of "
+          "the micro-batch's top_k token copies (Lepikhin et al. 2021, GShard §2.2; Megatron-Core token dispatcher)")
+SRC_CP = ("context parallelism: ring attention passes each device's K and V around the cp ring, cp - 1 hops forward "
+          "and backward (Liu et al. 2023, Ring Attention; Megatron-Core context parallelism)")
+SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read once per generated token (Pope et al. "
+              "2022 §2; kipply, Transformer Inference Arithmetic); prefill: compute-bound")
+
+DEFAULTS = {  # documented starting points; benchmarks/validate_steptime.py calibrates them on measured runs
+    "matmul_efficiency": sympy.Rational(7, 10),
+    "attention_efficiency": sympy.Rational(1, 2),
+    "comm_efficiency": sympy.Rational(7, 10),
+    "dp_overlap": sympy.Rational(1, 2),
+    "collective_latency": sympy.Rational(1, 100000),  # 10 microseconds per ring step
+    "global_batch": None,  # given
+    "cp": sympy.Integer(1),
+}
+
+
+def _bw(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
+    """The bandwidth a group of ``group`` devices uses, ``inner`` devices apart: the scale-up link while
+    group x inner devices fit in a node, the network otherwise."""
+    return eta_net * sympy.Piecewise((link_bw, sympy.Le(group * inner, per_node)), (net_bw, True))
+
+
+def all_reduce(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr) -> sympy.Expr:
+    return 2 * (p - 1) / p * nbytes / bw + 2 * (p - 1) * alpha
+
+
+def half_ring(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr) -> sympy.Expr:
+    """Reduce-scatter, all-gather or all-to-all: (p - 1)/p of the bytes, p - 1 steps."""
+    return (p - 1) / p * nbytes / bw + (p - 1) * alpha
+
+
+def training(structure, o) -> list[Quantity]:
+    act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
+    m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
+    tokens_mb = b * s / cp  # tokens of one micro-batch on one device (context parallelism splits them)
+    layers = L / pp
+    # compute: hardware FLOPs (model FLOPs + recomputation) of this device's share of a micro-batch; the
+    # attention kernels (forward, backward x 2, and the recomputed forward) at their own efficiency
+    share = b * s / (tp * pp * cp)
+    attn_passes = 3 + (1 if o.recompute != "none" else 0)
+    attn = q("flops_attention_token") * attn_passes * share
+    compute = (q("hardware_flops_token") * share - attn) / (peak * eta_mm) + attn / (peak * eta_attn)
+    # memory traffic: the weights read forward, backward (dgrad) and written (wgrad), the saved activations
+    # written and read once; the matmuls' roofline
+    traffic = 3 * q("mem_weights") + 2 * q("mem_activations") / m
+    # element-wise kernels (norms, residual adds, the MLP activation, their backward) are memory-bound and run
+    # between the matmuls: forward ~ 10 d_model + 2 d_ff elements read or written per token and layer, backward
+    # twice that (recomputation adds a forward)
+    passes = 3 + (1 if o.recompute == "full" else 0)
+    elementwise = passes * (10 * h + 2 * symbol("d_ff")) * act * layers * b * s / cp / tp
+    micro = sympy.Max(compute, traffic / hbm_bw) + elementwise / hbm_bw
+    # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
+    reductions = 6 if o.recompute == "full" else 4
+    tp_bytes = act * tokens_mb * h
+    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (layers * reductions * all_reduce(tp, tp_bytes, _bw(tp)), True))
+    t_ep = sympy.Integer(0)
+    if structure.moe:
+        moe_layers = mlp_counts(structure)["moe"] / pp
+        ep_bytes = act * tokens_mb * symbol("top_k") * h
+        t_ep = sympy.Piecewise((0, sympy.Eq(ep, 1)), (moe_layers * 4 * half_ring(ep, ep_bytes, _bw(ep, tp)), True))
+    kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim")
+    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha), True))
+    t_micro = micro + t_tp + t_ep + t_cp
+    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
+    p2p_bytes = act * tokens_mb * h / (tp if o.sequence_parallel else 1)
+    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / _bw(2, tp * dp) + alpha), True))
+    t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
+    # data parallelism: the gradients (ZeRO-3 also gathers the parameters again for the backward)
+    grads = qi("params_total") / (tp * pp) * bits_g / 8
+    volume = sympy.Rational(3, 2) if o.zero >= 3 else 1
+    t_dp = sympy.Piecewise((0, sympy.Eq(dp, 1)), (volume * all_reduce(dp * cp, grads, _bw(dp * cp, tp)), True))
+    # the optimizer step: model states read and written once (memory-bound)
+    t_opt = 2 * q("mem_model_states") / hbm_bw
+    step = t_pipe + (1 - overlap) * t_dp + t_opt
+    n_dev = dp * tp * pp * cp
+    tokens_step = global_batch * s
+    return [
+        quantity("time_compute", m * micro, "roofline time of the step's micro-batches per device (FLOPs or bytes)",
+                 r"T_{\mathrm{compute}}", SRC_ROOF, units="s"),
+        quantity("time_tp", m * t_tp, "exposed tensor-parallel communication per step", r"T_{\mathrm{TP}}", SRC_RING,
+                 units="s"),
+        quantity("time_ep", m * t_ep, "expert-parallel all-to-alls per step", r"T_{\mathrm{EP}}", SRC_EP, units="s"),
+        quantity("time_cp", m * t_cp, "context-parallel ring exchanges per step", r"T_{\mathrm{CP}}", SRC_CP,
+                 units="s"),
+        quantity("time_bubble", (pp - 1) / vp * t_micro, "pipeline bubble per step", r"T_{\mathrm{bubble}}",
+                 SRC_PIPE, units="s"),
+        quantity("time_p2p", t_p2p, "pipeline point-to-point sends per step", r"T_{\mathrm{p2p}}", SRC_PIPE,
+                 units="s"),
+        quantity("time_dp", (1 - overlap) * t_dp, "exposed data-parallel gradient communication per step",
+                 r"T_{\mathrm{DP}}", SRC_DP, units="s"),
+        quantity("time_optimizer", t_opt, "optimizer step (model states read and written once)",
+                 r"T_{\mathrm{opt}}", SRC_ROOF, units="s"),
+        quantity("step_time", step, "time of one training step", r"T_{\mathrm{step}}",
+                 "sum of the above: " + SRC_PIPE, units="s"),
+        quantity("tokens_per_s", tokens_step / q("step_time"), "training tokens per second, all devices",
+                 r"\mathrm{tok/s}", "global_batch x seq_len / step_time", units="1/s"),
+        quantity("step_mfu", q("flops_token") * tokens_step / (n_dev * peak * q("step_time")),
+                 "model FLOPs utilization of the step", r"\mathrm{MFU}",
+                 "Chowdhery et al. 2022 App. B: model FLOPs per second / peak", units="1"),
+        quantity("step_hfu", q("hardware_flops_token") * tokens_step / (n_dev * peak * q("step_time")),
+                 "hardware FLOPs utilization (recomputation counted)", r"\mathrm{HFU}",
+                 "Chowdhery et al. 2022 App. B; Korthikanti et al. 2022 §6", units="1"),
+    ]
+
+
+def inference(structure, o) -> list[Quantity]:
+    act = 2 if o.precision != "fp32" else 4
+    flops = q("flops_forward_token") * b * s / (tp * pp)
+    prefill = sympy.Max(flops / (peak * eta_mm), (q("mem_weights") + q("mem_kv_cache")) / hbm_bw)
+    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * s * h, _bw(tp)), True))
+    decode_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * h, _bw(tp)), True))
+    decode = (q("mem_weights") + q("mem_kv_cache")) / hbm_bw + decode_tp
+    return [
+        quantity("ttft", prefill + t_tp, "time to first token: the prefill's roofline and its all-reduces",
+                 r"T_{\mathrm{TTFT}}", SRC_ROOF + "; " + SRC_RING, units="s"),
+        quantity("tpot", decode, "time per output token: weights and KV cache read once per decode step",
+                 r"T_{\mathrm{TPOT}}", SRC_DECODE, units="s"),
+        quantity("tokens_per_s", b / q("tpot"), "decode tokens per second (batch / tpot)", r"\mathrm{tok/s}",
+                 SRC_DECODE, units="1/s"),
+    ]
+
+
+def quantities(structure, o) -> list[Quantity]:
+    return training(structure, o) if o.mode == "training" else inference(structure, o)
+
+
+def defaults() -> dict[str, sympy.Expr]:
+    return {k: v for k, v in DEFAULTS.items() if v is not None}
