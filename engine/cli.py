@@ -238,6 +238,24 @@ def _parser() -> argparse.ArgumentParser:
     ti.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="flash")
     ti.add_argument("--json", action="store_true")
 
+    pl = sub.add_parser("plan", help="the fastest parallel layouts that fit, searched over every combination",
+                        description="Search every tp, pp, cp, dp, micro-batch, vp, recompute, ZeRO stage and "
+                                    "sequence-parallel choice for a device count; print the fastest that fit.")
+    src = pl.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", metavar="NAME", help="preset or family")
+    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
+    pl.add_argument("--gpu", required=True, metavar="NAME|FILE.toml", help="a catalog device or a TOML file")
+    pl.add_argument("--gpus", type=int, required=True, metavar="N", help="devices")
+    pl.add_argument("--seq-len", type=int, required=True, metavar="S", help="tokens per sequence")
+    pl.add_argument("--global-batch", type=int, required=True, metavar="B", help="sequences per optimizer step")
+    pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
+    pl.add_argument("--precision", default="bf16", help="bf16 (default), fp8, ...")
+    pl.add_argument("--recompute", choices=("none", "selective", "full"), action="append",
+                    help="search only these recompute choices (repeatable; default all three)")
+    pl.add_argument("--zero", type=int, choices=(0, 1, 2, 3), action="append",
+                    help="search only these ZeRO stages (repeatable; default 0-3)")
+    pl.add_argument("--json", action="store_true")
+
     c = sub.add_parser("check", help="recompute the numbers a text claims",
                        description="Recompute every claim of a claims file; exit 1 if any is wrong.")
     c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
@@ -258,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
-                    "params": _params, "memory": _memory, "flops": _flops, "time": _time}[args.command](args)
+                    "params": _params, "memory": _memory, "flops": _flops, "time": _time, "plan": _plan}[args.command](args)
             from engine.signals import check
 
             check()  # a signal whose exception was swallowed on the way still stops the command
@@ -616,6 +634,7 @@ def _gib(n: float) -> str:
 def _time(args) -> int:
     """``llm-sweep time``: one layout's step time (training) or ttft / tpot (inference)."""
     from engine.catalog.model import architecture, memory_options
+    from engine.errors import SpecError
     from engine.catalog.timing import Layout, time_estimate
 
     if args.hf_config and not Path(args.hf_config).is_file():
@@ -661,6 +680,46 @@ def _time(args) -> int:
         print(f"{name}: ttft {est['ttft']:.4g} s, tpot {1e3 * est['tpot']:.4g} ms, {est['tokens_per_s']:,.0f} "
               f"tokens/s ({where}; batch {lay['global_batch']} x {lay['seq_len']} tokens)")
     print(f"memory: peak {_gib(est['mem_peak'])} per device of {_gib(est['hbm'])}: {fits}")
+    return EXIT_OK
+
+
+def _plan(args) -> int:
+    """``llm-sweep plan``: the fastest layouts that fit in device memory."""
+    from engine.catalog.model import architecture
+    from engine.errors import SpecError
+    from engine.catalog.plan import plan
+
+    if args.hf_config and not Path(args.hf_config).is_file():
+        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
+    arch = architecture(args.hf_config or args.arch)
+    if arch.structure.moe or not arch.structure.uniform or arch.structure.mla:
+        raise SpecError("--arch", args.hf_config or args.arch, "plan searches dense models of one layer kind for "
+                                                               "now (MoE and hybrid layouts: llm-sweep time)")
+    from dataclasses import replace
+
+    from engine.catalog.plan import default_space
+
+    if args.global_batch is None or args.global_batch <= 0:
+        raise SpecError("--global-batch", str(args.global_batch), "must be a positive integer")
+    space = default_space(arch, args.gpus, args.global_batch)
+    space = replace(space, recompute=tuple(dict.fromkeys(args.recompute or space.recompute)),
+                    zero=tuple(dict.fromkeys(args.zero if args.zero is not None else space.zero)))
+    out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top, precision=args.precision,
+               space=space)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    name = args.hf_config or args.arch
+    print(f"{name} on {args.gpus} x {args.gpu}, global batch {args.global_batch} x {args.seq_len}: "
+          f"{out['searched']:,} configurations, {out['valid']:,} pass the layout rules, {out['fit']:,} fit; "
+          f"{out['seconds']:.1f} s")
+    if not out["layouts"]:
+        print("nothing fits: no layout keeps the peak within device memory")
+    for est in out["layouts"]:
+        lay = est["layout"]
+        print(f"  {est['step_time']:9.4g} s  MFU {est['mfu']:5.1%}  tp {lay['tp']:<2} pp {lay['pp']:<3} dp {lay['dp']:<5} "
+              f"cp {lay['cp']} vp {lay['vp']:<2} micro-batch {lay['micro_batch']:<4} recompute {est['recompute']:<9} "
+              f"zero {est['zero']} sp {'on ' if est['sequence_parallel'] else 'off'}  {_gib(est['mem_peak'])}")
     return EXIT_OK
 
 

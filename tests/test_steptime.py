@@ -146,3 +146,45 @@ def test_formulas_prints_the_step_time_model(run_cli):
     assert r.returncode == 0 and r"T_{\mathrm{step}}" in r.stdout and "Thakur" in r.stdout
     r = run_cli("formulas", "--arch", "gpt2", "--option", "mode=inference")
     assert "tpot [s]" in r.stdout and "ttft [s]" in r.stdout
+
+
+def test_plan_agrees_with_exhaustive_evaluation():
+    import itertools
+
+    from engine.catalog.model import memory_options
+    from engine.catalog.plan import Space, plan
+
+    arch = architecture("gpt3-1.3b")
+    space = Space(tp=(1, 2), pp=(1, 2, 5), cp=(1,), micro_batch=(1, 2), vp=(1, 2),
+                  recompute=("none", "full"), zero=(1,), sequence_parallel=(False, True))
+    out = plan(arch, "a100-40gb", gpus=16, seq_len=2048, global_batch=64, top=3, space=space)
+    brute = []
+    for tp, pp, cp, mb, vp, rc, z, sp in itertools.product(space.tp, space.pp, space.cp, space.micro_batch,
+                                                           space.vp, space.recompute, space.zero,
+                                                           space.sequence_parallel):
+        if sp and tp == 1:
+            continue
+        try:
+            est = time_estimate(arch, "a100-40gb", Layout(16, 2048, 64, mb, tp, pp, None, cp, 1, vp),
+                                memory_options(memory_model="korthikanti", precision="bf16", recompute=rc, zero=z,
+                                               sequence_parallel=sp, attention="flash"))
+        except SpecError:
+            continue  # a layout rule: pp 3 does not divide 24 layers, 16 devices not a multiple of 3, ...
+        if est["fits"]:
+            brute.append((est["step_time"], tp, pp, cp, mb, vp, rc, z, sp))
+    brute.sort()
+    assert out["fit"] == len(brute)
+    best = out["layouts"][0]
+    assert best["step_time"] == pytest.approx(brute[0][0], rel=1e-5)
+    assert [x["step_time"] for x in out["layouts"]] == pytest.approx([b[0] for b in brute[:3]], rel=1e-5)
+
+
+def test_plan_cli(run_cli):
+    r = run_cli("plan", "--arch", "gpt2", "--gpu", "a100-40gb", "--gpus", "4", "--seq-len", "1024",
+                "--global-batch", "16", "--top", "2", "--zero", "1", "--recompute", "none", "--json")
+    out = json.loads(r.stdout)
+    assert len(out["layouts"]) == 2 and out["layouts"][0]["step_time"] <= out["layouts"][1]["step_time"]
+    assert out["searched"] >= out["valid"] >= out["fit"] > 0
+    r = run_cli("plan", "--arch", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--seq-len", "1024",
+                "--global-batch", "16")
+    assert r.returncode == 2 and "dense models" in r.stderr
