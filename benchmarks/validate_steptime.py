@@ -30,14 +30,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 KNOBS = ("matmul_efficiency", "attention_efficiency", "comm_efficiency", "dp_overlap")
-DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-SXM5-80GB": "h100-sxm"}
+DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-SXM5-80GB": "h100-sxm",
+           # Meta's 500 W HBM2e H100s (torchtitan's cluster): the SXM5 entry, an upper bound on their peak
+           "H100-SXM5-96GB-HBM2e-500W": "h100-sxm", "H200-SXM-141GB": "h200", "H800-SXM5-80GB": "h800",
+           "TPU-v4": "tpu-v4", "TPU-v5e": "tpu-v5e", "TPU-v5p": "tpu-v5p"}
+DATA = (REPO / "tests" / "data" / "steptime_public.json", REPO / "tests" / "data" / "steptime_extra.json")
 
 
 def precision_of(text: str) -> str:
     """The record's precision in llm-sweep's names (Megatron's mixed fp16/bf16 keeps 16-bit weights and an
     fp32 master copy: ``bf16``; torch.autocast over fp32 FSDP weights: ``bf16-mixed``)."""
     t = text.lower()
-    if "fp8" in t:
+    if "fp8" in t or "float8" in t:
         return "fp8"
     if "amp" in t or "mixed_precision=default" in t:
         return "bf16-mixed"
@@ -48,7 +52,7 @@ def precision_of(text: str) -> str:
 
 def zero_of(text: str) -> int:
     t = text.lower()
-    if "fsdp" in t or "zero-3" in t:
+    if "fsdp" in t or "zero-3" in t or "fully_shard" in t:
         return 3
     if "zero-2" in t:
         return 2
@@ -59,7 +63,24 @@ def zero_of(text: str) -> int:
 
 def recompute_of(text: str) -> str:
     t = (text or "none").lower()
-    return "full" if t.startswith("full") else "selective" if t.startswith("selective") else "none"
+    if t.startswith("full"):
+        return "full"
+    if t.startswith(("selective", "minimal", "partial")) or "recompute" in t:
+        return "selective"
+    return "none"
+
+
+def usable(record: dict) -> str:
+    """Why a record cannot be predicted ('' when it can)."""
+    if record["hardware"]["device"] not in DEVICES:
+        return "device outside the catalog map"
+    if not record["derived"].get("step_time_s_best"):
+        return "no step time"
+    if not record["parallel"].get("micro_batch"):
+        return "no micro-batch stated"
+    if record["model"].get("moe"):
+        return "MoE (not yet mapped)"
+    return ""
 
 
 def setup(record: dict):
@@ -69,20 +90,42 @@ def setup(record: dict):
     from engine.catalog.model import estimate_formulas, memory_options
 
     m, p, hw = record["model"], record["parallel"], record["hardware"]
-    config = {"model_type": "gpt2", "n_embd": m["d_model"], "n_layer": m["n_layers"], "n_head": m["n_heads"],
-              "n_inner": m["d_ff"], "vocab_size": m["vocab"], "n_positions": m["seq_len"],
-              "tie_word_embeddings": bool(m.get("tied_embeddings", True))}
-    arch = from_hf_config(config, record["id"])
+    mlp = str(m.get("mlp_type") or "gelu").lower()
+    gated = "swiglu" in mlp or "geglu" in mlp or "gated" in mlp
+    learned = str(m.get("position_embedding") or "").lower().startswith("learned")
+    if not gated and learned:  # GPT-style: the gpt2 model type
+        config = {"model_type": "gpt2", "n_embd": m["d_model"], "n_layer": m["n_layers"], "n_head": m["n_heads"],
+                  "n_inner": m["d_ff"], "vocab_size": m["vocab"], "n_positions": m["seq_len"],
+                  "tie_word_embeddings": bool(m.get("tied_embeddings", True))}
+        arch = from_hf_config(config, record["id"])
+    else:  # rotary positions: the LLaMA block, with a 2-matrix MLP when it is not gated (MaxText's relu)
+        config = {"model_type": "llama", "hidden_size": m["d_model"], "num_hidden_layers": m["n_layers"],
+                  "num_attention_heads": m["n_heads"], "num_key_value_heads": m.get("n_kv_heads") or m["n_heads"],
+                  "head_dim": m.get("head_dim") or m["d_model"] // m["n_heads"], "intermediate_size": m["d_ff"],
+                  "vocab_size": m["vocab"], "tie_word_embeddings": bool(m.get("tied_embeddings", False))}
+        arch = from_hf_config(config, record["id"])
+        if not gated:
+            from engine.catalog.families import Architecture
+
+            arch = Architecture(arch.family, arch.structure.with_options(mlp="gelu"), arch.values, arch.source,
+                                arch.name)
     precision = precision_of(p.get("precision") or "")
     attention = "flash" if "flash" in json.dumps(p.get("other") or {}).lower() else "eager"
-    options = memory_options(memory_model="korthikanti", precision=precision, zero=zero_of(p["zero_or_fsdp"]),
+    zero = zero_of(p["zero_or_fsdp"])
+    # fp8 under full sharding (torchao float8 + FSDP2): the memory model refuses TE-style fp8 with ZeRO-3, so
+    # the states are bf16's while the matmuls run at the fp8 peak
+    mem_precision = "bf16" if precision == "fp8" and zero >= 3 else precision
+    options = memory_options(memory_model="korthikanti", precision=mem_precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),
                              attention=attention)
     fs = estimate_formulas(arch.family, arch.structure, options)
     dev = device(DEVICES[hw["device"]])
     values = {**arch.values, **dev.values(precision), "batch": p["micro_batch"], "seq_len": m["seq_len"],
               "global_batch": p["global_batch_seqs"], "dp": p["dp"], "tp": p["tp"], "pp": p["pp"],
-              "vp": p.get("vpp") or 1, "devices_per_node": hw.get("devices_per_node") or dev.devices_per_node}
+              "vp": p.get("vpp") or 1, "cp": p.get("cp") or 1,
+              # a TPU's scale-up domain is its ICI slice (the catalog's), not the 4 or 8 chips of a host
+              "devices_per_node": (dev.devices_per_node if dev.name.startswith("tpu")
+                                   else hw.get("devices_per_node") or dev.devices_per_node)}
     return fs, values
 
 
@@ -117,19 +160,18 @@ def errors(preds, measured, knobs) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(REPO / "tests" / "data" / "steptime_public.json"))
+    ap.add_argument("--data", nargs="*", default=[str(p) for p in DATA])
     ap.add_argument("--calibrate", help="source groups to fit the knobs on, comma-separated")
     ap.add_argument("--json", help="write per-record errors here")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     from engine.symbolic.memory.steptime import DEFAULTS
 
-    records = json.loads(Path(args.data).read_text())["records"]
-    usable = [r for r in records if r["hardware"]["device"] in DEVICES and r["derived"].get("step_time_s_best")
-              and r["parallel"].get("micro_batch")]
-    print(f"{len(usable)} of {len(records)} records (skipped: a device outside the catalog map, no step time, or "
-          f"no micro-batch stated: {', '.join(r['id'] for r in records if r not in usable) or 'none'})")
-    records = usable
+    records = [r for path in args.data for r in json.loads(Path(path).read_text())["records"]]
+    skipped = {r["id"]: usable(r) for r in records if usable(r)}
+    print(f"{len(records) - len(skipped)} of {len(records)} records; skipped: "
+          + ("; ".join(f"{k} ({v})" for k, v in skipped.items()) or "none"))
+    records = [r for r in records if r["id"] not in skipped]
     preds = [predictor(r) for r in records]
     measured = [r["derived"]["step_time_s_best"] for r in records]
     knobs = tuple(float(DEFAULTS[k]) for k in KNOBS)

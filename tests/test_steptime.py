@@ -123,22 +123,28 @@ pp = [1, 2, 4]
 
 def test_errors_on_published_measured_runs_are_pinned():
     """benchmarks/validate_steptime.py with the shipped knobs: the median error per source, pinned near
-    what it measures (Megatron on A100 6.5 % / 6.4 %, llm-foundry FSDP on A100 and H100 15.5 %)."""
+    what it measures (Megatron on A100 6.5 % / 6.4 %, llm-foundry FSDP on A100 and H100 15.5 %; the
+    10 % target of issue 12 is not met yet for the other stacks)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
-    records = [r for r in json.loads((REPO / "tests" / "data" / "steptime_public.json").read_text())["records"]
-               if r["parallel"].get("micro_batch") and r["hardware"]["device"] in v.DEVICES]
+    records = [r for path in v.DATA for r in json.loads(path.read_text())["records"] if not v.usable(r)]
     knobs = tuple(float(steptime.DEFAULTS[k]) for k in v.KNOBS)
     errors = v.errors([v.predictor(r) for r in records], [r["derived"]["step_time_s_best"] for r in records], knobs)
     by = {}
     for r, e in zip(records, errors):
         by.setdefault(r["source_group"], []).append(abs(e))
-    assert len(records) == 136
+    assert len(records) == 239
     assert statistics.median(by["korthikanti2022"]) <= 0.075
     assert statistics.median(by["narayanan2021_t2"]) <= 0.075
     assert statistics.median(by["mpt_llmfoundry"]) <= 0.165
     assert statistics.median(by["mtnlg2022"]) <= 0.235
+    # measured runs found for this model (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.178  # NeMo, H100 fp8
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.131  # Megatron-Bridge, H100
+    assert statistics.median(by["torchtitan"]) <= 0.289  # FSDP2 / TP / PP / CP, H100 bf16 and fp8
+    assert statistics.median(by["maxtext"]) <= 0.338  # JAX on TPU v4 / v5e / v5p and H100
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.972  # context parallelism to 1M tokens
 
 
 def test_formulas_prints_the_step_time_model(run_cli):

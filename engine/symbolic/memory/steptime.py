@@ -93,7 +93,7 @@ def training(structure, o) -> list[Quantity]:
     compute = (q("hardware_flops_token") * share - attn) / (peak * eta_mm) + attn / (peak * eta_attn)
     # memory traffic: the weights read forward, backward (dgrad) and written (wgrad), the saved activations
     # written and read once; the matmuls' roofline
-    traffic = 3 * q("mem_weights") + 2 * q("mem_activations") / m
+    traffic = 3 * q("mem_weights") + 2 * q("mem_activations") / (m * cp)  # a cp shard holds 1/cp of the sequence
     # element-wise kernels (norms, residual adds, the MLP activation, their backward) are memory-bound and run
     # between the matmuls: forward ~ 10 d_model + 2 d_ff elements read or written per token and layer, backward
     # twice that (recomputation adds a forward)
