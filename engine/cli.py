@@ -229,6 +229,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("vp", "virtual pipeline")):
         ti.add_argument(f"--{flag}", type=int, default=1, metavar="N", help=f"{what}-parallel degree (default 1)")
     ti.add_argument("--dp", type=int, metavar="N", help="data-parallel degree (default gpus / (tp x pp x cp))")
+    ti.add_argument("--shard-group", type=int, metavar="G",
+                    help="hybrid sharding: ZeRO/FSDP within groups of G devices, plain data parallelism across them "
+                         "(FSDP HYBRID_SHARD, MaxText ICI-FSDP x DCN-data; default: dp)")
     ti.add_argument("--mode", choices=("training", "inference"), default="training")
     ti.add_argument("--precision", default="bf16", help="bf16 (default), fp8, bf16-mixed, ... (as memory)")
     ti.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
@@ -654,7 +657,7 @@ def _time(args) -> int:
         chosen["attention"] = "sdpa" if args.attention == "flash" else args.attention
     options = memory_options(**chosen)
     layout = Layout(args.gpus, args.seq_len, args.global_batch, args.micro_batch if training else args.global_batch,
-                    args.tp, args.pp, args.dp, args.cp, args.ep, args.vp)
+                    args.tp, args.pp, args.dp, args.cp, args.ep, args.vp, args.shard_group)
     if not training:  # one replica serves the batch: every device in tp x cp
         if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:
             raise SpecError("--gpus", str(args.gpus), f"inference times one replica: --gpus must equal tp x cp = "

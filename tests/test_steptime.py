@@ -194,3 +194,21 @@ def test_plan_cli(run_cli):
     r = run_cli("plan", "--arch", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--seq-len", "1024",
                 "--global-batch", "16")
     assert r.returncode == 2 and "dense models" in r.stderr
+
+
+def test_hybrid_sharding_shards_within_groups(run_cli):
+    arch = architecture("meta-llama-3-8b")
+    opts = memory_options(memory_model="korthikanti", precision="bf16", zero=3, recompute="full", attention="flash")
+    full = time_estimate(arch, "h100-sxm", Layout(64, 4096, 128, 1), opts)
+    hybrid = time_estimate(arch, "h100-sxm", Layout(64, 4096, 128, 1, shard_group=8), opts)
+    assert hybrid["layout"]["shard_group"] == 8 and full["layout"]["shard_group"] == 64
+    # states sharded over 8 devices instead of 64: the weights per device grow 8-fold
+    fs = estimate_formulas(arch.family, arch.structure, opts)
+    vals = {**arch.values, "batch": 1, "seq_len": 4096, "dp": 64}
+    w64 = fs.evaluate_exact("mem_weights", vals)
+    assert fs.evaluate_exact("mem_weights", {**vals, "shard_group": 8}) == 8 * w64
+    # the ZeRO-3 traffic stays inside a node (NVLink) and only a 1/8 shard crosses the network
+    assert hybrid["breakdown"]["dp"] < full["breakdown"]["dp"]
+    r = run_cli("time", "--arch", "meta-llama-3-8b", "--gpu", "h100", "--gpus", "64", "--seq-len", "4096",
+                "--global-batch", "128", "--shard-group", "8", "--zero", "0")
+    assert r.returncode == 2 and "give --zero 1, 2 or 3" in r.stderr

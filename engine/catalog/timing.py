@@ -35,6 +35,7 @@ class Layout:
     cp: int = 1
     ep: int = 1
     vp: int = 1
+    shard_group: int | None = None
 
     def resolved(self) -> "Layout":
         """The layout with ``dp`` filled; SpecError naming the flag and what would be valid otherwise."""
@@ -57,8 +58,13 @@ class Layout:
                             f"{dp * self.micro_batch} (whole micro-batches on every data-parallel rank)")
         if self.vp > 1 and self.pp == 1:
             raise SpecError("--vp", str(self.vp), "virtual pipeline stages interleave a pipeline: give --pp > 1")
+        group = dp if self.shard_group is None else self.shard_group
+        if isinstance(group, bool) or not isinstance(group, int) or group <= 0 or dp % group:
+            divisors = [g for g in range(1, dp + 1) if dp % g == 0]
+            raise SpecError("--shard-group", str(group), f"must divide dp = {dp}; valid: "
+                                                         f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}")
         return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
-                      self.ep, self.vp)
+                      self.ep, self.vp, group)
 
 
 def _flag(name: str) -> str:
@@ -82,7 +88,10 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     dev = device(gpu)
     values = {**dev.values(options.precision), "batch": lay.micro_batch, "seq_len": lay.seq_len,
               "global_batch": lay.global_batch, "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "vp": lay.vp,
-              "cp": lay.cp}
+              "cp": lay.cp, "shard_group": lay.shard_group}
+    if lay.shard_group != lay.dp and options.zero == 0:
+        raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
+                                                               "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
     if arch.structure.moe:
         values["ep"] = lay.ep
     fs = estimate_formulas(arch.family, arch.structure, options)
@@ -99,8 +108,8 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     else:
         out, breakdown = {"ttft": ev("ttft"), "tpot": ev("tpot"), "tokens_per_s": ev("tokens_per_s")}, None
     out.update(mem_peak=memory["peak"], hbm=dev.hbm_bytes, fits=memory["peak"] <= dev.hbm_bytes, gpu=dev.name,
-               layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "vp", "micro_batch",
-                                                     "global_batch", "seq_len")})
+               layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "vp", "shard_group",
+                                                     "micro_batch", "global_batch", "seq_len")})
     if breakdown is not None:
         out["breakdown"] = breakdown
     return out

@@ -156,6 +156,9 @@ _ENTRIES = (
     _entry("devices_per_node", r"n_{\mathrm{node}}", "1", "devices that share the scale-up link"),
     _entry("global_batch", r"B_{\mathrm{global}}", "1", "sequences per optimizer step, all data-parallel ranks"),
     _entry("cp", r"c", "1", "context-parallel degree: the sequence split over cp devices (ring attention)"),
+    _entry("shard_group", r"g_{\mathrm{shard}}", "1",
+           "devices a ZeRO/FSDP shard group spans (dp unless hybrid sharding: FSDP HYBRID_SHARD, MaxText ICI-FSDP x "
+           "DCN-data; plain data parallelism across the dp / shard_group groups)"),
     _entry("matmul_efficiency", r"\eta_{\mathrm{mm}}", "1",
            "fraction of the peak FLOP/s that the step's matrix multiplications reach", integer=False),
     _entry("attention_efficiency", r"\eta_{\mathrm{attn}}", "1",

@@ -11,6 +11,9 @@ import sympy
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, ep, etp, h, pp, qi, quant_group, quantity, s, tp
+from engine.symbolic.symbols import symbol
+
+shard_group = symbol("shard_group")
 from engine.symbolic.memory.base import q as _q
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1 and §5, Figure 1: per-device model states by stage"
@@ -86,7 +89,7 @@ def defaults(o) -> dict[str, sympy.Expr]:
         "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
-        "ep": sympy.Integer(1), "etp": tp,
+        "ep": sympy.Integer(1), "etp": tp, "shard_group": dp,
         "kv_window": s, "n_gpus": dp * tp * pp, "mfu": sympy.Rational(1, 2),
     }
 
@@ -121,15 +124,17 @@ def quantities(o, structure=None) -> list[Quantity]:
     else:
         routed, per_dev, edp = sympy.Integer(0), qi("params_total") / shard, dp
 
-    def sharded(x):  # a per-device count split over the data-parallel groups (ZeRO): dense over dp, routed over edp
-        return (x - routed) / dp + routed / edp if moe else x / dp
+    zg = shard_group  # ZeRO/FSDP shards over a group of shard_group devices (dp by default; hybrid sharding: fewer)
+
+    def sharded(x):  # a per-device count split over the shard group (ZeRO): dense over it, routed over edp
+        return (x - routed) / zg + routed / edp if moe else x / zg
 
     weights = per_dev * bits_w / 8
     if o.quantized:  # GPTQ/AWQ-style: linear layers quantized, embedding and head kept in 16 bits
         kept = (qi("params_embedding") + qi("params_head") + qi("params_positions")) / shard
         weights = (per_dev - kept) * (bits_w / 8 + bits_qm / (8 * quant_group)) + kept * 2
     if o.zero >= 3:
-        weights = sharded(per_dev) * bits_w / 8 if not o.quantized else weights / dp
+        weights = sharded(per_dev) * bits_w / 8 if not o.quantized else weights / zg
     # offload: the largest unit gathered / reduced at once on the device (a layer, the embedding or the head)
     unit = sympy.Max(qi("params_layer"), qi("params_embedding") + qi("params_positions"), qi("params_head")) / shard
     host_weights = sympy.Integer(0)
@@ -145,7 +150,7 @@ def quantities(o, structure=None) -> list[Quantity]:
     master = (sharded(per_dev) if o.zero >= 1 else per_dev) * bits_m / 8 if m_bits else sympy.Integer(0)
     grads = (sharded(per_dev) if o.zero >= 2 else per_dev) * bits_g / 8
     if o.optimizer == "adafactor":  # row and column factors, not proportional to the parameters
-        optimizer = _optimizer_bytes(o, per_dev, structure) / (dp if o.zero >= 1 else 1)
+        optimizer = _optimizer_bytes(o, per_dev, structure) / (zg if o.zero >= 1 else 1)
     else:
         optimizer = _optimizer_bytes(o, sharded(per_dev) if o.zero >= 1 else per_dev)
     src = SRC_ZERO + ("; " + SRC_EP if moe else "")

@@ -45,8 +45,10 @@ SRC_PIPE = ("Narayanan et al. 2021 §2.2 (1F1B bubble (p - 1)/m of the ideal tim
 SRC_ROOF = "roofline (Williams, Waterman & Patterson 2009): the longer of FLOPs / peak and bytes / bandwidth"
 SRC_DP = ("data parallelism: a ring all-reduce of the gradients (PyTorch DDP, Megatron); ZeRO-1/2 reduce-scatter the "
           "gradients and all-gather the parameters (the same bytes); ZeRO-3/FSDP also all-gathers the parameters for "
-          "the backward (1.5x; Rajbhandari et al. 2020 §7); dp_overlap of it hidden behind the backward (Li et al. "
-          "2020, PyTorch DDP §3.2.3 bucketing)")
+          "the backward (1.5x; Rajbhandari et al. 2020 §7); hybrid sharding (FSDP HYBRID_SHARD; MaxText ICI-FSDP x "
+          "DCN-data; Zhao et al. 2023, PyTorch FSDP §3.2.2) shards within groups of shard_group devices and "
+          "all-reduces each shard across the dp / shard_group groups; dp_overlap of it hidden behind the backward "
+          "(Li et al. 2020, PyTorch DDP §3.2.3 bucketing)")
 SRC_EP = ("expert parallelism: two all-to-alls (dispatch, combine) per MoE layer forward and two backward, each of "
           "the micro-batch's top_k token copies (Lepikhin et al. 2021, GShard §2.2; Megatron-Core token dispatcher)")
 SRC_CP = ("context parallelism: ring attention passes each device's K and V around the cp ring, cp - 1 hops forward "
@@ -119,7 +121,13 @@ def training(structure, o) -> list[Quantity]:
     # data parallelism: the gradients (ZeRO-3 also gathers the parameters again for the backward)
     grads = qi("params_total") / (tp * pp) * bits_g / 8
     volume = sympy.Rational(3, 2) if o.zero >= 3 else 1
-    t_dp = sympy.Piecewise((0, sympy.Eq(dp, 1)), (volume * all_reduce(dp * cp, grads, _bw(dp * cp, tp)), True))
+    if o.zero >= 1:  # sharded within groups of shard_group devices, each shard all-reduced across the groups
+        g = symbol("shard_group")
+        sync = volume * all_reduce(g * cp, grads, _bw(g * cp, tp)) + all_reduce(dp / g, grads / g,
+                                                                                 _bw(dp / g, tp * g * cp))
+    else:
+        sync = all_reduce(dp * cp, grads, _bw(dp * cp, tp))
+    t_dp = sympy.Piecewise((0, sympy.Eq(dp, 1)), (sync, True))
     # the optimizer step: model states read and written once (memory-bound)
     t_opt = 2 * q("mem_model_states") / hbm_bw
     step = t_pipe + (1 - overlap) * t_dp + t_opt
