@@ -212,3 +212,28 @@ def test_hybrid_sharding_shards_within_groups(run_cli):
     r = run_cli("time", "--arch", "meta-llama-3-8b", "--gpu", "h100", "--gpus", "64", "--seq-len", "4096",
                 "--global-batch", "128", "--shard-group", "8", "--zero", "0")
     assert r.returncode == 2 and "give --zero 1, 2 or 3" in r.stderr
+
+
+def test_the_plan_spec_query_agrees_with_plan():
+    """sweeps/plan-gpt3-175b.toml (a spec: [sweep] gpu, dp swept, the layout rules as validity masks, an
+    on-device query) finds the layout `plan` finds for the same structural choice."""
+    import xarray as xr
+
+    from engine.catalog.plan import Space, plan
+    from engine.request.spec import load_spec
+    from engine.runtime.sweep import run_query
+
+    req = load_spec(REPO / "sweeps" / "plan-gpt3-175b.toml")
+    ds = run_query(req, req.query).dataset
+    best = {k: int(ds[f"best_{k}"]) for k in ("tp", "pp", "dp", "batch", "vp")}
+    space = Space(tp=(1, 2, 4, 8, 16, 32, 64), pp=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96), cp=(1,),
+                  micro_batch=(1, 2, 3, 4, 6, 8, 12, 16), vp=(1, 2, 3, 4, 6), recompute=("selective",), zero=(1,),
+                  sequence_parallel=(True,))
+    out = plan(architecture("gpt3-175b"), "a100-80gb", gpus=1024, seq_len=2048, global_batch=1536, top=1,
+               space=space)
+    lay = out["layouts"][0]["layout"]
+    assert best == {"tp": lay["tp"], "pp": lay["pp"], "dp": lay["dp"], "batch": lay["micro_batch"], "vp": lay["vp"]}
+    assert float(ds["step_time"]) == pytest.approx(out["layouts"][0]["step_time"], rel=1e-9)
+    # plan leaves out sequence parallelism at tp 1 (Megatron turns it off there: the same layout twice)
+    assert int(ds["n_feasible"]) >= out["fit"] > 0
+    assert isinstance(ds, xr.Dataset)

@@ -51,7 +51,7 @@ PRECISIONS = NUMERICS_NAMES  # the old name of the sweep-level choice, kept for 
 TABLES = ("sweep", "options", "fixed", "axes", "query")
 QUERY_KEYS = ("where", "maximize", "minimize", "over")
 SWEEP_KEYS = ("formula_set", "arch", "quantities", "headline", "numerics", "output", "compression", "description",
-              "precision")
+              "precision", "gpu")
 RANGE_KEYS = ("start", "stop", "step", "scale")
 SCALES = ("linear", "log2")
 INT64_MAX = 2**63 - 1
@@ -183,6 +183,22 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
     for key, value in data.get("fixed", {}).items():
         _check_symbol(err, f"fixed.{key}", key)
         fixed[key] = _value(err, f"fixed.{key}", key, value)
+
+    if "gpu" in sweep:  # a catalog device (or a TOML file): its fields fill what [fixed] and [axes] leave
+        from engine.catalog.hardware import device
+
+        gpu = sweep["gpu"]
+        if not isinstance(gpu, str) or not gpu:
+            raise err("sweep.gpu", "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
+        try:
+            dev = device(gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml")
+                         else str(Path(source).parent / gpu))
+            device_values = dev.values(formulas.options.get("precision", "bf16"))
+        except (SpecError, ValueError) as exc:
+            raise err("sweep.gpu", getattr(exc, "message", str(exc))) from None
+        for key, value in device_values.items():
+            if key not in fixed and key not in data["axes"]:
+                fixed[key] = value
 
     axes: dict[str, np.ndarray] = {}
     for key, value in data["axes"].items():

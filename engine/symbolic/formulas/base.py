@@ -95,11 +95,14 @@ class Validity:
         condition: a sympy boolean over input symbols.
         unless_given: the condition applies only when this input is neither fixed nor swept
             (``head_dim`` given explicitly makes ``n_heads | d_model`` unnecessary).
+        only_if_given: the condition applies only when this input is fixed or swept (a training
+            step's layout rules hold once its ``global_batch`` is given).
     """
 
     message: str
     condition: sympy.Basic
     unless_given: str | None = None
+    only_if_given: str | None = None
 
 
 @dataclass
@@ -248,6 +251,8 @@ class FormulaSet:
         out = []
         for v in self.validity:
             if v.unless_given is not None and v.unless_given in set(given):
+                continue
+            if v.only_if_given is not None and v.only_if_given not in set(given):
                 continue
             cond = self.apply(v.condition, given)
             if cond is sympy.true:

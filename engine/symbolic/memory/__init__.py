@@ -111,7 +111,7 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     if problems and o.mode != "training":
         raise ValueError("; ".join(problems))
     qs = states.quantities(o, structure)
-    validity = [*fs.validity, *_validity(structure)]
+    validity = [*fs.validity, *_validity(structure), *steptime.validity(o)]
     if problems:  # model states and FLOPs still hold; the activations, hence the peak and time, are not modelled
         why = "; ".join(problems)
         qs += compute.quantities(structure, o)

@@ -90,7 +90,7 @@ def defaults(o) -> dict[str, sympy.Expr]:
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
         "ep": sympy.Integer(1), "etp": tp, "shard_group": dp,
-        "kv_window": s, "n_gpus": dp * tp * pp, "mfu": sympy.Rational(1, 2),
+        "kv_window": s, "n_gpus": dp * tp * pp * symbol("cp"), "mfu": sympy.Rational(1, 2),
     }
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
-from engine.symbolic.formulas.base import Quantity
+from engine.symbolic.formulas.base import Quantity, Validity
 from engine.symbolic.memory.base import L, a, b, bits_g, bits_w, dp, ep, h, pp, q, qi, quantity, s, tp, vp
 from engine.symbolic.symbols import symbol
 
@@ -176,6 +176,22 @@ def inference(structure, o) -> list[Quantity]:
                  r"T_{\mathrm{TPOT}}", SRC_DECODE, units="s"),
         quantity("tokens_per_s", b / q("tpot"), "decode tokens per second (batch / tpot)", r"\mathrm{tok/s}",
                  SRC_DECODE, units="1/s"),
+    ]
+
+
+def validity(o) -> list[Validity]:
+    """A training step's layout rules, once its global batch is given (so a sweep over tp, pp, dp, batch with
+    n_gpus and global_batch fixed masks the layouts that do not use every device or split the batch)."""
+    if o.mode != "training":
+        return []
+    g = symbol("n_gpus")
+    return [
+        Validity("dp x tp x pp x cp must equal n_gpus", sympy.Eq(dp * tp * pp * cp, g), only_if_given="global_batch"),
+        Validity("global_batch must be whole micro-batches (batch) on every data-parallel rank",
+                 sympy.Eq(sympy.Mod(global_batch, dp * b), 0), only_if_given="global_batch"),
+        Validity("vp must divide the layers of a pipeline stage (n_layers / pp)",
+                 sympy.Eq(sympy.Mod(L, pp * vp), 0), only_if_given="global_batch"),
+        Validity("cp must divide seq_len", sympy.Eq(sympy.Mod(s, cp), 0), only_if_given="global_batch"),
     ]
 
 
