@@ -237,3 +237,13 @@ def test_the_plan_spec_query_agrees_with_plan():
     # plan leaves out sequence parallelism at tp 1 (Megatron turns it off there: the same layout twice)
     assert int(ds["n_feasible"]) >= out["fit"] > 0
     assert isinstance(ds, xr.Dataset)
+
+
+def test_time_of_moe_models_with_expert_parallelism(run_cli):
+    r = run_cli("time", "--arch", "qwen3-30b-a3b", "--gpu", "h100", "--gpus", "16", "--seq-len", "4096",
+                "--global-batch", "256", "--ep", "8", "--json")
+    out = json.loads(r.stdout)
+    assert out["breakdown"]["ep"] > 0 and out["layout"]["ep"] == 8
+    one = json.loads(run_cli("time", "--arch", "qwen3-30b-a3b", "--gpu", "h100", "--gpus", "16", "--seq-len", "4096",
+                             "--global-batch", "256", "--json").stdout)
+    assert one["breakdown"]["ep"] == 0 and one["mem_peak"] > out["mem_peak"]  # experts split 8 ways

@@ -99,7 +99,15 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
         raise SpecError(arch.label, "options", fs.absent["step_time"])
     memory = memory_estimate(arch, options, values)  # checks the layout rules (tp | heads, pp | layers, ...)
     given = {**arch.values, **values}
-    ev = lambda name: float(fs.evaluate_exact(name, given))  # noqa: E731
+
+    def ev(name: str) -> float:
+        value = fs.evaluate_exact(name, given)
+        free = sorted(s.name for s in getattr(value, "free_symbols", ()))
+        if free:  # an input neither the configuration nor the layout gives
+            raise SpecError(arch.label, name, f"needs {', '.join(free)} (the configuration does not give them; "
+                                              "--set is not available here)")
+        return float(value)
+
     out: dict[str, Any]
     if options.mode == "training":
         breakdown = {k: ev(f"time_{k}") for k in TRAINING_PARTS}

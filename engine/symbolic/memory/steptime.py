@@ -100,7 +100,9 @@ def training(structure, o) -> list[Quantity]:
     # between the matmuls: forward ~ 10 d_model + 2 d_ff elements read or written per token and layer, backward
     # twice that (recomputation adds a forward)
     passes = 3 + (1 if o.recompute == "full" else 0)
-    elementwise = passes * (10 * h + 2 * symbol("d_ff")) * act * layers * b * s / cp / tp
+    # the MLP's activation runs over d_ff units per token, or over top_k experts' in a MoE layer
+    width = symbol("top_k") * symbol("d_ff_expert") if structure.moe else symbol("d_ff")
+    elementwise = passes * (10 * h + 2 * width) * act * layers * b * s / cp / tp
     micro = sympy.Max(compute, traffic / hbm_bw) + elementwise / hbm_bw
     # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
     reductions = 6 if o.recompute == "full" else 4
