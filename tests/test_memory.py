@@ -348,3 +348,15 @@ def test_memory_models_come_from_the_registry():
     with pytest.raises(ValueError, match="sequence_parallel needs memory_model korthikanti"):
         MemoryOptions().with_options(sequence_parallel=True)
     assert MemoryOptions().with_options(memory_model="korthikanti", sequence_parallel=True).sequence_parallel
+
+
+def test_korthikanti_gqa_output_projection_reads_every_head():
+    """Only K and V shrink with fewer kv heads: the output projection's saved input is n_heads x head_dim wide
+    (a regression once counted it at the V width)."""
+    arch = architecture("meta-llama-3-8b")
+    fs = estimate_formulas(arch.family, arch.structure, MemoryOptions(memory_model="korthikanti", precision="bf16"))
+    vals = {**arch.values, "batch": 1, "seq_len": 4096, "tp": 2}
+    eight = fs.evaluate_exact("mem_activations", vals)
+    four = fs.evaluate_exact("mem_activations", {**vals, "n_kv_heads": 4})
+    assert eight - four == 32 * 4 * 4096 * 4 * 128 // 2  # K and V, 2 bytes each, 4 fewer heads, split by tp
+    assert eight == 11_282_677_760

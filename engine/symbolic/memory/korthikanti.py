@@ -30,12 +30,14 @@ source = SRC_KORTHIKANTI
 refuses, validity, moments = refuses_nothing, no_conditions, additive_moments
 
 
-def attention_dims(structure) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
-    """Widths of the saved query, key and value of one attention layer (MLA: decompressed per head)."""
+def attention_dims(structure) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr, sympy.Expr]:
+    """Widths of the saved query, key, value and output-projection input of one attention layer (MLA:
+    decompressed per head; the output projection reads n_heads values)."""
     if structure.mla:
         qk = a * (C.qk_nope_head_dim + C.qk_rope_head_dim)
-        return qk, qk, a * C.v_head_dim
-    return a * C.head_dim, C.n_kv_heads * C.head_dim, C.n_kv_heads * C.head_dim
+        return qk, qk, a * C.v_head_dim, a * C.v_head_dim
+    kv = C.n_kv_heads * C.head_dim
+    return a * C.head_dim, kv, kv, a * C.head_dim
 
 
 def activations(structure, o) -> Term:
@@ -55,18 +57,18 @@ def activations(structure, o) -> Term:
     sb = s * b
     mask = 1 if o.dropout else 0
     w = 2 if o.precision == "fp32" else 1  # Table 2 counts 16-bit activations; fp32 doubles them (not masks)
-    q_dim, k_dim, v_dim = attention_dims(structure)
+    q_dim, k_dim, v_dim, o_dim = attention_dims(structure)
     gated = 6 if structure.mlp == "gated" else 4  # bytes per hidden unit: fc1 (and gate) outputs, activation out
     fp8 = o.precision == "fp8"
     # kept whole by TP without SP: LN inputs, the two dropout masks, attention and MLP block inputs
     whole = w * 2 * structure.norms_per_layer * sb * h + 2 * mask * sb * h + w * 4 * sb * h
     # split by TP: Q, K, V, output-projection input
-    attn = w * (2 * sb * q_dim + 2 * sb * k_dim + 2 * sb * v_dim + 2 * sb * q_dim * v_dim / q_dim)
+    attn = w * (2 * sb * q_dim + 2 * sb * k_dim + 2 * sb * v_dim + 2 * sb * o_dim)
     if structure.mla:  # the compressed latents are saved too (kv_a / q_a outputs, before their norms)
         attn += w * 2 * sb * (C.kv_lora_rank + C.qk_rope_head_dim + (C.q_lora_rank if structure.q_lora else 0))
     if fp8:  # TE Linear / LayerNormLinear save their fp8-cast input (1 byte) for the wgrad GEMM
         whole -= 2 * sb * h  # QKV and fc1 inputs (LayerNormLinear's fp8 ln_out); LN inputs stay 16-bit
-        attn -= sb * v_dim  # output-projection input; Q, K, V stay 16-bit
+        attn -= sb * o_dim  # output-projection input; Q, K, V stay 16-bit
     dense = w * gated * sb * C.d_ff - (sb * C.d_ff if fp8 else 0)  # fc2 input fp8 under TE
     routed = shared = dispatched = router = sympy.Integer(0)
     if structure.moe:
