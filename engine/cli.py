@@ -171,9 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     for cmd, helptext in (("memory", "per-device memory of a training step or a prefill, with its breakdown"),
                           ("flops", "FLOPs per token and per step, training time, compute-optimal sizes")):
         mp = sub.add_parser(cmd, help=helptext, description=helptext)
-        src = mp.add_mutually_exclusive_group(required=cmd == "memory")
-        src.add_argument("--arch", metavar="NAME", help="preset or family")
-        src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
+        _add_arch_source(mp, required=cmd == "memory")
         mp.add_argument("--batch", type=int, metavar="B", help="sequences per step (per device)")
         mp.add_argument("--seq-len", type=int, metavar="S", help="tokens per sequence")
         from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
@@ -216,14 +214,8 @@ def _parser() -> argparse.ArgumentParser:
     ti = sub.add_parser("time", help="step time of a parallel layout on a device type, with its breakdown",
                         description="Step time (training) or time to first token and per output token (inference) "
                                     "of one layout: roofline compute, collectives, pipeline bubble, optimizer step.")
-    src = ti.add_mutually_exclusive_group(required=True)
-    src.add_argument("--arch", metavar="NAME", help="preset or family")
-    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
-    ti.add_argument("--gpu", required=True, metavar="NAME|FILE.toml", help="a catalog device or a TOML file")
-    ti.add_argument("--gpus", type=int, required=True, metavar="N", help="devices")
-    ti.add_argument("--seq-len", type=int, required=True, metavar="S", help="tokens per sequence")
-    ti.add_argument("--global-batch", type=int, required=True, metavar="B", help="sequences per optimizer step "
-                                                                                 "(inference: the batch)")
+    _add_arch_source(ti, required=True)
+    _add_device_run(ti, "sequences per optimizer step (inference: the batch)")
     ti.add_argument("--micro-batch", type=int, default=1, metavar="M", help="sequences per micro-batch (default 1)")
     for flag, what in (("tp", "tensor"), ("pp", "pipeline"), ("cp", "context"), ("ep", "expert"),
                        ("vp", "virtual pipeline")):
@@ -244,13 +236,8 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="the fastest parallel layouts that fit, searched over every combination",
                         description="Search every tp, pp, cp, dp, micro-batch, vp, recompute, ZeRO stage and "
                                     "sequence-parallel choice for a device count; print the fastest that fit.")
-    src = pl.add_mutually_exclusive_group(required=True)
-    src.add_argument("--arch", metavar="NAME", help="preset or family")
-    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
-    pl.add_argument("--gpu", required=True, metavar="NAME|FILE.toml", help="a catalog device or a TOML file")
-    pl.add_argument("--gpus", type=int, required=True, metavar="N", help="devices")
-    pl.add_argument("--seq-len", type=int, required=True, metavar="S", help="tokens per sequence")
-    pl.add_argument("--global-batch", type=int, required=True, metavar="B", help="sequences per optimizer step")
+    _add_arch_source(pl, required=True)
+    _add_device_run(pl, "sequences per optimizer step")
     pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
     pl.add_argument("--precision", default="bf16", help="bf16 (default), fp8, ...")
     pl.add_argument("--recompute", choices=("none", "selective", "full"), action="append",
@@ -524,12 +511,10 @@ _KV_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 def _estimate_inputs(args):
     """(architecture, MemoryOptions, values) from the memory/flops flags."""
     from engine.errors import SpecError
-    from engine.catalog.model import architecture, memory_options
+    from engine.catalog.model import memory_options
     from engine.request.options import given_options
 
-    if args.hf_config and not Path(args.hf_config).is_file():
-        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
-    arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
+    arch = _arch_of(args, _options(args.option) or None)
     chosen = given_options(args, _MEMORY_FLAGS + ("causal_flops",))
     args.mode = mode = chosen.get("mode", "training")
     if args.mode == "training":
@@ -636,13 +621,11 @@ def _gib(n: float) -> str:
 
 def _time(args) -> int:
     """``llm-sweep time``: one layout's step time (training) or ttft / tpot (inference)."""
-    from engine.catalog.model import architecture, memory_options
+    from engine.catalog.model import memory_options
     from engine.errors import SpecError
     from engine.catalog.timing import Layout, time_estimate
 
-    if args.hf_config and not Path(args.hf_config).is_file():
-        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
-    arch = architecture(args.hf_config or args.arch)
+    arch = _arch_of(args)
     training = args.mode == "training"
     chosen = {"mode": args.mode, "precision": args.precision, "attention": args.attention}
     if training:
@@ -688,13 +671,10 @@ def _time(args) -> int:
 
 def _plan(args) -> int:
     """``llm-sweep plan``: the fastest layouts that fit in device memory."""
-    from engine.catalog.model import architecture
     from engine.errors import SpecError
     from engine.catalog.plan import plan
 
-    if args.hf_config and not Path(args.hf_config).is_file():
-        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
-    arch = architecture(args.hf_config or args.arch)
+    arch = _arch_of(args)
     if arch.structure.moe or not arch.structure.uniform or arch.structure.mla:
         raise SpecError("--arch", args.hf_config or args.arch, "plan searches dense models of one layer kind for "
                                                                "now (MoE and hybrid layouts: llm-sweep time)")
@@ -855,6 +835,31 @@ def _formulas(args) -> int:
     sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand, substitute=substitute,
                                      collect=args.collect, values=values, with_sizes=args.with_sizes))
     return EXIT_OK
+
+
+def _add_arch_source(parser: argparse.ArgumentParser, required: bool) -> None:
+    """--arch NAME | --hf-config PATH, one of them (memory, flops, time, plan)."""
+    src = parser.add_mutually_exclusive_group(required=required)
+    src.add_argument("--arch", metavar="NAME", help="preset or family")
+    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
+
+
+def _add_device_run(parser: argparse.ArgumentParser, batch_help: str) -> None:
+    """The device type, its count and the step's sequences (time, plan)."""
+    parser.add_argument("--gpu", required=True, metavar="NAME|FILE.toml", help="a catalog device or a TOML file")
+    parser.add_argument("--gpus", type=int, required=True, metavar="N", help="devices")
+    parser.add_argument("--seq-len", type=int, required=True, metavar="S", help="tokens per sequence")
+    parser.add_argument("--global-batch", type=int, required=True, metavar="B", help=batch_help)
+
+
+def _arch_of(args, options: dict | None = None):
+    """The architecture --arch or --hf-config names (SpecError when the config file is missing)."""
+    from engine.catalog.model import architecture
+    from engine.errors import SpecError
+
+    if args.hf_config and not Path(args.hf_config).is_file():
+        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
+    return architecture(args.hf_config or args.arch, options)
 
 
 def _options(items: list[str], numeric_flag: str = "--set") -> dict:
