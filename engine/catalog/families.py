@@ -45,6 +45,15 @@ class ConfigReader:
             raise SpecError(self.source, key, f"must be a positive integer, got {value!r}")
         return value
 
+    def count(self, key: str, default: Any = None) -> int:
+        """A non-negative integer (a count that may be zero: dense layers, shared experts, MTP modules)."""
+        value = self.cfg.get(key, default)
+        if value is None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SpecError(self.source, key, f"must be a non-negative integer, got {value!r}")
+        return value
+
     def opt_int(self, key: str) -> int | None:
         return None if self.cfg.get(key) is None else self.int(key)
 
@@ -157,7 +166,7 @@ def _bloom(r: ConfigReader, base: Structure):
 
 
 def _gpt_neox(r: ConfigReader, base: Structure):
-    s = base.with_options(attn_bias="all" if r.bool("attention_bias") else "none",
+    s = base.with_options(attn_bias=_attention_bias(r),
                           tied_head=r.bool("tie_word_embeddings"))
     return s, _values(r.int("hidden_size"), r.int("num_hidden_layers"), r.int("num_attention_heads"),
                       r.int("vocab_size"), r.int("intermediate_size"))
@@ -357,51 +366,48 @@ def _gemma2(r: ConfigReader, base: Structure, qk_norm: bool = False):
             window = window // 2 + 1  # Gemma3TextConfig.__post_init__ halves it
         more["sliding_window"] = window
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"),
-                          attn_bias="all" if r.bool("attention_bias") else "none")
+                          attn_bias=_attention_bias(r))
     return s, _values(**sizes, d_ff=r.int("intermediate_size"), **more)
 
 
-def _olmo2(r: ConfigReader, base: Structure):
-    d, L, H, sizes = _base_sizes(r)
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
-    s, window = sliding_layers(r, s)
+def _dense_block(r: ConfigReader, s: Structure, head_dim: bool = True):
+    """(structure, sizes) of a dense model with one block kind (OLMo 2, StableLM, StarCoder2, Cohere, Granite):
+    the tied head, the sizes, and every layer sliding when the config has a window."""
+    _, _, _, sizes = _base_sizes(r, head_dim)
+    s, window = sliding_layers(r, s.with_options(tied_head=r.bool("tie_word_embeddings")))
     return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
 
 
+def _attention_bias(r: ConfigReader) -> str:
+    return "all" if r.bool("attention_bias") else "none"
+
+
+def _olmo2(r: ConfigReader, base: Structure):
+    return _dense_block(r, base.with_options(attn_bias=_attention_bias(r)))
+
+
 def _stablelm(r: ConfigReader, base: Structure):
-    d, L, H, sizes = _base_sizes(r, head_dim=False)  # StableLmAttention always uses hidden_size // num_heads
+    d, H = r.int("hidden_size"), r.int("num_attention_heads")  # StableLmAttention always uses d // H
     if d % H:
         raise SpecError(r.source, "hidden_size", f"{d} is not divisible by num_attention_heads {H} (StableLmAttention "
                                                  "rejects it)")
     parallel = r.bool("use_parallel_residual")
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("use_qkv_bias") else "none",
-                          qk_norm=r.bool("qk_layernorm"), parallel=parallel, norms_per_layer=1 if parallel else 2)
-    s, window = sliding_layers(r, s)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
+    return _dense_block(r, base.with_options(attn_bias="qkv" if r.bool("use_qkv_bias") else "none",
+                                             qk_norm=r.bool("qk_layernorm"), parallel=parallel,
+                                             norms_per_layer=1 if parallel else 2), head_dim=False)
 
 
 def _starcoder2(r: ConfigReader, base: Structure):
-    d, L, H, sizes = _base_sizes(r)
     bias = r.bool("use_bias")
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if bias else "none", mlp_bias=bias)
-    s, window = sliding_layers(r, s)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
+    return _dense_block(r, base.with_options(attn_bias="all" if bias else "none", mlp_bias=bias))
 
 
 def _cohere(r: ConfigReader, base: Structure):
-    d, L, H, sizes = _base_sizes(r)
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
-                          qk_norm=r.bool("use_qk_norm"))
-    s, window = sliding_layers(r, s)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
+    return _dense_block(r, base.with_options(attn_bias=_attention_bias(r), qk_norm=r.bool("use_qk_norm")))
 
 
 def _granite(r: ConfigReader, base: Structure):
-    d, L, H, sizes = _base_sizes(r)
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
-                          mlp_bias=r.bool("mlp_bias"))
-    s, window = sliding_layers(r, s)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size"), **window)
+    return _dense_block(r, base.with_options(attn_bias=_attention_bias(r), mlp_bias=r.bool("mlp_bias")))
 
 
 def _olmoe(r: ConfigReader, base: Structure):
@@ -409,7 +415,7 @@ def _olmoe(r: ConfigReader, base: Structure):
     if sizes["head_dim"] is not None:  # OlmoeAttention's q_norm is hidden_size wide, its k_norm (d // H) x n_kv
         raise SpecError(r.source, "head_dim", "a head_dim other than hidden_size // num_attention_heads is not "
                                               "supported for olmoe (its q/k norms keep the d // H widths)")
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias=_attention_bias(r))
     s, window = sliding_layers(r, s)
     return s, _values(**sizes, d_ff=r.int("intermediate_size"), **_experts(r, "num_experts"),
                       **window)
@@ -440,7 +446,7 @@ def _qwen3_moe(r: ConfigReader, base: Structure):
     d, L, H, sizes = _base_sizes(r)
     dense, pattern = _qwen_moe_pattern(r, L)
     sliding = r.bool("use_sliding_window", False) and r.cfg.get("sliding_window") is not None
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias=_attention_bias(r),
                           dense_layers=dense, mixers="sliding_attention" if sliding else "full_attention")
     return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
                       d_ff_expert=r.int("moe_intermediate_size"), **_experts(r, "num_experts"), **pattern,
@@ -455,7 +461,7 @@ def _qwen3_next(r: ConfigReader, base: Structure):
     if kinds is None:
         period = r.int("full_attention_interval", 4)
         kinds = ["full_attention" if (i + 1) % period == 0 else "linear_attention" for i in range(L)]
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias=_attention_bias(r),
                           dense_layers=dense)
     return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
                       d_ff_expert=r.int("moe_intermediate_size"), d_ff_shared=r.int("shared_expert_intermediate_size"),
@@ -472,7 +478,7 @@ def _gpt_oss(r: ConfigReader, base: Structure):
     kinds = layer_types(r, ("sliding_attention", "full_attention"), L)
     if kinds is None:
         kinds = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(L)]
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none")
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias=_attention_bias(r))
     more = {"sliding_window": r.int("sliding_window")} if "sliding_attention" in kinds else {}
     return s, _values(**sizes, d_ff=r.int("intermediate_size"), **_experts(r, "num_local_experts"),
                       **interval_or_counts(kinds, "sliding_attention"), **more)
@@ -497,7 +503,7 @@ def _llama4_text(r: ConfigReader, base: Structure):
         raise SpecError(r.source, "moe_layers", f"must be a list of layer indices, got {listed!r}")
     dense, pattern = moe_layers(L, [i in listed for i in range(L)])
     chunked = "chunked_attention" in kinds
-    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="all" if r.bool("attention_bias") else "none",
+    s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias=_attention_bias(r),
                           dense_layers=dense, mixers="chunked_attention+full_attention" if chunked else "full_attention")
     more = {**interval_or_counts(kinds, "chunked_attention"), "attention_chunk_size": chunk} if chunked else {}
     return s, _values(**sizes, d_ff=r.int("intermediate_size_mlp") if dense else None,
@@ -510,43 +516,39 @@ def _deepseek(v3: bool):
         sizes["n_kv_heads"] = None  # num_key_value_heads builds nothing under MLA
         if not v3:
             _check_divisible(r, d, H)
-        k = r.cfg.get("first_k_dense_replace")
-        if k is None or isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise SpecError(r.source, "first_k_dense_replace", f"must be a non-negative integer, got {k!r} "
-                                                               "(transformers fails to build the model otherwise)")
         q_rank = r.opt_int("q_lora_rank")
-        dense, pattern = moe_layers(L, [i >= k for i in range(L)])
-        shared = r.cfg.get("n_shared_experts") or 0
-        if isinstance(shared, bool) or not isinstance(shared, int) or shared < 0:
-            raise SpecError(r.source, "n_shared_experts", f"must be a non-negative integer, got {shared!r}")
-        mtp = r.cfg.get("num_nextn_predict_layers") or 0 if v3 else 0
+        dense, moe = _deepseek_moe(r, L, mtp=v3)
         s = base.with_options(tied_head=r.bool("tie_word_embeddings"), q_lora=q_rank is not None,
                               mlp_bias=r.bool("mlp_bias", False) if not v3 else False,
-                              attn_bias="all" if r.bool("attention_bias") else "none", dense_layers=dense,
-                              shared_experts=shared > 0, mtp=v3)
-        return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
-                          d_ff_expert=r.int("moe_intermediate_size"), **_experts(r, "n_routed_experts"), **pattern,
-                          n_shared_experts=shared if shared > 1 else None, q_lora_rank=q_rank,
-                          kv_lora_rank=r.int("kv_lora_rank"), qk_nope_head_dim=r.int("qk_nope_head_dim"),
-                          qk_rope_head_dim=r.int("qk_rope_head_dim"), v_head_dim=r.int("v_head_dim"),
-                          **({"n_mtp_layers": mtp} if v3 and mtp != 1 else {}))
+                              attn_bias=_attention_bias(r), dense_layers=dense,
+                              shared_experts=r.count("n_shared_experts", 0) > 0, mtp=v3)
+        return s, _values(**sizes, **moe, q_lora_rank=q_rank, kv_lora_rank=r.int("kv_lora_rank"),
+                          qk_nope_head_dim=r.int("qk_nope_head_dim"), qk_rope_head_dim=r.int("qk_rope_head_dim"),
+                          v_head_dim=r.int("v_head_dim"))
 
     return read
 
 
+def _deepseek_moe(r: ConfigReader, n_layers: int, mtp: bool) -> tuple[bool, dict[str, int]]:
+    """DeepSeekMoE as DeepSeek-V2/V3 and GLM-4-MoE configure it: (whether dense first layers exist, the sizes):
+    dense MLPs in the first first_k_dense_replace layers, routed experts of moe_intermediate_size, shared
+    experts, and (mtp) the multi-token-prediction modules transformers does not build."""
+    k = r.count("first_k_dense_replace")  # transformers fails to build the model without it
+    dense, pattern = moe_layers(n_layers, [i >= k for i in range(n_layers)])
+    shared = r.count("n_shared_experts", 0)
+    modules = r.count("num_nextn_predict_layers", 0) if mtp else 1
+    return dense, {"d_ff": r.int("intermediate_size") if dense else None, "d_ff_expert": r.int("moe_intermediate_size"),
+                   **_experts(r, "n_routed_experts"), **pattern, "n_shared_experts": shared if shared > 1 else None,
+                   **({"n_mtp_layers": modules} if modules != 1 else {})}
+
+
 def _glm4_moe(r: ConfigReader, base: Structure):
     d, L, H, sizes = _base_sizes(r)
-    k = r.cfg.get("first_k_dense_replace")
-    if k is None or isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise SpecError(r.source, "first_k_dense_replace", f"must be a non-negative integer, got {k!r}")
-    dense, pattern = moe_layers(L, [i >= k for i in range(L)])
-    shared = r.cfg.get("n_shared_experts") or 0
-    mtp = r.cfg.get("num_nextn_predict_layers") or 0
+    dense, moe = _deepseek_moe(r, L, mtp=True)
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("attention_bias") else "none",
-                          qk_norm=r.bool("use_qk_norm"), dense_layers=dense, shared_experts=shared > 0)
-    return s, _values(**sizes, d_ff=r.int("intermediate_size") if dense else None,
-                      d_ff_expert=r.int("moe_intermediate_size"), **_experts(r, "n_routed_experts"), **pattern,
-                      n_shared_experts=shared if shared > 1 else None, **({"n_mtp_layers": mtp} if mtp != 1 else {}))
+                          qk_norm=r.bool("use_qk_norm"), dense_layers=dense,
+                          shared_experts=r.count("n_shared_experts", 0) > 0)
+    return s, _values(**sizes, **moe)
 
 
 NEMOTRON_H_PATTERN = {"M": "mamba", "*": "full_attention", "-": "mlp", "E": "moe"}
