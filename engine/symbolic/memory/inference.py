@@ -12,7 +12,7 @@ import sympy
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.formulas.architectures import mixer_counts, mlp_counts
-from engine.symbolic.memory.base import L, Moment, V, a, b, bits_kv, h, kv_window, pp, q, quantity, s, tp
+from engine.symbolic.memory.base import Moment, V, a, b, bits_kv, h, kv_window, pp, q, quantity, s, tp
 from engine.symbolic.symbols import symbol
 from engine.symbolic.memory.pytorch import SRC
 
@@ -75,14 +75,12 @@ def quantities(structure, o) -> list[Quantity]:
     when the model has them) and ``mem_working``."""
     counts = mixer_counts(structure)
     per_layer = attention_token_bytes(structure, o)
-    attention = [k for k in structure.attention_kinds]
+    attention = structure.attention_kinds
     # per device: the layers of a pipeline stage (an even share of each kind), every token of a full layer
     kv_per_token = sum((counts[k] for k in attention), sympy.Integer(0)) / pp * per_layer
-    if structure.uniform and not structure.mla:
-        kv_per_token = 2 * (L / pp) * sympy.ceiling(C.n_kv_heads / tp) * C.head_dim * bits_kv / 8
     windowed = [k for k in attention if k != "full_attention"]
     src = (SRC_MLA_CACHE if structure.mla else SRC_KV) + ("; " + SRC_WINDOW if windowed else "")
-    if attention == ["full_attention"]:
+    if attention == ("full_attention",):
         kv = b * kept_tokens("full_attention") * q("kv_cache_per_token")
     else:
         kv = b * sum(counts[k] / pp * kept_tokens(k) * per_layer for k in attention)

@@ -26,7 +26,7 @@ import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.formulas.base import Quantity, Validity
-from engine.symbolic.memory.base import L, a, b, bits_g, bits_w, dp, ep, h, pp, q, qi, quantity, s, tp, vp
+from engine.symbolic.memory.base import L, b, bits_g, dp, ep, h, pp, q, qi, quantity, s, tp, vp
 from engine.symbolic.symbols import symbol
 
 peak, hbm_bw = symbol("peak_flops"), symbol("hbm_bandwidth")
@@ -62,7 +62,6 @@ DEFAULTS = {  # documented starting points; benchmarks/validate_steptime.py cali
     "comm_efficiency": sympy.Rational(7, 10),
     "dp_overlap": sympy.Rational(1, 2),
     "collective_latency": sympy.Rational(1, 100000),  # 10 microseconds per ring step
-    "global_batch": None,  # given
     "cp": sympy.Integer(1),
 }
 
@@ -202,4 +201,4 @@ def quantities(structure, o) -> list[Quantity]:
 
 
 def defaults() -> dict[str, sympy.Expr]:
-    return {k: v for k, v in DEFAULTS.items() if v is not None}
+    return dict(DEFAULTS)
