@@ -23,12 +23,39 @@ Format (every table but ``[options]`` and ``[fixed]`` is required)::
     d_model = [512, 768, 1024]                          # a list
     n_layers = { start = 6, stop = 48, step = 6 }       # inclusive range (step defaults to 1)
     batch = { start = 1, stop = 256, scale = "log2" }   # start, 2 start, 4 start, ... <= stop
+    recompute = ["none", "selective", "full"]           # a categorical dim (below)
+
+Categorical dims: in ``[axes]``, a key that names a structural option of the spec (any key
+``[options]`` takes: with ``arch``, the architecture and memory options such as ``recompute``,
+``zero``, ``sequence_parallel``, ``precision``, ``memory_model``; with ``formula_set``, the set's
+options) or ``gpu`` takes a non-empty list of that option's values (devices for ``gpu``)::
+
+    recompute = ["none", "selective", "full"]
+    zero = [1, 3]
+    sequence_parallel = [false, true]
+    gpu = ["a100-80gb", "h100-sxm"]
+
+Each is one dim of the cube, in the order written among the numeric axes, its labels as
+coordinates: strings stay strings, integers int64, booleans numpy booleans (in the netCDF file
+an int8 variable with ``dtype = "bool"``, which ``xr.open_dataset`` decodes back to booleans, so
+``ds.sel(sequence_parallel=True)`` works on the cube in memory and on the file). A catalog
+``gpu`` label is the device's catalog name (``a100`` -> ``a100-80gb``); a device TOML file keeps
+the path as written. Every combination of labels is one ``Variant`` (``SweepRequest.variants``,
+keyed by the labels in ``categories`` order): ``[options]`` plus its labels, its formula set, and
+its fixed values (``gpu`` fills the device fields ``[fixed]`` and the numeric axes leave, with the
+combination's precision). The runtime compiles one kernel per combination and writes each into
+its slab of the one cube (``engine.runtime.categories``). Refused, each in one line: a value the
+option does not take (``axes.KEY``, naming the value and the valid ones), a label given twice, an
+option both in ``[options]`` and ``[axes]``, ``gpu`` both in ``[sweep]`` and ``[axes]``, a
+combination whose options conflict or that lacks a requested quantity or an input (the message
+names the combination), and a query objective that is a categorical dim.
 
 Every error names the file, the key and what would be valid (``SpecError``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -41,7 +68,8 @@ import sympy
 from engine.errors import LlmSweepDeprecation, SpecError, check_keys, read_user_file
 from engine.files import inside_folder
 from engine.request.numerics import EXACT, NAMES as NUMERICS_NAMES, Numerics
-from engine.symbolic.formulas import FORMULA_SETS, FormulaSet, build_formula_set, options_for
+from engine.symbolic.formulas import FORMULA_SETS, FormulaSet, OptionSpec, build_formula_set, options_for
+from engine.symbolic.formulas.base import show_value
 from engine.symbolic.symbols import SYMBOLS
 
 if TYPE_CHECKING:
@@ -55,6 +83,22 @@ SWEEP_KEYS = ("formula_set", "arch", "quantities", "headline", "numerics", "outp
 RANGE_KEYS = ("start", "stop", "step", "scale")
 SCALES = ("linear", "log2")
 INT64_MAX = 2**63 - 1
+DEVICE_DIM = "gpu"  # the categorical dim that is not an option: a device per label
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination of a categorical cube's labels, resolved: what changes from combination to combination.
+
+    Attributes:
+        options: the structural options of the combination (``[options]`` and its labels, validated).
+        fixed: the fixed inputs of the combination (``[fixed]``, and a ``gpu`` label's device fields).
+        formulas: the combination's formula set.
+    """
+
+    options: dict[str, Any]
+    fixed: dict[str, int | float]
+    formulas: FormulaSet = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -65,10 +109,13 @@ class SweepRequest:
 
     Attributes:
         formula_set: name of the formula set (an architecture's family, e.g. ``llama``).
-        formulas: the formula set itself, always built (options and an architecture's sizes in).
-        options: structural options (validated by the set).
-        axes: swept input -> 1-D coordinate vector (int64 for integer symbols), in dim order.
-        fixed: input -> value held fixed.
+        formulas: the formula set itself, always built (options and an architecture's sizes in); of a
+            categorical cube, the first combination's.
+        options: structural options (validated by the set); of a categorical cube, those every
+            combination shares.
+        axes: dim -> 1-D coordinate vector, in dim order: a swept input's values (int64 for integer
+            symbols), or a categorical dim's labels (strings, int64 or booleans).
+        fixed: input -> value held fixed (of a categorical cube, the values every combination shares).
         quantities: quantities to compute, in output order.
         headline: quantities summarised after a run.
         numerics: ``Numerics`` (exact or fast).
@@ -79,6 +126,10 @@ class SweepRequest:
         text: the spec as written (TOML), stored in the netCDF attrs.
         query: an on-device ``Query``, or None for a full cube.
         arch: the preset, family or config.json the spec named (recorded in the cube), or None.
+        categories: the categorical dims (structural options, ``gpu``), in dim order; empty for a plain cube.
+        variants: labels (one per categorical dim, in ``categories`` order) -> that combination's
+            ``Variant``; every combination of the spec's labels, also those a share
+            (``sweep.process_share``) leaves out.
     """
 
     formula_set: str
@@ -98,6 +149,8 @@ class SweepRequest:
     arch: str | None = None
     part: tuple[int, int, int] | None = None  # (index, count, length of the whole first axis) of a share
     record: dict | None = None  # a share's: the whole request's identity (dataset.request_record)
+    categories: tuple[str, ...] = ()
+    variants: Mapping[tuple, Variant] = field(default_factory=dict, repr=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -136,23 +189,16 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
     name = sweep.get("formula_set")
     if arch_name is not None and name is not None:
         raise err("sweep.arch", "give either formula_set or arch, not both")
-    if arch_name is not None:
-        formulas, name = _arch_formulas(err, source, arch_name, options)
-    else:
+    if arch_name is None:
         if name is None:
             raise err("sweep.formula_set", f"missing; valid formula sets: {', '.join(FORMULA_SETS)} "
                                            "(or give arch = a preset, family or config.json)")
         if name not in FORMULA_SETS:
             raise err("sweep.formula_set", f"unknown formula set {name!r}; valid: {', '.join(FORMULA_SETS)}")
-        specs = options_for(name)
-        for key, value in options.items():
-            if key not in specs:
-                raise err(f"options.{key}", f"unknown option for {name!r}; valid options: {', '.join(specs) or 'none'}")
-            try:
-                build_formula_set(name, {key: value})
-            except ValueError as exc:
-                raise err(f"options.{key}", str(exc)) from None
-        formulas = build_formula_set(name, options)
+    labels = _categories(err, data["axes"], option_specs(None if arch_name is not None else name), options, sweep)
+    combos = [dict(zip(labels, chosen)) for chosen in itertools.product(*labels.values())]
+    built, name = _formulas_by_combination(err, source, arch_name, name, options, combos)
+    first = built[0]
 
     numerics = _numerics(err, sweep)
 
@@ -171,10 +217,14 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
     if not isinstance(description, str):
         raise err("sweep.description", f"must be a string, got {_kind(description)}")
 
-    valid_q = list(formulas.quantities)
+    valid_q = list(dict.fromkeys(q for fs in built for q in fs.quantities))  # of any combination
     default_q = [q for q in valid_q if q.startswith("params_")] if arch_name is not None else valid_q
+    default_q = [q for q in default_q if all(q in fs.quantities and q not in fs.absent for fs in built)]
     quantities = _names(err, "sweep.quantities", sweep.get("quantities", default_q), valid_q, "quantities",
-                        formulas.absent)
+                        None if labels else first.absent)
+    if labels:
+        for combo, fs in zip(combos, built):
+            _check_available(err, combo, fs, quantities)
     default_headline = [q for q in ("params_total", "mem_peak") if q in quantities] or quantities[:2]
     headline = _names(err, "sweep.headline", sweep.get("headline", default_headline), quantities,
                       "requested quantities")
@@ -184,51 +234,37 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         _check_symbol(err, f"fixed.{key}", key)
         fixed[key] = _value(err, f"fixed.{key}", key, value)
 
-    if "gpu" in sweep:  # a catalog device (or a TOML file): its fields fill what [fixed] and [axes] leave
-        from engine.catalog.hardware import device
-
-        gpu = sweep["gpu"]
-        if not isinstance(gpu, str) or not gpu:
-            raise err("sweep.gpu", "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
-        try:
-            dev = device(gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml")
-                         else str(Path(source).parent / gpu))
-            device_values = dev.values(formulas.options.get("precision", "bf16"))
-        except (SpecError, ValueError) as exc:
-            raise err("sweep.gpu", getattr(exc, "message", str(exc))) from None
-        for key, value in device_values.items():
-            if key not in fixed and key not in data["axes"]:
-                fixed[key] = value
-
     axes: dict[str, np.ndarray] = {}
     for key, value in data["axes"].items():
+        if key in labels:
+            axes[key] = _label_array(labels[key])
+            continue
         _check_symbol(err, f"axes.{key}", key)
         if key in fixed:
             raise err(f"axes.{key}", "is also in [fixed]; an input is either swept or fixed, not both")
         axes[key] = _axis(err, f"axes.{key}", key, value)
 
-    given = set(fixed) | set(axes)
-    broken = [msg for msg, cond in formulas.conditions({**fixed, **{a: None for a in axes}}) if cond is sympy.false]
-    if broken:
-        raise err("fixed", f"invalid combination: {'; '.join(broken)}")
-    missing = formulas.required_inputs(quantities, given)
-    if missing:
-        sym, needs = next(iter(missing.items()))
-        more = f" (also missing: {', '.join(list(missing)[1:])})" if len(missing) > 1 else ""
-        raise err("fixed", f"{sym} is needed by {', '.join(needs[:3])}{'...' if len(needs) > 3 else ''}; "
-                           f"give it in [fixed] or [axes]{more}")
+    if len(labels) == len(axes):
+        raise err("axes", f"every dim is categorical ({', '.join(labels)}); a cube needs a swept input as well: "
+                          "give one in [axes], with a single value if you like (e.g. batch = [1])")
+    variants = {}
+    for combo, fs in zip(combos, built):
+        own = {**fixed, **_device_fields(err, source, sweep, combo, fs, set(fixed) | set(axes))}
+        _check_inputs(err, combo, fs, quantities, own, [a for a in axes if a not in labels])
+        variants[tuple(combo.values())] = Variant(fs.options, own, fs)
 
     query = None
     if "query" in data:
-        query = _query(err, data["query"], quantities, list(axes))
+        query = _query(err, data["query"], quantities, list(axes), list(labels))
 
+    common = _shared([v.options for v in variants.values()], exclude=labels)
     return SweepRequest(
         arch=arch_name,
         query=query,
         formula_set=name,
-        options=formulas.options,
+        options=common if labels else first.options,
         axes=axes,
-        fixed=fixed,
+        fixed=_shared([v.fixed for v in variants.values()]),
         quantities=quantities,
         headline=headline,
         numerics=numerics,
@@ -237,8 +273,184 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         description=description,
         source=source,
         text=text,
-        formulas=formulas,
+        formulas=first,
+        categories=tuple(labels),
+        variants=variants if labels else {},
     )
+
+
+# -- categorical dims ------------------------------------------------------------------------------
+
+
+def option_specs(formula_set: str | None) -> dict[str, OptionSpec]:
+    """The structural options a spec takes: a formula set's, or (None) an architecture's and the memory options."""
+    if formula_set is None:
+        from engine.symbolic.formulas.architectures import OPTIONS as ARCH_OPTIONS
+        from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
+
+        return {**ARCH_OPTIONS, **MEMORY_OPTIONS}
+    return dict(options_for(formula_set))
+
+
+def _categories(err: "_Errors", axes: Mapping[str, Any], specs: Mapping[str, OptionSpec], options: Mapping,
+                sweep: Mapping) -> dict[str, list]:
+    """The categorical dims of ``[axes]`` (keys naming an option, or ``gpu``) -> their labels, validated."""
+    from engine.request.options import canonical_option, check_option
+
+    labels: dict[str, list] = {}
+    for key, value in axes.items():
+        if key not in specs and key != DEVICE_DIM:
+            continue
+        where = f"axes.{key}"
+        if key in options:
+            raise err(where, "is also in [options]; a structural option is either chosen there or swept here, "
+                             "not both")
+        if key == DEVICE_DIM and DEVICE_DIM in sweep:
+            raise err(where, "is also sweep.gpu; give one device there or several here, not both")
+        if not isinstance(value, list) or not value:
+            what = "devices (a100-80gb, h100-sxm, ... or TOML files)" if key == DEVICE_DIM else \
+                f"values of option {key!r}"
+            raise err(where, f"a categorical dim takes a non-empty list of {what}, got {_kind(value)}")
+        if key == DEVICE_DIM:
+            chosen = [_device_label(err, where, v) for v in value]
+        else:
+            for v in value:
+                try:
+                    check_option(specs, key, v)
+                except ValueError as exc:
+                    raise err(where, str(exc)) from None
+            chosen = [canonical_option(specs, key, v) for v in value]
+        repeated = [v for i, v in enumerate(chosen) if v in chosen[:i]]
+        if repeated:
+            raise err(where, f"lists {show_value(repeated[0])} more than once; labels of a categorical dim are "
+                             "distinct")
+        labels[key] = chosen
+    return labels
+
+
+def _device_label(err: "_Errors", where: str, value: Any) -> str:
+    """A ``gpu`` label: the catalog name of a device (aliases resolved), or a TOML file's path as written."""
+    from engine.catalog.hardware import DEVICES, device
+
+    if not isinstance(value, str) or not value:
+        raise err(where, f"must list device names (a100-80gb, h100-sxm, ...) or TOML files, got {_kind(value)} "
+                         f"{value!r}")
+    if value.lower().endswith(".toml"):
+        return value
+    try:
+        found = device(value)
+    except SpecError as exc:
+        raise err(where, f"{value!r}: {exc.message}") from None
+    return found.name if found.name in DEVICES else value
+
+
+def _formulas_by_combination(err: "_Errors", source: str, arch_name: Any, name: str | None, options: dict,
+                             combos: list[dict]) -> tuple[list[FormulaSet], str]:
+    """Each combination's formula set (built once for combinations that differ only in gpu), and the set's name."""
+    shared: dict[tuple, tuple[FormulaSet, str]] = {}
+    for combo in combos:
+        chosen = tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM)
+        if chosen not in shared:
+            shared[chosen] = _combination_formulas(err, source, arch_name, name, options, combo)
+    built = [shared[tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM)] for combo in combos]
+    return [fs for fs, _ in built], built[0][1]
+
+
+def _combination_formulas(err: "_Errors", source: str, arch_name: Any, name: str | None, options: dict,
+                          combo: dict) -> tuple[FormulaSet, str]:
+    """The formula set (and its name) of ``[options]`` with one combination's labels; a conflict names the
+    combination."""
+    chosen = {**options, **{k: v for k, v in combo.items() if k != DEVICE_DIM}}
+    try:
+        if arch_name is not None:
+            return _arch_formulas(err, source, arch_name, chosen)
+        return _set_formulas(err, name, options, chosen), name
+    except SpecError as exc:
+        if not combo or exc.key != "options":
+            raise
+        raise err("axes", f"the combination {combination_text(combo)} is refused: {exc.message}") from None
+
+
+def _set_formulas(err: "_Errors", name: str, options: dict, chosen: dict) -> FormulaSet:
+    """A formula set's formulas for ``chosen`` options (each of ``[options]`` checked by its key)."""
+    specs = options_for(name)
+    for key, value in options.items():
+        if key not in specs:
+            raise err(f"options.{key}", f"unknown option for {name!r}; valid options: {', '.join(specs) or 'none'}")
+        try:
+            build_formula_set(name, {key: value})
+        except ValueError as exc:
+            raise err(f"options.{key}", str(exc)) from None
+    try:
+        return build_formula_set(name, chosen)
+    except ValueError as exc:
+        raise err("options", str(exc)) from None
+
+
+def _device_fields(err: "_Errors", source: str, sweep: Mapping, combo: dict, formulas: FormulaSet,
+                   given: set[str]) -> dict[str, int | float]:
+    """The fields (peak_flops, hbm_capacity, ...) of a combination's device (its ``gpu`` label, else
+    ``sweep.gpu``; none: {}) for the precision of ``formulas``, less the inputs ``given`` elsewhere."""
+    from engine.catalog.hardware import device
+
+    gpu = combo.get(DEVICE_DIM, sweep.get(DEVICE_DIM))
+    if gpu is None:
+        return {}
+    key = f"axes.{DEVICE_DIM}" if DEVICE_DIM in combo else f"sweep.{DEVICE_DIM}"
+    if not isinstance(gpu, str) or not gpu:
+        raise err(key, "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
+    try:
+        dev = device(gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml") else str(Path(source).parent / gpu))
+        fields = dev.values(formulas.options.get("precision", "bf16"))
+    except (SpecError, ValueError) as exc:
+        message = getattr(exc, "message", str(exc))
+        raise err(key, f"{message} (the combination {combination_text(combo)})" if combo else message) from None
+    return {k: v for k, v in fields.items() if k not in given}
+
+
+def _check_available(err: "_Errors", combo: dict, formulas: FormulaSet, quantities: list[str]) -> None:
+    """Refuse a requested quantity that a combination's formula set lacks, naming the combination."""
+    for q in quantities:
+        if q in formulas.absent or q not in formulas.quantities:
+            why = formulas.absent.get(q, "its formula set has no such quantity")
+            raise err("sweep.quantities", f"{q} is not available in the combination {combination_text(combo)}: {why}")
+
+
+def _check_inputs(err: "_Errors", combo: dict, formulas: FormulaSet, quantities: list[str],
+                  fixed: Mapping[str, Any], swept: list[str]) -> None:
+    """Refuse fixed values that break a validity condition, and inputs nothing gives (naming the combination)."""
+    of = f" (the combination {combination_text(combo)})" if combo else ""
+    broken = [msg for msg, cond in formulas.conditions({**fixed, **{a: None for a in swept}}) if cond is sympy.false]
+    if broken:
+        raise err("fixed", f"invalid combination: {'; '.join(broken)}{of}")
+    missing = formulas.required_inputs(quantities, set(fixed) | set(swept))
+    if missing:
+        sym, needs = next(iter(missing.items()))
+        more = f" (also missing: {', '.join(list(missing)[1:])})" if len(missing) > 1 else ""
+        raise err("fixed", f"{sym} is needed by {', '.join(needs[:3])}{'...' if len(needs) > 3 else ''}; "
+                           f"give it in [fixed] or [axes]{more}{of}")
+
+
+def _label_array(labels: list) -> np.ndarray:
+    """A categorical dim's coordinates: str, int64 or bool, as the option's values are."""
+    kind = type(labels[0])
+    dtype = {bool: np.bool_, int: np.int64, str: np.str_}.get(kind, object)
+    return np.array(labels, dtype=dtype)
+
+
+def _shared(mappings: list[Mapping], exclude=()) -> dict:
+    """The items every mapping holds with the same value (in the first's order), less the ``exclude`` keys."""
+    first = mappings[0]
+    return {k: v for k, v in first.items() if k not in exclude and all(k in m and _same(m[k], v) for m in mappings)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def combination_text(combo: Mapping[str, Any]) -> str:
+    """``recompute = 'full', zero = 3``: one combination of labels, as a spec writes them."""
+    return ", ".join(f"{k} = {show_value(v)}" for k, v in combo.items())
 
 
 def _numerics(err: "_Errors", sweep: Mapping[str, Any]) -> Numerics:
@@ -257,7 +469,8 @@ def _numerics(err: "_Errors", sweep: Mapping[str, Any]) -> Numerics:
     return Numerics(value)
 
 
-def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str]):
+def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str],
+           categories: list[str] = ()):
     from engine.runtime.query import make_query
 
     check_keys(err.source, "query", table, QUERY_KEYS)
@@ -272,6 +485,9 @@ def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes
     for key in ("maximize", "minimize"):
         if key in table and not isinstance(table[key], str):
             raise err(f"query.{key}", f"must be a quantity name, from {', '.join(quantities)}")
+        if table.get(key) in categories:
+            raise err(f"query.{key}", f"{table[key]} is a categorical dim; the objective is a quantity "
+                                      f"({', '.join(quantities)}) or a numeric axis")
     try:
         return make_query(where, table.get("maximize"), table.get("minimize"), over, quantities, axes)
     except ValueError as exc:
@@ -310,7 +526,10 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
     except _SpecError as exc:
         key = "options" if exc.source == "structure" else "sweep.arch"
         raise err(key, exc.message if exc.source in ("arch", "structure") else str(exc)) from None
-    fs = estimate_formulas(arch.family, arch.structure, mem_opts)
+    try:
+        fs = estimate_formulas(arch.family, arch.structure, mem_opts)
+    except _SpecError as exc:
+        raise err("options", exc.message) from None
     defaults = {**fs.defaults, **{k: sympy.Integer(v) for k, v in arch.values.items()}}
     return _replace(fs, defaults=defaults, source=arch.source or fs.source), arch.family
 
@@ -334,7 +553,8 @@ def _kind(value: Any) -> str:
 
 def _check_symbol(err: _Errors, key: str, name: str) -> None:
     if name not in SYMBOLS:
-        raise err(key, f"unknown input {name!r}; valid inputs: {', '.join(SYMBOLS)}")
+        also = "; [axes] also takes a structural option or gpu as a categorical dim" if key.startswith("axes.") else ""
+        raise err(key, f"unknown input {name!r}; valid inputs: {', '.join(SYMBOLS)}{also}")
 
 
 def _names(err: _Errors, key: str, value: Any, valid: list[str], what: str,

@@ -8,7 +8,10 @@ the constraints, and reduces the ``over`` dims to
     best_<dim>      the coordinate of each reduced dim where the best is reached
 
 so only arrays over the remaining dims leave the device. Chunks are combined on the host
-(small arrays; ties keep the first point in grid order). Where ``n_feasible`` is 0 nothing
+(small arrays; ties keep the first point in grid order, whatever order the chunks come in). Of a
+cube with categorical dims, each combination's kernel reduces the numeric ``over`` dims on the
+device, and the host accumulator, which spans every dim of the cube, reduces the categorical ones
+(``best_<dim>`` of a categorical dim holds the winner's label). Where ``n_feasible`` is 0 nothing
 satisfies the constraints and the other variables hold the fill value (NaN; see ``numerics.INT64_FILL``).
 
 Constraint syntax: ``QUANTITY OP VALUE[UNIT]`` with OP one of ``<= < >= > ==`` and an optional
@@ -238,13 +241,21 @@ class QueryAccumulator:
         best = np.asarray(result["best"]).reshape(count.shape)
         arg = np.asarray(result["arg"]).reshape(count.shape)
         local = np.unravel_index(arg, tuple(chunk_shape[i] for i in red))
+        found = [local[j] + _start(chunk_index[axis]) for j, axis in enumerate(red)]
         current = self.best[target]
         better = best > current if self.qf.query.sense == "max" else best < current
-        take = (count > 0) & ((n_before == 0) | better)
+        earlier = (best == current) & (self._order(found) < self._order([self.best_index[a][target] for a in red]))
+        take = (count > 0) & ((n_before == 0) | better | earlier)
         self.best[target] = np.where(take, best, current)
         for j, axis in enumerate(red):
-            start = _start(chunk_index[axis])
-            self.best_index[axis][target] = np.where(take, local[j] + start, self.best_index[axis][target])
+            self.best_index[axis][target] = np.where(take, found[j], self.best_index[axis][target])
+
+    def _order(self, index: list[np.ndarray]) -> np.ndarray:
+        """Grid order of points given by their index along each reduced dim (a tie goes to the first)."""
+        shape = tuple(self.shape[i] for i in self.qf.reduce)
+        if not shape:
+            return np.zeros((), np.int64)
+        return np.ravel_multi_index([np.asarray(i, np.int64) for i in index], shape)
 
     def _kept_shape(self, chunk_index) -> tuple[int, ...]:
         return tuple(_length(chunk_index[i], self.shape[i]) for i in self.qf.keep)

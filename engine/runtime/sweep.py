@@ -2,10 +2,13 @@
 
 Chunks come from ``plan.plan_chunks``. Evaluation is asynchronous: chunk k+1 is dispatched
 to the device before chunk k is handed to the sink, so at most two chunks of outputs are alive
-on the host. Sharding: when several local devices exist, each chunk's split axis is sharded
-across them. Sinks (``engine.sinks``): ``MemorySink`` (the cube in memory), ``NetCDFSink``
-(streamed, atomic file), ``QuerySink`` (on-device reduction); ``run_sweep``, ``run_to_netcdf``
-and ``run_query`` are ``run`` with each of them.
+on the host. A cube with categorical dims (``recompute = ["none", "full"]`` in ``[axes]``) is
+run one combination of labels at a time (``categories.slabs``): one kernel per combination, all
+compiled before the first chunk, every combination's chunks on the same chunk plan, each chunk
+placed in its combination's slab of the one cube. Sharding: when several local devices exist,
+each chunk's split axis is sharded across them. Sinks (``engine.sinks``): ``MemorySink`` (the
+cube in memory), ``NetCDFSink`` (streamed, atomic file), ``QuerySink`` (on-device reduction);
+``run_sweep``, ``run_to_netcdf`` and ``run_query`` are ``run`` with each of them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from engine import signals
+from engine.runtime.categories import Slab, Stack, slabs
 from engine.runtime.compile import Kernel, compile_kernel
 from engine.sinks.dataset import request_record
 from engine.errors import ResourceError
@@ -50,6 +54,7 @@ class SweepResult:
     extremes: "Extremes | None" = None
     coords: dict | None = None
     units: dict | None = None
+    combinations: int = 1  # kernels: one per combination of a categorical cube's labels
 
     @property
     def seconds(self) -> float:
@@ -73,8 +78,12 @@ class SweepResult:
                 f"  rate      {self.points_per_second:,.0f} points/s"
                 + (f" on {self.n_devices} devices" if self.n_devices > 1 else ""),
             ]
-            if self.plan is not None and self.plan.n_chunks > 1:
-                lines.append(f"  chunks    {self.plan.n_chunks} of {self.plan.chunk_points:,} points")
+            if self.combinations > 1:
+                lines.append(f"  kernels   {self.combinations} (one per combination of "
+                             f"{ds.attrs.get('categories', 'the categorical dims')})")
+            if self.plan is not None and self.plan.n_chunks * self.combinations > 1:
+                chunks = self.plan.n_chunks * self.combinations
+                lines.append(f"  chunks    {chunks} of {self.plan.chunk_points:,} points")
             if self.path is not None:
                 raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
                 lines.append(f"  file      {format_bytes(self.path.stat().st_size)} ({format_bytes(raw)} uncompressed)")
@@ -220,22 +229,41 @@ def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: 
 
     The sink checks the run first (memory, disk, target) so nothing is compiled or written for
     a run that cannot finish; on any error or signal the sink's ``abort`` undoes what it started.
+    A categorical cube is evaluated slab by slab (``categories``): the sink sees the whole cube in
+    ``prepare`` and ``start`` (a ``categories.Stack`` stands for the kernels), each combination's
+    kernel in ``device_function`` and ``slab``, and chunk indices over every dim of the cube.
     """
     t0 = time.perf_counter()
-    kernel = kernel_for(request)
+    parts = [replace(s, kernel=kernel_for(s.request)) for s in slabs(request)]
+    kernel = Stack(request) if request.categories else parts[0].kernel
+    placing = getattr(sink, "slab", None)
+    if request.categories and placing is None:
+        raise TypeError(f"{type(sink).__name__} has no slab method: it cannot take a cube with categorical dims "
+                        f"({', '.join(request.categories)})")
     sink.prepare(request, kernel)
-    plan = plan_for(request, kernel, budget)
-    wrap = sink.device_function(request, kernel, plan)
-    compile_seconds = time.perf_counter() - t0 + _compile(kernel, plan, wrap)
+    plan = plan_for(parts[0].request, kernel, budget)
+    wraps = [sink.device_function(p.request, p.kernel, plan) for p in parts]
+    compile_seconds = time.perf_counter() - t0 + sum(_compile(p.kernel, plan, w) for p, w in zip(parts, wraps))
     sink.start(request, kernel, plan)
     try:
         t0 = time.perf_counter()
-        _pipeline(kernel, request, plan, sink.consume, wrap, Progress(request.points, progress))
-        timing = Timing(compile_seconds, time.perf_counter() - t0, plan, len(jax.local_devices()))
+        bar = Progress(request.points, progress)
+        for part, wrap in zip(parts, wraps):
+            if placing is not None:
+                placing(part)
+            _pipeline(part.kernel, part.request, plan, _placed(part, sink.consume), wrap, bar)
+        timing = Timing(compile_seconds, time.perf_counter() - t0, plan, len(jax.local_devices()), len(parts))
         return sink.finish(timing)
     except BaseException:
         sink.abort()
         raise
+
+
+def _placed(part: Slab, consume: Callable) -> Callable:
+    """``consume`` of chunks whose index covers the numeric axes of ``part``: indices over the whole cube."""
+    if not any(p is not None for p in part.at):
+        return consume
+    return lambda index, n_valid, out: consume(part.index(index), n_valid, out)
 
 
 def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool = False) -> SweepResult:
@@ -285,6 +313,8 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
 
     The first axis is cut into ``count`` contiguous, nearly equal ranges; every process writes
     its own range to its own file (``part_path``), and ``combine`` joins the files afterwards.
+    A categorical first axis is cut the same way: each share holds some of its labels (and their
+    combinations' kernels), and ``combine`` joins the parts in part order.
     """
     first = next(iter(request.axes))
     ranges = np.array_split(np.arange(len(request.axes[first])), count)

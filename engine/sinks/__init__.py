@@ -18,6 +18,18 @@ A new output format is one class here with these five methods:
     finish(timing) -> SweepResult     close and describe the result; ``abort()`` undoes ``start``
                                       on any error or signal (the pipeline calls it)
 
+and, to take cubes with categorical dims (``request.categories``), a sixth:
+
+    slab(slab)                        the chunks that follow come from one combination of labels
+                                      (``categories.Slab``: its labels, its kernel, ``to_host``
+                                      placing a chunk in the cube); called before each
+                                      combination's chunks (once for a plain cube)
+
+For a categorical cube ``prepare`` and ``start`` get the whole request and a ``categories.Stack``
+(the cube's outputs and dtypes) for the kernel, ``device_function`` each combination's plain
+request and kernel, and ``consume`` indices over every dim of the cube (length-1 slices along the
+categorical dims). The plan is the numeric axes' plan, the same for every combination.
+
 Sinks here: ``MemorySink`` (an ``xarray.Dataset`` in host memory), ``NetCDFSink`` (streamed,
 atomic netCDF file), ``QuerySink`` (on-device reduction to a small dataset).
 """
@@ -36,10 +48,11 @@ from typing import Protocol
 import numpy as np
 import xarray as xr
 
+from engine.runtime.categories import Slab, cube_shape
 from engine.runtime.compile import Kernel
 from engine.sinks.dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
                       precision_note)
-from engine.errors import ResourceError
+from engine.errors import ResourceError, SpecError
 from engine.files import check_target
 from engine.runtime.plan import ChunkPlan, available_host_memory, format_bytes
 from engine.runtime.query import Query, QueryAccumulator, QueryFunction
@@ -56,6 +69,7 @@ class Timing:
     loop_seconds: float
     plan: ChunkPlan
     n_devices: int
+    slabs: int = 1  # combinations of a categorical cube's labels, one kernel each
 
 
 class Sink(Protocol):
@@ -66,6 +80,8 @@ class Sink(Protocol):
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None: ...
 
     def consume(self, index: tuple, n_valid: int, device_out) -> None: ...
+
+    def slab(self, slab: Slab) -> None: ...
 
     def finish(self, timing: Timing): ...
 
@@ -97,8 +113,11 @@ class MemorySink:
         self.request, self.kernel, self.plan = request, kernel, plan
         self.results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
 
+    def slab(self, slab: Slab) -> None:
+        self.current = slab
+
     def consume(self, index, n_valid, device_out) -> None:
-        for q, block in self.kernel.to_host(device_out, self.plan.split_axis, n_valid).items():
+        for q, block in self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes).items():
             self.results[q][index] = block
 
     def finish(self, timing: Timing):
@@ -106,7 +125,7 @@ class MemorySink:
 
         ds = build_dataset(self.request, self.results, self.request.formulas)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
-                           n_devices=timing.n_devices)
+                           n_devices=timing.n_devices, combinations=timing.slabs)
 
     def abort(self) -> None:
         self.results = {}
@@ -142,7 +161,8 @@ class NetCDFSink:
 
         self.request, self.kernel, self.plan = request, kernel, plan
         self.extremes = Extremes(self.track if self.track is not None else request.headline, request.shape)
-        self.writer = StreamWriter(self.target, request, request.formulas, kernel.dtypes, plan.file_chunk,
+        file_chunk = cube_shape(request, plan.file_chunk) if plan.file_chunk else plan.file_chunk
+        self.writer = StreamWriter(self.target, request, request.formulas, kernel.dtypes, file_chunk,
                                    request.compression, self.inputs)
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.future = None
@@ -154,8 +174,11 @@ class NetCDFSink:
         self.writer.write(index, block)
         self.write_busy += time.perf_counter() - w0
 
+    def slab(self, slab: Slab) -> None:
+        self.current = slab
+
     def consume(self, index, n_valid, device_out) -> None:
-        block = self.kernel.to_host(device_out, self.plan.split_axis, n_valid)
+        block = self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes)
         if self.future is not None:
             self.future.result()  # at most one chunk waits for the disk
             self._check_disk()
@@ -186,7 +209,8 @@ class NetCDFSink:
         total = timing.loop_seconds + (time.perf_counter() - f0)
         busy = min(self.write_busy, total)
         return SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy, path=self.target,
-                           plan=timing.plan, n_devices=timing.n_devices, extremes=self.extremes)
+                           plan=timing.plan, n_devices=timing.n_devices, extremes=self.extremes,
+                           combinations=timing.slabs)
 
     def abort(self) -> None:
         pool = getattr(self, "pool", None)
@@ -198,13 +222,20 @@ class NetCDFSink:
 
 
 class QuerySink:
-    """An on-device ``Query``: constraints as masks and reductions inside the kernel; a small dataset."""
+    """An on-device ``Query``: constraints as masks and reductions inside the kernel; a small dataset.
+
+    Of a categorical cube, each combination's kernel reduces the numeric ``over`` dims on the device
+    and the accumulator, which spans every dim of the cube, combines the combinations on the host
+    (the categorical ``over`` dims; ties keep the first point in grid order, as on the device).
+    """
 
     def __init__(self, query: Query):
         self.query = query
 
     def prepare(self, request, kernel) -> None:
-        pass
+        if self.query.objective in request.categories:
+            raise SpecError(request.source, "query", f"the objective {self.query.objective} is a categorical dim; "
+                                                     "maximize or minimize a quantity or a numeric axis")
 
     def device_function(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> QueryFunction:
         # only the objective and constrained quantities matter, but the kernel computes the
@@ -223,12 +254,19 @@ class QuerySink:
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
         self.request, self.kernel, self.plan = request, kernel, plan
-        self.acc = QueryAccumulator(self.qf, request.shape, [request.axes[a] for a in request.axes], self.dtype)
+        dtype = np.dtype(kernel.dtypes.get(self.query.objective, self.dtype))
+        # the reduction over the cube's dims (the device's spans a combination's numeric axes)
+        self.cube = QueryFunction(self.query, list(request.axes), plan.split_axis, dtype.kind == "i") \
+            if request.categories else self.qf
+        self.acc = QueryAccumulator(self.cube, request.shape, [request.axes[a] for a in request.axes], dtype)
+
+    def slab(self, slab: Slab) -> None:
+        self.current = slab.kernel
 
     def consume(self, index, n_valid, device_out) -> None:
         result, overflow = device_out
-        with self.kernel.numerics.scope():
-            self.kernel.check(overflow)
+        with self.current.numerics.scope():
+            self.current.check(overflow)
             host = {k: np.asarray(v) for k, v in result.items()}
         qf = self.qf
         if self.plan.split_axis in qf.keep:  # drop padding on a kept split axis
@@ -240,9 +278,9 @@ class QuerySink:
     def finish(self, timing: Timing):
         from engine.runtime.sweep import SweepResult
 
-        ds = query_dataset(self.request, self.query, self.qf, self.acc)
+        ds = query_dataset(self.request, self.query, self.cube, self.acc)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
-                           n_devices=timing.n_devices)
+                           n_devices=timing.n_devices, combinations=timing.slabs)
 
     def abort(self) -> None:
         pass
@@ -283,9 +321,10 @@ def query_dataset(request: SweepRequest, query: Query, qf: QueryFunction, acc: Q
             a = axes[i]
             if a == query.objective:
                 continue
-            values = request.axes[a][acc.best_index[i]]
+            values = request.axes[a][acc.best_index[i]]  # a categorical dim's: the labels
+            fill = '""' if values.dtype.kind == "U" else "NaN"
             data[f"best_{a}"] = masked_variable(keep, values, {
-                **coordinate_attrs(a), "long_name": f"{a} where the {query.sense} is reached; NaN where n_feasible "
+                **coordinate_attrs(a), "long_name": f"{a} where the {query.sense} is reached; {fill} where n_feasible "
                                                     "is 0"}, feasible)
     attrs = dataset_attrs(request, formulas)
     attrs["query"] = described

@@ -3,6 +3,20 @@
 Layout: one dimension per swept input (named after the input, with its coordinate vector), one
 data variable per quantity. Variable attrs carry ``units``, ``long_name``, the formula as text
 and LaTeX, and its ``source``; dataset attrs carry the engine version and the spec as written.
+
+Categorical dims (``recompute``, ``zero``, ``gpu``, ...; ``engine.runtime.categories``) are dims
+like the others, their labels the coordinate: strings as netCDF strings, integers as int64,
+booleans as int8 with the attribute ``dtype = "bool"`` (xarray's own encoding: ``xr.open_dataset``
+gives numpy booleans back). Their coordinates carry a ``long_name`` (what the option means) and
+``categorical`` ("structural option" or "device"); the dataset attr ``categories`` lists them. A
+quantity whose formula differs between combinations keeps the first combination's in
+``formula``, ``formula_expanded`` and ``formula_latex``, and adds ``formula_by_combination`` (and
+``formula_expanded_by_combination``, ``formula_latex_by_combination`` where those differ): one
+line per combination, ``recompute = 'full', zero = 3: step_time = ...``
+(``print(ds.step_time.attrs["formula_by_combination"])``). ``valid``'s ``conditions`` lists
+every combination's conditions, with ``conditions_by_combination`` where they differ; the
+dataset's ``fixed`` holds the values every combination shares, and ``fixed_by_combination`` each
+combination's where they differ (a ``gpu`` dim's device fields).
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from engine.symbolic.formulas.base import show_value
 from engine.request.numerics import FLOAT_FILL, INT64_FILL
 from engine.symbolic.printing import latex_of, text_of
 from engine.request.spec import SweepRequest
+from engine.runtime.categories import by_combination, combinations, conditions, label_attrs
 from engine.symbolic.symbols import SYMBOLS
 
 FLOAT64_EXACT_LIMIT = 2**53
@@ -44,13 +59,39 @@ FLOAT32_EXACT_LIMIT = 2**24
 
 
 def coordinate_attrs(name: str) -> dict[str, str]:
-    """Attributes of the coordinate variable of swept input ``name``."""
+    """Attributes of the coordinate variable of swept input ``name`` (or of a categorical dim)."""
+    if name not in SYMBOLS:
+        return label_attrs(name)
     info = SYMBOLS[name]
     return {"units": info.units, "long_name": info.meaning, "latex": info.latex}
 
 
+BY_COMBINATION = ("formula", "formula_expanded", "formula_latex", "source", "note")
+
+
 def quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[str, str]:
-    """Attributes of quantity ``q``: units, long_name, formula (text, expanded, LaTeX), source."""
+    """Attributes of quantity ``q``: units, long_name, formula (text, expanded, LaTeX), source.
+
+    Of a categorical cube: the first combination's, and ``<attr>_by_combination`` lines where
+    combinations differ (module docstring).
+    """
+    if request.categories:
+        return _combined([_quantity_attrs(r, r.formulas, q) for _, r in combinations(request)], request,
+                         BY_COMBINATION)
+    return _quantity_attrs(request, formulas, q)
+
+
+def _combined(each: list[dict], request: SweepRequest, keys) -> dict:
+    """The first combination's attrs, with one ``<key>_by_combination`` line per combination where they differ."""
+    attrs = dict(each[0])
+    for key in keys:
+        values = [a.get(key, "") for a in each]
+        if len(set(values)) > 1:
+            attrs[f"{key}_by_combination"] = by_combination(request, values)
+    return attrs
+
+
+def _quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[str, str]:
     quantity = formulas.quantities[q]
     given = set(request.axes) | set(request.fixed)
     attrs = {
@@ -67,13 +108,16 @@ def quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[
 
 
 def valid_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
-    """Attributes of the ``valid`` mask: which conditions it checks."""
-    given = {**{k: None for k in request.axes}, **request.fixed}
-    conditions = "; ".join(msg for msg, _ in formulas.conditions(given))
-    return {"units": "1", "long_name": "1 where the grid point is a valid architecture, else 0 (other variables "
-                                       "hold their fill value there: NaN once read)",
-            "flag_values": np.array([0, 1], dtype=np.uint8), "flag_meanings": "invalid valid",
-            "conditions": conditions}
+    """Attributes of the ``valid`` mask: which conditions it checks (of every combination of a categorical cube)."""
+    plain = [r for _, r in combinations(request)] if request.categories else [request]
+    each = [[message for message, _ in conditions(r, formulas if r is request else None)] for r in plain]
+    attrs = {"units": "1", "long_name": "1 where the grid point is a valid architecture, else 0 (other variables "
+                                        "hold their fill value there: NaN once read)",
+             "flag_values": np.array([0, 1], dtype=np.uint8), "flag_meanings": "invalid valid",
+             "conditions": "; ".join(dict.fromkeys(m for messages in each for m in messages))}
+    if len({tuple(m) for m in each}) > 1:
+        attrs["conditions_by_combination"] = by_combination(request, ["; ".join(m) or "none" for m in each])
+    return attrs
 
 
 def variable_attrs(request: SweepRequest, formulas: FormulaSet, name: str) -> dict[str, str]:
@@ -142,6 +186,11 @@ def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]
         "spec": request.text or _mapping_text({"axes": ", ".join(request.axes)}),
         "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} created by llm-sweep {__version__}",
     }
+    if request.categories:
+        attrs["categories"] = ", ".join(request.categories)
+        fixed = [_mapping_text(r.fixed) for _, r in combinations(request)]
+        if len(set(fixed)) > 1:  # a gpu dim: each device's fields
+            attrs["fixed_by_combination"] = by_combination(request, fixed)
     if request.description:
         attrs["description"] = request.description
     attrs["request"] = json.dumps(request.record or request_record(request))
@@ -177,11 +226,43 @@ def masked_variable(dims, values: np.ndarray, attrs: dict, valid: np.ndarray | N
     """
     if valid is None:
         return xr.Variable(dims, values, attrs=attrs)
+    if values.dtype.kind in "bU":
+        return _masked_labels(dims, values, attrs, np.asarray(valid, bool))
     if values.dtype.kind == "f":
         values = np.where(valid, values, np.asarray(FLOAT_FILL, values.dtype))
         return xr.Variable(dims, values, attrs=attrs, encoding={"_FillValue": FLOAT_FILL})
     as_float = np.where(valid & (values != INT64_FILL), values.astype(np.float64), np.nan)
     return xr.Variable(dims, as_float, attrs=attrs, encoding={"dtype": values.dtype, "_FillValue": INT64_FILL})
+
+
+def _masked_labels(dims, values: np.ndarray, attrs: dict, valid: np.ndarray) -> xr.Variable:
+    """Labels of a categorical dim (``best_recompute``) with a fill where ``valid`` is 0: strings hold "" there;
+    booleans stay booleans when every cell is valid, else they are 0/1 held as float64 with NaN (int8 on disk,
+    ``_FillValue`` -127), like an integer with a fill."""
+    if values.dtype.kind == "U":
+        return xr.Variable(dims, np.where(valid, values, ""), attrs=attrs)
+    if valid.all():
+        return xr.Variable(dims, values, attrs=attrs)
+    as_float = np.where(valid, values.astype(np.float64), np.nan)
+    attrs = {**attrs, "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "false true"}
+    return xr.Variable(dims, as_float, attrs=attrs, encoding={"dtype": np.dtype(np.int8), "_FillValue": np.int8(-127)})
+
+
+def _coordinate(nc, name: str, values: np.ndarray):
+    """Define and fill the coordinate variable of dim ``name``: numbers as they are, labels as netCDF strings,
+    booleans as int8 with ``dtype = "bool"`` (what xarray writes, and reads back as booleans)."""
+    attrs = coordinate_attrs(name)
+    if values.dtype.kind == "U":
+        var = nc.createVariable(name, str, (name,))
+        var[:] = values.astype(object)
+    elif values.dtype.kind == "b":
+        var = nc.createVariable(name, "i1", (name,))
+        var[:] = values.astype(np.int8)
+        attrs = {**attrs, "dtype": "bool"}
+    else:
+        var = nc.createVariable(name, values.dtype, (name,))
+        var[:] = values
+    var.setncatts(attrs)
 
 
 class StreamWriter:
@@ -206,9 +287,7 @@ class StreamWriter:
             dims = list(request.axes)
             for name, values in request.axes.items():
                 self.nc.createDimension(name, len(values))
-                var = self.nc.createVariable(name, values.dtype, (name,))
-                var.setncatts(coordinate_attrs(name))
-                var[:] = values
+                _coordinate(self.nc, name, values)
             masked = "valid" in dtypes  # invalid points hold the fill: declare it (xarray masks it on read)
             for q in dtypes:
                 fill = fill_value(dtypes[q]) if masked and q != "valid" else False
@@ -293,9 +372,11 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
 
     Parts must come from one request: the ``request`` record each part carries (formula set,
     preset, options, fixed values, quantities, numerics, axes, engine version) must agree, and
-    ``ValueError`` names the first difference. They are copied block by block (host memory
-    bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C and SIGTERM are answered between
-    blocks) into a file written atomically at ``path``; no part may be the target.
+    ``ValueError`` names the first difference. A categorical first dim (labels, no order) is joined
+    in part order (files not written by ``--part``: in the order given), its labels distinct. They
+    are copied block by block (host memory bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C
+    and SIGTERM are answered between blocks) into a file written atomically at ``path``; no part
+    may be the target.
     """
     import netCDF4
 
@@ -327,11 +408,12 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
             for d in dims[1:]:
                 if not np.array_equal(ds.variables[d][:], first.variables[d][:]):
                     raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
-        ordered = _order_parts(parts, opened, lead)
+        labels = "categorical" in first.variables[lead].ncattrs()
+        ordered = _order_parts(parts, opened, lead, labels)
         lead_values = np.concatenate([ds.variables[lead][:] for _, ds in ordered])
-        if len(np.unique(lead_values)) != len(lead_values):
+        if len(set(lead_values.tolist())) != len(lead_values):
             raise ValueError(f"the parts overlap along {lead}")
-        if np.any(np.diff(lead_values) <= 0):
+        if not labels and np.any(np.diff(lead_values) <= 0):
             raise ValueError(f"the parts' coordinates of {lead} do not increase from part to part")
         out = netCDF4.Dataset(str(out_file.path), "w", format="NETCDF4", clobber=True)
         try:
@@ -343,6 +425,7 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
                     "zlib") else 0)
                 chunks = var.chunking()
                 chunks = None if chunks == "contiguous" or name in dims else list(chunks)
+                level = 0 if var.dtype is str else level  # netCDF compresses no variable-length strings
                 attrs = {k: var.getncattr(k) for k in var.ncattrs()}
                 fill = attrs.pop("_FillValue", False)
                 # each part noted only its own values: the whole carries a note if any part does
@@ -405,7 +488,7 @@ def request_record(request: SweepRequest) -> dict:
     Axes are recorded by length and a digest of their coordinates, so a record stays small
     for any axis length.
     """
-    return {
+    record = {
         "engine_version": __version__,
         "formula_set": request.formula_set,
         "arch": request.arch or "",
@@ -413,10 +496,18 @@ def request_record(request: SweepRequest) -> dict:
         "fixed": _mapping_text(request.fixed),
         "quantities": list(request.quantities),
         "numerics": request.numerics.name,
-        "axes": {name: {"length": int(len(v)), "dtype": str(v.dtype),
-                        "sha256": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16]}
+        "axes": {name: {"length": int(len(v)), "dtype": str(v.dtype), "sha256": _digest(v)}
                  for name, v in request.axes.items()},
     }
+    if request.categories:
+        record["categories"] = list(request.categories)
+    return record
+
+
+def _digest(values: np.ndarray) -> str:
+    """A short digest of coordinates: of their bytes, or of the labels' text (strings)."""
+    data = json.dumps(values.tolist()).encode() if values.dtype.kind == "U" else np.ascontiguousarray(values).tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _same_request(first_path, first, path, ds) -> None:
@@ -447,9 +538,11 @@ def _show(value) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _order_parts(parts, opened, lead: str) -> list:
+def _order_parts(parts, opened, lead: str, labels: bool = False) -> list:
     """Parts in grid order: by the part_index each process wrote, all of 0..count-1 present."""
     indexed = [(p, ds) for p, ds in zip(parts, opened) if "part_index" in ds.ncattrs()]
+    if not indexed and labels:  # independent cubes along a categorical dim: the order given
+        return list(zip(parts, opened))
     if not indexed:  # parts not written by --part/--distributed: trust ascending first coordinates
         return sorted(zip(parts, opened), key=lambda pd: pd[1].variables[lead][0])
     if len(indexed) != len(parts):

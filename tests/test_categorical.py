@@ -1,0 +1,328 @@
+"""Categorical dims: structural options and gpu swept as dims of one cube, one kernel per combination.
+
+The cube must equal the plain runs of its combinations exactly, in memory and read back; its kernels
+must agree with exact sympy evaluation; a query over categorical dims must equal the brute-force answer
+on the host; bad specs are refused in one line naming the key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from engine.catalog.hardware import device
+from engine.errors import SpecError
+from engine.request.spec import parse_spec
+from engine.runtime.categories import slabs
+from engine.runtime.query import make_query
+from engine.runtime.sweep import kernel_for, process_share, run_query, run_sweep, run_to_netcdf
+from engine.sinks.dataset import combine, write_netcdf
+
+# 4 combinations (recompute x gpu), the categorical dims between the numeric ones; a boolean dim is in SEED
+STEP = """
+[sweep]
+arch = "gpt2"
+quantities = ["step_time", "mem_peak"]
+headline = ["step_time", "mem_peak"]
+
+[options]
+memory_model = "korthikanti"
+precision = "bf16"
+attention = "flash"
+
+[fixed]
+n_gpus = 8
+seq_len = 1024
+global_batch = 16
+
+[axes]
+tp = [1, 2, 4]
+recompute = ["none", "full"]
+pp = [1, 2]
+dp = [1, 2, 4, 8]
+gpu = ["a100", "h100"]
+batch = [1, 2]
+"""
+CATEGORIES = {"recompute": ["none", "full"], "gpu": ["a100-80gb", "h100-sxm"]}
+NUMERIC = ("tp", "pp", "dp", "batch")
+
+SEED = """
+[sweep]
+formula_set = "seed"
+quantities = ["params_total", "mem_peak", "perf_relative"]
+
+[fixed]
+vocab = 50000
+seq_len = 128
+
+[axes]
+tied_head = [true, false]
+d_model = [512, 768, 1024]
+n_layers = [2, 4]
+batch = [1, 4]
+"""
+
+QUERY = dict(where=["mem_peak <= 2GiB", "step_time <= 0.012"], minimize="step_time",  # the a100 cells: none fits
+             over=["tp", "recompute", "pp", "dp"])
+
+
+def _spec(text: str, **tables) -> dict:
+    """A spec's tables with some keys changed (None removes a key)."""
+    data = tomllib.loads(text)
+    for table, values in tables.items():
+        for key, value in values.items():
+            if value is None:
+                data.get(table, {}).pop(key, None)
+            else:
+                data.setdefault(table, {})[key] = value
+    return data
+
+
+def _plain(text: str, labels: dict) -> dict:
+    """The spec of one combination as a plain spec: its labels in [options] (gpu in [sweep])."""
+    data = _spec(text)
+    for key, value in labels.items():
+        del data["axes"][key]
+        if key == "gpu":
+            data["sweep"]["gpu"] = value
+        else:
+            data.setdefault("options", {})[key] = value
+    return data
+
+
+@pytest.fixture(scope="module")
+def step():
+    req = parse_spec(_spec(STEP), text=STEP)
+    return req, run_sweep(req).dataset
+
+
+def _combinations():
+    return [dict(zip(CATEGORIES, chosen)) for chosen in itertools.product(*CATEGORIES.values())]
+
+
+def test_the_request_has_categorical_dims_in_the_order_written(step):
+    req, cube = step
+    assert list(req.axes) == ["tp", "recompute", "pp", "dp", "gpu", "batch"]
+    assert req.categories == ("recompute", "gpu")
+    assert req.shape == (3, 2, 2, 4, 2, 2) and req.points == 192
+    assert req.axes["recompute"].tolist() == ["none", "full"] and req.axes["gpu"].tolist() == CATEGORIES["gpu"]
+    assert req.axes["recompute"].dtype.kind == "U" and len(req.variants) == 4
+    assert list(cube.dims) == list(req.axes) and cube.attrs["categories"] == "recompute, gpu"
+    assert cube["recompute"].attrs["long_name"] == "activation recomputation"
+
+
+def test_one_cached_kernel_per_combination_compiled_once(step):
+    req, cube = step
+    kernels = [kernel_for(s.request) for s in slabs(req)]
+    assert len({id(k) for k in kernels}) == 4 and all(kernel_for(s.request) is k for s, k in zip(slabs(req), kernels))
+    compiled = [dict(k._executables) for k in kernels]
+    again = run_sweep(req)
+    assert [dict(k._executables) for k in kernels] == compiled and again.combinations == 4
+    xr.testing.assert_identical(again.dataset.drop_attrs(), cube.drop_attrs())
+
+
+@pytest.mark.parametrize("labels", _combinations(), ids=lambda c: "-".join(map(str, c.values())))
+def test_each_slab_equals_the_plain_run_of_its_combination(step, labels):
+    req, cube = step
+    plain = run_sweep(parse_spec(_plain(STEP, labels))).dataset
+    slab = cube.sel(labels).drop_vars(list(labels))
+    assert slab["valid"].values.sum() > 0
+    for q in ("step_time", "mem_peak", "valid"):
+        np.testing.assert_array_equal(slab[q].values, plain[q].values)  # NaN where invalid, in both
+    xr.testing.assert_equal(slab, plain.drop_attrs())
+
+
+def test_the_file_reads_back_identical_and_sel_works_on_labels(step, tmp_path):
+    req, cube = step
+    run_to_netcdf(req, tmp_path / "cube.nc")
+    with xr.open_dataset(tmp_path / "cube.nc") as back:
+        for ds in (back, cube):
+            ds.attrs.pop("history")
+        xr.testing.assert_identical(back, cube)
+        assert back["recompute"].values.tolist() == ["none", "full"] and back["gpu"].attrs["categorical"] == "device"
+        point = dict(recompute="full", gpu="h100-sxm", tp=2, pp=1, dp=4, batch=1)
+        assert back["step_time"].sel(point).item() == cube["step_time"].sel(point).item()
+        assert "formula_by_combination" in back["step_time"].attrs
+
+
+def test_kernels_agree_with_exact_sympy_in_every_combination(step):
+    req, cube = step
+    for labels in _combinations():
+        variant = req.variants[tuple(labels.values())]
+        slab = cube.sel(labels)
+        points = np.argwhere(slab["valid"].values == 1)[[0, -1]]
+        for index in points:
+            point = {d: int(slab[d].values[i]) for d, i in zip(slab["valid"].dims, index)}
+            for q in ("step_time", "mem_peak"):
+                exact = float(variant.formulas.evaluate_exact(q, {**variant.fixed, **point}))
+                assert slab[q].sel(point).item() == pytest.approx(exact, rel=1e-12), (labels, point, q)
+
+
+def test_a_gpu_dim_fills_each_device_for_its_combination_precision(step):
+    req, cube = step
+    for name in CATEGORIES["gpu"]:
+        fields = device(name).values("bf16")
+        for labels, variant in req.variants.items():
+            if labels[-1] == name:
+                assert {k: variant.fixed[k] for k in fields} == fields
+    assert "peak_flops" not in req.fixed  # not shared: each combination holds its own
+    assert "gpu = 'h100-sxm'" in cube.attrs["fixed_by_combination"]
+    # a precision dim: each combination's device fields for its own precision
+    fp8 = parse_spec(_spec(STEP, sweep={"gpu": "h100"}, options={"precision": None},
+                           axes={"precision": ["bf16", "fp8"], "gpu": None, "recompute": None}))
+    assert [v.fixed["peak_flops"] for v in fp8.variants.values()] == [
+        device("h100").values(p)["peak_flops"] for p in ("bf16", "fp8")]
+
+
+def test_a_slow_and_a_fast_gpu_differ_where_they_should(step):
+    _, cube = step
+    fast, slow = (cube["step_time"].sel(gpu=g) for g in ("h100-sxm", "a100-80gb"))
+    ok = np.isfinite(fast.values)
+    assert ok.any() and (fast.values[ok] < slow.values[ok]).all()
+    memory = [cube["mem_peak"].sel(gpu=g).values for g in ("h100-sxm", "a100-80gb")]
+    np.testing.assert_array_equal(*memory)  # the device changes the time, not the memory
+
+
+def _brute_force(cube: xr.Dataset, over: list[str]) -> dict:
+    """QUERY answered on the host from the whole cube: first point in grid order among the best."""
+    keep = [d for d in cube.dims if d not in over]
+    ok = (cube["valid"] == 1) & (cube["mem_peak"] <= 2 * 2**30) & (cube["step_time"] <= 0.012)
+    answers = {}
+    for cell in itertools.product(*(cube[d].values.tolist() for d in keep)):
+        at = dict(zip(keep, cell))
+        mask, step = ok.sel(at).values, cube["step_time"].sel(at).values
+        dims = ok.sel(at).dims
+        if not mask.any():
+            answers[cell] = (0, None, None)
+            continue
+        index = np.unravel_index(int(np.argmin(np.where(mask, step, np.inf))), mask.shape)
+        where = {d: cube[d].values[i].item() for d, i in zip(dims, index)}
+        answers[cell] = (int(mask.sum()), float(step[index]), where)
+    return answers
+
+
+@pytest.mark.parametrize("over", [QUERY["over"], ["recompute", "gpu"]], ids=["mixed", "categorical"])
+def test_a_query_over_categorical_dims_equals_brute_force(step, over, tmp_path):
+    req, cube = step
+    query = make_query(QUERY["where"], minimize="step_time", over=over, quantities=req.quantities, axes=list(req.axes))
+    answer = run_query(req, query).dataset
+    write_netcdf(answer, tmp_path / "q.nc")
+    back = xr.open_dataset(tmp_path / "q.nc")
+    expected = _brute_force(cube, over)
+    assert 0 < sum(n == 0 for n, _, _ in expected.values()) < len(expected)  # some cells fit, some do not
+    for ds in (answer, back):
+        keep = list(answer["n_feasible"].dims)
+        assert keep == [d for d in req.axes if d not in over]
+        for cell, (n, best, where) in expected.items():
+            got = ds.sel(dict(zip(keep, cell)))
+            assert int(got["n_feasible"]) == n
+            if n == 0:
+                assert np.isnan(float(got["step_time"])) and str(got["best_recompute"].values) == ""
+                continue
+            assert float(got["step_time"]) == best
+            assert {d: got[f"best_{d}"].values.item() for d in over} == where
+    back.close()
+
+
+def test_query_ties_go_to_the_first_point_in_grid_order_whatever_order_chunks_come_in():
+    """Combinations are reduced slab by slab, not in grid order: a tie must still keep the grid's first point."""
+    from engine.runtime.query import Query, QueryAccumulator, QueryFunction
+
+    qf = QueryFunction(Query((), "x", "min", ("a", "b")), ("a", "b"), 0, True)
+    acc = QueryAccumulator(qf, (2, 3), [np.arange(2), np.arange(3)], np.int64)
+    for row, col in ((1, 0), (0, 2), (1, 1)):  # the same best value three times, row 1 first
+        acc.add((slice(row, row + 1), slice(None)), (1, 3), {"n_feasible": np.array(3), "best": np.array(5),
+                                                             "arg": np.array(col)})
+    assert (int(acc.best_index[0]), int(acc.best_index[1])) == (0, 2) and int(acc.n_feasible) == 9
+
+
+def test_the_seed_set_with_a_categorical_first_dim(tmp_path):
+    req = parse_spec(_spec(SEED), text=SEED)
+    cube = run_sweep(req).dataset
+    assert cube["tied_head"].values.tolist() == [True, False] and "valid" not in cube
+    for tied in (True, False):
+        plain = run_sweep(parse_spec(_plain(SEED, {"tied_head": tied}))).dataset
+        xr.testing.assert_equal(cube.sel(tied_head=tied).drop_vars("tied_head"), plain.drop_attrs())
+        fs = req.variants[(tied,)].formulas
+        point = dict(d_model=768, n_layers=4, batch=4, vocab=50000, seq_len=128)
+        assert cube["params_total"].sel(tied_head=tied, d_model=768, n_layers=4, batch=4).item() == \
+            int(fs.evaluate_exact("params_total", point))
+    assert cube["params_total"].dtype == np.int64
+    assert cube["params_total"].sel(tied_head=False, d_model=512, n_layers=2, batch=1).item() - \
+        cube["params_total"].sel(tied_head=True, d_model=512, n_layers=2, batch=1).item() == 512 * 50000
+    # split along the categorical first dim, each part written on its own, joined in part order
+    parts = []
+    for i in range(2):
+        share = process_share(req, i, 2)
+        assert share.axes["tied_head"].tolist() == [[True], [False]][i]
+        parts.append(run_to_netcdf(share, tmp_path / f"p{i}.nc").path)
+    run_to_netcdf(req, tmp_path / "whole.nc")
+    combine(parts[::-1], tmp_path / "joined.nc")
+    with xr.open_dataset(tmp_path / "whole.nc") as whole, xr.open_dataset(tmp_path / "joined.nc") as joined:
+        for ds in (whole, joined, cube):
+            ds.attrs.pop("history")
+        xr.testing.assert_identical(whole, joined)
+        xr.testing.assert_identical(whole, cube)  # booleans read back as booleans (int8 with dtype = "bool")
+        assert whole["tied_head"].dtype == np.bool_ and whole["tied_head"].attrs["categorical"] == "structural option"
+        assert whole["params_total"].sel(tied_head=False).equals(cube["params_total"].sel(tied_head=False))
+
+
+def test_the_cli_runs_a_categorical_spec(run_cli, write_spec, tmp_path):
+    spec = write_spec(STEP, "cat.toml")
+    r = run_cli("run", spec, "-o", tmp_path / "cat.nc")
+    assert r.returncode == 0, r.stderr
+    assert "tp=3 x recompute=2 x pp=2 x dp=4 x gpu=2 x batch=2" in r.stdout
+    assert "kernels   4 (one per combination of recompute, gpu)" in r.stdout
+    assert "step_time  min" in r.stdout and "recompute=" in r.stdout
+    with xr.open_dataset(tmp_path / "cat.nc") as ds:
+        assert ds.sizes["gpu"] == 2 and ds["recompute"].values.tolist() == ["none", "full"]
+    r = run_cli("run", spec, "-o", tmp_path / "q.nc", *(f"--where={w}" for w in QUERY["where"]), "--minimize",
+                "step_time", "--over", ",".join(QUERY["over"]))
+    assert r.returncode == 0, r.stderr
+    with xr.open_dataset(tmp_path / "q.nc") as ds:
+        assert set(ds["best_recompute"].values.ravel()) <= {"none", "full", ""}
+    r = run_cli("run", spec, "-o", tmp_path / "bad.nc", "--minimize", "recompute", "--over", "recompute")
+    assert r.returncode == 2 and "recompute is a categorical dim" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "bad.nc").exists()
+
+
+@pytest.mark.parametrize("change,key,words", [
+    (dict(axes={"recompute": ["none", "partial"]}), "axes.recompute", ["'partial'", "'none', 'selective', 'full'"]),
+    (dict(axes={"zero": [1, 3, 1]}), "axes.zero", ["lists 1 more than once"]),
+    (dict(axes={"precision": ["bf16", "bf16-mixed", "bf16-amp"]}, options={"precision": None}), "axes.precision",
+     ["'bf16-mixed' more than once"]),
+    (dict(options={"recompute": "full"}), "axes.recompute", ["also in [options]"]),
+    (dict(sweep={"gpu": "a100"}), "axes.gpu", ["also sweep.gpu"]),
+    (dict(axes={"gpu": ["a100", "z80"]}), "axes.gpu", ["'z80'", "a100-80gb", "h100-sxm"]),
+    (dict(axes={"sequence_parallel": []}), "axes.sequence_parallel", ["non-empty list"]),
+    (dict(axes={"zero": [1, 2]}, options={"offload": "params"}), "axes",
+     ["the combination", "zero = 1", "offload params needs zero 3"]),
+    (dict(axes={"memory_model": ["korthikanti", "pytorch"]}, options={"memory_model": None, "sequence_parallel": True}),
+     "axes", ["the combination recompute = 'none', gpu = 'a100-80gb', memory_model = 'pytorch'",
+              "sequence_parallel needs memory_model korthikanti"]),
+    (dict(sweep={"quantities": ["mem_peak_backward"]}, axes={"memory_model": ["pytorch", "korthikanti"]},
+          options={"memory_model": None}), "sweep.quantities",
+     ["mem_peak_backward is not available in the combination", "memory_model = 'korthikanti'"]),
+    (dict(fixed={"seq_len": None}), "fixed", ["seq_len is needed", "(the combination recompute = 'none'"]),
+    (dict(query={"minimize": "recompute", "over": ["recompute"]}), "query.minimize", ["categorical dim"]),
+], ids=["unknown-label", "duplicate", "alias-duplicate", "in-options", "gpu-in-sweep", "unknown-gpu", "empty",
+        "conflict", "model-conflict", "absent-quantity", "missing-input", "categorical-objective"])
+def test_bad_categorical_specs_are_one_line_errors_naming_the_key(change, key, words):
+    with pytest.raises(SpecError) as info:
+        parse_spec(_spec(STEP, **change), source="s.toml")
+    exc = info.value
+    assert exc.key == key and "\n" not in str(exc), str(exc)
+    for w in words:
+        assert w in exc.message, (w, exc.message)
+
+
+def test_every_dim_categorical_is_refused():
+    data = _spec(SEED)
+    data["axes"] = {"tied_head": [True, False]}
+    data["fixed"].update(d_model=512, n_layers=2, batch=1)
+    with pytest.raises(SpecError, match="every dim is categorical"):
+        parse_spec(data)
