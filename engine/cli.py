@@ -220,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     for flag, what in (("tp", "tensor"), ("pp", "pipeline"), ("cp", "context"), ("ep", "expert"),
                        ("vp", "virtual pipeline")):
         ti.add_argument(f"--{flag}", type=int, default=1, metavar="N", help=f"{what}-parallel degree (default 1)")
+    ti.add_argument("--etp", type=int, metavar="N", help="expert tensor-parallel degree (MoE; default: --tp)")
     ti.add_argument("--dp", type=int, metavar="N", help="data-parallel degree (default gpus / (tp x pp x cp))")
     ti.add_argument("--shard-group", type=int, metavar="G",
                     help="hybrid sharding: ZeRO/FSDP within groups of G devices, plain data parallelism across them "
@@ -640,7 +641,7 @@ def _time(args) -> int:
         chosen["attention"] = "sdpa" if args.attention == "flash" else args.attention
     options = memory_options(**chosen)
     layout = Layout(args.gpus, args.seq_len, args.global_batch, args.micro_batch if training else args.global_batch,
-                    args.tp, args.pp, args.dp, args.cp, args.ep, args.vp, args.shard_group)
+                    args.tp, args.pp, args.dp, args.cp, args.ep, args.vp, args.shard_group, args.etp)
     if not training:  # one replica serves the batch: every device in tp x cp
         if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:
             raise SpecError("--gpus", str(args.gpus), f"inference times one replica: --gpus must equal tp x cp = "
@@ -675,9 +676,6 @@ def _plan(args) -> int:
     from engine.catalog.plan import plan
 
     arch = _arch_of(args)
-    if arch.structure.moe or not arch.structure.uniform or arch.structure.mla:
-        raise SpecError("--arch", args.hf_config or args.arch, "plan searches dense models of one layer kind for "
-                                                               "now (MoE and hybrid layouts: llm-sweep time)")
     from dataclasses import replace
 
     from engine.catalog.plan import default_space
@@ -701,7 +699,7 @@ def _plan(args) -> int:
     for est in out["layouts"]:
         lay = est["layout"]
         print(f"  {est['step_time']:9.4g} s  MFU {est['mfu']:5.1%}  tp {lay['tp']:<2} pp {lay['pp']:<3} dp {lay['dp']:<5} "
-              f"cp {lay['cp']} vp {lay['vp']:<2} micro-batch {lay['micro_batch']:<4} recompute {est['recompute']:<9} "
+              f"cp {lay['cp']} " + (f"ep {lay['ep']:<3} " if arch.structure.moe else "") + f"vp {lay['vp']:<2} micro-batch {lay['micro_batch']:<4} recompute {est['recompute']:<9} "
               f"zero {est['zero']} sp {'on ' if est['sequence_parallel'] else 'off'}  {_gib(est['mem_peak'])}")
     return EXIT_OK
 

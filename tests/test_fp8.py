@@ -81,3 +81,25 @@ def test_pytorch_model_refuses_fp8(run_cli):
 def test_fp8_refusals(kw):
     with pytest.raises(SpecError, match="fp8"):
         memory_options(precision="fp8", memory_model="korthikanti" if "zero" in kw else "pytorch", **kw)
+
+
+def test_fp8_weights_of_moe_and_mla_models_follow_expert_parallelism():
+    """MoE and MLA models: the fp8 copies cover every linear weight (from the parameter counts), routed experts
+    split over ep x etp like their bf16 weights, the rest over tp; DeepSeek-V3 (MLA, dense first layers) is
+    no longer refused."""
+    from engine.catalog.model import estimate_formulas
+
+    arch = architecture("qwen3-30b-a3b")
+    opts = memory_options(precision="fp8", memory_model="korthikanti", attention="flash")
+    fs = estimate_formulas(arch.family, arch.structure, opts)
+    given = {**arch.values, "batch": 1, "seq_len": 4096, "tp": 2, "pp": 2, "ep": 8, "etp": 1, "dp": 8}
+    p = {k: int(fs.evaluate_exact(k, given)) for k in ("params_total", "params_routed_experts", "params_embedding",
+                                                       "params_head", "params_norms", "params_router")}
+    dense = p["params_total"] - p["params_routed_experts"] - p["params_embedding"] - p["params_head"] \
+        - p["params_norms"] - p["params_router"]
+    want = 2 * (dense / 2 + p["params_routed_experts"] / 8) / 2  # two 1-byte copies; tp 2, ep 8 x etp 1, pp 2
+    assert float(fs.evaluate_exact("mem_fp8_weights", given)) == pytest.approx(want, rel=1e-12)
+    ds = architecture("deepseek-v3")
+    est = memory_estimate(ds, memory_options(precision="fp8", memory_model="korthikanti", attention="flash"),
+                          {"batch": 1, "seq_len": 4096, "tp": 2, "pp": 1, "ep": 64, "dp": 64})
+    assert est["breakdown"]["fp8_weights"] > 0

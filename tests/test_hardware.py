@@ -101,8 +101,29 @@ def test_unknown_precision_is_a_value_error():
 
 def test_values():
     v = device("h100-sxm").values("bf16-mixed")
-    assert v == {"peak_flops": 989.4e12, "hbm_bandwidth": 3.35e12, "link_bandwidth": 450e9,
-                 "inter_bandwidth": 50e9, "devices_per_node": 8, "hbm_capacity": 80 * 10**9}
+    assert v == {"peak_flops": 989.4e12, "attention_peak_flops": 989.4e12, "matmul_ceiling": 0.801,
+                 "hbm_bandwidth": 3.35e12, "link_bandwidth": 450e9, "inter_bandwidth": 50e9, "devices_per_node": 8,
+                 "hbm_capacity": 80 * 10**9}
+
+
+def test_fp8_attention_runs_at_the_16_bit_peak():
+    """Only the linear layers run in fp8 (Transformer Engine, torchao Float8Linear): attention keeps bf16's peak."""
+    v = device("h100-sxm").values("fp8")
+    assert v["peak_flops"] == 1978.9e12 and v["attention_peak_flops"] == 989.4e12
+
+
+def test_matmul_ceiling_is_the_measured_mamf_or_one():
+    assert device("a100-80gb").values("bf16")["matmul_ceiling"] == 0.859
+    assert device("mi300x").values("bf16")["matmul_ceiling"] == 0.601
+    assert device("tpu-v5e").values("bf16")["matmul_ceiling"] == 1.0  # none published: the datasheet peak
+    assert all("ml-engineering" in " ".join(DEVICES[n].sources) for n in DEVICES if DEVICES[n].mamf_fraction < 1)
+
+
+def test_a_mamf_fraction_above_one_is_refused(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text(GOOD_TOML.replace('vendor = "Acme"', 'vendor = "Acme"\nmamf_fraction = 1.2'))
+    with pytest.raises(SpecError, match=r"mamf_fraction: must be a number in \(0, 1\]"):
+        device(str(f))
 
 
 def test_unknown_name_lists_valid_names():

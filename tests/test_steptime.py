@@ -122,9 +122,9 @@ pp = [1, 2, 4]
 
 
 def test_errors_on_published_measured_runs_are_pinned():
-    """benchmarks/validate_steptime.py with the shipped knobs: the median error per source, pinned near
-    what it measures (Megatron on A100 6.5 % / 6.4 %, llm-foundry FSDP on A100 and H100 15.5 %; the
-    10 % target of issue 12 is not met yet for the other stacks)."""
+    """benchmarks/validate_steptime.py with the shipped knobs (calibrated on the shared file's groups): the
+    median error per source, pinned near what it measures. The issue's target (10 % median, 25 % worst on
+    held-out runs) is not met: held-out median 20.2 %."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -134,17 +134,20 @@ def test_errors_on_published_measured_runs_are_pinned():
     by = {}
     for r, e in zip(records, errors):
         by.setdefault(r["source_group"], []).append(abs(e))
-    assert len(records) == 239
-    assert statistics.median(by["korthikanti2022"]) <= 0.075
-    assert statistics.median(by["narayanan2021_t2"]) <= 0.075
-    assert statistics.median(by["mpt_llmfoundry"]) <= 0.165
-    assert statistics.median(by["mtnlg2022"]) <= 0.235
-    # measured runs found for this model (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.178  # NeMo, H100 fp8
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.131  # Megatron-Bridge, H100
-    assert statistics.median(by["torchtitan"]) <= 0.289  # FSDP2 / TP / PP / CP, H100 bf16 and fp8
-    assert statistics.median(by["maxtext"]) <= 0.338  # JAX on TPU v4 / v5e / v5p and H100
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.972  # context parallelism to 1M tokens
+    assert len(records) == 245
+    # calibrated on these (the shared file)
+    assert statistics.median(by["korthikanti2022"]) <= 0.08  # measured 7.4 %
+    assert statistics.median(by["narayanan2021_t2"]) <= 0.09  # 8.2 %
+    assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.6 %
+    assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.0 %
+    # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.145  # NeMo, H100 fp8: 13.4 %
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.28  # Megatron-Bridge, H100, dense and MoE: 26.7 %
+    assert statistics.median(by["torchtitan"]) <= 0.13  # FSDP2 / TP / PP / CP, H100 bf16 and fp8: 12.0 %
+    assert statistics.median(by["maxtext"]) <= 0.25  # JAX on TPU v4 / v5e / v5p and H100: 24.0 %
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.87  # context parallelism to 1M tokens: 85.2 %
+    held = [abs(e) for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
+    assert len(held) == 109 and statistics.median(held) <= 0.21  # 20.2 %
 
 
 def test_formulas_prints_the_step_time_model(run_cli):
@@ -191,9 +194,37 @@ def test_plan_cli(run_cli):
     out = json.loads(r.stdout)
     assert len(out["layouts"]) == 2 and out["layouts"][0]["step_time"] <= out["layouts"][1]["step_time"]
     assert out["searched"] >= out["valid"] >= out["fit"] > 0
-    r = run_cli("plan", "--arch", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--seq-len", "1024",
+    r = run_cli("plan", "--arch", "nemotron-h-56b-base-8k", "--gpu", "h100", "--gpus", "8", "--seq-len", "1024",
                 "--global-batch", "16")
-    assert r.returncode == 2 and "dense models" in r.stderr
+    assert r.returncode == 2 and "Mamba-2" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plan_searches_expert_parallelism_like_exhaustive_evaluation():
+    """A MoE model: ep is an axis (etp 1; ep divides the experts and the devices of a stage) and plan's best
+    layouts are the exhaustive search's."""
+    import itertools
+
+    from engine.catalog.model import memory_options
+    from engine.catalog.plan import Space, plan
+
+    arch = architecture("olmoe-1b-7b-0924")  # 64 experts, top 8
+    space = Space(tp=(1, 2), pp=(1, 2), cp=(1,), micro_batch=(1,), vp=(1,), ep=(1, 2, 4, 8, 16),
+                  recompute=("selective",), zero=(1,), sequence_parallel=(False,))
+    out = plan(arch, "h100-sxm", gpus=8, seq_len=2048, global_batch=32, top=3, space=space)
+    brute = []
+    for tp, pp, mb, ep in itertools.product(space.tp, space.pp, space.micro_batch, space.ep):
+        try:
+            est = time_estimate(arch, "h100-sxm", Layout(8, 2048, 32, mb, tp, pp, None, 1, ep, 1, etp=1),
+                                memory_options(memory_model="korthikanti", precision="bf16", recompute="selective",
+                                               zero=1, attention="flash"))
+        except SpecError:
+            continue  # ep 16 does not divide the 8 devices of a stage, ...
+        if est["fits"]:
+            brute.append((est["step_time"], tp, pp, mb, ep))
+    brute.sort()
+    assert out["fit"] == len(brute) and {b[4] for b in brute} >= {1, 2, 4, 8}
+    assert [x["step_time"] for x in out["layouts"]] == pytest.approx([b[0] for b in brute[:3]], rel=1e-5)
+    assert out["layouts"][0]["layout"]["ep"] == brute[0][4] and out["layouts"][0]["layout"]["etp"] == 1
 
 
 def test_hybrid_sharding_shards_within_groups(run_cli):
@@ -215,25 +246,32 @@ def test_hybrid_sharding_shards_within_groups(run_cli):
 
 
 def test_the_plan_spec_query_agrees_with_plan():
-    """sweeps/plan-gpt3-175b.toml (a spec: [sweep] gpu, dp swept, the layout rules as validity masks, an
-    on-device query) finds the layout `plan` finds for the same structural choice."""
+    """sweeps/plan-gpt3-175b.toml (a spec: [sweep] gpu, dp swept, structural choices as categorical dims, the
+    layout rules as validity masks, an on-device query) finds the layout and structural choice `plan` finds;
+    here over 2 x 2 of its 24 combinations, to keep the suite fast."""
+    import tomllib
+
     import xarray as xr
 
     from engine.catalog.plan import Space, plan
-    from engine.request.spec import load_spec
+    from engine.request.spec import parse_spec
     from engine.runtime.sweep import run_query
 
-    req = load_spec(REPO / "sweeps" / "plan-gpt3-175b.toml")
+    data = tomllib.loads((REPO / "sweeps" / "plan-gpt3-175b.toml").read_text())
+    data["axes"].update(recompute=["none", "selective"], zero=[1, 2], sequence_parallel=[True])
+    req = parse_spec(data)
     ds = run_query(req, req.query).dataset
-    best = {k: int(ds[f"best_{k}"]) for k in ("tp", "pp", "dp", "batch", "vp")}
+    best = {k: ds[f"best_{k}"].values.item() for k in ("tp", "pp", "dp", "batch", "vp", "recompute", "zero")}
     space = Space(tp=(1, 2, 4, 8, 16, 32, 64), pp=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96), cp=(1,),
-                  micro_batch=(1, 2, 3, 4, 6, 8, 12, 16), vp=(1, 2, 3, 4, 6), recompute=("selective",), zero=(1,),
-                  sequence_parallel=(True,))
+                  micro_batch=(1, 2, 3, 4, 6, 8, 12, 16), vp=(1, 2, 3, 4, 6), recompute=("none", "selective"),
+                  zero=(1, 2), sequence_parallel=(True,))
     out = plan(architecture("gpt3-175b"), "a100-80gb", gpus=1024, seq_len=2048, global_batch=1536, top=1,
                space=space)
-    lay = out["layouts"][0]["layout"]
-    assert best == {"tp": lay["tp"], "pp": lay["pp"], "dp": lay["dp"], "batch": lay["micro_batch"], "vp": lay["vp"]}
-    assert float(ds["step_time"]) == pytest.approx(out["layouts"][0]["step_time"], rel=1e-9)
+    top = out["layouts"][0]
+    lay = top["layout"]
+    assert best == {"tp": lay["tp"], "pp": lay["pp"], "dp": lay["dp"], "batch": lay["micro_batch"], "vp": lay["vp"],
+                    "recompute": top["recompute"], "zero": top["zero"]}
+    assert float(ds["step_time"]) == pytest.approx(top["step_time"], rel=1e-9)
     # plan leaves out sequence parallelism at tp 1 (Megatron turns it off there: the same layout twice)
     assert int(ds["n_feasible"]) >= out["fit"] > 0
     assert isinstance(ds, xr.Dataset)
@@ -247,3 +285,47 @@ def test_time_of_moe_models_with_expert_parallelism(run_cli):
     one = json.loads(run_cli("time", "--arch", "qwen3-30b-a3b", "--gpu", "h100", "--gpus", "16", "--seq-len", "4096",
                              "--global-batch", "256", "--json").stdout)
     assert one["breakdown"]["ep"] == 0 and one["mem_peak"] > out["mem_peak"]  # experts split 8 ways
+    r = run_cli("time", "--arch", "qwen3-30b-a3b", "--gpu", "h100", "--gpus", "8", "--seq-len", "4096",
+                "--global-batch", "64", "--tp", "2", "--ep", "8", "--etp", "2")
+    assert r.returncode == 2 and "ep x etp = 16 must divide dp x tp x cp = 8" in r.stderr
+    r = run_cli("time", "--arch", "llama-2-7b", "--gpu", "h100", "--gpus", "8", "--seq-len", "4096",
+                "--global-batch", "64", "--etp", "2")
+    assert r.returncode == 2 and "--etp" in r.stderr and "no experts" in r.stderr
+
+
+def test_expert_all_to_all_crosses_the_network_only_for_peers_off_the_node():
+    """16 experts' ranks over 2 nodes of 8: 7/16 of the bytes over NVLink, 8/16 over the network, at once."""
+    from engine.symbolic.memory.steptime import all_to_all
+
+    vals = {"devices_per_node": 8, "link_bandwidth": 450e9, "inter_bandwidth": 50e9, "comm_efficiency": 1,
+            "collective_latency": 0}
+    t = all_to_all(sympy.Integer(16), sympy.Integer(10**9)).subs({steptime.symbol(k): v for k, v in vals.items()})
+    assert float(t) == pytest.approx(max(7 / 16 * 1e9 / 450e9, 8 / 16 * 1e9 / 50e9))
+    inside = all_to_all(sympy.Integer(8), sympy.Integer(10**9)).subs({steptime.symbol(k): v for k, v in vals.items()})
+    assert float(inside) == pytest.approx(7 / 8 * 1e9 / 450e9)
+
+
+def test_zero3_moves_two_16_bit_gathers_and_an_fp32_reduce_scatter():
+    """Megatron-style bf16 (fp32 main gradients): ZeRO-3 over 8 devices of one node, by hand."""
+    arch = architecture("gpt2")
+    opts = memory_options(memory_model="korthikanti", precision="bf16", zero=3, attention="flash")
+    est = time_estimate(arch, "a100-80gb", Layout(8, 1024, 8, 1), opts)
+    n = 124_439_808  # GPT-2 small's parameters (tied head)
+    bw, alpha = 0.9 * 300e9, 1e-5
+    ring = lambda nbytes: 7 / 8 * nbytes / bw + 7 * alpha  # noqa: E731  reduce-scatter or all-gather over 8
+    want = (1 - 0.2) * (ring(4 * n) + 2 * ring(2 * n))
+    assert est["breakdown"]["dp"] == pytest.approx(want, rel=1e-9)
+
+
+def test_causal_attention_executes_half_the_scores_with_fused_kernels():
+    """flash / sdpa skip the masked half of QK^T and AV; eager computes all of it: the difference in compute
+    time is half the attention FLOPs at the attention efficiency (fp8: at the 16-bit peak)."""
+    arch = architecture("llama-2-7b")
+    fs = {a: estimate_formulas(arch.family, arch.structure, memory_options(memory_model="korthikanti",
+                                                                           precision="fp8", attention=a))
+          for a in ("flash", "eager")}
+    dev = device("h100-sxm").values("fp8")
+    given = {**arch.values, **dev, "batch": 1, "seq_len": 8192, "global_batch": 8, "dp": 8}
+    t = {a: float(f.evaluate_exact("time_compute", given)) for a, f in fs.items()}
+    attn = float(fs["flash"].evaluate_exact("flops_attention_token", given)) * 3 * 8192 * 1  # fwd + 2 bwd
+    assert t["eager"] - t["flash"] == pytest.approx(attn / 2 / (989.4e12 * 0.801 * 0.35), rel=1e-9)

@@ -6,6 +6,8 @@ The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the pac
      "devices": {NAME: {"vendor": TEXT, "description": TEXT,
                         "peak_tflops": {"fp32": X, "tf32": X, "bf16": X, "fp16": X, "fp8": X},
                                                  dense TFLOP/s; null where the device has no such path
+                        "mamf_fraction": X,                 optional: maximum achievable matmul FLOP/s over
+                                                            the bf16 peak, measured (Bekman's MAMF table)
                         "hbm_gb": X  or  "hbm_gib": X,      memory as the vendor states it (10^9 or 2^30 bytes)
                         "hbm_bandwidth_gbps": X,            GB/s (10^9 bytes/s)
                         "intra_node_gbps": X,               scale-up link, GB/s per direction per device
@@ -58,7 +60,7 @@ PRECISION_DTYPE = MappingProxyType({
 })
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
-_FIELDS = ("peak_tflops", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+_FIELDS = ("peak_tflops", "mamf_fraction", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
 
 
@@ -77,6 +79,7 @@ class Device:
     inter_bandwidth: float  # scale-out network per device
     sources: tuple[str, ...] = ()
     notes: str = ""
+    mamf_fraction: float = 1.0  # measured maximum achievable matmul FLOP/s over the peak (1: none published)
 
     def peak(self, precision: str) -> float:
         """Dense peak FLOP/s of ``precision``'s matmuls (see PRECISION_DTYPE).
@@ -94,10 +97,18 @@ class Device:
                                                 f"{', '.join(have)}")
         return value
 
+    def attention_peak(self, precision: str) -> float:
+        """Dense peak FLOP/s of the attention kernels under ``precision``: fp8 training runs only the linear
+        layers in fp8 (Transformer Engine's DotProductAttention and FlashAttention stay 16-bit unless fp8
+        attention is asked for; torchao's Float8Linear converts nn.Linear only), so fp8 gets the bf16 peak."""
+        return self.peak("bf16" if precision == "fp8" else precision)
+
     def values(self, precision: str) -> dict[str, float | int]:
-        """The step-time symbols' values for ``precision``: peak_flops, hbm_bandwidth, link_bandwidth,
-        inter_bandwidth, devices_per_node, hbm_capacity."""
-        return {"peak_flops": self.peak(precision), "hbm_bandwidth": self.hbm_bandwidth,
+        """The step-time symbols' values for ``precision``: peak_flops, attention_peak_flops, matmul_ceiling,
+        hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node, hbm_capacity."""
+        return {"peak_flops": self.peak(precision), "attention_peak_flops": self.attention_peak(precision),
+                "matmul_ceiling": self.mamf_fraction,
+                "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
 
@@ -160,11 +171,16 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool)
             or (catalog and not any(s.startswith("https://") for s in sources)):
         raise SpecError(source, key("sources"), "must be a list of texts" + (", at least one an https:// URL of "
                                                                              "the vendor's figures" if catalog else ""))
+    mamf = entry.get("mamf_fraction", 1.0)
+    if isinstance(mamf, bool) or not isinstance(mamf, (int, float)) or not 0 < mamf <= 1:
+        raise SpecError(source, key("mamf_fraction"), f"must be a number in (0, 1] (measured matmul FLOP/s over the "
+                                                      f"peak), got {mamf!r}")
     return Device(name=name, vendor=texts["vendor"], description=texts["description"],
                   peak_flops=MappingProxyType(flops), hbm_bytes=hbm, hbm_bandwidth=rates["hbm_bandwidth_gbps"],
                   intra_bandwidth=rates["intra_node_gbps"],
                   devices_per_node=number("devices_per_node", entry["devices_per_node"], integer=True),
-                  inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"])
+                  inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"],
+                  mamf_fraction=float(mamf))
 
 
 def load_catalog(data: Any, where: str = WHERE) -> tuple[dict[str, Device], dict[str, str]]:

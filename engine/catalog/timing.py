@@ -36,6 +36,7 @@ class Layout:
     ep: int = 1
     vp: int = 1
     shard_group: int | None = None
+    etp: int | None = None  # expert tensor parallelism (MoE): None means tp
 
     def resolved(self) -> "Layout":
         """The layout with ``dp`` filled; SpecError naming the flag and what would be valid otherwise."""
@@ -63,8 +64,14 @@ class Layout:
             divisors = [g for g in range(1, dp + 1) if dp % g == 0]
             raise SpecError("--shard-group", str(group), f"must divide dp = {dp}; valid: "
                                                          f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}")
+        etp = self.tp if self.etp is None else self.etp
+        if isinstance(etp, bool) or not isinstance(etp, int) or etp <= 0:
+            raise SpecError("--etp", str(etp), "must be a positive integer")
+        if (dp * self.tp * self.cp) % (self.ep * etp):
+            raise SpecError("--ep", str(self.ep), f"ep x etp = {self.ep * etp} must divide dp x tp x cp = "
+                                                  f"{dp * self.tp * self.cp} (the devices of a pipeline stage)")
         return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
-                      self.ep, self.vp, group)
+                      self.ep, self.vp, group, etp)
 
 
 def _flag(name: str) -> str:
@@ -93,7 +100,10 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
         raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
                                                                "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
     if arch.structure.moe:
-        values["ep"] = lay.ep
+        values.update(ep=lay.ep, etp=lay.etp)
+    elif lay.etp != lay.tp:
+        raise SpecError("--etp", str(lay.etp), f"expert tensor parallelism applies to MoE models; {arch.label} has "
+                                               "no experts")
     fs = estimate_formulas(arch.family, arch.structure, options)
     if "step_time" in fs.absent:
         raise SpecError(arch.label, "options", fs.absent["step_time"])
@@ -116,7 +126,7 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     else:
         out, breakdown = {"ttft": ev("ttft"), "tpot": ev("tpot"), "tokens_per_s": ev("tokens_per_s")}, None
     out.update(mem_peak=memory["peak"], hbm=dev.hbm_bytes, fits=memory["peak"] <= dev.hbm_bytes, gpu=dev.name,
-               layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "vp", "shard_group",
+               layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "etp", "vp", "shard_group",
                                                      "micro_batch", "global_batch", "seq_len")})
     if breakdown is not None:
         out["breakdown"] = breakdown

@@ -147,6 +147,12 @@ _ENTRIES = (
     _entry("n_gpus", r"n_{\mathrm{gpu}}", "1", "devices that share the training run"),
     _entry("peak_flops", r"X", "1", "peak FLOP/s of one device", integer=False),
     # a device and its links (engine/catalog/data/hardware.json; --gpu), and the step-time model's knobs
+    _entry("matmul_ceiling", r"\mu_{\mathrm{MAMF}}", "1",
+           "maximum achievable matmul FLOP/s over the peak, measured with large matmuls (MAMF; 1 where none is "
+           "published)", integer=False),
+    _entry("attention_peak_flops", r"X_{\mathrm{attn}}", "1",
+           "peak FLOP/s of the attention kernels (16-bit under fp8 training: only linear layers run in fp8)",
+           integer=False),
     _entry("hbm_bandwidth", r"B_{\mathrm{HBM}}", "bytes/s", "device memory bandwidth", integer=False),
     _entry("hbm_capacity", r"M_{\mathrm{HBM}}", "bytes", "device memory capacity", integer=False),
     _entry("link_bandwidth", r"B_{\mathrm{link}}", "bytes/s",

@@ -95,9 +95,9 @@ def refusals(structure, o: MemoryOptions) -> list[str]:
         what = "multi-head latent attention" if structure.mla else "layers of different kinds"
         problems.append(f"memory_model {o.memory_model} describes uniform GPT-2/LLaMA blocks, not {what}; use "
                         "memory_model korthikanti")
-    if irregular and (o.precision == "fp8" or o.optimizer == "adafactor"):
-        problems.append(f"{'precision fp8' if o.precision == 'fp8' else 'optimizer adafactor'} is modelled for "
-                        "uniform attention and MLP layers (not MLA or mixed layer kinds)")
+    if irregular and o.optimizer == "adafactor":
+        problems.append("optimizer adafactor is modelled for uniform attention and MLP layers (not MLA or mixed "
+                        "layer kinds)")
     if o.finetune != "none" and irregular:
         problems.append(f"finetune {o.finetune} is modelled for uniform attention and MLP layers")
     return problems

@@ -100,13 +100,22 @@ def fp8_quantities(o, structure) -> list[Quantity]:
         raise ValueError("precision fp8 needs the architecture's structure (linear layers)")
     attn = C.attention("none")  # Q, K, V and output projection matrices
     mlp = C.mlp(structure.mlp, False)
-    gemms = 2 + 2  # fused QKV, output projection; fc1 (gate and up fused in Megatron), fc2
-    if structure.moe:  # TE GroupedLinear: every local expert's fc1 and fc2
-        shared = C.n_shared_experts * C.mlp(structure.mlp, False, C.d_ff_shared) if structure.shared_experts else 0
-        mlp = C.n_experts * mlp + shared
-        gemms = 2 + 2 * C.n_experts + (2 if structure.shared_experts else 0)
-    linear = L * (attn + mlp) / (tp * pp)
-    meta = L / pp * gemms * FP8_TENSORS_PER_GEMM * (FP8_AMAX_HISTORY + 2) * 4
+    gemms = L * (2 + 2)  # fused QKV, output projection; fc1 (gate and up fused in Megatron), fc2
+    if structure.moe or structure.mla or structure.separate_mlp or structure.dense_layers:
+        # from the parameter counts: routed experts over ep x etp, the other linear weights over tp
+        from engine.symbolic.formulas.architectures import mlp_counts
+
+        routed = qi("params_routed_experts") if structure.moe else 0
+        kept = qi("params_embedding") + qi("params_head") + qi("params_positions") + qi("params_norms")
+        if structure.moe:
+            kept += qi("params_router")
+        linear = ((qi("params_total") - kept - routed) / tp + routed / (ep * etp)) / pp
+        if structure.moe:  # TE GroupedLinear: every local expert's fc1 and fc2 (and the shared experts')
+            local = 2 * C.n_experts / ep + (2 if structure.shared_experts else 0)
+            gemms = L * 4 + mlp_counts(structure)["moe"] * (local - 2)
+    else:
+        linear = L * (attn + mlp) / (tp * pp)
+    meta = gemms / pp * FP8_TENSORS_PER_GEMM * (FP8_AMAX_HISTORY + 2) * 4
     return [quantity("mem_fp8_weights", linear * 2, "TE fp8 copies and fp8 transposes of the linear weights per "
                      "device", r"M_{\mathrm{fp8\,weights}}", SRC_FP8),
             quantity("mem_fp8_scaling", meta, "TE delayed-scaling amax histories and scales per device",

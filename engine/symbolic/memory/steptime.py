@@ -29,12 +29,13 @@ from engine.symbolic.formulas.base import Quantity, Validity
 from engine.symbolic.memory.base import L, b, bits_g, dp, ep, h, pp, q, qi, quantity, s, tp, vp
 from engine.symbolic.symbols import symbol
 
-peak, hbm_bw = symbol("peak_flops"), symbol("hbm_bandwidth")
+peak, attn_peak, hbm_bw = symbol("peak_flops"), symbol("attention_peak_flops"), symbol("hbm_bandwidth")
 link_bw, net_bw, per_node = symbol("link_bandwidth"), symbol("inter_bandwidth"), symbol("devices_per_node")
 global_batch, cp = symbol("global_batch"), symbol("cp")
 eta_mm, eta_net, overlap, alpha = (symbol("matmul_efficiency"), symbol("comm_efficiency"), symbol("dp_overlap"),
                                    symbol("collective_latency"))
 eta_attn = symbol("attention_efficiency")
+ceiling = symbol("matmul_ceiling")
 
 SRC_RING = ("ring collectives: Thakur, Rabenseifner & Gropp 2005 (all-reduce 2(p-1)/p n / B + 2(p-1) alpha); NCCL "
             "bus bandwidth (nccl-tests doc/PERFORMANCE.md); Megatron-LM (Shoeybi et al. 2019 §3: 2 all-reduces per "
@@ -56,11 +57,15 @@ SRC_CP = ("context parallelism: ring attention passes each device's K and V arou
 SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read once per generated token (Pope et al. "
               "2022 §2; kipply, Transformer Inference Arithmetic); prefill: compute-bound")
 
-DEFAULTS = {  # documented starting points; benchmarks/validate_steptime.py calibrates them on measured runs
-    "matmul_efficiency": sympy.Rational(7, 10),
-    "attention_efficiency": sympy.Rational(1, 2),
-    "comm_efficiency": sympy.Rational(7, 10),
-    "dp_overlap": sympy.Rational(1, 2),
+# Calibrated on the 136 usable measured runs of the shared file (Korthikanti et al. 2022, Narayanan et al. 2021,
+# MT-NLG, MosaicML llm-foundry): `python benchmarks/validate_steptime.py --per-record --calibrate
+# korthikanti2022,narayanan2021_t2,mtnlg2022,mpt_llmfoundry` (grid search, median |log error| over the records;
+# comm_efficiency at most 0.9, the NCCL bus bandwidth of a link). The other sources are predictions.
+DEFAULTS = {
+    "matmul_efficiency": sympy.Rational(7, 10),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
+    "attention_efficiency": sympy.Rational(7, 20),  # of the same ceiling, on the FLOPs the kernels execute
+    "comm_efficiency": sympy.Rational(9, 10),
+    "dp_overlap": sympy.Rational(1, 5),
     "collective_latency": sympy.Rational(1, 100000),  # 10 microseconds per ring step
     "cp": sympy.Integer(1),
 }
@@ -81,6 +86,16 @@ def half_ring(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr) -> sympy.Expr:
     return (p - 1) / p * nbytes / bw + (p - 1) * alpha
 
 
+def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
+    """An all-to-all of ``nbytes`` per device over ``p`` devices ``inner`` apart: the share bound for peers in
+    the same node over the scale-up link, the rest over the network at once (the slower of the two), p - 1
+    latencies. Not a ring: a peer off the node receives its bytes directly."""
+    local = sympy.Min(p, sympy.Max(1, per_node / inner))  # group members in one node
+    near = (local - 1) / p * nbytes / (eta_net * link_bw)
+    far = (p - local) / p * nbytes / (eta_net * net_bw)
+    return sympy.Max(near, far) + (p - 1) * alpha
+
+
 def training(structure, o) -> list[Quantity]:
     act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
     m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
@@ -91,7 +106,12 @@ def training(structure, o) -> list[Quantity]:
     share = b * s / (tp * pp * cp)
     attn_passes = 3 + (1 if o.recompute != "none" else 0)
     attn = q("flops_attention_token") * attn_passes * share
-    compute = (q("hardware_flops_token") * share - attn) / (peak * eta_mm) + attn / (peak * eta_attn)
+    # what the attention kernels execute: a fused causal kernel (FlashAttention, SDPA's flash and efficient
+    # kernels) skips the masked half of the scores; eager attention multiplies them all and masks afterwards
+    counted = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
+    executed = (sympy.Rational(1, 2) if o.attention != "eager" else 1) / counted
+    t_attn = attn * executed / (attn_peak * ceiling * eta_attn)
+    compute = (q("hardware_flops_token") * share - attn) / (peak * ceiling * eta_mm) + t_attn
     # memory traffic: the weights read forward, backward (dgrad) and written (wgrad), the saved activations
     # written and read once; the matmuls' roofline
     traffic = 3 * q("mem_weights") + 2 * q("mem_activations") / (m * cp)  # a cp shard holds 1/cp of the sequence
@@ -102,33 +122,56 @@ def training(structure, o) -> list[Quantity]:
     # the MLP's activation runs over d_ff units per token, or over top_k experts' in a MoE layer
     width = symbol("top_k") * symbol("d_ff_expert") if structure.moe else symbol("d_ff")
     elementwise = passes * (10 * h + 2 * width) * act * layers * b * s / cp / tp
-    micro = sympy.Max(compute, traffic / hbm_bw) + elementwise / hbm_bw
+    # the loss over the vocabulary (on the last pipeline stage, vocab-parallel over tp): the logits upcast to fp32,
+    # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
+    # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
+    loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
+    micro = sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss) / hbm_bw
     # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
     reductions = 6 if o.recompute == "full" else 4
     tp_bytes = act * tokens_mb * h
     t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (layers * reductions * all_reduce(tp, tp_bytes, _bw(tp)), True))
     t_ep = sympy.Integer(0)
-    if structure.moe:
+    if structure.moe:  # each device dispatches its sequence-parallel share of the tokens (Megatron requires
+        # sequence parallelism for MoE with tp > 1), top_k copies of each
         moe_layers = mlp_counts(structure)["moe"] / pp
-        ep_bytes = act * tokens_mb * symbol("top_k") * h
-        t_ep = sympy.Piecewise((0, sympy.Eq(ep, 1)), (moe_layers * 4 * half_ring(ep, ep_bytes, _bw(ep, tp)), True))
-    kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim")
-    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha), True))
+        ep_bytes = act * tokens_mb / tp * symbol("top_k") * h
+        t_ep = sympy.Piecewise((0, sympy.Eq(ep, 1)), (moe_layers * 4 * all_to_all(ep, ep_bytes, symbol("etp")), True))
+    # ring attention: each device's K and V (its tp share of the kv heads) pass cp - 1 hops per layer forward and
+    # twice backward (K, V and their gradients), each hop overlapped with the attention of the block in hand
+    kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
+    ring = 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha)
+    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * sympy.Max(0, ring - t_attn / layers), True))
     t_micro = micro + t_tp + t_ep + t_cp
     # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
     p2p_bytes = act * tokens_mb * h / (tp if o.sequence_parallel else 1)
     t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / _bw(2, tp * dp) + alpha), True))
     t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
-    # data parallelism: the gradients (ZeRO-3 also gathers the parameters again for the backward)
-    grads = qi("params_total") / (tp * pp) * bits_g / 8
-    volume = sympy.Rational(3, 2) if o.zero >= 3 else 1
-    if o.zero >= 1:  # sharded within groups of shard_group devices, each shard all-reduced across the groups
-        g = symbol("shard_group")
-        sync = volume * all_reduce(g * cp, grads, _bw(g * cp, tp)) + all_reduce(dp / g, grads / g,
-                                                                                 _bw(dp / g, tp * g * cp))
+    # data parallelism: gradients reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32
+    # main gradients and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters
+    # gathered in the compute dtype: DDP all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather
+    # the updated parameters; ZeRO-3/FSDP all-gathers the parameters for the forward and again for the backward
+    def sync(n_params, group, shard):
+        """Gradient reduction and parameter gathers of ``n_params`` per device over a data-parallel ``group``
+        (of ``cp`` x group devices, ``tp`` apart), sharded within groups of ``shard`` with ZeRO."""
+        reduced = n_params * (32 if o.precision in ("bf16", "fp16", "fp8") else bits_g) / 8
+        gathered = n_params * act
+        if o.zero == 0:
+            return all_reduce(group * cp, reduced, _bw(group * cp, tp))
+        gathers = 2 if o.zero >= 3 else 1
+        inside = _bw(shard * cp, tp)
+        return (half_ring(shard * cp, reduced, inside) + gathers * half_ring(shard * cp, gathered, inside)
+                + all_reduce(group / shard, reduced / shard, _bw(group / shard, tp * shard * cp)))
+
+    g = symbol("shard_group")
+    if structure.moe:  # routed experts over ep x etp, synchronised over the expert data-parallel group
+        routed = qi("params_routed_experts")
+        edp = dp * tp / (ep * symbol("etp"))
+        sync_all = sync((qi("params_total") - routed) / (tp * pp), dp, g) + sympy.Piecewise(
+            (0, sympy.Eq(edp, 1)), (sync(routed / (ep * symbol("etp") * pp), edp, edp), True))
     else:
-        sync = all_reduce(dp * cp, grads, _bw(dp * cp, tp))
-    t_dp = sympy.Piecewise((0, sympy.Eq(dp, 1)), (sync, True))
+        sync_all = sync(qi("params_total") / (tp * pp), dp, g)
+    t_dp = sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (sync_all, True))
     # the optimizer step: model states read and written once (memory-bound)
     t_opt = 2 * q("mem_model_states") / hbm_bw
     step = t_pipe + (1 - overlap) * t_dp + t_opt
