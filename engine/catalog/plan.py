@@ -76,23 +76,29 @@ def _kernel(arch: Architecture, options, fixed: dict[str, Any]):
     from engine.symbolic.symbols import symbol
 
     fs = estimate_formulas(arch.family, arch.structure, options)
-    tp, pp, cp, mb, vp, ep = (symbol(n) for n in AXES)
-    free = {n: None for n in AXES}
-    given = {**arch.values, **fixed, **free, "dp": None}
-    dp = symbol("n_gpus") / (tp * pp * cp)
+    tp, pp, cp, mb, vp, ep, dp = (symbol(n) for n in (*AXES, "dp"))
+    given = {**arch.values, **fixed, **{n: None for n in AXES}, "dp": None}
     out = []
     for name in ("step_time", "mem_peak"):
-        expr = fs.apply(fs.expanded(name), given).subs(symbol("dp"), dp)
-        expr = expr.subs(symbol("n_gpus"), fixed["n_gpus"])
+        # dp stays an argument, computed from the others below: substituting n_gpus / (tp pp cp) into the
+        # formulas' link choices (dp tp <= devices_per_node) lets sympy decide them wrongly for positive integers
+        # (it evaluates 8/(cp pp) <= 4 to False)
+        expr = fs.apply(fs.expanded(name), given)
         # float32 kernel: constants past int32 (bytes, vocab x d_model) as floats, not weak int32 arguments
         expr = expr.xreplace({n: sympy.Float(n) for n in expr.atoms(sympy.Integer) if abs(n) >= 2**31})
-        rest = expr.free_symbols - {tp, pp, cp, mb, vp, ep}
+        rest = expr.free_symbols - {tp, pp, cp, mb, vp, ep, dp}
         if rest:
             raise SpecError(arch.label, "", f"{name} needs {', '.join(sorted(s.name for s in rest))}")
-        out.append(sympy.lambdify([tp, pp, cp, mb, vp, ep], expr, modules=[{"ceiling": jnp.ceil, "floor": jnp.floor},
-                                                                        "jax"]))
+        out.append(sympy.lambdify([tp, pp, cp, mb, vp, ep, dp], expr,
+                                  modules=[{"ceiling": jnp.ceil, "floor": jnp.floor}, "jax"]))
     step, mem = out
-    return jax.jit(lambda *a: (step(*a), mem(*a)))
+    gpus = float(fixed["n_gpus"])
+
+    def both(tp, pp, cp, mb, vp, ep):
+        dp = gpus / (tp * pp * cp)
+        return step(tp, pp, cp, mb, vp, ep, dp), mem(tp, pp, cp, mb, vp, ep, dp)
+
+    return jax.jit(both)
 
 
 def _grid(space: Space) -> dict[str, np.ndarray]:
