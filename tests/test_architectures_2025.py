@@ -252,7 +252,7 @@ kv_lora_rank = [256, 512]
                 point = ds.sel(n_experts=n, top_k=k, kv_lora_rank=r)
                 assert point["params_active"].item() == int(req.formulas.evaluate_exact("params_active", vals))
                 assert point["kv_cache_per_token"].item() == 61 * (r + 64) * 2
-    assert ds["params_total"].sel(n_experts=256, top_k=8, kv_lora_rank=512).item() == 671_026_404_352
+    assert ds.sel(n_experts=256, top_k=8, kv_lora_rank=512)["params_total"].item() == 671_026_404_352
 
 
 def test_layer_count_inputs_may_be_zero_but_not_negative(tmp_path):

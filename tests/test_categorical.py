@@ -159,7 +159,7 @@ def test_kernels_agree_with_exact_sympy_in_every_combination(step):
             point = {d: int(slab[d].values[i]) for d, i in zip(slab["valid"].dims, index)}
             for q in ("step_time", "mem_peak"):
                 exact = float(variant.formulas.evaluate_exact(q, {**variant.fixed, **point}))
-                assert slab[q].sel(point).item() == pytest.approx(exact, rel=1e-12), (labels, point, q)
+                assert slab.sel(point)[q].item() == pytest.approx(exact, rel=1e-12), (labels, point, q)
 
 
 def test_a_gpu_dim_fills_each_device_for_its_combination_precision(step):
@@ -249,11 +249,11 @@ def test_the_seed_set_with_a_categorical_first_dim(tmp_path):
         xr.testing.assert_equal(cube.sel(tied_head=tied).drop_vars("tied_head"), plain.drop_attrs())
         fs = req.variants[(tied,)].formulas
         point = dict(d_model=768, n_layers=4, batch=4, vocab=50000, seq_len=128)
-        assert cube["params_total"].sel(tied_head=tied, d_model=768, n_layers=4, batch=4).item() == \
+        assert cube.sel(tied_head=tied, d_model=768, n_layers=4, batch=4)["params_total"].item() == \
             int(fs.evaluate_exact("params_total", point))
     assert cube["params_total"].dtype == np.int64
-    assert cube["params_total"].sel(tied_head=False, d_model=512, n_layers=2, batch=1).item() - \
-        cube["params_total"].sel(tied_head=True, d_model=512, n_layers=2, batch=1).item() == 512 * 50000
+    assert cube.sel(tied_head=False, d_model=512, n_layers=2, batch=1)["params_total"].item() - \
+        cube.sel(tied_head=True, d_model=512, n_layers=2, batch=1)["params_total"].item() == 512 * 50000
     # split along the categorical first dim, each part written on its own, joined in part order
     parts = []
     for i in range(2):

@@ -29,7 +29,7 @@ def test_run_writes_the_cube_and_prints_a_summary(run_cli, small_spec, tmp_path)
                  "file", "params_total", "mem_peak", "min", "max"):
         assert word in r.stdout, word
     ds = xr.open_dataset(out)
-    assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+    assert ds.sel(d_model=768, n_layers=12, batch=1, seq_len=256)["params_total"].item() == 123_417_600
     ds.close()
 
 
@@ -152,7 +152,7 @@ def test_the_default_sweep_runs_as_the_readme_says(tmp_path):
     assert "points    1,728,000" in r.stdout
     ds = xr.open_dataset(tmp_path / "seed.nc")
     assert ds.sizes == {"d_model": 125, "n_layers": 48, "batch": 9, "seq_len": 32}
-    assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+    assert ds.sel(d_model=768, n_layers=12, batch=1, seq_len=256)["params_total"].item() == 123_417_600
     ds.close()
 
 

@@ -179,7 +179,7 @@ def test_kernel_equals_sympy_for_memory_quantities():
                 vals = {"batch": b_, "seq_len": s_, "n_kv_heads": kv}
                 for q in qs:
                     want = float(req.formulas.evaluate(q, vals))
-                    assert ds[q].sel(**vals).item() == pytest.approx(want, rel=1e-12), (q, vals)
+                    assert ds.sel(**vals)[q].item() == pytest.approx(want, rel=1e-12), (q, vals)
 
 
 def test_memory_and_flops_cli(tmp_path):

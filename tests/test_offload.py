@@ -126,12 +126,12 @@ def test_sweep_spec_with_offload(write_spec):
         seq_len = [128]
     '''))
     ds = run_sweep(req).dataset
-    assert ds["mem_host_optimizer"].sel(dp=4, batch=2, seq_len=128).item() == 8 * P // DP
-    assert ds["mem_host_gradients"].sel(dp=1, batch=2, seq_len=128).item() == 4 * P
-    assert ds["mem_host_peak"].sel(dp=4, batch=2, seq_len=128).item() == 16 * P // DP
+    assert ds.sel(dp=4, batch=2, seq_len=128)["mem_host_optimizer"].item() == 8 * P // DP
+    assert ds.sel(dp=1, batch=2, seq_len=128)["mem_host_gradients"].item() == 4 * P
+    assert ds.sel(dp=4, batch=2, seq_len=128)["mem_host_peak"].item() == 16 * P // DP
     arch = architecture("gpt2")
     est = memory_estimate(arch, memory_options(precision="bf16", zero=2, offload="optimizer"), SHAPE)
-    assert ds["mem_peak"].sel(dp=4, batch=2, seq_len=128).item() == est["peak"]
+    assert ds.sel(dp=4, batch=2, seq_len=128)["mem_peak"].item() == est["peak"]
 
 
 @pytest.mark.parametrize("args, words", [

@@ -249,7 +249,7 @@ def test_cli_parts_and_combine(run_cli, tmp_path, small_spec):
     assert r.returncode == 0, r.stderr
     with xr.open_dataset(tmp_path / "c.nc") as ds:
         assert ds.sizes["d_model"] == 3
-        assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+        assert ds.sel(d_model=768, n_layers=12, batch=1, seq_len=256)["params_total"].item() == 123_417_600
     r = cli("run", small_spec, "--part", "2/2")
     assert r.returncode == 2 and "0 <= I < N" in r.stderr
     r = cli("combine", tmp_path / "nope.nc", "-o", tmp_path / "x.nc")

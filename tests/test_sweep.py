@@ -21,7 +21,7 @@ def test_dataset_is_labelled_and_exact(small_spec):
     assert list(ds.dims) == ["d_model", "n_layers", "batch", "seq_len"]
     assert ds.sizes == {"d_model": 3, "n_layers": 4, "batch": 4, "seq_len": 2}
     assert list(ds.data_vars) == req.quantities
-    assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+    assert ds.sel(d_model=768, n_layers=12, batch=1, seq_len=256)["params_total"].item() == 123_417_600
     assert ds["params_total"].dtype == np.int64 and ds["perf_relative"].dtype == np.float64
     fs = build_formula_set("seed")
     point = dict(d_model=1024, n_layers=18, batch=8, seq_len=1024, vocab=50000)
@@ -40,9 +40,10 @@ def test_dataset_is_labelled_and_exact(small_spec):
 def test_chunked_equals_unchunked(small_spec):
     req = load_spec(small_spec)
     whole = run_sweep(req).dataset
-    # bytes (40 per point; one row of seq_len is 2 points, so 160 is the smallest budget allowed):
+    # bytes over natural dims (584 per d_model, 152 per (d_model, n_layers), 56 per (d_model, n_layers, batch);
+    # one row of seq_len is 56 bytes, so 112 is the smallest budget allowed):
     # split d_model, then walk d_model and split n_layers, then walk both and split batch
-    for budget, axis in ((4_000, 0), (700, 1), (160, 2)):
+    for budget, axis in ((2_000, 0), (700, 1), (160, 2)):
         sliced = run_sweep(req, budget=budget)
         assert sliced.plan.n_chunks > 1 and sliced.plan.split_axis == axis
         xr.testing.assert_identical(whole.drop_attrs(), sliced.dataset.drop_attrs())
@@ -119,7 +120,7 @@ def test_a_cube_too_big_for_host_memory_is_refused(write_spec, monkeypatch):
         [axes]
         d_model = { start = 64, stop = 4096, step = 64 }
         n_layers = { start = 1, stop = 64 }
-        batch = [1]
+        batch = { start = 1, stop = 16 }
         seq_len = [1024]
     """)
     with pytest.raises(ResourceError, match="needs .* of host memory"):
@@ -150,7 +151,7 @@ def test_python_api_is_reexported(small_spec, tmp_path):
     assert checked == {k: f"engine.{v}" for k, v in engine._PUBLIC.items()}
     # and the three a script needs work through the package: spec -> cube -> netCDF -> the same cube
     ds = engine.run_sweep(engine.load_spec(small_spec)).dataset
-    assert ds["params_total"].sel(d_model=768, n_layers=12, batch=1, seq_len=256).item() == 123_417_600
+    assert ds.sel(d_model=768, n_layers=12, batch=1, seq_len=256)["params_total"].item() == 123_417_600
     path = engine.write_netcdf(ds, tmp_path / "api.nc")
     with xr.open_dataset(path) as back:
         xr.testing.assert_identical(back.drop_attrs(), ds.drop_attrs())

@@ -25,6 +25,11 @@ Format (every table but ``[options]`` and ``[fixed]`` is required)::
     batch = { start = 1, stop = 256, scale = "log2" }   # start, 2 start, 4 start, ... <= stop
     recompute = ["none", "selective", "full"]           # a categorical dim (below)
 
+Each quantity is computed and stored over the axes its formula depends on once the fixed values
+are in (its natural dims, ``engine.runtime.dims``): with the axes above ``params_total`` spans
+``(d_model, n_layers)``, not ``batch``; a quantity of no axis is a 0-d variable. Sweeping an input
+a quantity does not use adds no values to it.
+
 Categorical dims: in ``[axes]``, a key that names a structural option of the spec (any key
 ``[options]`` takes: with ``arch``, the architecture and memory options such as ``recompute``,
 ``zero``, ``sequence_parallel``, ``precision``, ``memory_model``; with ``formula_set``, the set's
@@ -44,7 +49,8 @@ the path as written. Every combination of labels is one ``Variant`` (``SweepRequ
 keyed by the labels in ``categories`` order): ``[options]`` plus its labels, its formula set, and
 its fixed values (``gpu`` fills the device fields ``[fixed]`` and the numeric axes leave, with the
 combination's precision). The runtime compiles one kernel per combination and writes each into
-its slab of the one cube (``engine.runtime.categories``). Refused, each in one line: a value the
+its slab of the one cube (``engine.runtime.categories``); every quantity spans every categorical
+dim and the numeric axes any combination's formula depends on. Refused, each in one line: a value the
 option does not take (``axes.KEY``, naming the value and the valid ones), a label given twice, an
 option both in ``[options]`` and ``[axes]``, ``gpu`` both in ``[sweep]`` and ``[axes]``, a
 combination whose options conflict or that lacks a requested quantity or an input (the message

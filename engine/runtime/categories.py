@@ -8,9 +8,12 @@ one compile per combination) and runs through the one pipeline like any request.
 the combination's slab of the cube: ``Slab.index`` puts a length-1 slice at every categorical dim of
 a chunk's index, ``Slab.to_host`` gives its values that shape and the cube's dtypes (the one dtype
 every combination's kernel gives a quantity; int64 in one and float64 in another make float64, the
-integer fill becoming NaN), and a ``valid`` of ones where the combination has no validity condition
-while another has. A plain request is one slab that places nothing. Slabs come in grid order of the
-categorical dims (the first categorical dim slowest).
+integer fill becoming NaN). Natural dims (``engine.runtime.dims``): every output of the cube spans
+every categorical dim and the union of its numeric dims over the combinations, so each combination's
+kernel is compiled over those numeric dims (``Slab.dims``; a ``valid`` of ones where the combination
+has no validity condition while another has). A plain request is one slab that places nothing and
+whose kernel takes its natural dims. Slabs come in grid order of the categorical dims (the first
+categorical dim slowest).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from engine.request.spec import DEVICE_DIM, SweepRequest, combination_text as describe, option_specs
+from engine.request.numerics import INT64_FILL
+from engine.runtime.dims import natural_dims, writes
 
 if TYPE_CHECKING:
     from engine.runtime.compile import Kernel
@@ -36,47 +41,61 @@ class Slab:
         at: per dim of the cube, the combination's position along a categorical dim, None along a numeric one.
         request: the combination as a plain request over the numeric axes.
         kernel: its compiled kernel, once ``sweep.run`` has built it.
+        dims: output -> the numeric dims its kernel computes it over (the cube's); None: its natural dims.
     """
 
     labels: dict[str, Any]
     at: tuple[int | None, ...]
     request: SweepRequest
     kernel: "Kernel | None" = None
+    dims: dict[str, tuple[str, ...]] | None = None
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The cube's dims: the categorical ones where ``at`` places them, the numeric axes between."""
+        categorical, numeric = iter(self.labels), iter(self.request.axes)
+        return tuple(next(numeric) if p is None else next(categorical) for p in self.at)
+
+    def own_dims(self, q: str) -> tuple[str, ...]:
+        """The cube's dims of output ``q``: every categorical dim and the numeric dims its kernel computes."""
+        return tuple(a for a in self.axes if a in self.labels or a in self.kernel.dims[q])
 
     def index(self, index: tuple) -> tuple:
         """A chunk's index over the numeric axes -> its index in the cube."""
         numeric = iter(index)
         return tuple(next(numeric) if p is None else slice(p, p + 1) for p in self.at)
 
-    def shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        """A shape over the numeric axes -> the same block's shape in the cube (1 along the categorical dims)."""
-        numeric = iter(shape)
-        return tuple(next(numeric) if p is None else 1 for p in self.at)
+    def to_host(self, device_out, split_axis: int, n_valid: int, dtypes: Mapping[str, np.dtype],
+                index: tuple | None = None) -> dict:
+        """One chunk of this combination on the host, in the cube's ``dtypes``: each output as a block of the cube
+        over its own dims (length 1 along the categorical ones). With the chunk's ``index`` in the cube, only the
+        outputs that chunk writes (``dims.writes``); without, every output."""
+        names = [q for q in dtypes if index is None or writes(index, self.axes, self.own_dims(q))]
+        host = self.kernel.to_host(device_out, split_axis, n_valid, names)
+        return {q: _as(host[q], dtypes[q]).reshape(self._block_shape(q, host[q].shape)) for q in names}
 
-    def to_host(self, device_out, split_axis: int, n_valid: int, dtypes: Mapping[str, np.dtype]) -> dict:
-        """One chunk of this combination on the host as a block of the cube, in the cube's ``dtypes``."""
-        host = self.kernel.to_host(device_out, split_axis, n_valid)
-        valid = host.get("valid")
-        shape = self.shape(next(iter(host.values())).shape)
-        out = {}
-        for q, dtype in dtypes.items():
-            if q in host:
-                out[q] = _as(host[q], dtype, valid).reshape(shape)
-            else:  # the combination has no validity condition: every point of it is valid
-                out[q] = np.ones(shape, dtype)
-        return out
+    def _block_shape(self, q: str, shape: Sequence[int]) -> tuple[int, ...]:
+        """A block of ``q`` over its numeric dims -> over its dims in the cube (1 along the categorical ones)."""
+        numeric = iter(shape)
+        return tuple(1 if a in self.labels else next(numeric) for a in self.own_dims(q))
 
 
 def slabs(request: SweepRequest) -> list[Slab]:
     """The slabs of ``request`` in grid order: one per combination of the labels it holds."""
     if not request.categories:
         return [Slab({}, (None,) * len(request.axes), request)]
+    dims = numeric_dims(request)
     out = []
     for position in itertools.product(*(range(len(request.axes[c])) for c in request.categories)):
         labels = {c: request.axes[c][i].item() for c, i in zip(request.categories, position)}
         at = dict(zip(request.categories, position))
-        out.append(Slab(labels, tuple(at.get(a) for a in request.axes), _plain(request, labels)))
+        out.append(Slab(labels, tuple(at.get(a) for a in request.axes), _plain(request, labels), dims=dims))
     return out
+
+
+def numeric_dims(request: SweepRequest) -> dict[str, tuple[str, ...]]:
+    """Each output's numeric dims in the cube of ``request``: what every combination's kernel computes it over."""
+    return {q: tuple(a for a in d if a not in request.categories) for q, d in natural_dims(request).items()}
 
 
 def combinations(request: SweepRequest) -> list[tuple[dict[str, Any], SweepRequest]]:
@@ -98,11 +117,14 @@ def _plain(request: SweepRequest, labels: Mapping[str, Any]) -> SweepRequest:
 
 
 class Stack:
-    """What sinks see of a categorical cube's kernels together: the cube's outputs, their dtypes, its numerics."""
+    """What sinks see of a categorical cube's kernels together: the cube's axes, outputs, their dtypes and dims
+    (``dims.natural_dims``), its numerics."""
 
     def __init__(self, request: SweepRequest):
         self.numerics = request.numerics
+        self.axes = tuple(request.axes)
         self.dtypes = cube_dtypes(request)
+        self.dims = natural_dims(request)
 
     @property
     def quantities(self) -> tuple[str, ...]:
@@ -110,6 +132,7 @@ class Stack:
 
     @property
     def bytes_per_point(self) -> int:
+        """Bytes per grid point if every output spanned every dim: an upper bound (see ``Kernel.bytes_per_point``)."""
         return sum(d.itemsize for d in self.dtypes.values())
 
 
@@ -131,13 +154,13 @@ def conditions(request: SweepRequest, formulas=None) -> list[tuple[str, Any]]:
     return (formulas or request.formulas).conditions({**{k: None for k in request.axes}, **request.fixed})
 
 
-def _as(values: np.ndarray, dtype: np.dtype, valid: np.ndarray | None) -> np.ndarray:
+def _as(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``values`` in the cube's ``dtype``; an integer fill that becomes a float becomes NaN."""
     if values.dtype == dtype:
         return values
     out = values.astype(dtype)
-    if valid is not None and out.dtype.kind == "f":
-        out[valid == 0] = np.nan
+    if values.dtype.kind == "i" and out.dtype.kind == "f":
+        out[values == INT64_FILL] = np.nan
     return out
 
 

@@ -5,6 +5,13 @@ common subexpressions shared) and then ``jax.vmap``-ed once per swept axis, so i
 coordinate vectors and no meshgrid is ever materialized. Fixed values must already be
 substituted (constant folding happens in sympy before lambdify).
 
+Natural dims: each output is computed over its own dims only (``Kernel.dims``; by default the axes its
+expression depends on, see ``engine.runtime.dims``). Outputs are grouped by dims; each group is one
+point function over its own inputs, vmapped over its own axes, and the one jitted function returns every
+output with its own shape -- ``params_total`` over ``(d_model, n_layers)``, a constant as a 0-d array --
+so nothing is broadcast or copied to the full grid. ``Kernel.natural`` returns these arrays;
+``Kernel.__call__`` broadcasts them (read-only views) to the grid.
+
 Precision:
     ``exact`` (default): integer quantities are evaluated in int64 and real ones in float64,
         inside a scoped ``jax.enable_x64(True)``; the user's global JAX config is never changed.
@@ -33,9 +40,14 @@ Precision:
         refused; variables whose values reach 2**24 (where float32 integers stop being exact)
         get a ``precision_note``.
 
-Masks: with validity conditions, grid points that break one hold the fill value in every
-quantity -- NaN for floats, ``numerics.INT64_FILL`` (netCDF's default int64 fill) for int64 --
-and 0 in the ``valid`` output.
+Masks: with validity conditions, ``valid`` (uint8, over the union of the conditions' dims) is 0 at grid
+points that break one. A quantity holds the fill value -- NaN for floats, ``numerics.INT64_FILL``
+(netCDF's default int64 fill) for int64 -- where a condition over its own dims fails (each condition is
+evaluated over its own dims and broadcast). A condition on a dim the quantity lacks cannot mask it per
+point -- its value is the same at every coordinate of that dim, valid or not -- so it is left alone:
+``ds.q.where(ds.valid == 1)`` masks it by every condition. Seen from the full grid: at valid points
+every quantity holds the value a dense kernel gives; at invalid ones only those whose dims cover a failed
+condition hold the fill.
 """
 
 from __future__ import annotations
@@ -48,9 +60,9 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
-from engine.request.numerics import INT64_FILL
 from engine.errors import PrecisionError
-from engine.request.numerics import Numerics, float_printer
+from engine.request.numerics import INT64_FILL, Numerics, float_printer
+from engine.runtime.dims import expand, expression_dims
 from engine.symbolic.symbols import SYMBOLS
 
 INT64_LIMIT = 2.0**63
@@ -75,7 +87,8 @@ class Kernel:
     """A compiled evaluator of named quantities over a grid of swept symbols.
 
     Call it with one 1-D coordinate vector per axis (keyword arguments named after the axes);
-    it returns ``{quantity: array}`` with shape ``(len(axis_0), ..., len(axis_k-1))``.
+    it returns ``{quantity: array}`` with shape ``(len(axis_0), ..., len(axis_k-1))`` (each output
+    broadcast from its own dims); ``natural`` returns each over its own dims (``dims``).
     """
 
     def __init__(
@@ -86,6 +99,7 @@ class Kernel:
         numerics: "Numerics | str" = "exact",
         conditions: Sequence[sympy.Basic] = (),
         counts: Sequence[str] = (),
+        dims: Mapping[str, Sequence[str]] | None = None,
     ):
         numerics = Numerics.of(numerics)
         unknown = [a for a in axes if a not in SYMBOLS]
@@ -118,95 +132,157 @@ class Kernel:
         self.counts = tuple(o.name for o in self.outputs if o.name in set(counts) and not o.integer
                             and numerics.exact)
         self.dtypes = {o.name: numerics.output_dtype(o.integer) for o in self.outputs}
-        if self.conditions:
+        if self.conditions or "valid" in (dims or {}):
             self.quantities = self.quantities + ("valid",)
             self.dtypes["valid"] = np.dtype(np.uint8)
+        self.dims = self._output_dims(exprs, dims or {})
         self._jitted = jax.jit(self._build())
         self._executables: dict[tuple[int, ...], Callable] = {}
 
     # -- construction --------------------------------------------------------------------------
 
+    def _output_dims(self, exprs: Mapping[str, sympy.Expr], given: Mapping[str, Sequence[str]]) -> dict:
+        """Each output's dims: ``given`` where named (a superset of the natural ones, e.g. a categorical cube's
+        union over its combinations), else the axes its expression (``valid``: its conditions) depends on."""
+        natural = {q: expression_dims(exprs[q], self.axes) for q in exprs}
+        if "valid" in self.quantities:
+            natural["valid"] = tuple(a for a in self.axes if any(a in expression_dims(c, self.axes)
+                                                                 for c in self.conditions))
+        unknown = sorted(set(given) - set(natural))
+        if unknown:
+            raise ValueError(f"dims given for {unknown}, which the kernel does not compute")
+        out = {}
+        for q, own in natural.items():
+            want = set(given.get(q, own))
+            if not set(own) <= want <= set(self.axes):
+                raise ValueError(f"dims of {q!r} must hold the axes it depends on ({list(own)}) and only axes "
+                                 f"({list(self.axes)}); got {sorted(want)}")
+            out[q] = tuple(a for a in self.axes if a in want)
+        return out
+
     def _build(self) -> Callable:
-        args = [SYMBOLS[a].symbol for a in self.axes]
-        exact = self.numerics.exact
-        int_outs = [o for o in self.outputs if o.integer and exact]
-        real_outs = [o for o in self.outputs if not (o.integer and exact)]
-        int_fn = _lambdify(args, int_outs)
-        shadow_outs = [o for o in int_outs if o.shadowed(exact)]
-        shadow_fn = _lambdify(args, shadow_outs)
-        real_fn = _lambdify(args, real_outs, float_above=self.numerics.float_literal_above)
-        cond_fn = sympy.lambdify(args, list(self.conditions), modules="jax") if self.conditions else None
-        int_dtype = jnp.int64 if exact else jnp.float32
-        real_dtype = jnp.float64 if exact else jnp.float32
-        arg_is_int = [SYMBOLS[a].integer for a in self.axes]
-
-        def point(*values):
-            """All quantities at ONE grid point (scalars in, scalars out)."""
-            out: dict[str, jax.Array] = {}
-            shadow_max: dict[str, jax.Array] = {}
-            if int_outs:
-                ivals = [v.astype(jnp.int64) if is_int else v for v, is_int in zip(values, arg_is_int)]
-                results = int_fn(*ivals)
-                shadows = shadow_fn(*[v.astype(jnp.float64) for v in values])
-                for i, o in enumerate(int_outs):
-                    num, den = results[2 * i], results[2 * i + 1]
-                    num = jnp.asarray(num, int_dtype)
-                    den = jnp.asarray(den, int_dtype)
-                    out[o.name] = num // den if o.denominator != 1 else num
-                for i, o in enumerate(shadow_outs):
-                    shadow_max[o.name] = jnp.abs(jnp.asarray(shadows[2 * i], jnp.float64))
-            if real_outs:
-                rvals = [v.astype(real_dtype) for v in values]
-                results = real_fn(*rvals)
-                for i, o in enumerate(real_outs):
-                    num = jnp.asarray(results[2 * i], real_dtype)
-                    den = jnp.asarray(results[2 * i + 1], real_dtype)
-                    out[o.name] = num / den if o.denominator != 1 else num
-                    if o.name in self.counts:  # a byte count: its own float64 shadow
-                        shadow_max[o.name] = jnp.abs(out[o.name])
-            if cond_fn is not None:
-                # invalid grid points (e.g. n_kv_heads not dividing n_heads) are masked, not errors
-                ok = jnp.asarray(True)
-                for c in cond_fn(*[v.astype(jnp.int64 if exact else jnp.int32) if is_int else v
-                                   for v, is_int in zip(values, arg_is_int)]):
-                    ok = jnp.logical_and(ok, c)
-                for name in list(out):  # the fill value: NaN, or netCDF's int64 fill
-                    fill = jnp.nan if jnp.issubdtype(out[name].dtype, jnp.floating) else INT64_FILL
-                    out[name] = jnp.where(ok, out[name], jnp.asarray(fill, out[name].dtype))
-                for name in list(shadow_max):
-                    shadow_max[name] = jnp.where(ok, shadow_max[name], 0.0)
-                out["valid"] = ok.astype(jnp.uint8)
-            return out, shadow_max
-
-        grid = point
-        n = len(self.axes)
-        for i in reversed(range(n)):
-            in_axes = tuple(0 if j == i else None for j in range(n))
-            grid = jax.vmap(grid, in_axes=in_axes)
+        groups: dict[tuple[str, ...], list[KernelOutput]] = {}
+        for o in self.outputs:
+            groups.setdefault(self.dims[o.name], []).append(o)
+        grids = {d: _vmapped(self._point(d, outs), len(d)) for d, outs in groups.items()}
+        checks: dict[tuple[str, ...], list[sympy.Basic]] = {}
+        for c in self.conditions:
+            checks.setdefault(expression_dims(c, self.axes), []).append(c)
+        tests = {d: _vmapped(self._test(d, conds), len(d)) for d, conds in checks.items()}
 
         def evaluate(*coords):
-            out, shadow = grid(*coords)
-            # Reduced on the device: one scalar per integer quantity leaves it.
+            """Every output over its own dims, and one overflow flag per checked quantity."""
+            at = dict(zip(self.axes, coords))
+            out: dict[str, jax.Array] = {}
+            shadow: dict[str, jax.Array] = {}
+            for d, grid in grids.items():
+                values, shadows = grid(*(at[a] for a in d))
+                out.update(values)
+                shadow.update(shadows)
+            if "valid" in self.dims:
+                ok = {d: test(*(at[a] for a in d)) for d, test in tests.items()}
+                self._fill_invalid(out, shadow, ok)
+                valid = _mask(ok, self.dims["valid"])
+                shape = tuple(at[a].shape[0] for a in self.dims["valid"])
+                out["valid"] = jnp.broadcast_to(True if valid is None else valid, shape).astype(jnp.uint8)
+            # Reduced on the device: one scalar per checked quantity leaves it.
             overflow = {k: jnp.max(v) >= INT64_LIMIT for k, v in shadow.items()}
             return out, overflow
 
         self._evaluate = evaluate
         return evaluate
 
+    def _fill_invalid(self, out: dict, shadow: dict, ok: Mapping[tuple[str, ...], jax.Array]) -> None:
+        """The fill value in each output where a condition over its own dims fails (``ok``: a condition group's
+        dims -> where it holds); its overflow shadow 0 there."""
+        for name in list(out):
+            mask = _mask(ok, self.dims[name])
+            if mask is None:
+                continue
+            fill = jnp.nan if jnp.issubdtype(out[name].dtype, jnp.floating) else INT64_FILL
+            out[name] = jnp.where(mask, out[name], jnp.asarray(fill, out[name].dtype))
+            if name in shadow:
+                shadow[name] = jnp.where(mask, shadow[name], 0.0)
+
+    def _point(self, dims: tuple[str, ...], outputs: Sequence[KernelOutput]) -> Callable:
+        """The outputs over ``dims`` at ONE grid point: scalars of those axes in, scalars out."""
+        args = [SYMBOLS[a].symbol for a in dims]
+        exact = self.numerics.exact
+        int_outs = [o for o in outputs if o.integer and exact]
+        real_outs = [o for o in outputs if not (o.integer and exact)]
+        int_fn = _lambdify(args, int_outs)
+        shadow_outs = [o for o in int_outs if o.shadowed(exact)]
+        shadow_fn = _lambdify(args, shadow_outs)
+        real_fn = _lambdify(args, real_outs, float_above=self.numerics.float_literal_above)
+        int_dtype = jnp.int64 if exact else jnp.float32
+        real_dtype = jnp.float64 if exact else jnp.float32
+        arg_is_int = [SYMBOLS[a].integer for a in dims]
+
+        def point(*values):
+            out: dict[str, jax.Array] = {}
+            shadow: dict[str, jax.Array] = {}
+            if int_outs:
+                ivals = [v.astype(jnp.int64) if is_int else v for v, is_int in zip(values, arg_is_int)]
+                results = int_fn(*ivals)
+                shadows = shadow_fn(*[v.astype(jnp.float64) for v in values])
+                for i, o in enumerate(int_outs):
+                    num = jnp.asarray(results[2 * i], int_dtype)
+                    den = jnp.asarray(results[2 * i + 1], int_dtype)
+                    out[o.name] = num // den if o.denominator != 1 else num
+                for i, o in enumerate(shadow_outs):
+                    shadow[o.name] = jnp.abs(jnp.asarray(shadows[2 * i], jnp.float64))
+            if real_outs:
+                results = real_fn(*[v.astype(real_dtype) for v in values])
+                for i, o in enumerate(real_outs):
+                    num = jnp.asarray(results[2 * i], real_dtype)
+                    den = jnp.asarray(results[2 * i + 1], real_dtype)
+                    out[o.name] = num / den if o.denominator != 1 else num
+                    if o.name in self.counts:  # a byte count: its own float64 shadow
+                        shadow[o.name] = jnp.abs(out[o.name])
+            return out, shadow
+
+        return point
+
+    def _test(self, dims: tuple[str, ...], conditions: Sequence[sympy.Basic]) -> Callable:
+        """Whether ONE grid point of ``dims`` satisfies every one of ``conditions`` (over those dims)."""
+        fn = sympy.lambdify([SYMBOLS[a].symbol for a in dims], list(conditions), modules="jax")
+        int_dtype = jnp.int64 if self.numerics.exact else jnp.int32
+        arg_is_int = [SYMBOLS[a].integer for a in dims]
+
+        def test(*values):
+            # invalid grid points (e.g. n_kv_heads not dividing n_heads) are masked, not errors
+            ok = jnp.asarray(True)
+            for c in fn(*[v.astype(int_dtype) if is_int else v for v, is_int in zip(values, arg_is_int)]):
+                ok = jnp.logical_and(ok, c)
+            return ok
+
+        return test
+
     # -- evaluation ----------------------------------------------------------------------------
 
     @property
     def bytes_per_point(self) -> int:
-        """Output bytes per grid point, every quantity (and ``valid``) together."""
+        """Output bytes per grid point if every output spanned every axis: an upper bound (outputs span their
+        own dims; ``plan.Footprint.of(kernel.dtypes, kernel.dims, axes)`` counts them exactly)."""
         return sum(self.dtypes[q].itemsize for q in self.quantities)
 
-    def to_host(self, device_out, split_axis: int, n_valid: int) -> dict[str, np.ndarray]:
-        """One chunk's outputs on the host after the overflow check (padding on the split axis dropped)."""
+    def to_host(self, device_out, split_axis: int, n_valid: int,
+                names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """One chunk's outputs (``names``, default all) on the host, each over its own dims, after the
+        overflow check; padding on the split axis dropped from those that span it."""
         out, overflow = device_out
         with self.numerics.scope():
             self.check(overflow)
-            cut = tuple(slice(0, n_valid) if i == split_axis else slice(None) for i in range(split_axis + 1))
-            return {q: np.asarray(out[q])[cut] for q in self.quantities}
+            return {q: self._cut(np.asarray(out[q]), q, split_axis, n_valid)
+                    for q in (self.quantities if names is None else names)}
+
+    def _cut(self, values: np.ndarray, q: str, split_axis: int, n_valid: int) -> np.ndarray:
+        """``values`` of ``q`` without the padding along the split axis (if ``q`` spans it)."""
+        split = self.axes[split_axis] if self.axes else None
+        if split not in self.dims[q]:
+            return values
+        at = self.dims[q].index(split)
+        return values[(slice(None),) * at + (slice(0, n_valid),)]
 
     def coordinate_arrays(self, coords: Mapping[str, Sequence]) -> list[np.ndarray]:
         """Validate and convert coordinate vectors, in axis order."""
@@ -320,12 +396,39 @@ class Kernel:
                         "past what an int64 byte count can hold")
         raise PrecisionError("; ".join(said) + "; shrink the axes (values are never silently rounded)")
 
-    def __call__(self, **coords) -> dict[str, np.ndarray]:
-        """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays."""
+    def natural(self, **coords) -> dict[str, np.ndarray]:
+        """Evaluate on the grid spanned by ``coords`` (one 1-D vector per axis); host arrays, each over its own
+        dims (``dims``)."""
         out, overflow = self.dispatch(self.prepare(coords))
         with self.numerics.scope():
             self.check(overflow)
             return {k: np.asarray(out[k]) for k in self.quantities}
+
+    def __call__(self, **coords) -> dict[str, np.ndarray]:
+        """Evaluate on the grid spanned by ``coords``; host arrays over every axis (read-only broadcast views of
+        ``natural``'s)."""
+        natural = self.natural(**coords)
+        shape = tuple(len(coords[a]) for a in self.axes)
+        return {k: np.broadcast_to(expand(v, self.dims[k], self.axes), shape) for k, v in natural.items()}
+
+
+def _vmapped(point: Callable, n: int) -> Callable:
+    """``point`` (n scalars in) vmapped once per argument: n 1-D vectors in, arrays over them out."""
+    grid = point
+    for i in reversed(range(n)):
+        grid = jax.vmap(grid, in_axes=tuple(0 if j == i else None for j in range(n)))
+    return grid
+
+
+def _mask(ok: Mapping[tuple[str, ...], jax.Array], dims: tuple[str, ...]):
+    """Where every condition over a subset of ``dims`` holds (``ok``: dims -> a condition group's results), shaped
+    to broadcast over ``dims``; None when no condition lies within them."""
+    mask = None
+    for own, values in ok.items():
+        if set(own) <= set(dims):
+            part = expand(values, own, dims)
+            mask = part if mask is None else jnp.logical_and(mask, part)
+    return mask
 
 
 def _fits_int32(arr: np.ndarray) -> bool:
@@ -376,11 +479,15 @@ def compile_kernel(
     numerics: "Numerics | str" = "exact",
     conditions: Sequence[sympy.Basic] = (),
     counts: Sequence[str] = (),
+    dims: Mapping[str, Sequence[str]] | None = None,
 ) -> Kernel:
     """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``.
 
     ``conditions`` (sympy relations over the axes) add a ``valid`` output (uint8); quantities
-    hold the fill value (NaN for floats, ``numerics.INT64_FILL`` for int64) where any condition
-    fails. ``counts``: real quantities that count bytes, refused at 2**63 like int64 ones.
+    hold the fill value (NaN for floats, ``numerics.INT64_FILL`` for int64) where a condition over
+    their own dims fails. ``counts``: real quantities that count bytes, refused at 2**63 like int64
+    ones. ``dims``: output -> its dims where they should be more than the axes it depends on (a
+    categorical cube's union; ``valid`` named here makes a ``valid`` output, all ones without
+    conditions).
     """
-    return Kernel(exprs, integer, axes, numerics, conditions, counts)
+    return Kernel(exprs, integer, axes, numerics, conditions, counts, dims)

@@ -6,7 +6,14 @@ is the first axis for which one block of the trailing axes fits the budget; ``k`
 the budget allows, a multiple of the device count (so the block shards evenly) and of the
 netCDF chunk length along ``s`` (so every compute chunk covers whole file chunks). The last block
 along ``s`` is padded to ``k`` (its coordinates repeat the last value; the padding is dropped),
-so one compiled executable serves every chunk.
+so one compiled executable serves every chunk. The file chunk length along ``s`` is balanced (125
+coordinates in chunks of at most 75 are cut 63 + 62), so little is padded.
+
+Sizes: each output spans only its natural dims (``engine.runtime.dims``), so a chunk's outputs take
+``Footprint.bytes(chunk_shape)``: per output, its itemsize times the chunk's length along each of its
+dims. An output without the split axis takes the same bytes whatever ``k`` is (on every device,
+unsharded), one with it grows with ``k`` (sharded); ``k`` is the largest block whose bytes fit. A
+plain ``bytes_per_point`` (an int) is a footprint of one output over every axis.
 
 Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_stats``), per
 device, halved because two chunks are alive at once (one evaluated, one being copied out). On a
@@ -23,7 +30,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 DEVICE_MEMORY_FRACTION = 0.25
 CPU_BUDGET_CAP = 256 << 20  # on a CPU the "device" is host memory: keep the streamed run's RSS small
@@ -59,6 +66,37 @@ def format_bytes(n: float) -> str:
 
 
 @dataclass(frozen=True)
+class Footprint:
+    """Output bytes of a block of the grid: per output, its itemsize and the axes (indices) it spans."""
+
+    outputs: tuple[tuple[int, tuple[int, ...]], ...]
+
+    @classmethod
+    def dense(cls, bytes_per_point: int, n_axes: int) -> "Footprint":
+        """Every output over every axis: ``bytes_per_point`` bytes per grid point."""
+        return cls(((int(bytes_per_point), tuple(range(n_axes))),))
+
+    @classmethod
+    def of(cls, dtypes: Mapping[str, object], dims: Mapping[str, Sequence[str]], axes: Sequence[str]) -> "Footprint":
+        """Outputs named in ``dtypes`` (numpy dtypes) over their ``dims``; dims not among ``axes`` (a categorical
+        cube's, one label per slab) count once."""
+        position = {a: i for i, a in enumerate(axes)}
+        return cls(tuple((dtypes[q].itemsize, tuple(position[a] for a in dims[q] if a in position)) for q in dtypes))
+
+    def bytes(self, shape: Sequence[int]) -> int:
+        """Bytes of every output of a block of ``shape`` (one length per axis)."""
+        return sum(size * math.prod(shape[i] for i in axes) for size, axes in self.outputs)
+
+    def split(self, shape: Sequence[int], axis: int) -> tuple[int, int]:
+        """``(per_coordinate, fixed)``: a block of ``k`` coordinates of ``axis`` (earlier axes 1, later ones whole)
+        takes ``per_coordinate * k + fixed`` bytes; ``fixed`` is what the outputs without ``axis`` take."""
+        block = [1] * axis + [0] + list(shape[axis + 1:])
+        fixed = self.bytes(block)
+        block[axis] = 1
+        return self.bytes(block) - fixed, fixed
+
+
+@dataclass(frozen=True)
 class ChunkPlan:
     """How a grid of ``shape`` is cut into equal compute chunks.
 
@@ -67,7 +105,7 @@ class ChunkPlan:
         split_axis: the axis cut into blocks of ``block``; earlier axes go one coordinate at a time.
         block: coordinates of ``split_axis`` per chunk (padded in the last block).
         file_chunk: netCDF/HDF5 chunk shape; every compute chunk covers whole file chunks.
-        bytes_per_point: output bytes per grid point (all quantities).
+        footprint: the outputs' bytes over their dims (``Footprint``).
         budget: device bytes available to one chunk's outputs.
     """
 
@@ -75,7 +113,7 @@ class ChunkPlan:
     split_axis: int
     block: int
     file_chunk: tuple[int, ...]
-    bytes_per_point: int
+    footprint: Footprint
     budget: int
 
     @property
@@ -86,6 +124,11 @@ class ChunkPlan:
     @property
     def chunk_points(self) -> int:
         return math.prod(self.chunk_shape)
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Output bytes of one chunk (every output over its own dims)."""
+        return self.footprint.bytes(self.chunk_shape)
 
     @property
     def n_chunks(self) -> int:
@@ -101,26 +144,35 @@ class ChunkPlan:
                 yield outer, lo, min(lo + self.block, self.shape[s])
 
 
-def plan_chunks(shape: Sequence[int], bytes_per_point: int, budget: int, n_devices: int = 1) -> ChunkPlan:
-    """Plan compute chunks for a grid; see the module docstring for the rules."""
+def plan_chunks(shape: Sequence[int], footprint: "Footprint | int", budget: int, n_devices: int = 1) -> ChunkPlan:
+    """Plan compute chunks for a grid; see the module docstring for the rules.
+
+    ``footprint``: the outputs' ``Footprint``, or bytes per grid point (every output over every axis).
+    """
     shape = tuple(int(n) for n in shape)
+    if not isinstance(footprint, Footprint):
+        footprint = Footprint.dense(footprint, len(shape))
     if not shape:
-        return ChunkPlan((), 0, 1, (), bytes_per_point, budget)
+        return ChunkPlan((), 0, 1, (), footprint, budget)
     per_chunk = max(budget // 2, 1)
     trailing = [math.prod(shape[i + 1:]) for i in range(len(shape))]
     split = next((i for i in range(len(shape))
-                  if trailing[i] * bytes_per_point <= per_chunk and trailing[i] <= MAX_INNER_ELEMENTS),
+                  if sum(footprint.split(shape, i)) <= per_chunk and trailing[i] <= MAX_INNER_ELEMENTS),
                  len(shape) - 1)
     inner = trailing[split]
     # coordinates of the split axis per chunk: the budget is per device, and a sharded chunk
-    # puts block / n_devices of them on each device
-    fit = max(1, per_chunk // max(inner * bytes_per_point, 1)) * n_devices
-    file_len = max(1, min(shape[split], FILE_CHUNK_ELEMENTS // max(inner, 1), fit))
+    # puts block / n_devices of them on each device (outputs without the split axis on each whole)
+    per_coordinate, fixed = footprint.split(shape, split)
+    if per_coordinate:
+        fit = max(1, (per_chunk - fixed) // per_coordinate) * n_devices
+    else:  # no output spans the split axis: one block holds it all
+        fit = _round_up(shape[split], n_devices)
+    file_len = _balanced(shape[split], max(1, min(shape[split], FILE_CHUNK_ELEMENTS // max(inner, 1), fit)))
     unit = file_len * n_devices // math.gcd(file_len, n_devices)  # lcm: whole file chunks, even shards
     block = max(unit, (fit // unit) * unit)
     block = min(block, _round_up(shape[split], unit))
     file_chunk = (1,) * split + (file_len,) + tuple(shape[split + 1:])
-    return ChunkPlan(shape, split, block, file_chunk, bytes_per_point, budget)
+    return ChunkPlan(shape, split, block, file_chunk, footprint, budget)
 
 
 def default_budget() -> int:
@@ -151,6 +203,13 @@ def available_host_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 << 30
+
+
+def _balanced(n: int, at_most: int) -> int:
+    """The chunk length that cuts ``n`` into as few chunks of at most ``at_most`` as possible, all nearly equal:
+    125 by at most 75 gives 63 (63 + 62), not 75 + 50, so neither the last file chunk (compressed whole) nor
+    the last compute block (padded) is mostly padding."""
+    return -(-n // -(-n // at_most))
 
 
 def _round_up(n: int, unit: int) -> int:

@@ -14,6 +14,12 @@ device, and the host accumulator, which spans every dim of the cube, reduces the
 (``best_<dim>`` of a categorical dim holds the winner's label). Where ``n_feasible`` is 0 nothing
 satisfies the constraints and the other variables hold the fill value (NaN; see ``numerics.INT64_FILL``).
 
+Mixed dims: the kernel returns each output over its own dims (``Kernel.dims``); the constraints, the
+objective and ``valid`` are broadcast to the chunk's full grid on the device (``dims.expand``; XLA
+fuses the broadcast into the mask), so a constraint on ``mem_peak`` (every axis) with an objective on
+``params_total`` (two of them) reduces exactly as on the dense cube. Invalid points never satisfy a
+query, whichever dims the objective has.
+
 Constraint syntax: ``QUANTITY OP VALUE[UNIT]`` with OP one of ``<= < >= > ==`` and an optional
 byte unit (``80GiB``, ``500MB``), e.g. ``mem_peak <= 80 GiB``.
 """
@@ -23,10 +29,11 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from engine.runtime.dims import expand
 from engine.runtime.plan import _UNITS as _SIZE_UNITS
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
@@ -149,14 +156,19 @@ def make_query(where: Sequence[str] = (), maximize: str | None = None, minimize:
 
 
 class QueryFunction:
-    """Builds the on-device reduction for one kernel, axis order and split axis (hashable)."""
+    """Builds the on-device reduction for one kernel, axis order and split axis (hashable).
 
-    def __init__(self, query: Query, axes: Sequence[str], split_axis: int, integer_objective: bool):
+    ``dims``: each output's dims (``Kernel.dims``); an output not named spans every axis.
+    """
+
+    def __init__(self, query: Query, axes: Sequence[str], split_axis: int, integer_objective: bool,
+                 dims: Mapping[str, Sequence[str]] | None = None):
         self.query = query
         self.axes = tuple(axes)
         self.split_axis = split_axis
         self.integer_objective = integer_objective
-        self._key = (query, self.axes, split_axis, integer_objective)
+        self.dims = {q: tuple(d) for q, d in (dims or {}).items()}
+        self._key = (query, self.axes, split_axis, integer_objective, tuple(sorted(self.dims.items())))
 
     def __hash__(self):
         return hash(self._key)
@@ -181,11 +193,12 @@ class QueryFunction:
             *coords, n_valid = args
             out, overflow = evaluate(*coords)
             shape = tuple(c.shape[0] for c in coords)
+            full = lambda name: jnp.broadcast_to(self.over_axes(out[name], name), shape)  # noqa: E731
             mask = jnp.ones(shape, dtype=bool)
             if "valid" in out:  # invalid architectures never satisfy a query
-                mask = mask & jnp.broadcast_to(out["valid"] == 1, shape)
+                mask = mask & full("valid").astype(bool)
             for c in q.where:
-                mask = mask & OPS[c.op](jnp.broadcast_to(out[c.quantity], shape), _constant(c.value, out[c.quantity]))
+                mask = mask & OPS[c.op](full(c.quantity), _constant(c.value, out[c.quantity]))
             # padded coordinates on the split axis are not part of the grid
             idx = jnp.arange(shape[split]).reshape([-1 if i == split else 1 for i in range(len(shape))])
             mask = mask & (idx < n_valid)
@@ -195,7 +208,7 @@ class QueryFunction:
                                             else jnp.int32)}
             if q.objective is not None:
                 if q.objective in out:
-                    obj = jnp.broadcast_to(out[q.objective], shape)
+                    obj = full(q.objective)
                 else:  # a swept input: the largest (smallest) coordinate that satisfies the constraints
                     i = self.axes.index(q.objective)
                     obj = jnp.broadcast_to(coords[i].reshape([-1 if j == i else 1 for j in range(len(shape))]),
@@ -212,6 +225,10 @@ class QueryFunction:
             return result, overflow
 
         return fn
+
+    def over_axes(self, values, name: str):
+        """Output ``name`` (over its own dims) shaped to broadcast over every axis of the chunk."""
+        return expand(values, self.dims.get(name, self.axes), self.axes)
 
 
 class QueryAccumulator:

@@ -5,7 +5,10 @@ to the device before chunk k is handed to the sink, so at most two chunks of out
 on the host. A cube with categorical dims (``recompute = ["none", "full"]`` in ``[axes]``) is
 run one combination of labels at a time (``categories.slabs``): one kernel per combination, all
 compiled before the first chunk, every combination's chunks on the same chunk plan, each chunk
-placed in its combination's slab of the one cube. Sharding: when several local devices exist,
+placed in its combination's slab of the one cube. Natural dims (``engine.runtime.dims``): the kernel
+returns each output over its own dims; a chunk hands a sink only the outputs it writes (those it
+starts at 0 along every dim they lack), so an output without the split or walked axes is copied
+out and written once. Sharding: when several local devices exist,
 each chunk's split axis is sharded across them. Sinks (``engine.sinks``): ``MemorySink`` (the
 cube in memory), ``NetCDFSink`` (streamed, atomic file), ``QuerySink`` (on-device reduction);
 ``run_sweep``, ``run_to_netcdf`` and ``run_query`` are ``run`` with each of them.
@@ -28,9 +31,10 @@ import xarray as xr
 from engine import signals
 from engine.runtime.categories import Slab, Stack, slabs
 from engine.runtime.compile import Kernel, compile_kernel
-from engine.sinks.dataset import request_record
+from engine.runtime.dims import own_index
+from engine.sinks.dataset import holds_result, request_record
 from engine.errors import ResourceError
-from engine.runtime.plan import ChunkPlan, default_budget, format_bytes, plan_chunks
+from engine.runtime.plan import ChunkPlan, Footprint, default_budget, format_bytes, plan_chunks
 from engine.runtime.query import Query
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
 from engine.request.spec import SweepRequest
@@ -66,9 +70,9 @@ class SweepResult:
 
     def summary(self, headline: list[str], source: str = "") -> str:
         """A short report: dims, points, timings, file size, min/max of ``headline``."""
-        ds = self.dataset if self.dataset is not None else xr.open_dataset(self.path)  # lazy: attrs only
+        ds = self.dataset if self.dataset is not None else _open(self.path)
         try:
-            dims = " x ".join(f"{d}={n}" for d, n in ds.sizes.items())
+            dims = " x ".join(f"{d}={ds.sizes[d]}" for d in _axes_order(ds))
             lines = [
                 f"llm-sweep run: {source or '(spec)'}" + (f" -> {self.path}" if self.path else ""),
                 f"  dims      {dims}",
@@ -86,13 +90,11 @@ class SweepResult:
                 lines.append(f"  chunks    {chunks} of {self.plan.chunk_points:,} points")
             if self.path is not None:
                 raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
-                lines.append(f"  file      {format_bytes(self.path.stat().st_size)} ({format_bytes(raw)} uncompressed)")
+                lines.append(f"  {'store' if self.path.is_dir() else 'file':<9} {format_bytes(_disk_bytes(self.path))} "
+                             f"({format_bytes(raw)} uncompressed)")
             shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
             width = max((len(q) for q in shown), default=0)
-            if "valid" in ds.data_vars and self.extremes is not None and not self.extremes.best:
-                lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
-                shown = []
-            elif "valid" in ds.data_vars and self.extremes is None and not ds["valid"].values.any():
+            if "valid" in ds.data_vars and not ds["valid"].values.any():  # valid spans its own dims: small
                 lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
                 shown = []
             elif "n_feasible" in ds.data_vars and "query" in ds.attrs:
@@ -108,8 +110,7 @@ class SweepResult:
                 if self.extremes is not None and q in self.extremes.names:
                     low, high = (self._tracked(ds, q, w) for w in ("min", "max"))
                 else:
-                    valid = ds["valid"] if "valid" in ds else None
-                    low, high = _extreme(ds[q], "min", valid), _extreme(ds[q], "max", valid)
+                    low, high = _extreme(ds[q], "min"), _extreme(ds[q], "max")
                 lines.append(f"  {q:<{width}}  {low}   {high}")
             return "\n".join(lines)
         finally:
@@ -117,6 +118,8 @@ class SweepResult:
                 ds.close()
 
     def _tracked(self, ds: xr.Dataset, q: str, which: str) -> str:
+        if (q, which) not in self.extremes.best:  # never fed (every value a fill, or a sink that did not): read it
+            return _extreme(ds[q], which)
         value, where = self.extremes.best[(q, which)]
         dims = list(ds[q].dims)
         at = ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(dims, where))
@@ -127,17 +130,19 @@ class SweepResult:
 # -- building blocks ---------------------------------------------------------------------------
 
 
-def kernel_for(request: SweepRequest) -> Kernel:
+def kernel_for(request: SweepRequest, dims: dict[str, tuple[str, ...]] | None = None) -> Kernel:
     """The compiled kernel of ``request`` (cached in-process): fixed values folded in.
 
     Validity conditions of the formula set (``n_kv_heads`` divides ``n_heads``, ...) that depend
     on swept inputs become a ``valid`` output; invalid grid points hold the fill value (NaN once
-    read; see ``dataset.INT64_FILL``).
+    read; see ``dataset.INT64_FILL``) in the quantities whose dims cover the failed condition.
+    Every output spans its natural dims, or ``dims`` where given (a categorical cube's union over
+    its combinations, ``categories.Slab.dims``).
     """
     formulas = request.formulas
     key = (request.arch, request.formula_set, tuple(sorted(request.options.items())),
            tuple(sorted(request.fixed.items())), tuple(request.axes), tuple(request.quantities), request.numerics,
-           tuple(sorted((k, str(v)) for k, v in formulas.defaults.items())))
+           tuple(sorted((k, str(v)) for k, v in formulas.defaults.items())), tuple(sorted((dims or {}).items())))
     if key not in _KERNELS:
         given = {**{k: None for k in request.axes}, **request.fixed}
         exprs = {q: formulas.resolve(q, given) for q in request.quantities}
@@ -145,27 +150,30 @@ def kernel_for(request: SweepRequest) -> Kernel:
         conditions = [cond for _, cond in formulas.conditions(given)]
         # real quantities that count bytes are refused at 2**63 like int64 ones (see compile.py)
         counts = [q for q in request.quantities if formulas.quantities[q].units == "bytes"]
-        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.numerics, conditions, counts)
+        _KERNELS[key] = compile_kernel(exprs, integer, list(request.axes), request.numerics, conditions, counts,
+                                       dims)
     return _KERNELS[key]
 
 
 def plan_for(request: SweepRequest, kernel: Kernel, budget: int | None = None) -> ChunkPlan:
     """The chunk plan of ``request`` for a device budget (default: ``plan.default_budget``).
 
-    A budget below one grid row (the last axis's points, at most ``MIN_CHUNK_POINTS``), twice over
-    since one chunk is evaluated while one is copied out, is refused: it would cut the grid into
-    single points and run for minutes.
+    Chunks are sized by the outputs' real bytes, each over its own dims (``plan.Footprint``). A budget
+    below one grid row (the last axis's points, at most ``MIN_CHUNK_POINTS``), twice over since one
+    chunk is evaluated while one is copied out, is refused: it would cut the grid into single points
+    and run for minutes.
     """
-    per_point = kernel.bytes_per_point
+    footprint = Footprint.of(kernel.dtypes, kernel.dims, list(request.axes))
     if budget is not None:
         points = min(request.shape[-1], MIN_CHUNK_POINTS)
-        row = 2 * per_point * points
+        one = footprint.bytes((1,) * (len(request.shape) - 1) + (points,))
+        row = 2 * one
         if budget < row:
             raise ResourceError(
                 f"a device memory budget of {budget:,} bytes is below one grid row: the smallest chunk is one row "
-                f"of {list(request.axes)[-1]} ({points:,} points x {per_point} bytes, twice over for double "
+                f"of {list(request.axes)[-1]} ({points:,} points, {one:,} bytes of outputs, twice over for double "
                 f"buffering = {row:,} bytes); give at least that")
-    return plan_chunks(request.shape, per_point, budget or default_budget(), len(jax.local_devices()))
+    return plan_chunks(request.shape, footprint, budget or default_budget(), len(jax.local_devices()))
 
 
 def _chunks(request: SweepRequest, plan: ChunkPlan) -> Iterator[tuple[tuple, dict, int]]:
@@ -186,7 +194,7 @@ def _chunks(request: SweepRequest, plan: ChunkPlan) -> Iterator[tuple[tuple, dic
                     block = np.concatenate([block, np.repeat(block[-1:], plan.block - (hi - lo))])
                 coords[a] = block
             else:
-                index.append(slice(None))
+                index.append(slice(0, len(values)))
                 coords[a] = values
         yield tuple(index), coords, hi - lo
 
@@ -234,7 +242,7 @@ def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: 
     kernel in ``device_function`` and ``slab``, and chunk indices over every dim of the cube.
     """
     t0 = time.perf_counter()
-    parts = [replace(s, kernel=kernel_for(s.request)) for s in slabs(request)]
+    parts = [replace(s, kernel=kernel_for(s.request, s.dims)) for s in slabs(request)]
     kernel = Stack(request) if request.categories else parts[0].kernel
     placing = getattr(sink, "slab", None)
     if request.categories and placing is None:
@@ -283,28 +291,31 @@ def run_query(request: SweepRequest, query: Query, budget: int | None = None, pr
 
 
 class Extremes:
-    """Running min/max (value and grid index) of some quantities, fed chunk by chunk."""
+    """Running min/max (value and index over the output's own dims) of some quantities, fed chunk by chunk.
 
-    def __init__(self, names, shape):
-        self.names, self.shape = list(names), tuple(shape)
+    ``axes`` are the cube's dims and ``dims`` each output's (None: every output spans every axis). A
+    chunk's block holds only the outputs it writes; fill values (invalid points) are left out.
+    """
+
+    def __init__(self, names, axes, dims=None):
+        self.names, self.axes, self.dims = list(names), tuple(axes), dims
         self.best: dict[tuple[str, str], tuple] = {}
 
     def add(self, index: tuple, block: dict[str, np.ndarray]) -> None:
-        valid = block["valid"].astype(bool) if "valid" in block else None
-        if valid is not None and not valid.any():
-            return
         for q in self.names:
+            if q not in block:  # another chunk writes it
+                continue
             values = block[q]
+            keep = holds_result(values)
+            if not keep.any():
+                continue
+            own = index if self.dims is None else own_index(index, self.axes, self.dims[q])
             for which, pick, better in (("min", np.argmin, np.less), ("max", np.argmax, np.greater)):
-                if valid is not None:  # invalid points hold the fill value: leave them out
-                    fill = _far(values.dtype, which)
-                    local = np.unravel_index(int(pick(np.where(valid, values, fill))), values.shape)
-                else:
-                    local = np.unravel_index(int(pick(values)), values.shape)
+                local = np.unravel_index(int(pick(np.where(keep, values, _far(values.dtype, which)))), values.shape)
                 value = values[local]
-                where = tuple((ix.start or 0) + j for ix, j in zip(index, local))
+                where = tuple((ix.start or 0) + j for ix, j in zip(own, local))
                 old = self.best.get((q, which))
-                if old is None or better(value, old[0]) and not (valid is not None and not valid[local]):
+                if old is None or better(value, old[0]):
                     self.best[(q, which)] = (value, where)
 
 
@@ -367,6 +378,22 @@ class Progress:
 # -- formatting ----------------------------------------------------------------------------------
 
 
+def _axes_order(ds: xr.Dataset) -> list[str]:
+    """The cube's dims in the request's axis order (a zarr store lists them in its own order)."""
+    import json
+
+    try:
+        order = list(json.loads(ds.attrs["request"])["axes"])
+    except (KeyError, ValueError, TypeError):
+        return list(ds.sizes)
+    return [d for d in order if d in ds.sizes] + [d for d in ds.sizes if d not in order]
+
+
+def _disk_bytes(path: Path) -> int:
+    """Bytes a netCDF file, or every file of a zarr store, takes on disk."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
 def _far(dtype, which: str):
     """A value that never wins ``which`` (min or max) for ``dtype``."""
     if np.issubdtype(dtype, np.integer):
@@ -375,18 +402,25 @@ def _far(dtype, which: str):
     return np.inf if which == "min" else -np.inf
 
 
-def _extreme(var: xr.DataArray, which: str, valid: xr.DataArray | None = None) -> str:
-    """``which`` (min or max) of ``var`` and where, over the points that hold a result.
+def _open(path: Path) -> xr.Dataset:
+    """A written cube, lazily (attrs and sizes; values only where read), without pandas indexes (the summary
+    reads coordinates by position). A file is netCDF: naming the engine skips xarray's search of every
+    installed backend. Together a third of a second of a run's summary."""
+    engine = "netcdf4" if path.is_file() else None
+    try:
+        return xr.open_dataset(path, engine=engine, create_default_indexes=False)
+    except TypeError:  # xarray before 2025.07 always builds them
+        return xr.open_dataset(path, engine=engine)
 
-    Invalid points (``valid`` 0) and fill values (NaN) are left out; when none is left the
-    answer says so in words instead of printing a fill.
+
+def _extreme(var: xr.DataArray, which: str) -> str:
+    """``which`` (min or max) of ``var`` and where (over its own dims), over the points that hold a result.
+
+    Fill values (NaN: invalid points, infeasible cells) are left out; when none is left the answer
+    says so in words instead of printing a fill.
     """
     values = var.values
-    keep = np.ones(values.shape, dtype=bool)
-    if valid is not None and var.dims == valid.dims:
-        keep &= valid.values.astype(bool)
-    if values.dtype.kind == "f":
-        keep &= ~np.isnan(values)
+    keep = holds_result(values)
     if not keep.any():
         return f"{which}: no valid grid point (every value is a fill)"
     values = np.where(keep, values, _far(values.dtype, which))

@@ -14,7 +14,8 @@ A new output format is one class here with these five methods:
     start(request, kernel, plan)      open what the sink writes into
     consume(index, n_valid, out)      one chunk: ``index`` holds a slice per axis, ``n_valid`` the
                                       real length of the split axis (the rest is padding), ``out``
-                                      the device result (``Kernel.to_host`` copies it out)
+                                      the device result (``Slab.to_host`` copies out the outputs
+                                      the chunk writes, each over its own dims)
     finish(timing) -> SweepResult     close and describe the result; ``abort()`` undoes ``start``
                                       on any error or signal (the pipeline calls it)
 
@@ -29,6 +30,11 @@ For a categorical cube ``prepare`` and ``start`` get the whole request and a ``c
 (the cube's outputs and dtypes) for the kernel, ``device_function`` each combination's plain
 request and kernel, and ``consume`` indices over every dim of the cube (length-1 slices along the
 categorical dims). The plan is the numeric axes' plan, the same for every combination.
+
+Natural dims: every output spans its own dims (``kernel.dims``: output -> dims, of a ``Kernel`` or a
+``Stack``; ``engine.runtime.dims``). A chunk's block of an output goes to ``dims.own_index(index,
+axes, dims)``, and only the chunk that starts at 0 along the dims it lacks hands it over. Sizes
+(memory, disk) are the outputs' real ones (``result_bytes``).
 
 Sinks here: ``MemorySink`` (an ``xarray.Dataset`` in host memory), ``NetCDFSink`` (streamed,
 atomic netCDF file), ``QuerySink`` (on-device reduction to a small dataset).
@@ -50,11 +56,12 @@ import xarray as xr
 
 from engine.runtime.categories import Slab, cube_shape
 from engine.runtime.compile import Kernel
+from engine.runtime.dims import own_index
 from engine.sinks.dataset import (StreamWriter, build_dataset, coordinate_attrs, dataset_attrs, largest, masked_variable,
                       precision_note)
 from engine.errors import ResourceError, SpecError
 from engine.files import check_target
-from engine.runtime.plan import ChunkPlan, available_host_memory, format_bytes
+from engine.runtime.plan import ChunkPlan, Footprint, available_host_memory, format_bytes
 from engine.runtime.query import Query, QueryAccumulator, QueryFunction
 from engine.request.spec import SweepRequest
 
@@ -89,8 +96,13 @@ class Sink(Protocol):
 
 
 def result_bytes(request: SweepRequest, kernel: Kernel) -> int:
-    """Uncompressed bytes of the full result cube."""
-    return request.points * kernel.bytes_per_point
+    """Uncompressed bytes of the full result cube: every output over its own dims."""
+    return Footprint.of(kernel.dtypes, kernel.dims, list(request.axes)).bytes(request.shape)
+
+
+def chunk_points(index: tuple) -> int:
+    """Grid points of a chunk (``index``: one slice with explicit bounds per dim, padding excluded)."""
+    return math.prod(ix.stop - ix.start for ix in index)
 
 
 class MemorySink:
@@ -111,19 +123,22 @@ class MemorySink:
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
         self.request, self.kernel, self.plan = request, kernel, plan
-        self.results = {q: np.empty(request.shape, dtype=kernel.dtypes[q]) for q in kernel.quantities}
+        self.axes = list(request.axes)
+        self.results = {q: np.empty(tuple(len(request.axes[a]) for a in kernel.dims[q]), dtype=kernel.dtypes[q])
+                        for q in kernel.quantities}
 
     def slab(self, slab: Slab) -> None:
         self.current = slab
 
     def consume(self, index, n_valid, device_out) -> None:
-        for q, block in self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes).items():
-            self.results[q][index] = block
+        blocks = self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes, index)
+        for q, block in blocks.items():
+            self.results[q][own_index(index, self.axes, self.kernel.dims[q])] = block
 
     def finish(self, timing: Timing):
         from engine.runtime.sweep import SweepResult
 
-        ds = build_dataset(self.request, self.results, self.request.formulas)
+        ds = build_dataset(self.request, self.results, self.request.formulas, self.kernel.dims)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
                            n_devices=timing.n_devices, combinations=timing.slabs)
 
@@ -160,10 +175,11 @@ class NetCDFSink:
         from engine.runtime.sweep import Extremes
 
         self.request, self.kernel, self.plan = request, kernel, plan
-        self.extremes = Extremes(self.track if self.track is not None else request.headline, request.shape)
+        self.extremes = Extremes(self.track if self.track is not None else request.headline, request.axes,
+                                 kernel.dims)
         file_chunk = cube_shape(request, plan.file_chunk) if plan.file_chunk else plan.file_chunk
         self.writer = StreamWriter(self.target, request, request.formulas, kernel.dtypes, file_chunk,
-                                   request.compression, self.inputs)
+                                   request.compression, self.inputs, kernel.dims)
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.future = None
         self.write_busy = 0.0
@@ -178,15 +194,17 @@ class NetCDFSink:
         self.current = slab
 
     def consume(self, index, n_valid, device_out) -> None:
-        block = self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes)
+        block = self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes, index)
         if self.future is not None:
             self.future.result()  # at most one chunk waits for the disk
             self._check_disk()
         self.extremes.add(index, block)
         self.future = self.pool.submit(self._write, index, block)
-        self.done += math.prod(next(iter(block.values())).shape)
+        self.done += chunk_points(index)
 
     def _check_disk(self) -> None:
+        # outputs written once (without the split or walked dims) come with the first chunk: the projection
+        # over-estimates, never under-estimates
         written = os.path.getsize(self.writer.tmp)
         if self.done and written:
             projected = written * self.request.points / self.done
@@ -249,7 +267,7 @@ class QuerySink:
         else:  # a swept input
             dtype = kernel.prepare({a: request.axes[a][:1] for a in axes})[axes.index(q.objective)].dtype
         self.dtype = dtype
-        self.qf = QueryFunction(q, axes, plan.split_axis, dtype.kind == "i")
+        self.qf = QueryFunction(q, axes, plan.split_axis, dtype.kind == "i", kernel.dims)
         return self.qf
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:

@@ -1,8 +1,13 @@
 """Sweep results -> ``xarray.Dataset`` with CF attributes -> netCDF4, written atomically.
 
 Layout: one dimension per swept input (named after the input, with its coordinate vector), one
-data variable per quantity. Variable attrs carry ``units``, ``long_name``, the formula as text
-and LaTeX, and its ``source``; dataset attrs carry the engine version and the spec as written.
+data variable per quantity, over its natural dims only (``engine.runtime.dims``: the swept inputs
+its formula depends on, in axes order; a quantity of none is a 0-d variable), so ``params_total``
+spans ``(d_model, n_layers)`` and not ``batch``; xarray broadcasts variables against each other
+(``ds.mem_peak - ds.mem_model``) and ``ds.params_total.broadcast_like(ds.mem_peak)`` spans the grid.
+In the file each variable is chunked like the compute chunks restricted to its dims. Variable attrs
+carry ``units``, ``long_name``, the formula as text and LaTeX, and its ``source``; dataset attrs
+carry the engine version and the spec as written.
 
 Categorical dims (``recompute``, ``zero``, ``gpu``, ...; ``engine.runtime.categories``) are dims
 like the others, their labels the coordinate: strings as netCDF strings, integers as int64,
@@ -40,6 +45,7 @@ from engine.request.numerics import FLOAT_FILL, INT64_FILL
 from engine.symbolic.printing import latex_of, text_of
 from engine.request.spec import SweepRequest
 from engine.runtime.categories import by_combination, combinations, conditions, label_attrs
+from engine.runtime.dims import own_index
 from engine.symbolic.symbols import SYMBOLS
 
 FLOAT64_EXACT_LIMIT = 2**53
@@ -55,7 +61,10 @@ FLOAT32_EXACT_LIMIT = 2**24
 # there, with ``encoding = {"dtype": int64, "_FillValue": INT64_FILL}``, so the in-memory and the
 # read-back datasets hold the same values and ``ds.x.where(...)``, ``.max()`` and plots skip
 # invalid points in both; ``write_netcdf`` writes them back as int64 with the fill. float64 holds
-# integers exactly below 2**53 only: past it the variable carries a ``precision_note``.
+# integers exactly below 2**53 only: past it the variable carries a ``precision_note``. With natural
+# dims a quantity holds the fill only where a condition over its own dims fails (``compile.py``); every
+# quantity of a cube with ``valid`` still carries ``_FillValue``, and where a value is a fill is read from
+# the value itself (``holds_result``), whatever the dims of ``valid``.
 
 
 def coordinate_attrs(name: str) -> dict[str, str]:
@@ -129,15 +138,22 @@ def fill_value(dtype) -> int | float:
     return FLOAT_FILL if np.dtype(dtype).kind == "f" else INT64_FILL
 
 
+def holds_result(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` hold a result rather than the fill value (NaN, ``INT64_FILL``): a boolean array."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        return ~np.isnan(values)
+    if values.dtype.kind == "i":
+        return values != INT64_FILL
+    return np.ones(values.shape, dtype=bool)
+
+
 def largest(values: np.ndarray, valid: np.ndarray | None = None) -> float:
     """max |value| over the points that hold a result (valid, not NaN, not the fill); 0 if none."""
     values = np.asarray(values)
-    keep = np.ones(values.shape, dtype=bool) if valid is None else np.broadcast_to(np.asarray(valid, bool),
-                                                                                    values.shape)
-    if values.dtype.kind == "f":
-        keep = keep & ~np.isnan(values)
-    elif values.dtype.kind == "i":
-        keep = keep & (values != INT64_FILL)
+    keep = holds_result(values)
+    if valid is not None:
+        keep = keep & np.broadcast_to(np.asarray(valid, bool), values.shape)
     if not keep.any():
         return 0
     picked = values[keep]
@@ -199,21 +215,24 @@ def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]
     return attrs
 
 
-def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet) -> xr.Dataset:
-    """Label ``results`` (quantity -> array over the request's axes) as an ``xarray.Dataset``."""
-    dims = list(request.axes)
+def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet,
+                  dims: Mapping[str, tuple[str, ...]] | None = None) -> xr.Dataset:
+    """Label ``results`` (output -> array over its ``dims``; default: every output over every axis) as an
+    ``xarray.Dataset``. In a cube with ``valid`` every quantity is masked where it holds the fill value."""
     coords = {name: xr.Variable(name, values, attrs=coordinate_attrs(name)) for name, values in request.axes.items()}
     data_vars = {}
-    valid = results["valid"].astype(bool) if "valid" in results else None
+    masked = "valid" in results
     for q in results:
         values = results[q]
+        own = dims[q] if dims is not None else tuple(request.axes)
         attrs = variable_attrs(request, formulas, q)
         if q == "valid":
-            data_vars[q] = xr.Variable(dims, values, attrs=attrs)
+            data_vars[q] = xr.Variable(own, values, attrs=attrs)
             continue
+        keep = holds_result(values) if masked else None
         if values.size:
-            attrs.update(precision_note(largest(values, valid), values.dtype))
-        data_vars[q] = masked_variable(dims, values, attrs, valid)
+            attrs.update(precision_note(largest(values, keep), values.dtype))
+        data_vars[q] = masked_variable(own, values, attrs, keep)
     return xr.Dataset(data_vars, coords=coords, attrs=dataset_attrs(request, formulas))
 
 
@@ -268,50 +287,56 @@ def _coordinate(nc, name: str, values: np.ndarray):
 class StreamWriter:
     """Write a cube chunk by chunk into a netCDF4 file, atomically.
 
-    The file is created under a temporary name beside ``path`` with every variable defined
-    (chunked like the compute chunks, zlib level ``compression``); ``write`` puts one hyperslab;
-    ``commit`` closes and renames it onto ``path``; ``abort`` (or leaving a ``with`` block on
-    an exception) deletes it. A failed or interrupted run never leaves a file at ``path``.
+    The file is created under a temporary name beside ``path`` with every variable defined on its
+    ``dims`` (output -> dims; default every axis), chunked like the compute chunks restricted to
+    those dims (``file_chunk`` is over every axis), zlib level ``compression`` (a 0-d variable is
+    stored as it is); ``write`` puts one hyperslab of each output it is given, each at its own
+    index; ``commit`` closes and renames it onto ``path``; ``abort`` (or leaving a ``with`` block
+    on an exception) deletes it. A failed or interrupted run never leaves a file at ``path``.
     """
 
     def __init__(self, path, request: SweepRequest, formulas: FormulaSet, dtypes: Mapping[str, np.dtype],
-                 file_chunk: tuple[int, ...], compression: int = 4, inputs=()):
+                 file_chunk: tuple[int, ...], compression: int = 4, inputs=(),
+                 dims: Mapping[str, tuple[str, ...]] | None = None):
         import netCDF4
 
         self.file = AtomicFile(path, inputs)
         self.target, self.tmp = self.file.target, str(self.file.path)
         self._max: dict[str, int | float] = {}
         self._dtypes = dict(dtypes)
+        self.axes = list(request.axes)
+        self.dims = {q: tuple(dims[q]) if dims is not None else tuple(self.axes) for q in dtypes}
         try:
             self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4", clobber=True)
-            dims = list(request.axes)
             for name, values in request.axes.items():
                 self.nc.createDimension(name, len(values))
                 _coordinate(self.nc, name, values)
             masked = "valid" in dtypes  # invalid points hold the fill: declare it (xarray masks it on read)
             for q in dtypes:
                 fill = fill_value(dtypes[q]) if masked and q != "valid" else False
+                chunk = _own_chunk(file_chunk, self.axes, self.dims[q])
+                zlib = compression > 0 and bool(self.dims[q])
                 var = self.nc.createVariable(
-                    q, dtypes[q], dims, zlib=compression > 0, complevel=compression or None,
-                    shuffle=compression > 0, chunksizes=file_chunk or None, fill_value=fill)
+                    q, dtypes[q], self.dims[q], zlib=zlib, complevel=compression if zlib else None,
+                    shuffle=zlib, chunksizes=chunk, fill_value=fill)
                 var.setncatts(variable_attrs(request, formulas, q))
-                if file_chunk:  # writes cover whole chunks: a cache of one chunk is enough
-                    var.set_var_chunk_cache(size=max(math.prod(file_chunk) * dtypes[q].itemsize, 1 << 20))
+                if chunk:  # writes cover whole chunks: a cache of one chunk is enough
+                    var.set_var_chunk_cache(size=max(math.prod(chunk) * dtypes[q].itemsize, 1 << 20))
             self.nc.setncatts(dataset_attrs(request, formulas))
         except BaseException as exc:
             self.abort()
             raise self.file.failure(exc) from None
 
     def write(self, index: tuple, values: Mapping[str, np.ndarray]) -> None:
-        """Put one hyperslab (``index`` is a tuple of slices/ints, one per dim) of every quantity."""
-        valid = values["valid"].astype(bool) if "valid" in values else None
+        """Put one chunk: ``index`` (one slice per dim of the cube) holds each given output's block at
+        ``dims.own_index`` (the index restricted to its dims)."""
         for q, block in values.items():
             try:
-                self._put(q, index, block)
+                self._put(q, own_index(index, self.axes, self.dims[q]), block)
             except (RuntimeError, OSError) as exc:  # netCDF says "HDF error" for a full disk
                 raise self.file.failure(exc) from None
             if block.size and q != "valid":
-                self._max[q] = max(self._max.get(q, 0), largest(block, valid))
+                self._max[q] = max(self._max.get(q, 0), largest(block))
 
     def _put(self, q: str, index: tuple, block: np.ndarray) -> None:
         self.nc.variables[q][index] = block
@@ -341,6 +366,13 @@ class StreamWriter:
         if exc_type is not None:
             self.abort()
         return False
+
+
+def _own_chunk(file_chunk: tuple[int, ...], axes: list[str], dims: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The file chunk (over every axis) restricted to ``dims``; None (contiguous) for a 0-d variable or no chunk."""
+    if not file_chunk or not dims:
+        return None
+    return tuple(n for a, n in zip(axes, file_chunk) if a in dims)
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, inputs=()) -> Path:
@@ -373,8 +405,10 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
     Parts must come from one request: the ``request`` record each part carries (formula set,
     preset, options, fixed values, quantities, numerics, axes, engine version) must agree, and
     ``ValueError`` names the first difference. A categorical first dim (labels, no order) is joined
-    in part order (files not written by ``--part``: in the order given), its labels distinct. They
-    are copied block by block (host memory bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C
+    in part order (files not written by ``--part``: in the order given), its labels distinct.
+    Variables on the first dim are joined along it; those without it (natural dims: ``params_layer``
+    over ``d_model`` alone when parts split ``n_layers``; a 0-d variable) are the same in every part:
+    taken from the first, and checked equal in the others. They are copied block by block (host memory bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C
     and SIGTERM are answered between blocks) into a file written atomically at ``path``; no part
     may be the target.
     """
@@ -405,6 +439,9 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
                 if ds.variables[name].dtype != var.dtype:
                     raise ValueError(f"{p}: {name} is {ds.variables[name].dtype}, {var.dtype} in {parts[0]}; "
                                      "not parts of one request")
+                if ds.variables[name].dimensions != var.dimensions:
+                    raise ValueError(f"{p}: {name} spans {ds.variables[name].dimensions}, {var.dimensions} in "
+                                     f"{parts[0]}; not parts of one request")
             for d in dims[1:]:
                 if not np.array_equal(ds.variables[d][:], first.variables[d][:]):
                     raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
@@ -443,15 +480,18 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
             for d in dims[1:]:
                 out.variables[d][:] = first.variables[d][:]
             offset = 0
-            for _, ds in ordered:
+            for p, ds in ordered:
                 n = len(ds.dimensions[lead])
                 for name, var in ds.variables.items():
                     if name in dims:
                         continue
-                    for block in _blocks(var.shape):
-                        signals.check()
-                        target = (slice(block[0].start + offset, block[0].stop + offset),) + block[1:]
-                        out.variables[name][target] = var[block]
+                    if lead in var.dimensions:
+                        _copy_along(var, out.variables[name], var.dimensions.index(lead), offset)
+                    elif offset == 0:
+                        _copy_along(var, out.variables[name], None, 0)
+                    else:
+                        _check_same_values(var, out.variables[name], f"{p}: {name} (not on {lead}) differs from "
+                                                                     "the other parts; not parts of one sweep")
                 offset += n
             out.history = f"{getattr(first, 'history', '')}; combined from {len(parts)} parts".lstrip("; ")
         finally:
@@ -466,6 +506,24 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
 
 
 COPY_BLOCK_ELEMENTS = 1 << 22  # 32 MiB of int64: one block copies in well under a second
+
+
+def _copy_along(source, target, axis: int | None, offset: int) -> None:
+    """Copy netCDF variable ``source`` into ``target`` block by block, shifted by ``offset`` along ``axis`` (None:
+    in place)."""
+    for block in _blocks(source.shape):
+        signals.check()
+        where = block if axis is None else \
+            block[:axis] + (slice(block[axis].start + offset, block[axis].stop + offset),) + block[axis + 1:]
+        target[where] = source[block]
+
+
+def _check_same_values(source, target, message: str) -> None:
+    """Raise ValueError(``message``) unless ``source`` holds what ``target`` holds (fills and NaN alike)."""
+    for block in _blocks(source.shape):
+        signals.check()
+        if not np.array_equal(np.asarray(source[block]), np.asarray(target[block]), equal_nan=True):
+            raise ValueError(message)
 
 
 def _blocks(shape: tuple[int, ...]):
