@@ -247,6 +247,33 @@ def _parser() -> argparse.ArgumentParser:
                     help="search only these ZeRO stages (repeatable; default 0-3)")
     pl.add_argument("--json", action="store_true")
 
+    pt = sub.add_parser("plot", help="draw a cube's variable (heatmap, lines, frontier) to PNG, PDF or SVG",
+                        description="Draw VARIABLE of a netCDF cube, or of a spec evaluated in memory: a heatmap "
+                                    "over --x and --y with the --budget contour, lines against --x, or the frontier "
+                                    "of the largest --maximize with VARIABLE <= --budget. Other dims are fixed with "
+                                    "--at.")
+    pt.add_argument("source", metavar="CUBE.nc|SPEC.toml",
+                    help="a netCDF cube (llm-sweep run's output) or a spec (.toml), evaluated in memory")
+    pt.add_argument("variable", metavar="VARIABLE", help="the quantity to draw, e.g. mem_peak")
+    pt.add_argument("--x", required=True, metavar="DIM", help="the dim along the horizontal axis")
+    pt.add_argument("--y", metavar="DIM",
+                    help="heatmap: the dim along the vertical axis; line, frontier: one line per coordinate")
+    pt.add_argument("--at", action="append", default=[], metavar="DIM=VALUE",
+                    help="fix a dim that is not drawn at one of its coordinates (repeatable)")
+    pt.add_argument("--budget", metavar="LIMIT",
+                    help="e.g. 80GiB (byte variables need a byte unit; others a plain number): the heatmap's "
+                         "contour, a line, or the frontier's constraint VARIABLE <= LIMIT")
+    pt.add_argument("--kind", choices=("heatmap", "line", "frontier"),
+                    help="default: frontier with --maximize, heatmap with --y, else line")
+    pt.add_argument("--maximize", metavar="DIM",
+                    help="frontier: the dim (or variable) to maximize subject to VARIABLE <= --budget")
+    pt.add_argument("-o", "--output", required=True, metavar="FIG", help="the figure to write: .png, .pdf or .svg")
+
+    op = sub.add_parser("open", help="summarise a spec's virtual cube (nothing is evaluated)",
+                        description="Open SPEC as a virtual cube -- xr.open_dataset(SPEC, engine=\"llm-sweep\") -- and "
+                                    "print its dims, size and variables; reading a slab evaluates only that slab.")
+    op.add_argument("spec", metavar="SPEC.toml", help="a sweep spec, e.g. examples/design-space.toml")
+
     c = sub.add_parser("check", help="recompute the numbers a text claims",
                        description="Recompute every claim of a claims file; exit 1 if any is wrong.")
     c.add_argument("claims", help="claims file (TOML), e.g. sweeps/seed-claims.toml")
@@ -267,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
-                    "params": _params, "memory": _memory, "flops": _flops, "time": _time, "plan": _plan}[args.command](args)
+                    "params": _params, "memory": _memory, "flops": _flops, "time": _time, "plan": _plan,
+                    "plot": _plot, "open": _open}[args.command](args)
             from engine.signals import check
 
             check()  # a signal whose exception was swallowed on the way still stops the command
@@ -376,7 +404,9 @@ def _run(args) -> int:
     if part is None and args.distributed:
         if request.query is not None:
             raise SpecError(args.spec, "--distributed", "a query reduces the whole grid; run it on one process")
-        check_target(output, inputs)  # before joining the cluster
+        from engine.sinks.zarr_store import check_store_target as check_store, is_store as store_out
+
+        (check_store if store_out(output) else check_target)(output, inputs)  # before joining the cluster
     if part is not None and request.query is not None:
         raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
     from engine.signals import deferred
@@ -384,17 +414,25 @@ def _run(args) -> int:
     with deferred():  # JAX and xarray load only when a sweep runs; a signal here waits for the import to end
         from engine.runtime import sweep
 
+    from engine.sinks.zarr_store import ZarrSink, check_store_target, is_store
+
+    zarr_out = is_store(output)
     if part is None and args.distributed:
         part = _distributed(args)
+    whole = request
     if part is not None:
         share = sweep.process_share(request, *part)
-        output = sweep.part_path(output, *part)
+        if not zarr_out:  # a zarr store takes every share's region directly: one store, no combine
+            output = sweep.part_path(output, *part)
         if share is None:
             if not args.quiet:
                 print(f"llm-sweep run: part {part[0]} of {part[1]} has no coordinates of the first axis; nothing to do")
             return EXIT_OK
         request = share
-    check_target(output, inputs)
+    if zarr_out:
+        check_store_target(output, inputs)
+    else:
+        check_target(output, inputs)
     remove_leftovers(output.parent, say=lambda m: print(f"llm-sweep run: {m}", file=sys.stderr))
 
     _enable_compilation_cache()
@@ -403,13 +441,24 @@ def _run(args) -> int:
         result = sweep.run_query(request, request.query, budget, progress)
         t0 = time.perf_counter()
         from engine.sinks.dataset import write_netcdf
+        from engine.sinks.zarr_store import write_store
 
-        write_netcdf(result.dataset, output, request.compression, inputs)
+        (write_store if zarr_out else write_netcdf)(result.dataset, output, request.compression, inputs)
         result.write_seconds, result.path = time.perf_counter() - t0, output
         objective = request.query.objective
         if objective is not None and objective not in request.quantities:
             objective = f"{request.query.sense}_{objective}"
         headline = ([objective] if objective else []) + ["n_feasible"]
+    elif zarr_out:
+        sink = ZarrSink(output, inputs, whole=whole if part is not None else None, part=part or (0, 1))
+        result = sweep.run(request, sink, budget, progress)
+        headline = request.headline
+        if part is not None:  # one share of the store: its extremes are not the cube's
+            if not args.quiet:
+                print(f"llm-sweep run: share {part[0]} of {part[1]} written into "
+                      + (f"{output}; every share is done: the store is complete" if result.complete else
+                         f"{sink.staging}; the store appears at {output} when every share is done"))
+            return EXIT_OK
     else:
         result = sweep.run_to_netcdf(request, output, budget, progress, inputs=inputs)
         headline = request.headline
@@ -667,6 +716,24 @@ def _time(args) -> int:
         print(f"{name}: ttft {est['ttft']:.4g} s, tpot {1e3 * est['tpot']:.4g} ms, {est['tokens_per_s']:,.0f} "
               f"tokens/s ({where}; batch {lay['global_batch']} x {lay['seq_len']} tokens)")
     print(f"memory: peak {_gib(est['mem_peak'])} per device of {_gib(est['hbm'])}: {fits}")
+    return EXIT_OK
+
+
+def _open(args) -> int:
+    """``llm-sweep open``: the lazy dataset of a spec, summarised (``engine.backend.summary``)."""
+    from engine.backend import summary
+
+    print(summary(args.spec))
+    return EXIT_OK
+
+
+def _plot(args) -> int:
+    """``llm-sweep plot``: one figure of a cube or of a spec run in memory (``engine.plot.command``)."""
+    from engine.plot.command import plot_command
+
+    if args.source.endswith(".toml"):
+        _enable_compilation_cache()
+    print(plot_command(args))
     return EXIT_OK
 
 

@@ -1,0 +1,358 @@
+"""The zarr sink: a cube streamed into a zarr v3 store, one region per compute chunk, by one or many processes.
+
+``llm-sweep run SPEC -o cube.zarr`` writes a zarr v3 store (needs ``pip install 'llm-sweep[zarr]'``:
+zarr and dask) instead of netCDF. Every variable is a zarr array on its natural dims
+(``engine.runtime.dims``), chunked like the compute chunks (the netCDF sink's file chunk restricted to
+its dims), so each chunk of the run lands in whole zarr chunks and no two writers touch one.
+
+Many processes, one store. With ``--part I/N`` or ``--distributed`` every process writes its own share
+of the first axis straight into the same store -- no part files, no ``combine``. The store is built
+under a staging name beside the target (``.NAME.partial``): the first process to finish its template
+(metadata, coordinates, attributes of the whole cube, written in a private folder and renamed into
+place, so a half-written template is never seen) wins, the others check it describes the same run and
+use it. Each process marks its share done; the one that finds every share done renames the staging
+store onto the target. A reader never sees a store at the target before it is complete; an interrupted
+single-process run deletes its staging store, an interrupted share leaves the staging store (other
+processes may still be writing) and withdraws its mark, and a rerun of that share completes it.
+
+A variable that lacks the split or walked dims of a chunk is written once, by the chunk at the start of
+the dims it lacks (``dims.writes``; with shares, by the process whose share starts the first axis).
+Compression: level 0 stores raw chunks; 1-9 use zstd at that level (zarr's default codec).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ResourceError
+from engine.files import file_mode
+from engine.request.spec import SweepRequest
+from engine.runtime.dims import own_index
+from engine.runtime.plan import ChunkPlan, format_bytes
+
+PARTS = "llm-sweep-parts"  # the shares' done marks, an attribute-free folder inside the staging store
+MARK = "zarr.json"  # what makes a folder a zarr v3 store (its root group's metadata)
+
+
+def staging_path(target: Path) -> Path:
+    """Where a store is built before it is renamed onto ``target`` (shared by every process of a run)."""
+    return target.with_name(f".{target.name}.partial")
+
+
+def check_store_target(target: Path, inputs=()) -> Path:
+    """Refuse a target that is not a zarr store (a file, a folder that holds something else), one of the inputs,
+    or a folder that cannot be written (``ResourceError``, nothing touched)."""
+    target = Path(target)
+    if str(target) in ("", "."):
+        raise ResourceError("the output path is empty; give a store name such as cube.zarr")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ResourceError(f"output {str(target)!r} exists and is not a zarr store (a file or link); it is left "
+                            "untouched: give a new path or an existing store to replace")
+    if target.is_dir() and any(target.iterdir()) and not (target / MARK).is_file():
+        raise ResourceError(f"output {str(target)!r} is a folder that is not a zarr store (no {MARK}); it is left "
+                            "untouched: give a new path or an existing store to replace")
+    for source in inputs:
+        if Path(source).resolve() == target.resolve():
+            raise ResourceError(f"output {str(target)!r} is one of this command's inputs; give another path")
+    folder = target.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ResourceError(f"cannot write a store in {str(folder)!r}: the folder is missing or read-only")
+    return target
+
+
+class ZarrSink:
+    """Stream the cube of ``request`` into a zarr v3 store at ``path`` (see the module docstring).
+
+    ``whole`` is the whole run's request when ``request`` is one process's share (``sweep.process_share``);
+    ``part`` is (index, count) of that share.
+    """
+
+    def __init__(self, path, inputs=(), track: list[str] | None = None, whole: SweepRequest | None = None,
+                 part: tuple[int, int] = (0, 1)):
+        self.target, self.inputs, self.track = Path(path), tuple(inputs), track
+        self.whole, self.part = whole, part
+        self.staging = staging_path(self.target)
+
+    # -- the sink protocol ------------------------------------------------------------------------
+
+    def prepare(self, request: SweepRequest, kernel) -> None:
+        _require_zarr()
+        check_store_target(self.target, self.inputs)
+        from engine.sinks import result_bytes
+
+        need = result_bytes(request, kernel)
+        free = shutil.disk_usage(self.target.parent).free
+        if request.compression == 0 and need > free:
+            raise ResourceError(f"the cube needs {format_bytes(need)} uncompressed and {self.target.parent} has "
+                                f"{format_bytes(free)} free: enable compression, free space, or shrink the axes")
+
+    def device_function(self, request, kernel, plan):
+        return None
+
+    def start(self, request: SweepRequest, kernel, plan: ChunkPlan) -> None:
+        from engine.runtime.sweep import Extremes
+
+        self.request, self.kernel, self.plan = request, kernel, plan
+        whole = self.whole or request
+        self.axes = list(whole.axes)
+        self.dims = dict(kernel.dims)  # each output's own dims (engine.runtime.dims)
+        first = self.axes[0]
+        # where this share starts along the first axis (labels of a categorical first axis are not sorted)
+        self.offset = int(np.flatnonzero(whole.axes[first] == request.axes[first][0])[0]) if self.axes else 0
+        self.extremes = Extremes(self.track if self.track is not None else request.headline, request.axes,
+                                 kernel.dims)
+        if self.part[1] == 1 and self.staging.exists():
+            shutil.rmtree(self.staging)  # a stopped single-process run's leftover
+        self._template(whole, kernel.dtypes, plan.file_chunk)
+        import zarr
+
+        self.group = zarr.open_group(str(self.staging), mode="r+")
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.future = None
+        self.write_busy = 0.0
+        self.current = None
+
+    def slab(self, part) -> None:
+        """The next combination of labels (``categories.Slab``; a plain cube is one): its kernel's chunks come
+        as blocks of the cube, with the cube's indices."""
+        self.current = part
+
+    def consume(self, index, n_valid, device_out) -> None:
+        """One chunk: the outputs it writes (each over its own dims), put in the store by the writer thread."""
+        block = self.current.to_host(device_out, self.plan.split_axis, n_valid, self.kernel.dtypes, index)
+        if self.future is not None:
+            self.future.result()
+        self.extremes.add(index, block)
+        self.future = self.pool.submit(self._write, index, block)
+
+    def finish(self, timing):
+        from engine.runtime.sweep import SweepResult
+
+        f0 = time.perf_counter()
+        if self.future is not None:
+            self.future.result()
+        self.pool.shutdown(wait=True)
+        self._mark_done()
+        committed = self._commit_if_complete()
+        total = timing.loop_seconds + (time.perf_counter() - f0)
+        busy = min(self.write_busy, total)
+        result = SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy,
+                             path=self.target if committed else self.staging, plan=timing.plan,
+                             n_devices=timing.n_devices, extremes=self.extremes)
+        result.complete = committed
+        return result
+
+    def abort(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if self.part[1] == 1:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        else:
+            try:
+                (self.staging / PARTS / self._mark_name()).unlink()
+            except OSError:
+                pass
+
+    # -- the store --------------------------------------------------------------------------------
+
+    def _template(self, whole: SweepRequest, dtypes, file_chunk) -> None:
+        """The whole cube's metadata, coordinates and attributes at the staging path: built privately and
+        renamed into place, or the one another process of the run put there (checked to be this run's)."""
+        if (self.staging / MARK).is_file():
+            return self._check_same(whole)
+        own = self.target.with_name(f".{self.target.name}.{os.getpid()}.template")
+        shutil.rmtree(own, ignore_errors=True)
+        template_dataset(whole, dtypes, self.dims, file_chunk).to_zarr(
+            str(own), mode="w", compute=False, zarr_format=3, consolidated=False,
+            encoding=_encoding(whole, dtypes, self.dims, file_chunk))
+        (own / PARTS).mkdir()
+        try:
+            os.rename(own, self.staging)
+        except OSError:  # another process of the run was first
+            shutil.rmtree(own, ignore_errors=True)
+            self._check_same(whole)
+
+    def _check_same(self, whole: SweepRequest) -> None:
+        from engine.sinks.dataset import request_record
+
+        meta = json.loads((self.staging / MARK).read_text())
+        found = meta.get("attributes", {}).get("request")
+        if found != json.dumps(whole.record or request_record(whole)):
+            raise ResourceError(f"{self.staging} holds a partial store of another run; remove it (or let that run "
+                                f"finish) before writing {self.target}")
+
+    def _write(self, index: tuple, block: dict) -> None:
+        w0 = time.perf_counter()
+        index = self._global(index)
+        for q, values in block.items():
+            if self.offset and self.axes[0] not in self.dims[q]:
+                continue  # the share that starts the first axis writes the outputs that lack it
+            self.group[q][own_index(index, self.axes, self.dims[q])] = values
+        self.write_busy += time.perf_counter() - w0
+
+    def _global(self, index: tuple) -> tuple:
+        """A chunk's index in this share -> its index in the whole cube (the share starts at ``offset``)."""
+        if not index:
+            return index
+        first = index[0]
+        start = (first.start or 0) + self.offset
+        stop = None if first.stop is None else first.stop + self.offset
+        return (slice(start, stop),) + tuple(index[1:])
+
+    def _mark_name(self) -> str:
+        return f"{self.part[0]}-of-{self.part[1]}"
+
+    def _mark_done(self) -> None:
+        (self.staging / PARTS / self._mark_name()).write_text(str(os.getpid()))
+
+    def _commit_if_complete(self) -> bool:
+        """Rename the staging store onto the target once every share is done; True when this process did (or a
+        peer already had)."""
+        from engine import signals
+
+        count = self.part[1]
+        try:
+            done = {p.name for p in (self.staging / PARTS).iterdir()}
+        except FileNotFoundError:  # a peer committed already
+            return self.target.is_dir()
+        if len(done) < count:
+            return False
+        signals.check()
+        shutil.rmtree(self.staging / PARTS, ignore_errors=True)
+        _consolidate(self.staging)
+        _chmod_tree(self.staging)
+        old = None
+        if self.target.exists():  # replace an earlier store: out of the way first, deleted after
+            old = self.target.with_name(f".{self.target.name}.{os.getpid()}.old")
+            os.rename(self.target, old)
+        try:
+            os.rename(self.staging, self.target)
+        except FileNotFoundError:
+            return self.target.is_dir()
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return True
+
+
+def write_store(ds, target: Path, compression: int = 4, inputs=()) -> Path:
+    """Write a small in-memory dataset (a query's answer) as a zarr v3 store at ``target``, atomically."""
+    from zarr.codecs import ZstdCodec
+
+    _require_zarr()
+    target = check_store_target(Path(target), inputs)
+    staging = staging_path(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    codecs = [ZstdCodec(level=compression)] if compression else None
+    try:
+        ds.to_zarr(str(staging), mode="w", zarr_format=3, consolidated=False,
+                   encoding={v: {"compressors": codecs} for v in ds.data_vars})
+        _consolidate(staging)
+        _chmod_tree(staging)
+        if target.exists():
+            old = target.with_name(f".{target.name}.{os.getpid()}.old")
+            os.rename(target, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def template_dataset(request: SweepRequest, dtypes, dims: dict, file_chunk) -> Any:
+    """The whole cube as lazy (dask) zeros with its coordinates and attributes: what ``to_zarr(compute=False)``
+    turns into the store's metadata."""
+    import dask.array as da
+    import xarray as xr
+
+    from engine.sinks.dataset import coordinate_attrs, dataset_attrs, variable_attrs
+
+    coords = {a: xr.Variable(a, v, attrs=coordinate_attrs(a)) for a, v in request.axes.items()}
+    sizes = {a: len(v) for a, v in request.axes.items()}
+    chunk = _chunks(request, file_chunk)
+    data = {}
+    for q, dtype in dtypes.items():
+        shape = tuple(sizes[d] for d in dims[q])
+        lazy = da.zeros(shape, dtype=dtype, chunks=tuple(chunk[d] for d in dims[q]) or ())
+        data[q] = xr.Variable(dims[q], lazy, attrs=variable_attrs(request, request.formulas, q))
+    return xr.Dataset(data, coords=coords, attrs=dataset_attrs(request, request.formulas))
+
+
+def _chunks(request: SweepRequest, file_chunk) -> dict[str, int]:
+    """Dim -> zarr chunk length: the compute plan's file chunk (over the numeric axes), 1 along categorical dims."""
+    numeric = [a for a in request.axes if a not in request.categories]
+    sizes = dict(zip(numeric, file_chunk)) if file_chunk else {a: len(request.axes[a]) for a in numeric}
+    return {a: 1 if a in request.categories else max(1, int(sizes[a])) for a in request.axes}
+
+
+def _encoding(request: SweepRequest, dtypes, dims: dict, file_chunk) -> dict:
+    from zarr.codecs import ZstdCodec
+
+    from engine.sinks.dataset import fill_value
+
+    chunk = _chunks(request, file_chunk)
+    level = request.compression
+    masked = "valid" in dtypes
+    out = {}
+    for q, dtype in dtypes.items():
+        enc: dict[str, Any] = {"chunks": tuple(chunk[d] for d in dims[q]),
+                               "compressors": [ZstdCodec(level=level)] if level else None}
+        if masked and q != "valid":
+            enc["_FillValue"] = fill_value(dtype)
+        out[q] = enc
+    return out
+
+
+def _consolidate(store: Path) -> None:
+    """One metadata document for the whole store, so readers open it with one read (xarray's default)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():  # zarr 3 notes that consolidated metadata is not yet in the v3 spec
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(store), zarr_format=3)
+
+
+def _chmod_tree(root: Path) -> None:
+    """The umask's modes on a finished store (its files were created by several processes)."""
+    mode = file_mode()
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                os.chmod(os.path.join(folder, name), mode)
+            except OSError:
+                pass
+
+
+def _require_zarr() -> None:
+    try:
+        import dask.array  # noqa: F401
+        import zarr
+    except ImportError:
+        raise ResourceError("a .zarr output needs zarr and dask: pip install 'llm-sweep[zarr]'") from None
+    if int(zarr.__version__.split(".")[0]) < 3:
+        raise ResourceError(f"a .zarr output needs zarr 3 (zarr v3 stores), found {zarr.__version__}: "
+                            "pip install 'llm-sweep[zarr]'")
+
+
+def store_bytes(path: Path) -> int:
+    """Bytes a store holds on disk (every chunk and metadata file)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    return Path(path).suffix == ".zarr"
+
+
+__all__ = ["ZarrSink", "check_store_target", "is_store", "staging_path", "store_bytes", "template_dataset",
+           "write_store"]
