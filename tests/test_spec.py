@@ -113,3 +113,24 @@ def test_binary_file(write_spec, tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(SpecError, match="cannot read the file"):
         load_spec(path)
+
+
+def test_required_inputs_fast_path_agrees_with_resolving():
+    """required_inputs answers from symbol names when nothing is missing, and resolves expressions otherwise:
+    both paths name the same missing inputs as resolving every quantity."""
+    from engine.catalog.model import architecture, estimate_formulas, memory_options
+
+    arch = architecture("llama-2-7b")
+    fs = estimate_formulas(arch.family, arch.structure, memory_options(memory_model="korthikanti"))
+    names = ["mem_peak", "step_time", "params_total"]
+    for given in (set(arch.values) | {"batch", "seq_len", "global_batch", "peak_flops", "attention_peak_flops",
+                                       "matmul_ceiling", "hbm_bandwidth", "link_bandwidth", "inter_bandwidth",
+                                       "devices_per_node"},
+                  set(arch.values) | {"batch"}, {"d_model"}):
+        slow: dict = {}
+        for q in names:
+            for s in fs.resolve(q, given).free_symbols:
+                if s.name not in given:
+                    slow.setdefault(s.name, []).append(q)
+        assert fs.required_inputs(names, given) == {k: slow[k] for k in fs.required_inputs(names, given)}
+        assert set(fs.required_inputs(names, given)) == set(slow)

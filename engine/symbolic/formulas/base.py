@@ -222,13 +222,37 @@ class FormulaSet:
         return [n for n in SYMBOLS if n in names]
 
     def required_inputs(self, names: list[str], given: set[str]) -> dict[str, list[str]]:
-        """Inputs that have no default and are not given: input name -> quantities needing it."""
+        """Inputs that have no default and are not given: input name -> quantities needing it.
+
+        First from the symbols alone (every input a definition names, defaults followed, no expression
+        built): when that leaves nothing missing, nothing is. Otherwise the expressions are resolved, since
+        given values can remove inputs (a branch of a Piecewise)."""
+        if not any(self._possibly_needed(q, set(given)) for q in names):
+            return {}
         missing: dict[str, list[str]] = {}
         for q in names:
             for s in self.resolve(q, given).free_symbols:
                 if s.name not in given:
                     missing.setdefault(s.name, []).append(q)
         return {k: missing[k] for k in SYMBOLS if k in missing}
+
+    def _possibly_needed(self, name: str, given: set[str]) -> set[str]:
+        """Inputs of quantity ``name`` that are neither given nor defaulted, by symbol names only (a superset of
+        what ``resolve`` leaves: substitution can only remove symbols)."""
+        by_symbol = {q.symbol: q for q in self.quantities.values()}
+        seen, todo, inputs = set(), [self.quantities[name].definition], set()
+        while todo:
+            for s in todo.pop().free_symbols:
+                if s in seen:
+                    continue
+                seen.add(s)
+                if s in by_symbol:
+                    todo.append(by_symbol[s].definition)
+                elif s.name not in given and s.name in self.defaults:
+                    todo.append(sympy.sympify(self.defaults[s.name]))
+                elif s.name not in given:
+                    inputs.add(s.name)
+        return inputs
 
     def evaluate(self, name: str, values: Mapping[str, Any]) -> int | float:
         """Value of ``name`` at ``values`` as a Python number (defaults fill what is not given).
