@@ -78,7 +78,9 @@ def stream(fmt: str, req, folder: Path, budget) -> dict:
     """One streamed run into ``fmt`` (synced to disk), then the same bytes written raw: the ratio and peak RSS."""
     import shutil
 
-    from engine.sinks.zarr_store import ZarrSink, store_bytes
+    from engine.files import disk_bytes
+    from engine.runtime.dims import natural_dims
+    from engine.sinks.zarr_store import ZarrSink
 
     out = folder / ("llm_sweep_e2e.zarr" if fmt == "zarr" else "llm_sweep_e2e.nc")
     rss0 = peak_rss()
@@ -90,8 +92,8 @@ def stream(fmt: str, req, folder: Path, budget) -> dict:
     sync(out)
     t_engine = time.perf_counter() - t0
     rss = peak_rss()
-    nbytes = sum(math.prod(len(req.axes[d]) for d in dims) * 8 for dims in res_dims(req).values())
-    size = store_bytes(out) if out.is_dir() else out.stat().st_size
+    nbytes = sum(math.prod(len(req.axes[d]) for d in dims) * 8 for dims in natural_dims(req).values())
+    size = disk_bytes(out)
     shutil.rmtree(out) if out.is_dir() else out.unlink()
 
     raw = folder / "llm_sweep_raw.bin"
@@ -116,12 +118,6 @@ def stream(fmt: str, req, folder: Path, budget) -> dict:
     print(f"  raw     {t_raw:7.2f} s  {row['raw_GBps']:.2f} GB/s   engine/raw {row['engine_over_raw']:.2f}")
     print(f"  peak host RSS {rss / 2**20:,.0f} MiB (before the run {rss0 / 2**20:,.0f} MiB)")
     return row
-
-
-def res_dims(req) -> dict:
-    from engine.runtime.dims import natural_dims
-
-    return natural_dims(req)
 
 
 def sync(path: Path) -> None:

@@ -401,12 +401,14 @@ def _run(args) -> int:
             raise SpecError(args.spec, "--where/--maximize/--minimize/--over", str(exc)) from None
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
     inputs = _spec_inputs(args.spec, request)
+    from engine.sinks.zarr_store import ZarrSink, check_store_target, is_store
+
+    zarr_out = is_store(output)
+    check_output = check_store_target if zarr_out else check_target
     if part is None and args.distributed:
         if request.query is not None:
             raise SpecError(args.spec, "--distributed", "a query reduces the whole grid; run it on one process")
-        from engine.sinks.zarr_store import check_store_target as check_store, is_store as store_out
-
-        (check_store if store_out(output) else check_target)(output, inputs)  # before joining the cluster
+        check_output(output, inputs)  # before joining the cluster
     if part is not None and request.query is not None:
         raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
     from engine.signals import deferred
@@ -414,9 +416,6 @@ def _run(args) -> int:
     with deferred():  # JAX and xarray load only when a sweep runs; a signal here waits for the import to end
         from engine.runtime import sweep
 
-    from engine.sinks.zarr_store import ZarrSink, check_store_target, is_store
-
-    zarr_out = is_store(output)
     if part is None and args.distributed:
         part = _distributed(args)
     whole = request
@@ -429,10 +428,7 @@ def _run(args) -> int:
                 print(f"llm-sweep run: part {part[0]} of {part[1]} has no coordinates of the first axis; nothing to do")
             return EXIT_OK
         request = share
-    if zarr_out:
-        check_store_target(output, inputs)
-    else:
-        check_target(output, inputs)
+    check_output(output, inputs)
     remove_leftovers(output.parent, say=lambda m: print(f"llm-sweep run: {m}", file=sys.stderr))
 
     _enable_compilation_cache()

@@ -119,6 +119,12 @@ def inside_folder(path: str, folder: str | os.PathLike = ".") -> bool:
     return True
 
 
+def disk_bytes(path: str | os.PathLike) -> int:
+    """Bytes a file, or every file of a folder (a zarr store), takes on disk."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
 def temp_path(folder: Path) -> Path:
     """A fresh, short temporary name in ``folder`` carrying this host and process id."""
     return folder / f"{TEMP_PREFIX}{host_id()}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"

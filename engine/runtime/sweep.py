@@ -34,6 +34,7 @@ from engine.runtime.compile import Kernel, compile_kernel
 from engine.runtime.dims import own_index
 from engine.sinks.dataset import holds_result, request_record
 from engine.errors import ResourceError
+from engine.files import disk_bytes
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, format_bytes, plan_chunks
 from engine.runtime.query import Query
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
@@ -59,6 +60,7 @@ class SweepResult:
     coords: dict | None = None
     units: dict | None = None
     combinations: int = 1  # kernels: one per combination of a categorical cube's labels
+    complete: bool = True  # False for a share of a zarr store that other shares still write
 
     @property
     def seconds(self) -> float:
@@ -90,7 +92,7 @@ class SweepResult:
                 lines.append(f"  chunks    {chunks} of {self.plan.chunk_points:,} points")
             if self.path is not None:
                 raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
-                lines.append(f"  {'store' if self.path.is_dir() else 'file':<9} {format_bytes(_disk_bytes(self.path))} "
+                lines.append(f"  {'store' if self.path.is_dir() else 'file':<9} {format_bytes(disk_bytes(self.path))} "
                              f"({format_bytes(raw)} uncompressed)")
             shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
             width = max((len(q) for q in shown), default=0)
@@ -387,11 +389,6 @@ def _axes_order(ds: xr.Dataset) -> list[str]:
     except (KeyError, ValueError, TypeError):
         return list(ds.sizes)
     return [d for d in order if d in ds.sizes] + [d for d in ds.sizes if d not in order]
-
-
-def _disk_bytes(path: Path) -> int:
-    """Bytes a netCDF file, or every file of a zarr store, takes on disk."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def _far(dtype, which: str):

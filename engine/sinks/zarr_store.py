@@ -144,11 +144,9 @@ class ZarrSink:
         committed = self._commit_if_complete()
         total = timing.loop_seconds + (time.perf_counter() - f0)
         busy = min(self.write_busy, total)
-        result = SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy,
-                             path=self.target if committed else self.staging, plan=timing.plan,
-                             n_devices=timing.n_devices, extremes=self.extremes)
-        result.complete = committed
-        return result
+        return SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy,
+                           path=self.target if committed else self.staging, plan=timing.plan,
+                           n_devices=timing.n_devices, extremes=self.extremes, complete=committed)
 
     def abort(self) -> None:
         pool = getattr(self, "pool", None)
@@ -228,18 +226,10 @@ class ZarrSink:
             return False
         signals.check()
         shutil.rmtree(self.staging / PARTS, ignore_errors=True)
-        _consolidate(self.staging)
-        _chmod_tree(self.staging)
-        old = None
-        if self.target.exists():  # replace an earlier store: out of the way first, deleted after
-            old = self.target.with_name(f".{self.target.name}.{os.getpid()}.old")
-            os.rename(self.target, old)
         try:
-            os.rename(self.staging, self.target)
-        except FileNotFoundError:
+            _publish(self.staging, self.target)
+        except FileNotFoundError:  # a peer renamed it first
             return self.target.is_dir()
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return True
 
 
@@ -255,13 +245,7 @@ def write_store(ds, target: Path, compression: int = 4, inputs=()) -> Path:
     try:
         ds.to_zarr(str(staging), mode="w", zarr_format=3, consolidated=False,
                    encoding={v: {"compressors": codecs} for v in ds.data_vars})
-        _consolidate(staging)
-        _chmod_tree(staging)
-        if target.exists():
-            old = target.with_name(f".{target.name}.{os.getpid()}.old")
-            os.rename(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.rename(staging, target)
+        _publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -312,6 +296,25 @@ def _encoding(request: SweepRequest, dtypes, dims: dict, file_chunk) -> dict:
     return out
 
 
+def _publish(staging: Path, target: Path) -> None:
+    """A finished staging store onto ``target``: metadata consolidated, the umask's modes, an earlier store at
+    the target moved out of the way first and deleted after (FileNotFoundError when the staging store is gone)."""
+    _consolidate(staging)
+    _chmod_tree(staging)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except FileNotFoundError:
+        if old is not None:
+            os.rename(old, target)  # nothing to put in its place: the earlier store stays
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _consolidate(store: Path) -> None:
     """One metadata document for the whole store, so readers open it with one read (xarray's default)."""
     import warnings
@@ -345,14 +348,8 @@ def _require_zarr() -> None:
                             "pip install 'llm-sweep[zarr]'")
 
 
-def store_bytes(path: Path) -> int:
-    """Bytes a store holds on disk (every chunk and metadata file)."""
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-
-
 def is_store(path: str | os.PathLike) -> bool:
     return Path(path).suffix == ".zarr"
 
 
-__all__ = ["ZarrSink", "check_store_target", "is_store", "staging_path", "store_bytes", "template_dataset",
-           "write_store"]
+__all__ = ["ZarrSink", "check_store_target", "is_store", "staging_path", "template_dataset", "write_store"]
