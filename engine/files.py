@@ -77,14 +77,24 @@ def check_target(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         raise ResourceError(f"{what} {str(target)!r} exists and is {_kind(st.st_mode)}; it is left untouched: "
                             "give the path of a regular file (new or to replace)")
     if st is not None:
-        for source in inputs:
-            try:
-                same = os.path.samefile(source, target)
-            except OSError:
-                same = False
-            if same:
-                raise ResourceError(f"{what} {str(target)!r} is one of this command's inputs ({source}); "
-                                    "writing it would destroy the input: give another output path")
+        refuse_inputs(target, inputs, what)
+    return check_place(target, what)
+
+
+def refuse_inputs(target: Path, inputs: Iterable[str | os.PathLike], what: str = "output") -> None:
+    """ResourceError when ``target`` is one of ``inputs`` (the same file or folder, by any spelling or hard link)."""
+    for source in inputs:
+        try:
+            same = os.path.samefile(source, target)
+        except OSError:
+            same = False
+        if same:
+            raise ResourceError(f"{what} {str(target)!r} is one of this command's inputs ({source}); "
+                                "writing it would destroy the input: give another output path")
+
+
+def check_place(target: Path, what: str = "output") -> Path:
+    """ResourceError unless ``target``'s folder exists, is writable and takes a name that long."""
     folder = target.parent
     try:
         folder_exists = folder.exists()

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ResourceError
-from engine.files import file_mode
+from engine.files import check_place, file_mode, refuse_inputs
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
 from engine.runtime.plan import ChunkPlan, format_bytes
@@ -59,13 +59,9 @@ def check_store_target(target: Path, inputs=()) -> Path:
     if target.is_dir() and any(target.iterdir()) and not (target / MARK).is_file():
         raise ResourceError(f"output {str(target)!r} is a folder that is not a zarr store (no {MARK}); it is left "
                             "untouched: give a new path or an existing store to replace")
-    for source in inputs:
-        if Path(source).resolve() == target.resolve():
-            raise ResourceError(f"output {str(target)!r} is one of this command's inputs; give another path")
-    folder = target.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ResourceError(f"cannot write a store in {str(folder)!r}: the folder is missing or read-only")
-    return target
+    if target.exists():
+        refuse_inputs(target, inputs)
+    return check_place(target)
 
 
 class ZarrSink:
