@@ -1,13 +1,16 @@
 """End to end: a >= 4 GB cube streamed to netCDF vs the raw sequential write speed of the same disk.
 
     python benchmarks/end_to_end.py [--gigabytes 4] [--compression 0] [--dir /tmp] [--format netcdf|zarr|both]
+                                    [--repeat 3]
     python benchmarks/end_to_end.py --seed [--repeat 3] [--dir /tmp]
 
 Writes a seed cube of about --gigabytes uncompressed (3 int64 quantities over every axis, and
 params_total over its natural dims d_model x n_layers) with engine.run_to_netcdf and into a zarr store
-(ZarrSink), each followed by a write of the same number of bytes with plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling. Peak
-host RSS of the streamed run is read from /proc/self/status (VmHWM) before the raw write. Prints a
-table and writes end_to_end.json beside this script; both files are deleted afterwards.
+(ZarrSink), ``--repeat`` rounds of one run per format, every run followed by a write of the same number of
+bytes with plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling; one raw write before them warms
+the disk and is not counted. The ratio is taken per pair (a run and the raw write after it) and its median
+reported. Peak host RSS of the streamed runs is read from /proc/self/status (VmHWM). Prints a table and writes
+end_to_end.json beside this script; the cubes and raw files are deleted.
 
 ``--seed``: the default sweep end to end, ``llm-sweep run sweeps/seed.toml -o DIR/seed.nc`` in a fresh
 process (startup and imports included), with natural dims (each quantity over the dims it depends on)
@@ -36,11 +39,21 @@ from engine.runtime.plan import parse_bytes
 
 
 def peak_rss() -> int:
+    """This process's peak resident set (VmHWM) since it started or since ``reset_peak_rss``."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM over from the current RSS (Linux: ``5`` into /proc/self/clear_refs), so each run's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def main() -> None:
@@ -51,7 +64,7 @@ def main() -> None:
     ap.add_argument("--max-device-mem", default=None, help="default: the engine's own budget")
     ap.add_argument("--json", default=None, help="default: end_to_end.json (end_to_end_seed.json with --seed)")
     ap.add_argument("--seed", action="store_true", help="time sweeps/seed.toml end to end, natural vs dense dims")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per format (and per mode with --seed)")
     ap.add_argument("--format", choices=("netcdf", "zarr", "both"), default="both",
                     help="the streamed cube's format (default: both, each against its own raw write)")
     args = ap.parse_args()
@@ -68,36 +81,83 @@ def main() -> None:
                      "batch": list(range(1, batch + 1)), "seq_len": list(range(128, 128 * (seq_len + 1), 128))}}
     req = engine.parse_spec(spec)
     budget = parse_bytes(args.max_device_mem) if args.max_device_mem else None
-    rows = {}
-    for fmt in (("netcdf", "zarr") if args.format == "both" else (args.format,)):
-        rows[fmt] = stream(fmt, req, Path(args.dir), budget)
+    formats = ("netcdf", "zarr") if args.format == "both" else (args.format,)
+    rows = stream(formats, req, Path(args.dir), budget, args.repeat)
     Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
-def stream(fmt: str, req, folder: Path, budget) -> dict:
-    """One streamed run into ``fmt`` (synced to disk), then the same bytes written raw: the ratio and peak RSS."""
+def stream(formats, req, folder: Path, budget, repeat: int = 3) -> dict:
+    """``repeat`` rounds of one streamed run into each of ``formats`` (each synced to disk), every run followed
+    by the same bytes written raw; one row per format.
+
+    The disk of a VM is noisy (the raw write alone varies 0.4-2 GB/s between runs here, and drifts as the run
+    goes on), so one raw write first warms it and is not counted, the formats alternate within each round,
+    and the ratio is taken per pair: engine/raw of the raw write that follows each run. Reports the median and
+    the best pair, and the peak RSS of the streamed runs (VmHWM, which includes what the process held before)."""
+    from engine.runtime.dims import natural_dims
+
+    nbytes = sum(math.prod(len(req.axes[d]) for d in dims) * 8 for dims in natural_dims(req).values())
+    raw_write(folder, nbytes)  # warm-up, not counted
+    pairs = {fmt: [] for fmt in formats}
+    rss = {fmt: 0 for fmt in formats}
+    last = {}
+    for _ in range(repeat):
+        for fmt in formats:
+            reset_peak_rss()
+            t_engine, size, res = engine_write(fmt, req, folder, budget)
+            rss[fmt] = max(rss[fmt], peak_rss())
+            last[fmt] = (size, res)
+            pairs[fmt].append((t_engine, raw_write(folder, nbytes)))
+    rows = {}
+    for fmt in formats:
+        size, res = last[fmt]
+        ratios = sorted(t_raw / t_engine for t_engine, t_raw in pairs[fmt])
+        t_engine = statistics.median(t for t, _ in pairs[fmt])
+        t_raw = statistics.median(t for _, t in pairs[fmt])
+        row = rows[fmt] = {
+            "format": fmt, "points": req.points, "bytes": nbytes, "stored_bytes": size,
+            "compression": req.compression, "chunks": res.plan.n_chunks, "repeat": repeat,
+            "engine_s": [t for t, _ in pairs[fmt]], "raw_s": [t for _, t in pairs[fmt]],
+            "engine_GBps": nbytes / t_engine / 1e9, "raw_GBps": nbytes / t_raw / 1e9,
+            "engine_over_raw": statistics.median(ratios), "engine_over_raw_best": ratios[-1],
+            "peak_rss_bytes": rss[fmt]}
+        print(f"{fmt}: {req.points:,} points, {nbytes / 1e9:.2f} GB uncompressed -> {size / 1e9:.2f} GB stored in "
+              f"{res.plan.n_chunks} chunks; {repeat} runs, each followed by a raw write")
+        print(f"  engine  {t_engine:7.2f} s median  {row['engine_GBps']:.2f} GB/s (last run: compile "
+              f"{res.compile_seconds:.2f}, evaluate {res.eval_seconds:.2f}, write {res.write_seconds:.2f})")
+        print(f"  raw     {t_raw:7.2f} s median  {row['raw_GBps']:.2f} GB/s")
+        print(f"  engine/raw per pair {', '.join(f'{r:.2f}' for r in ratios)}: median {row['engine_over_raw']:.2f}")
+        print(f"  peak host RSS {rss[fmt] / 2**20:,.0f} MiB")
+    return rows
+
+
+def engine_write(fmt: str, req, folder: Path, budget):
+    """One streamed run into ``fmt``, synced: (seconds, bytes on disk, the run's result); the cube is deleted."""
     import shutil
 
     from engine.files import disk_bytes
-    from engine.runtime.dims import natural_dims
     from engine.sinks.zarr_store import ZarrSink
 
     out = folder / ("llm_sweep_e2e.zarr" if fmt == "zarr" else "llm_sweep_e2e.nc")
-    rss0 = peak_rss()
     t0 = time.perf_counter()
     if fmt == "zarr":
         res = engine.run(req, ZarrSink(out), budget)
     else:
         res = engine.run_to_netcdf(req, out, budget=budget)
+    t_sync = time.perf_counter()
     sync(out)
-    t_engine = time.perf_counter() - t0
-    rss = peak_rss()
-    nbytes = sum(math.prod(len(req.axes[d]) for d in dims) * 8 for dims in natural_dims(req).values())
+    seconds = time.perf_counter() - t0
+    print(f"    run {t_sync - t0:.2f} s + sync {seconds - (t_sync - t0):.2f} s (evaluate {res.eval_seconds:.2f}, "
+          f"write {res.write_seconds:.2f})", flush=True)
     size = disk_bytes(out)
     shutil.rmtree(out) if out.is_dir() else out.unlink()
+    return seconds, size, res
 
+
+def raw_write(folder: Path, nbytes: int) -> float:
+    """Seconds to write ``nbytes`` with os.write in 64 MiB blocks and fsync them: the disk's ceiling."""
     raw = folder / "llm_sweep_raw.bin"
-    block = np.random.default_rng(0).integers(0, 2**62, size=(64 << 20) // 8, dtype=np.int64).tobytes()
+    block = memoryview(np.random.default_rng(0).integers(0, 2**62, size=(64 << 20) // 8, dtype=np.int64)).cast("B")
     t0 = time.perf_counter()
     fd = os.open(raw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     written = 0
@@ -105,27 +165,20 @@ def stream(fmt: str, req, folder: Path, budget) -> dict:
         written += os.write(fd, block[: min(len(block), nbytes - written)])
     os.fsync(fd)
     os.close(fd)
-    t_raw = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     raw.unlink()
-    row = {"format": fmt, "points": req.points, "bytes": nbytes, "stored_bytes": size,
-           "compression": req.compression, "chunks": res.plan.n_chunks, "engine_s": t_engine,
-           "engine_GBps": nbytes / t_engine / 1e9, "raw_s": t_raw, "raw_GBps": nbytes / t_raw / 1e9,
-           "engine_over_raw": t_raw / t_engine, "peak_rss_bytes": rss, "rss_before_bytes": rss0}
-    print(f"{fmt}: {req.points:,} points, {nbytes / 1e9:.2f} GB uncompressed -> {size / 1e9:.2f} GB stored in "
-          f"{res.plan.n_chunks} chunks")
-    print(f"  engine  {t_engine:7.2f} s  {row['engine_GBps']:.2f} GB/s (compile {res.compile_seconds:.2f}, "
-          f"evaluate {res.eval_seconds:.2f}, write {res.write_seconds:.2f})")
-    print(f"  raw     {t_raw:7.2f} s  {row['raw_GBps']:.2f} GB/s   engine/raw {row['engine_over_raw']:.2f}")
-    print(f"  peak host RSS {rss / 2**20:,.0f} MiB (before the run {rss0 / 2**20:,.0f} MiB)")
-    return row
+    return seconds
 
 
 def sync(path: Path) -> None:
-    """fsync a file, or every file of a store."""
-    for f in ([path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]):
-        fd = os.open(f, os.O_RDONLY)
+    """Flush a file, or a store's files, to the disk: fsync of a file; for a store (a folder of many files) one
+    os.sync (fsync of each of its hundreds of files would time the journal's commits, not the write)."""
+    if path.is_file():
+        fd = os.open(path, os.O_RDONLY)
         os.fsync(fd)
         os.close(fd)
+    else:
+        os.sync()
 
 
 def raw_bytes(path: Path) -> int:

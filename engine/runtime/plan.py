@@ -18,7 +18,10 @@ plain ``bytes_per_point`` (an int) is a footprint of one output over every axis.
 Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_stats``), per
 device, halved because two chunks are alive at once (one evaluated, one being copied out). On a
 CPU the device's memory is host memory, so the budget is the same fraction of the available host
-memory capped at ``CPU_BUDGET_CAP`` (256 MiB). A streamed run holds at most: two chunks on the
+memory capped at ``CPU_BUDGET_CAP`` (64 MiB): a chunk of at most 32 MiB of outputs, whose buffers the
+allocator reuses from chunk to chunk, where larger ones are fresh memory every chunk (a 2 GB cube streamed
+in 2.35 s with 0.6 GB of page faults at 64 MiB, 3.7-5.4 s with 2.2-2.6 GB of them at 256 MiB;
+``benchmarks/end_to_end.py``). A streamed run holds at most: two chunks on the
 device, one chunk being copied out and one being written (each at most budget / 2), plus the
 netCDF library's chunk cache (one file chunk per variable) — about 2 x budget + caches,
 whatever the cube's size.
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 DEVICE_MEMORY_FRACTION = 0.25
-CPU_BUDGET_CAP = 256 << 20  # on a CPU the "device" is host memory: keep the streamed run's RSS small
+CPU_BUDGET_CAP = 64 << 20  # on a CPU the "device" is host memory: small chunks keep RSS and page faults low
 FILE_CHUNK_ELEMENTS = 1 << 20  # about 8 MiB of int64 per netCDF chunk
 MAX_INNER_ELEMENTS = 1 << 26  # one file chunk row at most 512 MiB of int64 (HDF5 chunks must stay < 4 GiB)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
