@@ -103,10 +103,12 @@ def stream(formats, req, folder: Path, budget, repeat: int = 3) -> dict:
     last = {}
     for _ in range(repeat):
         for fmt in formats:
+            os.sync()  # every timed step starts with nothing dirty: the last one's writeback is not billed to it
             reset_peak_rss()
             t_engine, size, res = engine_write(fmt, req, folder, budget)
             rss[fmt] = max(rss[fmt], peak_rss())
             last[fmt] = (size, res)
+            os.sync()
             pairs[fmt].append((t_engine, raw_write(folder, nbytes)))
     rows = {}
     for fmt in formats:

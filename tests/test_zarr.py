@@ -121,3 +121,42 @@ def test_a_query_answer_and_a_categorical_cube_as_stores(run_cli, tmp_path):
     assert run_cli("run", "c.toml", "-o", "c.zarr", "--quiet", cwd=tmp_path).returncode == 0
     assert run_cli("run", "c.toml", "-o", "c.nc", "--quiet", cwd=tmp_path).returncode == 0
     _same(_open(tmp_path / "c.zarr"), _open(tmp_path / "c.nc"))
+
+
+def test_no_store_chunk_spans_two_shares(run_cli, tmp_path):
+    """Shares of 3, 3 and 2 coordinates of d_model: a chunk along d_model longer than 1 would be written by two
+    processes (zarr merges a partial chunk by read-modify-write, and one writer's values would be lost)."""
+    import zarr
+
+    (tmp_path / "s.toml").write_text(SPEC)
+    for i in (2, 0, 1):  # the share of 2 coordinates builds the store's template
+        assert run_cli("run", "s.toml", "-o", "parts.zarr", "--part", f"{i}/3", "--quiet", cwd=tmp_path).returncode == 0
+    group = zarr.open_group(str(tmp_path / "parts.zarr"), mode="r")
+    starts = (3, 6)
+    for name, array in group.arrays():
+        dims = array.metadata.dimension_names
+        if dims and dims[0] == "d_model" and name != "d_model":  # the coordinate is the template's
+            assert all(s % array.chunks[0] == 0 for s in starts), (name, array.chunks)
+
+
+def test_raw_chunks_written_directly_equal_zarrs_own_writes(tmp_path):
+    """The sink writes whole raw chunks as files and the rest (the array's edge, chunks a block cuts) through
+    zarr: a store written block by block in uneven blocks reads back equal to the array."""
+    import zarr
+
+    from engine.sinks.zarr_store import ZarrSink, _raw_chunks
+
+    group = zarr.open_group(str(tmp_path / "a.zarr"), mode="w", zarr_format=3)
+    a = group.create_array("v", shape=(11, 6, 5), chunks=(3, 4, 5), dtype="i8", compressors=None, fill_value=-1)
+    z = group.create_array("z", shape=(11, 6, 5), chunks=(3, 4, 5), dtype="i8", fill_value=-1)  # zstd
+    assert _raw_chunks(a) and not _raw_chunks(z)
+    sink = ZarrSink(tmp_path / "out.zarr")
+    sink.staging, sink.arrays, sink.direct, sink._folders = tmp_path / "a.zarr", {"v": a, "z": z}, \
+        {"v": True, "z": False}, set()
+    want = np.arange(11 * 6 * 5, dtype=np.int64).reshape(11, 6, 5)
+    for lo, hi in ((0, 3), (3, 4), (4, 9), (9, 11)):  # whole chunks, cut chunks, the edge
+        for name in ("v", "z"):
+            sink._put(name, (slice(lo, hi), slice(0, 6), slice(0, 5)), want[lo:hi])
+    assert (tmp_path / "a.zarr" / "v" / "c" / "0" / "0" / "0").stat().st_size == 3 * 4 * 5 * 8
+    again = zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
+    assert np.array_equal(again["v"][...], want) and np.array_equal(again["z"][...], want)
