@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,7 @@ def engine_write(fmt: str, req, folder: Path, budget):
     from engine.sinks.zarr_store import ZarrSink
 
     out = folder / ("llm_sweep_e2e.zarr" if fmt == "zarr" else "llm_sweep_e2e.nc")
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     if fmt == "zarr":
         res = engine.run(req, ZarrSink(out), budget)
@@ -149,8 +151,10 @@ def engine_write(fmt: str, req, folder: Path, budget):
     t_sync = time.perf_counter()
     sync(out)
     seconds = time.perf_counter() - t0
-    print(f"    run {t_sync - t0:.2f} s + sync {seconds - (t_sync - t0):.2f} s (evaluate {res.eval_seconds:.2f}, "
-          f"write {res.write_seconds:.2f})", flush=True)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    print(f"    {fmt} run {t_sync - t0:.2f} s + sync {seconds - (t_sync - t0):.2f} s (evaluate {res.eval_seconds:.2f}, "
+          f"write {res.write_seconds:.2f}), {faults * resource.getpagesize() / 1e9:.2f} GB of page faults",
+          flush=True)
     size = disk_bytes(out)
     shutil.rmtree(out) if out.is_dir() else out.unlink()
     return seconds, size, res

@@ -169,6 +169,26 @@ def test_a_compressed_run_stops_when_the_disk_fills(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_compressed_chunks_reach_the_file_as_they_are_written(tmp_path, monkeypatch):
+    """The disk projection reads the file's size after each chunk: chunks must be compressed and written as they
+    come, not held in HDF5's chunk cache until the file closes (netCDF-C reads a cache size of 0 as the default)."""
+    import os
+
+    from engine.sinks.dataset import StreamWriter
+
+    real, sizes = StreamWriter.write, []
+
+    def write(self, index, values):
+        real(self, index, values)
+        sizes.append(os.path.getsize(self.tmp))
+
+    monkeypatch.setattr(StreamWriter, "write", write)
+    result = run_to_netcdf(parse_spec(GRID), tmp_path / "cube.nc", budget=3_000)
+    assert result.plan.n_chunks >= 4 and len(sizes) == result.plan.n_chunks
+    final = os.path.getsize(tmp_path / "cube.nc")  # HDF5 packs small chunks into 2 KiB blocks: it grows in steps
+    assert sizes[len(sizes) // 2] < sizes[-1] and sizes[-1] > 0.9 * final, (sizes, final)
+
+
 def test_progress_bar_only_on_a_terminal():
     class Tty(io.StringIO):
         def isatty(self):

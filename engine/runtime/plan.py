@@ -19,12 +19,12 @@ Budget: ``DEVICE_MEMORY_FRACTION`` of the device's free memory (its ``memory_sta
 device, halved because two chunks are alive at once (one evaluated, one being copied out). On a
 CPU the device's memory is host memory, so the budget is the same fraction of the available host
 memory capped at ``CPU_BUDGET_CAP`` (64 MiB): a chunk of at most 32 MiB of outputs, whose buffers the
-allocator reuses from chunk to chunk, where larger ones are fresh memory every chunk (a 2 GB cube streamed
-in 2.35 s with 0.6 GB of page faults at 64 MiB, 3.7-5.4 s with 2.2-2.6 GB of them at 256 MiB;
-``benchmarks/end_to_end.py``). A streamed run holds at most: two chunks on the
-device, one chunk being copied out and one being written (each at most budget / 2), plus the
-netCDF library's chunk cache (one file chunk per variable) — about 2 x budget + caches,
-whatever the cube's size.
+allocator reuses from chunk to chunk, where larger ones are fresh memory every chunk (a 2 GB cube: no page
+faults after the first run at 64 MiB, 2.0 GB of them every run at 256 MiB, each costing the kernel a zeroed
+page; ``python benchmarks/end_to_end.py --gigabytes 2 --max-device-mem 256MiB``). A streamed run holds at
+most: two chunks on the
+device, one chunk being copied out and one being written (each at most budget / 2) — about
+2 x budget, whatever the cube's size (the netCDF writer keeps no chunk cache).
 """
 
 from __future__ import annotations
