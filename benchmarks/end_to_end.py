@@ -6,10 +6,9 @@
 
 Writes a seed cube of about --gigabytes uncompressed (3 int64 quantities over every axis, and
 params_total over its natural dims d_model x n_layers) with engine.run_to_netcdf and into a zarr store
-(ZarrSink), ``--repeat`` rounds of one run per format, every run followed by a write of the same number of
-bytes with plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling; one raw write before them warms
-the disk and is not counted. The ratio is taken per pair (a run and the raw write after it) and its median
-reported. Peak host RSS of the streamed runs is read from /proc/self/status (VmHWM). Prints a table and writes
+(ZarrSink), ``--repeat`` rounds of one run per format, between writes of the same number of bytes with plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling; one raw write before them warms
+the disk and is not counted. Each run is compared with the mean of the raw writes either side of it; the
+median ratio is reported. Peak host RSS of the streamed runs is read from /proc/self/status (VmHWM). Prints a table and writes
 end_to_end.json beside this script; the cubes and raw files are deleted.
 
 ``--seed``: the default sweep end to end, ``llm-sweep run sweeps/seed.toml -o DIR/seed.nc`` in a fresh
@@ -88,17 +87,21 @@ def main() -> None:
 
 
 def stream(formats, req, folder: Path, budget, repeat: int = 3) -> dict:
-    """``repeat`` rounds of one streamed run into each of ``formats`` (each synced to disk), every run followed
-    by the same bytes written raw; one row per format.
+    """``repeat`` rounds of one streamed run into each of ``formats`` (each synced to disk), raw writes of the
+    same bytes between them; one row per format.
 
-    The disk of a VM is noisy (the raw write alone varies 0.4-2 GB/s between runs here, and drifts as the run
-    goes on), so one raw write first warms it and is not counted, the formats alternate within each round,
-    and the ratio is taken per pair: engine/raw of the raw write that follows each run. Reports the median and
-    the best pair, and the peak RSS of the streamed runs (VmHWM, which includes what the process held before)."""
+    The disk of a VM is noisy (the raw write alone varies 0.4-2 GB/s between runs here) and a write is slowed
+    by what came before it (right after a 4 GB file is deleted a write can take twice as long), so: one raw
+    write first warms the disk and is not counted, then raw writes and streamed runs alternate (R E R E R ...,
+    the formats taking turns) and each run is compared with the mean of the raw writes on either side of it.
+    Reports the median and the best ratio, and the peak RSS of the streamed runs (VmHWM, which includes what
+    the process held before)."""
     from engine.runtime.dims import natural_dims
 
     nbytes = sum(math.prod(len(req.axes[d]) for d in dims) * 8 for dims in natural_dims(req).values())
     raw_write(folder, nbytes)  # warm-up, not counted
+    os.sync()
+    before = raw_write(folder, nbytes)
     pairs = {fmt: [] for fmt in formats}
     rss = {fmt: 0 for fmt in formats}
     last = {}
@@ -110,7 +113,9 @@ def stream(formats, req, folder: Path, budget, repeat: int = 3) -> dict:
             rss[fmt] = max(rss[fmt], peak_rss())
             last[fmt] = (size, res)
             os.sync()
-            pairs[fmt].append((t_engine, raw_write(folder, nbytes)))
+            after = raw_write(folder, nbytes)
+            pairs[fmt].append((t_engine, (before + after) / 2))
+            before = after
     rows = {}
     for fmt in formats:
         size, res = last[fmt]
@@ -125,11 +130,11 @@ def stream(formats, req, folder: Path, budget, repeat: int = 3) -> dict:
             "engine_over_raw": statistics.median(ratios), "engine_over_raw_best": ratios[-1],
             "peak_rss_bytes": rss[fmt]}
         print(f"{fmt}: {req.points:,} points, {nbytes / 1e9:.2f} GB uncompressed -> {size / 1e9:.2f} GB stored in "
-              f"{res.plan.n_chunks} chunks; {repeat} runs, each followed by a raw write")
+              f"{res.plan.n_chunks} chunks; {repeat} runs, each between two raw writes")
         print(f"  engine  {t_engine:7.2f} s median  {row['engine_GBps']:.2f} GB/s (last run: compile "
               f"{res.compile_seconds:.2f}, evaluate {res.eval_seconds:.2f}, write {res.write_seconds:.2f})")
-        print(f"  raw     {t_raw:7.2f} s median  {row['raw_GBps']:.2f} GB/s")
-        print(f"  engine/raw per pair {', '.join(f'{r:.2f}' for r in ratios)}: median {row['engine_over_raw']:.2f}")
+        print(f"  raw     {t_raw:7.2f} s median  {row['raw_GBps']:.2f} GB/s (the mean of the writes either side)")
+        print(f"  engine/raw per run {', '.join(f'{r:.2f}' for r in ratios)}: median {row['engine_over_raw']:.2f}")
         print(f"  peak host RSS {rss[fmt] / 2**20:,.0f} MiB")
     return rows
 
