@@ -8,7 +8,9 @@ change. The package flows symbolic -> catalog -> request -> runtime -> sinks -> 
     engine.catalog    Family records, presets (data), config.json reading, architecture counts
     engine.request    the TOML spec -> a frozen SweepRequest; Numerics; the options layer
     engine.runtime    the JAX kernel, chunk plans, the pipeline ``run(request, sink)``, queries
-    engine.sinks      MemorySink, NetCDFSink, QuerySink; the netCDF cube writer and ``combine``
+    engine.sinks      MemorySink, NetCDFSink, QuerySink, ZarrSink; the netCDF cube writer and ``combine``
+    engine.backend    the virtual cube: ``open_cube`` (xarray's ``engine="llm-sweep"``)
+    engine.plot       the ``ds.llm`` accessor: frontiers, Pareto sets, heatmaps (extra ``[plot]``)
 
 Every name is imported on first use: ``import engine`` costs nothing, so the command line starts
 (and answers Ctrl-C) in a tenth of a second; sympy loads with the first formula, JAX and xarray
@@ -26,6 +28,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imported lazily at run time)
+    from engine.backend import open_cube as open_cube
     from engine.catalog.families import FAMILIES as FAMILIES, Family as Family
     from engine.catalog.families import Architecture as Architecture, from_hf_config as from_hf_config
     from engine.catalog.families import load_hf_config as load_hf_config
@@ -44,6 +47,7 @@ if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imp
     from engine.sinks import MemorySink as MemorySink, NetCDFSink as NetCDFSink, QuerySink as QuerySink, Sink as Sink
     from engine.sinks.dataset import build_dataset as build_dataset, combine as combine
     from engine.sinks.dataset import write_netcdf as write_netcdf
+    from engine.sinks.zarr_store import ZarrSink as ZarrSink
     from engine.symbolic.claims import Claim as Claim, check_claims as check_claims, load_claims as load_claims
     from engine.symbolic.formulas import FORMULA_SETS as FORMULA_SETS, FormulaSet as FormulaSet
     from engine.symbolic.formulas import Quantity as Quantity, build_formula_set as build_formula_set
@@ -53,6 +57,7 @@ if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imp
 
 # name -> the module that defines it (the same table as the imports above; a test keeps them equal)
 _PUBLIC = {
+    "open_cube": "backend",
     "FAMILIES": "catalog.families", "Family": "catalog.families",
     "Architecture": "catalog.families", "from_hf_config": "catalog.families", "load_hf_config": "catalog.families",
     "arch_names": "catalog.model", "architecture": "catalog.model", "flops_estimate": "catalog.model",
@@ -67,6 +72,7 @@ _PUBLIC = {
     "run_query": "runtime.sweep", "run_sweep": "runtime.sweep", "run_to_netcdf": "runtime.sweep",
     "MemorySink": "sinks", "NetCDFSink": "sinks", "QuerySink": "sinks", "Sink": "sinks",
     "build_dataset": "sinks.dataset", "combine": "sinks.dataset", "write_netcdf": "sinks.dataset",
+    "ZarrSink": "sinks.zarr_store",
     "Claim": "symbolic.claims", "check_claims": "symbolic.claims", "load_claims": "symbolic.claims",
     "FORMULA_SETS": "symbolic.formulas", "FormulaSet": "symbolic.formulas", "Quantity": "symbolic.formulas",
     "build_formula_set": "symbolic.formulas",
