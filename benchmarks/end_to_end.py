@@ -6,10 +6,11 @@
 
 Writes a seed cube of about --gigabytes uncompressed (3 int64 quantities over every axis, and
 params_total over its natural dims d_model x n_layers) with engine.run_to_netcdf and into a zarr store
-(ZarrSink), ``--repeat`` rounds of one run per format, between writes of the same number of bytes with plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling; one raw write before them warms
-the disk and is not counted. Each run is compared with the mean of the raw writes either side of it; the
-median ratio is reported. Peak host RSS of the streamed runs is read from /proc/self/status (VmHWM). Prints a table and writes
-end_to_end.json beside this script; the cubes and raw files are deleted.
+(ZarrSink), ``--repeat`` rounds of one run per format, between writes of the same number of bytes with
+plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling; one raw write before them warms the disk
+and is not counted. Each run is compared with the mean of the raw writes either side of it; the median
+ratio is reported. Peak host RSS of the streamed runs is read from /proc/self/status (VmHWM). Prints a
+table and writes end_to_end.json beside this script; the cubes and raw files are deleted.
 
 ``--seed``: the default sweep end to end, ``llm-sweep run sweeps/seed.toml -o DIR/seed.nc`` in a fresh
 process (startup and imports included), with natural dims (each quantity over the dims it depends on)
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("--seed", action="store_true", help="time sweeps/seed.toml end to end, natural vs dense dims")
     ap.add_argument("--repeat", type=int, default=3, help="runs per format (and per mode with --seed)")
     ap.add_argument("--format", choices=("netcdf", "zarr", "both"), default="both",
-                    help="the streamed cube's format (default: both, each against its own raw write)")
+                    help="the streamed cube's format (default: both, taking turns between the raw writes)")
     args = ap.parse_args()
     if args.seed:
         return seed(args)

@@ -172,8 +172,6 @@ def test_a_compressed_run_stops_when_the_disk_fills(tmp_path, monkeypatch):
 def test_compressed_chunks_reach_the_file_as_they_are_written(tmp_path, monkeypatch):
     """The disk projection reads the file's size after each chunk: chunks must be compressed and written as they
     come, not held in HDF5's chunk cache until the file closes (netCDF-C reads a cache size of 0 as the default)."""
-    import os
-
     from engine.sinks.dataset import StreamWriter
 
     real, sizes = StreamWriter.write, []

@@ -22,9 +22,8 @@ memory capped at ``CPU_BUDGET_CAP`` (64 MiB): a chunk of at most 32 MiB of outpu
 allocator reuses from chunk to chunk, where larger ones are fresh memory every chunk (a 2 GB cube: no page
 faults after the first run at 64 MiB, 2.0 GB of them every run at 256 MiB, each costing the kernel a zeroed
 page; ``python benchmarks/end_to_end.py --gigabytes 2 --max-device-mem 256MiB``). A streamed run holds at
-most: two chunks on the
-device, one chunk being copied out and one being written (each at most budget / 2) — about
-2 x budget, whatever the cube's size (the netCDF writer keeps no chunk cache).
+most: two chunks on the device, one chunk being copied out and one being written (each at most budget / 2)
+— about 2 x budget, whatever the cube's size (the netCDF writer keeps no chunk cache).
 """
 
 from __future__ import annotations

@@ -331,14 +331,20 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
     combinations' kernels), and ``combine`` joins the parts in part order.
     """
     first = next(iter(request.axes))
-    ranges = np.array_split(np.arange(len(request.axes[first])), count)
-    mine = ranges[index]
-    if mine.size == 0:
+    start, stop = share_bounds(len(request.axes[first]), count)[index]
+    if start == stop:
         return None
     axes = dict(request.axes)
-    axes[first] = request.axes[first][mine[0]:mine[-1] + 1]
+    axes[first] = request.axes[first][start:stop]
     return replace(request, axes=axes, part=(index, count, len(request.axes[first])),
                    record=request.record or request_record(request))
+
+
+def share_bounds(n: int, count: int) -> list[tuple[int, int]]:
+    """Where ``count`` shares cut a first axis of ``n`` coordinates: (start, stop) of each, contiguous and nearly
+    equal (the first ``n % count`` one longer; empty shares at the end when ``count > n``)."""
+    stops = np.cumsum([len(r) for r in np.array_split(np.arange(n), count)]).tolist()
+    return list(zip([0] + stops[:-1], stops))
 
 
 def part_path(path: str | os.PathLike, index: int, count: int) -> Path:

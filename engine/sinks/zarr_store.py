@@ -222,7 +222,7 @@ class ZarrSink:
         cells = [range(lo // c, -(-hi // c)) for (lo, hi), c in zip(spans, array.chunks)]
         for cell in itertools.product(*cells):
             bounds = [(i * c, (i + 1) * c) for i, c in zip(cell, array.chunks)]
-            whole = all(a >= lo and b <= min(hi, n) for (a, b), (lo, hi), n in zip(bounds, spans, array.shape))
+            whole = all(a >= lo and b <= hi for (a, b), (lo, hi) in zip(bounds, spans))  # hi <= the array's edge
             if whole:
                 block = values[tuple(slice(a - lo, b - lo) for (a, b), (lo, _) in zip(bounds, spans))]
                 self._put_chunk(self.staging / array.path / key(cell), block)
@@ -307,21 +307,24 @@ def share_aligned(request: SweepRequest, file_chunk, count: int):
     first = next(iter(request.axes))
     if first in request.categories:  # chunks are 1 along a categorical dim
         return file_chunk
-    sizes = [len(r) for r in np.array_split(np.arange(len(request.axes[first])), count)]
-    return (math.gcd(int(file_chunk[0]), *sizes),) + tuple(file_chunk[1:])
+    from engine.runtime.sweep import share_bounds
+
+    starts = [start for start, _ in share_bounds(len(request.axes[first]), count)]
+    return (math.gcd(int(file_chunk[0]), *starts),) + tuple(file_chunk[1:])
 
 
 def _raw_chunks(array) -> bool:
     """Whether ``array`` stores each chunk as its raw C-order bytes, laid out as numpy holds them here: zarr v3,
     its only codec ``bytes`` (little-endian, this machine's order), a regular chunk grid."""
     from zarr.codecs import BytesCodec
+    from zarr.core.chunk_grids import RegularChunkGrid
 
     meta = array.metadata
     codecs = getattr(meta, "codecs", ())
     if len(codecs) != 1 or not isinstance(codecs[0], BytesCodec) or sys.byteorder != "little":
         return False
     endian = getattr(codecs[0].endian, "value", codecs[0].endian)
-    return endian in ("little", None) and type(meta.chunk_grid).__name__ == "RegularChunkGrid"
+    return endian in ("little", None) and isinstance(meta.chunk_grid, RegularChunkGrid)
 
 
 def template_dataset(request: SweepRequest, dtypes, dims: dict, file_chunk) -> Any:
