@@ -58,7 +58,8 @@ def format_formulas(formulas: FormulaSet, fmt: str = "text", expand: bool = Fals
         expanded = None
         if expand or subs or collect:
             inner = formulas.inline(q.definition).xreplace(subs)
-            expanded = sympy.expand(formulas.apply(inner, {k for k in (substitute or {})}))
+            # inputs the model gives (its sizes) or the caller substitutes stay symbols; defaults fill only the rest
+            expanded = sympy.expand(formulas.apply(inner, set(values or {}) | set(substitute or {})))
             if collect:
                 expanded = sympy.collect(expanded, SYMBOLS[collect].symbol)
         rows.append((q.__class__(**{**q.__dict__, "definition": q.definition.xreplace(subs)}) if subs else q,
