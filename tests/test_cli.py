@@ -165,7 +165,8 @@ def test_run_with_an_on_device_query(run_cli, small_spec, tmp_path):
     assert "chunks" in r.stdout
     with xr.open_dataset(out) as ds:
         assert set(ds.dims) == {"batch", "seq_len"}
-        assert set(ds.data_vars) == {"n_feasible", "params_total", "best_d_model", "best_n_layers"}
+        assert set(ds.data_vars) == {"n_feasible", "params_total", "best_d_model", "best_n_layers", "at_edge_d_model",
+                                     "at_edge_n_layers"}
         assert ds.attrs["query"].startswith("max of params_total")
 
 

@@ -286,3 +286,111 @@ def _length(index, n: int) -> int:
     if isinstance(index, slice):
         return len(range(*index.indices(n)))
     return 1
+
+
+# -- answers clipped by the grid ----------------------------------------------------------------------
+#
+# A query's best point (a frontier's too) that sits on the first or last value of a swept axis may be a
+# bound, not the answer: the optimum could lie beyond the grid. Derived on the host from the answers and
+# the axis values (small arrays). Per reduced dim ``<dim>``, ``at_edge_<dim>`` is 1 where the best point's
+# coordinate along ``<dim>`` is an end of the axis that can clip it, 0 inside, the fill (NaN) where nothing
+# fits. Both ends count for a dim the best point is searched along; for the objective's own axis only
+# the end it is pushed towards (the largest seq_len at the bottom of its axis is an answer, not a bound),
+# and a bottom at an integer input's smallest valid value (n_layers 1) has nothing beyond it.
+# Labels (a categorical dim) have no order and a single value no inside: neither gets a flag.
+
+EDGE_PREFIX = "at_edge_"
+ENDS = ("bottom", "top")
+_BEYOND = {"bottom": "≤", "top": "≥"}
+
+
+def edge_name(dim: str) -> str:
+    """The flag variable of ``dim``: ``at_edge_d_model``."""
+    return f"{EDGE_PREFIX}{dim}"
+
+
+def has_edges(axis: np.ndarray) -> bool:
+    """Whether an axis has ends that can clip an answer: numbers (not labels or booleans), more than one value."""
+    axis = np.asarray(axis)
+    return axis.dtype.kind in "iuf" and np.unique(axis).size > 1
+
+
+def clipping_ends(dim: str, axis: np.ndarray, objective: str | None, sense: str) -> tuple[str, ...]:
+    """The ends of ``dim``'s axis where an answer may be clipped: both, or for the objective's own axis the one
+    it is pushed towards (``top`` for max, ``bottom`` for min). A bottom at the input's smallest valid value
+    (``n_layers`` 1) has nothing beyond it and never clips."""
+    ends = (("top",) if sense == "max" else ("bottom",)) if dim == objective else ENDS
+    smallest = smallest_value(dim)
+    if smallest is not None and np.min(axis) <= smallest:
+        ends = tuple(end for end in ends if end != "bottom")
+    return ends
+
+
+def smallest_value(dim: str) -> int | None:
+    """The smallest valid value of an integer input (1 for sizes, 0 for counts); None for any other dim."""
+    from engine.symbolic.symbols import SYMBOLS
+
+    info = SYMBOLS.get(dim)
+    return info.minimum if info is not None and info.integer else None
+
+
+def axis_ends(axis: np.ndarray, ends: Sequence[str] = ENDS) -> dict[str, int | float]:
+    """``{"bottom": smallest value, "top": largest}`` of ``axis`` (the ends named), as Python numbers."""
+    axis = np.asarray(axis)
+    value = {"bottom": axis.min(), "top": axis.max()}
+    return {end: value[end].item() for end in ends}
+
+
+def edge_flags(best: np.ndarray, axis: np.ndarray, ends: Sequence[str] = ENDS) -> np.ndarray:
+    """float64 over ``best``'s shape: 1 where the best coordinate is one of ``ends`` of ``axis``, 0 where it is
+    not, NaN where ``best`` is NaN (nothing fits)."""
+    best = np.asarray(best, dtype=np.float64)
+    at = np.zeros(best.shape, dtype=bool)
+    for value in axis_ends(axis, ends).values():
+        at |= best == value
+    return np.where(np.isnan(best), np.nan, at.astype(np.float64))
+
+
+def edge_attrs(answer: str, dim: str, best: np.ndarray, axis: np.ndarray, ends: Sequence[str]) -> dict:
+    """CF attributes of the flag of ``answer`` (its best coordinate along ``dim``): flag values and meanings, the
+    ends that clip it (``top_of_axis``) and how many cells sit on each (``cells_at_top_of_axis``)."""
+    best = np.asarray(best, dtype=np.float64)
+    values = axis_ends(axis, ends)
+    where = " or ".join(f"the {end} ({_number(v)})" for end, v in values.items())
+    attrs = {"units": "1", "long_name": f"1 where {answer} is {where} of the {dim} axis: the true answer may lie "
+                                       "beyond the grid; 0 inside; NaN where nothing fits",
+             "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "inside at_edge"}
+    for end, value in values.items():
+        attrs[f"{end}_of_axis"] = value
+        attrs[f"cells_at_{end}_of_axis"] = int((best == value).sum())
+    return attrs
+
+
+def edge_lines(ds) -> list[str]:
+    """The run summary's lines on answers at an edge of the grid, one per clipping end that holds any cell:
+    ``best d_model ≥ 4,096 (the top of the d_model axis) in 59 of 197 cells: the true answer may lie beyond``.
+    ``ds``: a query's answer (its flags' attributes and ``n_feasible``)."""
+    flags = [str(v) for v in ds.data_vars if str(v).startswith(EDGE_PREFIX)]
+    if not flags:
+        return []
+    cells = int((np.asarray(ds["n_feasible"].values) > 0).sum()) if "n_feasible" in ds.data_vars else None
+    lines = []
+    for flag in flags:
+        dim = flag[len(EDGE_PREFIX):]
+        answer = next((a for a in (f"best_{dim}", f"max_{dim}", f"min_{dim}") if a in ds.data_vars), dim)
+        for end in ENDS:
+            n = ds[flag].attrs.get(f"cells_at_{end}_of_axis")
+            if not n:
+                continue
+            of = f" of {cells:,}" if cells is not None else ""
+            lines.append(f"{answer.replace('_', ' ', 1)} {_BEYOND[end]} {_number(ds[flag].attrs[f'{end}_of_axis'])} "
+                         f"(the {end} of the {dim} axis) in {int(n):,}{of} cells: the true answer may lie beyond")
+    return lines
+
+
+def _number(value) -> str:
+    """``4,096``, ``0.07``: an axis value as text."""
+    value = np.asarray(value).item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:.6g}"

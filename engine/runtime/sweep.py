@@ -37,7 +37,7 @@ from engine.sinks.dataset import holds_result, request_record
 from engine.errors import ResourceError
 from engine.files import disk_bytes
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, format_bytes, plan_chunks
-from engine.runtime.query import Query
+from engine.runtime.query import Query, edge_lines
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
 from engine.request.spec import SweepRequest
 
@@ -115,6 +115,7 @@ class SweepResult:
                 else:
                     low, high = _extreme(ds[q], "min"), _extreme(ds[q], "max")
                 lines.append(f"  {q:<{width}}  {low}   {high}")
+            lines.extend(f"  at edge   {line}" for line in edge_lines(ds))  # a query's answers the grid may clip
             return "\n".join(lines)
         finally:
             if self.dataset is None:

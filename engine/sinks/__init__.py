@@ -62,7 +62,8 @@ from engine.sinks.dataset import (StreamWriter, build_dataset, coordinate_attrs,
 from engine.errors import ResourceError, SpecError
 from engine.files import check_target
 from engine.runtime.plan import ChunkPlan, Footprint, available_host_memory, format_bytes
-from engine.runtime.query import Query, QueryAccumulator, QueryFunction
+from engine.runtime.query import (Query, QueryAccumulator, QueryFunction, clipping_ends, edge_attrs, edge_flags,
+                                  edge_name, has_edges)
 from engine.request.spec import SweepRequest
 
 HOST_MEMORY_FRACTION = 0.5
@@ -344,6 +345,42 @@ def query_dataset(request: SweepRequest, query: Query, qf: QueryFunction, acc: Q
             data[f"best_{a}"] = masked_variable(keep, values, {
                 **coordinate_attrs(a), "long_name": f"{a} where the {query.sense} is reached; {fill} where n_feasible "
                                                     "is 0"}, feasible)
+            data[f"best_{a}"].encoding["labels"] = request.axes[a].tolist()  # a file codes them in the dim's order
+        add_edge_flags(request, query, data, keep)
     attrs = dataset_attrs(request, formulas)
     attrs["query"] = described
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def add_edge_flags(request: SweepRequest, query: Query, data: dict, keep: list[str]) -> None:
+    """``at_edge_<dim>`` beside a query's answer, for each reduced dim with ends (``query.has_edges``, not a
+    categorical dim): 1 where the best point sits on an end of the axis that can clip it (``query.clipping_ends``),
+    0 inside, the fill where nothing fits (int8 on disk, ``_FillValue`` -127; float64 with NaN in memory, as ``masked_variable``
+    holds integers). The answer along the dim (``best_<dim>``, or ``max_<dim>`` for the objective's own axis)
+    names its flag in ``ancillary_variables``, the objective every flag; both count the cells on an edge in
+    ``cells_at_edge``."""
+    objective = query.objective if query.objective in data else f"{query.sense}_{query.objective}"
+    flags = {}
+    for dim in query.over:
+        axis = request.axes[dim]
+        if dim in request.categories or not has_edges(axis):
+            continue
+        answer = objective if dim == query.objective else f"best_{dim}"
+        best, ends = data[answer].values, clipping_ends(dim, axis, query.objective, query.sense)
+        if not ends:  # the objective's own axis starting at its smallest value, minimized: nothing beyond
+            continue
+        flag = edge_flags(best, axis, ends)
+        name = edge_name(dim)
+        data[name] = xr.Variable(keep, flag, attrs=edge_attrs(answer, dim, best, axis, ends),
+                                 encoding={"dtype": np.dtype(np.int8), "_FillValue": np.int8(-127)})
+        flags[name] = flag
+        if answer != objective:
+            _note_edges(data[answer], [name], flag)
+    if flags:
+        _note_edges(data[objective], list(flags), np.fmax.reduce(list(flags.values())))
+
+
+def _note_edges(variable: xr.Variable, flags: list[str], at_edge: np.ndarray) -> None:
+    """Link an answer to its flags (CF ``ancillary_variables``) and count its cells on an edge."""
+    variable.attrs["ancillary_variables"] = " ".join(flags)
+    variable.attrs["cells_at_edge"] = int(np.nansum(at_edge))

@@ -1,0 +1,192 @@
+"""Answers clipped by the grid: a query's (or a frontier's) best point on an end of a swept axis is flagged.
+
+``at_edge_<dim>`` must equal the brute-force answer of the full cube: the best point of each cell (the
+first in grid order on ties), 1 where its coordinate along ``<dim>`` is an end of the axis that can clip
+it, 0 inside, NaN where nothing fits. The run summary says it in a line per end, the file keeps the
+flags as CF flag variables, and figures draw those points with open markers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from engine.request.spec import parse_spec
+from engine.runtime.query import clipping_ends, edge_lines, make_query
+from engine.runtime.sweep import run_query, run_sweep
+from engine.sinks.dataset import write_netcdf
+
+GiB = 2**30
+SEED = {
+    "sweep": {"formula_set": "seed", "quantities": ["params_total", "mem_peak"]},
+    "fixed": {"vocab": 50000},
+    "axes": {"d_model": [512, 768, 1024, 1536], "n_layers": [1, 6, 12, 24], "batch": [1, 2, 4, 8, 16],
+             "seq_len": [256, 512, 1024, 2048]},
+}
+
+
+@pytest.fixture(scope="module")
+def request_():
+    return parse_spec(SEED)
+
+
+@pytest.fixture(scope="module")
+def cube(request_) -> xr.Dataset:
+    return run_sweep(request_).dataset
+
+
+def _query(request, where, over, maximize=None, minimize=None):
+    return make_query([where], maximize=maximize, minimize=minimize, over=over, quantities=request.quantities,
+                      axes=list(request.axes))
+
+
+def _brute_force(cube, budget, objective, over, sense="max"):
+    """Per kept cell: the best point's coordinate along each ``over`` dim (first in grid order), NaN where none fits."""
+    mem, obj = xr.broadcast(cube.mem_peak, cube[objective])
+    keep = [d for d in cube.mem_peak.dims if d not in over]
+    mem, obj = mem.transpose(*keep, *over).values, obj.transpose(*keep, *over).values
+    kept_shape = mem.shape[:len(keep)]
+    best = {d: np.full(kept_shape, np.nan) for d in over}
+    for cell in np.ndindex(*kept_shape):
+        fits = (mem[cell] <= budget).ravel()
+        if not fits.any():
+            continue
+        values = np.where(fits, obj[cell].ravel(), -np.inf if sense == "max" else np.inf)
+        flat = int(np.argmax(values) if sense == "max" else np.argmin(values))
+        for d, i in zip(over, np.unravel_index(flat, mem[cell].shape)):
+            best[d][cell] = cube[d].values[i]
+    return best
+
+
+def _flags(best, axis, ends):
+    want = np.zeros(best.shape)
+    for end in ends:
+        want[best == (axis.min() if end == "bottom" else axis.max())] = 1
+    return np.where(np.isnan(best), np.nan, want)
+
+
+@pytest.mark.parametrize("budget", [3 * GiB // 2, 4 * GiB, 40 * GiB])
+def test_flags_of_a_query_equal_brute_force(request_, cube, budget):
+    over = ["d_model", "n_layers"]
+    ds = run_query(request_, _query(request_, f"mem_peak <= {budget}", over, maximize="params_total")).dataset
+    best = _brute_force(cube, budget, "params_total", over)
+    ends = {"d_model": ("bottom", "top"), "n_layers": ("top",)}  # n_layers starts at 1: nothing lies below
+    for d in over:
+        np.testing.assert_array_equal(ds[f"best_{d}"].values, best[d])
+        want = _flags(best[d], cube[d].values, ends[d])
+        np.testing.assert_array_equal(ds[f"at_edge_{d}"].values, want, d)
+        attrs = ds[f"at_edge_{d}"].attrs
+        assert attrs["flag_meanings"] == "inside at_edge" and attrs["flag_values"].tolist() == [0, 1]
+        for end in ends[d]:
+            at = best[d] == (cube[d].values.min() if end == "bottom" else cube[d].values.max())
+            assert attrs[f"cells_at_{end}_of_axis"] == int(at.sum())
+        assert ds[f"best_{d}"].attrs["ancillary_variables"] == f"at_edge_{d}"
+        assert ds[f"best_{d}"].attrs["cells_at_edge"] == int(np.nansum(want))
+    assert "bottom_of_axis" not in ds["at_edge_n_layers"].attrs
+    anywhere = np.fmax(ds["at_edge_d_model"].values, ds["at_edge_n_layers"].values)
+    assert ds["params_total"].attrs["ancillary_variables"] == "at_edge_d_model at_edge_n_layers"
+    assert ds["params_total"].attrs["cells_at_edge"] == int(np.nansum(anywhere))
+
+
+def test_the_cases_hold_every_kind_of_cell(request_, cube):
+    """The budgets above reach cells inside, at the top, at the bottom and where nothing fits."""
+    seen = set()
+    for budget in (3 * GiB // 2, 4 * GiB, 40 * GiB):
+        best = _brute_force(cube, budget, "params_total", ["d_model", "n_layers"])["d_model"]
+        seen |= {"none" if np.isnan(b) else "bottom" if b == 512 else "top" if b == 1536 else "inside" for b in
+                 best.ravel()}
+    assert seen == {"none", "bottom", "top", "inside"}
+
+
+@pytest.mark.parametrize("sense", ["max", "min"])
+def test_the_objectives_own_axis_counts_only_the_end_it_is_pushed_towards(request_, cube, sense):
+    where = "mem_peak <= 6GiB" if sense == "max" else "mem_peak >= 6GiB"
+    kwargs = {"maximize" if sense == "max" else "minimize": "seq_len"}
+    ds = run_query(request_, _query(request_, where, ["seq_len"], **kwargs)).dataset
+    answer = ds[f"{sense}_seq_len"].values
+    axis = cube.seq_len.values
+    end = axis.max() if sense == "max" else axis.min()
+    other = axis.min() if sense == "max" else axis.max()
+    assert (answer == end).any() and (answer == other).any() and np.isnan(answer).any()  # every case is here
+    want = np.where(np.isnan(answer), np.nan, (answer == end).astype(float))
+    np.testing.assert_array_equal(ds["at_edge_seq_len"].values, want)
+    assert ds[f"{sense}_seq_len"].attrs["ancillary_variables"] == "at_edge_seq_len"
+
+
+def test_no_flag_for_an_axis_without_ends():
+    """Labels (a categorical dim, even of numbers) have no order; a single value has no inside."""
+    request = parse_spec({**SEED, "axes": {"tied_head": [True, False], "d_model": [512, 768], "n_layers": [6],
+                                           "batch": [1, 2]}, "fixed": {"vocab": 50000, "seq_len": 256}})
+    ds = run_query(request, _query(request, "mem_peak <= 4GiB", ["tied_head", "d_model", "n_layers"],
+                                   maximize="params_total")).dataset
+    assert [v for v in ds.data_vars if v.startswith("at_edge_")] == ["at_edge_d_model"]
+    assert clipping_ends("n_layers", np.array([1, 2, 3]), None, "max") == ("top",)  # nothing below 1 layer
+    assert clipping_ends("d_model", np.array([64, 128]), None, "max") == ("bottom", "top")
+    assert clipping_ends("d_model", np.array([64, 128]), "d_model", "min") == ("bottom",)
+    from engine.runtime.query import has_edges
+
+    assert not has_edges(np.array([True, False])) and not has_edges(np.array(["none", "full"]))
+    assert not has_edges(np.array([4096])) and has_edges(np.array([1.5, 0.5]))
+
+
+def test_a_count_only_query_has_no_flags(request_):
+    ds = run_query(request_, _query(request_, "mem_peak <= 4GiB", ["d_model"])).dataset
+    assert list(ds.data_vars) == ["n_feasible"]
+
+
+def test_flags_are_cf_int8_on_disk_and_read_back(request_, tmp_path):
+    import netCDF4
+
+    ds = run_query(request_, _query(request_, "mem_peak <= 8GiB", ["d_model", "n_layers"],
+                                    maximize="params_total")).dataset
+    path = write_netcdf(ds, tmp_path / "q.nc")
+    with netCDF4.Dataset(path) as nc:
+        var = nc.variables["at_edge_d_model"]
+        assert var.dtype == np.int8 and var.getncattr("_FillValue") == -127
+        assert np.asarray(var.getncattr("flag_values")).dtype == np.int8
+    with xr.open_dataset(path) as back:
+        np.testing.assert_array_equal(back["at_edge_d_model"].values, ds["at_edge_d_model"].values)
+        assert back["at_edge_d_model"].attrs["cells_at_top_of_axis"] == ds["at_edge_d_model"].attrs[
+            "cells_at_top_of_axis"]
+        assert edge_lines(back) == edge_lines(ds)
+
+
+def test_the_run_summary_says_which_answers_lie_on_an_edge(request_):
+    result = run_query(request_, _query(request_, "mem_peak <= 8GiB", ["d_model", "n_layers"],
+                                        maximize="params_total"))
+    ds = result.dataset
+    cells = int((ds.n_feasible.values > 0).sum())
+    top = ds["at_edge_d_model"].attrs["cells_at_top_of_axis"]
+    assert 0 < top < cells
+    line = (f"  at edge   best d_model ≥ 1,536 (the top of the d_model axis) in {top} of {cells} cells: the true "
+            "answer may lie beyond")
+    summary = result.summary(["params_total", "n_feasible"]).splitlines()
+    assert line in summary
+    assert all("n_layers ≤" not in s for s in summary)  # n_layers 1 has nothing below it
+
+
+def test_the_command_line_prints_the_edge_line(run_cli, write_spec, tmp_path):
+    spec = write_spec("""
+        [sweep]
+        formula_set = "seed"
+        quantities = ["mem_peak"]
+        [fixed]
+        vocab = 50000
+        d_model = 768
+        n_layers = 12
+        [axes]
+        batch = [1, 2, 4, 8]
+        seq_len = [256, 512, 1024, 2048, 4096]
+        [query]
+        where = "mem_peak <= 16GiB"
+        maximize = "seq_len"
+        over = ["seq_len"]
+        """)
+    r = run_cli("run", spec, "-o", tmp_path / "q.nc")
+    assert r.returncode == 0, r.stderr
+    with xr.open_dataset(tmp_path / "q.nc") as ds:
+        n = int((ds.max_seq_len == 4096).sum())
+    assert 0 < n < 4
+    assert (f"  at edge   max seq_len ≥ 4,096 (the top of the seq_len axis) in {n} of 4 cells: the true answer may "
+            "lie beyond") in r.stdout.splitlines()
