@@ -81,6 +81,9 @@ class Family:
         d_ff_default: the MLP width when the config does not give one (``4*d_model``), or None.
         block: the block style of the PyTorch memory model, ``"gpt"`` or ``"llama"``.
         narayanan: whether Narayanan et al.'s 72/96 B s L h^2 FLOP forms apply (the GPT block).
+        architecture: the class transformers' AutoModelForCausalLM builds for this type, as a config.json's
+            ``architectures`` names it (a ``model_type`` the catalog lacks is read through it: Kimi K2's
+            ``kimi_k2`` is ``DeepseekV3ForCausalLM``).
     """
 
     model_type: str
@@ -92,6 +95,7 @@ class Family:
     d_ff_default: sympy.Expr | None = None
     block: str = "llama"
     narayanan: bool = False
+    architecture: str = ""
 
     def __post_init__(self):
         if self.block not in ("gpt", "llama"):
@@ -616,7 +620,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "tie_word_embeddings": True},
         _gpt2,
         "Radford et al. 2019; transformers GPT2Model (Conv1D c_attn/c_proj/c_fc with biases, ln_1, ln_2, ln_f)",
-        aliases=_GPT_NAMES, d_ff_default=4 * d_model, block="gpt", narayanan=True),
+        aliases=_GPT_NAMES, d_ff_default=4 * d_model, block="gpt", narayanan=True, architecture="GPT2LMHeadModel"),
     Family(
         "opt",
         Structure(positions="learned", position_offset=2, attn_bias="all", mlp="gelu", mlp_bias=True,
@@ -627,7 +631,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "layer_norm_elementwise_affine": True, "tie_word_embeddings": True},
         _opt,
         "Zhang et al. 2022; transformers OPTModel (learned positions with offset 2, biased projections)",
-        block="gpt"),
+        block="gpt", architecture="OPTForCausalLM"),
     Family(
         "bloom",
         Structure(positions="alibi", attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm", embed_norm=True,
@@ -635,7 +639,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         {"hidden_size": 64, "n_layer": 2, "n_head": 8, "vocab_size": 250880, "tie_word_embeddings": True},
         _bloom,
         "BigScience 2022; transformers BloomModel (ALiBi, word_embeddings_layernorm, fused biased qkv)",
-        aliases={"n_embed": "hidden_size"}, d_ff_default=4 * d_model, block="gpt"),
+        aliases={"n_embed": "hidden_size"}, d_ff_default=4 * d_model, block="gpt", architecture="BloomForCausalLM"),
     Family(
         "gpt_neox",
         Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm"),
@@ -643,7 +647,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "vocab_size": 50432, "attention_bias": True, "tie_word_embeddings": False, "max_position_embeddings": 2048},
         _gpt_neox,
         "Black et al. 2022; transformers GPTNeoXModel (parallel residual, two LayerNorms, untied embed_out)",
-        block="gpt"),
+        block="gpt", architecture="GPTNeoXForCausalLM"),
     Family(
         "gptj",
         Structure(parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm", norms_per_layer=1, head_bias=True),
@@ -651,7 +655,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "tie_word_embeddings": False},
         _gptj,
         "Wang & Komatsuzaki 2021; transformers GPTJModel (one LayerNorm, bias-free attention, biased lm_head)",
-        aliases=_GPT_NAMES, d_ff_default=4 * d_model, block="gpt"),
+        aliases=_GPT_NAMES, d_ff_default=4 * d_model, block="gpt", architecture="GPTJForCausalLM"),
     Family(
         "llama",
         Structure(),
@@ -659,14 +663,15 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "vocab_size": 32000, "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": False,
          "max_position_embeddings": 2048},
         llama_like(attention_bias=True, mlp_bias=True),
-        "Touvron et al. 2023 §2.2; transformers LlamaModel (RMSNorm, SwiGLU, RoPE, GQA)"),
+        "Touvron et al. 2023 §2.2; transformers LlamaModel (RMSNorm, SwiGLU, RoPE, GQA)",
+        architecture="LlamaForCausalLM"),
     Family(
         "mistral",
         Structure(),
         {**_LLAMA_SIZES, "num_key_value_heads": 8, "head_dim": None, "intermediate_size": 14336, "vocab_size": 32000,
          "tie_word_embeddings": False, "max_position_embeddings": 131072, "sliding_window": 4096},
         llama_like(),
-        "Jiang et al. 2023; transformers MistralModel (the LLaMA block with GQA)"),
+        "Jiang et al. 2023; transformers MistralModel (the LLaMA block with GQA)", architecture="MistralForCausalLM"),
     Family(
         "mixtral",
         Structure(moe=True),
@@ -675,14 +680,15 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "max_position_embeddings": 131072},
         llama_like(experts=True),
         "Jiang et al. 2024; transformers MixtralModel (top-2 of 8 SwiGLU experts, router without bias)",
-        aliases={"num_experts": "num_local_experts"}),
+        aliases={"num_experts": "num_local_experts"}, architecture="MixtralForCausalLM"),
     Family(
         "qwen2",
         Structure(attn_bias="qkv"),
         {**_LLAMA_SIZES, "num_key_value_heads": 32, "head_dim": None, "intermediate_size": 22016,
          "vocab_size": 151936, "tie_word_embeddings": False, "max_position_embeddings": 32768},
         llama_like(qwen_window=True),
-        "Qwen2 report (Yang et al. 2024); transformers Qwen2Model (q/k/v biases, no o bias)"),
+        "Qwen2 report (Yang et al. 2024); transformers Qwen2Model (q/k/v biases, no o bias)",
+        architecture="Qwen2ForCausalLM"),
     Family(
         "qwen3",
         Structure(qk_norm=True),
@@ -690,7 +696,8 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "vocab_size": 151936, "attention_bias": False, "tie_word_embeddings": False,
          "max_position_embeddings": 32768},
         llama_like(attention_bias=True, qwen_window=True),
-        "Qwen3 report (2025); transformers Qwen3Model (q_norm, k_norm RMSNorm per head)"),
+        "Qwen3 report (2025); transformers Qwen3Model (q_norm, k_norm RMSNorm per head)",
+        architecture="Qwen3ForCausalLM"),
     Family(
         "gemma",
         Structure(tied_head=True),
@@ -698,7 +705,8 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "head_dim": 256, "intermediate_size": 24576, "vocab_size": 256000, "attention_bias": False,
          "tie_word_embeddings": True, "max_position_embeddings": 8192},
         llama_like(attention_bias=True),
-        "Gemma report (2024); transformers GemmaModel (RMSNorm, GeGLU, head_dim 256, tied)"),
+        "Gemma report (2024); transformers GemmaModel (RMSNorm, GeGLU, head_dim 256, tied)",
+        architecture="GemmaForCausalLM"),
     Family(
         "phi",
         Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm", norms_per_layer=1,
@@ -708,7 +716,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "max_position_embeddings": 2048},
         _phi,
         "Li et al. 2023 (phi-1.5), phi-2; transformers PhiModel (parallel block, one LayerNorm, biased lm_head)",
-        block="gpt"),
+        block="gpt", architecture="PhiForCausalLM"),
     Family(
         "phi3",
         Structure(),
@@ -716,7 +724,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "intermediate_size": 8192, "vocab_size": 32064, "tie_word_embeddings": False,
          "max_position_embeddings": 4096},
         llama_like(),
-        "Abdin et al. 2024; transformers Phi3Model (fused qkv and gate_up, RMSNorm)"),
+        "Abdin et al. 2024; transformers Phi3Model (fused qkv and gate_up, RMSNorm)", architecture="Phi3ForCausalLM"),
     Family(
         "falcon",
         Structure(positions="rotary", parallel=True, mlp="gelu", norm="layernorm", norms_per_layer=1, tied_head=True),
@@ -726,7 +734,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "tie_word_embeddings": True, "max_position_embeddings": 2048},
         _falcon,
         "Almazrouei et al. 2023; transformers FalconModel (parallel attention, MQA/GQA, one or two LNs)",
-        d_ff_default=4 * d_model, block="gpt"),
+        d_ff_default=4 * d_model, block="gpt", architecture="FalconForCausalLM"),
     Family(
         "deepseek_v2",
         Structure(mla=True, moe=True, shared_experts=True),
@@ -738,7 +746,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         _deepseek(v3=False),
         "DeepSeek-V2 report (DeepSeek-AI 2024) §2.1 MLA, §2.2 DeepSeekMoE; transformers DeepseekV2Model "
         "(first_k_dense_replace dense layers, shared experts, router without bias)",
-        aliases={"num_experts": "n_routed_experts"}),
+        aliases={"num_experts": "n_routed_experts"}, architecture="DeepseekV2ForCausalLM"),
     Family(
         "deepseek_v3",
         Structure(mla=True, moe=True, shared_experts=True, dense_layers=True, mtp=True),
@@ -751,7 +759,8 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         _deepseek(v3=True),
         "DeepSeek-V3 report (DeepSeek-AI 2024) §2.1 (MLA, DeepSeekMoE with auxiliary-loss-free balancing: "
         "e_score_correction_bias is a buffer), §2.2 MTP; transformers DeepseekV3Model",
-        aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"}),
+        aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"},
+        architecture="DeepseekV3ForCausalLM"),
     Family(
         "qwen2_moe",
         Structure(attn_bias="qkv", moe=True, shared_experts=True, shared_expert_gate=True),
@@ -763,7 +772,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "max_position_embeddings": 32768},
         _qwen2_moe,
         "Qwen1.5-MoE / Qwen2 report (Yang et al. 2024) §2.2.2; transformers Qwen2MoeModel (q/k/v biases, a shared "
-        "expert with a sigmoid gate, decoder_sparse_step, mlp_only_layers)"),
+        "expert with a sigmoid gate, decoder_sparse_step, mlp_only_layers)", architecture="Qwen2MoeForCausalLM"),
     Family(
         "qwen3_moe",
         Structure(qk_norm=True, moe=True),
@@ -773,7 +782,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "num_experts_per_tok": 8, "num_experts": 128, "mlp_only_layers": [], "max_position_embeddings": 32768},
         _qwen3_moe,
         "Qwen3 report (2025) §2; transformers Qwen3MoeModel (q/k norms per head, 128 experts, no shared expert)",
-        aliases={"num_local_experts": "num_experts"}),
+        aliases={"num_local_experts": "num_experts"}, architecture="Qwen3MoeForCausalLM"),
     Family(
         "qwen3_next",
         Structure(qk_norm=True, attn_output_gate=True, moe=True, shared_experts=True, shared_expert_gate=True,
@@ -787,7 +796,8 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "max_position_embeddings": 32768},
         _qwen3_next,
         "Qwen3-Next (Qwen team 2025); transformers Qwen3NextModel (gated DeltaNet in 3 of every 4 layers, gated "
-        "attention with a doubled q_proj, 512 experts with a gated shared expert)"),
+        "attention with a doubled q_proj, 512 experts with a gated shared expert)",
+        architecture="Qwen3NextForCausalLM"),
     Family(
         "gpt_oss",
         Structure(attn_bias="all", sinks=True, moe=True, expert_bias=True, router_bias=True,
@@ -799,7 +809,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         _gpt_oss,
         "gpt-oss model card (OpenAI 2025) §2; transformers GptOssModel (alternating banded-window and full "
         "attention, attention sinks, router and experts with biases)",
-        aliases={"num_experts": "num_local_experts"}),
+        aliases={"num_experts": "num_local_experts"}, architecture="GptOssForCausalLM"),
     Family(
         "llama4_text",
         Structure(moe=True, shared_experts=True, mixers="chunked_attention+full_attention"),
@@ -811,7 +821,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "max_position_embeddings": 131072},
         _llama4_text,
         "Llama 4 (Meta 2025); transformers Llama4TextModel (chunked attention with RoPE, every 4th layer global "
-        "without positions, MoE with a shared expert, parameter-free L2 q/k norms)"),
+        "without positions, MoE with a shared expert, parameter-free L2 q/k norms)", architecture="Llama4ForCausalLM"),
     Family(
         "gemma2",
         Structure(norms_per_layer=4, tied_head=True, mixers="sliding_attention+full_attention"),
@@ -820,7 +830,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "attention_bias": False, "sliding_window": 4096, "layer_types": None, "max_position_embeddings": 8192},
         _gemma2,
         "Gemma 2 report (Gemma Team 2024) §2 (local sliding-window and global attention alternating, pre- and "
-        "post-norms); transformers Gemma2Model"),
+        "post-norms); transformers Gemma2Model", architecture="Gemma2ForCausalLM"),
     Family(
         "gemma3_text",
         Structure(norms_per_layer=4, tied_head=True, qk_norm=True, mixers="sliding_attention+full_attention"),
@@ -830,7 +840,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "use_bidirectional_attention": False, "max_position_embeddings": 131072},
         lambda r, base: _gemma2(r, base, qk_norm=True),
         "Gemma 3 report (Gemma Team 2025) §2 (5 local layers per global layer, q/k norms); transformers "
-        "Gemma3TextModel"),
+        "Gemma3TextModel", architecture="Gemma3ForCausalLM"),
     Family(
         "olmo2",
         Structure(qk_norm=True, qk_norm_scope="projection"),
@@ -838,7 +848,8 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "num_attention_heads": 32, "num_key_value_heads": None, "tie_word_embeddings": False,
          "attention_bias": False, "max_position_embeddings": 2048},
         _olmo2,
-        "OLMo 2 (OLMo et al. 2024) §3 (post-norms, q/k RMSNorms over the projections); transformers Olmo2Model"),
+        "OLMo 2 (OLMo et al. 2024) §3 (post-norms, q/k RMSNorms over the projections); transformers Olmo2Model",
+        architecture="Olmo2ForCausalLM"),
     Family(
         "olmoe",
         Structure(qk_norm=True, qk_norm_scope="projection", moe=True),
@@ -847,7 +858,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "attention_bias": False, "num_experts_per_tok": 8, "num_experts": 64, "max_position_embeddings": 4096},
         _olmoe,
         "OLMoE (Muennighoff et al. 2024) §2; transformers OlmoeModel (64 experts, top 8, q/k norms)",
-        aliases={"num_local_experts": "num_experts"}),
+        aliases={"num_local_experts": "num_experts"}, architecture="OlmoeForCausalLM"),
     Family(
         "stablelm",
         Structure(norm="layernorm", qk_norm_scope="projection"),
@@ -856,7 +867,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "qk_layernorm": False, "use_parallel_residual": False, "max_position_embeddings": 4096},
         _stablelm,
         "StableLM 2 (Bellagente et al. 2024); transformers StableLmModel (LayerNorms with biases, optional q/k/v "
-        "biases, per-head q/k LayerNorms, optional parallel residual)"),
+        "biases, per-head q/k LayerNorms, optional parallel residual)", architecture="StableLmForCausalLM"),
     Family(
         "starcoder2",
         Structure(attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm", tied_head=True),
@@ -865,7 +876,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "sliding_window": None, "max_position_embeddings": 4096},
         _starcoder2,
         "StarCoder 2 (Lozhkov et al. 2024) §6; transformers Starcoder2Model (GQA, biased projections, 2-matrix GELU "
-        "MLP, LayerNorms)", block="gpt"),
+        "MLP, LayerNorms)", block="gpt", architecture="Starcoder2ForCausalLM"),
     Family(
         "cohere",
         Structure(parallel=True, norm="layernorm_nobias", norms_per_layer=1, tied_head=True,
@@ -875,7 +886,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "use_qk_norm": False, "max_position_embeddings": 8192},
         _cohere,
         "Command R (Cohere 2024); transformers CohereModel (parallel attention and MLP after one bias-free LayerNorm, "
-        "tied embeddings, optional per-head q/k norms)"),
+        "tied embeddings, optional per-head q/k norms)", architecture="CohereForCausalLM"),
     Family(
         "nemotron_h",
         Structure(mixers="mamba+full_attention", separate_mlp=True, mlp="gelu", norms_per_layer=1),
@@ -889,7 +900,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         "Nemotron-H (NVIDIA 2025) §2 (Mamba-2 layers with a few self-attention layers and separate squared-ReLU MLP "
         "layers); transformers NemotronHModel (one RMSNorm per block; lm_head never tied)",
         aliases={"num_local_experts": "n_routed_experts", "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel",
-                 "mamba_conv_bias": "use_conv_bias"}, block="gpt"),
+                 "mamba_conv_bias": "use_conv_bias"}, block="gpt", architecture="NemotronHForCausalLM"),
     Family(
         "granite",
         Structure(),
@@ -898,7 +909,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "attention_bias": False, "mlp_bias": False, "max_position_embeddings": 2048},
         _granite,
         "Granite 3.0 (IBM 2024); transformers GraniteModel (the LLaMA block; its multipliers are scalars, not "
-        "parameters)"),
+        "parameters)", architecture="GraniteForCausalLM"),
     Family(
         "glm4_moe",
         Structure(attn_bias="none", moe=True, shared_experts=True, dense_layers=True, mtp=True),
@@ -910,28 +921,188 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         _glm4_moe,
         "GLM-4.5 report (Zhipu AI 2025) §2; transformers Glm4MoeModel (q/k/v biases without an o bias, "
         "first_k_dense_replace dense layers, a shared expert, MTP layer not built)",
-        aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"}),
+        aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"},
+        architecture="Glm4MoeForCausalLM"),
 ]}
 FAMILIES_BY_TYPE = FAMILIES  # the same registry, under the name other modules look it up by
 MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
+
+
+# -- composite configs: a multimodal wrapper around a text model of a supported type ----------------
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """A multimodal ``model_type`` whose language model is one of the catalog's types: its config is read as
+    that text model (the vision tower and projector are not counted; ``params`` sizes the text model).
+
+    Attributes:
+        model_type: the wrapper's ``model_type`` (``llama4``, ``gemma3``, ...).
+        text_type: the text model type transformers builds when ``text_config`` names none.
+        architecture: the class ``architectures`` names (``Llama4ForConditionalGeneration``).
+        source: the transformers configuration and model classes the reading follows.
+        fixed: transformers builds its own text class whatever ``text_config.model_type`` says (Llama4Config,
+            Gemma3Config, Qwen2VLConfig); False: AutoConfig resolves ``text_config.model_type`` (Mistral3, LLaVA).
+        tie: whose ``tie_word_embeddings`` ties the head: ``"text"`` (the language model is a ForCausalLM of its
+            own: Llama 4), ``"top"`` (the wrapper's lm_head follows the wrapper's field: Gemma 3, Mistral 3) or
+            ``"either"`` (the wrapper's field, set to true when the text config's is: LLaVA, Qwen2-VL).
+        tie_default: the wrapper's own ``tie_word_embeddings`` default.
+        text_defaults: defaults of the wrapper's own text class that differ from ``text_type``'s record.
+        default_text: the text config transformers builds when the config has no ``text_config``.
+        flat: without ``text_config`` the text fields sit at the top level (Qwen2-VL's first releases).
+        ignored: text fields the wrapper's text class does not read (Qwen2-VL's attention: hidden_size // heads).
+    """
+
+    model_type: str
+    text_type: str
+    architecture: str
+    source: str
+    fixed: bool = True
+    tie: str = "text"
+    tie_default: bool = False
+    text_defaults: Mapping[str, Any] = field(default_factory=dict)
+    default_text: Mapping[str, Any] = field(default_factory=dict)
+    flat: bool = False
+    ignored: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.tie not in ("text", "top", "either"):
+            raise ValueError(f"{self.model_type}: tie must be 'text', 'top' or 'either', got {self.tie!r}")
+        object.__setattr__(self, "text_defaults", MappingProxyType(dict(self.text_defaults)))
+        object.__setattr__(self, "default_text", MappingProxyType(dict(self.default_text)))
+
+    def text_config(self, config: Mapping[str, Any], source: str) -> dict[str, Any]:
+        """The text model's config as transformers builds it: its model type, its defaults, the tied head."""
+        text = config.get("text_config")
+        if text is None:
+            text = _top_level_text(config) if self.flat else dict(self.default_text)
+        if not isinstance(text, Mapping):
+            raise SpecError(source, "text_config", f"must be a JSON object, got {text!r}")
+        text = {**self.text_defaults, **{k: v for k, v in text.items() if k not in self.ignored}}
+        if self.fixed or text.get("model_type") is None:
+            text["model_type"] = self.text_type
+        if self.tie != "text":
+            top = config.get("tie_word_embeddings", self.tie_default)
+            if not isinstance(top, bool):
+                raise SpecError(source, "tie_word_embeddings", f"must be true or false, got {top!r}")
+            if self.tie == "either" and not top:  # the text config's value (checked by its reader), else its default
+                top = text.get("tie_word_embeddings", _text_default(text, "tie_word_embeddings") or False)
+            text["tie_word_embeddings"] = top
+        return text
+
+
+_WRAPPER_FIELDS = ("model_type", "architectures", "text_config", "vision_config", "tie_word_embeddings")
+
+
+def _top_level_text(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Qwen2VLConfig without ``text_config``: the top-level fields are the text config's (its own are not)."""
+    return {k: v for k, v in config.items() if k not in _WRAPPER_FIELDS}
+
+
+def _text_default(text: Mapping[str, Any], key: str) -> Any:
+    """A field's default for the text config's model type (None when the type is not in the catalog)."""
+    family = FAMILIES.get(text.get("model_type"))
+    return family.hf_defaults.get(key) if family else None
+
+
+_QWEN2_VL_TEXT = {"vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
+                  "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768,
+                  "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 80,
+                  "tie_word_embeddings": False}
+
+WRAPPERS: dict[str, Wrapper] = {w.model_type: w for w in [
+    Wrapper("llama4", "llama4_text", "Llama4ForConditionalGeneration",
+            "transformers Llama4Config (text_config is a Llama4TextConfig) and Llama4ForConditionalGeneration (its "
+            "language_model is a Llama4ForCausalLM: the text config's tie_word_embeddings ties its head)"),
+    Wrapper("gemma3", "gemma3_text", "Gemma3ForConditionalGeneration",
+            "transformers Gemma3Config (text_config is a Gemma3TextConfig) and Gemma3ForConditionalGeneration (its "
+            "lm_head is tied by Gemma3Config.tie_word_embeddings, default true)", tie="top", tie_default=True),
+    Wrapper("mistral3", "mistral", "Mistral3ForConditionalGeneration",
+            "transformers Mistral3Config (text_config by AutoConfig, default mistral; no text_config: Mistral Small "
+            "3.1's sizes) and Mistral3ForConditionalGeneration (lm_head tied by Mistral3Config.tie_word_embeddings, "
+            "default true)", fixed=False, tie="top", tie_default=True,
+            default_text={"model_type": "mistral", "head_dim": 128, "hidden_size": 5120, "intermediate_size": 32768,
+                          "max_position_embeddings": 131072, "num_attention_heads": 32, "num_hidden_layers": 40,
+                          "num_key_value_heads": 8, "sliding_window": None, "vocab_size": 131072}),
+    Wrapper("llava", "llama", "LlavaForConditionalGeneration",
+            "transformers LlavaConfig (text_config by AutoConfig, default llama) and LlavaForConditionalGeneration "
+            "(lm_head tied by LlavaConfig.tie_word_embeddings, set when the text config's is)", fixed=False,
+            tie="either"),
+    Wrapper("llava_next", "llama", "LlavaNextForConditionalGeneration",
+            "transformers LlavaNextConfig (text_config by AutoConfig, default llama) and "
+            "LlavaNextForConditionalGeneration (lm_head tied by LlavaNextConfig.tie_word_embeddings, set when the "
+            "text config's is)", fixed=False, tie="either"),
+    Wrapper("qwen2_vl", "qwen2", "Qwen2VLForConditionalGeneration",
+            "transformers Qwen2VLConfig (text_config is a Qwen2VLTextConfig: the Qwen2 block with its own defaults, "
+            "head_dim = hidden_size // num_attention_heads; without text_config the top-level fields) and "
+            "Qwen2VLForConditionalGeneration (lm_head tied by Qwen2VLConfig.tie_word_embeddings, set when the text "
+            "config's is)", tie="either", text_defaults=_QWEN2_VL_TEXT, flat=True, ignored=("head_dim",)),
+    Wrapper("qwen2_5_vl", "qwen2", "Qwen2_5_VLForConditionalGeneration",
+            "transformers Qwen2_5_VLConfig (text_config is a Qwen2_5_VLTextConfig: the Qwen2 block with Qwen2-VL's "
+            "defaults; without text_config the top-level fields) and Qwen2_5_VLForConditionalGeneration (lm_head "
+            "tied by Qwen2_5_VLConfig.tie_word_embeddings, set when the text config's is)", tie="either",
+            text_defaults=_QWEN2_VL_TEXT, flat=True, ignored=("head_dim",)),
+]}
+# config.json's ``architectures`` -> the model_type it stands for (a model_type the catalog lacks is read through it)
+ARCHITECTURES: dict[str, str] = {**{f.architecture: t for t, f in FAMILIES.items()},
+                                 **{w.architecture: t for t, w in WRAPPERS.items()}}
 
 
 # -- the importer ------------------------------------------------------------------------------
 
 
 def from_hf_config(config: Mapping[str, Any], source: str = "<config>") -> Architecture:
-    """An ``Architecture`` from a config.json mapping (complete or minimal form)."""
+    """An ``Architecture`` from a config.json mapping (complete or minimal form; a multimodal wrapper of a
+    supported text model is read as its text model; a ``model_type`` the catalog lacks is read through an
+    ``architectures`` class the catalog has)."""
     if not isinstance(config, Mapping):
         raise SpecError(source, "", "a config.json holds a JSON object")
+    model_type = _model_type(config, source)
+    if model_type in WRAPPERS:
+        return _from_text_config(WRAPPERS[model_type], config, source)
+    structure, values = FAMILIES[model_type].read(config, source)
+    return Architecture(model_type, structure, values, source, source)
+
+
+def _from_text_config(wrapper: Wrapper, config: Mapping[str, Any], source: str) -> Architecture:
+    """The architecture of a wrapper's text model; errors name the field under ``text_config``."""
+    text = wrapper.text_config(config, source)
+    try:
+        model_type = _model_type(text, source)
+        if model_type in WRAPPERS:
+            raise SpecError(source, "model_type", f"{model_type!r} is a multimodal wrapper, not a text model")
+        structure, values = FAMILIES[model_type].read(text, source)
+    except SpecError as exc:
+        raise SpecError(exc.source, f"text_config.{exc.key}" if exc.key else "text_config", exc.message) from None
+    return Architecture(model_type, structure, values, source, source)
+
+
+def _model_type(config: Mapping[str, Any], source: str) -> str:
+    """The catalog's model type of a config: its ``model_type``, else the first ``architectures`` class the
+    catalog has (Kimi K2: ``kimi_k2`` with ``DeepseekV3ForCausalLM``); SpecError naming the closest type."""
     model_type = config.get("model_type")
     if model_type is None:
-        raise SpecError(source, "model_type", f"missing; supported model types: {', '.join(MODEL_TYPES)}")
-    family = FAMILIES.get(model_type) if isinstance(model_type, str) else None
-    if family is None:
-        raise SpecError(source, "model_type", f"unsupported model type {model_type!r}; supported: "
-                                              f"{', '.join(MODEL_TYPES)}")
-    structure, values = family.read(config, source)
-    return Architecture(model_type, structure, values, source, source)
+        raise SpecError(source, "model_type", f"missing; supported model types: {', '.join(SUPPORTED)}")
+    if isinstance(model_type, str) and (model_type in FAMILIES or model_type in WRAPPERS):
+        return model_type
+    classes = config.get("architectures")
+    for name in classes if isinstance(classes, list) else []:
+        if isinstance(name, str) and name in ARCHITECTURES:
+            return ARCHITECTURES[name]
+    raise SpecError(source, "model_type", _unsupported(model_type, classes))
+
+
+def _unsupported(model_type: Any, classes: Any) -> str:
+    """One line: the type, the closest supported type (difflib), and every supported type."""
+    import difflib
+
+    close = difflib.get_close_matches(str(model_type), SUPPORTED, n=1, cutoff=0.6)
+    named = f" (architectures {classes!r} names no class the catalog has)" if classes else ""
+    hint = f"; the closest supported type is {close[0]!r}" if close else ""
+    return f"unsupported model type {model_type!r}{named}{hint}; supported: {', '.join(SUPPORTED)}"
+
+
+SUPPORTED: tuple[str, ...] = (*FAMILIES, *WRAPPERS)
 
 
 def load_hf_config(path: str | Path) -> Architecture:
