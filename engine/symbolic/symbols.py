@@ -20,7 +20,8 @@ class SymbolInfo:
         name: the one spelling used everywhere (code, spec, CLI, netCDF).
         symbol: the sympy symbol, with assumptions (``positive``, ``integer``).
         latex: how it prints in formulas.
-        units: CF-style units string (``"1"`` for counts, ``"bytes"``).
+        units: UDUNITS-2 units (netCDF ``units``): ``"1"`` for counts, FLOPs and ratios, ``"bytes"``, ``"bit"``,
+            ``"s"``, ``"1/s"`` (FLOP/s, tokens/s), ``"bytes/s"``; tests/test_units.py parses every one.
         meaning: one line for symbol tables and netCDF ``long_name``.
         integer: True when only integers are valid values.
         minimum: the smallest valid integer value: 1 for sizes, 0 for counts that may be absent
@@ -127,13 +128,13 @@ _ENTRIES = (
         "(the seed article's D in 8BD; one token id per position, so D = seq_len unless set)",
     ),
     _entry("bytes_param", r"b_{\mathrm{param}}", "bytes", "bytes per stored parameter (4 for fp32, 2 for fp16/bf16)"),
-    _entry("bits_weight", r"b_{w}", "1", "bits per stored weight (32 fp32, 16 bf16/fp16, 8 int8/fp8, 4 int4)"),
-    _entry("bits_grad", r"b_{g}", "1", "bits per gradient element"),
-    _entry("bits_master", r"b_{m}", "1", "bits per master-weight element (32 with mixed precision, else 0: none)"),
-    _entry("bits_opt", r"b_{o}", "1", "bits per optimizer-state element"),
-    _entry("bits_kv", r"b_{kv}", "1", "bits per KV-cache element"),
+    _entry("bits_weight", r"b_{w}", "bit", "bits per stored weight (32 fp32, 16 bf16/fp16, 8 int8/fp8, 4 int4)"),
+    _entry("bits_grad", r"b_{g}", "bit", "bits per gradient element"),
+    _entry("bits_master", r"b_{m}", "bit", "bits per master-weight element (32 with mixed precision, else 0: none)"),
+    _entry("bits_opt", r"b_{o}", "bit", "bits per optimizer-state element"),
+    _entry("bits_kv", r"b_{kv}", "bit", "bits per KV-cache element"),
     _entry("quant_group", r"g", "1", "weights per quantization group (one scale and zero point each)"),
-    _entry("bits_quant_meta", r"b_{q}", "1", "bits of scale plus zero point per quantization group"),
+    _entry("bits_quant_meta", r"b_{q}", "bit", "bits of scale plus zero point per quantization group"),
     _entry("dp", r"d_{p}", "1", "data-parallel degree (ZeRO/FSDP shard count)"),
     _entry("tp", r"t", "1", "tensor-parallel degree"),
     _entry("ep", r"e", "1", "expert-parallel degree: routed experts split over ep devices (Megatron --expert-model-parallel-size)"),
@@ -145,12 +146,12 @@ _ENTRIES = (
     _entry("kv_window", r"w", "1", "sliding-window length: the KV cache keeps min(seq_len, kv_window) tokens"),
     _entry("tokens", r"D_{\mathrm{tok}}", "1", "training tokens"),
     _entry("n_gpus", r"n_{\mathrm{gpu}}", "1", "devices that share the training run"),
-    _entry("peak_flops", r"X", "1", "peak FLOP/s of one device", integer=False),
+    _entry("peak_flops", r"X", "1/s", "peak FLOP/s of one device (units 1/s: UDUNITS has no FLOP)", integer=False),
     # a device and its links (engine/catalog/data/hardware.json; --gpu), and the step-time model's knobs
     _entry("matmul_ceiling", r"\mu_{\mathrm{MAMF}}", "1",
            "maximum achievable matmul FLOP/s over the peak, measured with large matmuls (MAMF; 1 where none is "
            "published)", integer=False),
-    _entry("attention_peak_flops", r"X_{\mathrm{attn}}", "1",
+    _entry("attention_peak_flops", r"X_{\mathrm{attn}}", "1/s",
            "peak FLOP/s of the attention kernels (16-bit under fp8 training: only linear layers run in fp8)",
            integer=False),
     _entry("hbm_bandwidth", r"B_{\mathrm{HBM}}", "bytes/s", "device memory bandwidth", integer=False),
