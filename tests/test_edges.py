@@ -190,3 +190,81 @@ def test_the_command_line_prints_the_edge_line(run_cli, write_spec, tmp_path):
     assert 0 < n < 4
     assert (f"  at edge   max seq_len ≥ 4,096 (the top of the seq_len axis) in {n} of 4 cells: the true answer may "
             "lie beyond") in r.stdout.splitlines()
+
+
+# -- frontiers and figures ---------------------------------------------------------------------------------
+
+
+def test_best_points_of_a_frontier_equal_brute_force_and_the_query(request_, cube):
+    from engine.plot.fronts import best_points, frontier
+
+    budget = 4 * GiB
+    points = best_points(cube, f"mem_peak <= {budget}", maximize="params_total", over=["batch", "seq_len"])
+    best = _brute_force(cube, budget, "params_total", ["d_model", "n_layers"])
+    answer = run_query(request_, _query(request_, f"mem_peak <= {budget}", ["d_model", "n_layers"],
+                                        maximize="params_total")).dataset
+    ends = {"d_model": ("bottom", "top"), "n_layers": ("top",)}
+    for d in ("d_model", "n_layers"):
+        np.testing.assert_array_equal(points[f"best_{d}"].transpose("batch", "seq_len").values, best[d])
+        flags = points[f"at_edge_{d}"].transpose("batch", "seq_len")
+        np.testing.assert_array_equal(flags.values, _flags(best[d], cube[d].values, ends[d]))
+        np.testing.assert_array_equal(flags.values, answer[f"at_edge_{d}"].values)
+        want = answer[f"at_edge_{d}"].attrs  # the same words and counts as the query's
+        assert flags.attrs.keys() == want.keys() and all(np.array_equal(flags.attrs[k], want[k]) for k in want)
+    assert points.sizes == frontier(cube, f"mem_peak <= {budget}", maximize="params_total",
+                                    over=["batch", "seq_len"]).sizes
+
+
+def test_best_points_of_a_dim_flag_its_top(cube):
+    from engine.plot.fronts import best_points, frontier
+
+    best = frontier(cube, "mem_peak <= 2GiB", maximize="seq_len", over="batch")
+    points = best_points(cube, "mem_peak <= 2GiB", maximize="seq_len", over="batch")
+    assert list(points.data_vars) == ["at_edge_seq_len"]  # the objective is its own answer
+    top = cube.seq_len.values.max()
+    assert (best == top).any() and ((best < top) & best.notnull()).any() and best.isnull().any()
+    want = xr.where(best.isnull(), np.nan, (best == top).astype(float))
+    np.testing.assert_array_equal(points["at_edge_seq_len"].values, want.values)
+    assert points["at_edge_seq_len"].dims == best.dims
+
+
+def _open_markers(ax) -> list:
+    return [line for line in ax.lines if line.get_linestyle() == "None" and line.get_markerfacecolor() == "white"]
+
+
+def test_a_frontier_plot_draws_points_on_an_edge_open(cube):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import engine.plot  # noqa: F401
+
+    small = cube.sel(d_model=768, n_layers=12)
+    ax = small.llm.plot_frontier("mem_peak <= 8GiB", x="batch", maximize="seq_len")
+    want = small.llm.frontier("mem_peak <= 8GiB", maximize="seq_len", over="batch")
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), want.values)  # the line itself as before
+    at_top = want.values == cube.seq_len.values.max()
+    assert 0 < at_top.sum() < at_top.size
+    (marks,) = _open_markers(ax)
+    np.testing.assert_array_equal(marks.get_ydata(), want.values[at_top])
+    legend = [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()]
+    assert legend == ["open marker: seq_len ≥ 2,048 (the top of the seq_len axis), the true answer may lie beyond"]
+    ax = cube.sel(d_model=1024, n_layers=12).llm.plot_frontier("mem_peak <= 4GiB", x="batch", maximize="seq_len")
+    assert not _open_markers(ax) and ax.get_legend() is None  # 1,024 tokens at most: nothing on an edge
+
+
+def test_a_line_of_a_query_answer_draws_its_edge_points_open(request_):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import engine.plot  # noqa: F401
+
+    ds = run_query(request_, _query(request_, "mem_peak <= 4GiB", ["d_model", "n_layers"],
+                                    maximize="params_total")).dataset
+    ax = ds.llm.line("params_total", x="seq_len", hue="batch")
+    marks = _open_markers(ax)
+    assert len(marks) == ds.sizes["batch"]  # one set per line, in its colour
+    assert [m.get_color() for m in marks] == [line.get_color() for line in ax.lines if line not in marks]
+    at_edge = np.fmax(ds.at_edge_d_model.values, ds.at_edge_n_layers.values) == 1
+    assert sum(m.get_ydata().size for m in marks) == at_edge.sum() > 0
+    legend = " ".join(t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts())
+    assert "open marker: best d_model ≥ 1,536 (the top of the d_model axis)" in legend

@@ -292,6 +292,130 @@ def test_line_and_frontier_plots(mixed):
     assert ax.get_ylabel() == "seq_len [k tokens]" and "largest seq_len such that" in ax.get_title()
 
 
+# -- paper quality: titles, blank cells, budget lines ------------------------------------------------------
+
+
+def test_titles_name_the_model_options_and_fixed_inputs(write_spec):
+    from engine.request.spec import load_spec
+    from engine.runtime.sweep import run_sweep
+
+    spec = write_spec("""
+        [sweep]
+        formula_set = "seed"
+        quantities = ["params_total", "mem_peak"]
+        [options]
+        tied_head = true
+        [fixed]
+        vocab = 50000
+        [axes]
+        d_model = [512, 768]
+        n_layers = [6, 12]
+        batch = [1, 2, 4]
+        seq_len = [256, 1024]
+        """)
+    ds = run_sweep(load_spec(spec)).dataset
+    model = "formula set seed (tied_head=true); vocab=50000"
+    pareto = plt.subplots()[1]
+    ds.llm.pareto("mem_peak", "params_total", maximize="params_total", ax=pareto)
+    axes = [ds.llm.heatmap("mem_peak", x="d_model", y="n_layers", at={"batch": 1, "seq_len": 256}),
+            ds.llm.line("mem_peak", x="seq_len", hue="batch", at={"d_model": 512, "n_layers": 6}),
+            ds.llm.plot_frontier("mem_peak <= 1GiB", x="batch", maximize="seq_len", at={"d_model": 512,
+                                                                                       "n_layers": 6}),
+            pareto]
+    for ax in axes:
+        assert ax.get_title().splitlines()[0] == model
+    assert "mem_peak at batch=1, seq_len=256" in axes[0].get_title()
+    small = ds.sel(d_model=768, n_layers=12)  # cut before drawing: the title still says where
+    assert "at d_model=768, n_layers=12" in small.llm.plot_frontier("mem_peak <= 1GiB", x="batch",
+                                                                    maximize="seq_len").get_title()
+
+
+def test_titles_of_an_architecture_and_of_a_cube_without_a_spec(cube, mixed):
+    from engine.plot.draw import model_text
+
+    assert model_text(cube) == "formula set seed; vocab=50000"  # a spec given as a mapping: the cube's values
+    assert model_text(mixed) == ""  # not an llm-sweep cube: no model line
+    assert mixed.llm.heatmap("params_total", x="d_model", y="n_layers").get_title() == "params_total"
+    arch = xr.Dataset(attrs={"arch": "meta-llama-3-8b", "formula_set": "llama", "fixed": "",
+                             "spec": '[sweep]\narch = "meta-llama-3-8b"\ngpu = "h100-sxm"\n'
+                                     '[options]\nmode = "inference"\nprecision = "bf16"\n'})
+    assert model_text(arch) == "meta-llama-3-8b on h100-sxm (mode=inference, precision=bf16)"
+    by_gpu = xr.Dataset(attrs={"formula_set": "gpt2", "spec": "axes = 'tp, gpu'",
+                               "fixed": "n_gpus = 8, hbm_capacity = 80000000000, peak_flops = 312000000000000.0",
+                               "fixed_by_combination": "gpu = 'a': n_gpus = 8, hbm_capacity = 80000000000, "
+                                                       "peak_flops = 312000000000000.0\ngpu = 'b': n_gpus = 8, "
+                                                       "hbm_capacity = 80000000000, peak_flops = 989400000000000.0"})
+    assert model_text(by_gpu) == "formula set gpt2; n_gpus=8, hbm_capacity=8e+10"  # a gpu's own fields left out
+
+
+def _legend_texts(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend is not None else []
+
+
+def test_heatmap_explains_its_blank_cells_in_the_legend(mixed, cube):
+    from engine.request.spec import parse_spec
+    from engine.runtime.query import make_query
+    from engine.runtime.sweep import run_query
+
+    masked = mixed.assign(mem_peak=mixed.mem_peak.where(mixed.valid == 1))  # as the engine writes a cube
+    at = {"batch": 4, "seq_len": 16384}
+    ax = masked.llm.heatmap("mem_peak", x="d_model", y="n_layers", at=at)
+    assert np.ma.getmaskarray(ax.collections[0].get_array()).sum() == 2  # valid 0, and a fill
+    assert _legend_texts(ax) == ["invalid grid point (valid 0)"] and ax.patch.get_hatch()
+    arch = masked.assign(valid=mixed.valid.assign_attrs(conditions="n_kv_heads must divide n_heads"))
+    ax = arch.llm.heatmap("mem_peak", x="d_model", y="n_layers", at=at)
+    assert _legend_texts(ax) == ["invalid grid point (valid 0): n_kv_heads must divide n_heads"]
+    request = parse_spec(TINY_SPEC)
+    query = make_query(["mem_peak <= 2GiB"], maximize="params_total", over=["d_model", "n_layers"],
+                       quantities=request.quantities, axes=list(request.axes))
+    best = run_query(request, query).dataset
+    assert (best.n_feasible == 0).any()
+    ax = best.llm.heatmap("params_total", x="seq_len", y="batch")
+    assert _legend_texts(ax) == ["nothing fits (n_feasible 0)"]
+    assert "max of params_total over d_model, n_layers\nsubject to mem_peak <= 2GiB\nparams_total" in ax.get_title()
+    ax = cube.llm.heatmap("mem_peak", x="d_model", y="n_layers", at={"batch": 1, "seq_len": 256})
+    assert ax.get_legend() is None and not ax.patch.get_hatch()  # nothing blank, nothing to explain
+
+
+def _height_of(ax, y: float) -> float:
+    """Where ``y`` (data) sits on the y axis, 0 at the bottom and 1 at the top."""
+    return (ax.transScale + ax.transLimits).transform((1.0, y))[1]
+
+
+def _spread() -> xr.Dataset:
+    """Peak memory over sequence length and batch spanning three decades (2 GiB to 2 TiB), as the seed's does."""
+    seq, batch = np.array([256, 1024, 2048, 4096, 8192]), np.array([1, 4, 16, 64, 256])
+    mem = (2 * GiB * (seq[None, :] / 256) ** 0.5 * batch[:, None] ** 0.8).astype(float)
+    return xr.Dataset({"mem_peak": (("batch", "seq_len"), mem, {"units": "bytes"})},
+                      coords={"batch": _coord("batch", batch), "seq_len": _coord("seq_len", seq)})
+
+
+@pytest.mark.parametrize("budget", ["80GiB", "8GiB", "512GiB"])
+def test_a_budget_line_sits_where_it_can_be_read(budget):
+    ds = _spread()
+    ax = ds.llm.line("mem_peak", x="seq_len", hue="batch", budget=budget)
+    limit = parse_budget(budget, "mem_peak", "bytes")
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == f"mem_peak [{budget[-3:]}]"  # in the budget's unit
+    drawn = ax.lines[-1].get_ydata()[0]
+    assert drawn == limit / scale_of("mem_peak", "bytes", limit).factor
+    assert 0.1 < _height_of(ax, drawn) < 0.9
+    low = min(line.get_ydata().min() for line in ax.lines[:-1])
+    assert _height_of(ax, low) < 0.1  # and every line is drawn whole
+    assert "budget " + budget.replace("GiB", " GiB").replace("TiB", " TiB") in _legend_texts(ax)
+
+
+def test_values_near_their_budget_stay_on_a_linear_axis(mixed):
+    ax = mixed.llm.line("mem_peak", x="seq_len", hue="batch", at={"d_model": 512, "n_layers": 8}, budget="40GiB")
+    assert ax.get_yscale() == "linear"
+    from engine.plot.draw import log_axis
+
+    assert not log_axis(np.array([10.0, 60.0]), 40.0) and not log_axis(np.array([10.0, 60.0]))
+    assert log_axis(np.array([1.0, 200.0])) and not log_axis(np.array([0.0, 200.0]))  # zero: no log
+    assert log_axis(np.array([50.0, 3000.0]), 80.0)  # a budget in the bottom tenth of a linear axis
+    assert log_axis(np.array([1.0, 5.0]), 80.0)  # values in the bottom tenth under their budget
+
+
 def test_the_accessor_needs_no_matplotlib_until_it_draws():
     code = ("import sys; sys.modules['matplotlib'] = None\n"
             "import xarray as xr, engine.plot\n"

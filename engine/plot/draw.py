@@ -15,13 +15,19 @@ from typing import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from engine.plot.fronts import constraints_of, feasible, frontier, pareto_front
+from engine.plot.fronts import Search, constraints_of, feasible, pareto_front
 from engine.plot.select import check_at, check_dim, check_variable, fix_dims
 from engine.plot.units import Scale, parse_budget, scale_for, scale_of
+from engine.runtime.query import EDGE_PREFIX, ENDS, answer_of, edge_note
 
 MISSING_MATPLOTLIB = "plotting needs matplotlib, which is not installed: pip install 'llm-sweep[plot]'"
 BUDGET_COLOR = "tab:red"  # the heatmap's budget contour (on viridis)
 BUDGET_LINE_COLOR = "black"  # a line plot's budget: apart from the colour cycle
+BLANK_HATCH, BLANK_COLOR = "///", "0.75"  # a heatmap's cells without a value
+LOG_SPAN = 100  # a line plot's values (and budget) spanning more than this ratio get a log axis
+SQUEEZED = 0.1  # ... and so do a budget and values one of which a linear axis would hold below this fraction
+TITLE_WIDTH = 64  # characters of a title or legend line before it wraps (fits beside a legend)
+NOTE_WIDTH = 26  # ... of a legend entry beside the axes
 
 
 def pyplot():
@@ -107,14 +113,73 @@ def _lay_out(ax, which: str, axis: Axis) -> None:
 
 
 def _fixed_text(da: xr.DataArray, ds: xr.Dataset) -> str:
-    """``batch=8, seq_len=1024``: the dims of ``ds`` that ``da`` holds at one coordinate."""
+    """``batch=8, seq_len=1024``: the dims of ``ds`` that ``da`` holds at one coordinate, and the coordinates
+    ``ds`` itself was cut to (``cube.sel(d_model=768)``)."""
     fixed = [d for d in ds.dims if d not in da.dims and d in da.coords and da[d].ndim == 0]
+    fixed += [str(c) for c in da.coords if c not in ds.dims and c in ds.coords and ds[c].ndim == 0]
     return ", ".join(f"{d}={da[d].item()}" for d in fixed)
 
 
-def _title(name: str, fixed: str, extra: str = "") -> str:
-    """``mem_peak at batch=8, seq_len=1024``, with a second line for ``extra`` (the budget)."""
-    return name + (f" at {fixed}" if fixed else "") + (f"\n{extra}" if extra else "")
+def _title(name: str, fixed: str, extra: str = "", ds: xr.Dataset | None = None) -> str:
+    """``mem_peak at batch=8, seq_len=1024``, under the model the cube describes (``model_text``), with a line
+    for ``extra`` (the budget)."""
+    model = model_text(ds) if ds is not None else ""
+    query = ds.attrs.get("query", "") if ds is not None else ""  # a query's answer: the question it answers
+    if len(query) > TITLE_WIDTH:  # the question on one line, its constraints on the next
+        query = "\n".join(_wrapped(part) for part in query.replace(" subject to ", "\nsubject to ").splitlines())
+    return "".join(f"{line}\n" for line in (model, query) if line) + name + (f" at {fixed}" if fixed else "") + \
+        (f"\n{extra}" if extra else "")
+
+
+def model_text(ds: xr.Dataset) -> str:
+    """What an llm-sweep cube describes: ``meta-llama-3-8b (mode=inference, precision=bf16)``, ``formula set seed
+    (tied_head=true); vocab=50000``: the architecture or formula set, the device, the options and the fixed
+    inputs as the spec gives them (the dataset's ``spec``; else its ``fixed``); "" for a dataset without them."""
+    attrs = ds.attrs
+    name = attrs.get("arch") or (f"formula set {attrs['formula_set']}" if attrs.get("formula_set") else "")
+    if not name:
+        return ""
+    spec = _spec_tables(attrs.get("spec", ""))
+    if "sweep" in spec:
+        gpu = spec["sweep"].get("gpu")
+        name += f" on {gpu}" if isinstance(gpu, str) else ""
+        options, fixed = spec.get("options", {}), spec.get("fixed", {})
+    else:  # a spec given as a mapping: the values the cube was computed with
+        options, fixed = {}, _pairs(attrs)
+    options_text = ", ".join(f"{k}={_shown(v)}" for k, v in options.items())
+    fixed_text = ", ".join(f"{k}={_shown(v)}" for k, v in fixed.items())
+    return _wrapped(name + (f" ({options_text})" if options_text else "") + (f"; {fixed_text}" if fixed_text else ""))
+
+
+def _spec_tables(spec: str) -> dict:
+    """The tables of the spec a cube keeps in its ``spec`` attribute ({} when it is not TOML)."""
+    import tomllib
+
+    try:
+        tables = tomllib.loads(spec)
+    except (tomllib.TOMLDecodeError, TypeError):
+        return {}
+    return {k: v for k, v in tables.items() if isinstance(v, dict)}
+
+
+def _pairs(attrs: Mapping) -> dict[str, str]:
+    """The dataset's ``fixed`` (``vocab = 50000, ...``) as a mapping, without the values that differ between the
+    combinations of a categorical cube (``fixed_by_combination``: a ``gpu`` dim's device fields)."""
+    pairs = [p for p in str(attrs.get("fixed", "")).split(", ") if " = " in p]
+    by_combination = str(attrs.get("fixed_by_combination", "")).splitlines()
+    lines = [set(line.split(": ", 1)[-1].split(", ")) for line in by_combination if line.strip()]
+    return dict(p.split(" = ", 1) for p in pairs if all(p in line for line in lines))
+
+
+def _shown(value) -> str:
+    """A spec value in a title: ``true``, ``bf16``, ``50000``, ``8e+10`` (numbers from a million on in 4 digits)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value).strip("'")
+    return f"{number:.4g}" if abs(number) >= 1e6 else str(value)
 
 
 def heatmap(ds: xr.Dataset, name: str, x: str, y: str, budget=None, at: Mapping[str, object] | None = None,
@@ -145,8 +210,32 @@ def heatmap(ds: xr.Dataset, name: str, x: str, y: str, budget=None, at: Mapping[
         note = _budget_contour(ax, bar, xaxis, yaxis, values, limit / zscale.factor, _budget_text(da, limit))
     _lay_out(ax, "x", xaxis)
     _lay_out(ax, "y", yaxis)
-    ax.set_title(_title(name, _fixed_text(da, ds), note), fontsize="medium")
+    if np.ma.getmaskarray(values).any():
+        _explain_blank(ax, ds, name)
+    ax.set_title(_title(name, _fixed_text(da, ds), note, ds), fontsize="medium")
     return ax
+
+
+def _explain_blank(ax, ds: xr.Dataset, name: str) -> None:
+    """Hatch the cells without a value and say why in a legend below the axes (``blank_reason``)."""
+    from matplotlib.patches import Patch
+
+    ax.patch.set_facecolor("white")
+    ax.patch.set_hatch(BLANK_HATCH)
+    ax.patch.set_edgecolor(BLANK_COLOR)
+    patch = Patch(facecolor="white", edgecolor=BLANK_COLOR, hatch=BLANK_HATCH, label=blank_reason(ds, name))
+    ax.legend(handles=[patch], loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", frameon=False)
+
+
+def blank_reason(ds: xr.Dataset, name: str) -> str:
+    """Why a cell of ``name`` holds no value: an invalid grid point (``valid``'s conditions), nothing that fits
+    (a query's answer), or the fill value."""
+    if "valid" in ds.data_vars:
+        conditions = ds["valid"].attrs.get("conditions", "")
+        return _wrapped("invalid grid point (valid 0)" + (f": {conditions}" if conditions else ""))
+    if "n_feasible" in ds.data_vars:
+        return "nothing fits (n_feasible 0)"
+    return f"no value ({name} holds its fill)"
 
 
 def _budget_text(da: xr.DataArray, limit: float) -> str:
@@ -194,42 +283,137 @@ def line(ds: xr.Dataset, name: str, x: str, hue: str | None = None, budget=None,
          at: Mapping[str, object] | None = None, ax=None):
     """Variable ``name`` against dim ``x``, one line per coordinate of ``hue`` (if given); returns the Axes.
 
-    Other dims as for ``heatmap``. ``budget`` draws a dashed horizontal line at that value.
+    Other dims as for ``heatmap``. ``budget`` draws a dashed horizontal line at that value. A query's
+    answer whose best point sits on an edge of the grid (its ``at_edge_<dim>`` flags, named in
+    ``ancillary_variables``) is drawn with an open marker.
     """
     check_variable(ds, name)
     check_dim(ds, x, "x")
     if hue is not None:
         check_dim(ds, hue, "hue")
-    da = fix_dims(ds, ds[name], [hue, x] if hue else [x], at)
+    keep = [hue, x] if hue else [x]
+    da = fix_dims(ds, ds[name], keep, at)
     limit = parse_budget(budget, name, ds[name].attrs.get("units")) if budget is not None else None
-    return draw_lines(da, ds, x, hue, limit, ax)
+    flags = [f for f in ds[name].attrs.get("ancillary_variables", "").split() if f.startswith(EDGE_PREFIX)
+             and f in ds.data_vars]
+    edges = Edges.of(ds, flags, keep, at)
+    return draw_lines(da, ds, x, hue, limit, ax, edges=edges)
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Where drawn answers sit on an edge of the grid: 1 over the drawn dims, and the legend's words for it."""
+
+    at_edge: xr.DataArray
+    label: str
+
+    @classmethod
+    def of(cls, points: xr.Dataset, flags: Sequence[str], keep: Sequence[str],
+           at: Mapping[str, object] | None) -> "Edges | None":
+        """The ``at_edge_<dim>`` ``flags`` of ``points`` (beside their answers, ``best_<dim>`` ...) over ``keep``;
+        None when no drawn point sits on an edge."""
+        drawn = {f: fix_dims(points, points[f], keep, at) for f in flags}
+        notes = []
+        for flag, on in drawn.items():
+            dim = flag[len(EDGE_PREFIX):]
+            answer = answer_of(points.data_vars, dim)
+            if answer is None:
+                continue
+            best = fix_dims(points, points[answer], keep, at).values[on.values == 1]
+            attrs = points[flag].attrs
+            notes += [edge_note(answer, dim, end, attrs[f"{end}_of_axis"]) for end in ENDS
+                      if f"{end}_of_axis" in attrs and (best == attrs[f"{end}_of_axis"]).any()]
+        if not notes:
+            return None
+        at_edge = sum((on == 1).astype(int) for on in drawn.values()) > 0
+        return cls(at_edge, "open marker: " + "; ".join(notes) + ", the true answer may lie beyond")
 
 
 def draw_lines(da: xr.DataArray, ds: xr.Dataset, x: str, hue: str | None = None, limit: float | None = None,
-               ax=None, title: str | None = None, yscale: Scale | None = None):
+               ax=None, title: str | None = None, yscale: Scale | None = None, edges: Edges | None = None):
     """Draw ``da`` (over ``(hue, x)`` or ``(x,)``) as lines with markers; NaN leaves a gap.
 
-    ``yscale`` defaults to the scale of ``da``'s own values.
+    ``yscale`` defaults to the scale of ``da``'s own values; the axis is logarithmic when a linear one
+    would squeeze the lines or the budget (``log_axis``). Points where ``edges`` is 1 get an open marker
+    and a legend entry.
     """
     xaxis = axis_of(ds[x])
-    yscale = yscale or scale_for(da)
+    log = log_axis(np.asarray(da.values, dtype=float), limit)
+    yscale = yscale or (_middle_scale(da, limit) if log else scale_for(da))
     ax = _axes(ax)
     rows = [(None, da)] if hue is None else [(v, da.sel({hue: v})) for v in ds[hue].values]
     for value, row in rows:
         label = None if value is None else f"{hue}={value}"
-        ax.plot(xaxis.centers, np.asarray(row.values, dtype=float) / yscale.factor, marker="o", markersize=3,
-                label=label)
+        ys = np.asarray(row.values, dtype=float) / yscale.factor
+        drawn = ax.plot(xaxis.centers, ys, marker="o", markersize=3, label=label)[0]
+        if edges is not None:
+            on = np.asarray((edges.at_edge if value is None else edges.at_edge.sel({hue: value})).values, bool)
+            ax.plot(xaxis.centers[on], ys[on], linestyle="none", marker="o", markersize=6, markerfacecolor="white",
+                    color=drawn.get_color(), zorder=drawn.get_zorder() + 0.1)  # a colour given: the cycle stays
     note = ""
     if limit is not None:
         note = f"budget {_budget_text(da, limit)}"
         ax.axhline(limit / yscale.factor, color=BUDGET_LINE_COLOR, linestyle="--", label=note)
-    if hue is not None or limit is not None:
-        ax.legend(fontsize="small")
+    if log:
+        _log_y(ax)
+    _legends(ax, edges)
     _lay_out(ax, "x", xaxis)
     ax.set_ylabel(yscale.label)
-    ax.set_title(title or _title(str(da.name), _fixed_text(da, ds), note), fontsize="medium")
+    ax.set_title(title or _title(str(da.name), _fixed_text(da, ds), note, ds), fontsize="medium")
     ax.grid(True, alpha=0.3)
     return ax
+
+
+def log_axis(values: np.ndarray, limit: float | None = None) -> bool:
+    """Whether a line plot's y axis is logarithmic: its values (and budget), all positive, span more than
+    ``LOG_SPAN``, or a linear axis from 0 would hold the budget or every value below ``SQUEEZED`` of its height
+    (80 GiB beside 2 TiB; 4 GiB of values under an 80 GiB budget)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or (finite <= 0).any() or (limit is not None and limit <= 0):
+        return False
+    low, high = float(finite.min()), float(finite.max())
+    if limit is None:
+        return high / low > LOG_SPAN
+    return max(high, limit) / min(low, limit) > LOG_SPAN or min(high, limit) / max(high, limit) < SQUEEZED
+
+
+def _legends(ax, edges: Edges | None) -> None:
+    """One legend: beside the axes with an entry per hue (where no line runs under it), then the budget and
+    what an open marker means; without hues, those two below the axes."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    hues = any(not label.startswith("budget") for label in labels)
+    if edges is not None:
+        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=6, markerfacecolor="white",
+                              markeredgecolor="0.3", label=_wrapped(edges.label, NOTE_WIDTH if hues else TITLE_WIDTH)))
+    if hues:
+        ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    elif handles:
+        ax.legend(handles=handles, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+
+
+def _middle_scale(da: xr.DataArray, limit: float | None) -> Scale:
+    """The unit of a log axis: the budget's (``80 GiB`` reads 80), else that of the values' geometric middle."""
+    values = np.asarray(da.values, dtype=float)
+    values = values[np.isfinite(values)]
+    middle = float(limit) if limit is not None else float(np.sqrt(values.min() * values.max()))
+    return scale_of(str(da.name), da.attrs.get("units"), middle)
+
+
+def _log_y(ax) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _wrapped(text: str, width: int = TITLE_WIDTH) -> str:
+    """``text`` in lines of at most ``width`` characters (a title's, a legend entry's)."""
+    import textwrap
+
+    return textwrap.fill(text, width)
 
 
 def frontier_lines(ds: xr.Dataset, where: str | Sequence[str], x: str, maximize: str | None = None,
@@ -238,15 +422,20 @@ def frontier_lines(ds: xr.Dataset, where: str | Sequence[str], x: str, maximize:
     """``frontier(where, maximize, over=[x, hue])`` drawn against ``x`` (one line per ``hue``); returns the Axes.
 
     ``at`` first selects points of the cube (so it fixes dims before the frontier is taken); the
-    frontier's remaining dims must then have one coordinate each.
+    frontier's remaining dims must then have one coordinate each. Points whose best sits on an edge
+    of the grid (``fronts.best_points``) get an open marker: ``≥ 8,192 (the top of the seq_len axis)``.
     """
     keep = [x] + ([hue] if hue else [])
     part = ds.sel(check_at(ds, at, keep))
-    best = frontier(part, where, maximize=maximize, minimize=minimize, over=keep)
-    best = fix_dims(part, best, [hue, x] if hue else [x], None)
-    title = _title(best.attrs["long_name"], _fixed_text(best, ds))
+    search = Search.of(part, where, maximize=maximize, minimize=minimize, over=keep)
+    best = search.frontier()
+    points = search.best_points().assign({str(best.name): best})
+    drawn = [hue, x] if hue else [x]
+    edges = Edges.of(points, [f for f in points.data_vars if str(f).startswith(EDGE_PREFIX)], drawn, None)
+    best = fix_dims(part, best, drawn, None)
+    title = _title(best.attrs["long_name"], _fixed_text(best, ds), ds=ds)
     objective = str(best.name)  # drawn in the scale of its whole range, not of the frontier's values
-    return draw_lines(best, part, x, hue, None, ax, title, scale_for(part[objective], objective))
+    return draw_lines(best, part, x, hue, None, ax, title, scale_for(part[objective], objective), edges)
 
 
 def pareto(ds: xr.Dataset, x: str, y: str, maximize: str | Sequence[str] = (), where=None, ax=None):
@@ -264,7 +453,8 @@ def pareto(ds: xr.Dataset, x: str, y: str, maximize: str | Sequence[str] = (), w
             markersize=4, label=f"Pareto front ({front.sizes['point']} points)")
     ax.set_xlabel(xscale.label)
     ax.set_ylabel(yscale.label)
-    ax.set_title(f"Pareto front: {front.attrs['senses']}", fontsize="medium")
+    model = model_text(ds)
+    ax.set_title((f"{model}\n" if model else "") + f"Pareto front: {front.attrs['senses']}", fontsize="medium")
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
     return front, ax

@@ -12,13 +12,15 @@ broadcasts them against each other by dim name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import xarray as xr
 
 from engine.plot.select import check_dim, check_variable
-from engine.runtime.query import OPS, Constraint, make_query, parse_constraint
+from engine.runtime.query import (OPS, Constraint, clipping_ends, edge_attrs, edge_flags, edge_name, has_edges,
+                                  make_query, parse_constraint)
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -68,49 +70,118 @@ def frontier(ds: xr.Dataset, where: str | Sequence[str], maximize: str | None = 
 
     Returns a float DataArray named after the objective, with its ``units`` and a ``long_name``
     that states the frontier; NaN where no point satisfies the constraints. ValueError for an
-    unknown variable or dim, or a dim both in ``over`` and ``across``.
+    unknown variable or dim, or a dim both in ``over`` and ``across``. Where the answer sits on an
+    end of an ``across`` axis (the grid may clip it): ``best_points``.
     """
-    if (maximize is None) == (minimize is None):
-        raise ValueError("give the objective as maximize=NAME or minimize=NAME (one of them)")
-    objective = maximize or minimize
-    sense = "max" if maximize else "min"
-    over = _names(over)
-    for dim in over:
-        check_dim(ds, dim, "over")
-    if objective not in ds.dims:
-        check_variable(ds, objective)
-    across = _names(across) or ((objective,) if objective in ds.dims else
-                                tuple(str(d) for d in ds[objective].dims if d not in over))
-    both = [d for d in across if d in over]
-    if both:
-        raise ValueError(f"{', '.join(both)}: a dim is either kept (over) or maximized across (across), not both")
-    if objective in ds.dims and objective not in across:
-        raise ValueError(f"the objective {objective!r} is a dim: list it in across")
-    if not across:
-        raise ValueError(f"nothing to maximize across: every dim of {objective!r} is in over; give across=[...]")
-    query = make_query(_names(where), maximize, minimize, across, list(map(str, ds.data_vars)),
-                       list(map(str, ds.dims)))
-    values = ds[objective]
-    if values.dtype.kind not in "iuf":
-        raise ValueError(f"the objective {objective!r} holds {values.dtype} values, not numbers")
-    chosen = values.where(feasible(ds, query.where))
-    missing = [d for d in across if d not in chosen.dims]
-    if missing:
-        raise ValueError(f"no variable of this frontier varies along {', '.join(missing)}; leave it out of across")
-    best = chosen.max(across, skipna=True) if sense == "max" else chosen.min(across, skipna=True)
-    for dim in over:  # a frontier drawn over a dim nothing depends on is the same at each coordinate
-        if dim not in best.dims:
-            best = xr.broadcast(best, ds[dim])[0]
-    order = list(over) + [d for d in ds.dims if d in best.dims and d not in over]
-    best = best.transpose(*order).astype(float)
-    best.name = objective
-    word = "largest" if sense == "max" else "smallest"
-    condition = " and ".join(map(str, query.where))
-    best.attrs = {"units": values.attrs.get("units", "1"),
-                  "long_name": f"{word} {objective}" + (f" such that {condition}" if condition else ""),
-                  "frontier": f"{sense} of {objective} across {', '.join(across)} subject to "
-                              f"{condition or 'no constraint'}"}
-    return best
+    return Search.of(ds, where, maximize, minimize, over, across).frontier()
+
+
+def best_points(ds: xr.Dataset, where: str | Sequence[str], maximize: str | None = None, minimize: str | None = None,
+                over: str | Sequence[str] | None = None, across: str | Sequence[str] | None = None) -> xr.Dataset:
+    """Where ``frontier(...)`` (same arguments) is reached, and whether the grid may clip it, as a query answers it.
+
+    A Dataset over the frontier's dims: ``best_<dim>``, the coordinate of the best point along each
+    ``across`` dim other than the objective (the first in grid order on ties, as the on-device query),
+    and ``at_edge_<dim>``, 1 where the best point sits on an end of the ``<dim>`` axis that can clip
+    it, 0 inside (``engine.runtime.query.clipping_ends``: both ends, the objective's own axis only the
+    end it is pushed towards, no bottom at an input's smallest value), NaN where nothing fits; with
+    the query's attributes (``top_of_axis``, ``cells_at_top_of_axis``, ...). Labels (categorical dims)
+    and single values have no ends and no flag.
+    """
+    return Search.of(ds, where, maximize, minimize, over, across).best_points()
+
+
+@dataclass(frozen=True)
+class Search:
+    """A frontier's question, checked against the cube: the objective among the points that satisfy ``where``."""
+
+    ds: xr.Dataset
+    objective: str
+    sense: str  # "max" or "min"
+    over: tuple[str, ...]
+    across: tuple[str, ...]
+    where: tuple[Constraint, ...]
+    chosen: xr.DataArray  # the objective where every constraint holds, NaN elsewhere
+
+    @classmethod
+    def of(cls, ds: xr.Dataset, where, maximize=None, minimize=None, over=None, across=None) -> "Search":
+        """The search ``frontier`` describes (ValueError naming the fix for a bad argument)."""
+        if (maximize is None) == (minimize is None):
+            raise ValueError("give the objective as maximize=NAME or minimize=NAME (one of them)")
+        objective = maximize or minimize
+        over = _names(over)
+        for dim in over:
+            check_dim(ds, dim, "over")
+        if objective not in ds.dims:
+            check_variable(ds, objective)
+        across = _names(across) or ((objective,) if objective in ds.dims else
+                                    tuple(str(d) for d in ds[objective].dims if d not in over))
+        both = [d for d in across if d in over]
+        if both:
+            raise ValueError(f"{', '.join(both)}: a dim is either kept (over) or maximized across (across), not both")
+        if objective in ds.dims and objective not in across:
+            raise ValueError(f"the objective {objective!r} is a dim: list it in across")
+        if not across:
+            raise ValueError(f"nothing to maximize across: every dim of {objective!r} is in over; give across=[...]")
+        query = make_query(_names(where), maximize, minimize, across, list(map(str, ds.data_vars)),
+                           list(map(str, ds.dims)))
+        values = ds[objective]
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"the objective {objective!r} holds {values.dtype} values, not numbers")
+        chosen = values.where(feasible(ds, query.where))
+        missing = [d for d in across if d not in chosen.dims]
+        if missing:
+            raise ValueError(f"no variable of this frontier varies along {', '.join(missing)}; leave it out of across")
+        return cls(ds, objective, "max" if maximize else "min", over, across, query.where, chosen)
+
+    def frontier(self) -> xr.DataArray:
+        """The best objective over the kept dims (``frontier``)."""
+        chosen, across = self.chosen, list(self.across)
+        best = chosen.max(across, skipna=True) if self.sense == "max" else chosen.min(across, skipna=True)
+        best = self._laid_out(best).astype(float)
+        best.name = self.objective
+        word = "largest" if self.sense == "max" else "smallest"
+        condition = " and ".join(map(str, self.where))
+        best.attrs = {"units": self.ds[self.objective].attrs.get("units", "1"),
+                      "long_name": f"{word} {self.objective}" + (f" such that {condition}" if condition else ""),
+                      "frontier": f"{self.sense} of {self.objective} across {', '.join(self.across)} subject to "
+                                  f"{condition or 'no constraint'}"}
+        return best
+
+    def best_points(self) -> xr.Dataset:
+        """``best_<dim>`` and ``at_edge_<dim>`` over the kept dims (``best_points``)."""
+        reduced = [str(d) for d in self.ds.dims if d in self.across]  # grid order: a tie goes to the first point
+        kept = [str(d) for d in self.chosen.dims if d not in reduced]
+        block = self.chosen.transpose(*kept, *reduced)
+        values = np.asarray(block.values, dtype=float).reshape(block.shape[:len(kept)] + (-1,))
+        nothing = np.isnan(values).all(axis=-1)
+        filled = np.where(np.isnan(values), -np.inf if self.sense == "max" else np.inf, values)
+        flat = np.argmax(filled, axis=-1) if self.sense == "max" else np.argmin(filled, axis=-1)
+        index = np.unravel_index(flat, block.shape[len(kept):])
+        coords = {d: block[d] for d in kept}
+        data = {}
+        labels = set(str(self.ds.attrs.get("categories", "")).replace(",", " ").split())
+        for dim, i in zip(reduced, index):
+            axis = self.ds[dim].values
+            best = np.where(nothing, np.nan, axis[i].astype(float)) if axis.dtype.kind in "iuf" else \
+                np.where(nothing, "", axis[i])
+            answer = self.objective if dim == self.objective else f"best_{dim}"
+            if dim != self.objective:
+                data[answer] = xr.DataArray(best, dims=kept, coords=coords, attrs=dict(self.ds[dim].attrs))
+            ends = clipping_ends(dim, axis, self.objective, self.sense)
+            if dim in labels or not has_edges(axis) or not ends:
+                continue
+            data[edge_name(dim)] = xr.DataArray(edge_flags(best, axis, ends), dims=kept, coords=coords,
+                                                attrs=edge_attrs(answer, dim, best, axis, ends))
+        return xr.Dataset({name: self._laid_out(da) for name, da in data.items()})
+
+    def _laid_out(self, da: xr.DataArray) -> xr.DataArray:
+        """``da`` over the ``over`` dims first (broadcast where nothing depends on one), then the cube's others."""
+        for dim in self.over:  # a frontier drawn over a dim nothing depends on is the same at each coordinate
+            if dim not in da.dims:
+                da = xr.broadcast(da, self.ds[dim])[0]
+        order = list(self.over) + [d for d in self.ds.dims if d in da.dims and d not in self.over]
+        return da.transpose(*order)
 
 
 def nondominated(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -374,18 +374,29 @@ def edge_lines(ds) -> list[str]:
     if not flags:
         return []
     cells = int((np.asarray(ds["n_feasible"].values) > 0).sum()) if "n_feasible" in ds.data_vars else None
+    of = f" of {cells:,}" if cells is not None else ""
     lines = []
     for flag in flags:
         dim = flag[len(EDGE_PREFIX):]
-        answer = next((a for a in (f"best_{dim}", f"max_{dim}", f"min_{dim}") if a in ds.data_vars), dim)
+        answer = answer_of(ds.data_vars, dim) or dim
         for end in ENDS:
             n = ds[flag].attrs.get(f"cells_at_{end}_of_axis")
-            if not n:
-                continue
-            of = f" of {cells:,}" if cells is not None else ""
-            lines.append(f"{answer.replace('_', ' ', 1)} {_BEYOND[end]} {_number(ds[flag].attrs[f'{end}_of_axis'])} "
-                         f"(the {end} of the {dim} axis) in {int(n):,}{of} cells: the true answer may lie beyond")
+            if n:
+                lines.append(f"{edge_note(answer, dim, end, ds[flag].attrs[f'{end}_of_axis'])} in {int(n):,}{of} "
+                             "cells: the true answer may lie beyond")
     return lines
+
+
+def answer_of(names, dim: str) -> str | None:
+    """Of ``names``, the answer along ``dim``: ``best_<dim>``, ``max_<dim>`` or ``min_<dim>`` (the objective's
+    own axis), or ``<dim>`` itself (a frontier's objective); None if none is there."""
+    return next((a for a in (f"best_{dim}", f"max_{dim}", f"min_{dim}", dim) if a in names), None)
+
+
+def edge_note(answer: str, dim: str, end: str, value) -> str:
+    """``best d_model ≥ 4,096 (the top of the d_model axis)``: an answer on an end of its axis, in words."""
+    word = answer if answer == dim else f"{answer[:-len(dim)].rstrip('_')} {dim}"
+    return f"{word} {_BEYOND[end]} {_number(value)} (the {end} of the {dim} axis)"
 
 
 def _number(value) -> str:
