@@ -130,6 +130,16 @@ def test_no_flag_for_an_axis_without_ends():
     assert not has_edges(np.array([4096])) and has_edges(np.array([1.5, 0.5]))
 
 
+def test_a_categorical_dim_of_numbers_has_no_flag():
+    """ZeRO stages 0-3 are labels of one kernel each, not an axis with ends; dp beside them is one."""
+    request = parse_spec({"sweep": {"arch": "gpt2", "quantities": ["mem_peak"]}, "options": {"precision": "bf16"},
+                          "fixed": {"seq_len": 1024}, "axes": {"zero": [0, 1, 2, 3], "dp": [1, 2, 4, 8],
+                                                                "batch": [1, 2, 4]}})
+    ds = run_query(request, _query(request, "mem_peak <= 3GiB", ["zero", "dp", "batch"], maximize="batch")).dataset
+    assert sorted(v for v in ds.data_vars if v.startswith("at_edge_")) == ["at_edge_batch", "at_edge_dp"]
+    assert "at_edge_dp" in ds["max_batch"].attrs["ancillary_variables"].split()
+
+
 def test_a_count_only_query_has_no_flags(request_):
     ds = run_query(request_, _query(request_, "mem_peak <= 4GiB", ["d_model"])).dataset
     assert list(ds.data_vars) == ["n_feasible"]
