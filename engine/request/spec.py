@@ -73,6 +73,7 @@ import sympy
 
 from engine.errors import LlmSweepDeprecation, SpecError, check_keys, read_user_file
 from engine.files import inside_folder
+from engine.progress import note
 from engine.request.numerics import EXACT, NAMES as NUMERICS_NAMES, Numerics
 from engine.symbolic.formulas import FORMULA_SETS, FormulaSet, OptionSpec, build_formula_set, options_for
 from engine.symbolic.formulas.base import show_value
@@ -254,7 +255,9 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
         raise err("axes", f"every dim is categorical ({', '.join(labels)}); a cube needs a swept input as well: "
                           "give one in [axes], with a single value if you like (e.g. batch = [1])")
     variants = {}
-    for combo, fs in zip(combos, built):
+    for k, (combo, fs) in enumerate(zip(combos, built), 1):
+        if len(combos) > 1:
+            note(f"checking inputs of combination {k} of {len(combos)}")
         own = {**fixed, **_device_fields(err, source, sweep, combo, fs, set(fixed) | set(axes))}
         _check_inputs(err, combo, fs, quantities, own, [a for a in axes if a not in labels])
         variants[tuple(combo.values())] = Variant(fs.options, own, fs)
@@ -354,9 +357,11 @@ def _formulas_by_combination(err: "_Errors", source: str, arch_name: Any, name: 
                              combos: list[dict]) -> tuple[list[FormulaSet], str]:
     """Each combination's formula set (built once for combinations that differ only in gpu), and the set's name."""
     shared: dict[tuple, tuple[FormulaSet, str]] = {}
-    for combo in combos:
+    for i, combo in enumerate(combos, 1):
         chosen = tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM)
         if chosen not in shared:
+            if len(combos) > 1:
+                note(f"building formulas of combination {i} of {len(combos)}")
             shared[chosen] = _combination_formulas(err, source, arch_name, name, options, combo)
     built = [shared[tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM)] for combo in combos]
     return [fs for fs, _ in built], built[0][1]

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+import sympy
+
+from engine.symbolic.formulas.base import exact_number
+
 if TYPE_CHECKING:
     from engine.request.spec import SweepRequest
 
@@ -45,17 +49,114 @@ def natural_dims(request: "SweepRequest") -> dict[str, tuple[str, ...]]:
 
 
 def _plain_dims(request: "SweepRequest") -> dict[str, set[str]]:
-    """The numeric dims of each output of a request without categorical dims."""
-    given = {**{a: None for a in request.axes}, **request.fixed}
-    out = {q: _swept(request.formulas.resolve(q, given), request) for q in request.quantities}
-    conditions = [cond for _, cond in request.formulas.conditions(given)]
+    """The numeric dims of each output of a request without categorical dims, from the dependency graph
+    (``FormulaSet.reaches``): no expression is inlined or resolved."""
+    fs, axes = request.formulas, set(request.axes)
+    given = axes | set(request.fixed)
+    out = _folded_dims(request)
+    # conditions are small expressions over inputs: applied exactly (a condition the fixed values make true
+    # drops out, e.g. n_dense_layers <= n_layers at n_dense_layers = 0, and adds no dim to ``valid``)
+    conditions = [cond for _, cond in fs.conditions({**{a: None for a in request.axes}, **request.fixed})]
     if conditions:
-        out["valid"] = set().union(*(_swept(c, request) for c in conditions))
+        out["valid"] = set().union(*(set(expression_dims(c, request.axes)) for c in conditions))
     return out
 
 
-def _swept(expr, request: "SweepRequest") -> set[str]:
-    return set(expression_dims(expr, request.axes))
+def _folded_dims(request: "SweepRequest") -> dict[str, set[str]]:
+    """Each requested quantity's swept inputs, walking the dependency graph with the fixed values folded into each
+    definition (not inlined): a sub-quantity the fixed values make constant (``time_bubble`` at ``pp = 1`` is 0)
+    is put in as that constant, so its inputs drop out. A superset of the free symbols of the resolved
+    expression only where terms of different sub-quantities cancel."""
+    fs, axes = request.formulas, set(request.axes)
+    given = {**{a: None for a in request.axes}, **request.fixed}
+    by_symbol = {q.symbol: q.name for q in fs.quantities.values()}
+    folded: dict[str, tuple] = {}  # quantity -> (its folded definition, its dims)
+
+    def visit(name: str) -> tuple:
+        if name in folded:
+            return folded[name]
+        definition = fs.quantities[name].definition
+        inner = [s for s in definition.free_symbols if s in by_symbol]
+        if not _cheap(definition):  # not rebuilt (a Max or Piecewise costs sympy tens of ms): walked as it is
+            value, dims = walk(definition)
+            folded[name] = (definition if value is None else value, dims)
+            return folded[name]
+        inlined = {}
+        for s in inner:
+            value, _ = visit(by_symbol[s])
+            if value.is_number or _cheap(value):
+                inlined[s] = value
+        expr = fs.apply(definition.xreplace(inlined) if inlined else definition, given)
+        dims = set()
+        for s in expr.free_symbols:
+            dims |= visit(by_symbol[s])[1] if s in by_symbol else ({s.name} & axes)
+        folded[name] = (expr, dims)
+        return folded[name]
+
+    def leaf(s) -> tuple:
+        """A symbol's constant value (or None) and dims: a quantity's folded ones, a fixed input's value, a swept
+        input itself, an input neither given nor defaulted nothing, a defaulted one its default's."""
+        if s in by_symbol:
+            value, dims = visit(by_symbol[s])
+            return (value if value.is_number else None), dims
+        if s.name in axes:
+            return None, {s.name}
+        if s.name in request.fixed:
+            return exact_number(request.fixed[s.name]), set()
+        if s.name in fs.defaults:
+            return walk(sympy.sympify(fs.defaults[s.name]))
+        return None, set()
+
+    walk = _Walker(leaf)
+    return {q: visit(q)[1] for q in request.quantities}
+
+
+class _Walker:
+    """The swept dims of an expression without rebuilding it: its tree is walked, leaves answered by ``leaf``
+    (constant value or None, dims); a node whose arguments are all constants is evaluated (numbers only: cheap),
+    a product with a zero factor is 0, and a ``Piecewise`` keeps only the branches whose conditions the constants
+    do not decide False, up to the first they decide True. A superset of the dims of the resolved expression
+    only where non-constant terms cancel."""
+
+    def __init__(self, leaf):
+        self.leaf = leaf
+
+    def __call__(self, expr) -> tuple:
+        if expr.is_Number or expr in (sympy.true, sympy.false):
+            return expr, set()
+        if expr.is_Symbol:
+            return self.leaf(expr)
+        if isinstance(expr, sympy.Piecewise):
+            return self._piecewise(expr)
+        parts = [self(a) for a in expr.args]
+        if all(v is not None for v, _ in parts):
+            return expr.func(*(v for v, _ in parts)), set()
+        if expr.is_Mul and any(v is not None and v.is_zero for v, _ in parts):
+            return sympy.Integer(0), set()
+        return None, set().union(*(d for _, d in parts))
+
+    def _piecewise(self, expr) -> tuple:
+        dims, live = set(), []
+        for branch, cond in expr.args:
+            decided, cond_dims = self(cond)
+            if decided is sympy.false:
+                continue
+            value, branch_dims = self(branch)
+            live.append(value)
+            dims |= branch_dims
+            if decided is sympy.true:
+                break
+            dims |= cond_dims
+        if len(live) == 1 and live[0] is not None and not dims:
+            return live[0], set()
+        return None, dims
+
+
+def _cheap(expr) -> bool:
+    """A folded definition built from sums and products alone (no ``Max``, ``Piecewise``, ``floor``, ...): put in
+    its parents it costs nothing to rebuild, and terms that cancel there (``params_active - params_embedding``)
+    take their inputs with them. What has functions stays a symbol: rebuilding those is what made resolving slow."""
+    return not expr.has(sympy.Piecewise) and not expr.atoms(sympy.Function)
 
 
 def expression_dims(expr, axes: Sequence[str]) -> tuple[str, ...]:

@@ -1,0 +1,66 @@
+"""What a long command is doing now: one status line on stderr, rewritten in place (pure Python).
+
+A command turns it on around its work (``with reporting(enabled)``); the layers below say which phase
+they are in (``note("compiling kernel 3 of 24")``) without knowing who listens: with nothing turned on,
+or when stderr is not a terminal, ``note`` does nothing. The chunk progress bar of a run
+(``engine.runtime.sweep.Progress``) writes on the same line after the last phase.
+
+    >>> with reporting(True):                                   # doctest: +SKIP
+    ...     note("building formulas 1 of 24 (recompute = 'none')")
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+_active: "_Status | None" = None
+
+
+class _Status:
+    def __init__(self, stream):
+        self.stream = stream
+        self.shown = False
+        self.start = time.perf_counter()
+
+    def write(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(f"\r{text} [{elapsed:.0f} s]\x1b[K")  # \x1b[K: clear what a longer line left
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+@contextmanager
+def reporting(enabled: bool, stream=None):
+    """Show ``note``s on ``stream`` (stderr) while the block runs, when ``enabled`` and it is a terminal; the
+    line is cleared when the block ends, so what the command prints next starts on a clean line."""
+    global _active
+    stream = stream or sys.stderr
+    if not enabled or not getattr(stream, "isatty", lambda: False)() or _active is not None:
+        yield
+        return
+    _active = _Status(stream)
+    try:
+        yield
+    finally:
+        _active.clear()
+        _active = None
+
+
+def note(text: str) -> None:
+    """Say which phase the command is in (``"compiling kernel 3 of 24"``); nothing when no one reports."""
+    if _active is not None:
+        _active.write(text)
+
+
+def clear() -> None:
+    """Clear the status line (before printing something else mid-command)."""
+    if _active is not None:
+        _active.clear()
