@@ -363,6 +363,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _run(args) -> int:
+    from engine.progress import reporting
+
+    with reporting(not args.quiet):  # formulas, kernels, compiling, writing: one status line on a terminal
+        return _run_sweep(args)
+
+
+def _run_sweep(args) -> int:
     from dataclasses import replace
 
     from engine.errors import LlmSweepDeprecation
@@ -372,6 +379,7 @@ def _run(args) -> int:
     from engine.errors import SpecError
     from engine.files import check_target, remove_leftovers
     from engine.runtime.plan import parse_bytes
+    from engine.progress import clear as clear_status, note
     from engine.runtime.query import make_query
 
     if args.output == "":
@@ -413,6 +421,7 @@ def _run(args) -> int:
         raise SpecError(args.spec, "--part", "a query reduces the whole grid; run it on one process")
     from engine.signals import deferred
 
+    note("loading JAX")
     with deferred():  # JAX and xarray load only when a sweep runs; a signal here waits for the import to end
         from engine.runtime import sweep
 
@@ -439,6 +448,7 @@ def _run(args) -> int:
         from engine.sinks.dataset import write_netcdf
         from engine.sinks.zarr_store import write_store
 
+        note(f"writing {output}")
         (write_store if zarr_out else write_netcdf)(result.dataset, output, request.compression, inputs)
         result.write_seconds, result.path = time.perf_counter() - t0, output
         objective = request.query.objective
@@ -458,6 +468,7 @@ def _run(args) -> int:
     else:
         result = sweep.run_to_netcdf(request, output, budget, progress, inputs=inputs)
         headline = request.headline
+    clear_status()
     if not args.quiet:
         print(result.summary(headline, args.spec))
         if request.query is not None:

@@ -36,6 +36,7 @@ from engine.request.numerics import INT64_FILL
 from engine.sinks.dataset import holds_result, request_record
 from engine.errors import ResourceError
 from engine.files import disk_bytes
+from engine.progress import note
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, format_bytes, plan_chunks
 from engine.runtime.query import Query, edge_lines
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, Timing
@@ -246,7 +247,10 @@ def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: 
     kernel in ``device_function`` and ``slab``, and chunk indices over every dim of the cube.
     """
     t0 = time.perf_counter()
-    parts = [replace(s, kernel=kernel_for(s.request, s.dims)) for s in slabs(request)]
+    parts, pieces = [], slabs(request)
+    for k, s in enumerate(pieces, 1):
+        note(f"building kernel {k} of {len(pieces)}" if len(pieces) > 1 else "building the kernel")
+        parts.append(replace(s, kernel=kernel_for(s.request, s.dims)))
     kernel = Stack(request) if request.categories else parts[0].kernel
     placing = getattr(sink, "slab", None)
     if request.categories and placing is None:
@@ -255,7 +259,10 @@ def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: 
     sink.prepare(request, kernel)
     plan = plan_for(parts[0].request, kernel, budget)
     wraps = [sink.device_function(p.request, p.kernel, plan) for p in parts]
-    compile_seconds = time.perf_counter() - t0 + sum(_compile(p.kernel, plan, w) for p, w in zip(parts, wraps))
+    compile_seconds = time.perf_counter() - t0
+    for k, (p, w) in enumerate(zip(parts, wraps), 1):
+        note(f"compiling kernel {k} of {len(parts)} (XLA)" if len(parts) > 1 else "compiling the kernel (XLA)")
+        compile_seconds += _compile(p.kernel, plan, w)
     sink.start(request, kernel, plan)
     try:
         t0 = time.perf_counter()
@@ -265,6 +272,7 @@ def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: 
                 placing(part)
             _pipeline(part.kernel, part.request, plan, _placed(part, sink.consume), wrap, bar)
         timing = Timing(compile_seconds, time.perf_counter() - t0, plan, len(jax.local_devices()), len(parts))
+        note("finishing the output")
         return sink.finish(timing)
     except BaseException:
         sink.abort()
@@ -379,7 +387,7 @@ class Progress:
         frac = self.done / self.total if self.total else 1
         bar = "#" * int(30 * frac)
         self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} points "
-                          f"{rate:,.0f}/s ETA {eta:,.0f}s ")
+                          f"{rate:,.0f}/s ETA {eta:,.0f}s \x1b[K")
         if self.done >= self.total:
             self.stream.write("\n")
         self.stream.flush()
