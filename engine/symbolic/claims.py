@@ -22,6 +22,7 @@ tolerance it must hold exactly (derived values are exact rationals).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -82,6 +83,10 @@ def _check_one(source: str, name: str, shared: Mapping, index: int, entry: Any) 
     for key in ("claim", "claimed", "expr"):
         if key not in entry:
             raise SpecError(source, where, f"missing {key!r}")
+    for key in ("options", "values"):
+        if not isinstance(entry.get(key, {}), Mapping):
+            raise SpecError(source, f"{where}.{key}", "must be a table of " + (
+                "structural options, e.g. { tied_head = false }" if key == "options" else "input = value"))
     try:
         formulas = build_formula_set(name, dict(entry.get("options", {})))
     except ValueError as exc:
@@ -90,25 +95,39 @@ def _check_one(source: str, name: str, shared: Mapping, index: int, entry: Any) 
     for key, value in values.items():
         if key not in SYMBOLS:
             raise SpecError(source, f"{where}.values.{key}", f"unknown input; valid inputs: {', '.join(SYMBOLS)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise SpecError(source, f"{where}.values.{key}", f"must be a positive number, got {value!r}")
+        values[key] = _input_value(source, f"{where}.values.{key}", key, value)
     derived = _evaluate(source, f"{where}.expr", formulas, entry["expr"], values)
     claimed_raw = entry["claimed"]
     if isinstance(claimed_raw, str):
         claimed = _evaluate(source, f"{where}.claimed", formulas, claimed_raw, values)
     elif isinstance(claimed_raw, (int, float)) and not isinstance(claimed_raw, bool):
+        if not math.isfinite(claimed_raw):  # TOML nan, inf, and 1e400 (read as inf)
+            raise SpecError(source, f"{where}.claimed", f"must be a finite number, got {claimed_raw!r}; a number "
+                                                        "beyond a float's range is written as an expression string, "
+                                                        'e.g. "10**400"')
         claimed = exact_number(claimed_raw)
     else:
         raise SpecError(source, f"{where}.claimed", f"must be a number or an expression string, got {claimed_raw!r}")
     tol = sympy.Integer(0)
     for key in ("abs_tol", "rel_tol"):
         t = entry.get(key, 0)
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or t < 0:
-            raise SpecError(source, f"{where}.{key}", f"must be a non-negative number, got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise SpecError(source, f"{where}.{key}", f"must be a non-negative finite number, got {t!r}")
         scale = 1 if key == "abs_tol" else abs(claimed)
         tol = sympy.Max(tol, exact_number(t) * scale)
     ok = bool(abs(derived - claimed) <= tol)
     return Claim(str(entry["claim"]), claimed, derived, ok, str(entry.get("note", "")))
+
+
+def _input_value(source: str, key: str, name: str, value: Any) -> int | float:
+    """A claim's value of input ``name``, as a spec takes it: integer inputs (sizes, counts) a whole number
+    of at least the input's minimum (768.0 is read as 768; 768.5 is refused: a fractional count), the rest
+    a positive finite number."""
+    info = SYMBOLS[name]
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not number or (value != int(value) or value < info.minimum if info.integer else value <= 0):
+        raise SpecError(source, key, f"{name} must be {info.kind}, got {value!r}")
+    return int(value) if info.integer else value
 
 
 def _evaluate(source: str, key: str, formulas: FormulaSet, text: Any, values: Mapping) -> sympy.Expr:

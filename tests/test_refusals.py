@@ -1,0 +1,68 @@
+"""User errors that once escaped as tracebacks or passed as silent nonsense (issue 23 items 4 and 6).
+
+Each is refused in one line on stderr with exit 2, naming what was wrong, where, and what is valid.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.cli import main
+
+
+def refused(capsys, *argv) -> str:
+    """Run ``llm-sweep ARGV`` in-process; assert one ``error:`` line and exit 2; return the line."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ": error: " in lines[0], err
+    return lines[0]
+
+
+CLAIM = 'formula_set = "seed"\n[values]\nd_model = 768\nn_layers = 12\nvocab = 50000\n' \
+        '[[claim]]\nclaim = "x"\nexpr = "params_total"\n'
+
+
+@pytest.mark.parametrize("claimed", ["nan", "inf", "-inf", "1e400"])
+def test_non_finite_claimed_number_is_refused(claimed, tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(CLAIM + f"claimed = {claimed}\n")
+    line = refused(capsys, "check", str(path))
+    assert "claim[0].claimed: must be a finite number" in line and '"10**400"' in line
+
+
+@pytest.mark.parametrize("key", ["abs_tol", "rel_tol"])
+@pytest.mark.parametrize("tol", ["nan", "inf", "1e400"])
+def test_non_finite_tolerance_is_refused(key, tol, tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(CLAIM + f"claimed = 1\n{key} = {tol}\n")
+    assert f"claim[0].{key}: must be a non-negative finite number" in refused(capsys, "check", str(path))
+
+
+@pytest.mark.parametrize("value, what", [("768.5", "d_model must be a positive integer, got 768.5"),
+                                         ("nan", "d_model must be a positive integer, got nan"),
+                                         ("inf", "d_model must be a positive integer, got inf"),
+                                         ("0", "d_model must be a positive integer, got 0"),
+                                         ('"768"', "d_model must be a positive integer, got '768'")])
+def test_fractional_or_non_finite_size_in_claims_is_refused(value, what, tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(CLAIM.replace("d_model = 768", f"d_model = {value}") + "claimed = 1\n")
+    assert f"claim[0].values.d_model: {what}" in refused(capsys, "check", str(path))
+
+
+def test_claims_real_input_and_whole_float_still_read(tmp_path, capsys):
+    """768.0 is the size 768 (as before); a real input (alpha) takes any positive finite number."""
+    path = tmp_path / "c.toml"
+    path.write_text(CLAIM.replace("d_model = 768", "d_model = 768.0") + "claimed = 123417600\n"
+                    '[[claim]]\nclaim = "a"\nexpr = "alpha"\nclaimed = 0.07\nvalues = { alpha = 0.07 }\n')
+    assert main(["check", str(path)]) == 0
+    assert "2 hold, 0 wrong" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, key", [("values = 5", "claim[0].values"), ("options = 5", "claim[0].options")])
+def test_claim_tables_of_the_wrong_type_are_refused(extra, key, tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(CLAIM + f"claimed = 1\n{extra}\n")
+    assert f"{key}: must be a table" in refused(capsys, "check", str(path))
