@@ -29,7 +29,9 @@ the attribute ``query_ignored`` says so.
 
 Categorical dims (``recompute = ["none", "full"]`` in ``[axes]``) are supported: each combination of
 labels read is evaluated by its own kernel (``categories.slabs``), in the cube's dtypes (an integer
-fill becomes NaN where another combination makes the quantity float64).
+fill becomes NaN where another combination makes the quantity float64). Their coordinates are
+encoded like the file's (codes beside ``<dim>_label``, ``sinks.categorical``) and decoded back to the
+labels, as ``open_cube`` decodes a written cube.
 
 Memory: one read may take at most ``READ_MEMORY_FRACTION`` of the available host memory (else a
 one-line ``ResourceError`` naming its size; read a smaller slab or open with ``chunks=``); a read is
@@ -89,12 +91,14 @@ class LlmSweepBackend(BackendEntrypoint):
     def open_dataset(self, filename_or_obj, *, drop_variables=None, mask_and_scale=True, decode_times=True,
                      decode_timedelta=None, use_cftime=None, concat_characters=True, decode_coords=True) -> xr.Dataset:
         """The cube of the spec ``filename_or_obj`` (a path, or a ``SweepRequest``), nothing evaluated."""
+        from engine.sinks.categorical import decode_categories
+
         request = spec_request(filename_or_obj)
         raw = virtual_dataset(request)
-        return xr.decode_cf(raw, mask_and_scale=mask_and_scale, decode_times=decode_times,
-                            decode_timedelta=decode_timedelta, use_cftime=use_cftime,
-                            concat_characters=concat_characters, decode_coords=decode_coords,
-                            drop_variables=drop_variables)
+        return decode_categories(xr.decode_cf(raw, mask_and_scale=mask_and_scale, decode_times=decode_times,
+                                              decode_timedelta=decode_timedelta, use_cftime=use_cftime,
+                                              concat_characters=concat_characters, decode_coords=decode_coords,
+                                              drop_variables=drop_variables))
 
     def guess_can_open(self, filename_or_obj) -> bool:
         """A ``SweepRequest``, or a ``.toml`` file with ``[sweep]`` and ``[axes]`` tables."""
@@ -104,9 +108,19 @@ class LlmSweepBackend(BackendEntrypoint):
         return path is not None and path.suffix == SPEC_SUFFIX and _looks_like_spec(path)
 
 
-def open_cube(spec, **kwargs) -> xr.Dataset:
-    """``xr.open_dataset(spec, engine="llm-sweep", **kwargs)``: the virtual cube of a spec path or request."""
-    return xr.open_dataset(spec, engine=ENGINE, **kwargs)
+def open_cube(source, **kwargs) -> xr.Dataset:
+    """A cube with its labels: the virtual cube of a spec path or request (``xr.open_dataset(spec,
+    engine="llm-sweep", **kwargs)``), or a written cube -- a netCDF file, a ``.zarr`` store -- opened with
+    ``xr.open_dataset(path, **kwargs)`` and its categorical codes turned back into labels
+    (``sinks.categorical.decode_categories``)."""
+    path = None if is_request(source) else _path(source)
+    if path is not None and (path.suffix == ".zarr" or (path.suffix != SPEC_SUFFIX and path.is_file())):
+        from engine.sinks.categorical import decode_categories
+
+        if path.suffix == ".zarr":
+            kwargs.setdefault("engine", "zarr")
+        return decode_categories(xr.open_dataset(path, **kwargs))
+    return xr.open_dataset(source, engine=ENGINE, **kwargs)
 
 
 def spec_request(spec) -> SweepRequest:
@@ -152,11 +166,15 @@ def _looks_like_spec(path: Path) -> bool:
 
 def virtual_dataset(request: SweepRequest) -> xr.Dataset:
     """The cube of ``request`` as it is encoded in the written file: lazy variables on their natural dims,
-    quantities with ``_FillValue`` where the cube has a ``valid`` mask (``xr.decode_cf`` decodes it)."""
+    quantities with ``_FillValue`` where the cube has a ``valid`` mask (``xr.decode_cf`` decodes it), coded
+    categorical dims as codes beside their labels (``sinks.categorical.decode_categories`` decodes them)."""
+    from engine.sinks.categorical import coordinate_variables
     from engine.sinks.dataset import coordinate_attrs, dataset_attrs
 
     cube = VirtualCube(request)
-    coords = {a: coordinate_variable(a, v, coordinate_attrs(a)) for a, v in request.axes.items()}
+    coords = {}
+    for a, v in request.axes.items():
+        coords.update(coordinate_variables(a, v, coordinate_attrs(a), a in request.categories))
     data = {name: cube.variable(name) for name in cube.dtypes}
     attrs = dataset_attrs(request, request.formulas)
     attrs["virtual_cube"] = VIRTUAL_NOTE
@@ -164,13 +182,6 @@ def virtual_dataset(request: SweepRequest) -> xr.Dataset:
         attrs["query_ignored"] = (f"the spec's [query] ({request.query.describe()}) is not applied: this is the "
                                   "full cube; llm-sweep run SPEC answers the query on the device")
     return xr.Dataset(data, coords=coords, attrs=attrs)
-
-
-def coordinate_variable(name: str, values: np.ndarray, attrs: dict) -> xr.Variable:
-    """A dim's coordinate as the file holds it: booleans as int8 with ``dtype = "bool"`` (decoded back to booleans)."""
-    if values.dtype.kind == "b":
-        return xr.Variable(name, values.astype(np.int8), attrs={**attrs, "dtype": "bool"})
-    return xr.Variable(name, values, attrs=attrs)
 
 
 class VirtualCube:

@@ -7,13 +7,17 @@ on the host; bad specs are refused in one line naming the key.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import re
 import tomllib
 
+import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
 
+from engine.backend import open_cube
 from engine.catalog.hardware import device
 from engine.errors import SpecError
 from engine.request.spec import parse_spec
@@ -139,7 +143,7 @@ def test_each_slab_equals_the_plain_run_of_its_combination(step, labels):
 def test_the_file_reads_back_identical_and_sel_works_on_labels(step, tmp_path):
     req, cube = step
     run_to_netcdf(req, tmp_path / "cube.nc")
-    with xr.open_dataset(tmp_path / "cube.nc") as back:
+    with open_cube(tmp_path / "cube.nc") as back:  # the file holds codes (CF); open_cube gives the labels back
         for ds in (back, cube):
             ds.attrs.pop("history")
         xr.testing.assert_identical(back, cube)
@@ -211,7 +215,7 @@ def test_a_query_over_categorical_dims_equals_brute_force(step, over, tmp_path):
     query = make_query(QUERY["where"], minimize="step_time", over=over, quantities=req.quantities, axes=list(req.axes))
     answer = run_query(req, query).dataset
     write_netcdf(answer, tmp_path / "q.nc")
-    back = xr.open_dataset(tmp_path / "q.nc")
+    back = open_cube(tmp_path / "q.nc")  # best_recompute holds codes in the file, labels once decoded
     expected = _brute_force(cube, over)
     assert 0 < sum(n == 0 for n, _, _ in expected.values()) < len(expected)  # some cells fit, some do not
     for ds in (answer, back):
@@ -278,12 +282,12 @@ def test_the_cli_runs_a_categorical_spec(run_cli, write_spec, tmp_path):
     assert "tp=3 x recompute=2 x pp=2 x dp=4 x gpu=2 x batch=2" in r.stdout
     assert "kernels   4 (one per combination of recompute, gpu)" in r.stdout
     assert "step_time  min" in r.stdout and "recompute=" in r.stdout
-    with xr.open_dataset(tmp_path / "cat.nc") as ds:
+    with open_cube(tmp_path / "cat.nc") as ds:
         assert ds.sizes["gpu"] == 2 and ds["recompute"].values.tolist() == ["none", "full"]
     r = run_cli("run", spec, "-o", tmp_path / "q.nc", *(f"--where={w}" for w in QUERY["where"]), "--minimize",
                 "step_time", "--over", ",".join(QUERY["over"]))
     assert r.returncode == 0, r.stderr
-    with xr.open_dataset(tmp_path / "q.nc") as ds:
+    with open_cube(tmp_path / "q.nc") as ds:
         assert set(ds["best_recompute"].values.ravel()) <= {"none", "full", ""}
     r = run_cli("run", spec, "-o", tmp_path / "bad.nc", "--minimize", "recompute", "--over", "recompute")
     assert r.returncode == 2 and "recompute is a categorical dim" in r.stderr and r.stderr.count("\n") == 1
@@ -326,3 +330,219 @@ def test_every_dim_categorical_is_refused():
     data["fixed"].update(d_model=512, n_layers=2, batch=1)
     with pytest.raises(SpecError, match="every dim is categorical"):
         parse_spec(data)
+
+
+# -- in the file: codes as CF wants them, labels beside them --------------------------------------------------
+
+CF_WORD = re.compile(r"[A-Za-z0-9_.+@-]+")  # what CF allows in a flag_meanings word
+
+
+def _codes_and_labels(nc, dim: str, labels: list) -> None:
+    """``dim`` in netCDF file ``nc`` (read with plain netCDF4) is int8 codes 0..n-1 with consistent flag attributes,
+    beside ``<dim>_label``, a netCDF string variable holding ``labels``, named by every variable on the dim."""
+    var = nc.variables[dim]
+    assert var.dtype == np.int8 and var[:].tolist() == list(range(len(labels))), dim
+    flags = var.getncattr("flag_values")
+    assert flags.dtype == var.dtype and flags.tolist() == var[:].tolist(), dim
+    words = var.getncattr("flag_meanings").split()
+    assert len(words) == len(labels) and all(CF_WORD.fullmatch(w) for w in words), words
+    assert var.getncattr("labels") == f"{dim}_label" and "_FillValue" not in var.ncattrs()
+    label = nc.variables[f"{dim}_label"]
+    assert label.dtype is str and label.dimensions == (dim,) and label[:].tolist() == labels
+    for name, v in nc.variables.items():
+        if dim in v.dimensions and name not in (dim, f"{dim}_label"):
+            assert f"{dim}_label" in v.getncattr("coordinates").split(), name
+
+
+def test_the_netcdf_file_holds_numeric_coordinates_and_string_labels(step, tmp_path):
+    req, cube = step
+    path = run_to_netcdf(req, tmp_path / "cube.nc").path
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_maskandscale(False)
+        assert all(nc.variables[d].dtype.kind in "iuf" for d in nc.dimensions)  # CF §1.3, §5: numeric
+        assert nc.variables["recompute"].getncattr("flag_meanings") == "none full"
+        for dim in CATEGORIES:
+            _codes_and_labels(nc, dim, CATEGORIES[dim])
+        for q in ("step_time", "mem_peak", "valid"):  # the same numbers as the cube in memory
+            raw = nc.variables[q][:]
+            held = cube[q].transpose(*nc.variables[q].dimensions).values
+            np.testing.assert_array_equal(np.where(raw == nc.variables[q].getncattr("_FillValue"), np.nan, raw)
+                                          if q != "valid" else raw, held)
+    with xr.open_dataset(path) as plain:  # plain xarray: the codes, the labels beside them
+        assert plain["recompute"].values.tolist() == [0, 1] and plain["recompute_label"].values.tolist() == \
+            CATEGORIES["recompute"]
+
+
+def test_the_zarr_store_holds_codes_and_variable_length_utf8_labels(step, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("dask")
+    import warnings
+
+    from engine.runtime.sweep import run
+    from engine.sinks.zarr_store import ZarrSink
+
+    req, cube = step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # zarr warns of a data type without a v3 specification (FixedLengthUTF32)
+        run(req, ZarrSink(tmp_path / "cube.zarr"))
+    group = zarr.open_group(str(tmp_path / "cube.zarr"), mode="r")
+    for dim, labels in CATEGORIES.items():
+        codes, label = group[dim], group[f"{dim}_label"]
+        assert codes.dtype == np.int8 and codes[:].tolist() == list(range(len(labels)))
+        assert list(codes.attrs["flag_values"]) == codes[:].tolist()
+        assert codes.attrs["flag_meanings"].split() == labels and codes.attrs["labels"] == f"{dim}_label"
+        assert label.metadata.to_dict()["data_type"] == "string" and label[:].tolist() == labels
+    for name, array in group.arrays():
+        assert "fixed_length" not in str(array.metadata.to_dict()["data_type"]), name
+    assert set(group["step_time"].attrs["coordinates"].split()) == {"recompute_label", "gpu_label"}
+    with open_cube(tmp_path / "cube.zarr") as back:
+        for ds in (back, cube):
+            ds.attrs.pop("history", None)
+        xr.testing.assert_identical(back, cube)
+
+
+def test_the_virtual_cube_open_and_plot_give_labels(step, run_cli, write_spec, tmp_path):
+    pytest.importorskip("matplotlib")
+    req, cube = step
+    spec = write_spec(STEP, "cat.toml")
+    virtual = open_cube(spec)
+    assert virtual["recompute"].values.tolist() == CATEGORIES["recompute"] and "recompute_label" not in virtual
+    point = dict(recompute="full", gpu="h100-sxm", tp=2, pp=1, dp=4, batch=1)
+    assert virtual["step_time"].sel(point).item() == cube["step_time"].sel(point).item()
+    r = run_cli("open", spec)
+    assert r.returncode == 0 and "recompute=2" in r.stdout and "recompute_label" not in r.stdout
+    path = run_to_netcdf(req, tmp_path / "cube.nc").path
+    with open_cube(path) as written:
+        xr.testing.assert_identical(virtual.coords.to_dataset().drop_attrs(deep=False),
+                                    written.coords.to_dataset().drop_attrs(deep=False))
+    r = run_cli("plot", path, "step_time", "--x", "recompute", "--at", "gpu=h100-sxm", "--at", "tp=2", "--at", "pp=1",
+                "--at", "dp=4", "--at", "batch=1", "-o", tmp_path / "fig.png")
+    assert r.returncode == 0, r.stderr
+    ax = xr.open_dataset(path).llm.line("step_time", x="recompute", at=dict(gpu="h100-sxm", tp=2, pp=1, dp=4, batch=1))
+    assert [t.get_text() for t in ax.get_xticklabels()] == CATEGORIES["recompute"]
+
+
+def test_a_query_answer_holds_label_codes_with_a_fill(step, tmp_path):
+    req, cube = step
+    query = make_query(QUERY["where"], minimize="step_time", over=QUERY["over"], quantities=req.quantities,
+                       axes=list(req.axes))
+    answer = run_query(req, query).dataset
+    assert answer["best_recompute"].dtype.kind == "U"  # labels in memory, as before
+    paths = [write_netcdf(answer, tmp_path / "q.nc")]
+    if importlib.util.find_spec("zarr") is not None:
+        from engine.sinks.zarr_store import write_store
+
+        paths.append(write_store(answer, tmp_path / "q.zarr"))
+    none = answer["n_feasible"].values == 0
+    assert none.any() and (~none).any()
+    for path in paths:
+        engine = "zarr" if path.suffix == ".zarr" else None
+        with xr.open_dataset(path, engine=engine, mask_and_scale=False) as raw:
+            best = raw["best_recompute"]
+            assert best.dtype == np.int8 and best.attrs["flag_meanings"] == "none full"
+            assert list(best.attrs["flag_values"]) == [0, 1] and best.attrs["labels"] == "flag_meanings"
+            fill = best.attrs.get("_FillValue", best.encoding.get("_FillValue"))
+            assert fill == -127 and (best.values[none] == fill).all() and set(best.values[~none].ravel()) <= {0, 1}
+            assert raw["gpu"].dtype == np.int8 and raw["gpu_label"].values.tolist() == CATEGORIES["gpu"]
+        with open_cube(path) as back:
+            for name in answer.data_vars:
+                np.testing.assert_array_equal(back[name].values, answer[name].values, err_msg=name)
+            assert back["gpu"].values.tolist() == CATEGORIES["gpu"]
+
+
+# zero out of order first (2 shares: [3, 1] and [2]), a string dim after it, one device
+FIRST = """
+[sweep]
+arch = "gpt2"
+gpu = "h100"
+quantities = ["step_time", "mem_peak"]
+
+[options]
+memory_model = "korthikanti"
+precision = "bf16"
+attention = "flash"
+
+[fixed]
+n_gpus = 8
+seq_len = 1024
+global_batch = 16
+
+[axes]
+zero = [3, 1, 2]
+recompute = ["none", "full"]
+tp = [1, 2]
+pp = [1, 2]
+dp = [1, 2, 4, 8]
+batch = [1, 2]
+"""
+
+
+def test_combine_joins_coded_first_dims_as_one_run_writes_them(tmp_path):
+    """zero = [3, 1, 2] is out of order: coded in the whole cube, not in its parts ([3, 1] and [2] are monotonic);
+    combine writes what one run writes. Independent cubes along recompute join in the order given."""
+    req = parse_spec(_spec(FIRST), text=FIRST)
+    assert list(req.axes)[:2] == ["zero", "recompute"]
+    parts = [run_to_netcdf(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
+    with netCDF4.Dataset(parts[0]) as nc:
+        assert nc.variables["zero"][:].tolist() == [3, 1] and "zero_label" not in nc.variables
+    combine(parts, tmp_path / "joined.nc")
+    whole = run_to_netcdf(req, tmp_path / "whole.nc").path
+    with netCDF4.Dataset(tmp_path / "joined.nc") as nc:
+        assert nc.variables["zero"][:].tolist() == [0, 1, 2] and nc.variables["zero_label"][:].tolist() == [3, 1, 2]
+        assert nc.variables["zero"].getncattr("flag_meanings") == "3 1 2"
+        _codes_and_labels(nc, "recompute", ["none", "full"])
+    for opener in (xr.open_dataset, open_cube):  # the file as written, and with its labels
+        with opener(whole) as a, opener(tmp_path / "joined.nc") as b:
+            for ds in (a, b):
+                ds.attrs.pop("history")
+            xr.testing.assert_identical(a, b)
+    with open_cube(whole) as back:
+        assert back["zero"].dtype == np.int64 and back["zero"].values.tolist() == [3, 1, 2]
+    # cubes of one label each, joined in the order given: codes of the joined labels
+    single = _spec(FIRST, axes={"zero": None})
+    cubes = []
+    for label in ("full", "none"):
+        single["axes"]["recompute"] = [label]
+        cubes.append(run_to_netcdf(parse_spec(single), tmp_path / f"{label}.nc").path)
+    combine(cubes, tmp_path / "both.nc")
+    with netCDF4.Dataset(tmp_path / "both.nc") as nc:
+        _codes_and_labels(nc, "recompute", ["full", "none"])
+    with open_cube(tmp_path / "both.nc") as both:
+        for label in ("full", "none"):
+            plain = open_cube(tmp_path / f"{label}.nc")
+            np.testing.assert_array_equal(both["step_time"].sel(recompute=label).values,
+                                          plain["step_time"].sel(recompute=label).values)
+
+
+@pytest.mark.parametrize("label", ["none", "a100-80gb", "devices/my gpu.toml", "x@y", "größe", "a b\tc"])
+def test_flag_meanings_words_spell_every_label_exactly(label):
+    from engine.sinks.categorical import flag_meaning, label_of
+
+    word = flag_meaning(label)
+    assert CF_WORD.fullmatch(word) and label_of(word) == label
+    assert (word == label) == bool(re.fullmatch(r"[A-Za-z0-9_.+-]+", label))  # plain labels read as they are
+
+
+def test_a_device_file_label_reads_back_exactly(tmp_path):
+    """A gpu label may be a TOML path with a blank: flag_meanings escapes it, the label coordinate and a query's
+    best_gpu (decoded from flag_meanings) give it back as written."""
+    device_file = tmp_path / "my gpu.toml"
+    device_file.write_text('name = "box"\nvendor = "Acme"\nhbm_gb = 96\nhbm_bandwidth_gbps = 4000\n'
+                           'intra_node_gbps = 400\ndevices_per_node = 4\ninter_node_gbps = 50\n'
+                           '[peak_tflops]\nbf16 = 1000\n')
+    data = _spec(STEP, axes={"recompute": None, "gpu": ["a100", str(device_file)]})
+    req = parse_spec(data)
+    labels = ["a100-80gb", str(device_file)]
+    assert req.axes["gpu"].tolist() == labels
+    path = run_to_netcdf(req, tmp_path / "cube.nc").path
+    query = make_query(["mem_peak <= 2GiB"], minimize="step_time", over=["gpu", "tp"], quantities=req.quantities,
+                       axes=list(req.axes))
+    answer = run_query(req, query).dataset
+    qpath = write_netcdf(answer, tmp_path / "q.nc")
+    with netCDF4.Dataset(path) as nc:
+        _codes_and_labels(nc, "gpu", labels)
+        assert " " not in nc.variables["gpu"].getncattr("flag_meanings").split()[1]
+    with open_cube(path) as back, open_cube(qpath) as q:
+        assert back["gpu"].values.tolist() == labels
+        assert set(q["best_gpu"].values.ravel()) <= {*labels, ""} and str(device_file) in q["best_gpu"].values
+        np.testing.assert_array_equal(q["best_gpu"].values, answer["best_gpu"].values)

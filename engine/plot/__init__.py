@@ -34,7 +34,9 @@ class LlmAccessor:
     """``ds.llm``: frontiers, Pareto fronts and figures of an llm-sweep cube (see the module docstring)."""
 
     def __init__(self, ds: xr.Dataset):
-        self._ds = ds
+        from engine.sinks.categorical import decode_categories
+
+        self._ds = decode_categories(ds)  # a cube read back from a file draws its labels, not their codes
 
     def frontier(self, where: str | Sequence[str], maximize: str | None = None, minimize: str | None = None,
                  over: str | Sequence[str] | None = None, across: str | Sequence[str] | None = None) -> xr.DataArray:

@@ -105,12 +105,13 @@ def _kind(args) -> str:
 
 
 def _open_cube(source: str):
-    import xarray as xr
+    """A netCDF cube with its labels (``engine.open_cube``: categorical codes decoded)."""
+    from engine.backend import open_cube
 
     if not Path(source).is_file():
         raise SpecError(source, "", "no such file (give a netCDF cube or a TOML spec)")
     try:
-        return xr.open_dataset(source)
+        return open_cube(source)
     except (OSError, ValueError, RuntimeError) as exc:
         raise SpecError(source, "", f"cannot read it as a netCDF cube: {' '.join(str(exc).split())}") from None
 

@@ -439,11 +439,14 @@ def _open(path: Path) -> xr.Dataset:
     """A written cube, lazily (attrs and sizes; values only where read), without pandas indexes (the summary
     reads coordinates by position). A file is netCDF: naming the engine skips xarray's search of every
     installed backend. Together a third of a second of a run's summary."""
+    from engine.sinks.categorical import decode_categories
+
     engine = "netcdf4" if path.is_file() else None
     try:
-        return xr.open_dataset(path, engine=engine, create_default_indexes=False)
+        ds = xr.open_dataset(path, engine=engine, create_default_indexes=False)
     except TypeError:  # xarray before 2025.07 always builds them
-        return xr.open_dataset(path, engine=engine)
+        ds = xr.open_dataset(path, engine=engine)
+    return decode_categories(ds)  # "at recompute=full", not the code the file holds
 
 
 def _extreme(var: xr.DataArray, which: str) -> str:

@@ -345,7 +345,8 @@ def query_dataset(request: SweepRequest, query: Query, qf: QueryFunction, acc: Q
             data[f"best_{a}"] = masked_variable(keep, values, {
                 **coordinate_attrs(a), "long_name": f"{a} where the {query.sense} is reached; {fill} where n_feasible "
                                                     "is 0"}, feasible)
-            data[f"best_{a}"].encoding["labels"] = request.axes[a].tolist()  # a file codes them in the dim's order
+            if a in request.categories:  # a file holds the labels' codes, in the dim's order (sinks.categorical)
+                data[f"best_{a}"].encoding["labels"] = request.axes[a].tolist()
         add_edge_flags(request, query, data, keep)
     attrs = dataset_attrs(request, formulas)
     attrs["query"] = described

@@ -10,10 +10,17 @@ carry ``units``, ``long_name``, the formula as text and LaTeX, and its ``source`
 carry the engine version and the spec as written.
 
 Categorical dims (``recompute``, ``zero``, ``gpu``, ...; ``engine.runtime.categories``) are dims
-like the others, their labels the coordinate: strings as netCDF strings, integers as int64,
-booleans as int8 with the attribute ``dtype = "bool"`` (xarray's own encoding: ``xr.open_dataset``
-gives numpy booleans back). Their coordinates carry a ``long_name`` (what the option means) and
-``categorical`` ("structural option" or "device"); the dataset attr ``categories`` lists them. A
+like the others. In memory their labels are the coordinate (strings, int64, booleans); in the file
+they are as CF wants them (``engine.sinks.categorical``): a dim of strings, or of integers neither
+increasing nor decreasing, is a coordinate of integer codes 0..n-1 with ``flag_values``,
+``flag_meanings`` and ``labels = "<dim>_label"``, beside the auxiliary coordinate ``<dim>_label``
+(the labels as netCDF strings, or int64) that every variable on the dim names in ``coordinates``;
+a query's ``best_<dim>`` of strings holds codes with ``flag_values``/``flag_meanings`` and a fill.
+Booleans are int8 with the attribute ``dtype = "bool"`` (xarray's own encoding: ``xr.open_dataset``
+gives numpy booleans back), integers in order int64. ``categorical.decode_categories`` (what
+``engine.open_cube`` applies to a written cube) gives the labels back. Their coordinates carry a
+``long_name`` (what the option means) and ``categorical`` ("structural option" or "device"); the
+dataset attr ``categories`` lists them. A
 quantity whose formula differs between combinations keeps the first combination's in
 ``formula``, ``formula_expanded`` and ``formula_latex``, and adds ``formula_by_combination`` (and
 ``formula_expanded_by_combination``, ``formula_latex_by_combination`` where those differ): one
@@ -45,6 +52,8 @@ from engine.request.numerics import FLOAT_FILL, INT64_FILL
 from engine.symbolic.printing import latex_of, text_of
 from engine.request.spec import SweepRequest
 from engine.runtime.categories import by_combination, combinations, conditions, label_attrs
+from engine.sinks.categorical import (FLAG_ATTRS, LABELS, as_str, coordinate_variables, encode_categories,
+                                      label_coordinates, label_name)
 from engine.runtime.dims import own_index
 from engine.symbolic.symbols import SYMBOLS
 
@@ -287,21 +296,26 @@ def _masked_labels(dims, values: np.ndarray, attrs: dict, valid: np.ndarray) -> 
     return xr.Variable(dims, as_float, attrs=attrs, encoding={"dtype": np.dtype(np.int8), "_FillValue": np.int8(-127)})
 
 
-def _coordinate(nc, name: str, values: np.ndarray):
-    """Define and fill the coordinate variable of dim ``name``: numbers as they are, labels as netCDF strings,
-    booleans as int8 with ``dtype = "bool"`` (what xarray writes, and reads back as booleans)."""
-    attrs = coordinate_attrs(name)
-    if values.dtype.kind == "U":
-        var = nc.createVariable(name, str, (name,))
+def _coordinate(nc, name: str, values: np.ndarray, categorical: bool, attrs: Mapping | None = None) -> bool:
+    """Define and fill the coordinate of dim ``name`` (``categorical.coordinate_variables``): numbers as they are,
+    booleans as int8 with ``dtype = "bool"`` (what xarray writes, and reads back as booleans), the labels of a
+    coded categorical dim as codes beside ``<name>_label``. True when it is coded."""
+    variables = coordinate_variables(name, values, coordinate_attrs(name) if attrs is None else attrs, categorical)
+    for key, variable in variables.items():
+        _define(nc, key, variable)
+    return len(variables) > 1
+
+
+def _define(nc, name: str, variable: xr.Variable) -> None:
+    """A small variable (a coordinate, labels) defined in netCDF file ``nc`` and filled: strings as netCDF strings."""
+    values = np.asarray(variable.values)
+    if values.dtype.kind in "OUS":
+        var = nc.createVariable(name, str, variable.dims)
         var[:] = values.astype(object)
-    elif values.dtype.kind == "b":
-        var = nc.createVariable(name, "i1", (name,))
-        var[:] = values.astype(np.int8)
-        attrs = {**attrs, "dtype": "bool"}
     else:
-        var = nc.createVariable(name, values.dtype, (name,))
+        var = nc.createVariable(name, values.dtype, variable.dims)
         var[:] = values
-    var.setncatts(attrs)
+    var.setncatts(variable.attrs)
 
 
 class StreamWriter:
@@ -328,9 +342,11 @@ class StreamWriter:
         self.dims = {q: tuple(dims[q]) if dims is not None else tuple(self.axes) for q in dtypes}
         try:
             self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4", clobber=True)
+            coded = []
             for name, values in request.axes.items():
                 self.nc.createDimension(name, len(values))
-                _coordinate(self.nc, name, values)
+                if _coordinate(self.nc, name, values, name in request.categories):
+                    coded.append(name)
             masked = "valid" in dtypes  # invalid points hold the fill: declare it (xarray masks it on read)
             for q in dtypes:
                 fill = fill_value(dtypes[q]) if masked and q != "valid" else False
@@ -339,7 +355,7 @@ class StreamWriter:
                 var = self.nc.createVariable(
                     q, dtypes[q], self.dims[q], zlib=zlib, complevel=compression if zlib else None,
                     shuffle=zlib, chunksizes=chunk, fill_value=fill)
-                var.setncatts(variable_attrs(request, formulas, q))
+                var.setncatts({**variable_attrs(request, formulas, q), **label_coordinates(self.dims[q], coded)})
                 if chunk:  # writes cover whole chunks: HDF5 writes (and compresses) them at once, no cache.
                     # A cache makes HDF5 copy every chunk through it, holds 64 MiB per variable (4 GB streamed:
                     # peak RSS 457 MiB, 870-950 MiB cached) and compresses what it holds when the file closes, after
@@ -403,8 +419,10 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, 
     """Write ``ds`` to ``path`` (netCDF4, zlib ``compression`` 0-9) atomically.
 
     The file is written beside the target under a temporary name and renamed at the end, so a
-    failed or interrupted write never leaves a file at ``path``.
+    failed or interrupted write never leaves a file at ``path``. Categorical dims and labels are
+    written as codes with their labels beside them (``categorical.encode_categories``).
     """
+    ds = encode_categories(ds)
     encoding = {}
     for name in list(ds.data_vars) + list(ds.coords):
         # masked variables (``masked_variable``) keep their fill and on-disk dtype; nothing else gets one
@@ -429,12 +447,14 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
     Parts must come from one request: the ``request`` record each part carries (formula set,
     preset, options, fixed values, quantities, numerics, axes, engine version) must agree, and
     ``ValueError`` names the first difference. A categorical first dim (labels, no order) is joined
-    in part order (files not written by ``--part``: in the order given), its labels distinct.
+    in part order (files not written by ``--part``: in the order given), its labels distinct, and
+    written for the whole as one cube writes it (codes of the joined labels beside ``<dim>_label``
+    where they are strings or out of order; ``categorical``), whatever codes each part gave them.
     Variables on the first dim are joined along it; those without it (natural dims: ``params_layer``
     over ``d_model`` alone when parts split ``n_layers``; a 0-d variable) are the same in every part:
-    taken from the first, and checked equal in the others. They are copied block by block (host memory bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C
-    and SIGTERM are answered between blocks) into a file written atomically at ``path``; no part
-    may be the target.
+    taken from the first, and checked equal in the others. They are copied block by block (host
+    memory bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C and SIGTERM are answered between
+    blocks) into a file written atomically at ``path``; no part may be the target.
     """
     import netCDF4
 
@@ -455,11 +475,14 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
         if not dims:
             raise ValueError(f"{parts[0]}: has no dims; not a cube")
         lead = dims[0]
+        joined = {lead, label_name(lead)}  # the first dim's coordinate and labels: rewritten for the whole
+        names = set(first.variables) - joined
         for p, ds in zip(parts, opened):
             _same_request(parts[0], first, p, ds)
-            if list(ds.dimensions) != dims or set(ds.variables) != set(first.variables):
+            if list(ds.dimensions) != dims or set(ds.variables) - joined != names:
                 raise ValueError(f"{p}: dims or variables differ from {parts[0]}; not parts of one sweep")
-            for name, var in first.variables.items():
+            for name in names:
+                var = first.variables[name]
                 if ds.variables[name].dtype != var.dtype:
                     raise ValueError(f"{p}: {name} is {ds.variables[name].dtype}, {var.dtype} in {parts[0]}; "
                                      "not parts of one request")
@@ -467,11 +490,11 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
                     raise ValueError(f"{p}: {name} spans {ds.variables[name].dimensions}, {var.dimensions} in "
                                      f"{parts[0]}; not parts of one request")
             for d in dims[1:]:
-                if not np.array_equal(ds.variables[d][:], first.variables[d][:]):
+                if not np.array_equal(file_labels(ds, d), file_labels(first, d)):
                     raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
         labels = "categorical" in first.variables[lead].ncattrs()
         ordered = _order_parts(parts, opened, lead, labels)
-        lead_values = np.concatenate([ds.variables[lead][:] for _, ds in ordered])
+        lead_values = np.concatenate([file_labels(ds, lead) for _, ds in ordered])
         if len(set(lead_values.tolist())) != len(lead_values):
             raise ValueError(f"the parts overlap along {lead}")
         if not labels and np.any(np.diff(lead_values) <= 0):
@@ -480,33 +503,42 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
         try:
             for d in dims:
                 out.createDimension(d, len(lead_values) if d == lead else len(first.dimensions[d]))
-            for name, var in first.variables.items():
+            lead_attrs = {k: first.variables[lead].getncattr(k) for k in first.variables[lead].ncattrs()
+                          if k not in (*FLAG_ATTRS, "dtype")}
+            coded = [d for d in dims[1:] if LABELS in first.variables[d].ncattrs()]
+            if _coordinate(out, lead, lead_values, labels, lead_attrs):
+                coded.append(lead)
+            labelled = {label_name(d) for d in dims}
+            for name in sorted(names, key=list(first.variables).index):
+                var = first.variables[name]
                 filters = var.filters() or {}
                 level = compression if compression is not None else (filters.get("complevel", 0) if filters.get(
                     "zlib") else 0)
                 chunks = var.chunking()
                 chunks = None if chunks == "contiguous" or name in dims else list(chunks)
                 level = 0 if var.dtype is str else level  # netCDF compresses no variable-length strings
-                attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+                attrs = {k: var.getncattr(k) for k in var.ncattrs() if k != "coordinates"}
                 fill = attrs.pop("_FillValue", False)
                 # each part noted only its own values: the whole carries a note if any part does
                 notes = [ds.variables[name].getncattr("precision_note") for _, ds in ordered
                          if "precision_note" in ds.variables[name].ncattrs()]
                 if notes:
                     attrs["precision_note"] = notes[0]
+                if name not in dims and name not in labelled:
+                    attrs.update(label_coordinates(var.dimensions, coded))
                 new = out.createVariable(name, var.dtype, var.dimensions, zlib=level > 0, complevel=level or None,
                                          shuffle=level > 0, chunksizes=chunks, fill_value=fill)
                 new.set_auto_maskandscale(False)
                 new.setncatts(attrs)
             out.setncatts({k: first.getncattr(k) for k in first.ncattrs()
                            if k not in ("part_index", "part_count", "part_axis_length")})
-            out.variables[lead][:] = lead_values
             for d in dims[1:]:
                 out.variables[d][:] = first.variables[d][:]
             offset = 0
             for p, ds in ordered:
                 n = len(ds.dimensions[lead])
-                for name, var in ds.variables.items():
+                for name in names:
+                    var = ds.variables[name]
                     if name in dims:
                         continue
                     if lead in var.dimensions:
@@ -546,8 +578,23 @@ def _check_same_values(source, target, message: str) -> None:
     """Raise ValueError(``message``) unless ``source`` holds what ``target`` holds (fills and NaN alike)."""
     for block in _blocks(source.shape):
         signals.check()
-        if not np.array_equal(np.asarray(source[block]), np.asarray(target[block]), equal_nan=True):
+        a, b = np.asarray(source[block]), np.asarray(target[block])
+        if not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):  # labels are strings: no NaN to match
             raise ValueError(message)
+
+
+def file_labels(nc, dim: str) -> np.ndarray:
+    """The labels of ``dim`` in netCDF file ``nc`` (read without masking): of its label coordinate where it is coded
+    (``categorical``), booleans where it holds ``dtype = "bool"``, else its coordinates."""
+    var = nc.variables[dim]
+    attrs = var.ncattrs()
+    if LABELS in attrs and var.getncattr(LABELS) in nc.variables:
+        values = np.asarray(nc.variables[var.getncattr(LABELS)][:])
+        return as_str(values) if values.dtype.kind in "OUST" else values
+    values = np.asarray(var[:])
+    if "dtype" in attrs and var.getncattr("dtype") == "bool":
+        return values.astype(bool)
+    return as_str(values) if values.dtype.kind in "OUST" else values
 
 
 def _blocks(shape: tuple[int, ...]):

@@ -21,6 +21,10 @@ shares, a store chunk's length along the first axis divides every share's start,
 shares: two processes never write one chunk (zarr writes a partial chunk by reading, merging and writing it
 back, and of two such writers one would lose its values).
 
+Categorical dims are written as CF wants them (``engine.sinks.categorical``): a dim of strings is a coordinate
+of integer codes with ``flag_values``/``flag_meanings`` beside ``<dim>_label``, its labels as zarr v3's
+variable-length UTF-8 ``string`` (not ``FixedLengthUTF32``, which has no zarr v3 specification).
+
 Compression: level 0 stores raw chunks; 1-9 use zstd at that level (zarr's default codec). A raw chunk that
 a compute chunk covers whole is written straight to its file: in zarr v3 an array whose only codec is
 ``bytes`` (little-endian) stores each chunk as its C-order bytes under the key its chunk key encoding
@@ -281,22 +285,34 @@ class ZarrSink:
 
 
 def write_store(ds, target: Path, compression: int = 4, inputs=()) -> Path:
-    """Write a small in-memory dataset (a query's answer) as a zarr v3 store at ``target``, atomically."""
+    """Write a small in-memory dataset (a query's answer) as a zarr v3 store at ``target``, atomically; labels as
+    codes beside their labels (``categorical.encode_categories``)."""
     from zarr.codecs import ZstdCodec
 
+    from engine.sinks.categorical import encode_categories
+
     _require_zarr()
+    ds = encode_categories(ds)
     target = check_store_target(Path(target), inputs)
     staging = staging_path(target)
     shutil.rmtree(staging, ignore_errors=True)
     codecs = [ZstdCodec(level=compression)] if compression else None
     try:
         ds.to_zarr(str(staging), mode="w", zarr_format=3, consolidated=False,
-                   encoding={v: {"compressors": codecs} for v in ds.data_vars})
+                   encoding={v: {**_label_fill(ds[v]), "compressors": codecs} for v in ds.data_vars})
         _publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _label_fill(var) -> dict:
+    """The ``_FillValue`` of a variable of label codes (``categorical.coded_labels``), kept where the store's
+    encoding replaces the variable's own; {} for any other variable."""
+    from engine.sinks.categorical import LABELS
+
+    return {"_FillValue": var.encoding["_FillValue"]} if LABELS in var.attrs and "_FillValue" in var.encoding else {}
 
 
 def share_aligned(request: SweepRequest, file_chunk, count: int):
@@ -333,9 +349,12 @@ def template_dataset(request: SweepRequest, dtypes, dims: dict, file_chunk) -> A
     import dask.array as da
     import xarray as xr
 
+    from engine.sinks.categorical import coordinate_variables
     from engine.sinks.dataset import coordinate_attrs, dataset_attrs, variable_attrs
 
-    coords = {a: xr.Variable(a, v, attrs=coordinate_attrs(a)) for a, v in request.axes.items()}
+    coords = {}
+    for a, v in request.axes.items():  # a coded categorical dim: codes and <a>_label (variable-length UTF-8)
+        coords.update(coordinate_variables(a, v, coordinate_attrs(a), a in request.categories))
     sizes = {a: len(v) for a, v in request.axes.items()}
     chunk = _chunks(request, file_chunk)
     data = {}
