@@ -65,7 +65,22 @@ def read_user_file(path, what: str = "TOML") -> tuple[str, object]:
         raise SpecError(source, "", "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(source, "", f"cannot read the file: {exc}") from None
+    deep = SpecError(source, "", f"tables or lists nested more than {MAX_NESTING} levels deep; llm-sweep reads "
+                                 f"at most {MAX_NESTING} (a config.json or a spec needs fewer than 5)")
     try:
-        return text, (tomllib.loads(text) if what == "TOML" else json.loads(text))
+        data = tomllib.loads(text) if what == "TOML" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise SpecError(source, "", f"not valid {what}: {exc}") from None
+    except RecursionError:  # the parsers recurse per level: thousands of [[[... overflow the stack
+        raise deep from None
+    stack = [(data, 0)]  # the rest of the engine walks the data recursively: bound its depth here, once
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= MAX_NESTING:
+                raise deep
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return text, data
+
+
+MAX_NESTING = 64  # levels of tables/lists in a user file: config.json and specs need fewer than 5

@@ -66,3 +66,40 @@ def test_claim_tables_of_the_wrong_type_are_refused(extra, key, tmp_path, capsys
     path = tmp_path / "c.toml"
     path.write_text(CLAIM + f"claimed = 1\n{extra}\n")
     assert f"{key}: must be a table" in refused(capsys, "check", str(path))
+
+
+def _deep_json(levels: int) -> str:
+    return '{"model_type": "llama", "x": ' + "[" * levels + "]" * levels + "}"
+
+
+HF_COMMANDS = [["params"], ["memory", "--batch", "1", "--seq-len", "8"], ["flops", "--batch", "1", "--seq-len", "8"],
+               ["time", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1"],
+               ["plan", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1"], ["formulas"]]
+
+
+@pytest.mark.parametrize("command", HF_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("levels", [100, 100_000])
+def test_deeply_nested_config_json_is_refused_in_every_command(command, levels, tmp_path, capsys):
+    """100,000 levels overflowed json's recursion (RecursionError in every command); 100 would reach code
+    that walks the data recursively: both are refused when the file is read."""
+    path = tmp_path / "config.json"
+    path.write_text(_deep_json(levels))
+    line = refused(capsys, command[0], "--hf-config", str(path), *command[1:])
+    assert f"{path}: tables or lists nested more than 64 levels deep" in line
+
+
+def test_a_config_json_nested_within_the_limit_is_read(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text(_deep_json(63))
+    assert main(["params", "--hf-config", str(path)]) == 0
+    assert "6,738,415,616 parameters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["run", "{}"], ["check", "{}"], ["open", "{}"],
+                                  ["time", "--arch", "gpt2", "--gpu", "{}", "--gpus", "1", "--seq-len", "8",
+                                   "--global-batch", "1"]], ids=lambda a: a[0])
+def test_deeply_nested_toml_is_refused(argv, tmp_path, capsys):
+    path = tmp_path / "deep.toml"
+    path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    line = refused(capsys, *[str(path) if a == "{}" else a for a in argv])
+    assert "nested more than 64 levels deep" in line
