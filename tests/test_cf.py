@@ -82,6 +82,63 @@ def test_every_cube_keeps_the_cf_rules_it_declares(cubes, kind):
             assert isinstance(v, str) or np.asarray(v).dtype.kind in "iuf", (k, type(v))
 
 
+# string labels (recompute), integers out of order (zero): both coded; split along recompute for combine
+CATEGORICAL = {"sweep": {"arch": "gpt2", "gpu": "h100", "quantities": ["step_time", "mem_peak"]},
+               "options": {"memory_model": "korthikanti", "precision": "bf16", "attention": "flash"},
+               "fixed": {"n_gpus": 8, "seq_len": 1024, "global_batch": 16},
+               "axes": {"recompute": ["none", "full"], "tp": [1, 2], "zero": [3, 1, 2], "pp": [1, 2],
+                        "dp": [1, 2, 4, 8], "batch": [1, 2]}}
+CF_WORD = re.compile(r"[A-Za-z0-9_.+@-]+")  # a flag_meanings word
+
+
+@pytest.fixture(scope="module")
+def categorical_cubes(tmp_path_factory):
+    """A categorical cube, a query answer over categorical dims, and the cube combined from two parts."""
+    folder = tmp_path_factory.mktemp("categorical")
+    req = parse_spec(CATEGORICAL)
+    query = make_query(["mem_peak <= 2GiB", "step_time <= 0.004"], None, "step_time", ["recompute", "tp", "pp", "dp"],
+                       req.quantities, list(req.axes))
+    parts = [run_to_netcdf(process_share(req, i, 2), folder / f"part{i}.nc").path for i in range(2)]
+    return {"cube": run_to_netcdf(req, folder / "cube.nc").path,
+            "query": write_netcdf(run_query(req, query).dataset, folder / "query.nc"),
+            "combined": combine(parts, folder / "combined.nc")}
+
+
+@pytest.mark.parametrize("kind", ["cube", "query", "combined"])
+def test_categorical_cubes_keep_the_cf_rules(categorical_cubes, kind):
+    """CF §1.3 and §5: coordinate variables numeric and strictly monotonic; labels in auxiliary coordinates that
+    the variables on their dim name; flag_values typed like their variable, one flag_meanings word each."""
+    with netCDF4.Dataset(categorical_cubes[kind]) as nc:
+        nc.set_auto_maskandscale(False)
+        assert nc.getncattr("Conventions") == "CF-1.10"
+        for name, var in nc.variables.items():
+            attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+            if name in nc.dimensions:
+                assert var.dtype.kind in "iuf" and "_FillValue" not in attrs, name
+                steps = np.diff(var[:])
+                assert np.all(steps > 0) or np.all(steps < 0), name
+            if "flag_values" in attrs:
+                flags = np.asarray(attrs["flag_values"])
+                assert flags.dtype == var.dtype and len(attrs["flag_meanings"].split()) == flags.size, name
+                assert all(CF_WORD.fullmatch(w) for w in attrs["flag_meanings"].split()), name
+                assert "_FillValue" not in attrs or attrs["_FillValue"] not in flags.tolist(), name
+            if "labels" in attrs and attrs["labels"] != "flag_meanings":
+                label = nc.variables[attrs["labels"]]
+                assert label.dimensions == (name,) and (label.dtype is str or label.dtype.kind == "i"), name
+            for aux in attrs.get("coordinates", "").split():
+                assert set(nc.variables[aux].dimensions) <= set(var.dimensions), (name, aux)
+            if any(f"{d}_label" in nc.variables for d in var.dimensions) and name not in nc.dimensions \
+                    and not name.endswith("_label"):
+                named = attrs.get("coordinates", "").split()
+                assert all(f"{d}_label" in named for d in var.dimensions if f"{d}_label" in nc.variables), name
+            for k, v in attrs.items():
+                assert isinstance(v, str) or np.asarray(v).dtype.kind in "iuf", (name, k, type(v))
+        coded = {d for d in ("recompute", "zero") if d in nc.dimensions}  # a query reduces recompute
+        assert {d for d in nc.dimensions if f"{d}_label" in nc.variables} == coded
+        if kind == "query":
+            assert nc.variables["best_recompute"].getncattr("flag_meanings") == "none full"
+
+
 def test_the_units_we_write_are_udunits():
     cf_units = pytest.importorskip("cf_units")
     for u in UDUNITS_VALID:
