@@ -9,7 +9,8 @@ change. The package flows symbolic -> catalog -> request -> runtime -> sinks -> 
     engine.request    the TOML spec -> a frozen SweepRequest; Numerics; the options layer
     engine.runtime    the JAX kernel, chunk plans, the pipeline ``run(request, sink)``, queries
     engine.sinks      MemorySink, NetCDFSink, QuerySink, ZarrSink; the netCDF cube writer and ``combine``
-    engine.backend    the virtual cube: ``open_cube`` (xarray's ``engine="llm-sweep"``)
+    engine.backend    the virtual cube: ``open_cube`` (xarray's ``engine="llm-sweep"``; a written cube
+                      too, its categorical codes read back as labels)
     engine.plot       the ``ds.llm`` accessor: frontiers, Pareto sets, heatmaps (extra ``[plot]``)
 
 Every name is imported on first use: ``import engine`` costs nothing, so the command line starts

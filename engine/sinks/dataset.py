@@ -17,14 +17,13 @@ increasing nor decreasing, is a coordinate of integer codes 0..n-1 with ``flag_v
 (the labels as netCDF strings, or int64) that every variable on the dim names in ``coordinates``;
 a query's ``best_<dim>`` of strings holds codes with ``flag_values``/``flag_meanings`` and a fill.
 Booleans are int8 with the attribute ``dtype = "bool"`` (xarray's own encoding: ``xr.open_dataset``
-gives numpy booleans back), integers in order int64. ``categorical.decode_categories`` (what
+gives numpy booleans back), increasing or decreasing integers int64. ``categorical.decode_categories`` (what
 ``engine.open_cube`` applies to a written cube) gives the labels back. Their coordinates carry a
 ``long_name`` (what the option means) and ``categorical`` ("structural option" or "device"); the
-dataset attr ``categories`` lists them. A
-quantity whose formula differs between combinations keeps the first combination's in
-``formula``, ``formula_expanded`` and ``formula_latex``, and adds ``formula_by_combination`` (and
-``formula_expanded_by_combination``, ``formula_latex_by_combination`` where those differ): one
-line per combination, ``recompute = 'full', zero = 3: step_time = ...``
+dataset attr ``categories`` lists them. A quantity whose formula differs between combinations keeps
+the first combination's in ``formula``, ``formula_expanded`` and ``formula_latex``, and adds
+``formula_by_combination`` (and ``formula_expanded_by_combination``, ``formula_latex_by_combination``
+where those differ): one line per combination, ``recompute = 'full', zero = 3: step_time = ...``
 (``print(ds.step_time.attrs["formula_by_combination"])``). ``valid``'s ``conditions`` lists
 every combination's conditions, with ``conditions_by_combination`` where they differ; the
 dataset's ``fixed`` holds the values every combination shares, and ``fixed_by_combination`` each
