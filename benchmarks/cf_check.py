@@ -1,6 +1,6 @@
 """CF compliance of every kind of cube the tool writes, checked with the IOOS compliance-checker.
 
-    python benchmarks/cf_check.py [--checker cf:1.10] [--dir DIR] [--keep] [--verbose]
+    python benchmarks/cf_check.py [--checker cf:1.11] [--dir DIR] [--keep] [--verbose]
 
 Writes, with ``llm-sweep run`` / ``llm-sweep combine`` into a temporary folder:
 
@@ -20,8 +20,8 @@ Writes, with ``llm-sweep run`` / ``llm-sweep combine`` into a temporary folder:
                  Every array's data type must have a zarr v3 specification (labels: ``string``,
                  variable-length UTF-8, not ``FixedLengthUTF32``)
 
-then runs two of the compliance-checker's ``cf`` suites on each: ``--checker`` (the newest at or below
-it that the installed checker has; default cf:1.10, the Conventions the cubes declare) and the newest
+then runs the compliance-checker's ``cf`` suites on each: ``--checker`` (the newest at or below
+it that the installed checker has; default cf:1.11, the Conventions the cubes declare) and the newest
 the checker has (cf:1.11 in compliance-checker 6.1). It prints a table of scores and every failed check,
 and exits 1 when a check fails, the checker raises on a cube (an exception it prints as a warning
 while reporting "All tests passed!"; listed here) or a zarr array's data type has no v3
@@ -246,7 +246,7 @@ def report(checker: str, results: dict[str, dict], verbose: bool) -> bool:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checker", default="cf:1.10", help="cf suite to run (default cf:1.10, the Conventions declared); "
+    ap.add_argument("--checker", default="cf:1.11", help="cf suite to run (default cf:1.11, the Conventions declared); "
                                                          "the newest cf suite of the checker runs as well")
     ap.add_argument("--dir", default=None, help="folder for the cubes (default: a temporary one, deleted)")
     ap.add_argument("--keep", action="store_true", help="keep the cubes (with --dir)")

@@ -60,7 +60,7 @@ KINDS = ["seed", "arch", "memory", "query", "combined"]
 def test_every_cube_keeps_the_cf_rules_it_declares(cubes, kind):
     with netCDF4.Dataset(cubes[kind]) as nc:
         nc.set_auto_maskandscale(False)
-        assert nc.getncattr("Conventions") == "CF-1.10"
+        assert nc.getncattr("Conventions") == "CF-1.11"
         for name, var in nc.variables.items():
             attrs = {k: var.getncattr(k) for k in var.ncattrs()}
             assert attrs.get("units") in UDUNITS_VALID, (name, attrs.get("units"))
@@ -110,7 +110,7 @@ def test_categorical_cubes_keep_the_cf_rules(categorical_cubes, kind):
     the variables on their dim name; flag_values typed like their variable, one flag_meanings word each."""
     with netCDF4.Dataset(categorical_cubes[kind]) as nc:
         nc.set_auto_maskandscale(False)
-        assert nc.getncattr("Conventions") == "CF-1.10"
+        assert nc.getncattr("Conventions") == "CF-1.11"
         for name, var in nc.variables.items():
             attrs = {k: var.getncattr(k) for k in var.ncattrs()}
             if name in nc.dimensions:

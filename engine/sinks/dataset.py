@@ -217,7 +217,7 @@ def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]
     """Global attributes: engine version, formula set, options, fixed values, the spec."""
     attrs = {
         "title": f"llm-sweep: formula set {request.formula_set!r} ({formulas.title})",
-        "Conventions": "CF-1.10",
+        "Conventions": "CF-1.11",
         "engine": "llm-sweep",
         "engine_version": __version__,
         "formula_set": request.formula_set,
