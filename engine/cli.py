@@ -23,8 +23,7 @@ EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
 _MEMORY_FLAGS = ("mode", "precision", "optimizer", "attention", "recompute", "zero", "sequence_parallel",
                  "memory_model", "offload", "finetune", "kv_layout")
-_MEMORY_FLAG_NOTES = {"precision": "default: fp32 for training, bf16 for inference",
-                      "kv_layout": "inference, MLA models only",
+_MEMORY_FLAG_NOTES = {"kv_layout": "inference, MLA models only",
                       "optimizer": "training only (default: adamw)"}
 
 
@@ -226,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="hybrid sharding: ZeRO/FSDP within groups of G devices, plain data parallelism across them "
                          "(FSDP HYBRID_SHARD, MaxText ICI-FSDP x DCN-data; default: dp)")
     ti.add_argument("--mode", choices=("training", "inference"), default="training")
-    ti.add_argument("--precision", default="bf16", help="bf16 (default), fp8, bf16-mixed, ... (as memory)")
+    add_option_flags(ti, MEMORY_OPTIONS, ("precision",))  # the one vocabulary and default (memory/options.py)
     ti.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
     ti.add_argument("--sequence-parallel", action="store_true")
     ti.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=1, help="ZeRO stage (default 1: Megatron's "
@@ -240,7 +239,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_arch_source(pl, required=True)
     _add_device_run(pl, "sequences per optimizer step")
     pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
-    pl.add_argument("--precision", default="bf16", help="bf16 (default), fp8, ...")
+    add_option_flags(pl, MEMORY_OPTIONS, ("precision",))
     pl.add_argument("--recompute", choices=("none", "selective", "full"), action="append",
                     help="search only these recompute choices (repeatable; default all three)")
     pl.add_argument("--zero", type=int, choices=(0, 1, 2, 3), action="append",
@@ -592,8 +591,7 @@ def _estimate_inputs(args):
                         f"the training time needs {missing} as well (and --mfu, default 0.5)")
     if not 0 <= args.dropout < 1:
         raise SpecError("--dropout", str(args.dropout), "a probability from 0 to below 1")
-    opts = {"precision": "bf16" if mode == "inference" else "fp32", **chosen, "dropout": args.dropout > 0,
-            "quantized": args.weights in ("int8", "int4")}
+    opts = {**chosen, "dropout": args.dropout > 0, "quantized": args.weights in ("int8", "int4")}
     options = memory_options(**opts)
     values = {}
     for flag in ("ep", "etp"):
@@ -676,6 +674,22 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.2f} GiB"
 
 
+def _precision(args) -> str:
+    """``--precision`` of time and plan in the memory options' one vocabulary: an alias (bf16-amp, 32-true, ...)
+    read as its canonical name, the one default when not given; anything else refused in the flag's name."""
+    from engine.errors import SpecError
+    from engine.request.options import canonical_option, check_option
+    from engine.symbolic.memory import OPTIONS
+
+    if args.precision is None:
+        return OPTIONS["precision"].default
+    try:
+        check_option(OPTIONS, "precision", args.precision)
+    except ValueError as exc:
+        raise SpecError("--precision", args.precision, str(exc)) from None
+    return canonical_option(OPTIONS, "precision", args.precision)
+
+
 def _time(args) -> int:
     """``llm-sweep time``: one layout's step time (training) or ttft / tpot (inference)."""
     from engine.catalog.model import memory_options
@@ -684,7 +698,7 @@ def _time(args) -> int:
 
     arch = _arch_of(args)
     training = args.mode == "training"
-    chosen = {"mode": args.mode, "precision": args.precision, "attention": args.attention}
+    chosen = {"mode": args.mode, "precision": _precision(args), "attention": args.attention}
     if training:
         chosen.update(memory_model="korthikanti", recompute=args.recompute, zero=args.zero,
                       sequence_parallel=args.sequence_parallel)
@@ -759,7 +773,7 @@ def _plan(args) -> int:
     space = default_space(arch, args.gpus, args.global_batch)
     space = replace(space, recompute=tuple(dict.fromkeys(args.recompute or space.recompute)),
                     zero=tuple(dict.fromkeys(args.zero if args.zero is not None else space.zero)))
-    out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top, precision=args.precision,
+    out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top, precision=_precision(args),
                space=space)
     if args.json:
         print(json.dumps(out, indent=2))
