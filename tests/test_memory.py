@@ -82,7 +82,7 @@ def test_korthikanti_fp32_doubles_all_but_the_masks():
 
 def test_korthikanti_moe_counts_top_k_experts():
     arch = architecture("mixtral-8x7b")
-    one = estimate_formulas(arch.family, arch.structure, MemoryOptions(memory_model="korthikanti"))
+    one = estimate_formulas(arch.family, arch.structure, MemoryOptions(memory_model="korthikanti", precision="fp32"))
     vals = {**arch.values, "batch": 1, "seq_len": 1024}
     two = float(one.evaluate("mem_activations", vals))
     one_expert = float(one.evaluate("mem_activations", {**vals, "top_k": 1}))
@@ -273,7 +273,7 @@ def test_cpu_traced_peaks_beyond_the_shared_file(kind):
 
 # (arch, options, values, the moment at the peak, its parts in order; hand-derived values of some parts)
 BREAKDOWN_CASES = [
-    ("gpt2", dict(attention="eager"), {"batch": 4, "seq_len": 1024}, "backward",
+    ("gpt2", dict(precision="fp32", attention="eager"), {"batch": 4, "seq_len": 1024}, "backward",
      ["weights", "master", "optimizer", "activations", "logits"],
      {"weights": 4 * 124439808, "master": 0, "optimizer": 8 * 124439808,
       "logits": (4 + 4 + 8) * 4 * 1024 * 50257}),  # returned, log-softmax, two fp32 gradients

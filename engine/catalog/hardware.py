@@ -87,6 +87,7 @@ class Device:
         ValueError for an unknown precision; SpecError naming the device when it has no such path
         (fp8 on an A100, bf16 on a V100).
         """
+        precision = _canonical(precision)
         dtype = PRECISION_DTYPE.get(precision)
         if dtype is None:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION_DTYPE)}")
@@ -101,7 +102,7 @@ class Device:
         """Dense peak FLOP/s of the attention kernels under ``precision``: fp8 training runs only the linear
         layers in fp8 (Transformer Engine's DotProductAttention and FlashAttention stay 16-bit unless fp8
         attention is asked for; torchao's Float8Linear converts nn.Linear only), so fp8 gets the bf16 peak."""
-        return self.peak("bf16" if precision == "fp8" else precision)
+        return self.peak("bf16" if _canonical(precision) == "fp8" else precision)
 
     def values(self, precision: str) -> dict[str, float | int]:
         """The step-time symbols' values for ``precision``: peak_flops, attention_peak_flops, matmul_ceiling,
@@ -111,6 +112,14 @@ class Device:
                 "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
+
+
+def _canonical(precision: str) -> str:
+    """A precision alias (bf16-amp, 32-true, transformer-engine, ...) as its canonical name: the memory options'
+    one vocabulary (engine/symbolic/memory/options.py)."""
+    from engine.symbolic.memory.options import PRECISION_ALIASES
+
+    return dict(PRECISION_ALIASES).get(precision, precision)
 
 
 def _scaled(value: float, unit: int) -> float:

@@ -88,7 +88,7 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     from engine.catalog.hardware import device
     from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
 
-    options = options or memory_options(memory_model="korthikanti", precision="bf16", attention="flash")
+    options = options or memory_options(memory_model="korthikanti", attention="flash")
     lay = layout.resolved()
     if lay.ep > 1 and not arch.structure.moe:
         raise SpecError("--ep", str(lay.ep), f"expert parallelism applies to MoE models; {arch.label} has no experts")

@@ -412,7 +412,9 @@ def _device_fields(err: "_Errors", source: str, sweep: Mapping, combo: dict, for
         raise err(key, "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
     try:
         dev = device(gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml") else str(Path(source).parent / gpu))
-        fields = dev.values(formulas.options.get("precision", "bf16"))
+        from engine.symbolic.memory.options import DEFAULT_PRECISION
+
+        fields = dev.values(formulas.options.get("precision", DEFAULT_PRECISION))
     except (SpecError, ValueError) as exc:
         message = getattr(exc, "message", str(exc))
         raise err(key, f"{message} (the combination {combination_text(combo)})" if combo else message) from None
@@ -521,8 +523,6 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
             raise err(f"options.{key}", f"unknown option; valid options: {', '.join([*ARCH_OPTIONS, *MEMORY_OPTIONS])}")
     arch_opts = {k: v for k, v in options.items() if k in ARCH_OPTIONS}
     chosen = {k: v for k, v in options.items() if k in MEMORY_OPTIONS}
-    if chosen.get("mode") == "inference" and "precision" not in chosen:
-        chosen["precision"] = "bf16"  # as `llm-sweep memory --mode inference`
     try:
         mem_opts = memory_options(**chosen)
     except _SpecError as exc:

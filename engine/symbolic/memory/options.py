@@ -18,6 +18,11 @@ ATTENTIONS = ("eager", "sdpa", "flash")
 RECOMPUTE = ("none", "selective", "full")
 MODES = ("training", "inference")
 OFFLOADS = ("none", "optimizer", "params")  # host (CPU) offload of model states (states.py)
+# The one default precision, training and inference alike, of every entry point: `memory`, `flops`, `time`,
+# `plan`, a spec's [options] and engine.memory_options / MemoryOptions(). bf16 is mixed-precision training as
+# Megatron (--bf16) and DeepSpeed (bf16) run it -- 16-bit weights and gradients, fp32 master weights and
+# optimizer states -- and 16-bit weights in inference; README "Memory and compute" documents it.
+DEFAULT_PRECISION = "bf16"
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class MemoryOptions:
 
     mode: str = "training"
     memory_model: str = "pytorch"
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
     optimizer: str = "adamw"
     attention: str = "sdpa"
     recompute: str = "none"
@@ -88,7 +93,7 @@ OPTIONS: dict[str, OptionSpec] = {
     "mode": OptionSpec("mode", "training", MODES, "training step or inference (prefill + KV cache)"),
     "memory_model": OptionSpec("memory_model", "pytorch", tuple(sorted(MEMORY_MODELS)),
                                "activation model: Korthikanti et al., PyTorch/Hugging Face, or the seed article"),
-    "precision": OptionSpec("precision", "fp32", PRECISIONS,
+    "precision": OptionSpec("precision", DEFAULT_PRECISION, PRECISIONS,
                             "fp32 (Lightning 32-true): fp32 everywhere; bf16-mixed/fp16-mixed (torch.autocast, "
                             "Lightning bf16-mixed/16-mixed): fp32 weights, grads and optimizer states, no master, "
                             "16-bit activations (fp16-mixed's GradScaler state is negligible); bf16-true/fp16-true "

@@ -1,0 +1,104 @@
+"""One default per concept (issue 23 item 5): the CLI, specs and the Python API answer one question alike.
+
+The default precision is defined once (``DEFAULT_PRECISION``, engine/symbolic/memory/options.py) and
+documented once (README, "Memory and compute"); every entry point reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.cli import main
+from engine.symbolic.memory import OPTIONS, MemoryOptions
+from engine.symbolic.memory.options import DEFAULT_PRECISION, PRECISION_ALIASES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def cli_json(capsys, *argv) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_one_definition():
+    assert DEFAULT_PRECISION == "bf16"
+    assert MemoryOptions().precision == OPTIONS["precision"].default == DEFAULT_PRECISION
+    assert engine.memory_options().precision == engine.memory_options(mode="inference").precision == "bf16"
+
+
+def test_readme_documents_the_default_once():
+    text = README.read_text()
+    assert len(re.findall(r"default\s+precision is `bf16`", text)) == 1
+    assert "fp32 for training, bf16 for inference" not in text
+
+
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_memory_cli_spec_and_python_agree(mode, capsys, tmp_path):
+    """Llama-2-7B at 1 x 4,096 tokens: inference 15.9 GB in all three (the Python API said 31.9 GB, fp32);
+    training the same bf16 peak in all three (`memory` trained in fp32 while `time` and `plan` used bf16)."""
+    values = {"batch": 1, "seq_len": 4096}
+    arch = engine.architecture("llama-2-7b")
+    python = engine.memory_estimate(arch, engine.memory_options(mode=mode), values)["peak"]
+    cli = cli_json(capsys, "memory", "--arch", "llama-2-7b", "--batch", "1", "--seq-len", "4096", "--mode", mode,
+                   "--json")["peak"]
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[sweep]\narch = "llama-2-7b"\nquantities = ["mem_peak"]\n[options]\nmode = "{mode}"\n'
+                    '[fixed]\nbatch = 1\nseq_len = 4096\n[axes]\nn_layers = [32]\n')
+    cube = engine.run_sweep(engine.load_spec(spec)).dataset
+    assert "precision = 'bf16'" in cube.attrs["options"]
+    in_cube = int(cube["mem_peak"].values.ravel()[0])
+    assert python == cli == pytest.approx(in_cube, abs=1)
+    explicit = engine.memory_estimate(arch, engine.memory_options(mode=mode, precision="bf16"), values)["peak"]
+    assert python == explicit
+    if mode == "inference":
+        assert python == 15_928_401_920  # 15.9 GB, as before in the CLI and specs
+
+
+def test_training_default_is_what_time_and_plan_use(capsys):
+    """time's memory peak at dp 1 equals memory's korthikanti peak with the defaults of both."""
+    t = cli_json(capsys, "time", "--arch", "gpt2", "--gpu", "h100", "--gpus", "1", "--seq-len", "1024",
+                 "--global-batch", "1", "--zero", "0", "--json")
+    m = cli_json(capsys, "memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "1024", "--memory-model",
+                 "korthikanti", "--attention", "flash", "--json")
+    assert t["mem_peak"] == m["peak"]
+
+
+@pytest.mark.parametrize("alias, canonical", PRECISION_ALIASES)
+def test_every_precision_alias_in_every_command(alias, canonical, capsys):
+    """bf16-amp (and Lightning's names) read as their canonical precision in memory, flops, time and plan
+    alike (plan raised a ValueError traceback for bf16-amp)."""
+    fp8 = canonical == "fp8"
+    same = ["--arch", "gpt2", "--batch", "1", "--seq-len", "64", "--json"] + (
+        ["--memory-model", "korthikanti", "--zero", "1", "--dp", "2"] if fp8 else [])
+    for command in ("memory", "flops"):
+        assert cli_json(capsys, command, *same, "--precision", alias) == \
+            cli_json(capsys, command, *same, "--precision", canonical)
+    run = ["--arch", "gpt2", "--gpu", "h100", "--gpus", "2", "--seq-len", "64", "--global-batch", "2", "--json"]
+    assert cli_json(capsys, "time", *run, "--precision", alias) == \
+        cli_json(capsys, "time", *run, "--precision", canonical)
+    search = run + ["--top", "1", "--zero", "1", "--recompute", "none"]
+    a, c = (cli_json(capsys, "plan", *search, "--precision", p)["layouts"] for p in (alias, canonical))
+    assert a == c and a
+
+
+@pytest.mark.parametrize("command", ["time", "plan"])
+def test_unknown_precision_is_refused_in_the_flags_name(command, capsys):
+    code = main([command, "--arch", "gpt2", "--gpu", "h100", "--gpus", "1", "--seq-len", "64", "--global-batch", "1",
+                 "--precision", "bf17"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert f"llm-sweep {command}: error: --precision: bf17: option 'precision' must be one of" in err[0]
+    assert "'bf16-amp' = 'bf16-mixed'" in err[0]
+
+
+def test_device_peak_reads_the_aliases():
+    from engine.catalog.hardware import device
+
+    h100 = device("h100")
+    for alias, canonical in PRECISION_ALIASES:
+        assert h100.values(alias) == h100.values(canonical)
