@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from engine.errors import LlmSweepDeprecation, LlmSweepError
+from engine.errors import LlmSweepDeprecation, LlmSweepError, LlmSweepNote
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
                     "params": _params, "memory": _memory, "flops": _flops, "time": _time, "plan": _plan,
+        warnings.simplefilter("always", LlmSweepNote)  # a default the user did not choose, named after the answer
                     "plot": _plot, "open": _open}[args.command](args)
             from engine.signals import check
 

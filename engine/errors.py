@@ -28,6 +28,11 @@ class LlmSweepDeprecation(FutureWarning):
     """An old spelling that is still read (``sweep.precision`` for ``sweep.numerics``); the CLI shows it as a note."""
 
 
+class LlmSweepNote(UserWarning):
+    """A default the user did not choose, named with the value used (a custom device's matmul ceiling); the CLI
+    shows it as a note after the answer."""
+
+
 class PrecisionError(LlmSweepError, OverflowError):
     """An exact integer result does not fit the exact range (never silently rounded)."""
 

@@ -14,6 +14,7 @@ import pytest
 
 import engine
 from engine.cli import main
+from engine.errors import LlmSweepNote
 from engine.symbolic.memory import OPTIONS, MemoryOptions
 from engine.symbolic.memory.options import DEFAULT_PRECISION, PRECISION_ALIASES
 
@@ -102,3 +103,64 @@ def test_device_peak_reads_the_aliases():
     h100 = device("h100")
     for alias, canonical in PRECISION_ALIASES:
         assert h100.values(alias) == h100.values(canonical)
+
+
+def _readme_device() -> tuple[str, list[str]]:
+    """The README's custom device file, verbatim, and the command line its first comment gives."""
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
+    block = next(b for b in blocks if b.startswith("# my-gpu.toml:"))
+    command = block.splitlines()[0].split("llm-sweep ", 1)[1].split()
+    return block, command
+
+
+def test_readme_custom_device_works_verbatim_and_names_its_default(tmp_path, capsys, monkeypatch):
+    """Written as the README shows it, the file is read; its omitted matmul ceiling is named in a note with the
+    value used, and the device equals the catalog's H100 SXM with the same figures (a ceiling of 1 made it ~20 %
+    faster)."""
+    from engine.catalog.hardware import TYPICAL_MAMF, device
+
+    block, command = _readme_device()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-gpu.toml").write_text(block)
+    assert main([*command, "--json"]) == 0
+    out, err = capsys.readouterr()
+    notes = err.strip().splitlines()
+    assert len(notes) == 1 and notes[0].startswith("llm-sweep time: note: my-gpu.toml: mamf_fraction not given: "
+                                                   "0.801 used, the median of the 7 measured matmul ceilings")
+    custom = json.loads(out)
+    with pytest.warns(LlmSweepNote, match="mamf_fraction not given: 0.801 used"):
+        assert TYPICAL_MAMF == 0.801 and device("my-gpu.toml").defaulted == ("mamf_fraction",)
+    catalog = [a if a != "my-gpu.toml" else "h100-sxm" for a in command]
+    assert main([*catalog, "--json"]) == 0
+    reference = json.loads(capsys.readouterr().out)
+    assert custom["step_time"] == reference["step_time"] and custom["breakdown"] == reference["breakdown"]
+
+
+def test_a_device_file_that_gives_every_field_gets_no_note(tmp_path, capsys, monkeypatch):
+    from engine.catalog.hardware import device
+
+    block, command = _readme_device()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-gpu.toml").write_text(block.replace("# mamf_fraction = 0.801", "mamf_fraction = 0.9"))
+    assert main(command) == 0
+    assert capsys.readouterr().err == ""
+    assert device("my-gpu.toml").defaulted == () and device("my-gpu.toml").mamf_fraction == 0.9
+
+
+def test_catalog_devices_keep_their_ceilings():
+    """Catalog entries are unchanged: a published ceiling where there is one, else 1 as the catalog documents."""
+    from engine.catalog.hardware import DEVICES
+
+    assert DEVICES["h100-sxm"].mamf_fraction == 0.801 and DEVICES["h100-sxm"].defaulted == ()
+    assert DEVICES["b200"].mamf_fraction == 1.0 and DEVICES["b200"].defaulted == ("mamf_fraction",)
+
+
+def test_peak_tflops_given_as_a_number_is_refused_with_the_table_form(tmp_path, capsys, monkeypatch):
+    block, command = _readme_device()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-gpu.toml").write_text(block.split("[peak_tflops]")[0] + "peak_tflops = 989.4\n")
+    code = main(command)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "my-gpu.toml: peak_tflops: must be a table of dense TFLOP/s by dtype" in err[0]
+    assert "e.g. [peak_tflops] bf16 = 989.4" in err[0]

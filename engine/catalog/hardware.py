@@ -18,7 +18,11 @@ The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the pac
      "aliases": {ALIAS: NAME}}
 
 A custom device is a TOML file with the same fields (``name`` too, defaulting to the file's stem;
-``vendor``, ``description``, ``sources`` and ``notes`` optional): ``--gpu my-gpu.toml``.
+``vendor``, ``description``, ``sources`` and ``notes`` optional): ``--gpu my-gpu.toml``. Its
+``mamf_fraction`` is optional too; left out it is ``TYPICAL_MAMF``, the median measured matmul ceiling
+of the catalog's devices (0.801, Bekman's MAMF table), never 1: a datasheet peak no matmul reaches would
+make the device ~20 % faster than the same device in the catalog. ``Device.defaulted`` names the fields
+a file left out, and loading it warns (``LlmSweepNote``; the CLI prints it as a note) with the value used.
 
     name = "h100-400g"
     hbm_gb = 80
@@ -80,6 +84,7 @@ class Device:
     sources: tuple[str, ...] = ()
     notes: str = ""
     mamf_fraction: float = 1.0  # measured maximum achievable matmul FLOP/s over the peak (1: none published)
+    defaulted: tuple[str, ...] = ()  # the fields the entry left out, filled with their documented defaults
 
     def peak(self, precision: str) -> float:
         """Dense peak FLOP/s of ``precision``'s matmuls (see PRECISION_DTYPE).
@@ -127,11 +132,13 @@ def _scaled(value: float, unit: int) -> float:
     return float(Decimal(str(value)) * unit)
 
 
-def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool) -> Device:
+def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool,
+                 mamf_default: float = 1.0) -> Device:
     """A Device from one entry (catalog JSON or custom TOML); SpecError naming the field when malformed.
 
     ``prefix`` is the key path of the entry in ``source`` (``devices.h100-sxm`` or ``""``); a catalog
-    entry must name its vendor, description and at least one source.
+    entry must name its vendor, description and at least one source. ``mamf_default`` is the ceiling of an
+    entry without ``mamf_fraction`` (the catalog's: 1, the datasheet peak; a custom file's: TYPICAL_MAMF).
     """
     def key(field: str) -> str:
         return f"{prefix}.{field}" if prefix else field
@@ -154,7 +161,8 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool)
                                                 f"hbm_gib")
     peaks = entry["peak_tflops"]
     if not isinstance(peaks, dict):
-        raise SpecError(source, key("peak_tflops"), f"must be a table of dense TFLOP/s by dtype: {', '.join(DTYPES)}")
+        raise SpecError(source, key("peak_tflops"), f"must be a table of dense TFLOP/s by dtype ({', '.join(DTYPES)}; "
+                                                    "leave out what the device lacks), e.g. [peak_tflops] bf16 = 989.4")
     check_keys(source, key("peak_tflops"), peaks, DTYPES, "dtype")
     flops = {d: None if peaks.get(d) is None else _scaled(number(f"peak_tflops.{d}", peaks[d]), 10**12)
              for d in DTYPES}
@@ -180,7 +188,7 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool)
             or (catalog and not any(s.startswith("https://") for s in sources)):
         raise SpecError(source, key("sources"), "must be a list of texts" + (", at least one an https:// URL of "
                                                                              "the vendor's figures" if catalog else ""))
-    mamf = entry.get("mamf_fraction", 1.0)
+    mamf = entry.get("mamf_fraction", mamf_default)
     if isinstance(mamf, bool) or not isinstance(mamf, (int, float)) or not 0 < mamf <= 1:
         raise SpecError(source, key("mamf_fraction"), f"must be a number in (0, 1] (measured matmul FLOP/s over the "
                                                       f"peak), got {mamf!r}")
@@ -189,7 +197,7 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool)
                   intra_bandwidth=rates["intra_node_gbps"],
                   devices_per_node=number("devices_per_node", entry["devices_per_node"], integer=True),
                   inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"],
-                  mamf_fraction=float(mamf))
+                  mamf_fraction=float(mamf), defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
 
 
 def load_catalog(data: Any, where: str = WHERE) -> tuple[dict[str, Device], dict[str, str]]:
@@ -226,6 +234,20 @@ DEVICES: Mapping[str, Device] = MappingProxyType(_DEVICES)
 ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
 
 
+def _typical_mamf() -> float:
+    """The median measured matmul ceiling (``mamf_fraction``) of the catalog's devices that publish one."""
+    import statistics
+
+    return statistics.median(d.mamf_fraction for d in DEVICES.values() if "mamf_fraction" not in d.defaulted)
+
+
+# a custom device's matmul ceiling when its file gives none: typical, not the datasheet peak (module docstring)
+TYPICAL_MAMF = _typical_mamf()
+TYPICAL_MAMF_SOURCE = (f"the median of the {sum('mamf_fraction' not in d.defaulted for d in DEVICES.values())} "
+                       f"measured matmul ceilings in {WHERE} (Bekman, ml-engineering, 'Maximum Achievable Matmul "
+                       "FLOPS comparison table')")
+
+
 def device_names() -> list[str]:
     """The catalog's device names, sorted (aliases not included)."""
     return sorted(DEVICES)
@@ -238,7 +260,17 @@ def load_device_file(path: str | Path) -> Device:
     name = data.get("name", Path(path).stem)
     if not isinstance(name, str) or not name.strip():
         raise SpecError(source, "name", f"must be a non-empty text, got {name!r}")
-    return parse_device(source, "", name, {k: v for k, v in data.items() if k != "name"}, catalog=False)
+    dev = parse_device(source, "", name, {k: v for k, v in data.items() if k != "name"}, catalog=False,
+                       mamf_default=TYPICAL_MAMF)
+    if dev.defaulted:
+        import warnings
+
+        from engine.errors import LlmSweepNote
+
+        warnings.warn(f"{source}: mamf_fraction not given: {TYPICAL_MAMF:g} used, {TYPICAL_MAMF_SOURCE}; give "
+                      "mamf_fraction = the device's measured maximum achievable matmul FLOP/s over its bf16 peak",
+                      LlmSweepNote, stacklevel=2)
+    return dev
 
 
 def device(name: str) -> Device:
