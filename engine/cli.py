@@ -289,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         notes: list[str] = []
         warnings.showwarning = lambda message, *rest, **kw: notes.append(str(message))
         warnings.simplefilter("always", LlmSweepDeprecation)
+        warnings.simplefilter("always", LlmSweepNote)  # a default the user did not choose, named after the answer
         try:
             args = _parser().parse_args(argv)
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
                     "params": _params, "memory": _memory, "flops": _flops, "time": _time, "plan": _plan,
-        warnings.simplefilter("always", LlmSweepNote)  # a default the user did not choose, named after the answer
                     "plot": _plot, "open": _open}[args.command](args)
             from engine.signals import check
 
