@@ -820,13 +820,17 @@ def _flops(args) -> int:
 
         if not (math.isfinite(args.compute) and args.compute > 0):
             raise SpecError("--compute", str(args.compute), "a FLOPs budget must be positive and finite, e.g. 1e23")
-        from engine.symbolic.formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum
+        from engine.symbolic.formulas.scaling import CHINCHILLA_FITS, chinchilla_loss, chinchilla_optimum, extrapolation
 
         fit = CHINCHILLA_FITS[args.scaling_law]
         n_opt, d_opt = chinchilla_optimum(fit, sympy.Float(args.compute, 30))
         out["compute_optimal"] = {"law": fit.name, "source": fit.source, "params": float(n_opt),
                                   "tokens": float(d_opt), "tokens_per_param": float(d_opt / n_opt),
-                                  "loss": float(chinchilla_loss(fit, n_opt, d_opt))}
+                                  "loss": float(chinchilla_loss(fit, n_opt, d_opt)),
+                                  # the runs the law was fitted on, and how far outside them this answer is
+                                  "fitted_range": {"params": list(fit.fitted.params),
+                                                   "tokens": list(fit.fitted.tokens), "source": fit.fitted.source},
+                                  "extrapolation": extrapolation(fit.fitted, float(n_opt), float(d_opt))}
     if not out:
         raise SpecError("flops", "", "give --arch/--hf-config with --batch and --seq-len, and/or --compute")
     if args.json:
@@ -835,7 +839,10 @@ def _flops(args) -> int:
     for key, value in out.items():
         if isinstance(value, dict):
             print(f"{key}: " + ", ".join(f"{k} = {v:.4g}{_FLOPS_UNITS.get(k, '')}" if isinstance(v, float)
-                                          else f"{k} = {v}" for k, v in value.items()))
+                                          else f"{k} = {v}" for k, v in value.items()
+                                          if k not in ("fitted_range", "extrapolation")))
+            for note in value.get("extrapolation", []):
+                print(f"  note: {note}")
         else:
             unit = _FLOPS_UNITS.get(key, "")
             extra = f"  ({_duration(value)})" if key == "train_seconds" else ""

@@ -103,3 +103,40 @@ def test_deeply_nested_toml_is_refused(argv, tmp_path, capsys):
     path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     line = refused(capsys, *[str(path) if a == "{}" else a for a in argv])
     assert "nested more than 64 levels deep" in line
+
+
+def test_scaling_law_far_outside_its_fit_says_so(capsys):
+    """1 FLOP asks the law for 0.05 parameters: 9 orders of magnitude below the runs it was fitted on. The answer
+    stays (the law's value), with one note per quantity outside the fitted range and its source."""
+    assert main(["flops", "--compute", "1"]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("  note: ")]
+    assert len(notes) == 2
+    assert "params 0.0477 is 9.2 orders of magnitude below the 70M to 16B the law was fitted on" in notes[0]
+    assert "tokens 3.49 is 9.2 orders of magnitude below the 5B to 500B" in notes[1]
+    assert "Besiroglu et al. 2024 §2" in notes[0] and "Hoffmann et al.'s Figure 4" in notes[0]
+
+
+@pytest.mark.parametrize("law, source", [("chinchilla", "Hoffmann et al. 2022 (abstract, §3)"),
+                                         ("chinchilla_tex", "Hoffmann et al. 2022 (abstract, §3)"),
+                                         ("besiroglu", "Besiroglu et al. 2024 §2")])
+def test_every_scaling_law_reports_its_fitted_range(law, source, capsys):
+    import json
+
+    assert main(["flops", "--compute", "1e20", "--scaling-law", law, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)["compute_optimal"]
+    assert answer["fitted_range"]["params"] == [70e6, 16e9] and answer["fitted_range"]["tokens"] == [5e9, 500e9]
+    assert answer["fitted_range"]["source"].startswith(source)
+    inside = 70e6 <= answer["params"] <= 16e9 and 5e9 <= answer["tokens"] <= 500e9
+    assert inside and answer["extrapolation"] == []  # 1e20 FLOPs: inside the runs of every fit
+    assert main(["flops", "--compute", "5.76e23", "--scaling-law", law, "--json"]) == 0
+    chinchilla = json.loads(capsys.readouterr().out)["compute_optimal"]  # Chinchilla's own budget: beyond the fit
+    assert [n.split()[0] for n in chinchilla["extrapolation"]] == ["params", "tokens"]
+
+
+def test_kaplan_range_is_recorded():
+    from engine.symbolic.formulas.scaling import KAPLAN, extrapolation
+
+    assert KAPLAN["fitted"].params == (768, 1.5e9) and KAPLAN["fitted"].tokens == (22e6, 23e9)
+    assert extrapolation(KAPLAN["fitted"], 1e6, 1e9) == []
+    assert extrapolation(KAPLAN["fitted"], 175e9)[0].startswith("params 175B is 2.1 orders of magnitude above")
