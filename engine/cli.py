@@ -902,6 +902,7 @@ def _formulas(args) -> int:
             substitute[key] = parse_expression(text, {n: i.symbol for n, i in SYMBOLS.items()})
         except ExpressionError as exc:
             raise SpecError("--substitute", item, str(exc)) from None
+        _check_substitution(item, key, substitute[key])
     if args.collect is not None and args.collect not in SYMBOLS:
         raise SpecError("--collect", args.collect, f"not an input; valid: {', '.join(SYMBOLS)}")
     values = None
@@ -929,6 +930,55 @@ def _formulas(args) -> int:
     sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand, substitute=substitute,
                                      collect=args.collect, values=values, with_sizes=args.with_sizes))
     return EXIT_OK
+
+
+def _check_substitution(item: str, key: str, expr) -> None:
+    """SpecError unless ``expr`` is a value input ``key`` can take at every valid input point: positive (at
+    least 0 for counts that may be 0) for all positive inputs, and a whole number when it is a constant for an
+    integer input. sympy's assumptions decide most; else a grid of input values looks for a counterexample
+    (d_ff = d_model - n_heads at d_model = 1, n_heads = 2) and one found is named."""
+    import itertools
+
+    import sympy
+
+    from engine.errors import SpecError
+    from engine.symbolic.symbols import SYMBOLS
+
+    info = SYMBOLS[key]
+    zero_ok = info.integer and info.minimum == 0
+    bad = "< 0" if zero_ok else "<= 0"
+    if expr.is_number:
+        if not expr.is_real or (expr.is_negative if zero_ok else not expr.is_positive) or \
+                (info.integer and not expr.is_integer):
+            raise SpecError("--substitute", item, f"{key} must be {info.kind}, got {expr}")
+        return
+    if (expr.is_nonnegative if zero_ok else expr.is_positive) is True:
+        return
+    free = sorted(expr.free_symbols, key=lambda s: s.name)
+    grid = [tuple(float(v) for v in (*range(SYMBOLS[s.name].minimum, 9), 16, 64, 1000, 10**6))
+            if SYMBOLS[s.name].integer else (1e-3, 0.5, 1.0, 2.0, 3.0, 1e9) for s in free]
+    if len(free) <= 4:  # every combination (at most 13^4)
+        points = itertools.product(*grid)
+    else:  # a seeded sample
+        import random
+
+        rng = random.Random(0)
+        points = ([rng.choice(g) for g in grid] for _ in range(20000))
+    f = sympy.lambdify(free, expr, modules="math")
+    witness = None
+    for point in points:  # floats: an integer power of a big value overflows at once instead of running on
+        try:
+            value = f(*point)
+        except (ArithmeticError, ValueError, TypeError):  # outside its domain there (log of 0, ...): not a witness
+            continue
+        if isinstance(value, complex) or value < 0 or (value == 0 and not zero_ok):
+            witness = ", ".join(f"{s} = {v:g}" for s, v in zip(free, point)) + f" gives {value:g}"
+            break
+    if witness is None and (expr.is_nonnegative if zero_ok else expr.is_positive) is None:
+        return  # undecided by sympy and positive wherever tried: accepted
+    raise SpecError("--substitute", item, f"{key} must be {info.kind}, but {expr} can be {bad} for positive "
+                                          "inputs" + (f" ({witness})" if witness else "")
+                    + "; give an expression that stays positive, e.g. d_ff=4*d_model")
 
 
 def _add_arch_source(parser: argparse.ArgumentParser, required: bool) -> None:

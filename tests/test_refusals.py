@@ -140,3 +140,29 @@ def test_kaplan_range_is_recorded():
     assert KAPLAN["fitted"].params == (768, 1.5e9) and KAPLAN["fitted"].tokens == (22e6, 23e9)
     assert extrapolation(KAPLAN["fitted"], 1e6, 1e9) == []
     assert extrapolation(KAPLAN["fitted"], 175e9)[0].startswith("params 175B is 2.1 orders of magnitude above")
+
+
+@pytest.mark.parametrize("text, what", [
+    ("-d_model", "-d_model can be <= 0 for positive inputs (d_model = 1 gives -1)"),
+    ("d_model-n_heads", "d_model - n_heads can be <= 0 for positive inputs (d_model = 1, n_heads = 1 gives 0)"),
+    ("Abs(d_model-5)", "(d_model = 5 gives 0)"),
+    ("log(d_model)", "(d_model = 1 gives 0)"),
+    ("0", "d_ff must be a positive integer, got 0"),
+    ("0.5", "d_ff must be a positive integer, got 1/2"),
+    ("d_model-d_model", "d_ff must be a positive integer, got 0"),
+])
+def test_non_physical_substitution_is_refused(text, what, capsys):
+    line = refused(capsys, "formulas", "--substitute", f"d_ff={text}")
+    assert f"--substitute: d_ff={text}: " in line and what in line
+
+
+@pytest.mark.parametrize("argv", [["--substitute", "d_ff=4*d_model"], ["--substitute", "d_ff=8*d_model/3"],
+                                  ["--substitute", "d_ff=ceiling(8*d_model/3)"],
+                                  ["--substitute", "head_dim=d_model/n_heads", "--arch", "llama"],
+                                  ["--substitute", "d_ff=max(d_model-5, 1)"], ["--substitute", "d_ff=sqrt(d_model)"],
+                                  ["--substitute", "n_shared_experts=0", "--arch", "deepseek-v3"],
+                                  ["--substitute", "n_shared_experts=n_layers-1", "--arch", "deepseek-v3"]])
+def test_physical_substitutions_still_print(argv, capsys):
+    """Positive for every positive input (a count that may be 0 may be 0): accepted as before."""
+    assert main(["formulas", *argv]) == 0
+    assert capsys.readouterr().err == ""
