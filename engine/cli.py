@@ -130,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     fsrc.add_argument("--arch", metavar="NAME",
                       help="formula set (seed), architecture family (llama, gpt2, ...) or preset (llama-2-7b, ...); "
                            "default: seed")
-    fsrc.add_argument("--hf-config", metavar="PATH", help="a local config.json instead of --arch")
+    fsrc.add_argument("--hf-config", metavar="PATH", help="a local config.json, or a model folder holding one, "
+                                                          "instead of --arch")
     f.add_argument("--with-sizes", action="store_true",
                    help="with a preset or config: also print each quantity evaluated at its sizes")
     f.add_argument("--substitute", action="append", default=[], metavar="NAME=EXPR",
@@ -154,7 +155,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "or a local config.json, with the breakdown by component.")
     src = pa.add_mutually_exclusive_group(required=True)
     src.add_argument("--arch", metavar="NAME", help="preset (llama-2-7b, ...) or family (llama, ...)")
-    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json (never downloaded)")
+    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json, or a model folder "
+                                                         "holding one (never downloaded)")
     pa.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                     help="structural option, e.g. tied_head=true (repeatable)")
     pa.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=_SET_HELP)
@@ -346,7 +348,7 @@ def entry() -> None:
 
 
 # library terms (what ``engine.catalog.model`` and ``engine.request.spec`` name) -> the flag a user typed
-_FLAGS = {"arch": "--arch", "structure": "--option"}
+_FLAGS = {"arch": "--arch", "hf_config": "--hf-config", "structure": "--option"}
 
 
 def _in_flag_terms(exc: BaseException) -> BaseException:
@@ -913,7 +915,8 @@ def _formulas(args) -> int:
         from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
 
         memory = {k: v for k, v in options.items() if k in MEMORY_OPTIONS}  # memory, compute and step time too
-        arch = architecture(args.hf_config or name, {k: v for k, v in options.items() if k not in memory} or None)
+        arch = _arch_of(args, {k: v for k, v in options.items() if k not in memory} or None) if args.hf_config \
+            else architecture(name, {k: v for k, v in options.items() if k not in memory} or None)
         formulas, values = formulas_of(arch), arch.values
         if memory:
             from engine.catalog.model import estimate_formulas, memory_options
@@ -985,7 +988,8 @@ def _add_arch_source(parser: argparse.ArgumentParser, required: bool) -> None:
     """--arch NAME | --hf-config PATH, one of them (memory, flops, time, plan)."""
     src = parser.add_mutually_exclusive_group(required=required)
     src.add_argument("--arch", metavar="NAME", help="preset or family")
-    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json")
+    src.add_argument("--hf-config", metavar="PATH", help="a local Hugging Face config.json, or a model folder "
+                                                         "holding one")
 
 
 def _add_device_run(parser: argparse.ArgumentParser, batch_help: str) -> None:
@@ -997,13 +1001,13 @@ def _add_device_run(parser: argparse.ArgumentParser, batch_help: str) -> None:
 
 
 def _arch_of(args, options: dict | None = None):
-    """The architecture --arch or --hf-config names (SpecError when the config file is missing)."""
-    from engine.catalog.model import architecture
-    from engine.errors import SpecError
+    """The architecture --arch names, or the config.json (or model folder holding one) --hf-config names:
+    never a preset of the same name."""
+    from engine.catalog.model import architecture, config_architecture
 
-    if args.hf_config and not Path(args.hf_config).is_file():
-        raise SpecError("--hf-config", args.hf_config, "no such file (give a config.json)")
-    return architecture(args.hf_config or args.arch, options)
+    if args.hf_config is not None:
+        return config_architecture(args.hf_config, options)
+    return architecture(args.arch, options)
 
 
 def _options(items: list[str], numeric_flag: str = "--set") -> dict:
@@ -1027,13 +1031,13 @@ def _params(args) -> int:
     from dataclasses import replace
 
     from engine.symbolic.formulas.architectures import BREAKDOWN
-    from engine.catalog.model import architecture, param_counts
+    from engine.catalog.model import param_counts
 
     if getattr(args, "lora_targets", None) is not None and getattr(args, "lora_rank", None) is None:
         from engine.errors import SpecError
 
         raise SpecError("--lora-targets", args.lora_targets, "needs --lora-rank R (a positive integer)")
-    arch = architecture(args.hf_config or args.arch, _options(args.option) or None)
+    arch = _arch_of(args, _options(args.option) or None)
     sets = _set_values(args.set, dedicated=False)
     if sets:  # the sizes (and any other input) the configuration gives, overridden
         from engine.catalog.model import formulas_of

@@ -5,6 +5,8 @@ Each is refused in one line on stderr with exit 2, naming what was wrong, where,
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.cli import main
@@ -166,3 +168,35 @@ def test_physical_substitutions_still_print(argv, capsys):
     """Positive for every positive input (a count that may be 0 may be 0): accepted as before."""
     assert main(["formulas", *argv]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command", HF_COMMANDS, ids=lambda c: c[0])
+def test_hf_config_never_means_a_preset(command, tmp_path, capsys, monkeypatch):
+    """--hf-config gpt2 with no such file answered for the gpt2 preset (params, formulas) without a word."""
+    monkeypatch.chdir(tmp_path)
+    line = refused(capsys, command[0], "--hf-config", "gpt2", *command[1:])
+    assert f"llm-sweep {command[0]}: error: --hf-config: gpt2: no such file or folder; give a config.json or a " \
+           "model folder holding one (a preset or family name goes with --arch)" == line
+
+
+@pytest.mark.parametrize("command", HF_COMMANDS, ids=lambda c: c[0])
+def test_hf_config_takes_a_model_folder(command, tmp_path, capsys, monkeypatch):
+    """A model folder (a downloaded snapshot) is read through its config.json, in every command: the answer equals
+    the file's. A folder named like a preset is the folder (here a Llama config in ./gpt2), never the preset."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gpt2").mkdir()
+    (tmp_path / "gpt2" / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": 2}')
+    answers = []
+    for path in ("gpt2", "gpt2/config.json"):
+        assert main([command[0], "--hf-config", path, *command[1:]]) == 0
+        out = capsys.readouterr().out.replace("gpt2/config.json", "PATH").replace("gpt2", "PATH")
+        answers.append(re.sub(r"; [0-9.]+ s$", "", out, flags=re.M))  # plan's search time
+    assert answers[0] == answers[1]
+    if command[0] == "params":
+        assert "(llama)" in answers[0]
+
+
+@pytest.mark.parametrize("command", HF_COMMANDS[:2], ids=lambda c: c[0])
+def test_hf_config_folder_without_config_json_is_refused(command, tmp_path, capsys):
+    line = refused(capsys, command[0], "--hf-config", str(tmp_path), *command[1:])
+    assert f"error: {tmp_path}: a folder without config.json; give a config.json or the model folder" in line

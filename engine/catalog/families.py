@@ -1106,7 +1106,14 @@ SUPPORTED: tuple[str, ...] = (*FAMILIES, *WRAPPERS)
 
 
 def load_hf_config(path: str | Path) -> Architecture:
-    """Read a local ``config.json`` (SpecError naming the file and field when it is not usable)."""
+    """Read a local ``config.json``, or the ``config.json`` of a model folder (a Hugging Face snapshot);
+    SpecError naming the file and field when it is not usable."""
+    folder = Path(path)
+    if folder.is_dir():
+        path = folder / "config.json"
+        if not path.is_file():
+            raise SpecError(str(folder), "", "a folder without config.json; give a config.json or the model folder "
+                                             "that holds it")
     _, data = read_user_file(path, "JSON")
     return from_hf_config(data, str(path))
 

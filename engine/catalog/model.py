@@ -42,6 +42,19 @@ def architecture(name: str, options: dict[str, Any] | None = None) -> Architectu
         arch = load_hf_config(name)
     else:
         raise SpecError("arch", name, f"unknown architecture; valid: {', '.join(arch_names())}, or a config.json path")
+    return _with_options(arch, options)
+
+
+def config_architecture(path: str, options: dict[str, Any] | None = None) -> Architecture:
+    """The architecture of a local config.json or of a model folder holding one -- never a preset or family
+    of the same name (``--hf-config gpt2`` with no such file is refused, not answered for the preset)."""
+    if not Path(path).exists():
+        raise SpecError("hf_config", str(path), "no such file or folder; give a config.json or a model folder "
+                                                "holding one (a preset or family name goes with --arch)")
+    return _with_options(load_hf_config(path), options)
+
+
+def _with_options(arch: Architecture, options: dict[str, Any] | None) -> Architecture:
     if options:
         try:
             arch = Architecture(arch.family, arch.structure.with_options(**options), arch.values, arch.source,
