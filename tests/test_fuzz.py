@@ -1,4 +1,6 @@
-"""Fuzzing the user-facing inputs (issue 8): specs, config.json files, --where and --substitute strings.
+"""Fuzzing the user-facing inputs (issue 8): specs, config.json files, --where and --substitute strings;
+claims files with non-finite numbers, every precision name and alias in every command, and nested JSON and
+TOML (issue 23, whose tracebacks these generators found).
 
 Every case either succeeds (exit 0, its output written) or is refused in one line with exit 2 —
 never a traceback, never a file or temporary file left behind. Cases run in-process through
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,13 @@ INPUTS = ["d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "vocab", "batc
 QUANTITIES = ["params_total", "mem_peak", "params_layer", "mem_activations", "perf_relative", "no_such_quantity"]
 
 
+class Raw(str):
+    """TOML text written as it is: 1e400 (read as inf), -nan, a value nested thousands of levels deep."""
+
+
 def _toml_value(v) -> str:
+    if isinstance(v, Raw):
+        return str(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -56,11 +65,28 @@ def to_toml(tables: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+non_finite = st.sampled_from([Raw("1e400"), Raw("-1e400"), Raw("nan"), Raw("-nan"), Raw("inf"), Raw("-inf"),
+                              Raw("1e-400"), Raw("1.7976931348623157e308")])
+# a list nested 1 to 100,000 levels deep: the parsers recursed per level (RecursionError in every command)
+nested = st.integers(1, 100_000).map(lambda n: Raw("[" * n + "]" * n))
+
+
+def _precision_names() -> list[str]:
+    from engine.symbolic.memory.options import PRECISION_ALIASES, PRECISIONS
+
+    return [*PRECISIONS, *(a for a, _ in PRECISION_ALIASES), "", "BF16", "bf16 ", "fp4", "tf32", "32", "nan"]
+
+
+PRECISION_NAMES = _precision_names()
+
+
 scalars = st.one_of(
     st.integers(-3, 5000), st.integers(2**62, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(), st.sampled_from(["2**10", "1/0", "__import__('os')", "64", "", "1e3", "2**2**2**40", "x"]),
+    non_finite,
 )
 small_ints = st.integers(-2, 4096)
+
 axis_values = st.one_of(
     st.lists(small_ints, min_size=0, max_size=4),
     st.lists(scalars, min_size=1, max_size=3),
@@ -110,7 +136,8 @@ def near_valid_specs(draw):
         table, key = draw(st.sampled_from(MUTABLE))
         value = draw(st.one_of(scalars, axis_values, st.lists(st.sampled_from(INPUTS + QUANTITIES), max_size=3),
                                st.sampled_from(["mem_peak <= 80GiB", "params_total > 1e9", "mem_peak <= nan",
-                                                "llama-2-7b", "gpt2", "seed"])))
+                                                "llama-2-7b", "gpt2", "seed"]),
+                               st.sampled_from(PRECISION_NAMES), nested))
         spec.setdefault(table, {})[key] = value
     return spec
 
@@ -211,3 +238,112 @@ def test_any_where_succeeds_or_is_refused_in_one_line(quantity, op, value, where
                  "--over", "d_model"])
     _, err = capsys.readouterr()
     _check_outcome(code, err, folder, out)
+
+
+# -- issue 23: the generators that found the last tracebacks ----------------------------------------------------
+
+claim_values = st.dictionaries(st.sampled_from(["d_model", "n_layers", "n_heads", "vocab", "batch", "seq_len",
+                                                "alpha", "bytes_param", "n_shared_experts", "nonsense"]),
+                               st.one_of(scalars, non_finite), max_size=4)
+claims = st.fixed_dictionaries(
+    {"formula_set": st.sampled_from(["seed", "seed", "seed", "llama", 3]),
+     "claim": st.lists(st.fixed_dictionaries(
+         {"claim": st.sampled_from(["x", "the total", ""]),
+          "claimed": st.one_of(scalars, non_finite, st.sampled_from(["params_total", "1e400", "10**400", "nan",
+                                                                      "d_model / 0", "2**2**2**40"])),
+          "expr": st.one_of(st.sampled_from(QUANTITIES + INPUTS), expressions)},
+         optional={"values": st.one_of(claim_values, scalars), "abs_tol": st.one_of(scalars, non_finite),
+                   "rel_tol": st.one_of(scalars, non_finite), "options": st.one_of(
+                       st.dictionaries(st.sampled_from(["tied_head", "bogus"]), scalars, max_size=1), scalars),
+                   "note": scalars}), min_size=0, max_size=2)},
+    optional={"values": st.one_of(claim_values, scalars, nested), "source": scalars},
+)
+
+
+def _claims_toml(data: dict) -> str:
+    top = {k: v for k, v in data.items() if k != "claim"}
+    lines = [to_toml({k: v for k, v in top.items() if not isinstance(v, dict)}).strip()]
+    lines += [to_toml({k: v}).strip() for k, v in top.items() if isinstance(v, dict)]
+    for entry in data["claim"]:
+        lines.append("[[claim]]")
+        lines.extend(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in entry.items())
+    return "\n".join(x for x in lines if x) + "\n"
+
+
+@FAST
+@given(data=claims)
+def test_any_claims_file_is_checked_or_refused_in_one_line(data, tmp_path_factory, capsys):
+    """Exit 0 (every claim holds), 1 (one is wrong: a verdict, never an error) or 2 with one line; a claimed
+    nan/inf/1e400 was a sympy traceback with exit 1."""
+    folder = tmp_path_factory.mktemp("claims")
+    path = folder / "c.toml"
+    path.write_text(_claims_toml(data))
+    code = main(["check", str(path)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    assert code in (0, 1, 2), (code, err)
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and ": error: " in lines[0], err
+    else:
+        assert err == "" and ("hold" in out)
+
+
+PRECISION_COMMANDS = {
+    "memory": ["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8"],
+    "memory-inference": ["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mode", "inference"],
+    "memory-korthikanti": ["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--memory-model",
+                           "korthikanti"],
+    "flops": ["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8"],
+    "time": ["time", "--arch", "gpt2", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1"],
+    "time-inference": ["time", "--arch", "gpt2", "--gpu", "a100", "--gpus", "1", "--seq-len", "8", "--global-batch",
+                       "1", "--mode", "inference"],
+    "plan": ["plan", "--arch", "gpt2", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1",
+             "--zero", "1", "--recompute", "none", "--top", "1"],
+}
+
+
+@pytest.mark.parametrize("command", PRECISION_COMMANDS)
+def test_every_precision_name_in_every_command(command, capsys):
+    """Every precision, alias and near-miss in every command that takes --precision: an answer or one line
+    (plan --precision bf16-amp was a ValueError traceback); an alias answers as its canonical name."""
+    from engine.symbolic.memory.options import PRECISION_ALIASES
+
+    canonical = dict(PRECISION_ALIASES)
+    answers = {}
+    for name in PRECISION_NAMES:
+        code = main([*PRECISION_COMMANDS[command], "--precision", name])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err, (name, err)
+        assert code in (0, 2), (name, code, err)
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1 and ": error: " in err, (name, err)
+        answers[name] = (code, re.sub(r"; [0-9.]+ s$", "", out, flags=re.M))  # plan's search time
+    for alias, name in canonical.items():
+        assert answers[alias] == answers[name], (alias, name)
+
+
+json_leaves = st.one_of(st.integers(-3, 10**6), st.floats(allow_nan=False), st.booleans(), st.none(),
+                        st.sampled_from(["llama", "gpt2", "x"]))
+nested_json = st.recursive(json_leaves, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                                st.dictionaries(st.sampled_from(
+                                                                    ["text_config", "rope_scaling", "a", "model_type"]),
+                                                                    inner, max_size=3)), max_leaves=20)
+
+
+@FAST
+@given(base=st.sampled_from([{"model_type": "llama"}, {"model_type": "llava", "text_config": {}}, {}]),
+       key=st.sampled_from(["text_config", "rope_scaling", "architectures", "quantization_config", "bogus"]),
+       value=st.one_of(nested_json, st.integers(1, 200_000)))
+def test_any_nested_config_json_succeeds_or_is_refused_in_one_line(base, key, value, tmp_path_factory, capsys):
+    """A field holding nested JSON (up to 200,000 levels: an int here means that many nested lists)."""
+    folder = tmp_path_factory.mktemp("nested")
+    path = folder / "config.json"
+    inner = "[" * value + "]" * value if isinstance(value, int) else json.dumps(value)
+    text = json.dumps(base)[:-1] + (", " if base else "") + f"{json.dumps(key)}: {inner}" + "}"
+    path.write_text(text)
+    code = main(["params", "--hf-config", str(path), "--json"])
+    out, err = capsys.readouterr()
+    _check_outcome(code, err, folder, None)
+    if code == 0:
+        assert json.loads(out)["total"] > 0
