@@ -32,6 +32,15 @@ def test_one_definition():
     assert engine.memory_options().precision == engine.memory_options(mode="inference").precision == "bf16"
 
 
+def test_memory_options_defaults_are_the_option_specs():
+    """MemoryOptions() (the Python API) and the OptionSpecs (CLI help, specs) name the same default for every
+    option, so no entry point can drift from the others again."""
+    from dataclasses import fields
+
+    assert {f.name: getattr(MemoryOptions(), f.name) for f in fields(MemoryOptions)} == \
+        {name: spec.default for name, spec in OPTIONS.items()}
+
+
 def test_readme_documents_the_default_once():
     text = README.read_text()
     assert len(re.findall(r"default\s+precision is `bf16`", text)) == 1
