@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also print each quantity over the inputs alone, defaults such as d_ff = 4 d_model applied")
     f.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="structural option of the set, e.g. tied_head=false (repeatable)")
+    f.add_argument("--line-width", metavar="WIDTH",
+                   help="LaTeX: the width every line must fit, a TeX length (345pt, 3.25in, 8.5cm) or onecolumn "
+                        "(345pt, article) or twocolumn (229.5pt, article's [twocolumn]); default: onecolumn")
 
     m = sub.add_parser("combine", help="join the part files of a multi-process run",
                        description="Join OUT.partIII-of-NNN.nc files (from --part or --distributed) into one cube.")
@@ -890,9 +893,17 @@ def _formulas(args) -> int:
     from engine.errors import SpecError
     from engine.symbolic.expr import ExpressionError, parse_expression
     from engine.symbolic.formulas import FORMULA_SETS, build_formula_set
-    from engine.symbolic.printing import format_formulas
+    from engine.symbolic.printing import format_formulas, parse_line_width
     from engine.symbolic.symbols import SYMBOLS
 
+    line_width = None
+    if args.line_width is not None:
+        if args.format != "latex":
+            raise SpecError("--line-width", args.line_width, f"applies to --format latex, not {args.format}")
+        try:
+            line_width = parse_line_width(args.line_width)
+        except ValueError as exc:
+            raise SpecError("--line-width", args.line_width, str(exc)) from None
     options = _options(args.option, numeric_flag="--substitute")
     substitute = {}
     for item in args.substitute:
@@ -931,7 +942,8 @@ def _formulas(args) -> int:
         except ValueError as exc:
             raise SpecError("--option", ",".join(args.option), str(exc)) from None
     sys.stdout.write(format_formulas(formulas, args.format, expand=args.expand, substitute=substitute,
-                                     collect=args.collect, values=values, with_sizes=args.with_sizes))
+                                     collect=args.collect, values=values, with_sizes=args.with_sizes,
+                                     line_width=line_width))
     return EXIT_OK
 
 

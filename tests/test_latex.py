@@ -192,15 +192,20 @@ def test_broken_equations_print_the_same_math(arch, extra, capsys):
     """Cut or not, each equation prints sympy's LaTeX of its expression, once, with one number."""
     out = _latex(capsys, arch, *extra)
     fs = build_formula_set(arch, {}) if arch in FORMULA_SETS else formulas_of(architecture(arch))
+    given = set() if arch in FORMULA_SETS else set(architecture(arch).values)  # a preset's sizes stay symbols
     collect = extra[1] if extra[:1] == ("--collect",) else None
     expected = []
+    omitted = printing.identically_zero(fs)  # not printed, and 0 where others use them
+    zeros = {fs.quantities[name].symbol: 0 for name in omitted}
     for q in fs.quantities.values():
-        expected.append(q.definition)
+        if q.name in omitted:
+            continue
+        expected.append(q.definition.xreplace(zeros))
         if extra:
-            expanded = sympy.expand(fs.apply(fs.inline(q.definition), set()))
+            expanded = sympy.expand(fs.apply(fs.inline(q.definition), given))
             if collect:
                 expanded = sympy.collect(expanded, symbol(collect))
-            if expanded != q.definition:
+            if expanded != expected[-1]:
                 expected.append(expanded)
     equations = _equations(out)
     assert len(equations) == len(expected)
@@ -277,5 +282,188 @@ def test_overfull_detection_catches_a_wide_table(capsys, tmp_path):
     log = _pdflatex(tmp_path, doc)
     lines = doc.splitlines()
     first = next(i for i, line in enumerate(lines, 1) if r"\begin{tabular}" in line)
-    last = next(i for i, line in enumerate(lines, 1) if r"\end{tabular}" in line)
+    last = max(i for i, line in enumerate(lines, 1) if r"\end{tabular}" in line)  # a tabular per row: all of them
     assert _overfull_in(log, first, last + 1)
+
+
+# --- --line-width, named cases, quantities left out; every formula set on one- and two-column pages --------------
+
+#: LaTeX document classes and the --line-width each one's column takes
+CLASSES = {"onecolumn": ("\\documentclass{article}", "onecolumn"),
+           "twocolumn": ("\\documentclass[twocolumn]{article}", "twocolumn"),
+           # ACL's column (acl.sty: \textwidth 16cm, \columnsep 0.6cm): 219pt, the narrowest of the usual venues
+           "acl": ("\\documentclass[twocolumn]{article}\n\\setlength{\\textwidth}{16cm}\\setlength{\\columnsep}{0.6cm}",
+                   "7.7cm")}
+#: (class, arch, flags): a representative subset of `benchmarks/render_latex.py --matrix` (every set, flag and class
+#: there); each class is one pdflatex run
+PAGES = [("onecolumn", "llama-3.1-8b", ("--option", "memory_model=korthikanti", "--expand", "--with-sizes")),
+         ("onecolumn", "deepseek-v3", ("--option", "mode=inference", "--expand")),
+         ("twocolumn", "seed", ("--expand",)),
+         ("twocolumn", "llama-3.1-8b", ("--option", "memory_model=korthikanti", "--expand", "--with-sizes")),
+         ("twocolumn", "deepseek-v3", ("--option", "mode=inference", "--expand")),
+         ("twocolumn", "nemotron-h-56b-base-8k", ("--option", "memory_model=pytorch")),
+         ("acl", "llama-3.1-8b", ("--expand", "--with-sizes")),
+         ("acl", "deepseek-v3", ("--option", "memory_model=korthikanti")),
+         ("acl", "llama-3.1-8b", ("--option", "memory_model=seed", "--expand")),
+         ("acl", "nemotron-h-56b-base-8k", ("--option", "mode=inference", "--expand"))]
+
+
+@pytest.mark.parametrize("cls", list(CLASSES))
+def test_every_set_fits_one_and_two_column_pages(cls, capsys, tmp_path):
+    """Memory, step time, inference and parameters, plain and expanded, with sizes: no overfull box in the class."""
+    parts, titles = [CLASSES[cls][0] + "\n\\usepackage{amsmath}\n\\begin{document}\n"], []
+    for _, arch, extra in [p for p in PAGES if p[0] == cls]:
+        titles.append(f"{arch} {' '.join(extra)}")
+        parts.append(f"\\section*{{{arch}}}\n" + _latex(capsys, arch, "--line-width", CLASSES[cls][1], *extra))
+    doc = "".join(parts) + "\\end{document}\n"
+    log = _pdflatex(tmp_path, doc)
+    lines = doc.splitlines()
+    sections = [i for i, line in enumerate(lines, 1) if line.startswith("\\section*")]
+    bad = [(m, titles[bisect.bisect_right(sections, int(re.findall(r"lines? (\d+)", m)[0])) - 1])
+           for m in _overfull_in(log, 1, len(lines))]
+    assert not bad, bad  # (log line, formula set)
+    assert "Overfull \\vbox" not in log  # no row taller than the page (a cases block inside a fraction was)
+
+
+def test_overfull_detection_catches_the_one_column_output_in_two_columns(capsys, tmp_path):
+    """Without --line-width the korthikanti set, fit for 345pt, runs past a 229.5pt column."""
+    doc = (CLASSES["twocolumn"][0] + "\n\\usepackage{amsmath}\n\\begin{document}\n"
+           + _latex(capsys, "llama-3.1-8b", "--option", "memory_model=korthikanti") + "\\end{document}\n")
+    assert _overfull_in(_pdflatex(tmp_path, doc), 1, len(doc.splitlines()))
+
+
+@pytest.mark.parametrize("text,pt", [("345pt", 345.0), ("3.25in", 3.25 * 72.27), ("8.5cm", 8.5 * 72.27 / 2.54),
+                                     ("252bp", 252 * 72.27 / 72), ("20pc", 240.0), ("onecolumn", 345.0),
+                                     ("twocolumn", 229.5), (" TwoColumn ", 229.5), ("219.5 pt", 219.5)])
+def test_line_width_takes_tex_lengths_and_names(text, pt):
+    assert printing.parse_line_width(text) == pytest.approx(pt)
+
+
+@pytest.mark.parametrize("text,says", [("wide", "expected a length"), ("345", "expected a length"),
+                                       ("3.25em", "expected a length"), ("-345pt", "expected a length"),
+                                       ("100pt", "narrower than 200pt"), ("1e3pt", "expected a length"),
+                                       ("20000pt", "wider than 16383pt")])
+def test_a_bad_line_width_is_one_line_and_exit_2(text, says, capsys):
+    assert main(["formulas", "--format", "latex", f"--line-width={text}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"llm-sweep formulas: error: --line-width: {text}: ")
+    assert says in err and "345pt, 3.25in or 8.5cm" in err and "twocolumn (229.5pt)" in err  # what is valid
+
+
+def test_line_width_applies_to_latex_only(capsys):
+    assert main(["formulas", "--line-width", "twocolumn"]) == 2
+    assert "--line-width: twocolumn: applies to --format latex, not text" in capsys.readouterr().err
+
+
+def test_line_budget_uses_the_line_width(capsys):
+    """Every printed line, as estimated, fits the column the output was made for (the left column included)."""
+    for width, pt in (("twocolumn", 229.5), ("7.7cm", 7.7 * 72.27 / 2.54)):
+        out = _latex(capsys, "llama-3.1-8b", "--option", "memory_model=korthikanti", "--expand", "--line-width", width)
+        align = out[out.index(r"\begin{align}"):out.index(r"\end{align}")].splitlines()[1:]
+        rows = [re.sub(r"(?<!\\)%.*", "", line).strip().removesuffix(r"\\").replace(r"\notag", "").split("&", 1)
+                for line in align]
+        widest_lhs = max(tex_width(lhs) for lhs, _ in rows if lhs.strip())
+        assert all(widest_lhs + tex_width("{}" + rhs) <= pt - printing.TAG_ROOM_PT for _, rhs in rows)
+        assert f"% lines fit {pt:g}pt" in out
+
+
+def _sub_quantities(out: str) -> tuple[list[str], list[str]]:
+    """The names (kappa_k) in the align block in order of first use, and those defined (`\\kappa_{k} &= ...`)."""
+    align = out[out.index(r"\begin{align}"):out.index(r"\end{align}")]
+    align = "\n".join(re.sub(r"(?<!\\)%.*", "", line) for line in align.splitlines())
+    used = list(dict.fromkeys(re.findall(r"\\kappa_\{\d+\}", align)))
+    defined = re.findall(r"^\s*(\\kappa_\{\d+\}) &= ", align, re.M)
+    return used, defined
+
+
+def test_piecewise_terms_are_named_sub_quantities(capsys):
+    """Each Piecewise inside a formula is a kappa_k with an equation of its own, after the first that uses it."""
+    out = _latex(capsys, "llama-3.1-8b", "--option", "memory_model=korthikanti", "--expand")
+    used, defined = _sub_quantities(out)
+    assert len(used) >= 5 and used == defined == [rf"\kappa_{{{k}}}" for k in range(1, len(used) + 1)]
+    align = out[out.index(r"\begin{align}"):out.index(r"\end{align}")].splitlines()
+    for name in defined:  # defined once, after the line that first uses it
+        first_use = next(i for i, line in enumerate(align) if name in line.split("%")[0])
+        definition = next(i for i, line in enumerate(align) if line.lstrip().startswith(name + " &= "))
+        assert first_use < definition
+    for line in align:  # a cases block is a whole right-hand side: nothing before or after it on its line
+        body = re.sub(r"(?<!\\)%.*", "", line).strip().removesuffix(r"\\").replace(r"\notag", "").strip()
+        if r"\begin{cases}" in body:
+            assert re.fullmatch(r"[^&]*&= \\begin\{cases\}.*\\end\{cases\}", body), body
+            assert body.count(r"\begin{cases}") == 1
+    descriptions = out[out.index(r"\begin{description}"):]
+    assert all(rf"\item[{{${name}$}}]" in descriptions for name in defined)
+    assert r"\item[{$\kappa_{1}$}] Cases within $M_{\mathrm{act}}$ (mem\_activations)" in descriptions
+    assert re.search(r"\\kappa_\{1\} &= \\begin\{cases\} 1 & \\text\{for\}\\: v = 1 \\\\", out)
+    # a comment carries the source of the quantity it is part of
+    assert re.search(r"\\kappa_\{1\} &= .*% kappa_\{1\} \(in mem_activations\): Korthikanti et al\. 2022", out)
+
+
+def _resolved(expr: sympy.Expr, subs: "printing._SubQuantities") -> sympy.Expr:
+    while expr.free_symbols & set(subs.definitions):
+        expr = expr.xreplace(subs.definitions)
+    return expr
+
+
+def _same_numbers(a: sympy.Expr, b: sympy.Expr, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    names = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+    for _ in range(6):  # small integers, so that tp = 1, pp = 1, ... and their other cases all come up
+        point = {s: sympy.Integer(rng.randint(1, 4)) for s in names}
+        assert a.xreplace(point) == b.xreplace(point), (a, point)
+
+
+@pytest.mark.parametrize("arch,option", [("llama-3.1-8b", "memory_model=korthikanti"),
+                                         ("deepseek-v3", "mode=inference"),
+                                         ("nemotron-h-56b-base-8k", "mode=inference")])
+def test_sub_quantities_keep_every_number(arch, option):
+    """Put back, the named cases and denominators give each formula's own values: definition and expanded line."""
+    from engine.catalog.model import estimate_formulas, memory_options
+
+    model = architecture(arch)
+    fs = estimate_formulas(model.family, model.structure, memory_options(**dict([option.split("=")])))
+    subs = printing._SubQuantities(fs, 60.0, 70.0)  # narrow lines: many cases and denominators named
+    checked = 0
+    for i, q in enumerate(fs.quantities.values()):
+        if not q.definition.has(sympy.Piecewise, sympy.Pow):
+            continue
+        named = subs.hoist(q.definition)
+        subs.latex(named)  # names the wide denominators too
+        _same_numbers(_resolved(subs._narrow(named), subs), q.definition, i)
+        over_inputs = fs.apply(fs.inline(q.definition), set(model.values))
+        if over_inputs.has(sympy.Piecewise) and len(str(over_inputs)) < 3000:
+            expanded = subs.hoist(over_inputs, sympy.expand)
+            expanded = expanded if isinstance(expanded, sympy.Piecewise) else sympy.expand(expanded)
+            _same_numbers(_resolved(subs._narrow(expanded), subs), over_inputs, i)
+        checked += 1
+    assert checked >= 5 and len(subs.definitions) >= 5
+
+
+def test_quantities_identically_zero_are_left_out(capsys):
+    """A dense model's MoE terms (and fp32's master copy) are not printed in LaTeX; one comment names them."""
+    out = _latex(capsys, "llama-3.1-8b", "--option", "memory_model=korthikanti", "--option", "precision=fp32",
+                 "--with-sizes")
+    comment = re.search(r"^% identically 0 for this model, left out: (.*)$", out, re.M)
+    assert comment and comment.group(1).split(", ") == [
+        "params_router_layer", "params_experts_layer", "params_positions", "params_ssm", "params_router",
+        "params_experts", "mem_master", "time_ep"]
+    body = "\n".join(re.sub(r"(?<!\\)%.*", "", line) for line in out.splitlines())
+    for gone in (r"P_{\mathrm{router}}", r"P_{\mathrm{experts}}", r"M_{\mathrm{master}}", r"T_{\mathrm{EP}}"):
+        assert gone not in body, gone  # nor its equation, nor a term that is 0, nor a row of the sizes table
+    assert re.search(r"C_{\\mathrm\{fwd\}} &= 2 \\cdot d_\{\\mathrm\{model\}\} \\cdot V", body)
+    # text and Markdown print every quantity, as before
+    assert main(["formulas", "--arch", "llama-3.1-8b", "--option", "memory_model=korthikanti"]) == 0
+    text = capsys.readouterr().out
+    assert "params_router [1]" in text and "mem_master [bytes]" in text and "2*params_router" in text
+
+
+def test_the_sizes_table_wraps_to_the_line_width(capsys):
+    out = _latex(capsys, "llama-3.1-8b", "--option", "memory_model=korthikanti", "--with-sizes", "--line-width",
+                 "twocolumn")
+    spec = re.search(r"\\begin\{tabular\}\{(.*)\}\n  quantity & value & units", out).group(1)
+    widths = [float(w) for w in re.findall(r"p\{\\dimexpr ([0-9.]+)\\linewidth-2\\tabcolsep\\relax\}", spec)]
+    assert len(widths) == 3 and abs(sum(widths) - 1.0) < 1e-9
+    assert r"\raggedright needs $B$, $S$ & bytes" in out  # inputs named by their symbols, wrapped
+    assert r"\raggedleft 8{,}030{,}261{,}248 & 1" in out  # numbers flush right
