@@ -102,11 +102,17 @@ def _overfull_in(log: str, first: int, last: int, limit_pt: float = 1.0) -> list
     return bad
 
 
-def _pdflatex(tmp_path, doc: str) -> str:
-    """Compile ``doc`` in ``tmp_path``; the log (the test fails when pdflatex does)."""
+def _tex_engine() -> str:
+    """pdflatex's path; the test is skipped, saying why, where there is none."""
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
         pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    return pdflatex
+
+
+def _pdflatex(tmp_path, doc: str) -> str:
+    """Compile ``doc`` in ``tmp_path``; the log (the test fails when pdflatex does)."""
+    pdflatex = _tex_engine()
     (tmp_path / "doc.tex").write_text(doc, encoding="utf-8")
     r = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
@@ -311,6 +317,7 @@ PAGES = [("onecolumn", "llama-3.1-8b", ("--option", "memory_model=korthikanti", 
 @pytest.mark.parametrize("cls", list(CLASSES))
 def test_every_set_fits_one_and_two_column_pages(cls, capsys, tmp_path):
     """Memory, step time, inference and parameters, plain and expanded, with sizes: no overfull box in the class."""
+    _tex_engine()  # before the formulas are printed
     parts, titles = [CLASSES[cls][0] + "\n\\usepackage{amsmath}\n\\begin{document}\n"], []
     for _, arch, extra in [p for p in PAGES if p[0] == cls]:
         titles.append(f"{arch} {' '.join(extra)}")
@@ -327,6 +334,7 @@ def test_every_set_fits_one_and_two_column_pages(cls, capsys, tmp_path):
 
 def test_overfull_detection_catches_the_one_column_output_in_two_columns(capsys, tmp_path):
     """Without --line-width the korthikanti set, fit for 345pt, runs past a 229.5pt column."""
+    _tex_engine()
     doc = (CLASSES["twocolumn"][0] + "\n\\usepackage{amsmath}\n\\begin{document}\n"
            + _latex(capsys, "llama-3.1-8b", "--option", "memory_model=korthikanti") + "\\end{document}\n")
     assert _overfull_in(_pdflatex(tmp_path, doc), 1, len(doc.splitlines()))
