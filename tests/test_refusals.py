@@ -199,4 +199,5 @@ def test_hf_config_takes_a_model_folder(command, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("command", HF_COMMANDS[:2], ids=lambda c: c[0])
 def test_hf_config_folder_without_config_json_is_refused(command, tmp_path, capsys):
     line = refused(capsys, command[0], "--hf-config", str(tmp_path), *command[1:])
-    assert f"error: {tmp_path}: a folder without config.json; give a config.json or the model folder" in line
+    assert f"error: --hf-config: {tmp_path}: a folder without config.json; give a config.json or the model " \
+           "folder" in line

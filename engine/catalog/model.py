@@ -51,6 +51,9 @@ def config_architecture(path: str, options: dict[str, Any] | None = None) -> Arc
     if not Path(path).exists():
         raise SpecError("hf_config", str(path), "no such file or folder; give a config.json or a model folder "
                                                 "holding one (a preset or family name goes with --arch)")
+    if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
+        raise SpecError("hf_config", str(path), "a folder without config.json; give a config.json or the model "
+                                                "folder that holds it")
     return _with_options(load_hf_config(path), options)
 
 
