@@ -287,8 +287,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 1, 2; 128 + signal number when stopped by a signal)."""
+    from engine.files import stop_outcome, written
     from engine.signals import stop_on_signals
 
+    written.clear()  # what this command publishes: a stop says whether its target changed
     command = "llm-sweep"
     with stop_on_signals(), warnings.catch_warnings():  # SIGTERM and SIGHUP clean up like Ctrl-C
         notes: list[str] = []
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
-            print(f"{command}: stopped by {signal.Signals(signum).name}; no output was written", file=sys.stderr)
+            print(f"{command}: stopped by {signal.Signals(signum).name}; {stop_outcome()}", file=sys.stderr)
             return 128 + signum
         except MemoryError:
             print(f"{command}: error: out of host memory; shrink the axes or stream the cube to a file",

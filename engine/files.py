@@ -5,16 +5,23 @@ name beside the target (``.llm-sweep.<host>.<pid>.<random>.tmp``, whatever the t
 length), and renamed onto the target only when complete. The temporary name carries the
 writer's host and process id, so the next run into the same folder can remove what a killed
 run (SIGKILL, a node that died) left behind: ``remove_leftovers`` deletes the temporary files
-of this host whose process is gone, and says so.
+of this host whose process is gone, and says so. A zarr store (a folder) is built the same way
+under ``.llm-sweep.<host>.<pid>.<random>.partial`` (``.template`` while its metadata is written,
+``.old`` for the store it replaced on its way out), and the same rule removes those folders.
 
 ``check_target`` refuses, before any work is done, a target that exists and is not a regular
 file (a device such as /dev/null, a FIFO, a socket, a folder, a symbolic link), a target that is
 one of the command's own inputs, a folder that is missing or not writable, and a name longer
 than the file system allows. New files get the mode the umask allows (as ``open`` would).
+
+A stop signal during the rename that publishes an output is held until the rename is done
+(``signals.deferred``); ``written`` records what this process published, so a stopped command
+can say whether its target changed (``stop_outcome``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -31,7 +38,10 @@ from engine.errors import ResourceError
 
 TEMP_PREFIX = ".llm-sweep."
 TEMP_SUFFIX = ".tmp"
-_TEMP = re.compile(r"^\.llm-sweep\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}\.tmp$")
+TEMP_KINDS = ("tmp", "partial", "template", "old")  # a file; a zarr store being built, its metadata, the replaced one
+_TEMP = re.compile(r"^\.llm-sweep\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}\.(tmp|partial|template|old)$")
+# what earlier versions left beside a store NAME.zarr: .NAME.zarr.<pid>.old / .template (no host in the name)
+_LEGACY = re.compile(r"^\.(.+\.zarr)\.(\d+)\.(old|template)$")
 
 
 def host_id() -> str:
@@ -135,9 +145,11 @@ def disk_bytes(path: str | os.PathLike) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def temp_path(folder: Path) -> Path:
-    """A fresh, short temporary name in ``folder`` carrying this host and process id."""
-    return folder / f"{TEMP_PREFIX}{host_id()}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+def temp_path(folder: Path, kind: str = "tmp") -> Path:
+    """A fresh, short temporary name in ``folder`` carrying this host and process id (``kind``: one of
+    ``TEMP_KINDS``; the name is under 50 bytes whatever the target's)."""
+    assert kind in TEMP_KINDS, kind
+    return folder / f"{TEMP_PREFIX}{host_id()}.{os.getpid()}.{secrets.token_hex(4)}.{kind}"
 
 
 def _alive(pid: int) -> bool:
@@ -151,7 +163,8 @@ def _alive(pid: int) -> bool:
 
 
 def leftovers(folder: str | os.PathLike) -> list[Path]:
-    """Temporary files in ``folder`` written on this host by processes that no longer run."""
+    """Temporary files and store folders in ``folder`` written on this host by processes that no longer run
+    (``TEMP_KINDS``; and the ``.NAME.zarr.<pid>.old``/``.template`` store folders of earlier versions)."""
     here = host_id()
     found = []
     try:
@@ -162,24 +175,110 @@ def leftovers(folder: str | os.PathLike) -> list[Path]:
         m = _TEMP.match(entry.name)
         if m and m.group(1) == here and int(m.group(2)) != os.getpid() and not _alive(int(m.group(2))):
             found.append(Path(entry.path))
+            continue
+        m = _LEGACY.match(entry.name)
+        if m and entry.is_dir(follow_symlinks=False) and int(m.group(2)) != os.getpid() \
+                and not _alive(int(m.group(2))):
+            found.append(Path(entry.path))
     return sorted(found)
 
 
 def remove_leftovers(folder: str | os.PathLike, say=None) -> list[Path]:
     """Delete ``leftovers(folder)``; ``say(message)`` is told what was removed."""
-    removed, size = [], 0
+    removed, size, folders = [], 0, 0
     for path in leftovers(folder):
         try:
-            size += path.stat().st_size
-            path.unlink()
+            if path.is_dir() and not path.is_symlink():
+                size += disk_bytes(path)
+                shutil.rmtree(path)
+                folders += 1
+            else:
+                size += path.lstat().st_size
+                path.unlink()
             removed.append(path)
         except OSError:
             continue
     if removed and say is not None:
         names = ", ".join(p.name for p in removed[:3]) + (", ..." if len(removed) > 3 else "")
-        say(f"removed {len(removed)} temporary file(s) of stopped runs ({size:,} bytes) from "
-            f"{str(Path(folder))!r}: {names}")
+        what = " and ".join(([f"{len(removed) - folders} temporary file(s)"] if len(removed) > folders else [])
+                            + ([f"{folders} temporary store folder(s)"] if folders else []))
+        say(f"removed {what} of stopped runs ({size:,} bytes) from {str(Path(folder))!r}: {names}")
     return removed
+
+
+# -- what this process published (for the message of a command stopped by a signal) ------------------
+
+written: list[Path] = []
+
+
+def stop_outcome() -> str:
+    """What a command stopped by a signal says of its outputs: none was written, or which ones were already
+    in place when it stopped (the stop came after their publishing rename). Forgets them."""
+    done = list(dict.fromkeys(written))
+    written.clear()
+    if not done:
+        return "no output was written"
+    return f"{', '.join(repr(str(p)) for p in done)} had already been written in full"
+
+
+# -- replacing a folder (a zarr store) ---------------------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # renameat2(2): swap two paths atomically (Linux 3.15+, most local file systems)
+_exchange_works: bool | None = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths ``a`` and ``b`` in one step; False where the system or file system cannot (OSError otherwise)."""
+    global _exchange_works
+    if _exchange_works is False:
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        _exchange_works = False
+        return False
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        _exchange_works = True
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        _exchange_works = False
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_folder(folder: Path, target: Path, check=None) -> list[Path]:
+    """Put finished ``folder`` at ``target`` (absent, an empty folder, or a folder to replace), in one step
+    where the file system can swap two paths; returns what to delete: the folder(s) it replaced.
+
+    Call it with signals deferred. A target that appears while this runs (another run publishing the same
+    name) is replaced too: the last to publish wins, as with files. ``check(target)`` is called before each
+    attempt (re-checking the target is still one to replace). Without an atomic swap the earlier folder is
+    renamed away (``temp_path(..., "old")``) just before ``folder`` is renamed in.
+    """
+    trash: list[Path] = []
+    for _ in range(100):
+        if check is not None:
+            check(target)
+        try:
+            os.rename(folder, target)  # no target, or an empty folder: one atomic step
+            return trash
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        try:
+            if _exchange(folder, target):
+                return trash + [folder]  # ``folder`` now names the earlier store
+        except FileNotFoundError:
+            continue  # the target went away in between: rename again
+        old = temp_path(target.parent, "old")
+        try:
+            os.rename(target, old)
+        except FileNotFoundError:
+            continue
+        trash.append(old)
+    raise ResourceError(f"cannot put the finished store at {str(target)!r}: other runs keep replacing it")
 
 
 class AtomicFile:
@@ -205,9 +304,16 @@ class AtomicFile:
     def commit(self) -> Path:
         signals.check()  # a stop signal that arrived while writing: the target stays as it was
         check_target(self.target)  # the target may have changed while the run went on
-        os.chmod(self.path, file_mode())
-        os.replace(self.path, self.target)
-        self.done = True
+        with signals.deferred():  # a signal from here on is answered once the file is in place, and says so
+            try:
+                os.chmod(self.path, file_mode())
+                os.replace(self.path, self.target)
+            except OSError as exc:  # an immutable file, a folder whose permissions changed: name the target
+                self.abort()
+                raise ResourceError(f"cannot replace {str(self.target)!r}: {_reason(exc)}; it is left as it "
+                                    "was") from None
+            self.done = True
+            written.append(self.target)
         return self.target
 
     def abort(self) -> None:
@@ -240,18 +346,19 @@ def write_error(exc: BaseException, target: Path) -> ResourceError:
     of the folder tells that case apart.
     """
     folder = target.parent
+    left = f"{str(target)!r} is as it was" if os.path.lexists(target) else f"nothing was left at {str(target)!r}"
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ResourceError(f"the disk holding {str(folder)!r} is full; nothing was left at {str(target)!r}")
+        return ResourceError(f"the disk holding {str(folder)!r} is full; {left}")
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         free = None
     if free is not None and free < (1 << 20):
-        return ResourceError(f"the disk holding {str(folder)!r} is full ({free:,} bytes free); nothing was left at "
-                             f"{str(target)!r}")
+        return ResourceError(f"the disk holding {str(folder)!r} is full ({free:,} bytes free); {left}")
     reason = _reason(exc) if isinstance(exc, OSError) else str(exc).strip().splitlines()[0] if str(exc) else \
         type(exc).__name__
-    return ResourceError(f"writing {str(target)!r} failed: {reason}; nothing was left there")
+    return ResourceError(f"writing {str(target)!r} failed: {reason}; " + (
+        left if os.path.lexists(target) else "nothing was left there"))
 
 
 def _reason(exc: OSError) -> str:

@@ -5,15 +5,30 @@ zarr and dask) instead of netCDF. Every variable is a zarr array on its natural 
 (``engine.runtime.dims``), chunked like the compute chunks (the netCDF sink's file chunk restricted to
 its dims), so each chunk of the run lands in whole zarr chunks and no two writers touch one.
 
+One process, one store. A single-process run builds its store under a name of its own beside the target
+(``.llm-sweep.<host>.<pid>.<random>.partial``, ``engine.files.temp_path``: short whatever the target's
+length), so two runs writing one target never touch each other's store: the last to finish wins, as with
+netCDF files. Publishing is one rename where the target is new, else one atomic swap of the two folders
+(``renameat2(RENAME_EXCHANGE)``; where the file system cannot, the earlier store is renamed away just
+before), then the earlier store is deleted; a stop signal during it is answered once the new store is in
+place, and the command then says the target was written (``files.stop_outcome``). A run killed outright
+(SIGKILL, a lost node) leaves its ``.partial`` (or ``.template``, ``.old``) folder; the next run into the
+folder removes those of dead processes of this host, as it does temporary files (``files.remove_leftovers``).
+
 Many processes, one store. With ``--part I/N`` or ``--distributed`` every process writes its own share
 of the first axis straight into the same store -- no part files, no ``combine``. The store is built
-under a staging name beside the target (``.NAME.partial``): the first process to finish its template
-(metadata, coordinates, attributes of the whole cube, written in a private folder and renamed into
-place, so a half-written template is never seen) wins, the others check it describes the same run and
-use it. Each process marks its share done; the one that finds every share done renames the staging
-store onto the target. A reader never sees a store at the target before it is complete; an interrupted
-single-process run deletes its staging store, an interrupted share leaves the staging store (other
-processes may still be writing) and withdraws its mark, and a rerun of that share completes it.
+under a staging name every process of the run derives from the target's name
+(``.llm-sweep.shares.<digest>.partial``): the first process to finish its template (metadata,
+coordinates, attributes of the whole cube, written in a private ``.template`` folder and renamed into
+place, so a half-written template is never seen) wins, the others check it describes the same run
+(request and number of shares) and use it. Each process holds a lock on its share while it writes it
+(``writing-I-of-N`` in the store: a second live process of this host writing the same share is refused;
+a lock whose process is gone, or of another host, is taken over: that is how a stopped share is rerun),
+and marks its share done; the one that finds every share done claims the staging store (renames it to a
+name of its own: of two finishing at once, one publishes) and publishes it, signals deferred throughout. A
+reader never sees a store at the target before it is complete; an interrupted share leaves the staging
+store (other processes may still be writing; it is never removed as a leftover) and withdraws its mark,
+and a rerun of that share completes it.
 
 A variable that lacks the split or walked dims of a chunk is written once, by the chunk at the start of
 the dims it lacks (``dims.writes``; with shares, by the process whose share starts the first axis). With
@@ -36,6 +51,7 @@ cut by the array's edge or by the block) goes through zarr.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -49,19 +65,26 @@ from typing import Any
 
 import numpy as np
 
+from engine import signals
 from engine.errors import ResourceError
-from engine.files import check_place, file_mode, refuse_inputs
+from engine.files import (_alive, check_place, file_mode, host_id, refuse_inputs, replace_folder,
+                          temp_path, write_error, written)
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
 from engine.runtime.plan import ChunkPlan, format_bytes
 
-PARTS = "llm-sweep-parts"  # the shares' done marks, an attribute-free folder inside the staging store
+PARTS = "llm-sweep-parts"  # the shares' done marks and locks, an attribute-free folder inside the staging store
 MARK = "zarr.json"  # what makes a folder a zarr v3 store (its root group's metadata)
+SHARES = ".llm-sweep.shares."  # the staging store of a run's shares: this, a digest of the target's name, .partial
 
 
-def staging_path(target: Path) -> Path:
-    """Where a store is built before it is renamed onto ``target`` (shared by every process of a run)."""
-    return target.with_name(f".{target.name}.partial")
+def staging_path(target: Path, count: int = 1) -> Path:
+    """Where a store is built before it is published at ``target``: a name of this process's own
+    (``files.temp_path``) for a single-process run; for ``count`` shares of one run, the name every one of
+    them derives from the target's name. Either is short, whatever the target's length."""
+    if count <= 1:
+        return temp_path(Path(target).parent, "partial")
+    return Path(target).with_name(f"{SHARES}{hashlib.sha256(os.fsencode(Path(target).name)).hexdigest()[:16]}.partial")
 
 
 def check_store_target(target: Path, inputs=()) -> Path:
@@ -92,7 +115,9 @@ class ZarrSink:
                  part: tuple[int, int] = (0, 1)):
         self.target, self.inputs, self.track = Path(path), tuple(inputs), track
         self.whole, self.part = whole, part
-        self.staging = staging_path(self.target)
+        self.staging = staging_path(self.target, part[1])
+        self._own: Path | None = None  # a template folder this process is building
+        self._locked = False  # whether this process holds its share's lock
 
     # -- the sink protocol ------------------------------------------------------------------------
 
@@ -122,19 +147,27 @@ class ZarrSink:
         self.offset = int(np.flatnonzero(whole.axes[first] == request.axes[first][0])[0]) if self.axes else 0
         self.extremes = Extremes(self.track if self.track is not None else request.headline, request.axes,
                                  kernel.dims)
-        if self.part[1] == 1 and self.staging.exists():
-            shutil.rmtree(self.staging)  # a stopped single-process run's leftover
-        self._template(whole, kernel.dtypes, plan.file_chunk)
-        import zarr
+        try:
+            self._template(whole, kernel.dtypes, plan.file_chunk)
+            if self.part[1] > 1:
+                self._lock()
+            import zarr
 
-        group = zarr.open_group(str(self.staging), mode="r+")
-        self.arrays = {q: group[q] for q in kernel.dtypes}
+            group = zarr.open_group(str(self.staging), mode="r+")
+            self.arrays = {q: group[q] for q in kernel.dtypes}
+        except BaseException as exc:  # the pipeline aborts a sink only once it has started
+            self.abort()
+            raise self._failure(exc) from None
         self.direct = {q: _raw_chunks(a) for q, a in self.arrays.items()}
         self._folders: set[str] = set()
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.future = None
         self.write_busy = 0.0
         self.current = None
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """A write error (a full disk, permissions) as one line naming the target; anything else as it is."""
+        return write_error(exc, self.target) if isinstance(exc, OSError) else exc
 
     def slab(self, part) -> None:
         """The next combination of labels (``categories.Slab``; a plain cube is one): its kernel's chunks come
@@ -153,11 +186,16 @@ class ZarrSink:
         from engine.runtime.sweep import SweepResult
 
         f0 = time.perf_counter()
-        if self.future is not None:
-            self.future.result()
-        self.pool.shutdown(wait=True)
-        self._mark_done()
-        committed = self._commit_if_complete()
+        try:
+            if self.future is not None:
+                self.future.result()
+            self.pool.shutdown(wait=True)
+            if self.part[1] > 1:
+                self._mark_done()
+                self._unlock()
+            committed = self._commit_if_complete()
+        except OSError as exc:
+            raise self._failure(exc) from None
         total = timing.loop_seconds + (time.perf_counter() - f0)
         busy = min(self.write_busy, total)
         return SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy,
@@ -168,50 +206,101 @@ class ZarrSink:
         pool = getattr(self, "pool", None)
         if pool is not None:
             pool.shutdown(wait=True)
+        if self._own is not None:
+            shutil.rmtree(self._own, ignore_errors=True)
         if self.part[1] == 1:
-            shutil.rmtree(self.staging, ignore_errors=True)
-        else:
+            shutil.rmtree(self.staging, ignore_errors=True)  # this run's own (once published, the earlier store)
+        elif self._locked:  # other processes may still be writing the staging store: withdraw this share alone
             try:
                 (self.staging / PARTS / self._mark_name()).unlink()
             except OSError:
                 pass
+            self._unlock()
 
     # -- the store --------------------------------------------------------------------------------
 
     def _template(self, whole: SweepRequest, dtypes, file_chunk) -> None:
         """The whole cube's metadata, coordinates and attributes at the staging path: built privately and
         renamed into place, or the one another process of the run put there (checked to be this run's)."""
-        if (self.staging / MARK).is_file():
+        count = self.part[1]
+        if count > 1 and (self.staging / MARK).is_file():
             return self._check_same(whole)
-        file_chunk = share_aligned(whole, file_chunk, self.part[1])
-        own = self.target.with_name(f".{self.target.name}.{os.getpid()}.template")
-        shutil.rmtree(own, ignore_errors=True)
+        file_chunk = share_aligned(whole, file_chunk, count)
+        # a single run's staging store is its own: the template is built in place
+        self._own = own = self.staging if count == 1 else temp_path(self.target.parent, "template")
         template_dataset(whole, dtypes, self.dims, file_chunk).to_zarr(
-            str(own), mode="w", compute=False, zarr_format=3, consolidated=False,
+            str(own), mode="w-", compute=False, zarr_format=3, consolidated=False,
             encoding=_encoding(whole, dtypes, self.dims, file_chunk))
+        if count == 1:
+            return
         (own / PARTS).mkdir()
+        (own / PARTS / f"count-{count}").write_text("")
         try:
             os.rename(own, self.staging)
         except OSError:  # another process of the run was first
             shutil.rmtree(own, ignore_errors=True)
+            self._own = None
             self._check_same(whole)
+        else:
+            self._own = None
 
     def _check_same(self, whole: SweepRequest) -> None:
         from engine.sinks.dataset import request_record
 
         meta = json.loads((self.staging / MARK).read_text())
         found = meta.get("attributes", {}).get("request")
-        if found != json.dumps(whole.record or request_record(whole)):
-            raise ResourceError(f"{self.staging} holds a partial store of another run; remove it (or let that run "
-                                f"finish) before writing {self.target}")
+        counts = sorted(p.name[len("count-"):] for p in (self.staging / PARTS).glob("count-*"))
+        if found != json.dumps(whole.record or request_record(whole)) or counts != [str(self.part[1])]:
+            split = f" split {counts[0]} ways" if found == json.dumps(whole.record or request_record(whole)) and \
+                counts else ""
+            raise ResourceError(f"{str(self.staging)!r} holds a partial store of another run{split} into "
+                                f"{str(self.target)!r}; remove it (or let that run finish) before writing "
+                                f"{str(self.target)!r}")
+
+    def _lock(self) -> None:
+        """Hold this share's lock (``PARTS/writing-I-of-N``: host and process id): refused while a live process of
+        this host holds it; a lock of a process that is gone, or of another host, is taken over."""
+        lock = self.staging / PARTS / f"writing-{self._mark_name()}"
+        me = f"{host_id()} {os.getpid()}"
+        mine = temp_path(lock.parent)
+        mine.write_text(me)
+        try:
+            try:
+                os.link(mine, lock)  # atomic: a lock file is never seen half-written
+            except FileExistsError:
+                owner = _read_lock(lock)
+                if owner is not None and owner[0] == host_id() and owner[1] != os.getpid() and _alive(owner[1]):
+                    raise ResourceError(f"another run (process {owner[1]}) is writing share {self.part[0]} of "
+                                        f"{self.part[1]} of {str(self.target)!r}; let it finish or stop it") from None
+                os.replace(mine, lock)  # its process is gone (or runs on another host): a rerun of the share
+            if _read_lock(lock) != (host_id(), os.getpid()):
+                raise ResourceError(f"another run took share {self.part[0]} of {self.part[1]} of "
+                                    f"{str(self.target)!r} at the same moment; let it finish or stop it")
+            self._locked = True
+        finally:
+            try:
+                mine.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _unlock(self) -> None:
+        if self._locked:
+            try:
+                (self.staging / PARTS / f"writing-{self._mark_name()}").unlink()
+            except OSError:
+                pass
+            self._locked = False
 
     def _write(self, index: tuple, block: dict) -> None:
         w0 = time.perf_counter()
         index = self._global(index)
-        for q, values in block.items():
-            if self.offset and self.axes[0] not in self.dims[q]:
-                continue  # the share that starts the first axis writes the outputs that lack it
-            self._put(q, own_index(index, self.axes, self.dims[q]), np.asarray(values))
+        try:
+            for q, values in block.items():
+                if self.offset and self.axes[0] not in self.dims[q]:
+                    continue  # the share that starts the first axis writes the outputs that lack it
+                self._put(q, own_index(index, self.axes, self.dims[q]), np.asarray(values))
+        except OSError as exc:  # a full disk: one line naming the target
+            raise self._failure(exc) from None
         self.write_busy += time.perf_counter() - w0
 
     def _put(self, q: str, region: tuple, values: np.ndarray) -> None:
@@ -264,23 +353,49 @@ class ZarrSink:
         (self.staging / PARTS / self._mark_name()).write_text(str(os.getpid()))
 
     def _commit_if_complete(self) -> bool:
-        """Rename the staging store onto the target once every share is done; True when this process did (or a
-        peer already had)."""
-        from engine import signals
-
+        """Publish the staging store at the target once every share is done; True when this process did (or a
+        peer already had). A single run's store is finished (consolidated, its modes set) before signals are
+        deferred; the shares' store is claimed first (renamed to this process's own name), so of two processes
+        finishing together one publishes, and a stop or error after the claim puts it back or publishes it."""
         count = self.part[1]
+        if count == 1:
+            _finish_store(self.staging)
+            _publish(self.staging, self.target)
+            return True
+        marks = [f"{i}-of-{count}" for i in range(count)]
         try:
             done = {p.name for p in (self.staging / PARTS).iterdir()}
         except FileNotFoundError:  # a peer committed already
             return self.target.is_dir()
-        if len(done) < count:
+        if not all(m in done for m in marks):
             return False
         signals.check()
-        shutil.rmtree(self.staging / PARTS, ignore_errors=True)
+        claim = temp_path(self.target.parent, "partial")
+        trash: list[Path] = []
         try:
-            _publish(self.staging, self.target)
-        except FileNotFoundError:  # a peer renamed it first
-            return self.target.is_dir()
+            with signals.deferred():  # every share's work: once claimed, published or put back, never lost to a stop
+                try:
+                    os.rename(self.staging, claim)
+                except FileNotFoundError:  # a peer claimed it first
+                    return self.target.is_dir()
+                try:
+                    _finish_store(claim)
+                    shutil.rmtree(claim / PARTS)
+                    trash = replace_folder(claim, self.target, check_store_target)
+                except BaseException:
+                    (claim / PARTS).mkdir(exist_ok=True)  # as it was: a rerun of any share publishes it
+                    (claim / PARTS / f"count-{count}").write_text("")
+                    for m in marks:
+                        (claim / PARTS / m).write_text("")
+                    try:
+                        os.rename(claim, self.staging)
+                    except OSError:
+                        pass
+                    raise
+                written.append(self.target)
+        finally:
+            for old in trash:
+                shutil.rmtree(old, ignore_errors=True)
         return True
 
 
@@ -295,14 +410,16 @@ def write_store(ds, target: Path, compression: int = 4, inputs=()) -> Path:
     ds = encode_categories(ds)
     target = check_store_target(Path(target), inputs)
     staging = staging_path(target)
-    shutil.rmtree(staging, ignore_errors=True)
     codecs = [ZstdCodec(level=compression)] if compression else None
     try:
-        ds.to_zarr(str(staging), mode="w", zarr_format=3, consolidated=False,
+        ds.to_zarr(str(staging), mode="w-", zarr_format=3, consolidated=False,
                    encoding={v: {**_label_fill(ds[v]), "compressors": codecs} for v in ds.data_vars})
+        _finish_store(staging)
         _publish(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(exc, target) from None
         raise
     return target
 
@@ -390,23 +507,32 @@ def _encoding(request: SweepRequest, dtypes, dims: dict, file_chunk) -> dict:
     return out
 
 
-def _publish(staging: Path, target: Path) -> None:
-    """A finished staging store onto ``target``: metadata consolidated, the umask's modes, an earlier store at
-    the target moved out of the way first and deleted after (FileNotFoundError when the staging store is gone)."""
-    _consolidate(staging)
-    _chmod_tree(staging)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        os.rename(target, old)
+def _read_lock(lock: Path) -> tuple[str, int] | None:
+    """(host, pid) of a share's lock file; None if it is unreadable."""
     try:
-        os.rename(staging, target)
-    except FileNotFoundError:
-        if old is not None:
-            os.rename(old, target)  # nothing to put in its place: the earlier store stays
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        host, pid = lock.read_text().split()
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+def _finish_store(store: Path) -> None:
+    """A staging store made ready to publish: metadata consolidated, the umask's modes."""
+    _consolidate(store)
+    _chmod_tree(store)
+
+
+def _publish(store: Path, target: Path) -> None:
+    """A finished store at ``target`` (``files.replace_folder``), with stop signals deferred until it is there
+    (and recorded as written); the store it replaced is deleted after, whatever comes."""
+    trash: list[Path] = []
+    try:
+        with signals.deferred():
+            trash = replace_folder(store, target, check_store_target)
+            written.append(target)
+    finally:
+        for old in trash:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _consolidate(store: Path) -> None:
