@@ -384,7 +384,7 @@ def _run_sweep(args) -> int:
     from engine.request.spec import load_spec
 
     from engine.errors import SpecError
-    from engine.files import check_target, remove_leftovers
+    from engine.files import check_cube, check_target, remove_leftovers
     from engine.runtime.plan import parse_bytes
     from engine.progress import clear as clear_status, note
     from engine.runtime.query import make_query
@@ -445,6 +445,9 @@ def _run_sweep(args) -> int:
             return EXIT_OK
         request = share
     check_output(output, inputs)
+    if args.output is None:  # a name the user did not type replaces nothing but a cube of its kind
+        check_cube(output, "zarr" if zarr_out else "netcdf", "sweep.output" if request.output else "default output",
+                   f"give -o {output} to replace it anyway, or another path")
     remove_leftovers(output.parent, say=lambda m: print(f"llm-sweep run: {m}", file=sys.stderr))
 
     _enable_compilation_cache()

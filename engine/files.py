@@ -10,9 +10,12 @@ under ``.llm-sweep.<host>.<pid>.<random>.partial`` (``.template`` while its meta
 ``.old`` for the store it replaced on its way out), and the same rule removes those folders.
 
 ``check_target`` refuses, before any work is done, a target that exists and is not a regular
-file (a device such as /dev/null, a FIFO, a socket, a folder, a symbolic link), a target that is
-one of the command's own inputs, a folder that is missing or not writable, and a name longer
-than the file system allows. New files get the mode the umask allows (as ``open`` would).
+file (a device such as /dev/null, a FIFO, a socket, a folder, a symbolic link), a read-only
+file (no write bit, or one this user may not write: an immutable file), a target that is one of
+the command's own inputs, a folder that is missing or not writable, and a name longer than the
+file system allows. New files get the mode the umask allows (as ``open`` would).
+``check_cube`` refuses a target that exists and is not an llm-sweep cube of the kind about to be
+written: what a name the user did not type (a spec's ``output``) may replace.
 
 A stop signal during the rename that publishes an output is held until the rename is done
 (``signals.deferred``); ``written`` records what this process published, so a stopped command
@@ -24,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -42,6 +46,8 @@ TEMP_KINDS = ("tmp", "partial", "template", "old")  # a file; a zarr store being
 _TEMP = re.compile(r"^\.llm-sweep\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}\.(tmp|partial|template|old)$")
 # what earlier versions left beside a store NAME.zarr: .NAME.zarr.<pid>.old / .template (no host in the name)
 _LEGACY = re.compile(r"^\.(.+\.zarr)\.(\d+)\.(old|template)$")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # a netCDF-4 file is an HDF5 file
+ENGINE = "llm-sweep"  # every cube's global attribute ``engine`` (``dataset.dataset_attrs``)
 
 
 def host_id() -> str:
@@ -87,8 +93,66 @@ def check_target(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         raise ResourceError(f"{what} {str(target)!r} exists and is {_kind(st.st_mode)}; it is left untouched: "
                             "give the path of a regular file (new or to replace)")
     if st is not None:
+        refuse_read_only(target, st, what)
         refuse_inputs(target, inputs, what)
     return check_place(target, what)
+
+
+def refuse_read_only(target: Path, st: os.stat_result, what: str = "output") -> None:
+    """ResourceError when existing ``target`` is read-only: no write bit for anyone (root included), or not
+    writable by this user (another user's file, an immutable file)."""
+    if st.st_mode & 0o222 and os.access(target, os.W_OK, follow_symlinks=False):
+        return
+    mode = f"mode {stat.S_IMODE(st.st_mode):04o}"
+    if not st.st_mode & 0o222:
+        raise ResourceError(f"{what} {str(target)!r} exists and is read-only ({mode}); it is left untouched: make it "
+                            "writable (chmod u+w) to replace it, or give another path")
+    raise ResourceError(f"{what} {str(target)!r} exists and this user may not write it ({mode}: another user's, or "
+                        "immutable); it is left untouched: give another path")
+
+
+def check_cube(path: str | os.PathLike, kind: str, what: str = "output", hint: str = "") -> None:
+    """ResourceError unless ``path`` is absent or an llm-sweep cube of ``kind`` ("netcdf": an HDF5 file whose
+    global attribute ``engine`` is llm-sweep; "zarr": a folder whose ``zarr.json`` says so, or an empty folder):
+    what a name the user did not type may replace. ``hint`` ends the message (how to replace it anyway)."""
+    target = Path(path)
+    try:
+        st = os.lstat(target)
+    except OSError:
+        return  # absent (other problems are check_target's)
+    if kind == "zarr":
+        cube = stat.S_ISDIR(st.st_mode) and (not any(target.iterdir()) or _zarr_engine(target) == ENGINE)
+        name = "zarr store"
+    else:
+        cube = stat.S_ISREG(st.st_mode) and _netcdf_engine(target) == ENGINE
+        name = "netCDF cube"
+    if not cube:
+        raise ResourceError(f"{what} {str(target)!r} exists and is not an llm-sweep {name}; it is left untouched"
+                            + (f": {hint}" if hint else ""))
+
+
+def _zarr_engine(store: Path) -> str | None:
+    try:
+        meta = json.loads((store / "zarr.json").read_text())
+        return meta.get("attributes", {}).get("engine")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _netcdf_engine(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return None
+    except OSError:
+        return None
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(str(path)) as nc:
+            return nc.getncattr("engine") if "engine" in nc.ncattrs() else None
+    except Exception:  # an HDF5 file netCDF cannot read: not a cube
+        return None
 
 
 def refuse_inputs(target: Path, inputs: Iterable[str | os.PathLike], what: str = "output") -> None:

@@ -67,7 +67,7 @@ import numpy as np
 
 from engine import signals
 from engine.errors import ResourceError
-from engine.files import (_alive, check_place, file_mode, host_id, refuse_inputs, replace_folder,
+from engine.files import (_alive, check_place, file_mode, host_id, refuse_inputs, refuse_read_only, replace_folder,
                           temp_path, write_error, written)
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
@@ -88,8 +88,8 @@ def staging_path(target: Path, count: int = 1) -> Path:
 
 
 def check_store_target(target: Path, inputs=()) -> Path:
-    """Refuse a target that is not a zarr store (a file, a folder that holds something else), one of the inputs,
-    or a folder that cannot be written (``ResourceError``, nothing touched)."""
+    """Refuse a target that is not a zarr store (a file, a folder that holds something else), a read-only store,
+    one of the inputs, or a folder that cannot be written (``ResourceError``, nothing touched)."""
     target = Path(target)
     if str(target) in ("", "."):
         raise ResourceError("the output path is empty; give a store name such as cube.zarr")
@@ -100,6 +100,7 @@ def check_store_target(target: Path, inputs=()) -> Path:
         raise ResourceError(f"output {str(target)!r} is a folder that is not a zarr store (no {MARK}); it is left "
                             "untouched: give a new path or an existing store to replace")
     if target.exists():
+        refuse_read_only(target, os.lstat(target))  # its files could not be deleted once it is replaced
         refuse_inputs(target, inputs)
     return check_place(target)
 
