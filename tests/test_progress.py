@@ -124,9 +124,16 @@ def test_the_walk_is_exact_on_piecewise_and_products():
             return values[s.name], set()
         return None, {s.name}
 
-    walk = dims_module._Walker(leaf)
+    def fold(expr):
+        value = expr.xreplace({z: values["pp"]})
+        known = value.is_number or value in (sympy.true, sympy.false)
+        return (value if known else None), {s.name for s in value.free_symbols}
+
+    walk = dims_module._Walker(leaf, fold)
     assert walk((z - 1) * x) == (0, set())
     assert walk(sympy.Piecewise((x, z > 1), (y, True)))[1] == {"tp"}
     assert walk(sympy.Piecewise((x, y > 1), (y, True)))[1] == {"seq_len", "tp"}
     assert walk(sympy.Max(x * (z - 1), 3)) == (3, set())
     assert walk(sympy.Max(x, 3 * z))[1] == {"seq_len"}
+    # the sum-and-product factors of a product are folded together: y / y beside a Max leaves no tp
+    assert walk(sympy.Mul(y, sympy.Max(x, 3), 1 / y, evaluate=False))[1] == {"seq_len"}

@@ -63,35 +63,40 @@ def _plain_dims(request: "SweepRequest") -> dict[str, set[str]]:
 
 
 def _folded_dims(request: "SweepRequest") -> dict[str, set[str]]:
-    """Each requested quantity's swept inputs, walking the dependency graph with the fixed values folded into each
-    definition (not inlined): a sub-quantity the fixed values make constant (``time_bubble`` at ``pp = 1`` is 0)
-    is put in as that constant, so its inputs drop out. A superset of the free symbols of the resolved
-    expression only where terms of different sub-quantities cancel."""
+    """Each requested quantity's swept inputs, from the dependency graph with the fixed values folded in, no
+    definition inlined into another whole: a sum-and-product part is rebuilt with the defaults and values applied
+    and the sub-quantities of that kind put in (cheap, and what cancels there goes: ``params_active -
+    params_embedding``, ``head_dim * n_kv_heads`` at their defaults), a part with ``Max`` or ``Piecewise`` is
+    walked without rebuilding it (``_Walker``: a branch the constants decide, ``time_p2p`` at ``pp = 1`` is 0). A
+    superset of the free symbols of the resolved expression only where terms cancel across such a part."""
     fs, axes = request.formulas, set(request.axes)
     given = {**{a: None for a in request.axes}, **request.fixed}
     by_symbol = {q.symbol: q.name for q in fs.quantities.values()}
-    folded: dict[str, tuple] = {}  # quantity -> (its folded definition, its dims)
+    folded: dict[str, tuple] = {}  # quantity -> (its folded definition or constant, its dims)
 
     def visit(name: str) -> tuple:
-        if name in folded:
-            return folded[name]
-        definition = fs.quantities[name].definition
-        inner = [s for s in definition.free_symbols if s in by_symbol]
-        if not _cheap(definition):  # not rebuilt (a Max or Piecewise costs sympy tens of ms): walked as it is
-            value, dims = walk(definition)
-            folded[name] = (definition if value is None else value, dims)
-            return folded[name]
+        if name not in folded:
+            definition = fs.quantities[name].definition
+            if _cheap(definition):
+                folded[name] = fold(definition)
+            else:  # not rebuilt (a Max or Piecewise costs sympy tens of ms): walked as it is
+                value, dims = walk(definition)
+                folded[name] = (definition if value is None else value, dims)
+        return folded[name]
+
+    def fold(expr) -> tuple:
+        """A sum-and-product expression with defaults and values applied and its cheap sub-quantities put in."""
         inlined = {}
-        for s in inner:
-            value, _ = visit(by_symbol[s])
-            if value.is_number or _cheap(value):
-                inlined[s] = value
-        expr = fs.apply(definition.xreplace(inlined) if inlined else definition, given)
+        for s in expr.free_symbols:
+            if s in by_symbol:
+                value, _ = visit(by_symbol[s])
+                if value.is_number or _cheap(value):
+                    inlined[s] = value
+        expr = fs.apply(expr.xreplace(inlined) if inlined else expr, given)
         dims = set()
         for s in expr.free_symbols:
             dims |= visit(by_symbol[s])[1] if s in by_symbol else ({s.name} & axes)
-        folded[name] = (expr, dims)
-        return folded[name]
+        return expr, dims
 
     def leaf(s) -> tuple:
         """A symbol's constant value (or None) and dims: a quantity's folded ones, a fixed input's value, a swept
@@ -107,28 +112,39 @@ def _folded_dims(request: "SweepRequest") -> dict[str, set[str]]:
             return walk(sympy.sympify(fs.defaults[s.name]))
         return None, set()
 
-    walk = _Walker(leaf)
+    def folded_part(expr) -> tuple:
+        value, dims = fold(expr)
+        return (value if value.is_number or value in (sympy.true, sympy.false) else None), dims
+
+    walk = _Walker(leaf, folded_part)
     return {q: visit(q)[1] for q in request.quantities}
 
 
 class _Walker:
-    """The swept dims of an expression without rebuilding it: its tree is walked, leaves answered by ``leaf``
-    (constant value or None, dims); a node whose arguments are all constants is evaluated (numbers only: cheap),
-    a product with a zero factor is 0, and a ``Piecewise`` keeps only the branches whose conditions the constants
-    do not decide False, up to the first they decide True. A superset of the dims of the resolved expression
-    only where non-constant terms cancel."""
+    """The swept dims of an expression without rebuilding its ``Max`` and ``Piecewise`` parts: the tree is walked,
+    leaves answered by ``leaf`` and sum-and-product parts by ``fold`` (each: constant value or None, dims). In a
+    sum or product the sum-and-product arguments are folded together (so ``head_dim * n_kv_heads`` cancels
+    ``n_heads`` beside a ``Piecewise`` factor); a node whose arguments are all constants is evaluated (numbers
+    only: cheap), a product with a zero factor is 0, and a ``Piecewise`` keeps only the branches whose conditions
+    the constants do not decide False, up to the first they decide True."""
 
-    def __init__(self, leaf):
-        self.leaf = leaf
+    def __init__(self, leaf, fold):
+        self.leaf, self.fold = leaf, fold
 
     def __call__(self, expr) -> tuple:
         if expr.is_Number or expr in (sympy.true, sympy.false):
             return expr, set()
         if expr.is_Symbol:
             return self.leaf(expr)
+        if _cheap(expr):
+            return self.fold(expr)
         if isinstance(expr, sympy.Piecewise):
             return self._piecewise(expr)
-        parts = [self(a) for a in expr.args]
+        if expr.is_Mul or expr.is_Add:
+            cheap = [a for a in expr.args if _cheap(a)]
+            parts = ([self.fold(expr.func(*cheap))] if cheap else []) + [self(a) for a in expr.args if not _cheap(a)]
+        else:
+            parts = [self(a) for a in expr.args]
         if all(v is not None for v, _ in parts):
             return expr.func(*(v for v, _ in parts)), set()
         if expr.is_Mul and any(v is not None and v.is_zero for v, _ in parts):
@@ -156,7 +172,7 @@ def _cheap(expr) -> bool:
     """A folded definition built from sums and products alone (no ``Max``, ``Piecewise``, ``floor``, ...): put in
     its parents it costs nothing to rebuild, and terms that cancel there (``params_active - params_embedding``)
     take their inputs with them. What has functions stays a symbol: rebuilding those is what made resolving slow."""
-    return not expr.has(sympy.Piecewise) and not expr.atoms(sympy.Function)
+    return not expr.has(sympy.Piecewise, sympy.Max, sympy.Min) and not expr.atoms(sympy.Function)
 
 
 def expression_dims(expr, axes: Sequence[str]) -> tuple[str, ...]:
