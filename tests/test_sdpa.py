@@ -94,8 +94,8 @@ def test_fp32_gqa_sdpa_is_eager(dropout):
     arch = architecture("mistral")  # 32 query heads, 8 k/v heads, head_dim 128
     assert arch.values["n_kv_heads"] != arch.values["n_heads"]
     values = {"batch": 1, "seq_len": 512}
-    sdpa = memory_estimate(arch, MemoryOptions(attention="sdpa", dropout=dropout), values)
-    eager = memory_estimate(arch, MemoryOptions(attention="eager", dropout=dropout), values)
+    sdpa = memory_estimate(arch, MemoryOptions(attention="sdpa", precision="fp32", dropout=dropout), values)
+    eager = memory_estimate(arch, MemoryOptions(attention="eager", precision="fp32", dropout=dropout), values)
     assert sdpa["attention_kernel"] == "math" and eager["attention_kernel"] == "eager"
     assert sdpa["peak"] == eager["peak"] and sdpa["breakdown"] == eager["breakdown"]
     # 16-bit autocast: a fused kernel, no S^2 term
@@ -116,10 +116,11 @@ def test_memory_json_reports_the_kernel():
         return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
 
-    r = cli("memory", "--arch", "mistral", "--batch", "1", "--seq-len", "512", "--attention", "sdpa", "--json")
+    r = cli("memory", "--arch", "mistral", "--batch", "1", "--seq-len", "512", "--attention", "sdpa", "--precision",
+            "fp32", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["attention_kernel"] == "math" and {"peak", "moment", "breakdown"} <= set(out)
-    r = cli("memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "512")
+    r = cli("memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "512", "--precision", "fp32")
     assert r.returncode == 0, r.stderr
     assert "efficient attention" in r.stdout.splitlines()[0]
