@@ -1,7 +1,8 @@
 """The ``llm-sweep`` command line: a thin shell over the Python API.
 
 Exit status: 0 success; 1 ``check`` found a wrong claim; 2 bad input (spec, option, path,
-precision), reported as one line naming the file, the key and what is valid.
+precision), reported as one line naming the file, the key and what is valid; 3 ``plan`` found no
+layout that fits (one line saying the lowest peak).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from engine.errors import LlmSweepDeprecation, LlmSweepError, LlmSweepNote
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_NOTHING_FITS = 3  # plan: no layout fits the device's memory (a result, not bad input)
 
 
 _MEMORY_FLAGS = ("mode", "precision", "optimizer", "attention", "recompute", "zero", "sequence_parallel",
@@ -784,22 +786,38 @@ def _plan(args) -> int:
     space = default_space(arch, args.gpus, args.global_batch)
     space = replace(space, recompute=tuple(dict.fromkeys(args.recompute or space.recompute)),
                     zero=tuple(dict.fromkeys(args.zero if args.zero is not None else space.zero)))
-    out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top, precision=_precision(args),
-               space=space)
+    from engine.catalog.plan import describe_folded, knob_text
+    from engine.progress import reporting
+
+    with reporting(not args.json):  # kernels, exact values of the best rows: one status line on a terminal
+        out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
+                   precision=_precision(args), space=space)
     if args.json:
         print(json.dumps(out, indent=2))
-        return EXIT_OK
     name = args.hf_config or args.arch
+    if not out["layouts"]:
+        low = out["lowest_peak"]
+        why = (f"the lowest peak of a valid layout is {_gib(low['mem_peak'])} (tp {low['layout']['tp']} pp "
+               f"{low['layout']['pp']} dp {low['layout']['dp']} cp {low['layout']['cp']} micro-batch "
+               f"{low['layout']['micro_batch']} recompute {low['recompute']} zero {low['zero']})"
+               if low else "no layout passes the layout rules")
+        print(f"llm-sweep plan: nothing fits: {name} on {args.gpus} x {args.gpu}, global batch {args.global_batch} x "
+              f"{args.seq_len}: {out['valid']:,} of {out['searched']:,} configurations pass the layout rules, none "
+              f"within {_gib(out['hbm'])}; {why}", file=sys.stderr)
+        return EXIT_NOTHING_FITS
+    if args.json:
+        return EXIT_OK
     print(f"{name} on {args.gpus} x {args.gpu}, global batch {args.global_batch} x {args.seq_len}: "
           f"{out['searched']:,} configurations, {out['valid']:,} pass the layout rules, {out['fit']:,} fit; "
           f"{out['seconds']:.1f} s")
-    if not out["layouts"]:
-        print("nothing fits: no layout keeps the peak within device memory")
     for est in out["layouts"]:
         lay = est["layout"]
+        folded = describe_folded(est)
         print(f"  {est['step_time']:9.4g} s  MFU {est['mfu']:5.1%}  tp {lay['tp']:<2} pp {lay['pp']:<3} dp {lay['dp']:<5} "
-              f"cp {lay['cp']} " + (f"ep {lay['ep']:<3} " if arch.structure.moe else "") + f"vp {lay['vp']:<2} micro-batch {lay['micro_batch']:<4} recompute {est['recompute']:<9} "
-              f"zero {est['zero']} sp {'on ' if est['sequence_parallel'] else 'off'}  {_gib(est['mem_peak'])}")
+              f"cp {lay['cp']} " + (f"ep {knob_text(est, 'ep'):<3} " if arch.structure.moe else "")
+              + f"vp {knob_text(est, 'vp'):<2} micro-batch {lay['micro_batch']:<4} recompute "
+              f"{knob_text(est, 'recompute'):<9} zero {knob_text(est, 'zero'):<3} sp "
+              f"{knob_text(est, 'sequence_parallel'):<3}  {_gib(est['mem_peak'])}" + (f"  ({folded})" if folded else ""))
     return EXIT_OK
 
 
