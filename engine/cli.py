@@ -17,7 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
-from engine.errors import LlmSweepDeprecation, LlmSweepError, LlmSweepNote
+from engine.errors import LlmSweepDeprecation, LlmSweepError, LlmSweepNote, UsageError
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_NOTHING_FITS = 3  # plan: no layout fits the device's memory (a result, not bad input)
@@ -81,13 +81,64 @@ def _check_sets_used(sets: dict, fs, exprs: list, given: set) -> None:
                                                         "ignored")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors raised as ``UsageError``: one line naming the command and where its usage is
+    (argparse prints the whole usage, then the error, and exits)."""
+
+    def error(self, message: str):
+        raise UsageError(self.prog, _did_you_mean_choice(message))
+
+
+def _did_you_mean_choice(message: str) -> str:
+    """argparse's "invalid choice: 'memroy' (choose from 'run', ...)" with the closest choice named."""
+    import difflib
+    import re
+
+    m = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
+    if m:
+        choices = re.findall(r"'([^']*)'", m.group(2)) or m.group(2).split(", ")
+        close = difflib.get_close_matches(m.group(1), choices, n=1)
+        if close:
+            return f"{message}; did you mean {close[0]}?"
+    return message
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args, extra: list[str]) -> UsageError:
+    """The words no flag of the command took, told with the command's name (argparse names the top-level usage),
+    and the command's closest flag for each unknown flag."""
+    import difflib
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices.get(getattr(args, "command", None), parser)
+    takes = {f: a.nargs != 0 for a in command._actions for f in a.option_strings if f.startswith("--")}
+
+    def closest(word: str) -> str | None:
+        flag = word.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, list(takes), n=1) if flag.startswith("-") and flag != "-" else []
+        return close[0] if close else None
+
+    groups: list[list[str]] = []  # an unknown flag with the word after it that looks like its value
+    for word in extra:
+        last = groups[-1] if groups else None
+        if (last is not None and len(last) == 1 and last[0].startswith("-") and "=" not in last[0]
+                and not word.startswith("-") and takes.get(closest(last[0]), True)):
+            last.append(word)
+        else:
+            groups.append([word])
+    words = []
+    for group in groups:
+        close = closest(group[0])
+        words.append(" ".join(group) + (f" (did you mean {close}?)" if close else ""))
+    return UsageError(command.prog, f"unrecognized argument{'s' if len(words) > 1 else ''}: {', '.join(words)}")
+
+
 def _parser() -> argparse.ArgumentParser:
     from engine import __version__
     from engine.request.numerics import NAMES as NUMERICS
     from engine.request.options import add_option_flags
     from engine.symbolic.printing import FORMATS
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="llm-sweep",
         description="Symbolic and vectorized sizing of transformer language models.",
     )
@@ -300,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", LlmSweepDeprecation)
         warnings.simplefilter("always", LlmSweepNote)  # a default the user did not choose, named after the answer
         try:
-            args = _parser().parse_args(argv)
+            parser = _parser()
+            args, extra = parser.parse_known_args(argv)
+            if extra:  # an unknown flag after the command: named with the command, not the top-level usage
+                raise _unrecognized(parser, args, extra)
             command = f"llm-sweep {args.command}"
             code = {"run": _run, "formulas": _formulas, "check": _check, "combine": _combine,
                     "params": _params, "memory": _memory, "flops": _flops, "time": _time, "plan": _plan,
@@ -311,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             for message in dict.fromkeys(notes):  # old spellings still read: one line each, after success
                 print(f"{command}: note: {message}", file=sys.stderr)
             return code
-        except LlmSweepError as exc:
-            print(f"{command}: error: {_one_line(_in_flag_terms(exc))}", file=sys.stderr)
+        except LlmSweepError as exc:  # a UsageError names the (sub)command the parser was reading
+            print(f"{getattr(exc, 'prog', command)}: error: {_one_line(_in_flag_terms(exc))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)

@@ -33,6 +33,21 @@ class LlmSweepNote(UserWarning):
     shows it as a note after the answer."""
 
 
+class UsageError(LlmSweepError):
+    """A command line the argument parser refuses (a missing argument, an unknown flag, a value of the wrong
+    type), told in one line that names the command and where its usage is: ``PROG --help``.
+
+    Attributes:
+        prog: the command the parser was reading (``"llm-sweep memory"``).
+        message: argparse's message.
+    """
+
+    def __init__(self, prog: str, message: str):
+        self.prog = prog
+        self.message = message
+        super().__init__(f"{message} (see {prog} --help)")
+
+
 class PrecisionError(LlmSweepError, OverflowError):
     """An exact integer result does not fit the exact range (never silently rounded)."""
 

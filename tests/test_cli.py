@@ -182,3 +182,38 @@ def test_bad_run_flags_exit_2_without_output(run_cli, small_spec, tmp_path, args
     assert r.stderr.startswith("llm-sweep run: error: ") and r.stderr.count("\n") == 1, r.stderr
     assert message in r.stderr, r.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,line", [
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--bacth", "2"],
+     "llm-sweep memory: error: unrecognized argument: --bacth 2 (did you mean --batch?) (see llm-sweep memory --help)"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--jsn", "extra"],
+     "llm-sweep memory: error: unrecognized arguments: --jsn (did you mean --json?), extra "
+     "(see llm-sweep memory --help)"),
+    (["plan", "--arch", "gpt2", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1",
+      "--top-k=3"], "llm-sweep plan: error: unrecognized argument: --top-k=3 (did you mean --top?) "
+                    "(see llm-sweep plan --help)"),
+    (["run"], "llm-sweep run: error: the following arguments are required: spec (see llm-sweep run --help)"),
+    (["time", "--arch", "gpt2", "--gpu", "h100", "--gpus", "x"],
+     "llm-sweep time: error: argument --gpus: invalid int value: 'x' (see llm-sweep time --help)"),
+    (["run", "x.toml", "--numerics"],
+     "llm-sweep run: error: argument --numerics: expected one argument (see llm-sweep run --help)"),
+    (["memroy"], "llm-sweep: error: argument COMMAND: invalid choice: 'memroy' (choose from 'run', 'formulas', "
+                 "'combine', 'params', 'memory', 'flops', 'time', 'plan', 'plot', 'open', 'check'); did you mean "
+                 "memory? (see llm-sweep --help)"),
+    ([], "llm-sweep: error: the following arguments are required: COMMAND (see llm-sweep --help)"),
+], ids=["misspelt-flag", "unknown-flag-and-word", "flag=value", "missing-positional", "bad-int", "missing-value",
+        "misspelt-command", "no-command"])
+def test_parser_errors_are_one_line_naming_the_command(run_cli, args, line):
+    """argparse printed its usage and then the error (two lines or more), and an unknown flag after a command
+    named the top-level usage (issue 23); the usage is one --help away."""
+    r = run_cli(*args)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", line + "\n")
+
+
+def test_parser_error_through_the_console_script():
+    r = console("memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--bogus")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "llm-sweep memory: error: unrecognized argument: --bogus (see llm-sweep memory --help)\n"
+    r = console("memory", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: llm-sweep memory ") and "--batch B" in r.stdout
