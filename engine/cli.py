@@ -7,7 +7,12 @@ layout that fits (one line saying the lowest peak).
 
 from __future__ import annotations
 
-import argparse
+from engine import signals as _signals
+
+if _signals.is_console_script():  # llm-sweep itself: a stop signal from here on is answered in one line, not by
+    _signals.hold()                # Python's start-up handlers (a KeyboardInterrupt traceback, a silent SIGTERM)
+
+import argparse  # noqa: E402 -- after the signals are held
 import json
 import math
 import os
@@ -351,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", LlmSweepDeprecation)
         warnings.simplefilter("always", LlmSweepNote)  # a default the user did not choose, named after the answer
         try:
-            parser = _parser()
+            _signals.check()  # a signal held since the console script's first line (engine.signals.hold)
+            parser = _parser()  # (a signal while a module is imported, numpy here, JAX later, is raised after it)
             args, extra = parser.parse_known_args(argv)
             if extra:  # an unknown flag after the command: named with the command, not the top-level usage
                 raise _unrecognized(parser, args, extra)
@@ -389,16 +395,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script: ``main``, with Ctrl-C during start-up answered in one line too.
+    """The console script: ``main``, with a stop signal at any moment answered in one line.
 
-    After a stop signal the process ends with ``os._exit`` once its files are cleaned up, so
-    no runtime thread (XLA's, a writer's) can outlive the interpreter's teardown.
+    The signals are held from the first line of this module (``engine.signals.hold``). After a stop
+    signal the process ends with ``os._exit`` once its files are cleaned up, so no runtime thread
+    (XLA's, a writer's) can outlive the interpreter's teardown.
     """
     try:
         code = main()
-    except KeyboardInterrupt:
-        print("llm-sweep: stopped by SIGINT; no output was written", file=sys.stderr)
-        code = 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"llm-sweep: stopped by {signal.Signals(signum).name}; no output was written", file=sys.stderr)
+        code = 128 + signum
     if code >= 128:
         sys.stdout.flush()
         sys.stderr.flush()
