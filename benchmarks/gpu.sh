@@ -13,8 +13,8 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 dest=${OUT:-benchmarks}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
-python3 benchmarks/throughput.py --max-points 1e9 --precision fast --json "$dest/throughput_fast.json"
-python3 benchmarks/throughput.py --max-points 1e9 --precision exact --json "$dest/throughput_exact.json"
+python3 benchmarks/throughput.py --max-points 1e9 --numerics fast --json "$dest/throughput_fast.json"
+python3 benchmarks/throughput.py --max-points 1e9 --numerics exact --json "$dest/throughput_exact.json"
 python3 benchmarks/query.py --points 1e9 --json "$dest/query.json"
 python3 benchmarks/end_to_end.py --gigabytes 4 --max-device-mem 8GiB --json "$dest/end_to_end.json"
 # memory: the measurement protocol of tests/data/measured_memory_pytorch_h200.json on this GPU (small shapes + real sizes)

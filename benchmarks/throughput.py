@@ -1,6 +1,6 @@
 """Throughput of the compiled kernel vs numpy and vs the same-run fill bandwidth.
 
-    python benchmarks/throughput.py [--max-points 1e7] [--precision exact|fast] [--repeat 3]
+    python benchmarks/throughput.py [--max-points 1e7] [--numerics exact|fast] [--repeat 3]
 
 For grids of 10^4 ... max points (d_model x n_layers x batch x seq_len, seed formulas) it times:
   engine   the jitted, vmapped kernel (XLA executable compiled beforehand), results on the device
@@ -57,7 +57,9 @@ def best(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-points", type=float, default=1e7)
-    ap.add_argument("--precision", choices=("exact", "fast"), default="exact")
+    ap.add_argument("--numerics", choices=("exact", "fast"), default="exact",
+                    help="exact (int64/float64) or fast (float32), as `llm-sweep run --numerics`")
+    ap.add_argument("--precision", dest="numerics", choices=("exact", "fast"), help=argparse.SUPPRESS)  # old name
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", default=str(Path(__file__).with_suffix(".json")))
     args = ap.parse_args()
@@ -65,8 +67,8 @@ def main() -> None:
     fs = build_formula_set("seed")
     given = {**{a: None for a in AXES}, "vocab": 50257}
     exprs = {q: fs.resolve(q, given) for q in QUANTITIES}
-    kernel = compile_kernel(exprs, {q: True for q in QUANTITIES}, AXES, args.precision)
-    exact = args.precision == "exact"
+    kernel = compile_kernel(exprs, {q: True for q in QUANTITIES}, AXES, args.numerics)
+    exact = args.numerics == "exact"
     np_fn = sympy.lambdify([SYMBOLS[a].symbol for a in AXES], list(exprs.values()), modules="numpy")
     itemsize = 8 if exact else 4
     out_dtype = np.int64 if exact else np.float32
@@ -101,7 +103,7 @@ def main() -> None:
         t_numpy = best(lambda: [np.ascontiguousarray(np.broadcast_to(np.asarray(v, out_dtype), shape))
                                 for v in np_fn(*views)], args.repeat)
         row = {
-            "points": points, "quantities": len(QUANTITIES), "precision": args.precision,
+            "points": points, "quantities": len(QUANTITIES), "numerics": args.numerics,
             "engine_s": t_engine, "numpy_s": t_numpy, "fill_s": t_fill,
             "engine_points_per_s": points / t_engine, "engine_GBps": nbytes / t_engine / 1e9,
             "numpy_points_per_s": points / t_numpy, "fill_GBps": nbytes / t_fill / 1e9,

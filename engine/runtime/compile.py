@@ -128,7 +128,7 @@ class Kernel:
                         f"exact integer result of {o.name} needs the constant {max(big, key=abs)} (fixed values "
                         "folded in), beyond int64 (2**63); shrink the fixed values (values are never silently "
                         "rounded)")
-        # real quantities that count bytes: refused at 2**63 like int64 ones (exact precision only)
+        # real quantities that count bytes: refused at 2**63 like int64 ones (numerics 'exact' only)
         self.counts = tuple(o.name for o in self.outputs if o.name in set(counts) and not o.integer
                             and numerics.exact)
         self.dtypes = {o.name: numerics.output_dtype(o.integer) for o in self.outputs}
@@ -331,7 +331,7 @@ class Kernel:
                 if a.dtype == np.int64:
                     if not _fits_int32(a):
                         raise PrecisionError(f"coordinates of {self.axes[i]!r} exceed int32, the range of "
-                                             "precision 'fast'; use precision 'exact'")
+                                             "numerics 'fast'; use numerics 'exact'")
                     arrays[i] = a.astype(np.int32)
         return arrays
 

@@ -193,15 +193,15 @@ def precision_note(max_abs: int | float, dtype=np.int64) -> dict[str, str]:
 
     int64: values reach 2^53 -- exact in the file, but float64 (xarray's masked decoding, numpy
     conversions) rounds them. float64: values reach 2^53 -- past it float64 is not exact for
-    integers, so counts are rounded to 53 significant bits. float32 (precision ``fast``): values
+    integers, so counts are rounded to 53 significant bits. float32 (numerics ``fast``): values
     reach 2^24, where float32 integers stop being exact.
     """
     kind, size = np.dtype(dtype).kind, np.dtype(dtype).itemsize
     if kind == "f" and size == 4:
         if max_abs >= FLOAT32_EXACT_LIMIT:
-            return {"precision_note": "values reach 2^24: float32 (precision 'fast') holds integers exactly only "
+            return {"precision_note": "values reach 2^24: float32 (numerics 'fast') holds integers exactly only "
                                       "below 2^24, so these values are rounded to 24 significant bits (about 7 "
-                                      "digits); use precision 'exact'"}
+                                      "digits); use numerics 'exact'"}
         return {}
     if max_abs >= FLOAT64_EXACT_LIMIT:
         if kind == "f":
