@@ -52,6 +52,8 @@ def parse_bytes(text: str | int) -> int:
             raise ValueError(f"cannot read {text!r} as a size; write e.g. 80GiB, 512MB or 1e9 "
                              f"(units: {', '.join(u for u in _UNITS if u)})")
         value, unit = float(m.group(1)), m.group(2).lower()
+    if not math.isfinite(value * _UNITS[unit]):  # 1e400B reads as inf: an OverflowError traceback in int()
+        raise ValueError(f"a size must be finite, got {text!r}")
     size = int(value * _UNITS[unit])
     if size <= 0:
         raise ValueError(f"a size must be positive, got {text!r}")
