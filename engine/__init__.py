@@ -43,11 +43,12 @@ if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imp
     from engine.request.spec import SweepRequest as SweepRequest, load_spec as load_spec, parse_spec as parse_spec
     from engine.runtime.compile import Kernel as Kernel, compile_kernel as compile_kernel
     from engine.runtime.query import Query as Query, make_query as make_query
-    from engine.runtime.sweep import SweepResult as SweepResult, kernel_for as kernel_for, run as run
+    from engine.runtime.sweep import kernel_for as kernel_for, run as run
     from engine.runtime.sweep import run_query as run_query, run_sweep as run_sweep, run_to_netcdf as run_to_netcdf
     from engine.sinks import MemorySink as MemorySink, NetCDFSink as NetCDFSink, QuerySink as QuerySink, Sink as Sink
     from engine.sinks.dataset import build_dataset as build_dataset, combine as combine
     from engine.sinks.dataset import write_netcdf as write_netcdf
+    from engine.sinks.result import SweepResult as SweepResult
     from engine.sinks.zarr_store import ZarrSink as ZarrSink
     from engine.symbolic.claims import Claim as Claim, check_claims as check_claims, load_claims as load_claims
     from engine.symbolic.formulas import FORMULA_SETS as FORMULA_SETS, FormulaSet as FormulaSet
@@ -69,11 +70,11 @@ _PUBLIC = {
     "SweepRequest": "request.spec", "load_spec": "request.spec", "parse_spec": "request.spec",
     "Kernel": "runtime.compile", "compile_kernel": "runtime.compile",
     "Query": "runtime.query", "make_query": "runtime.query",
-    "SweepResult": "runtime.sweep", "kernel_for": "runtime.sweep", "run": "runtime.sweep",
+    "kernel_for": "runtime.sweep", "run": "runtime.sweep",
     "run_query": "runtime.sweep", "run_sweep": "runtime.sweep", "run_to_netcdf": "runtime.sweep",
     "MemorySink": "sinks", "NetCDFSink": "sinks", "QuerySink": "sinks", "Sink": "sinks",
     "build_dataset": "sinks.dataset", "combine": "sinks.dataset", "write_netcdf": "sinks.dataset",
-    "ZarrSink": "sinks.zarr_store",
+    "SweepResult": "sinks.result", "ZarrSink": "sinks.zarr_store",
     "Claim": "symbolic.claims", "check_claims": "symbolic.claims", "load_claims": "symbolic.claims",
     "FORMULA_SETS": "symbolic.formulas", "FormulaSet": "symbolic.formulas", "Quantity": "symbolic.formulas",
     "build_formula_set": "symbolic.formulas",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.request.numerics import INT64_FILL
-from engine.runtime.sweep import Extremes
+from engine.sinks.result import Extremes
 
 
 def _brute(blocks):

@@ -47,7 +47,6 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -65,19 +64,9 @@ from engine.runtime.plan import ChunkPlan, Footprint, available_host_memory, for
 from engine.runtime.query import (Query, QueryAccumulator, QueryFunction, clipping_ends, edge_attrs, edge_flags,
                                   edge_name, has_edges)
 from engine.request.spec import SweepRequest
+from engine.sinks.result import Extremes, SweepResult, Timing
 
 HOST_MEMORY_FRACTION = 0.5
-
-
-@dataclass
-class Timing:
-    """Seconds spent compiling and in the chunk loop; the sink says how much of it was writing."""
-
-    compile_seconds: float
-    loop_seconds: float
-    plan: ChunkPlan
-    n_devices: int
-    slabs: int = 1  # combinations of a categorical cube's labels, one kernel each
 
 
 class Sink(Protocol):
@@ -137,7 +126,6 @@ class MemorySink:
             self.results[q][own_index(index, self.axes, self.kernel.dims[q])] = block
 
     def finish(self, timing: Timing):
-        from engine.runtime.sweep import SweepResult
 
         ds = build_dataset(self.request, self.results, self.request.formulas, self.kernel.dims)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,
@@ -173,7 +161,6 @@ class NetCDFSink:
         return None
 
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
-        from engine.runtime.sweep import Extremes
 
         self.request, self.kernel, self.plan = request, kernel, plan
         self.extremes = Extremes(self.track if self.track is not None else request.headline, request.axes,
@@ -216,7 +203,6 @@ class NetCDFSink:
                     f"{format_bytes(free)} free; nothing was left at {self.target}")
 
     def finish(self, timing: Timing):
-        from engine.runtime.sweep import SweepResult
 
         f0 = time.perf_counter()
         if self.future is not None:
@@ -295,7 +281,6 @@ class QuerySink:
         self.acc.add(index, chunk_shape, host)
 
     def finish(self, timing: Timing):
-        from engine.runtime.sweep import SweepResult
 
         ds = query_dataset(self.request, self.query, self.cube, self.acc)
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds, plan=timing.plan,

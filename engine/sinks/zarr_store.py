@@ -72,6 +72,7 @@ from engine.files import (_alive, check_place, file_mode, host_id, refuse_inputs
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
 from engine.runtime.plan import ChunkPlan, format_bytes
+from engine.sinks.result import Extremes, SweepResult
 
 PARTS = "llm-sweep-parts"  # the shares' done marks and locks, an attribute-free folder inside the staging store
 MARK = "zarr.json"  # what makes a folder a zarr v3 store (its root group's metadata)
@@ -137,7 +138,6 @@ class ZarrSink:
         return None
 
     def start(self, request: SweepRequest, kernel, plan: ChunkPlan) -> None:
-        from engine.runtime.sweep import Extremes
 
         self.request, self.kernel, self.plan = request, kernel, plan
         whole = self.whole or request
@@ -184,7 +184,6 @@ class ZarrSink:
         self.future = self.pool.submit(self._write, index, block)
 
     def finish(self, timing):
-        from engine.runtime.sweep import SweepResult
 
         f0 = time.perf_counter()
         try:
