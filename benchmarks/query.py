@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 import engine
-from engine.runtime.query import make_query
+from engine.request.query import make_query
 from engine.runtime.sweep import run_query
 
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imp
     from engine.request.numerics import EXACT as EXACT, FAST as FAST, Numerics as Numerics
     from engine.request.spec import SweepRequest as SweepRequest, load_spec as load_spec, parse_spec as parse_spec
     from engine.runtime.compile import Kernel as Kernel, compile_kernel as compile_kernel
-    from engine.runtime.query import Query as Query, make_query as make_query
+    from engine.request.query import Query as Query, make_query as make_query
     from engine.runtime.sweep import kernel_for as kernel_for, run as run
     from engine.runtime.sweep import run_query as run_query, run_sweep as run_sweep, run_to_netcdf as run_to_netcdf
     from engine.sinks import MemorySink as MemorySink, NetCDFSink as NetCDFSink, QuerySink as QuerySink, Sink as Sink
@@ -69,7 +69,7 @@ _PUBLIC = {
     "EXACT": "request.numerics", "FAST": "request.numerics", "Numerics": "request.numerics",
     "SweepRequest": "request.spec", "load_spec": "request.spec", "parse_spec": "request.spec",
     "Kernel": "runtime.compile", "compile_kernel": "runtime.compile",
-    "Query": "runtime.query", "make_query": "runtime.query",
+    "Query": "request.query", "make_query": "request.query",
     "kernel_for": "runtime.sweep", "run": "runtime.sweep",
     "run_query": "runtime.sweep", "run_sweep": "runtime.sweep", "run_to_netcdf": "runtime.sweep",
     "MemorySink": "sinks", "NetCDFSink": "sinks", "QuerySink": "sinks", "Sink": "sinks",

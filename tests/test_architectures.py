@@ -216,7 +216,7 @@ def test_arch_spec_errors(spec, key, message):
 
 
 def test_shipped_arch_sweep_and_query(tmp_path):
-    from engine.runtime.query import make_query
+    from engine.request.query import make_query
     from engine.request.spec import load_spec
     from engine.runtime.sweep import run_query
 

@@ -22,7 +22,7 @@ from engine.catalog.hardware import device
 from engine.errors import SpecError
 from engine.request.spec import parse_spec
 from engine.runtime.categories import slabs
-from engine.runtime.query import make_query
+from engine.request.query import make_query
 from engine.runtime.sweep import kernel_for, process_share, run_query, run_sweep, run_to_netcdf
 from engine.sinks.dataset import combine, write_netcdf
 
@@ -234,7 +234,8 @@ def test_a_query_over_categorical_dims_equals_brute_force(step, over, tmp_path):
 
 def test_query_ties_go_to_the_first_point_in_grid_order_whatever_order_chunks_come_in():
     """Combinations are reduced slab by slab, not in grid order: a tie must still keep the grid's first point."""
-    from engine.runtime.query import Query, QueryAccumulator, QueryFunction
+    from engine.request.query import Query
+    from engine.runtime.query import QueryAccumulator, QueryFunction
 
     qf = QueryFunction(Query((), "x", "min", ("a", "b")), ("a", "b"), 0, True)
     acc = QueryAccumulator(qf, (2, 3), [np.arange(2), np.arange(3)], np.int64)

@@ -16,7 +16,7 @@ import xarray as xr
 
 from engine.sinks.dataset import INT64_FILL, combine, write_netcdf
 from engine.errors import PrecisionError
-from engine.runtime.query import make_query
+from engine.request.query import make_query
 from engine.request.spec import parse_spec
 from engine.runtime.sweep import process_share, run_query, run_sweep, run_to_netcdf
 

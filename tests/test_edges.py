@@ -13,7 +13,8 @@ import pytest
 import xarray as xr
 
 from engine.request.spec import parse_spec
-from engine.runtime.query import clipping_ends, edge_lines, make_query
+from engine.request.query import make_query
+from engine.runtime.query import clipping_ends, edge_lines
 from engine.runtime.sweep import run_query, run_sweep
 from engine.sinks.dataset import write_netcdf
 

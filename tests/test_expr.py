@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine.cli import main
 from engine.symbolic.expr import MAX_DEPTH, MAX_LENGTH, ExpressionError, parse_expression, parse_number
-from engine.runtime.query import parse_constraint
+from engine.request.query import parse_constraint
 from engine.symbolic.symbols import SYMBOLS
 
 X, Y = sympy.symbols("x y", positive=True)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.request.spec import SweepRequest, load_spec, parse_spec
 from engine.runtime.dims import natural_dims
-from engine.runtime.query import make_query
+from engine.request.query import make_query
 from engine.runtime.sweep import kernel_for, process_share, run_query, run_sweep, run_to_netcdf
 from engine.sinks import result_bytes
 from engine.sinks.dataset import INT64_FILL, StreamWriter, combine

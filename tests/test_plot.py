@@ -120,7 +120,7 @@ def test_frontier_of_a_variable_and_minimize(mixed):
 
 def test_frontier_agrees_with_the_on_device_query(cube):
     from engine.request.spec import parse_spec
-    from engine.runtime.query import make_query
+    from engine.request.query import make_query
     from engine.runtime.sweep import run_query
 
     request = parse_spec(TINY_SPEC)
@@ -355,7 +355,7 @@ def _legend_texts(ax) -> list[str]:
 
 def test_heatmap_explains_its_blank_cells_in_the_legend(mixed, cube):
     from engine.request.spec import parse_spec
-    from engine.runtime.query import make_query
+    from engine.request.query import make_query
     from engine.runtime.sweep import run_query
 
     masked = mixed.assign(mem_peak=mixed.mem_peak.where(mixed.valid == 1))  # as the engine writes a cube

@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import PrecisionError
 from engine.catalog.model import architecture, flops_estimate, memory_estimate, memory_options
-from engine.runtime.query import parse_constraint
+from engine.request.query import parse_constraint
 from engine.request.spec import parse_spec
 from engine.runtime.sweep import run_query, run_sweep
 

@@ -15,7 +15,7 @@ import xarray as xr
 
 from engine.errors import ResourceError, SpecError
 from engine.runtime.plan import parse_bytes, plan_chunks
-from engine.runtime.query import make_query
+from engine.request.query import make_query
 from engine.request.spec import parse_spec
 from engine.runtime.sweep import Progress, run_query, run_sweep, run_to_netcdf
 
@@ -208,7 +208,7 @@ def test_progress_bar_only_on_a_terminal():
 SHARDED = r"""
 import json, sys, numpy as np, jax
 import engine
-from engine.runtime.query import make_query
+from engine.request.query import make_query
 from engine.runtime.sweep import run_query
 from tests.test_scale import GRID
 req = engine.parse_spec(GRID)

@@ -19,8 +19,8 @@ import numpy as np
 import xarray as xr
 
 from engine.plot.select import check_dim, check_variable
-from engine.runtime.query import (OPS, Constraint, clipping_ends, edge_attrs, edge_flags, edge_name, has_edges,
-                                  make_query, parse_constraint)
+from engine.request.query import OPS, Constraint, make_query, parse_constraint
+from engine.runtime.query import clipping_ends, edge_attrs, edge_flags, edge_name, has_edges
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -116,7 +116,7 @@ def parse_budget(budget, name: str, units: str | None) -> float | int:
     """A budget for variable ``name`` in the variable's own units (ValueError saying what is valid).
 
     A number is taken as it is. Text is read like the value of a query's constraint
-    (``engine.runtime.query.parse_constraint``): a size with a byte unit (``80GiB``, ``512 MB``) or
+    (``engine.request.query.parse_constraint``): a size with a byte unit (``80GiB``, ``512 MB``) or
     a constant (``0.5``, ``2**30*80``). A variable in bytes needs a byte unit (a bare ``80`` would
     be 80 bytes); a variable in other units refuses one.
     """
@@ -141,7 +141,7 @@ def parse_budget(budget, name: str, units: str | None) -> float | int:
 
 def _read(name: str, text: str) -> float | int:
     """``text`` read as the value of the constraint ``name <= text`` (the query reader)."""
-    from engine.runtime.query import parse_constraint
+    from engine.request.query import parse_constraint
 
     try:
         return parse_constraint(f"{name} <= {text}").value

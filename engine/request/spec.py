@@ -80,7 +80,7 @@ from engine.symbolic.formulas.base import show_value
 from engine.symbolic.symbols import SYMBOLS
 
 if TYPE_CHECKING:
-    from engine.runtime.query import Query
+    from engine.request.query import Query
 
 PRECISIONS = NUMERICS_NAMES  # the old name of the sweep-level choice, kept for importers
 TABLES = ("sweep", "options", "fixed", "axes", "query")
@@ -484,7 +484,7 @@ def _numerics(err: "_Errors", sweep: Mapping[str, Any]) -> Numerics:
 
 def _query(err: "_Errors", table: Mapping[str, Any], quantities: list[str], axes: list[str],
            categories: list[str] = ()):
-    from engine.runtime.query import make_query
+    from engine.request.query import make_query
 
     check_keys(err.source, "query", table, QUERY_KEYS)
     where = table.get("where", [])

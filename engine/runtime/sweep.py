@@ -34,7 +34,7 @@ from engine.sinks.dataset import request_record
 from engine.errors import ResourceError
 from engine.progress import note
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks
-from engine.runtime.query import Query
+from engine.request.query import Query
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink
 from engine.sinks.result import SweepResult, Timing
 from engine.request.spec import SweepRequest

@@ -61,8 +61,9 @@ from engine.sinks.dataset import (StreamWriter, build_dataset, coordinate_attrs,
 from engine.errors import ResourceError, SpecError
 from engine.files import check_target
 from engine.runtime.plan import ChunkPlan, Footprint, available_host_memory, format_bytes
-from engine.runtime.query import (Query, QueryAccumulator, QueryFunction, clipping_ends, edge_attrs, edge_flags,
-                                  edge_name, has_edges)
+from engine.request.query import Query
+from engine.runtime.query import (QueryAccumulator, QueryFunction, clipping_ends, edge_attrs, edge_flags, edge_name,
+                                  has_edges)
 from engine.request.spec import SweepRequest
 from engine.sinks.result import Extremes, SweepResult, Timing
 
