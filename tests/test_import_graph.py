@@ -134,6 +134,18 @@ def test_no_module_level_import_cycle():
     assert cycles(top) == []
 
 
+# The one cycle a function-level import still closes: symbolic.formulas checks option values with
+# request.options, which reads OptionSpec from symbolic.formulas.base. It goes when request.options reads
+# OptionSpec from engine.options (the options' bottom floor, under way); no other cycle may appear.
+KNOWN_DEFERRED_CYCLES = [["engine.request.options", "engine.symbolic.formulas"]]
+
+
+def test_no_cycle_through_function_level_imports():
+    top, func, _, _ = graph()
+    found = cycles({m: top[m] | func[m] for m in top})
+    assert [c for c in found if c not in KNOWN_DEFERRED_CYCLES] == []
+
+
 def test_graph_sees_the_package():
     top, _, _, _ = graph()
     assert "engine.runtime.sweep" in top and top["engine.runtime.sweep"]

@@ -19,14 +19,14 @@ categorical dim slowest).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from engine.request.spec import DEVICE_DIM, SweepRequest, combination_text as describe, option_specs
 from engine.request.numerics import INT64_FILL
-from engine.runtime.dims import natural_dims, writes
+from engine.runtime.dims import combinations, natural_dims, plain_request, writes
 
 if TYPE_CHECKING:
     from engine.runtime.compile import Kernel
@@ -89,31 +89,13 @@ def slabs(request: SweepRequest) -> list[Slab]:
     for position in itertools.product(*(range(len(request.axes[c])) for c in request.categories)):
         labels = {c: request.axes[c][i].item() for c, i in zip(request.categories, position)}
         at = dict(zip(request.categories, position))
-        out.append(Slab(labels, tuple(at.get(a) for a in request.axes), _plain(request, labels), dims=dims))
+        out.append(Slab(labels, tuple(at.get(a) for a in request.axes), plain_request(request, labels), dims=dims))
     return out
 
 
 def numeric_dims(request: SweepRequest) -> dict[str, tuple[str, ...]]:
     """Each output's numeric dims in the cube of ``request``: what every combination's kernel computes it over."""
     return {q: tuple(a for a in d if a not in request.categories) for q, d in natural_dims(request).items()}
-
-
-def combinations(request: SweepRequest) -> list[tuple[dict[str, Any], SweepRequest]]:
-    """Every combination of the spec's labels, in grid order, with its plain request: also those a share
-    (``sweep.process_share``) leaves out, so every part of a run describes the whole run alike."""
-    out = []
-    for chosen in request.variants:
-        labels = dict(zip(request.categories, chosen))
-        out.append((labels, _plain(request, labels)))
-    return out
-
-
-def _plain(request: SweepRequest, labels: Mapping[str, Any]) -> SweepRequest:
-    """The combination ``labels`` of a categorical request as a plain request over the numeric axes."""
-    variant = request.variants[tuple(labels.values())]
-    numeric = {a: v for a, v in request.axes.items() if a not in request.categories}
-    return replace(request, axes=numeric, categories=(), variants={}, options=variant.options, fixed=variant.fixed,
-                   formulas=variant.formulas)
 
 
 class Stack:

@@ -21,7 +21,8 @@ written once, not once per chunk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import sympy
 
@@ -35,8 +36,6 @@ def natural_dims(request: "SweepRequest") -> dict[str, tuple[str, ...]]:
     """Output name -> its dims, in axes order: every requested quantity, and ``valid`` when some validity
     condition depends on a swept input."""
     if request.categories:
-        from engine.runtime.categories import combinations
-
         plain = [r for _, r in combinations(request)]
     else:
         plain = [request]
@@ -201,3 +200,21 @@ def expand(values, dims: Sequence[str], axes: Sequence[str]):
 
 def _start(index) -> int:
     return (index.start or 0) if isinstance(index, slice) else int(index)
+
+
+def combinations(request: "SweepRequest") -> list[tuple[dict[str, Any], "SweepRequest"]]:
+    """Every combination of the spec's labels, in grid order, with its plain request: also those a share
+    (``sweep.process_share``) leaves out, so every part of a run describes the whole run alike."""
+    out = []
+    for chosen in request.variants:
+        labels = dict(zip(request.categories, chosen))
+        out.append((labels, plain_request(request, labels)))
+    return out
+
+
+def plain_request(request: "SweepRequest", labels: Mapping[str, Any]) -> "SweepRequest":
+    """The combination ``labels`` of a categorical request as a plain request over the numeric axes."""
+    variant = request.variants[tuple(labels.values())]
+    numeric = {a: v for a, v in request.axes.items() if a not in request.categories}
+    return replace(request, axes=numeric, categories=(), variants={}, options=variant.options, fixed=variant.fixed,
+                   formulas=variant.formulas)
