@@ -136,14 +136,6 @@ def test_every_scaling_law_reports_its_fitted_range(law, source, capsys):
     assert [n.split()[0] for n in chinchilla["extrapolation"]] == ["params", "tokens"]
 
 
-def test_kaplan_range_is_recorded():
-    from engine.symbolic.formulas.scaling import KAPLAN, extrapolation
-
-    assert KAPLAN["fitted"].params == (768, 1.5e9) and KAPLAN["fitted"].tokens == (22e6, 23e9)
-    assert extrapolation(KAPLAN["fitted"], 1e6, 1e9) == []
-    assert extrapolation(KAPLAN["fitted"], 175e9)[0].startswith("params 175B is 2.1 orders of magnitude above")
-
-
 @pytest.mark.parametrize("text, what", [
     ("-d_model", "-d_model can be <= 0 for positive inputs (d_model = 1 gives -1)"),
     ("d_model-n_heads", "d_model - n_heads can be <= 0 for positive inputs (d_model = 1, n_heads = 1 gives 0)"),

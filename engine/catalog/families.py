@@ -79,7 +79,6 @@ class Family:
         source: where the structure comes from (paper; transformers class).
         aliases: other spellings transformers accepts for a field (``{"n_embed": "hidden_size"}``).
         d_ff_default: the MLP width when the config does not give one (``4*d_model``), or None.
-        block: the block style of the PyTorch memory model, ``"gpt"`` or ``"llama"``.
         narayanan: whether Narayanan et al.'s 72/96 B s L h^2 FLOP forms apply (the GPT block).
         architecture: the class transformers' AutoModelForCausalLM builds for this type, as a config.json's
             ``architectures`` names it (a ``model_type`` the catalog lacks is read through it: Kimi K2's
@@ -93,13 +92,10 @@ class Family:
     source: str
     aliases: Mapping[str, str] = field(default_factory=dict)
     d_ff_default: sympy.Expr | None = None
-    block: str = "llama"
     narayanan: bool = False
     architecture: str = ""
 
     def __post_init__(self):
-        if self.block not in ("gpt", "llama"):
-            raise ValueError(f"{self.model_type}: block must be 'gpt' or 'llama', got {self.block!r}")
         object.__setattr__(self, "hf_defaults", MappingProxyType(dict(self.hf_defaults)))
         object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
 
@@ -620,7 +616,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "tie_word_embeddings": True},
         _gpt2,
         "Radford et al. 2019; transformers GPT2Model (Conv1D c_attn/c_proj/c_fc with biases, ln_1, ln_2, ln_f)",
-        aliases=_GPT_NAMES, d_ff_default=4 * d_model, block="gpt", narayanan=True, architecture="GPT2LMHeadModel"),
+        aliases=_GPT_NAMES, d_ff_default=4 * d_model, narayanan=True, architecture="GPT2LMHeadModel"),
     Family(
         "opt",
         Structure(positions="learned", position_offset=2, attn_bias="all", mlp="gelu", mlp_bias=True,
@@ -631,7 +627,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "layer_norm_elementwise_affine": True, "tie_word_embeddings": True},
         _opt,
         "Zhang et al. 2022; transformers OPTModel (learned positions with offset 2, biased projections)",
-        block="gpt", architecture="OPTForCausalLM"),
+        architecture="OPTForCausalLM"),
     Family(
         "bloom",
         Structure(positions="alibi", attn_bias="all", mlp="gelu", mlp_bias=True, norm="layernorm", embed_norm=True,
@@ -639,7 +635,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         {"hidden_size": 64, "n_layer": 2, "n_head": 8, "vocab_size": 250880, "tie_word_embeddings": True},
         _bloom,
         "BigScience 2022; transformers BloomModel (ALiBi, word_embeddings_layernorm, fused biased qkv)",
-        aliases={"n_embed": "hidden_size"}, d_ff_default=4 * d_model, block="gpt", architecture="BloomForCausalLM"),
+        aliases={"n_embed": "hidden_size"}, d_ff_default=4 * d_model, architecture="BloomForCausalLM"),
     Family(
         "gpt_neox",
         Structure(attn_bias="all", parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm"),
@@ -647,7 +643,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "vocab_size": 50432, "attention_bias": True, "tie_word_embeddings": False, "max_position_embeddings": 2048},
         _gpt_neox,
         "Black et al. 2022; transformers GPTNeoXModel (parallel residual, two LayerNorms, untied embed_out)",
-        block="gpt", architecture="GPTNeoXForCausalLM"),
+        architecture="GPTNeoXForCausalLM"),
     Family(
         "gptj",
         Structure(parallel=True, mlp="gelu", mlp_bias=True, norm="layernorm", norms_per_layer=1, head_bias=True),
@@ -655,7 +651,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "tie_word_embeddings": False},
         _gptj,
         "Wang & Komatsuzaki 2021; transformers GPTJModel (one LayerNorm, bias-free attention, biased lm_head)",
-        aliases=_GPT_NAMES, d_ff_default=4 * d_model, block="gpt", architecture="GPTJForCausalLM"),
+        aliases=_GPT_NAMES, d_ff_default=4 * d_model, architecture="GPTJForCausalLM"),
     Family(
         "llama",
         Structure(),
@@ -716,7 +712,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "max_position_embeddings": 2048},
         _phi,
         "Li et al. 2023 (phi-1.5), phi-2; transformers PhiModel (parallel block, one LayerNorm, biased lm_head)",
-        block="gpt", architecture="PhiForCausalLM"),
+        architecture="PhiForCausalLM"),
     Family(
         "phi3",
         Structure(),
@@ -734,7 +730,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "tie_word_embeddings": True, "max_position_embeddings": 2048},
         _falcon,
         "Almazrouei et al. 2023; transformers FalconModel (parallel attention, MQA/GQA, one or two LNs)",
-        d_ff_default=4 * d_model, block="gpt", architecture="FalconForCausalLM"),
+        d_ff_default=4 * d_model, architecture="FalconForCausalLM"),
     Family(
         "deepseek_v2",
         Structure(mla=True, moe=True, shared_experts=True),
@@ -876,7 +872,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
          "sliding_window": None, "max_position_embeddings": 4096},
         _starcoder2,
         "StarCoder 2 (Lozhkov et al. 2024) §6; transformers Starcoder2Model (GQA, biased projections, 2-matrix GELU "
-        "MLP, LayerNorms)", block="gpt", architecture="Starcoder2ForCausalLM"),
+        "MLP, LayerNorms)", architecture="Starcoder2ForCausalLM"),
     Family(
         "cohere",
         Structure(parallel=True, norm="layernorm_nobias", norms_per_layer=1, tied_head=True,
@@ -900,7 +896,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         "Nemotron-H (NVIDIA 2025) §2 (Mamba-2 layers with a few self-attention layers and separate squared-ReLU MLP "
         "layers); transformers NemotronHModel (one RMSNorm per block; lm_head never tied)",
         aliases={"num_local_experts": "n_routed_experts", "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel",
-                 "mamba_conv_bias": "use_conv_bias"}, block="gpt", architecture="NemotronHForCausalLM"),
+                 "mamba_conv_bias": "use_conv_bias"}, architecture="NemotronHForCausalLM"),
     Family(
         "granite",
         Structure(),
@@ -924,7 +920,6 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
         aliases={"num_local_experts": "n_routed_experts", "num_mtp_layers": "num_nextn_predict_layers"},
         architecture="Glm4MoeForCausalLM"),
 ]}
-FAMILIES_BY_TYPE = FAMILIES  # the same registry, under the name other modules look it up by
 MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
 
 

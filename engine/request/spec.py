@@ -82,7 +82,6 @@ from engine.symbolic.symbols import SYMBOLS
 if TYPE_CHECKING:
     from engine.request.query import Query
 
-PRECISIONS = NUMERICS_NAMES  # the old name of the sweep-level choice, kept for importers
 TABLES = ("sweep", "options", "fixed", "axes", "query")
 QUERY_KEYS = ("where", "maximize", "minimize", "over")
 SWEEP_KEYS = ("formula_set", "arch", "quantities", "headline", "numerics", "output", "compression", "description",

@@ -50,8 +50,7 @@ def natural_dims(request: "SweepRequest") -> dict[str, tuple[str, ...]]:
 def _plain_dims(request: "SweepRequest") -> dict[str, set[str]]:
     """The numeric dims of each output of a request without categorical dims, from the dependency graph
     (``FormulaSet.reaches``): no expression is inlined or resolved."""
-    fs, axes = request.formulas, set(request.axes)
-    given = axes | set(request.fixed)
+    fs = request.formulas
     out = _folded_dims(request)
     # conditions are small expressions over inputs: applied exactly (a condition the fixed values make true
     # drops out, e.g. n_dense_layers <= n_layers at n_dense_layers = 0, and adds no dim to ``valid``)

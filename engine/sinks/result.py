@@ -46,8 +46,6 @@ class SweepResult:
     plan: ChunkPlan | None = None
     n_devices: int = 1
     extremes: "Extremes | None" = None
-    coords: dict | None = None
-    units: dict | None = None
     combinations: int = 1  # kernels: one per combination of a categorical cube's labels
     complete: bool = True  # False for a share of a zarr store that other shares still write
 

@@ -196,7 +196,3 @@ def symbol(name: str) -> sympy.Symbol:
     except KeyError:
         raise KeyError(f"unknown symbol {name!r}; known symbols: {', '.join(SYMBOLS)}") from None
 
-
-def info_for(sym: sympy.Symbol) -> SymbolInfo:
-    """The registry entry of a sympy symbol."""
-    return SYMBOLS[sym.name]

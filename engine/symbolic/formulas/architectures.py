@@ -43,7 +43,6 @@ from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, Vali
 
 
 ATTENTION_KINDS = ("full_attention", "sliding_attention", "chunked_attention")
-MIXER_KINDS = (*ATTENTION_KINDS, "linear_attention", "mamba")
 MIXER_PATTERNS = ("full_attention", "sliding_attention", "sliding_attention+full_attention", "chunked_attention+full_attention",
                   "linear_attention+full_attention", "mamba+full_attention")
 

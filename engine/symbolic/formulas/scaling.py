@@ -1,6 +1,5 @@
 """Scaling laws with labelled parameter sets (pure sympy).
 
-    Kaplan et al. 2020, Eq. (1.1)-(1.5):  L(N) = (N_c / N)^alpha_N, N non-embedding parameters
     Hoffmann et al. 2022 (Chinchilla), Eq. (2):  L(N, D) = E + A / N^alpha + B / D^beta
     compute-optimal under C = 6 N D, Eq. (4):  N_opt = G (C/6)^a,  D_opt = G^-1 (C/6)^b,
         G = (alpha A / (beta B))^(1/(alpha + beta)),  a = beta / (alpha + beta),  b = alpha / (alpha + beta)
@@ -11,8 +10,7 @@ al.'s refit (2024) does (D/N ~ 17-22 over 1e21-1e25 FLOPs).
 
 Each law holds over the runs it was fitted on (``FittedRange``): Hoffmann et al. trained over 400 models
 of 70M to over 16B parameters on 5B to 500B tokens (abstract, §3); Besiroglu et al. refit Approach 3 on
-the points they read from Hoffmann et al.'s Figure 4, a subset of those runs; Kaplan et al. fitted 768 to
-1.5B non-embedding parameters on 22M to 23B tokens (§3). ``extrapolation`` says how far outside a point is
+the points they read from Hoffmann et al.'s Figure 4, a subset of those runs. ``extrapolation`` says how far outside a point is
 (``llm-sweep flops --compute 1`` asks for 0.05 parameters: 9 orders of magnitude below the fit).
 """
 
@@ -40,8 +38,6 @@ HOFFMANN_RANGE = FittedRange((70e6, 16e9), (5e9, 500e9),
 BESIROGLU_RANGE = FittedRange(HOFFMANN_RANGE.params, HOFFMANN_RANGE.tokens,
                               "Besiroglu et al. 2024 §2: the points read from Hoffmann et al.'s Figure 4, a subset "
                               "of their runs of 70M to 16B parameters on 5B to 500B tokens")
-KAPLAN_RANGE = FittedRange((768, 1.5e9), (22e6, 23e9),
-                           "Kaplan et al. 2020 §3: 768 to 1.5B non-embedding parameters, 22M to 23B tokens")
 
 
 @dataclass(frozen=True)
@@ -65,9 +61,6 @@ CHINCHILLA_FITS = {
                                "Besiroglu et al. 2024 (Epoch AI, arXiv:2404.10102) refit of Approach 3",
                                BESIROGLU_RANGE),
 }
-KAPLAN = {"alpha_N": R("0.076"), "N_c": R("8.8e13"), "alpha_D": R("0.095"), "D_c": R("5.4e13"),
-          "source": "Kaplan et al. 2020 Eq. (1.1)-(1.2): alpha_N 0.076, N_c 8.8e13; alpha_D 0.095, D_c 5.4e13",
-          "fitted": KAPLAN_RANGE}
 
 
 def extrapolation(fitted: FittedRange, params: float, tokens: float | None = None) -> list[str]:
@@ -108,7 +101,3 @@ def chinchilla_optimum(fit: ChinchillaFit, C) -> tuple[sympy.Expr, sympy.Expr]:
         return sympy.N(N, 30), sympy.N(D, 30)
     return N, D
 
-
-def kaplan_loss(N) -> sympy.Expr:
-    """L(N) = (N_c / N)^alpha_N for N non-embedding parameters (converged, data-unlimited)."""
-    return (KAPLAN["N_c"] / N) ** KAPLAN["alpha_N"]

@@ -152,9 +152,6 @@ def _layer_bytes_per_token(structure, o) -> sympy.Expr:
 KERNELS = ("eager", "math", "flash", "efficient", "cudnn")
 CUDNN_FIRST = True  # check_prefer_cudnn_attention: cuDNN > 9.15 on sm90/sm100 (CUDA 13 wheels) tries cuDNN first
 MEM_EFFICIENT_GQA = False  # mem-efficient rejects enable_gqa with fewer k/v heads (torch <= 2.11, as measured)
-KERNEL_SRC = ("PyTorch sdp_utils.cpp select_sdp_backend / can_use_{cudnn,flash,mem_efficient}_attention and "
-              "sdp_utils_cpp.h check_batch_size_and_num_heads_dense; transformers sdpa_attention.py "
-              "sdpa_attention_forward / use_gqa_in_sdpa")
 
 
 def kernel_rules(structure, o) -> list[tuple[str, sympy.Basic]]:
