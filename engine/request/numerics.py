@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NAMES = ("exact", "fast")
+from engine.options import NUMERICS as NAMES  # pure data: the parser lists the names without numpy
+
 # What an output holds where it has no value (an invalid grid point, an empty query cell): NaN for
 # floats; for int64 netCDF's default int64 fill (netCDF4.default_fillvals["i8"]), never a real
 # result since every quantity is >= 0. ``sinks.dataset`` declares them as ``_FillValue``.

@@ -1,8 +1,8 @@
 """One options layer: each structural option is defined once and every interface reads it.
 
 An ``OptionSpec`` (name, default, choices, meaning, and the command-line spelling) lives with the
-formulas it chooses (architecture options in ``formulas.architectures``, memory options in
-``memory.options``, seed options in ``formulas.seed``). From it:
+formulas it chooses (architecture options in ``formulas.architectures``, memory options, pure
+data, in ``engine.options``, seed options in ``formulas.seed``). From it:
 
 * ``check_option`` validates a value (specs, the Python API and the CLI all call it, so a bad
   value reads the same everywhere);
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable, Mapping
 
-from engine.symbolic.formulas.base import OptionSpec, show_value
+from engine.options import OptionSpec, show_value  # pure data: the parser's flags come without sympy
 
 
 def check_option(specs: Mapping[str, OptionSpec], key: str, value: Any, where: str = "") -> None:

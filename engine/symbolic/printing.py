@@ -11,11 +11,11 @@ import re
 
 import sympy
 
+from engine.options import FORMATS  # the choices of formulas --format, pure data the parser reads
 from engine.symbolic.formulas import FormulaSet
 from engine.symbolic.formulas.base import show_value
 from engine.symbolic.symbols import SYMBOLS
 
-FORMATS = ("text", "latex", "markdown")
 
 # --- the line width ---------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import sympy
 
+from engine.options import OptionSpec, show_value  # noqa: F401  (pure data: read from here too)
 from engine.symbolic.symbols import SYMBOLS
 
 
@@ -40,16 +41,6 @@ def exact_number(value: Any) -> sympy.Expr:
     if isinstance(value, float):
         return sympy.Rational(repr(value))
     return sympy.sympify(value)
-
-
-def show_value(value: Any, quote: bool = True) -> str:
-    """A value as a spec writes it: TOML booleans true/false, strings quoted (unless ``quote`` is
-    false), numbers and expressions as they print. The one formatter of option and fixed values."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value) if quote else value
-    return str(value)
 
 
 def quantity_symbol(name: str, integer: bool = True) -> sympy.Symbol:
@@ -86,18 +77,6 @@ class Quantity:
     @property
     def symbol(self) -> sympy.Symbol:
         return quantity_symbol(self.name, self.integer)
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """A structural option of a formula set: it chooses which expressions are built."""
-
-    name: str
-    default: Any
-    choices: tuple
-    meaning: str
-    flag: str | None = None  # command-line spelling when not --name-with-dashes (``options.flag_of``)
-    aliases: tuple = ()  # (alias, canonical choice) pairs accepted everywhere and normalized on input
 
 
 @dataclass(frozen=True)

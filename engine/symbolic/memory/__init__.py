@@ -9,7 +9,7 @@ integers below 2^53 bytes (8 PiB).
 
 A training memory model is a backend (``MemoryModel``): one module that says which options it
 refuses, its activation and logits terms, and the moments of a step whose largest is the peak.
-A new model is one module here and one line in ``MEMORY_MODELS``. The rest is shared: model
+A new model is one module here and its name in ``engine.options.MEMORY_MODEL_NAMES``. The rest is shared: model
 states (``states.py``), inference (``inference.py``), FLOPs and time (``compute.py``).
 
 Sources: ZeRO (Rajbhandari et al. 2020, §3.1, §5, Fig. 1); activations (Korthikanti et al. 2022,
@@ -23,14 +23,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from functools import lru_cache
+from importlib import import_module
 from typing import Protocol
 
 import sympy
 
+from engine.options import MEMORY_MODEL_NAMES
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import ATTENTION_KINDS
 from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
-from engine.symbolic.memory import korthikanti, pytorch, seed
 from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, dp, ep, etp, mfu, pp, q, quantity, s, tp
 
 
@@ -56,12 +57,9 @@ class MemoryModel(Protocol):
         """The moments of a step; the peak is the largest, its parts the breakdown."""
 
 
-# the registry: a new memory model is a module of this package and one line here (OPTIONS lists them sorted)
-MEMORY_MODELS: dict[str, MemoryModel] = {
-    "seed": seed,  # the seed article's formulas
-    "korthikanti": korthikanti,  # Korthikanti et al. 2022 (tensor, sequence, pipeline parallelism)
-    "pytorch": pytorch,  # llm-sweep's model of Hugging Face training, calibrated on measured peaks
-}
+# the registry: a new memory model is a module of this package and its name in engine.options.MEMORY_MODEL_NAMES
+# (pure data, so the command line lists the choices without importing sympy; OPTIONS lists them sorted)
+MEMORY_MODELS: dict[str, MemoryModel] = {name: import_module(f"{__name__}.{name}") for name in MEMORY_MODEL_NAMES}
 
 from engine.symbolic.memory import compute, inference, states, steptime  # noqa: E402  (after the registry: options reads it)
 from engine.symbolic.memory.options import OPTIONS, PRECISIONS, MemoryOptions  # noqa: E402
