@@ -94,6 +94,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, _did_you_mean_choice(message))
 
 
+class _Version(argparse._VersionAction):
+    """argparse's ``--version``, the version read when asked for (importlib.metadata is slow to load)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from engine import __version__
+
+        self.version = f"llm-sweep {__version__}"
+        super().__call__(parser, namespace, values, option_string)
+
+
 def _did_you_mean_choice(message: str) -> str:
     """argparse's "invalid choice: 'memroy' (choose from 'run', ...)" with the closest choice named."""
     import difflib
@@ -138,16 +148,15 @@ def _unrecognized(parser: argparse.ArgumentParser, args, extra: list[str]) -> Us
 
 
 def _parser() -> argparse.ArgumentParser:
-    from engine import __version__
-    from engine.request.numerics import NAMES as NUMERICS
+    # pure data only (engine.options): building the parser, and so every --help, loads no sympy, numpy or JAX
+    from engine.options import FORMATS, MEMORY_OPTIONS, NUMERICS
     from engine.request.options import add_option_flags
-    from engine.symbolic.printing import FORMATS
 
     p = _Parser(
         prog="llm-sweep",
         description="Symbolic and vectorized sizing of transformer language models.",
     )
-    p.add_argument("--version", action="version", version=f"llm-sweep {__version__}")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="evaluate a sweep spec and write a netCDF cube",
@@ -236,9 +245,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_arch_source(mp, required=cmd == "memory")
         mp.add_argument("--batch", type=int, metavar="B", help="sequences per step (per device)")
         mp.add_argument("--seq-len", type=int, metavar="S", help="tokens per sequence")
-        from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
-
-        # the structural memory options, defined once in engine.symbolic.memory.options
+        # the structural memory options, defined once in engine.options
         add_option_flags(mp, MEMORY_OPTIONS, _MEMORY_FLAGS + (("causal_flops",) if cmd == "flops" else ()),
                          notes=_MEMORY_FLAG_NOTES)
         mp.add_argument("--dropout", type=float, default=0.0, metavar="P", help="dropout probability")
@@ -288,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="hybrid sharding: ZeRO/FSDP within groups of G devices, plain data parallelism across them "
                          "(FSDP HYBRID_SHARD, MaxText ICI-FSDP x DCN-data; default: dp)")
     ti.add_argument("--mode", choices=("training", "inference"), default="training")
-    add_option_flags(ti, MEMORY_OPTIONS, ("precision",))  # the one vocabulary and default (memory/options.py)
+    add_option_flags(ti, MEMORY_OPTIONS, ("precision",))  # the one vocabulary and default (engine.options)
     ti.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
     ti.add_argument("--sequence-parallel", action="store_true")
     ti.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=1, help="ZeRO stage (default 1: Megatron's "

@@ -217,3 +217,22 @@ def test_parser_error_through_the_console_script():
     assert r.stderr == "llm-sweep memory: error: unrecognized argument: --bogus (see llm-sweep memory --help)\n"
     r = console("memory", "--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: llm-sweep memory ") and "--batch B" in r.stdout
+
+
+def test_help_loads_no_sympy_numpy_or_jax():
+    """``llm-sweep --help`` and every command's ``--help`` build the parser from pure data (engine.options): a
+    fresh interpreter (the thing tested: what a help imports) answers them all without sympy, numpy or JAX
+    (issue 20; benchmarks/help_speed.py times them)."""
+    code = ("import sys\nfrom engine.cli import _parser, main\n"
+            "sub = next(a for a in _parser()._actions if a.dest == 'command')\n"
+            "for argv in ([], *([c] for c in sub.choices)):\n"
+            "    try:\n        main([*argv, '--help'])\n    except SystemExit as exc:\n        assert exc.code == 0\n"
+            "print(sorted(sub.choices))\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sympy', 'numpy', 'jax', 'xarray'}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    *helps, commands, heavy = r.stdout.splitlines()
+    assert "'memory'" in commands and "'plan'" in commands
+    assert sum(line.startswith("usage: llm-sweep") for line in helps) == len(eval(commands)) + 1
+    assert heavy == "[]"
