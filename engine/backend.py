@@ -63,7 +63,8 @@ from xarray.core import indexing
 import engine.plot  # noqa: F401  a virtual cube has the ds.llm accessor (frontiers, figures) at hand
 from engine.errors import ResourceError, SpecError
 from engine.request.numerics import INT64_FILL
-from engine.runtime.plan import available_host_memory, format_bytes, plan_chunks
+from engine.runtime.dims import expand
+from engine.runtime.plan import available_host_memory, default_budget, format_bytes, plan_chunks
 
 if TYPE_CHECKING:
     from engine.request.spec import SweepRequest
@@ -273,8 +274,6 @@ class VirtualCube:
     def budget(self) -> int:
         """Device bytes one piece of a read may take (``plan.default_budget``, asked once)."""
         if self._budget is None:
-            from engine.runtime.plan import default_budget
-
             self._budget = default_budget()
         return self._budget
 
@@ -307,8 +306,6 @@ def cube_outputs(request: SweepRequest):
 def on_dims(values: np.ndarray, own: Sequence[str], want: Sequence[str], coords: Mapping[str, np.ndarray]):
     """A kernel output over its ``own`` dims -> over ``want`` (lengths of ``coords``): at the first point of a dim
     it has beyond them, broadcast along the ones it lacks (its values do not change along them)."""
-    from engine.runtime.dims import expand
-
     values = values[tuple(slice(None) if a in want else 0 for a in own)]
     kept = [a for a in own if a in want]
     return np.broadcast_to(expand(values, kept, want), tuple(len(coords[a]) for a in want))

@@ -49,7 +49,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from engine.errors import SpecError, check_keys, read_user_file
+from engine.errors import LlmSweepNote, SpecError, check_keys, read_user_file
 
 DATA = "data/hardware.json"  # inside the engine.catalog package
 WHERE = f"engine/catalog/{DATA}"
@@ -264,8 +264,6 @@ def load_device_file(path: str | Path) -> Device:
                        mamf_default=TYPICAL_MAMF)
     if dev.defaulted:
         import warnings
-
-        from engine.errors import LlmSweepNote
 
         warnings.warn(f"{source}: mamf_fraction not given: {TYPICAL_MAMF:g} used, {TYPICAL_MAMF_SOURCE}; give "
                       "mamf_fraction = the device's measured maximum achievable matmul FLOP/s over its bf16 peak",

@@ -20,6 +20,7 @@ from engine.catalog.families import FAMILIES, Architecture, from_hf_config, load
 from engine.symbolic.formulas.architectures import BREAKDOWN, Structure
 from engine.symbolic.formulas.base import FormulaSet
 from engine.catalog.presets import PRESETS
+from engine.symbolic.symbols import SYMBOLS
 
 
 def arch_names() -> list[str]:
@@ -221,8 +222,6 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
 def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> None:
     """SpecError when ``given`` breaks a validity condition or leaves an input of ``needed`` (quantity
     names or expressions over quantities) without a value or a default."""
-    from engine.symbolic.symbols import SYMBOLS
-
     broken = fs.violations(given)
     if broken:
         raise SpecError(arch.label, "", "; ".join(broken))

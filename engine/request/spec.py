@@ -512,7 +512,6 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
     """The formula set of an architecture, its sizes as defaults of the inputs left free."""
     from dataclasses import replace as _replace
 
-    from engine.errors import SpecError as _SpecError
     from engine.symbolic.formulas.architectures import OPTIONS as ARCH_OPTIONS
     from engine.symbolic.memory import OPTIONS as MEMORY_OPTIONS
     from engine.catalog.model import architecture, estimate_formulas, memory_options
@@ -524,7 +523,7 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
     chosen = {k: v for k, v in options.items() if k in MEMORY_OPTIONS}
     try:
         mem_opts = memory_options(**chosen)
-    except _SpecError as exc:
+    except SpecError as exc:
         raise err("options", exc.message) from None
     if not isinstance(arch_name, str) or not arch_name:
         raise err("sweep.arch", "must be a preset or family name, or a config.json path")
@@ -533,12 +532,12 @@ def _arch_formulas(err: "_Errors", source: str, arch_name: Any, options: dict) -
         arch_name = str(Path(source).parent / path)
     try:
         arch = architecture(arch_name, arch_opts or None)
-    except _SpecError as exc:
+    except SpecError as exc:
         key = "options" if exc.source == "structure" else "sweep.arch"
         raise err(key, exc.message if exc.source in ("arch", "structure") else str(exc)) from None
     try:
         fs = estimate_formulas(arch.family, arch.structure, mem_opts)
-    except _SpecError as exc:
+    except SpecError as exc:
         raise err("options", exc.message) from None
     defaults = {**fs.defaults, **{k: sympy.Integer(v) for k, v in arch.values.items()}}
     return _replace(fs, defaults=defaults, source=arch.source or fs.source), arch.family

@@ -27,6 +27,7 @@ import numpy as np
 from engine.request.spec import DEVICE_DIM, SweepRequest, combination_text as describe, option_specs
 from engine.request.numerics import INT64_FILL
 from engine.runtime.dims import combinations, natural_dims, plain_request, writes
+from engine.symbolic.formulas import FORMULA_SETS
 
 if TYPE_CHECKING:
     from engine.runtime.compile import Kernel
@@ -157,8 +158,6 @@ def label_attrs(name: str) -> dict[str, str]:
 
 def _option_spec(name: str):
     """The ``OptionSpec`` of option ``name``: of an architecture or the memory model, else of a formula set."""
-    from engine.symbolic.formulas import FORMULA_SETS
-
     for specs in (option_specs(None), *(option_specs(s) for s in FORMULA_SETS)):
         if name in specs:
             return specs[name]

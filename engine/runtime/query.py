@@ -33,6 +33,7 @@ import numpy as np
 from engine.request.query import OPS, Query
 from engine.request.query import make_query  # noqa: F401 (engine.cli still imports it from here)
 from engine.runtime.dims import expand
+from engine.symbolic.symbols import SYMBOLS
 
 
 def _constant(value, like):
@@ -221,8 +222,6 @@ def clipping_ends(dim: str, axis: np.ndarray, objective: str | None, sense: str)
 
 def smallest_value(dim: str) -> int | None:
     """The smallest valid value of an integer input (1 for sizes, 0 for counts); None for any other dim."""
-    from engine.symbolic.symbols import SYMBOLS
-
     info = SYMBOLS.get(dim)
     return info.minimum if info is not None and info.integer else None
 

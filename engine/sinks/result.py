@@ -19,6 +19,7 @@ from engine.request.numerics import INT64_FILL
 from engine.runtime.dims import own_index
 from engine.runtime.plan import ChunkPlan, format_bytes
 from engine.runtime.query import edge_lines
+from engine.sinks.categorical import decode_categories
 from engine.sinks.dataset import holds_result
 
 
@@ -193,8 +194,6 @@ def _open(path: Path) -> xr.Dataset:
     """A written cube, lazily (attrs and sizes; values only where read), without pandas indexes (the summary
     reads coordinates by position). A file is netCDF: naming the engine skips xarray's search of every
     installed backend. Together a third of a second of a run's summary."""
-    from engine.sinks.categorical import decode_categories
-
     engine = "netcdf4" if path.is_file() else None
     try:
         ds = xr.open_dataset(path, engine=engine, create_default_indexes=False)

@@ -72,6 +72,8 @@ from engine.files import (_alive, check_place, file_mode, host_id, refuse_inputs
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
 from engine.runtime.plan import ChunkPlan, format_bytes
+from engine.sinks.categorical import LABELS, coordinate_variables, encode_categories
+from engine.sinks.dataset import coordinate_attrs, dataset_attrs, fill_value, request_record, variable_attrs
 from engine.sinks.result import Extremes, SweepResult
 
 PARTS = "llm-sweep-parts"  # the shares' done marks and locks, an attribute-free folder inside the staging store
@@ -245,8 +247,6 @@ class ZarrSink:
             self._own = None
 
     def _check_same(self, whole: SweepRequest) -> None:
-        from engine.sinks.dataset import request_record
-
         meta = json.loads((self.staging / MARK).read_text())
         found = meta.get("attributes", {}).get("request")
         counts = sorted(p.name[len("count-"):] for p in (self.staging / PARTS).glob("count-*"))
@@ -404,8 +404,6 @@ def write_store(ds, target: Path, compression: int = 4, inputs=()) -> Path:
     codes beside their labels (``categorical.encode_categories``)."""
     from zarr.codecs import ZstdCodec
 
-    from engine.sinks.categorical import encode_categories
-
     _require_zarr()
     ds = encode_categories(ds)
     target = check_store_target(Path(target), inputs)
@@ -427,8 +425,6 @@ def write_store(ds, target: Path, compression: int = 4, inputs=()) -> Path:
 def _label_fill(var) -> dict:
     """The ``_FillValue`` of a variable of label codes (``categorical.coded_labels``), kept where the store's
     encoding replaces the variable's own; {} for any other variable."""
-    from engine.sinks.categorical import LABELS
-
     return {"_FillValue": var.encoding["_FillValue"]} if LABELS in var.attrs and "_FillValue" in var.encoding else {}
 
 
@@ -466,9 +462,6 @@ def template_dataset(request: SweepRequest, dtypes, dims: dict, file_chunk) -> A
     import dask.array as da
     import xarray as xr
 
-    from engine.sinks.categorical import coordinate_variables
-    from engine.sinks.dataset import coordinate_attrs, dataset_attrs, variable_attrs
-
     coords = {}
     for a, v in request.axes.items():  # a coded categorical dim: codes and <a>_label (variable-length UTF-8)
         coords.update(coordinate_variables(a, v, coordinate_attrs(a), a in request.categories))
@@ -491,8 +484,6 @@ def _chunks(request: SweepRequest, file_chunk) -> dict[str, int]:
 
 def _encoding(request: SweepRequest, dtypes, dims: dict, file_chunk) -> dict:
     from zarr.codecs import ZstdCodec
-
-    from engine.sinks.dataset import fill_value
 
     chunk = _chunks(request, file_chunk)
     level = request.compression
