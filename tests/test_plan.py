@@ -136,3 +136,15 @@ def test_exact_rows_of_a_moe_model_and_the_reference_path_agree(monkeypatch):
     monkeypatch.setattr(plan_module, "_Exact", refuse)
     slow = plan(arch, "h100-sxm", gpus=8, seq_len=2048, global_batch=32, top=1000, space=space, fold=False)
     assert slow["layouts"] == out["layouts"]
+
+
+def test_a_huge_global_batch_is_refused_at_once(run_cli):
+    """The micro-batch list is the global batch's divisors: a loop to 10**20 never returned; now one line, exit 2."""
+    from engine.catalog.plan import divisors
+
+    assert divisors(36) == (1, 2, 3, 4, 6, 9, 12, 18, 36) and divisors(97) == (1, 97) and divisors(1) == (1,)
+    assert divisors(1536) == tuple(m for m in range(1, 1537) if 1536 % m == 0)
+    r = run_cli("plan", "--arch", "gpt2", "--gpu", "h100-sxm", "--gpus", "8", "--seq-len", "1024",
+                "--global-batch", "99999999999999999999")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "--global-batch" in r.stderr and "at most 1,099,511,627,776" in r.stderr

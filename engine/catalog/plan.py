@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from engine.errors import SpecError
 RECOMPUTE = ("none", "selective", "full")
 ZERO = (0, 1, 2, 3)
 AXES = ("tp", "pp", "cp", "batch", "vp", "ep")
+# a step of 2**40 sequences is past any run (published ones hold up to ~10**5); its divisors take 0.1 s to list
+MAX_GLOBAL_BATCH = 2**40
 KNOBS = ("recompute", "zero", "sequence_parallel", "vp", "ep")  # choices a row may fold (the rest are its layout)
 # the float32 kernels rank the layouts; exact values are computed for every layout within this relative margin
 # of the top-th row's step time (and of the device's memory), so rounding reorders nothing that is reported
@@ -64,14 +67,24 @@ def default_space(arch: Architecture, gpus: int, global_batch: int) -> Space:
     """Powers of two for tp and cp up to 64 and 8, every pp up to the layers, every divisor of the global
     batch as micro-batch, vp up to 12; for a MoE model every power of two dividing the routed experts as ep
     (up to 256)."""
+    if global_batch > MAX_GLOBAL_BATCH:
+        raise SpecError("--global-batch", str(global_batch), f"at most {MAX_GLOBAL_BATCH:,} sequences per step (the "
+                                                             "plan lists the divisors of the global batch)")
     layers = arch.values["n_layers"]
     p2 = [2**i for i in range(7) if 2**i <= gpus]
     experts = arch.values.get("n_experts", 1) if arch.structure.moe else 1
     return Space(tp=tuple(p2), pp=tuple(p for p in range(1, layers + 1) if p <= gpus),
                  cp=tuple(c for c in (1, 2, 4, 8) if c <= gpus),
-                 micro_batch=tuple(m for m in range(1, global_batch + 1) if global_batch % m == 0),
+                 micro_batch=divisors(global_batch),
                  vp=tuple(range(1, 13)),
                  ep=tuple(2**i for i in range(9) if 2**i <= min(gpus, experts) and experts % 2**i == 0))
+
+
+def divisors(n: int) -> tuple[int, ...]:
+    """Every divisor of ``n`` in increasing order, by trial division up to its square root (a loop to ``n`` never
+    returned for a global batch of 10**20)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return tuple(small + [n // d for d in reversed(small) if d * d != n])
 
 
 def _kernel(arch: Architecture, options, fixed: dict[str, Any]):
