@@ -6,7 +6,8 @@ Runs the console script (``llm-sweep`` beside this interpreter, else ``python -m
 ``--help`` and with ``COMMAND --help`` for every command, ``--repeat`` times each, and prints the
 median wall seconds and whether the run imported sympy, numpy or jax (read from one more run under
 ``PYTHONPROFILEIMPORTTIME=1``). Issue 20's target: no sympy and at most 0.25 s each. A baseline is
-another checkout: ``PYTHONPATH=OTHER python benchmarks/help_speed.py`` (with ``python -m engine``).
+another checkout: ``PYTHONPATH=OTHER python benchmarks/help_speed.py --module`` (``python -m engine``
+imports the package from PYTHONPATH; the console script does not).
 """
 
 from __future__ import annotations
