@@ -41,7 +41,6 @@ from engine import signals
 from engine.errors import ResourceError
 
 TEMP_PREFIX = ".llm-sweep."
-TEMP_SUFFIX = ".tmp"
 TEMP_KINDS = ("tmp", "partial", "template", "old")  # a file; a zarr store being built, its metadata, the replaced one
 _TEMP = re.compile(r"^\.llm-sweep\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}\.(tmp|partial|template|old)$")
 # what earlier versions left beside a store NAME.zarr: .NAME.zarr.<pid>.old / .template (no host in the name)

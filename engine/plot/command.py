@@ -26,7 +26,6 @@ import numpy as np
 
 from engine.errors import LlmSweepError, SpecError
 
-KINDS = ("heatmap", "line", "frontier")
 FORMATS = ("png", "pdf", "svg")
 
 
