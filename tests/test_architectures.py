@@ -253,8 +253,6 @@ def test_one_record_per_model_type():
     assert "gpt3" not in FAMILIES and set(HF_DEFAULTS) == set(FAMILIES) and MODEL_TYPES == tuple(FAMILIES)
     for model_type, family in FAMILIES.items():
         assert isinstance(family, Family) and family.model_type == model_type and family.source
-        # the PyTorch memory model's block style, as structure.mlp decided it before the records had it
-        assert family.block == ("gpt" if family.structure.mlp == "gelu" else "llama"), model_type
         assert family.narayanan == (model_type == "gpt2"), model_type
         assert param_counts(from_hf_config({"model_type": model_type}))["total"] == \
             FIXTURE[f"default:{model_type}"]["total"]
@@ -278,7 +276,7 @@ def test_a_new_family_is_one_record(monkeypatch):
     d = sympy.Symbol("d_model", integer=True, positive=True)
     toy = Family("toy", Structure(mlp="gelu", norm="layernorm"), {
         "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
-        "vocab_size": 100, "tie_word_embeddings": False}, llama_like(), "a toy", d_ff_default=4 * d, block="gpt")
+        "vocab_size": 100, "tie_word_embeddings": False}, llama_like(), "a toy", d_ff_default=4 * d)
     monkeypatch.setitem(FAMILIES, "toy", toy)
     try:
         arch = from_hf_config({"model_type": "toy", "hidden_size": 32}, "toy.json")
