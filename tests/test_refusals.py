@@ -76,7 +76,9 @@ def _deep_json(levels: int) -> str:
 
 HF_COMMANDS = [["params"], ["memory", "--batch", "1", "--seq-len", "8"], ["flops", "--batch", "1", "--seq-len", "8"],
                ["time", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1"],
-               ["plan", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1"], ["formulas"]]
+               # one recompute and one ZeRO stage: the flag is what is tested, not the search (12 kernels took 10 s)
+               ["plan", "--gpu", "h100", "--gpus", "1", "--seq-len", "8", "--global-batch", "1", "--recompute",
+                "full", "--zero", "0"], ["formulas"]]
 
 
 @pytest.mark.parametrize("command", HF_COMMANDS, ids=lambda c: c[0])
