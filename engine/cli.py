@@ -412,7 +412,9 @@ def entry() -> None:
         code = main()
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"llm-sweep: stopped by {signal.Signals(signum).name}; no output was written", file=sys.stderr)
+        from engine.files import stop_outcome  # pure Python; what is on disk, as main's own stop line says
+
+        print(f"llm-sweep: stopped by {signal.Signals(signum).name}; {stop_outcome()}", file=sys.stderr)
         code = 128 + signum
     if code >= 128:
         sys.stdout.flush()
