@@ -5,7 +5,9 @@ Run as a script for the report (``python tests/test_import_graph.py``): the modu
 imports sit inside functions (each should keep a heavy dependency lazy).
 
 An edge ``a -> b`` is an ``import b`` / ``from b import x`` in ``a`` (``b.x`` when ``x`` is a
-submodule), plus ``b``'s parent packages that are not ``a``'s own (their ``__init__`` runs first).
+submodule), plus ``b``'s parent packages that are not ``a``'s own (their ``__init__`` runs first); names
+imported from ``a``'s own parent package are an edge too (``options`` reading the registry from
+``engine.symbolic.memory`` while that ``__init__`` imports ``options``: a loop kept alive by import order).
 Imports under ``if TYPE_CHECKING:`` are not run and are not edges.
 """
 
@@ -88,7 +90,8 @@ def graph():
             edges = func if in_func else top
             for t in targets:
                 for m in [*_parents(t), t]:
-                    if m in modules and m not in own:
+                    # a parent package's __init__ already ran (no edge), unless names are imported from it
+                    if m in modules and (m not in own or m == t) and m != mod:
                         edges[mod].add(m)
     return top, func, n_func, n_func_internal
 

@@ -9,8 +9,9 @@ integers below 2^53 bytes (8 PiB).
 
 A training memory model is a backend (``MemoryModel``): one module that says which options it
 refuses, its activation and logits terms, and the moments of a step whose largest is the peak.
-A new model is one module here and its name in ``engine.options.MEMORY_MODEL_NAMES``. The rest is shared: model
-states (``states.py``), inference (``inference.py``), FLOPs and time (``compute.py``).
+A new model is one module here and its name in ``engine.options.MEMORY_MODEL_NAMES`` (the registry:
+``models.py``). The rest is shared: model states (``states.py``), inference (``inference.py``), FLOPs and
+time (``compute.py``).
 
 Sources: ZeRO (Rajbhandari et al. 2020, §3.1, §5, Fig. 1); activations (Korthikanti et al. 2022,
 §4.1, Table 2, §4.2.3; Megatron-LM ``theoretical_memory_usage.py``); FlashAttention (Dao et al.
@@ -23,46 +24,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from functools import lru_cache
-from importlib import import_module
-from typing import Protocol
 
 import sympy
 
-from engine.options import MEMORY_MODEL_NAMES
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import ATTENTION_KINDS
 from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
 from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, dp, ep, etp, mfu, pp, q, quantity, s, tp
 
 
-class MemoryModel(Protocol):
-    """A training memory model (a module satisfies it: ``engine/symbolic/memory/pytorch.py``)."""
-
-    name: str
-    source: str
-
-    def refuses(self, options) -> list[str]:
-        """Why the model cannot express these training options (empty: it can); ``MemoryOptions`` raises them."""
-
-    def validity(self, options) -> list[Validity]:
-        """Conditions on the numeric inputs (e.g. tp = 1) the model needs."""
-
-    def activations(self, structure, options) -> Term:
-        """Saved activations per device at the start of the backward pass (bytes)."""
-
-    def logits(self, structure, options) -> Term:
-        """Logits, loss and their gradients at the start of the backward pass (bytes)."""
-
-    def moments(self, structure, options) -> list[Moment]:
-        """The moments of a step; the peak is the largest, its parts the breakdown."""
-
-
-# the registry: a new memory model is a module of this package and its name in engine.options.MEMORY_MODEL_NAMES
-# (pure data, so the command line lists the choices without importing sympy; OPTIONS lists them sorted)
-MEMORY_MODELS: dict[str, MemoryModel] = {name: import_module(f"{__name__}.{name}") for name in MEMORY_MODEL_NAMES}
-
-from engine.symbolic.memory import compute, inference, states, steptime  # noqa: E402  (after the registry: options reads it)
-from engine.symbolic.memory.options import OPTIONS, PRECISIONS, MemoryOptions  # noqa: E402
+from engine.symbolic.memory import compute, inference, states, steptime
+from engine.symbolic.memory.models import MEMORY_MODELS, MemoryModel
+from engine.symbolic.memory.options import OPTIONS, PRECISIONS, MemoryOptions
 
 __all__ = ["MEMORY_MODELS", "OPTIONS", "PRECISIONS", "MemoryModel", "MemoryOptions", "Moment", "Term", "extend",
            "moments"]

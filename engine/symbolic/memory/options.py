@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.options import (ATTENTIONS, DEFAULT_PRECISION, MEMORY_OPTIONS, MODES, OFFLOADS, OPTIMIZERS,  # noqa: F401
                             PRECISION_ALIASES, PRECISIONS, RECOMPUTE)  # (read from here too, as before)
-from engine.symbolic.memory import MEMORY_MODELS
+from engine.symbolic.memory.models import MEMORY_MODELS
 
 @dataclass(frozen=True)
 class MemoryOptions:
