@@ -172,21 +172,15 @@ class FormulaSet:
         """Bottom-up: each quantity inlined once (memoized by name), then put into its parents whole, so a
         ``Max`` near the top is rebuilt once, not once per level of the quantities under it."""
         by_symbol = {q.symbol: q.name for q in self.quantities.values()}
-        inner = {s: self._inlined_quantity(by_symbol[s], ()) for s in expr.free_symbols if s in by_symbol}
-        return replaced(expr, inner)
 
-    def _inlined_quantity(self, name: str, path: tuple) -> sympy.Expr:
-        if name in path:
-            raise ValueError("a quantity is defined in terms of itself")
-        key = ("inline quantity", name)
-        memo = self.__dict__.get("_memo") or {}
-        if memo.get("stamp") == (tuple(self.quantities.items()), tuple(self.defaults.items())) and key in memo:
-            return memo[key]
-        by_symbol = {q.symbol: q.name for q in self.quantities.values()}
-        definition = self.quantities[name].definition
-        inner = {s: self._inlined_quantity(by_symbol[s], path + (name,))
-                 for s in definition.free_symbols if s in by_symbol}
-        return self._memoized(key, lambda: replaced(definition, inner))
+        def inlined(name: str, path: tuple) -> sympy.Expr:
+            if name in path:
+                raise ValueError("a quantity is defined in terms of itself")
+            definition = self.quantities[name].definition
+            return self._memoized(("inline quantity", name), lambda: replaced(definition, {
+                s: inlined(by_symbol[s], path + (name,)) for s in definition.free_symbols if s in by_symbol}))
+
+        return replaced(expr, {s: inlined(by_symbol[s], ()) for s in expr.free_symbols if s in by_symbol})
 
     def resolve(self, name: str, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
         """Quantity ``name`` with defaults applied to every input symbol not in ``given``.
