@@ -164,12 +164,10 @@ def stop_on_signals():
         return
     if _held:  # the console script: the handlers are in place since its first line; a signal held since is raised
         _deferring -= 1  # by the caller's first ``check()``
-        hook = sys.unraisablehook
-        sys.unraisablehook = _quiet(hook)
         try:
-            yield
+            with _unraisable_quieted():
+                yield
         finally:
-            sys.unraisablehook = hook
             _deferring += 1  # the command has answered: a later signal is only recorded (``entry`` exits)
         return
     # a signal the parent set to be ignored (nohup's SIGHUP, a background job's SIGINT) stays ignored
@@ -178,16 +176,26 @@ def stop_on_signals():
         if handler is not signal.SIG_IGN:
             signal.signal(sig, _handler)
     _pending = None
+    try:
+        with _unraisable_quieted():
+            yield
+    finally:
+        for sig, handler in old.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        _pending = None
+
+
+@contextmanager
+def _unraisable_quieted():
+    """Within the block, an ``Interrupted`` raised where Python cannot raise it (a finalizer, a callback) is not
+    printed: the handler recorded it and ``check()`` raises it again."""
     hook = sys.unraisablehook
     sys.unraisablehook = _quiet(hook)
     try:
         yield
     finally:
         sys.unraisablehook = hook
-        for sig, handler in old.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        _pending = None
 
 
 def _quiet(hook):
