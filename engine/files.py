@@ -357,12 +357,16 @@ class AtomicFile:
     def __init__(self, target: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()):
         self.target = check_target(target, inputs)
         self.path = temp_path(self.target.parent)
+        self.done = False
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with signals.deferred():  # created and closed as one step; a stop held meanwhile is raised below
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
         except OSError as exc:
             raise ResourceError(f"cannot create a file in {str(self.target.parent)!r}: {_reason(exc)}") from None
-        os.close(fd)
-        self.done = False
+        except BaseException:  # the stop, raised as the file came to be: the caller never holds it, so remove it
+            self.abort()
+            raise
 
     def commit(self) -> Path:
         signals.check()  # a stop signal that arrived while writing: the target stays as it was

@@ -334,12 +334,12 @@ class StreamWriter:
         import netCDF4
 
         self.file = AtomicFile(path, inputs)
-        self.target, self.tmp = self.file.target, str(self.file.path)
-        self._max: dict[str, int | float] = {}
-        self._dtypes = dict(dtypes)
-        self.axes = list(request.axes)
-        self.dims = {q: tuple(dims[q]) if dims is not None else tuple(self.axes) for q in dtypes}
-        try:
+        try:  # from the first statement on: a stop signal re-sent just after the import above must not leak the file
+            self.target, self.tmp = self.file.target, str(self.file.path)
+            self._max: dict[str, int | float] = {}
+            self._dtypes = dict(dtypes)
+            self.axes = list(request.axes)
+            self.dims = {q: tuple(dims[q]) if dims is not None else tuple(self.axes) for q in dtypes}
             self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4", clobber=True)
             coded = []
             for name, values in request.axes.items():
