@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from typing import Any, Iterable
+
 
 class LlmSweepError(Exception):
     """Base class of every error the engine raises for bad input."""
@@ -56,16 +59,76 @@ class ResourceError(LlmSweepError):
     """A run would not fit the machine (memory, disk); refused before anything is written."""
 
 
+def closest(name: Any, valid: Iterable[Any]) -> Any | None:
+    """The valid name closest to ``name`` (difflib, ratio at least 0.6), or None.
+
+    Parameters
+    ----------
+    name : Any
+        What the user wrote (compared as text).
+    valid : iterable
+        The names that would be accepted.
+
+    Returns
+    -------
+    Any or None
+        The closest valid name, as given in ``valid``.
+    """
+    texts = {str(v): v for v in valid}
+    close = difflib.get_close_matches(str(name), list(texts), n=1, cutoff=0.6)
+    return texts[close[0]] if close else None
+
+
+def did_you_mean(name: Any, valid: Iterable[Any]) -> str:
+    """``"; did you mean 'llama-2-7b'?"`` for the valid name closest to ``name``, else ``""``.
+
+    Parameters
+    ----------
+    name : Any
+        What the user wrote.
+    valid : iterable
+        The names that would be accepted.
+
+    Returns
+    -------
+    str
+        The hint, to append to an "unknown ..." message; empty when nothing is close.
+    """
+    close = closest(name, valid)
+    return "" if close is None else f"; did you mean {str(close)!r}?"
+
+
 def check_keys(source: str, prefix: str, mapping, valid, what: str = "key", valid_what: str | None = None) -> None:
     """Refuse the first key of ``mapping`` not in ``valid``: ``SpecError(source, prefix.key, "unknown ...")``.
 
-    The one "unknown key; valid keys: ..." check of every user file (spec tables, ranges, claims).
+    The one "unknown key; valid keys: ...; did you mean ...?" check of every user file (spec tables,
+    ranges, claims).
+
+    Parameters
+    ----------
+    source : str
+        The file (or ``"<spec>"``) errors name.
+    prefix : str
+        The dotted key of the table ``mapping`` is (``""`` for the top level).
+    mapping : Mapping
+        The table read from the file.
+    valid : sequence of str
+        Its valid keys, in the order the message lists them.
+    what : str, optional
+        What a key is called in the message (``"key"``, ``"field"``, ``"table"``).
+    valid_what : str, optional
+        The plural in "valid ...: "; ``what + "s"`` by default.
+
+    Raises
+    ------
+    SpecError
+        At the first unknown key, naming it, the valid ones and the closest of them.
     """
     for key in mapping:
         if key not in valid:
             where = f"{prefix}.{key}" if prefix else str(key)
             raise SpecError(source, where, f"unknown {what}; valid {valid_what or what + 's'}: "
-                                           f"{', '.join(valid) or 'none'}")
+                                           f"{', '.join(valid) or 'none'}{did_you_mean(key, valid)}")
 
 
 def read_user_file(path, what: str = "TOML") -> tuple[str, object]:

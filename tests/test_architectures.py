@@ -13,9 +13,8 @@ import pytest
 import sympy
 
 from engine.errors import SpecError
-from engine.catalog.families import FAMILIES, MODEL_TYPES, from_hf_config, load_hf_config
+from engine.catalog.families import FAMILIES, from_hf_config, load_hf_config
 from engine.symbolic.formulas.architectures import BREAKDOWN
-from engine.catalog.families import HF_DEFAULTS
 from engine.catalog.model import architecture, formulas_of, param_counts
 from engine.catalog.presets import PRESETS
 from engine.request.spec import parse_spec
@@ -38,7 +37,7 @@ def test_exact_against_transformers(name):
 def test_every_preset_and_family_is_in_the_fixture():
     assert len(PRESETS) >= 30
     assert set(PRESETS) <= set(FIXTURE), "run benchmarks/validate_presets.py after adding presets"
-    assert {f"default:{t}" for t in MODEL_TYPES} <= set(FIXTURE)
+    assert {f"default:{t}" for t in FAMILIES} <= set(FIXTURE)
     for name, preset in PRESETS.items():
         assert preset.source, name
         assert FIXTURE[name]["config"] == preset.config, f"{name}: fixture is stale"
@@ -74,9 +73,9 @@ def test_required_presets_are_present():
         assert name in PRESETS, name
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("model_type", list(FAMILIES))
 def test_minimal_and_complete_forms_agree(model_type):
-    complete = {"model_type": model_type, **HF_DEFAULTS[model_type]}
+    complete = {"model_type": model_type, **FAMILIES[model_type].hf_defaults}
     assert param_counts(from_hf_config(complete))["total"] == param_counts(from_hf_config({"model_type": model_type}))[
         "total"] == FIXTURE[f"default:{model_type}"]["total"]
 
@@ -250,7 +249,7 @@ def test_one_record_per_model_type():
     from engine.catalog.families import Family
     from engine.symbolic.formulas import architectures
 
-    assert "gpt3" not in FAMILIES and set(HF_DEFAULTS) == set(FAMILIES) and MODEL_TYPES == tuple(FAMILIES)
+    assert "gpt3" not in FAMILIES
     for model_type, family in FAMILIES.items():
         assert isinstance(family, Family) and family.model_type == model_type and family.source
         assert family.narayanan == (model_type == "gpt2"), model_type
@@ -269,7 +268,8 @@ def test_d_ff_default_comes_from_the_record():
 
 
 def test_a_new_family_is_one_record(monkeypatch):
-    from engine.catalog.families import Family, llama_like
+    from engine.catalog.families import Family
+    from engine.catalog.readers import llama_like
     from engine.symbolic.formulas.architectures import Structure
     from engine.catalog.model import formula_set
 
