@@ -11,11 +11,16 @@ import pytest
 import sympy
 
 from engine.symbolic import printing
+from engine.symbolic.printing import latex as latex_printer
 from engine.cli import main
 from engine.symbolic.formulas import FORMULA_SETS, build_formula_set
 from engine.catalog.model import architecture, formulas_of
-from engine.symbolic.printing import (LINE_WIDTH_PT, TABLE_COLUMNS, _cuts, _md_escape, _parse, _tex_comment, _tex_escape,
-                             break_latex, latex_of, tex_width)
+from engine.symbolic.printing import LINE_WIDTH_PT, latex_of
+from engine.symbolic.printing.latex import TABLE_COLUMNS, TAG_ROOM_PT, tex_comment, tex_escape
+from engine.symbolic.printing.linebreak import break_latex, operator_cuts
+from engine.symbolic.printing.markdown import md_escape
+from engine.symbolic.printing.subquantities import SubQuantities
+from engine.symbolic.printing.texwidth import parse, tex_width
 from engine.symbolic.symbols import symbol
 
 PREAMBLE = "\\documentclass{article}\n\\usepackage{amsmath}\n\\tracinglostchars=1\n\\begin{document}\n"
@@ -48,23 +53,23 @@ DOCUMENT = [("seed", ()), ("seed", ("--expand",)), ("gpt2", ()), ("opt-350m", ()
     ("§3.2", r"$\S$3.2"),
     ("two\nlines", "two lines"),
 ])
-def test_tex_escape_each_special_character(raw, tex):
-    assert _tex_escape(raw) == tex
+def testtex_escape_each_special_character(raw, tex):
+    assert tex_escape(raw) == tex
 
 
-def test_tex_escape_is_one_pass():
+def testtex_escape_is_one_pass():
     # a replacement is never escaped again (the backslash and braces it introduces stay commands)
-    assert _tex_escape("\\{") == r"\textbackslash{}\{"
-    assert _tex_escape("<->_") == r"$\leftrightarrow$\_"
-    assert not re.search(r"[<>|]", _tex_escape("a < b > c | d <-- e -->"))
+    assert tex_escape("\\{") == r"\textbackslash{}\{"
+    assert tex_escape("<->_") == r"$\leftrightarrow$\_"
+    assert not re.search(r"[<>|]", tex_escape("a < b > c | d <-- e -->"))
 
 
-def test_tex_comment_stays_one_line():
-    assert _tex_comment("a\nb\r\nc") == "% a b c"
+def testtex_comment_stays_one_line():
+    assert tex_comment("a\nb\r\nc") == "% a b c"
 
 
-def test_md_escape_keeps_one_cell():
-    assert _md_escape("a | b\nc") == r"a \| b c"
+def testmd_escape_keeps_one_cell():
+    assert md_escape("a | b\nc") == r"a \| b c"
 
 
 def _latex(capsys, arch: str, *extra: str) -> str:
@@ -155,7 +160,7 @@ def test_every_box_fits_in_one_document(capsys, tmp_path):
 
 def test_overfull_detection_catches_a_wide_equation(capsys, tmp_path, monkeypatch):
     """Without line breaks the seed set's expanded equations run about 315 pt past the margin."""
-    monkeypatch.setattr(printing, "break_latex", lambda tex, first, rest: [tex])
+    monkeypatch.setattr(latex_printer, "break_latex", lambda tex, first, rest: [tex])
     out = _latex(capsys, "seed", "--expand")
     assert r"\notag" not in out
     doc = PREAMBLE + out + "\\end{document}\n"
@@ -236,7 +241,7 @@ def test_a_long_sum_is_cut_term_by_term():
     assert len(lines) > 2 and " ".join(lines) == tex
     assert tex_width(lines[0]) <= 150.0 and all(tex_width("{}" + line) <= 160.0 for line in lines[1:])
     assert all(line[:2] in ("+ ", "- ") for line in lines[1:])
-    printed = sum(1 + len(_cuts(_parse(line), ("+", "-"))) for line in lines)  # each line starts a term
+    printed = sum(1 + len(operator_cuts(parse(line), ("+", "-"))) for line in lines)  # each line starts a term
     assert printed == len(sympy.Add.make_args(expr))
     assert break_latex(tex, 1000.0, 1000.0) == [tex]  # fits: untouched
 
@@ -248,7 +253,7 @@ def test_a_long_factor_is_cut_inside_its_parentheses():
     lines = break_latex(tex, 120.0, 130.0)
     assert len(lines) > 2
     for line in lines:
-        _parse(line)  # balanced: each line closes what it opens (\right. ... \left.)
+        parse(line)  # balanced: each line closes what it opens (\right. ... \left.)
         assert tex_width("{}" + line) <= 130.0
     assert _unbroken(lines) == re.sub(r"\s+", "", tex)
     assert lines[-1].endswith(r"\right)") and all(line.startswith(r"\left. ") for line in lines[2:])
@@ -264,7 +269,7 @@ def test_wide_fraction_root_and_cases_fallbacks():
     cases = sympy.Piecewise((d * L, L > 1), (V, True)) * total
     lines = break_latex(latex_of(cases), 120.0, 130.0)
     for line in lines:
-        _parse(line)
+        parse(line)
         assert line.count(r"\begin{cases}") == line.count(r"\end{cases}")  # an environment is never cut
     for line in lines:
         assert tex_width("{}" + line) <= 130.0 or r"\begin{cases}" in line
@@ -371,7 +376,7 @@ def test_line_budget_uses_the_line_width(capsys):
         rows = [re.sub(r"(?<!\\)%.*", "", line).strip().removesuffix(r"\\").replace(r"\notag", "").split("&", 1)
                 for line in align]
         widest_lhs = max(tex_width(lhs) for lhs, _ in rows if lhs.strip())
-        assert all(widest_lhs + tex_width("{}" + rhs) <= pt - printing.TAG_ROOM_PT for _, rhs in rows)
+        assert all(widest_lhs + tex_width("{}" + rhs) <= pt - TAG_ROOM_PT for _, rhs in rows)
         assert f"% lines fit {pt:g}pt" in out
 
 
@@ -407,7 +412,7 @@ def test_piecewise_terms_are_named_sub_quantities(capsys):
     assert re.search(r"\\kappa_\{1\} &= .*% kappa_\{1\} \(in mem_activations\): Korthikanti et al\. 2022", out)
 
 
-def _resolved(expr: sympy.Expr, subs: "printing._SubQuantities") -> sympy.Expr:
+def _resolved(expr: sympy.Expr, subs: SubQuantities) -> sympy.Expr:
     while expr.free_symbols & set(subs.definitions):
         expr = expr.xreplace(subs.definitions)
     return expr
@@ -432,7 +437,7 @@ def test_sub_quantities_keep_every_number(arch, option):
 
     model = architecture(arch)
     fs = estimate_formulas(model.family, model.structure, memory_options(**dict([option.split("=")])))
-    subs = printing._SubQuantities(fs, 60.0, 70.0)  # narrow lines: many cases and denominators named
+    subs = SubQuantities(fs, 60.0, 70.0)  # narrow lines: many cases and denominators named
     checked = 0
     for i, q in enumerate(fs.quantities.values()):
         if not q.definition.has(sympy.Piecewise, sympy.Pow):
@@ -475,3 +480,13 @@ def test_the_sizes_table_wraps_to_the_line_width(capsys):
     assert len(widths) == 3 and abs(sum(widths) - 1.0) < 1e-9
     assert r"\raggedright needs $B$, $S$ & bytes" in out  # inputs named by their symbols, wrapped
     assert r"\raggedleft 8{,}030{,}261{,}248 & 1" in out  # numbers flush right
+
+
+def test_one_printer_per_format():
+    from engine.options import FORMATS
+
+    assert tuple(printing.PRINTERS) == FORMATS  # formulas --format offers exactly the formats printed
+    fs = build_formula_set("seed")
+    with pytest.raises(ValueError, match=r"unknown format 'latx'; valid formats: text, latex, markdown; did you mean "
+                                         r"'latex'\?"):
+        printing.format_formulas(fs, "latx")
