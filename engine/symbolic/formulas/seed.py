@@ -59,21 +59,11 @@ def _q(name: str) -> sympy.Symbol:
     return quantity_symbol(name)
 
 
-def build(options: dict[str, Any] | None = None) -> FormulaSet:
-    """The seed article's formula set, with its structural options (see ``OPTIONS``)."""
-    opts = {k: spec.default for k, spec in OPTIONS.items()}
-    opts.update(options or {})
-
-    P_emb, P_attn, P_ffn, P_ln = _q("params_embedding"), _q("params_attention"), _q("params_ffn"), _q(
-        "params_layernorm"
-    )
-    P_layer, P_out, N = _q("params_layer"), _q("params_output"), _q("params_total")
-    E = _q("hidden_elements")
-    M_model = _q("mem_model")
-    M_steady, M_act, M_extra = _q("mem_steady"), _q("mem_activations"), _q("mem_peak_extra")
-    M_w, M_opt, M_g, M_in = _q("mem_weights"), _q("mem_optimizer"), _q("mem_gradients"), _q("mem_input")
-
-    qs = [
+def _parameters(tied_head: bool) -> list[Quantity]:
+    """The article's 'Calculating the Number of Parameters'; ``tied_head``: the output head counts as 0."""
+    P_attn, P_ffn, P_ln = _q("params_attention"), _q("params_ffn"), _q("params_layernorm")
+    P_emb, P_layer, P_out = _q("params_embedding"), _q("params_layer"), _q("params_output")
+    return [
         # -- parameters ----------------------------------------------------------------------
         Quantity("params_embedding", vocab * d_model, "1", "embedding layer parameters",
                  r"P_{\mathrm{embedding}}", SEC_PARAMS + ": vocab_size * d_model"),
@@ -89,14 +79,22 @@ def build(options: dict[str, Any] | None = None) -> FormulaSet:
                  r"P_{\mathrm{layer}}",
                  SEC_PARAMS + ": Parameters_attention + Parameters_ffn + 2 * Parameters_layernorm"),
         Quantity("params_output",
-                 sympy.Integer(0) if opts["tied_head"] else vocab * d_model, "1",
+                 sympy.Integer(0) if tied_head else vocab * d_model, "1",
                  "output head parameters (0 when tied to the embedding)", r"P_{\mathrm{output}}",
                  SEC_PARAMS + ": Parameters_output, named but not given; "
-                 + ("tied to the embedding (tied_head = true), counted as 0" if opts["tied_head"]
+                 + ("tied to the embedding (tied_head = true), counted as 0" if tied_head
                     else "untied (tied_head = false), vocab * d_model")),
         Quantity("params_total", n_layers * P_layer + P_emb + P_out, "1", "total parameters",
                  r"N",
                  SEC_PARAMS + ": N * Parameters_layer + Parameters_embedding + Parameters_output"),
+    ]
+
+
+def _memory() -> list[Quantity]:
+    """The article's model memory, working memory and steady-state training memory."""
+    N, M_model = _q("params_total"), _q("mem_model")
+    M_w, M_opt, M_g, M_in = _q("mem_weights"), _q("mem_optimizer"), _q("mem_gradients"), _q("mem_input")
+    return [
         # -- model and working memory ------------------------------------------------------------
         Quantity("mem_model", bytes_param * N, "bytes", "model memory: parameters x bytes per parameter",
                  r"M_{\mathrm{model}}", SEC_MODEL_MEM + ": Number of parameters * Bytes per parameter"),
@@ -118,6 +116,14 @@ def build(options: dict[str, Any] | None = None) -> FormulaSet:
                  note="D is undefined in the article; here D = d_input, by default seq_len (errata #7)"),
         Quantity("mem_steady", M_w + M_opt + M_g + M_in, "bytes", "steady-state training memory",
                  r"M_{\mathrm{steady}}", SEC_STEADY + ": M_steady = 16N + 8BD bytes"),
+    ]
+
+
+def _activations() -> list[Quantity]:
+    """The article's 'Peak Memory Usage' (activations per layer, logits, the peak) and its scaling law."""
+    N, E = _q("params_total"), _q("hidden_elements")
+    M_steady, M_act, M_extra = _q("mem_steady"), _q("mem_activations"), _q("mem_peak_extra")
+    return [
         # -- activations and peak ------------------------------------------------------------------
         Quantity("hidden_elements", batch * seq_len * d_model, "1",
                  "elements of one hidden-state tensor, E = B S H", r"E",
@@ -155,6 +161,24 @@ def build(options: dict[str, Any] | None = None) -> FormulaSet:
                  integer=False,
                  note="a proportionality only; Kaplan's law is L(N) = (N_c/N)^0.076 (errata #10)"),
     ]
+
+
+def build(options: dict[str, Any] | None = None) -> FormulaSet:
+    """The seed article's formula set, with its structural options.
+
+    Parameters
+    ----------
+    options : dict, optional
+        Structural options (``OPTIONS``: ``tied_head``); the defaults fill the rest.
+
+    Returns
+    -------
+    FormulaSet
+        The article's quantities in its order, its defaults (``d_ff = 4 d_model``, ...) and sources.
+    """
+    opts = {k: spec.default for k, spec in OPTIONS.items()}
+    opts.update(options or {})
+    qs = [*_parameters(opts["tied_head"]), *_memory(), *_activations()]
     return FormulaSet(
         name="seed",
         title="the seed article's formulas, verbatim",
