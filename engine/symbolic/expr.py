@@ -187,25 +187,30 @@ class _Parser:
         return value
 
     def _expression(self) -> sympy.Expr:
-        value = self._term()
-        while self._peek().text in ("+", "-") and self._peek().kind == "op":
-            op = self._next()
-            right = self._term()
-            value = self._apply(op, sympy.Add, value, right if op.text == "+" else -right)
-        return value
+        """Terms joined by ``+`` and ``-``."""
+        return self._left_to_right(("+", "-"), self._term)
 
     def _term(self) -> sympy.Expr:
-        value = self._unary()
-        while self._peek().text in ("*", "/") and self._peek().kind == "op":
+        """Factors joined by ``*`` and ``/``."""
+        return self._left_to_right(("*", "/"), self._unary)
+
+    def _left_to_right(self, ops: tuple[str, ...], operand: Callable[[], sympy.Expr]) -> sympy.Expr:
+        """``operand (op operand)*`` for the binary operators ``ops`` of one precedence, applied left to right."""
+        value = operand()
+        while self._peek().text in ops and self._peek().kind == "op":
             op = self._next()
-            right = self._unary()
-            if op.text == "*":
-                value = self._apply(op, sympy.Mul, value, right)
-            else:
-                if right.is_number and right.is_zero:
-                    raise self._error(op.pos, "/", "division by zero", "the divisor is 0")
-                value = self._apply(op, lambda a, b: a / b, value, right)
+            value = self._binary(op, value, operand())
         return value
+
+    def _binary(self, op: _Token, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
+        """``left op right`` for ``+ - * /``, checked; a division by an exact 0 is refused."""
+        if op.text in ("+", "-"):
+            return self._apply(op, sympy.Add, left, right if op.text == "+" else -right)
+        if op.text == "*":
+            return self._apply(op, sympy.Mul, left, right)
+        if right.is_number and right.is_zero:
+            raise self._error(op.pos, "/", "division by zero", "the divisor is 0")
+        return self._apply(op, lambda a, b: a / b, left, right)
 
     def _unary(self) -> sympy.Expr:
         self.depth += 1
