@@ -11,12 +11,18 @@ class LlmSweepError(Exception):
 
 
 class SpecError(LlmSweepError, ValueError):
-    """A spec (file or Python dict) is invalid.
+    """A user's input (a spec file or dict, a config.json, a claims file, a flag's value) is invalid.
 
-    Attributes:
-        source: the spec file path, or ``"<spec>"`` for an in-memory spec.
-        key: the dotted key that is wrong (``"axes.d_model"``), or ``""`` for the whole file.
-        message: what is wrong and what is valid.
+    The text is ``"SOURCE: KEY: MESSAGE"`` (``"SOURCE: MESSAGE"`` without a key).
+
+    Parameters
+    ----------
+    source : str
+        The file path, or what else the input is (``"<spec>"`` for an in-memory spec, ``"--gpu"``).
+    key : str
+        The dotted key that is wrong (``"axes.d_model"``), or ``""`` for the whole input.
+    message : str
+        What is wrong and what would be valid.
     """
 
     def __init__(self, source: str, key: str, message: str):
@@ -40,9 +46,12 @@ class UsageError(LlmSweepError):
     """A command line the argument parser refuses (a missing argument, an unknown flag, a value of the wrong
     type), told in one line that names the command and where its usage is: ``PROG --help``.
 
-    Attributes:
-        prog: the command the parser was reading (``"llm-sweep memory"``).
-        message: argparse's message.
+    Parameters
+    ----------
+    prog : str
+        The command the parser was reading (``"llm-sweep memory"``).
+    message : str
+        argparse's message.
     """
 
     def __init__(self, prog: str, message: str):
@@ -132,10 +141,25 @@ def check_keys(source: str, prefix: str, mapping, valid, what: str = "key", vali
 
 
 def read_user_file(path, what: str = "TOML") -> tuple[str, object]:
-    """Read a user's TOML or JSON file: (text, parsed data), or SpecError naming the file.
+    """Read a user's TOML or JSON file.
 
-    ``what`` is "TOML" or "JSON". Missing, unreadable, non-UTF-8 and malformed files each get
-    one clear message.
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    what : str, optional
+        ``"TOML"`` or ``"JSON"``.
+
+    Returns
+    -------
+    tuple
+        (its text, the parsed data).
+
+    Raises
+    ------
+    SpecError
+        Missing, unreadable, non-UTF-8, malformed, or nested deeper than ``MAX_NESTING`` levels; each
+        with one clear message naming the file.
     """
     import json
     import tomllib

@@ -323,9 +323,12 @@ def test_presets_are_data_with_shared_texts_written_once():
     ({"presets": {"x": {"config": {"model_type": "gpt2"}}}}, "presets.x.source", "missing"),
     ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": {"shared": "nope"}}}}, "presets.x.source",
      "unknown shared text 'nope'"),
+    ({"shared": {"gpt2": "GPT-2"}, "presets": {"x": {"config": {"model_type": "gpt2"}, "source": {"shared": "gtp2"}}}},
+     "presets.x.source", "unknown shared text 'gtp2'; defined: gpt2; did you mean 'gpt2'?"),
     ({"presets": {"x": {"config": {"n_embd": 8}, "source": "s"}}}, "presets.x.config", "model_type"),
     ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": "s", "publshed_params": 1}}}, "presets.x",
-     "unknown fields publshed_params"),
+     "unknown fields publshed_params; valid: config, published_params, source, published_source, notes; did you "
+     "mean 'published_params'?"),
     ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": "s", "published_params": True}}},
      "presets.x.published_params", "positive integer"),
     ({"presets": {"x": {"config": {"model_type": "gpt2"}, "source": 3}}}, "presets.x.source", "a text or"),

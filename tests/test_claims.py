@@ -83,6 +83,7 @@ def test_tolerances():
 
 @pytest.mark.parametrize("data,key,message", [
     ({"formula_set": "nope", "claim": [{}]}, "formula_set", "must be one of seed"),
+    ({"formula_set": "sed", "claim": [{}]}, "formula_set", "got 'sed'; did you mean 'seed'?"),
     ({"formula_set": "seed"}, "claim", "no claims"),
     ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1}]}, "claim[0]", "missing 'expr'"),
     ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1, "expr": "params_totl"}]},
@@ -99,8 +100,12 @@ def test_tolerances():
      "claim[0].abs_tol", "non-negative"),
     ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1, "expr": "1", "values": {"dm": 1}}]},
      "claim[0].values.dm", "unknown input"),
+    ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1, "expr": "1", "values": {"d_modle": 1}}]},
+     "claim[0].values.d_modle", "did you mean 'd_model'?"),
     ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1, "expr": "1", "colour": 1}]},
      "claim[0].colour", "valid keys"),
+    ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1, "expr": "1", "note": "", "nots": ""}]},
+     "claim[0].nots", "abs_tol, rel_tol, note; did you mean 'note'?"),
     ({"formula_set": "seed", "claim": [{"claim": "x", "claimed": 1, "expr": "1", "options": {"tied_head": 3}}]},
      "claim[0].options", "true, false"),
 ])

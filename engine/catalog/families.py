@@ -139,6 +139,7 @@ _GPT_NAMES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_atte
               "max_position_embeddings": "n_positions"}
 _LLAMA_SIZES = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32}
 
+#: model type -> its ``Family`` record, in the order README lists them
 FAMILIES: dict[str, Family] = {f.model_type: f for f in [
     Family(
         "gpt2",
@@ -465,9 +466,31 @@ SUPPORTED: tuple[str, ...] = (*FAMILIES, *WRAPPERS)
 
 
 def from_hf_config(config: Mapping[str, Any], source: str = "<config>") -> Architecture:
-    """An ``Architecture`` from a config.json mapping (complete or minimal form; a multimodal wrapper of a
-    supported text model is read as its text model; a ``model_type`` the catalog lacks is read through an
-    ``architectures`` class the catalog has)."""
+    """An ``Architecture`` from a config.json mapping.
+
+    The config may be complete or minimal (fields equal to the type's defaults left out); a multimodal
+    wrapper of a supported text model is read as its text model, and a ``model_type`` the catalog lacks
+    is read through an ``architectures`` class the catalog has.
+
+    Parameters
+    ----------
+    config : Mapping
+        The parsed config.json.
+    source : str, optional
+        How errors (and the architecture) name it: a file path, ``"preset llama-2-7b"``.
+
+    Returns
+    -------
+    Architecture
+        Its family, structure and sizes.
+
+    Raises
+    ------
+    SpecError
+        Not a JSON object, an unsupported ``model_type`` (naming the closest supported one), or a field
+        missing, of the wrong type or in a combination transformers rejects (naming the field;
+        ``text_config.FIELD`` inside a wrapper).
+    """
     if not isinstance(config, Mapping):
         raise SpecError(source, "", "a config.json holds a JSON object")
     model_type = _model_type(config, source)
@@ -514,8 +537,24 @@ def _unsupported(model_type: Any, classes: Any) -> str:
 
 
 def load_hf_config(path: str | Path) -> Architecture:
-    """Read a local ``config.json``, or the ``config.json`` of a model folder (a Hugging Face snapshot);
-    SpecError naming the file and field when it is not usable."""
+    """Read a local ``config.json``, or the ``config.json`` of a model folder (a Hugging Face snapshot).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, or the folder that holds it. Nothing is downloaded.
+
+    Returns
+    -------
+    Architecture
+        As ``from_hf_config`` reads the file's contents.
+
+    Raises
+    ------
+    SpecError
+        A missing or unreadable file, a folder without config.json, malformed JSON, or what
+        ``from_hf_config`` refuses; names the file and field.
+    """
     folder = Path(path)
     if folder.is_dir():
         path = folder / "config.json"

@@ -24,7 +24,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from engine.errors import SpecError
+from engine.errors import SpecError, did_you_mean
 
 DATA = "data/presets.json"  # inside the engine.catalog package
 _TEXTS = ("source", "published_source", "notes")
@@ -33,7 +33,22 @@ _FIELDS = ("config", "published_params", *_TEXTS)
 
 @dataclass(frozen=True)
 class Preset:
-    """A named model: config.json fields, where they come from, the published exact count if any."""
+    """A named model: config.json fields, where they come from, the published exact count if any.
+
+    Parameters
+    ----------
+    config : dict
+        config.json fields (``model_type`` and those that differ from its defaults), read by
+        ``engine.catalog.families.from_hf_config`` as the real file would be.
+    source : str
+        Where the fields come from (the model's config.json on its hub page, a paper).
+    published_params : int or None, optional
+        The exact parameter count its authors publish, when they publish one.
+    published_source : str, optional
+        Where that count is published.
+    notes : str, optional
+        What else a user should know (a tied head the checkpoint stores apart, ...).
+    """
 
     config: dict
     source: str
@@ -43,7 +58,25 @@ class Preset:
 
 
 def load_presets(data: Any, where: str = f"engine/catalog/{DATA}") -> dict[str, Preset]:
-    """Presets from the parsed data file (SpecError naming the preset and field when malformed)."""
+    """Presets from the parsed data file (the format of the module docstring).
+
+    Parameters
+    ----------
+    data : Any
+        The parsed JSON.
+    where : str, optional
+        How errors name the file.
+
+    Returns
+    -------
+    dict
+        Preset name -> ``Preset``, in the file's order.
+
+    Raises
+    ------
+    SpecError
+        A malformed file: names the preset and field, and what would be valid.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
         raise SpecError(where, "presets", "a JSON object with a \"presets\" object is required")
     unknown = set(data) - {"about", "shared", "presets"}
@@ -58,7 +91,8 @@ def load_presets(data: Any, where: str = f"engine/catalog/{DATA}") -> dict[str, 
             key = value["shared"]
             if key not in shared:
                 raise SpecError(where, f"presets.{name}.{field}", f"unknown shared text {key!r}; defined: "
-                                                                  f"{', '.join(shared) or 'none'}")
+                                                                  f"{', '.join(shared) or 'none'}"
+                                                                  f"{did_you_mean(key, shared)}")
             return shared[key]
         if not isinstance(value, str):
             raise SpecError(where, f"presets.{name}.{field}", 'must be a text or {"shared": KEY}')
@@ -68,10 +102,10 @@ def load_presets(data: Any, where: str = f"engine/catalog/{DATA}") -> dict[str, 
     for name, entry in data["presets"].items():
         if not isinstance(entry, dict):
             raise SpecError(where, f"presets.{name}", "must be an object")
-        unknown = set(entry) - set(_FIELDS)
+        unknown = sorted(set(entry) - set(_FIELDS))
         if unknown:
-            raise SpecError(where, f"presets.{name}", f"unknown fields {', '.join(sorted(unknown))}; valid: "
-                                                      f"{', '.join(_FIELDS)}")
+            raise SpecError(where, f"presets.{name}", f"unknown fields {', '.join(unknown)}; valid: "
+                                                      f"{', '.join(_FIELDS)}{did_you_mean(unknown[0], _FIELDS)}")
         config = entry.get("config")
         if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
             raise SpecError(where, f"presets.{name}.config", "must be a config.json object with a model_type")
@@ -96,4 +130,5 @@ def _read() -> dict[str, Preset]:
     return load_presets(data)
 
 
+#: preset name -> ``Preset``, read once from ``engine/catalog/data/presets.json`` (read-only)
 PRESETS: Mapping[str, Preset] = MappingProxyType(_read())

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import sympy
 
-from engine.errors import SpecError, check_keys, read_user_file
+from engine.errors import SpecError, check_keys, did_you_mean, read_user_file
 from engine.symbolic.expr import MAX_DIGITS, ExpressionError, parse_expression
 from engine.symbolic.formulas import FORMULA_SETS, FormulaSet, build_formula_set, exact_number
 from engine.symbolic.symbols import SYMBOLS
@@ -40,7 +40,21 @@ CLAIM_KEYS = ("claim", "claimed", "expr", "values", "options", "abs_tol", "rel_t
 
 @dataclass(frozen=True)
 class Claim:
-    """One recorded claim and its verdict (after ``check_claims``)."""
+    """One recorded claim and its verdict (after ``check_claims``).
+
+    Parameters
+    ----------
+    claim : str
+        What the text states, in its words.
+    claimed : sympy.Expr
+        The number it states, exact.
+    derived : sympy.Expr
+        The number the formula set gives, exact.
+    ok : bool
+        Whether they agree within the claim's tolerance.
+    note : str, optional
+        The correct version, shown when the claim fails.
+    """
 
     claim: str
     claimed: sympy.Expr
@@ -49,23 +63,66 @@ class Claim:
     note: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        """``{claim, claimed, derived, ok}`` with plain JSON numbers (ints stay exact)."""
+        """The claim as JSON.
+
+        Returns
+        -------
+        dict
+            ``{claim, claimed, derived, ok}`` with plain JSON numbers (integers stay exact).
+        """
         return {"claim": self.claim, "claimed": _plain(self.claimed), "derived": _plain(self.derived), "ok": self.ok}
 
 
 def load_claims(path: str | Path) -> tuple[str, list[Claim]]:
-    """Read a claims file and check every claim. Returns (source text's name, claims)."""
+    """Read a claims file (TOML, the format of the module docstring) and check every claim.
+
+    Parameters
+    ----------
+    path : str or Path
+        The claims file.
+
+    Returns
+    -------
+    tuple
+        (the checked text's name: the file's ``source``, else its path; the claims with their verdicts).
+
+    Raises
+    ------
+    SpecError
+        A missing, unreadable or malformed file, or a claim that cannot be recomputed; names the file
+        and the key (``claim[3].expr``).
+    """
     source = str(path)
     _, data = read_user_file(path, "TOML")
     return data.get("source", source), check_claims(data, source)
 
 
 def check_claims(data: Mapping[str, Any], source: str = "<claims>") -> list[Claim]:
-    """Recompute every claim of ``data`` (the parsed claims file) and give its verdict."""
+    """Recompute every claim of ``data`` (the parsed claims file) and give its verdict.
+
+    Parameters
+    ----------
+    data : Mapping
+        The parsed claims file.
+    source : str, optional
+        How errors name it.
+
+    Returns
+    -------
+    list of Claim
+        One per ``[[claim]]``, in order.
+
+    Raises
+    ------
+    SpecError
+        An unknown key, formula set or input (with the closest valid name), a malformed value, or an
+        expression that cannot be evaluated at the given values; names the key (``claim[3].expr``).
+    """
     check_keys(source, "", data, FILE_KEYS)
     name = data.get("formula_set")
     if name not in FORMULA_SETS:
-        raise SpecError(source, "formula_set", f"must be one of {', '.join(FORMULA_SETS)}, got {name!r}")
+        raise SpecError(source, "formula_set", f"must be one of {', '.join(FORMULA_SETS)}, got {name!r}"
+                                               f"{did_you_mean(name, FORMULA_SETS)}")
     shared = data.get("values", {})
     if not isinstance(shared, Mapping):
         raise SpecError(source, "values", "must be a table of input = value")
@@ -94,7 +151,8 @@ def _check_one(source: str, name: str, shared: Mapping, index: int, entry: Any) 
     values = {**shared, **entry.get("values", {})}
     for key, value in values.items():
         if key not in SYMBOLS:
-            raise SpecError(source, f"{where}.values.{key}", f"unknown input; valid inputs: {', '.join(SYMBOLS)}")
+            raise SpecError(source, f"{where}.values.{key}", f"unknown input; valid inputs: {', '.join(SYMBOLS)}"
+                                                             f"{did_you_mean(key, SYMBOLS)}")
         values[key] = _input_value(source, f"{where}.values.{key}", key, value)
     derived = _evaluate(source, f"{where}.expr", formulas, entry["expr"], values)
     claimed_raw = entry["claimed"]

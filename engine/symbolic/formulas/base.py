@@ -54,15 +54,24 @@ def quantity_symbol(name: str, integer: bool = True) -> sympy.Symbol:
 class Quantity:
     """One named output of a formula set.
 
-    Attributes:
-        name: variable name (spec, netCDF, CLI), e.g. ``params_ffn``.
-        definition: sympy expression over input symbols and other quantities' symbols.
-        units: ``"1"`` (counts, ratios) or ``"bytes"``.
-        long_name: one line for tables and the netCDF ``long_name``.
-        latex: LaTeX for the left-hand side, e.g. ``P_{\\mathrm{ffn}}``.
-        source: where the formula comes from (paper + equation, or the seed article's section).
-        integer: True when the value is an exact integer for integer inputs (evaluated in int64).
-        note: caveats (errata, assumptions); empty when none.
+    Parameters
+    ----------
+    name : str
+        Variable name (spec, netCDF, CLI), e.g. ``params_ffn``.
+    definition : sympy.Expr
+        Expression over input symbols and other quantities' symbols (``quantity_symbol``).
+    units : str
+        ``"1"`` (counts, ratios), ``"bytes"``, ``"s"``, ...
+    long_name : str
+        One line for tables and the netCDF ``long_name``.
+    latex : str
+        LaTeX for the left-hand side, e.g. ``P_{\\mathrm{ffn}}``.
+    source : str
+        Where the formula comes from (paper + equation, or the seed article's section).
+    integer : bool, optional
+        True when the value is an exact integer for integer inputs (evaluated in int64).
+    note : str, optional
+        Caveats (errata, assumptions); empty when none.
     """
 
     name: str
@@ -76,6 +85,7 @@ class Quantity:
 
     @property
     def symbol(self) -> sympy.Symbol:
+        """The symbol that stands for this quantity inside other definitions."""
         return quantity_symbol(self.name, self.integer)
 
 
@@ -83,13 +93,18 @@ class Quantity:
 class Validity:
     """A condition every valid input point satisfies (e.g. n_kv_heads divides n_heads).
 
-    Attributes:
-        message: what must hold, in words, for error messages.
-        condition: a sympy boolean over input symbols.
-        unless_given: the condition applies only when this input is neither fixed nor swept
-            (``head_dim`` given explicitly makes ``n_heads | d_model`` unnecessary).
-        only_if_given: the condition applies only when this input is fixed or swept (a training
-            step's layout rules hold once its ``global_batch`` is given).
+    Parameters
+    ----------
+    message : str
+        What must hold, in words, for error messages.
+    condition : sympy.Basic
+        A sympy boolean over input symbols.
+    unless_given : str or None, optional
+        The condition applies only when this input is neither fixed nor swept (``head_dim`` given
+        explicitly makes ``n_heads | d_model`` unnecessary).
+    only_if_given : str or None, optional
+        The condition applies only when this input is fixed or swept (a training step's layout rules
+        hold once its ``global_batch`` is given).
     """
 
     message: str
@@ -102,14 +117,25 @@ class Validity:
 class FormulaSet:
     """An ordered collection of quantities with defaults for optional inputs.
 
-    Attributes:
-        name: the set's name (``"seed"``).
-        title: one line describing it.
-        source: the document the set reproduces.
-        options: the structural options this instance was built with.
-        quantities: name -> Quantity, in printing order.
-        defaults: input symbol name -> expression used when the input is neither fixed nor swept
-            (e.g. ``d_ff -> 4 d_model``).
+    Parameters
+    ----------
+    name : str
+        The set's name (``"seed"``, a model type).
+    title : str
+        One line describing it.
+    source : str
+        The document the set reproduces.
+    options : dict
+        The structural options this instance was built with.
+    quantities : dict
+        Name -> ``Quantity``, in printing order.
+    defaults : dict, optional
+        Input symbol name -> expression used when the input is neither fixed nor swept (e.g.
+        ``d_ff -> 4 d_model``).
+    validity : list of Validity, optional
+        Conditions every valid input point satisfies.
+    absent : dict, optional
+        Quantities this set leaves out on purpose -> why (errors that ask for one say so).
     """
 
     name: str
@@ -185,8 +211,18 @@ class FormulaSet:
     def resolve(self, name: str, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
         """Quantity ``name`` with defaults applied to every input symbol not in ``given``.
 
-        ``given`` holds the names of inputs the user fixed or swept. If it is a mapping, its
-        values are substituted too (fixed values); names mapped to ``None`` stay symbolic.
+        Parameters
+        ----------
+        name : str
+            A quantity of the set.
+        given : Mapping or set
+            The names of inputs the user fixed or swept. A mapping's values are substituted too (fixed
+            values); names mapped to ``None`` stay symbolic.
+
+        Returns
+        -------
+        sympy.Expr
+            The quantity over the inputs in ``given`` (and those without a default).
         """
         return self.apply(self.expanded(name), given)
 
@@ -263,8 +299,25 @@ class FormulaSet:
     def evaluate(self, name: str, values: Mapping[str, Any]) -> int | float:
         """Value of ``name`` at ``values`` as a Python number (defaults fill what is not given).
 
-        An ``int`` when the exact value is an integer (exact at any size), else a ``float``;
-        both go straight into ``json.dumps``. ``evaluate_exact`` keeps the exact sympy value.
+        Parameters
+        ----------
+        name : str
+            A quantity of the set.
+        values : Mapping
+            Input name -> value (an int, float or exact sympy number).
+
+        Returns
+        -------
+        int or float
+            An ``int`` when the exact value is an integer (exact at any size), else a ``float``; both go
+            straight into ``json.dumps``. ``evaluate_exact`` keeps the exact sympy value.
+
+        Raises
+        ------
+        ValueError
+            An input the quantity needs has neither a value nor a default.
+        KeyError
+            ``name`` is not a quantity of the set.
         """
         value = self.evaluate_exact(name, values)
         if value.free_symbols:
@@ -273,7 +326,21 @@ class FormulaSet:
         return int(value) if value.is_Integer else float(value)
 
     def evaluate_exact(self, name: str, values: Mapping[str, Any]) -> sympy.Expr:
-        """Exact sympy value of ``name`` at ``values`` (an Integer, Rational or exact expression)."""
+        """Exact sympy value of ``name`` at ``values``.
+
+        Parameters
+        ----------
+        name : str
+            A quantity of the set.
+        values : Mapping
+            Input name -> value.
+
+        Returns
+        -------
+        sympy.Expr
+            An Integer, Rational or exact expression; symbols remain for inputs with neither a value
+            nor a default.
+        """
         return self.resolve(name, values)
 
     def conditions(self, given: Mapping[str, Any] | set[str]) -> list[tuple[str, sympy.Basic]]:
