@@ -191,3 +191,35 @@ def read_user_file(path, what: str = "TOML") -> tuple[str, object]:
 
 
 MAX_NESTING = 64  # levels of tables/lists in a user file: config.json and specs need fewer than 5
+
+
+def read_package_json(package: str, name: str, what: str) -> Any:
+    """A JSON data file shipped inside ``package`` (``engine/catalog/data/presets.json``), parsed.
+
+    Parameters
+    ----------
+    package : str
+        The package that holds it (``"engine.catalog"``).
+    name : str
+        Its path inside the package (``"data/presets.json"``).
+    what : str
+        What it holds, for the error (``"the presets"``).
+
+    Returns
+    -------
+    Any
+        The parsed JSON.
+
+    Raises
+    ------
+    SpecError
+        The file cannot be read or is not JSON (an installation fault), naming it.
+    """
+    import json
+    from importlib import resources
+
+    try:
+        return json.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{package.replace('.', '/')}/{name}", "", f"cannot read {what}: {exc}") from None
+

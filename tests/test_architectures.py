@@ -339,3 +339,45 @@ def test_bad_preset_data(data, key, message):
     with pytest.raises(SpecError) as info:
         load_presets(data, "presets.json")
     assert info.value.key == key and message in info.value.message, info.value
+
+
+_GPT2_RECORD = {"structure": {"tied_head": True}, "hf_defaults": {"n_embd": 8}, "reader": "gpt2", "source": "s",
+                "architecture": "GPT2LMHeadModel"}
+
+
+@pytest.mark.parametrize("data,key,message", [
+    ({"family": {}}, "families", '"families" object is required'),
+    ({"families": {}, "extra": 1}, "extra", "unknown top-level key"),
+    ({"families": {"x": []}}, "families.x", "must be an object"),
+    ({"families": {"x": {**_GPT2_RECORD, "sorce": "s"}}}, "families.x.sorce", "did you mean 'source'?"),
+    ({"families": {"x": {k: v for k, v in _GPT2_RECORD.items() if k != "reader"}}}, "families.x.reader", "missing"),
+    ({"families": {"x": {**_GPT2_RECORD, "reader": "gtp2"}}}, "families.x.reader",
+     "unknown reader 'gtp2'; valid: gpt2, opt"),
+    ({"families": {"x": {**_GPT2_RECORD, "reader_options": {"experts": True}}}}, "families.x.reader_options",
+     "reader 'gpt2' takes no options; only llama_like, deepseek do"),
+    ({"families": {"x": {**_GPT2_RECORD, "reader": "llama_like", "reader_options": {"moe": True}}}},
+     "families.x.reader_options", "unexpected keyword argument 'moe'"),
+    ({"families": {"x": {**_GPT2_RECORD, "structure": {"norm": "batchnorm"}}}}, "families.x.structure",
+     "layernorm"),
+    ({"families": {"x": {**_GPT2_RECORD, "d_ff_default": "4*d_modl"}}}, "families.x.d_ff_default",
+     "must be an expression over d_model"),
+    ({"families": {"x": {**_GPT2_RECORD, "source": ""}}}, "families.x.source", "non-empty text"),
+    ({"families": {"x": {**_GPT2_RECORD, "narayanan": 1}}}, "families.x.narayanan", "true or false"),
+])
+def test_bad_family_data(data, key, message):
+    from engine.catalog.families import load_families
+
+    with pytest.raises(SpecError) as info:
+        load_families(data, "families.json")
+    assert info.value.key == key and message in info.value.message, info.value
+
+
+def test_a_family_record_is_data():
+    from engine.catalog import readers
+    from engine.catalog.families import load_families
+
+    record = {**_GPT2_RECORD, "reader": "llama_like", "reader_options": {"experts": True}, "d_ff_default": "4*d_model"}
+    toy = load_families({"families": {"toy": record}})["toy"]
+    assert toy.structure.tied_head and dict(toy.hf_defaults) == {"n_embd": 8} and toy.source == "s"
+    assert toy.d_ff_default == 4 * sympy.Symbol("d_model", integer=True, positive=True) and not toy.narayanan
+    assert FAMILIES["gpt2"].reader is readers.READERS["gpt2"] and FAMILIES["gpt2"].narayanan

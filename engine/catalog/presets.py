@@ -18,13 +18,11 @@ published count where one is exact.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from engine.errors import SpecError, did_you_mean
+from engine.errors import SpecError, did_you_mean, read_package_json
 
 DATA = "data/presets.json"  # inside the engine.catalog package
 _TEXTS = ("source", "published_source", "notes")
@@ -121,14 +119,5 @@ def load_presets(data: Any, where: str = f"engine/catalog/{DATA}") -> dict[str, 
     return presets
 
 
-def _read() -> dict[str, Preset]:
-    file = resources.files(__package__).joinpath(DATA)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"engine/catalog/{DATA}", "", f"cannot read the presets: {exc}") from None
-    return load_presets(data)
-
-
 #: preset name -> ``Preset``, read once from ``engine/catalog/data/presets.json`` (read-only)
-PRESETS: Mapping[str, Preset] = MappingProxyType(_read())
+PRESETS: Mapping[str, Preset] = MappingProxyType(load_presets(read_package_json(__package__, DATA, "the presets")))

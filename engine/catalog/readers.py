@@ -8,7 +8,7 @@ field in every error; each follows the transformers modeling code its ``Family``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from engine.catalog.config_reader import (ConfigReader, Reader, interval_or_counts, moe_layers, sliding_layers,
                                           stated)
@@ -388,3 +388,15 @@ def nemotron_h(r: ConfigReader, base: Structure):
                      hd if hd * H != d else None, mamba_n_heads=r.int("mamba_num_heads"),
                      mamba_head_dim=r.int("mamba_head_dim"), ssm_state_size=r.int("ssm_state_size"),
                      n_groups=r.int("n_groups"), conv_kernel=r.int("conv_kernel"), **more)
+
+
+#: ``families.json``'s ``reader`` -> the reader (a function of a ``ConfigReader`` and the default structure)
+READERS: dict[str, Reader] = {
+    "gpt2": gpt2, "opt": opt, "bloom": bloom, "gpt_neox": gpt_neox, "gptj": gptj, "phi": phi, "falcon": falcon,
+    "gemma2": gemma2, "gemma3_text": gemma3_text, "olmo2": olmo2, "stablelm": stablelm, "starcoder2": starcoder2,
+    "cohere": cohere, "granite": granite, "olmoe": olmoe, "qwen2_moe": qwen2_moe, "qwen3_moe": qwen3_moe,
+    "qwen3_next": qwen3_next, "gpt_oss": gpt_oss, "llama4_text": llama4_text, "glm4_moe": glm4_moe,
+    "nemotron_h": nemotron_h,
+}
+#: ``families.json``'s ``reader`` -> a function of its ``reader_options`` that returns the reader
+READER_FACTORIES: dict[str, Callable[..., Reader]] = {"llama_like": llama_like, "deepseek": deepseek}
