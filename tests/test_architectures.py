@@ -256,7 +256,7 @@ def test_one_record_per_model_type():
         assert param_counts(from_hf_config({"model_type": model_type}))["total"] == \
             FIXTURE[f"default:{model_type}"]["total"]
     source = Path(architectures.__file__).read_text()
-    assert not [t for t in FAMILIES if f'"{t}"' in source], "family knowledge belongs in engine/catalog/families.py"
+    assert not [t for t in FAMILIES if f'"{t}"' in source], "family knowledge belongs in engine/catalog/data/families.json"
 
 
 def test_d_ff_default_comes_from_the_record():

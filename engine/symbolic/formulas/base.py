@@ -187,11 +187,43 @@ class FormulaSet:
     # -- expression access ---------------------------------------------------------------
 
     def expanded(self, name: str) -> sympy.Expr:
-        """Quantity ``name`` as an expression over input symbols only (quantities inlined)."""
+        """Quantity ``name`` as an expression over input symbols only (quantities inlined).
+
+        Parameters
+        ----------
+        name : str
+            A quantity of the set.
+
+        Returns
+        -------
+        sympy.Expr
+            Its definition with every quantity symbol replaced by its definition; no defaults applied.
+
+        Raises
+        ------
+        KeyError
+            ``name`` is not a quantity of the set.
+        """
         return self.inline(self.quantities[name].definition)
 
     def inline(self, expr: sympy.Expr) -> sympy.Expr:
-        """``expr`` with every quantity symbol replaced by its definition, recursively."""
+        """``expr`` with every quantity symbol replaced by its definition, recursively.
+
+        Parameters
+        ----------
+        expr : sympy.Expr
+            An expression over inputs and the set's quantities.
+
+        Returns
+        -------
+        sympy.Expr
+            The same expression over inputs only.
+
+        Raises
+        ------
+        ValueError
+            A quantity is defined in terms of itself.
+        """
         return self._memoized(("inline", expr), lambda: self._inline(expr))
 
     def _inline(self, expr: sympy.Expr) -> sympy.Expr:
@@ -227,7 +259,21 @@ class FormulaSet:
         return self.apply(self.expanded(name), given)
 
     def apply(self, expr: sympy.Expr, given: Mapping[str, Any] | set[str]) -> sympy.Expr:
-        """Apply defaults (to inputs not in ``given``) and given values to an input expression."""
+        """Apply defaults (to inputs not in ``given``) and given values to an input expression.
+
+        Parameters
+        ----------
+        expr : sympy.Expr
+            An expression over inputs (quantities inlined).
+        given : Mapping or set
+            Names of the inputs fixed or swept; a mapping's values are substituted too (``None`` stays
+            symbolic).
+
+        Returns
+        -------
+        sympy.Expr
+            ``expr`` with defaults followed (``d_ff -> 4 d_model``) and values substituted.
+        """
         try:
             key = ("apply", expr, self._given_key(given))
         except TypeError:  # an unhashable value: compute without the memo
@@ -251,16 +297,40 @@ class FormulaSet:
         return expr
 
     def inputs(self, name: str) -> list[str]:
-        """Names of the input symbols ``name`` depends on (before defaults), registry order."""
+        """Names of the input symbols ``name`` depends on (before defaults), registry order.
+
+        Parameters
+        ----------
+        name : str
+            A quantity of the set.
+
+        Returns
+        -------
+        list of str
+            Input names, in ``SYMBOLS`` order.
+        """
         names = {s.name for s in self.expanded(name).free_symbols}
         return [n for n in SYMBOLS if n in names]
 
     def required_inputs(self, names: list[str], given: set[str]) -> dict[str, list[str]]:
-        """Inputs that have no default and are not given: input name -> quantities needing it.
+        """Inputs that have no default and are not given.
 
         First from the symbols alone (every input a definition names, defaults followed, no expression
         built): when that leaves nothing missing, nothing is. Otherwise the expressions are resolved, since
-        given values can remove inputs (a branch of a Piecewise)."""
+        given values can remove inputs (a branch of a Piecewise).
+
+        Parameters
+        ----------
+        names : list of str
+            Quantities of the set.
+        given : set of str
+            The inputs fixed or swept.
+
+        Returns
+        -------
+        dict
+            Input name -> the quantities of ``names`` that need it, in ``SYMBOLS`` order; empty when none.
+        """
         if not any(self._possibly_needed(q, set(given)) for q in names):
             return {}
         missing: dict[str, list[str]] = {}
@@ -344,7 +414,18 @@ class FormulaSet:
         return self.resolve(name, values)
 
     def conditions(self, given: Mapping[str, Any] | set[str]) -> list[tuple[str, sympy.Basic]]:
-        """The validity conditions that apply for ``given`` inputs, defaults and values applied."""
+        """The validity conditions that apply for ``given`` inputs, defaults and values applied.
+
+        Parameters
+        ----------
+        given : Mapping or set
+            The inputs fixed or swept (a mapping: with their values).
+
+        Returns
+        -------
+        list of tuple
+            (message, condition) of each condition not already true.
+        """
         out = []
         for v in self.validity:
             if v.unless_given is not None and v.unless_given in set(given):
@@ -358,5 +439,16 @@ class FormulaSet:
         return out
 
     def violations(self, values: Mapping[str, Any]) -> list[str]:
-        """Messages of the conditions that fixed ``values`` break (all inputs must be given)."""
+        """Messages of the conditions that fixed ``values`` break.
+
+        Parameters
+        ----------
+        values : Mapping
+            Input name -> value, every input a condition uses given.
+
+        Returns
+        -------
+        list of str
+            The broken conditions' messages; empty when ``values`` is a valid point.
+        """
         return [msg for msg, cond in self.conditions(values) if cond is sympy.false]
