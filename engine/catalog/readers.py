@@ -17,6 +17,7 @@ from engine.symbolic.formulas.architectures import Structure
 
 
 def gpt2(r: ConfigReader, base: Structure):
+    """GPT2Config: n_embd, n_layer, n_head, n_inner (null: 4 n_embd), n_positions; the tied head."""
     d = r.int("n_embd")
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"))
     return s, stated(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"),
@@ -24,6 +25,7 @@ def gpt2(r: ConfigReader, base: Structure):
 
 
 def opt(r: ConfigReader, base: Structure):
+    """OPTConfig: ffn_dim, learned positions, word_embed_proj_dim (project_in/out), enable_bias, the final norm."""
     d = r.int("hidden_size")
     if not r.bool("layer_norm_elementwise_affine"):
         raise SpecError(r.source, "layer_norm_elementwise_affine", "false (parameter-free LayerNorms) is not supported")
@@ -42,12 +44,14 @@ def opt(r: ConfigReader, base: Structure):
 
 
 def bloom(r: ConfigReader, base: Structure):
+    """BloomConfig: hidden_size (n_embed), n_layer, n_head; the MLP is 4 hidden_size wide."""
     d = r.int("hidden_size")
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"))
     return s, stated(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"))
 
 
 def gpt_neox(r: ConfigReader, base: Structure):
+    """GPTNeoXConfig: attention_bias, intermediate_size; parallel residual with two LayerNorms."""
     s = base.with_options(attn_bias=r.attention_bias(),
                           tied_head=r.bool("tie_word_embeddings"))
     return s, stated(r.int("hidden_size"), r.int("num_hidden_layers"), r.int("num_attention_heads"),
@@ -55,6 +59,7 @@ def gpt_neox(r: ConfigReader, base: Structure):
 
 
 def gptj(r: ConfigReader, base: Structure):
+    """GPTJConfig: n_embd, n_layer, n_head, n_inner (null: 4 n_embd)."""
     d = r.int("n_embd")
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"))
     return s, stated(d, r.int("n_layer"), r.int("n_head"), r.int("vocab_size"), r.opt_int("n_inner"))
@@ -107,12 +112,15 @@ def llama_like(attention_bias: bool = False, mlp_bias: bool = False, experts: bo
 
 
 def phi(r: ConfigReader, base: Structure):
+    """PhiConfig: qk_layernorm, num_key_value_heads; one LayerNorm, a parallel block."""
     s = base.with_options(qk_norm=r.bool("qk_layernorm"), tied_head=r.bool("tie_word_embeddings"))
     return s, stated(r.int("hidden_size"), r.int("num_hidden_layers"), r.int("num_attention_heads"),
                      r.int("vocab_size"), r.int("intermediate_size"), r.opt_int("num_key_value_heads"))
 
 
 def falcon(r: ConfigReader, base: Structure):
+    """FalconConfig: new_decoder_architecture (num_kv_heads, num_ln_in_parallel_attn) or multi_query and
+    parallel_attn; bias; alibi."""
     d, n_heads = r.int("hidden_size"), r.int("num_attention_heads")
     new = r.bool("new_decoder_architecture")
     if new:
@@ -139,6 +147,8 @@ def _qwen_moe_pattern(r: ConfigReader, n_layers: int) -> tuple[bool, dict[str, i
 
 
 def gemma2(r: ConfigReader, base: Structure, qk_norm: bool = False):
+    """Gemma2Config (and Gemma 3's with ``qk_norm``): head_dim always stated, layer_types or the sliding/full
+    alternation (Gemma 3: sliding_window_pattern), the window."""
     d, L, H, sizes = r.base_sizes()
     r.check_divisible(d, H)
     sizes["head_dim"] = r.int("head_dim")  # an int field of the config, never derived
@@ -158,6 +168,7 @@ def gemma2(r: ConfigReader, base: Structure, qk_norm: bool = False):
 
 
 def gemma3_text(r: ConfigReader, base: Structure):
+    """Gemma3TextConfig: ``gemma2``'s reading with q/k norms and sliding_window_pattern."""
     return gemma2(r, base, qk_norm=True)
 
 
@@ -170,10 +181,12 @@ def _dense_block(r: ConfigReader, s: Structure, head_dim: bool = True):
 
 
 def olmo2(r: ConfigReader, base: Structure):
+    """Olmo2Config: the dense block with q/k norms over the projections."""
     return _dense_block(r, base.with_options(attn_bias=r.attention_bias()))
 
 
 def stablelm(r: ConfigReader, base: Structure):
+    """StableLmConfig: use_qkv_bias, qk_layernorm, use_parallel_residual (then one norm per layer)."""
     d, H = r.int("hidden_size"), r.int("num_attention_heads")  # StableLmAttention always uses d // H
     if d % H:
         raise SpecError(r.source, "hidden_size", f"{d} is not divisible by num_attention_heads {H} (StableLmAttention "
@@ -185,19 +198,23 @@ def stablelm(r: ConfigReader, base: Structure):
 
 
 def starcoder2(r: ConfigReader, base: Structure):
+    """Starcoder2Config: use_bias on every projection and the MLP."""
     bias = r.bool("use_bias")
     return _dense_block(r, base.with_options(attn_bias="all" if bias else "none", mlp_bias=bias))
 
 
 def cohere(r: ConfigReader, base: Structure):
+    """CohereConfig: attention_bias, use_qk_norm; a parallel block after one bias-free LayerNorm."""
     return _dense_block(r, base.with_options(attn_bias=r.attention_bias(), qk_norm=r.bool("use_qk_norm")))
 
 
 def granite(r: ConfigReader, base: Structure):
+    """GraniteConfig: the LLaMA block with attention_bias and mlp_bias (its multipliers are scalars)."""
     return _dense_block(r, base.with_options(attn_bias=r.attention_bias(), mlp_bias=r.bool("mlp_bias")))
 
 
 def olmoe(r: ConfigReader, base: Structure):
+    """OlmoeConfig: num_experts, num_experts_per_tok; head_dim must be hidden_size // heads."""
     d, L, H, sizes = r.base_sizes()
     if sizes["head_dim"] is not None:  # OlmoeAttention's q_norm is hidden_size wide, its k_norm (d // H) x n_kv
         raise SpecError(r.source, "head_dim", "a head_dim other than hidden_size // num_attention_heads is not "
@@ -209,6 +226,8 @@ def olmoe(r: ConfigReader, base: Structure):
 
 
 def qwen2_moe(r: ConfigReader, base: Structure):
+    """Qwen2MoeConfig: decoder_sparse_step, mlp_only_layers, a gated shared expert, qkv_bias, the sliding window
+    of use_sliding_window."""
     d, L, H, sizes = r.base_sizes()
     dense, pattern = _qwen_moe_pattern(r, L)
     more: dict[str, int] = {}
@@ -230,6 +249,7 @@ def qwen2_moe(r: ConfigReader, base: Structure):
 
 
 def qwen3_moe(r: ConfigReader, base: Structure):
+    """Qwen3MoeConfig: the MoE layer pattern, q/k norms, no shared expert."""
     d, L, H, sizes = r.base_sizes()
     dense, pattern = _qwen_moe_pattern(r, L)
     sliding = r.bool("use_sliding_window", False) and r.cfg.get("sliding_window") is not None
@@ -241,6 +261,8 @@ def qwen3_moe(r: ConfigReader, base: Structure):
 
 
 def qwen3_next(r: ConfigReader, base: Structure):
+    """Qwen3NextConfig: gated DeltaNet layers (linear_*) and full attention every full_attention_interval, MoE
+    with a gated shared expert."""
     d, L, H, sizes = r.base_sizes()
     sizes["head_dim"] = r.int("head_dim")
     dense, pattern = _qwen_moe_pattern(r, L)
@@ -260,6 +282,7 @@ def qwen3_next(r: ConfigReader, base: Structure):
 
 
 def gpt_oss(r: ConfigReader, base: Structure):
+    """GptOssConfig: alternating sliding and full attention, experts with biases, attention sinks."""
     d, L, H, sizes = r.base_sizes()
     sizes["head_dim"] = r.int("head_dim")
     kinds = r.layer_types(("sliding_attention", "full_attention"), L)
@@ -272,6 +295,8 @@ def gpt_oss(r: ConfigReader, base: Structure):
 
 
 def llama4_text(r: ConfigReader, base: Structure):
+    """Llama4TextConfig: chunked attention where RoPE is used (no_rope_layers), MoE layers
+    (interleave_moe_layer_step, moe_layers) with a shared expert."""
     d, L, H, sizes = r.base_sizes()
     sizes["head_dim"] = r.int("head_dim")
     chunk = r.opt_int("attention_chunk_size")
@@ -297,7 +322,9 @@ def llama4_text(r: ConfigReader, base: Structure):
                      d_ff_expert=r.int("intermediate_size"), **r.experts("num_local_experts"), **pattern, **more)
 
 
-def deepseek(v3: bool):
+def deepseek(v3: bool) -> Reader:
+    """The reader of DeepseekV2Config (``v3`` False: hidden_size must divide by the heads, an mlp_bias) or
+    DeepseekV3Config (``v3``: the MTP modules): MLA ranks and head dims, DeepSeekMoE's dense first layers."""
     def read(r: ConfigReader, base: Structure):
         d, L, H, sizes = r.base_sizes(head_dim=False)  # MLA: no head_dim (transformers sets it to qk_rope_head_dim)
         sizes["n_kv_heads"] = None  # num_key_value_heads builds nothing under MLA
@@ -330,6 +357,7 @@ def _deepseek_moe(r: ConfigReader, n_layers: int, mtp: bool) -> tuple[bool, dict
 
 
 def glm4_moe(r: ConfigReader, base: Structure):
+    """Glm4MoeConfig: DeepSeekMoE's layers with q/k/v biases, optional q/k norms, the MTP layers."""
     d, L, H, sizes = r.base_sizes()
     dense, moe = _deepseek_moe(r, L, mtp=True)
     s = base.with_options(tied_head=r.bool("tie_word_embeddings"), attn_bias="qkv" if r.bool("attention_bias") else "none",
@@ -364,6 +392,8 @@ def _nemotron_h_kinds(r: ConfigReader) -> list[str]:
 
 
 def nemotron_h(r: ConfigReader, base: Structure):
+    """NemotronHConfig: the layer kinds (layers_block_type or hybrid_override_pattern), Mamba-2 sizes, MoE layers
+    with a shared expert and an optional latent projection."""
     d, H = r.int("hidden_size"), r.int("num_attention_heads")
     kinds = _nemotron_h_kinds(r)
     if not kinds:

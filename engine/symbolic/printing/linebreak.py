@@ -33,6 +33,7 @@ def break_latex(tex: str, first: float, rest: float) -> list[str]:
 
 
 def align_width(line: str) -> float:
+    """The width of ``line`` as a row of ``align`` sets it, after the ``{}`` that makes a leading sign binary."""
     return tex_width("{}" + line)  # a leading + or - is binary after the ``{}`` that align puts first
 
 

@@ -111,6 +111,7 @@ def parse(tex: str) -> list[Node]:
 
 
 def argument(nodes: list[Node], i: int) -> tuple[Node | None, int]:
+    """The argument of a command at ``nodes[i]`` on (spaces skipped) and the index after it; None at the end."""
     while i < len(nodes) and nodes[i].kind == "char" and nodes[i].text.isspace():
         i += 1
     return (nodes[i], i + 1) if i < len(nodes) else (None, i)
