@@ -297,17 +297,12 @@ class FormulaSet:
         return expr
 
     def inputs(self, name: str) -> list[str]:
-        """Names of the input symbols ``name`` depends on (before defaults), registry order.
-
-        Parameters
-        ----------
-        name : str
-            A quantity of the set.
+        """Names of the input symbols quantity ``name`` depends on (before defaults).
 
         Returns
         -------
         list of str
-            Input names, in ``SYMBOLS`` order.
+            Input names, in ``SYMBOLS`` order (a ``KeyError`` for a name that is not a quantity).
         """
         names = {s.name for s in self.expanded(name).free_symbols}
         return [n for n in SYMBOLS if n in names]
