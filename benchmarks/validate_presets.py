@@ -5,7 +5,7 @@
 Needs torch and transformers (`pip install torch==2.13.0 transformers`; nothing is downloaded:
 each model is built from its config dict (engine/catalog/data/presets.json for presets) on the meta device,
 so no weights are allocated). It counts every preset, the default configuration of every model_type
-(``MODEL_TYPES`` plus ``NEW_TYPES``, the types being added) and ``VARIANTS``. The tests compare the
+(the types of ``FAMILIES`` plus ``NEW_TYPES``, the types being added) and ``VARIANTS``. The tests compare the
 engine's exact counts with this file.
 
 Per entry (``counts[name]``):
@@ -59,7 +59,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# Model types being added to engine.catalog.families; counted whether or not MODEL_TYPES has them yet.
+# Model types being added to engine.catalog.families; counted whether or not FAMILIES has them yet.
 NEW_TYPES = ("deepseek_v2", "deepseek_v3", "qwen2_moe", "qwen3_moe", "qwen3_next", "gpt_oss", "llama4_text",
              "gemma2", "gemma3_text", "olmo2", "olmoe", "stablelm", "starcoder2", "cohere", "nemotron_h",
              "granite", "glm4_moe")
@@ -328,14 +328,14 @@ def main() -> None:
     import torch
     import transformers
 
-    from engine.catalog.families import MODEL_TYPES
+    from engine.catalog.families import FAMILIES
     from engine.catalog.presets import PRESETS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "tests" / "data" / "transformers_param_counts.json"))
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
-    types = tuple(dict.fromkeys((*MODEL_TYPES, *NEW_TYPES)))
+    types = tuple(dict.fromkeys((*FAMILIES, *NEW_TYPES)))
     configs = {f"default:{t}": {"model_type": t} for t in types}
     configs.update(VARIANTS)
     configs.update({name: dict(p.config) for name, p in PRESETS.items()})
