@@ -1,6 +1,7 @@
 """Real decoder-only architectures: structural options -> a formula set of exact parameter counts.
 
-A ``Structure`` holds the structural choices (which expressions are built); numeric sizes are
+A ``Structure`` (``engine/options/structure.py``, each option one field) holds the structural choices
+(which expressions are built); numeric sizes are
 symbols (``d_model``, ``n_layers``, ``n_kv_heads``, ...) given by a preset, a Hugging Face
 config or a sweep. The structure of each supported ``model_type``, as its Hugging Face
 implementation builds it, is in its record in ``engine/catalog/families.py`` (checked parameter for
@@ -32,129 +33,14 @@ whose pattern is irregular states the counts. Models with one kind of layer keep
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict
 
 import sympy
 
+from engine.options.structure import Structure
 from engine.symbolic.symbols import symbol
 from engine.symbolic.formulas import components as C
-from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
-
-
-ATTENTION_KINDS = ("full_attention", "sliding_attention", "chunked_attention")
-MIXER_PATTERNS = ("full_attention", "sliding_attention", "sliding_attention+full_attention", "chunked_attention+full_attention",
-                  "linear_attention+full_attention", "mamba+full_attention")
-
-
-@dataclass(frozen=True)
-class Structure:
-    """Structural choices of a decoder-only transformer (see ``OPTIONS`` for each meaning)."""
-
-    positions: str = "rotary"
-    position_offset: int = 0
-    attn_bias: str = "none"
-    qk_norm: bool = False
-    parallel: bool = False
-    mlp: str = "gated"
-    mlp_bias: bool = False
-    norm: str = "rmsnorm"
-    norms_per_layer: int = 2
-    final_norm: bool = True
-    embed_norm: bool = False
-    tied_head: bool = False
-    head_bias: bool = False
-    embed_proj: bool = False
-    moe: bool = False
-    shared_experts: bool = False
-    mla: bool = False
-    q_lora: bool = True
-    qk_norm_scope: str = "head"
-    sinks: bool = False
-    attn_output_gate: bool = False
-    mixers: str = "full_attention"
-    separate_mlp: bool = False
-    dense_layers: bool = False
-    router_bias: bool = False
-    expert_bias: bool = False
-    moe_latent: bool = False
-    shared_expert_gate: bool = False
-    mamba_bias: bool = False
-    mamba_conv_bias: bool = True
-    mtp: bool = False
-
-    @property
-    def mixer_kinds(self) -> tuple[str, ...]:
-        """The kinds of token-mixing layer, the one that takes the remaining layers first."""
-        return tuple(self.mixers.split("+"))
-
-    @property
-    def attention_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k in self.mixer_kinds if k in ATTENTION_KINDS)
-
-    @property
-    def uniform(self) -> bool:
-        """Every layer alike (one mixer kind, each layer's MLP of one kind): the plain n_layers x forms."""
-        return len(self.mixer_kinds) == 1 and not self.separate_mlp and not self.dense_layers
-
-    def with_options(self, **options: Any) -> "Structure":
-        """A copy with ``options`` changed (ValueError naming the valid choices otherwise)."""
-        from engine.request.options import check_option
-
-        for key, value in options.items():
-            check_option(OPTIONS, key, value)
-        return replace(self, **options)
-
-
-OPTIONS: dict[str, OptionSpec] = {
-    "positions": OptionSpec("positions", "rotary", C.POSITIONS, "position encoding: a learned table or none"),
-    "position_offset": OptionSpec("position_offset", 0, (0, 1, 2), "extra rows of a learned table (OPT: 2)"),
-    "attn_bias": OptionSpec("attn_bias", "none", C.ATTN_BIAS, "attention biases: none, on q/k/v (Qwen2), or all"),
-    "qk_norm": OptionSpec("qk_norm", False, (True, False), "normalize queries and keys per head (Qwen3, Phi)"),
-    "parallel": OptionSpec("parallel", False, (True, False),
-                           "attention and MLP read the same input (GPT-J, NeoX, Falcon, Phi); with "
-                           "norms_per_layer = 1 they share one norm"),
-    "mlp": OptionSpec("mlp", "gated", C.MLPS, "2-matrix (GELU/ReLU) or gated 3-matrix (SwiGLU/GeGLU) MLP"),
-    "mlp_bias": OptionSpec("mlp_bias", False, (True, False), "biases in the MLP"),
-    "norm": OptionSpec("norm", "rmsnorm", C.NORMS, "normalization: LayerNorm (gain+bias), bias-free LN, RMSNorm"),
-    "norms_per_layer": OptionSpec("norms_per_layer", 2, (1, 2, 4),
-                                  "norms per layer (Gemma 2/3: 4, pre and post each block)"),
-    "final_norm": OptionSpec("final_norm", True, (True, False), "a norm after the last layer"),
-    "embed_norm": OptionSpec("embed_norm", False, (True, False), "a norm right after the embedding (BLOOM)"),
-    "tied_head": OptionSpec("tied_head", False, (True, False), "output head shares the embedding matrix"),
-    "head_bias": OptionSpec("head_bias", False, (True, False), "output head has a bias (GPT-J, Phi)"),
-    "embed_proj": OptionSpec("embed_proj", False, (True, False), "project d_embed <-> d_model (OPT-350m)"),
-    "moe": OptionSpec("moe", False, (True, False), "MLPs are mixtures of experts (every layer's unless dense_layers)"),
-    "shared_experts": OptionSpec("shared_experts", False, (True, False), "MoE layers add always-active experts"),
-    "mla": OptionSpec("mla", False, (True, False),
-                      "multi-head latent attention (DeepSeek-V2/V3) instead of Q, K, V, O projections"),
-    "q_lora": OptionSpec("q_lora", True, (True, False), "MLA: low-rank queries through q_lora_rank (else one q_proj)"),
-    "qk_norm_scope": OptionSpec("qk_norm_scope", "head", ("head", "projection"),
-                                "q/k norms: one head_dim norm shared by the heads (Qwen3, Gemma 3) or over the whole "
-                                "projection (OLMo 2, OLMoE; Cohere, StableLM per head)"),
-    "attn_output_gate": OptionSpec("attn_output_gate", False, (True, False),
-                                   "q_proj also yields a sigmoid gate of the attention output (Qwen3-Next)"),
-    "sinks": OptionSpec("sinks", False, (True, False), "a learned attention-sink logit per head (gpt-oss)"),
-    "mixers": OptionSpec("mixers", "full_attention", MIXER_PATTERNS,
-                         "the kinds of token-mixing layer: full attention everywhere, or full attention in one layer "
-                         "of every full_attention_interval and sliding-window, chunked or linear attention in the "
-                         "others, or Mamba-2 layers with a few attention layers"),
-    "separate_mlp": OptionSpec("separate_mlp", False, (True, False),
-                               "MLPs are layers of their own, apart from the mixer layers (Nemotron-H)"),
-    "dense_layers": OptionSpec("dense_layers", False, (True, False),
-                               "MoE models: some layers keep a dense MLP (first_k_dense_replace, moe_layer_interval)"),
-    "router_bias": OptionSpec("router_bias", False, (True, False), "the MoE router has a bias (gpt-oss)"),
-    "expert_bias": OptionSpec("expert_bias", False, (True, False), "routed experts have biases (gpt-oss)"),
-    "moe_latent": OptionSpec("moe_latent", False, (True, False),
-                             "routed experts work in a moe_latent_size space, projected from and back to d_model "
-                             "(Nemotron latent MoE)"),
-    "shared_expert_gate": OptionSpec("shared_expert_gate", False, (True, False),
-                                     "a d_model -> 1 sigmoid gate scales the shared expert (Qwen MoE)"),
-    "mamba_bias": OptionSpec("mamba_bias", False, (True, False), "Mamba-2 in_proj and out_proj have biases"),
-    "mamba_conv_bias": OptionSpec("mamba_conv_bias", True, (True, False), "the Mamba-2 conv1d has a bias"),
-    "mtp": OptionSpec("mtp", False, (True, False),
-                      "multi-token-prediction modules (DeepSeek-V3), reported apart as params_mtp"),
-}
+from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity, quantity_symbol
 
 d_model, n_layers, n_heads = symbol("d_model"), symbol("n_layers"), symbol("n_heads")
 

@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import sympy
 
+from engine.options.memory import model_refusals
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Validity
 from engine.symbolic.symbols import symbol
 from engine.symbolic.memory.base import L, Moment, Term, V, a, b, h, pp, s, tp, vp
 from engine.symbolic.memory.base import q as _q
-from engine.symbolic.memory.states import MIXED_PRECISIONS, TRUE_PRECISIONS
+from engine.symbolic.memory.states import MIXED_PRECISIONS, SIXTEEN_BIT, TRUE_PRECISIONS
 
 name = "pytorch"
 SRC = ("llm-sweep's tensor-by-tensor model of Hugging Face training in PyTorch (autograd saved tensors, autocast "
@@ -54,18 +55,9 @@ source = SRC
 
 
 def refuses(o) -> list[str]:
-    """Training options this model cannot express (it has no tensor parallelism, HF checkpoints whole layers)."""
-    problems = []
-    if o.precision == "fp8":
-        problems.append("precision fp8 needs memory_model korthikanti or seed (Hugging Face models run "
-                        "torch.nn.Linear, not TransformerEngine's fp8 layers)")
-    if o.sequence_parallel:
-        problems.append("sequence_parallel needs memory_model korthikanti (the pytorch model has no tensor "
-                        "parallelism)")
-    if o.recompute == "selective":
-        problems.append("recompute selective needs memory_model korthikanti (Hugging Face models "
-                        "checkpoint whole layers: recompute full)")
-    return problems
+    """Training options this model cannot express (no tensor parallelism, HF checkpoints whole layers, no TE fp8):
+    its rules in ``engine.options.memory.RULES``, which ``MemoryOptions.with_options`` checks."""
+    return model_refusals(name, o)
 
 
 def validity(o) -> list[Validity]:
@@ -95,7 +87,7 @@ def moments(structure, o) -> list[Moment]:
 
 def _weights16(o) -> bool:
     """16-bit weights (bf16/fp16 with or without an fp32 master copy): activations are 16-bit throughout."""
-    return o.precision in ("bf16", "fp16", *TRUE_PRECISIONS)
+    return o.precision in SIXTEEN_BIT
 
 
 def block_kind(structure) -> str:
