@@ -1,4 +1,4 @@
-"""The README's option table, generated from the registry (``python -m engine.options --markdown``)."""
+"""The README's option table and schema note, generated from the registry (``python -m engine.options --markdown``)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ def _rows(specs: Mapping[str, OptionSpec], group: str) -> list[str]:
         values = ", ".join(f"`{show_value(c, quote=False)}`" for c in spec.choices)
         if spec.aliases:
             values += "; also " + ", ".join(f"`{a}` (= `{c}`)" for a, c in spec.aliases)
-        out.append(f"| `{spec.name}` | {group} | `{spec.command_flag}` | {values} | `{show_value(spec.default, quote=False)}` | "
-                   f"{_cell(spec.meaning)} |")
+        flag = spec.command_flag if group == "memory" else f"--option {spec.name}=..."
+        default = show_value(spec.default, quote=False)
+        out.append(f"| `{spec.name}` | {group} | `{flag}` | {values} | `{default}` | {_cell(spec.meaning)} |")
     return out
 
 
@@ -36,6 +37,23 @@ def markdown_table() -> str:
     """
     head = ["| option | group | flag | values | default | meaning |", "|---|---|---|---|---|---|"]
     return "\n".join(head + _rows(MEMORY_OPTIONS, "memory") + _rows(ARCH_OPTIONS, "architecture")) + "\n"
+
+
+SCHEMA_NOTE = """Every option, one declaration each (`engine/options/`), with the values a spec's `[options]`, a
+categorical `[axes]` key and the flag take (generated: `python -m engine.options --markdown`; specs with
+`formula_set` take that set's options instead). Editors validate and complete spec files against the JSON
+Schema shipped in the package (`engine/schema/spec.schema.json`; `python -m engine.options --schema`) with
+[taplo](https://taplo.tamasfe.dev) or VS Code's Even Better TOML when the spec's first line names it:
+
+```toml
+#:schema ./engine/schema/spec.schema.json
+```
+"""
+
+
+def readme_block() -> str:
+    """What README.md holds between its ``BEGIN`` and ``END`` markers: the schema note and the option table."""
+    return SCHEMA_NOTE + "\n" + markdown_table()
 
 
 def between_markers(text: str) -> str:
