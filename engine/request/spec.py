@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from engine.errors import LlmSweepDeprecation, SpecError, check_keys, read_user_file
+from engine.errors import LlmSweepDeprecation, check_keys, read_user_file
 from engine.files import inside_folder
 from engine.options import NUMERICS, did_you_mean
 from engine.progress import note
