@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from engine.options.precision import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, precision_meaning
+from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, PRECISIONS,
+                                      precision_meaning)
 from engine.options.registry import Not, Rule, broken_rules, check_value, option, specs_of
 
 # the training memory models, each a module of engine.symbolic.memory of the same name (its registry
@@ -83,6 +84,11 @@ class MemoryOptions:
         "auto", WEIGHT_DTYPES, "stored weight type (inference), the default of bits_weight: auto = the precision's; "
         "int8/int4 group-wise with a scale and zero point per quant_group weights (embedding and head stay 16-bit), "
         "fp8 one byte per weight", units="bits_weight: fp8/int8 8, int4 4", source="GPTQ, AWQ (group-wise)")
+
+    @property
+    def activation_bytes(self) -> int:
+        """Bytes of an activation element under ``precision`` (4 in fp32, else 2: 16-bit or autocast)."""
+        return PRECISIONS[self.precision].activations // 8
 
     @property
     def group_quantized(self) -> bool:

@@ -62,7 +62,7 @@ def activations(structure, o) -> Term:
     """
     sb = s * b
     mask = 1 if o.dropout else 0
-    w = 2 if o.precision == "fp32" else 1  # Table 2 counts 16-bit activations; fp32 doubles them (not masks)
+    w = o.activation_bytes // 2  # Table 2 counts 16-bit activations; fp32 doubles them (not masks)
     q_dim, k_dim, v_dim, o_dim = attention_dims(structure)
     gated = 6 if structure.mlp == "gated" else 4  # bytes per hidden unit: fc1 (and gate) outputs, activation out
     fp8 = o.precision == "fp8"

@@ -256,7 +256,7 @@ def activations(structure, o) -> Term:
 
 def logits(structure, o) -> Term:
     """Logits at the loss backward: returned logits, saved log-softmax and two fp32 gradients."""
-    logits_out = (2 if o.precision != "fp32" else 4) * b * s * V  # the logits the model returns
+    logits_out = o.activation_bytes * b * s * V  # the logits the model returns
     logsoftmax = 4 * b * s * V  # fp32 log-softmax output saved by cross entropy
     p1 = logits_out + logsoftmax + 8 * b * s * V  # + gradients of log-probs and logits (fp32)
     return Term(p1, SRC + ": logits returned (4 or 2 BSV), fp32 log-softmax (4BSV) and the loss backward's 8BSV")
@@ -275,7 +275,7 @@ def largest_matrix(structure) -> sympy.Expr:
 def optimizer_step_extra(structure, o):
     """During the step: the logits the caller still holds, AdamW(foreach=False)'s two fp32
     temporaries (sqrt, then the division) of the largest parameter."""
-    logits_out = (2 if o.precision != "fp32" else 4) * b * s * V
+    logits_out = o.activation_bytes * b * s * V
     temp = 2 if o.precision in TRUE_PRECISIONS else 4  # the temporaries take the parameter's dtype
     temps = 2 * temp * largest_matrix(structure) if o.optimizer in ("adamw", "adam8bit") else 0
     if o.offload != "none":  # the step runs on the host (DeepSpeedCPUAdam updates in place): no device temporaries
