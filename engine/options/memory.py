@@ -48,7 +48,7 @@ class MemoryOptions:
         "pytorch", tuple(sorted(MEMORY_MODEL_NAMES)),
         "activation model: Korthikanti et al., PyTorch/Hugging Face, or the seed article")
     precision: str = option(DEFAULT_PRECISION, PRECISION_NAMES, precision_meaning(), aliases=PRECISION_ALIASES,
-                            units="bits per tensor class", source="engine/options/precision.py PRECISION_TABLE")
+                            source="engine/options/precision.py PRECISION_TABLE")
     optimizer: str = option(
         "adamw", OPTIMIZERS, "optimizer whose states are kept; paged_adamw / paged_adamw_8bit are bitsandbytes' "
         "PagedAdamW(8bit): states in CUDA managed memory, reported apart as paged_optimizer")
@@ -78,12 +78,12 @@ class MemoryOptions:
         "kv_lora_rank + qk_rope_head_dim per token and layer (transformers 5, vLLM, SGLang), or expanded per-head "
         "K and V (runtimes that cache decompressed keys and values)")
     kv_dtype: str = option(
-        "auto", KV_DTYPES, "KV-cache element type (inference), the default of bits_kv: auto = the weights' 16-bit "
-        "type", units="bits_kv: fp32 32, bf16/fp16 16, fp8/int8 8, int4 4")
+        "auto", KV_DTYPES, "KV-cache element type (inference), the default of bits_kv (fp32 32, bf16/fp16 16, "
+        "fp8/int8 8, int4 4 bits): auto = the weights' 16-bit type", source="vLLM --kv-cache-dtype")
     weight_dtype: str = option(
-        "auto", WEIGHT_DTYPES, "stored weight type (inference), the default of bits_weight: auto = the precision's; "
-        "int8/int4 group-wise with a scale and zero point per quant_group weights (embedding and head stay 16-bit), "
-        "fp8 one byte per weight", units="bits_weight: fp8/int8 8, int4 4", source="GPTQ, AWQ (group-wise)")
+        "auto", WEIGHT_DTYPES, "stored weight type (inference), the default of bits_weight (fp8/int8 8, int4 4 bits): "
+        "auto = the precision's; int8/int4 group-wise with a scale and zero point per quant_group weights (embedding "
+        "and head stay 16-bit), fp8 one byte per weight", source="GPTQ, AWQ (group-wise)")
 
     @property
     def activation_bytes(self) -> int:
