@@ -56,7 +56,9 @@ option both in ``[options]`` and ``[axes]``, ``gpu`` both in ``[sweep]`` and ``[
 combination whose options conflict or that lacks a requested quantity or an input (the message
 names the combination), and a query objective that is a categorical dim.
 
-Every error names the file, the key and what would be valid (``SpecError``).
+Every error names the file, the key and what would be valid (``SpecError``), and the closest valid
+name for a misspelt one. The JSON Schema of this format (``engine/request/schema.py``, shipped as
+``engine/schema/spec.schema.json``) lets editors check a spec as it is written.
 """
 
 from __future__ import annotations
@@ -327,7 +329,7 @@ def _numerics(err: Errors, sweep: Mapping[str, Any]) -> Numerics:
     else:
         key, value = "sweep.numerics", sweep.get("numerics", "exact")
     if value not in NUMERICS:
-        raise err(key, f"must be one of {', '.join(NUMERICS)}, got {value!r}")
+        raise err(key, f"numerics must be one of {', '.join(NUMERICS)}, got {value!r}{did_you_mean(value, NUMERICS)}")
     return Numerics(value)
 
 
