@@ -1,6 +1,6 @@
 """One default per concept (issue 23 item 5): the CLI, specs and the Python API answer one question alike.
 
-The default precision is defined once (``DEFAULT_PRECISION``, engine/symbolic/memory/options.py) and
+The default precision is defined once (``DEFAULT_PRECISION``, engine/options/precision.py) and
 documented once (README, "Memory and compute"); every entry point reads it.
 """
 
@@ -15,8 +15,7 @@ import pytest
 import engine
 from engine.cli import main
 from engine.errors import LlmSweepNote
-from engine.symbolic.memory import OPTIONS, MemoryOptions
-from engine.symbolic.memory.options import DEFAULT_PRECISION, PRECISION_ALIASES
+from engine.options import DEFAULT_PRECISION, MEMORY_OPTIONS as OPTIONS, PRECISION_ALIASES, MemoryOptions
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

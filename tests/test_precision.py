@@ -8,7 +8,8 @@ import pytest
 
 from engine.catalog.model import architecture, estimate_formulas, memory_estimate, memory_options
 from engine.errors import SpecError
-from engine.symbolic.memory import MEMORY_MODELS, PRECISIONS
+from engine.options import PRECISIONS
+from engine.symbolic.memory import MEMORY_MODELS
 
 ARCH = "llama-2-7b"
 N = 6738415616  # llama-2-7b parameters

@@ -1,11 +1,11 @@
 """One options layer: each structural option is defined once and every interface reads it.
 
-An ``OptionSpec`` (name, default, choices, meaning, and the command-line spelling) lives with the
-formulas it chooses (architecture options in ``formulas.architectures``, memory options, pure
-data, in ``engine.options``, seed options in ``formulas.seed``). From it:
+Every option is a field of an options dataclass in ``engine.options`` (``MemoryOptions``,
+``Structure``; the seed formula set's in ``formulas.seed``), and its ``OptionSpec`` record derives
+from the field. From the records:
 
-* ``check_option`` validates a value (specs, the Python API and the CLI all call it, so a bad
-  value reads the same everywhere);
+* ``check_option`` (``engine.options.check_value``) validates a value (specs, the Python API and the
+  CLI all call it, so a bad value reads the same everywhere, with a "did you mean");
 * ``add_option_flags`` writes the argparse flags (choices, help with the default);
 * ``given_options`` reads back only what the user gave on the command line, so a default the
   user did not choose is never mistaken for a choice (``--optimizer`` in inference is refused,
@@ -17,32 +17,19 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable, Mapping
 
-from engine.options import OptionSpec, show_value  # pure data: the parser's flags come without sympy
-
-
-def check_option(specs: Mapping[str, OptionSpec], key: str, value: Any, where: str = "") -> None:
-    """ValueError naming the valid options or choices when ``key = value`` is not one of ``specs``."""
-    if key not in specs:
-        raise ValueError(f"unknown option {key!r}{where}; valid options: {', '.join(specs) or 'none'}")
-    spec = specs[key]
-    value = dict(spec.aliases).get(value, value) if isinstance(value, str) else value
-    if type(value) is not type(spec.default) or (spec.choices and value not in spec.choices):
-        choices = ", ".join(show_value(c) for c in spec.choices) if spec.choices else \
-            f"a {type(spec.default).__name__}"
-        if spec.aliases:
-            choices += " (aliases: " + ", ".join(f"{show_value(a)} = {show_value(c)}" for a, c in spec.aliases) + ")"
-        raise ValueError(f"option {key!r} must be one of {choices}, got {show_value(value)}")
+from engine.options import OptionSpec, show_value
+from engine.options import check_value as check_option  # noqa: F401  (the name the command line calls)
 
 
 def canonical_option(specs: Mapping[str, OptionSpec], key: str, value: Any) -> Any:
     """The choice an alias stands for (``bf16-amp`` -> ``bf16-mixed``); any other value unchanged."""
     spec = specs.get(key)
-    return dict(spec.aliases).get(value, value) if spec and isinstance(value, str) else value
+    return spec.canonical(value) if spec else value
 
 
 def flag_of(spec: OptionSpec) -> str:
     """The command-line spelling of an option: its own ``flag``, else ``--name-with-dashes``."""
-    return spec.flag or "--" + spec.name.replace("_", "-")
+    return spec.command_flag
 
 
 def add_option_flags(parser: argparse.ArgumentParser, specs: Mapping[str, OptionSpec], names: Iterable[str],

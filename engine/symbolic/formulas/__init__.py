@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from engine.options import check_value
 from engine.symbolic.formulas import seed
 from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
 
@@ -33,10 +34,8 @@ def build_formula_set(name: str, options: dict[str, Any] | None = None) -> Formu
     _check_name(name)
     builder, specs = _BUILDERS[name]
     options = dict(options or {})
-    from engine.request.options import check_option
-
     for key, value in options.items():
-        check_option(specs, key, value, f" for formula set {name!r}")
+        check_value(specs, key, value, f" for formula set {name!r}")
     return builder(options)
 
 

@@ -1,6 +1,7 @@
 """Real decoder-only architectures: structural options -> a formula set of exact parameter counts.
 
-A ``Structure`` holds the structural choices (which expressions are built); numeric sizes are
+A ``Structure`` (``engine/options/structure.py``, each option one field) holds the structural choices
+(which expressions are built); numeric sizes are
 symbols (``d_model``, ``n_layers``, ``n_kv_heads``, ...) given by a preset, a Hugging Face
 config or a sweep. The structure of each supported ``model_type``, as its Hugging Face
 implementation builds it, is in its record in ``engine/catalog/families.py`` (checked parameter for
@@ -32,129 +33,14 @@ whose pattern is irregular states the counts. Models with one kind of layer keep
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import sympy
 
+from engine.options.structure import Structure
 from engine.symbolic.symbols import symbol
 from engine.symbolic.formulas import components as C
-from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, Validity, quantity_symbol
-
-
-ATTENTION_KINDS = ("full_attention", "sliding_attention", "chunked_attention")
-MIXER_PATTERNS = ("full_attention", "sliding_attention", "sliding_attention+full_attention", "chunked_attention+full_attention",
-                  "linear_attention+full_attention", "mamba+full_attention")
-
-
-@dataclass(frozen=True)
-class Structure:
-    """Structural choices of a decoder-only transformer (see ``OPTIONS`` for each meaning)."""
-
-    positions: str = "rotary"
-    position_offset: int = 0
-    attn_bias: str = "none"
-    qk_norm: bool = False
-    parallel: bool = False
-    mlp: str = "gated"
-    mlp_bias: bool = False
-    norm: str = "rmsnorm"
-    norms_per_layer: int = 2
-    final_norm: bool = True
-    embed_norm: bool = False
-    tied_head: bool = False
-    head_bias: bool = False
-    embed_proj: bool = False
-    moe: bool = False
-    shared_experts: bool = False
-    mla: bool = False
-    q_lora: bool = True
-    qk_norm_scope: str = "head"
-    sinks: bool = False
-    attn_output_gate: bool = False
-    mixers: str = "full_attention"
-    separate_mlp: bool = False
-    dense_layers: bool = False
-    router_bias: bool = False
-    expert_bias: bool = False
-    moe_latent: bool = False
-    shared_expert_gate: bool = False
-    mamba_bias: bool = False
-    mamba_conv_bias: bool = True
-    mtp: bool = False
-
-    @property
-    def mixer_kinds(self) -> tuple[str, ...]:
-        """The kinds of token-mixing layer, the one that takes the remaining layers first."""
-        return tuple(self.mixers.split("+"))
-
-    @property
-    def attention_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k in self.mixer_kinds if k in ATTENTION_KINDS)
-
-    @property
-    def uniform(self) -> bool:
-        """Every layer alike (one mixer kind, each layer's MLP of one kind): the plain n_layers x forms."""
-        return len(self.mixer_kinds) == 1 and not self.separate_mlp and not self.dense_layers
-
-    def with_options(self, **options: Any) -> "Structure":
-        """A copy with ``options`` changed (ValueError naming the valid choices otherwise)."""
-        from engine.request.options import check_option
-
-        for key, value in options.items():
-            check_option(OPTIONS, key, value)
-        return replace(self, **options)
-
-
-OPTIONS: dict[str, OptionSpec] = {
-    "positions": OptionSpec("positions", "rotary", C.POSITIONS, "position encoding: a learned table or none"),
-    "position_offset": OptionSpec("position_offset", 0, (0, 1, 2), "extra rows of a learned table (OPT: 2)"),
-    "attn_bias": OptionSpec("attn_bias", "none", C.ATTN_BIAS, "attention biases: none, on q/k/v (Qwen2), or all"),
-    "qk_norm": OptionSpec("qk_norm", False, (True, False), "normalize queries and keys per head (Qwen3, Phi)"),
-    "parallel": OptionSpec("parallel", False, (True, False),
-                           "attention and MLP read the same input (GPT-J, NeoX, Falcon, Phi); with "
-                           "norms_per_layer = 1 they share one norm"),
-    "mlp": OptionSpec("mlp", "gated", C.MLPS, "2-matrix (GELU/ReLU) or gated 3-matrix (SwiGLU/GeGLU) MLP"),
-    "mlp_bias": OptionSpec("mlp_bias", False, (True, False), "biases in the MLP"),
-    "norm": OptionSpec("norm", "rmsnorm", C.NORMS, "normalization: LayerNorm (gain+bias), bias-free LN, RMSNorm"),
-    "norms_per_layer": OptionSpec("norms_per_layer", 2, (1, 2, 4),
-                                  "norms per layer (Gemma 2/3: 4, pre and post each block)"),
-    "final_norm": OptionSpec("final_norm", True, (True, False), "a norm after the last layer"),
-    "embed_norm": OptionSpec("embed_norm", False, (True, False), "a norm right after the embedding (BLOOM)"),
-    "tied_head": OptionSpec("tied_head", False, (True, False), "output head shares the embedding matrix"),
-    "head_bias": OptionSpec("head_bias", False, (True, False), "output head has a bias (GPT-J, Phi)"),
-    "embed_proj": OptionSpec("embed_proj", False, (True, False), "project d_embed <-> d_model (OPT-350m)"),
-    "moe": OptionSpec("moe", False, (True, False), "MLPs are mixtures of experts (every layer's unless dense_layers)"),
-    "shared_experts": OptionSpec("shared_experts", False, (True, False), "MoE layers add always-active experts"),
-    "mla": OptionSpec("mla", False, (True, False),
-                      "multi-head latent attention (DeepSeek-V2/V3) instead of Q, K, V, O projections"),
-    "q_lora": OptionSpec("q_lora", True, (True, False), "MLA: low-rank queries through q_lora_rank (else one q_proj)"),
-    "qk_norm_scope": OptionSpec("qk_norm_scope", "head", ("head", "projection"),
-                                "q/k norms: one head_dim norm shared by the heads (Qwen3, Gemma 3) or over the whole "
-                                "projection (OLMo 2, OLMoE; Cohere, StableLM per head)"),
-    "attn_output_gate": OptionSpec("attn_output_gate", False, (True, False),
-                                   "q_proj also yields a sigmoid gate of the attention output (Qwen3-Next)"),
-    "sinks": OptionSpec("sinks", False, (True, False), "a learned attention-sink logit per head (gpt-oss)"),
-    "mixers": OptionSpec("mixers", "full_attention", MIXER_PATTERNS,
-                         "the kinds of token-mixing layer: full attention everywhere, or full attention in one layer "
-                         "of every full_attention_interval and sliding-window, chunked or linear attention in the "
-                         "others, or Mamba-2 layers with a few attention layers"),
-    "separate_mlp": OptionSpec("separate_mlp", False, (True, False),
-                               "MLPs are layers of their own, apart from the mixer layers (Nemotron-H)"),
-    "dense_layers": OptionSpec("dense_layers", False, (True, False),
-                               "MoE models: some layers keep a dense MLP (first_k_dense_replace, moe_layer_interval)"),
-    "router_bias": OptionSpec("router_bias", False, (True, False), "the MoE router has a bias (gpt-oss)"),
-    "expert_bias": OptionSpec("expert_bias", False, (True, False), "routed experts have biases (gpt-oss)"),
-    "moe_latent": OptionSpec("moe_latent", False, (True, False),
-                             "routed experts work in a moe_latent_size space, projected from and back to d_model "
-                             "(Nemotron latent MoE)"),
-    "shared_expert_gate": OptionSpec("shared_expert_gate", False, (True, False),
-                                     "a d_model -> 1 sigmoid gate scales the shared expert (Qwen MoE)"),
-    "mamba_bias": OptionSpec("mamba_bias", False, (True, False), "Mamba-2 in_proj and out_proj have biases"),
-    "mamba_conv_bias": OptionSpec("mamba_conv_bias", True, (True, False), "the Mamba-2 conv1d has a bias"),
-    "mtp": OptionSpec("mtp", False, (True, False),
-                      "multi-token-prediction modules (DeepSeek-V3), reported apart as params_mtp"),
-}
+from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity, quantity_symbol
 
 d_model, n_layers, n_heads = symbol("d_model"), symbol("n_layers"), symbol("n_heads")
 
@@ -208,104 +94,125 @@ def count_defaults(s: Structure) -> dict[str, sympy.Expr]:
     return out
 
 
-def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy.Expr | None = None) -> FormulaSet:
-    """The formula set of one architecture: per-layer components, totals, active parameters.
+@dataclass(frozen=True)
+class _Parts:
+    """The per-layer expressions of one structure, and the layer counts they are multiplied by."""
 
-    ``source`` is cited by every quantity; ``d_ff_default`` is the MLP width when the sizes do not
-    give one (e.g. ``4*d_model``; the family record's), or None when they must give it.
-    """
-    s = structure
-    q = quantity_symbol
+    mixers: dict
+    mlps: dict
+    n_attn: sympy.Expr
+    attention_layer: sympy.Expr
+    qk: sympy.Expr
+    one_norm: sympy.Expr
+    expert: sympy.Expr
+    ssm_layers: dict
+    ssm_kinds: list
+    attention_src: str
+
+
+def _parts(s: Structure) -> _Parts:
+    """Each layer's components: attention (or MLA), q/k norms, one norm, a routed expert, the SSM mixers."""
     zero = sympy.Integer(0)
     mixers, mlps = mixer_counts(s), mlp_counts(s)
-    n_attn = sum((mixers[k] for k in s.attention_kinds), zero)
     if s.mla:
         attention_layer = C.mla(s.q_lora, s.attn_bias != "none", s.norm)
     else:
         attention_layer = C.attention(s.attn_bias, s.attn_output_gate) + (n_heads if s.sinks else 0)
-    qk = C.qk_norms(s.norm, s.qk_norm_scope) if s.qk_norm else 0
-    one_norm = C.norm(s.norm)
-    norms_layer = s.norms_per_layer * one_norm + qk
-    dense_mlp = C.mlp(s.mlp, s.mlp_bias)
     expert = C.mlp(s.mlp, s.expert_bias, C.d_ff_expert, C.moe_latent_size if s.moe_latent else d_model) \
         if s.moe else zero
-    router_layer = C.router(s.router_bias) if s.moe else zero
-    shared = (C.n_shared_experts * C.mlp(s.mlp, s.mlp_bias, C.d_ff_shared) + (d_model if s.shared_expert_gate else 0)
-              if (s.moe and s.shared_experts) else zero)
-    if s.moe and s.moe_latent:  # always-active projections into and out of the experts' latent space
-        shared += C.latent_projections(s.mlp_bias)
-    experts_layer = (C.n_experts * expert + shared) if s.moe else zero
-    mlp_layer = dense_mlp if "dense" in mlps else zero
     ssm_layers = {"linear_attention": C.gated_deltanet(), "mamba": C.mamba2(s.mamba_bias, s.mamba_conv_bias)}
-    ssm_kinds = [k for k in s.mixer_kinds if k in ssm_layers]
-    extra_norms = (one_norm if s.final_norm else 0) + (one_norm if s.embed_norm else 0)
-    has_ssm = bool(ssm_kinds)
-    mlp_parts = (["router", "experts"] if s.moe else []) + (["mlp"] if "dense" in mlps else [])
-    if s.moe and "dense" not in mlps:
-        mlp_parts = ["router", "experts"]
-    # components that are structurally zero stay as quantities (the breakdown lists them) but are
-    # left out of the sums, so printed totals show only what the architecture has
-    total_parts = ["embedding"] + (["positions"] if s.positions == "learned" else []) + ["attention"] + (
-        ["ssm"] if has_ssm else []) + ["norms"] + [p for p in ("router", "experts", "mlp") if p in mlp_parts] + (
-        ["head"] if (not s.tied_head or s.head_bias) else [])
+    return _Parts(
+        mixers=mixers, mlps=mlps, n_attn=sum((mixers[k] for k in s.attention_kinds), zero),
+        attention_layer=attention_layer, qk=C.qk_norms(s.norm, s.qk_norm_scope) if s.qk_norm else zero,
+        one_norm=C.norm(s.norm), expert=expert, ssm_layers=ssm_layers,
+        ssm_kinds=[k for k in s.mixer_kinds if k in ssm_layers],
+        attention_src=C.SRC_MLA if s.mla else C.SRC_ATTENTION + ("; " + C.SRC_SINKS if s.sinks else ""))
 
-    def Q(qname, definition, long_name, latex, component_source):
-        return Quantity(qname, sympy.sympify(definition), "1", long_name, latex,
-                        f"{component_source}; {source}" if source else component_source)
 
+def _experts_layer(s: Structure, p: _Parts) -> sympy.Expr:
+    """One MoE layer's experts: the routed ones, the shared ones (and their gate), a latent MoE's projections."""
+    if not s.moe:
+        return sympy.Integer(0)
+    shared = (C.n_shared_experts * C.mlp(s.mlp, s.mlp_bias, C.d_ff_shared) + (d_model if s.shared_expert_gate else 0)
+              if s.shared_experts else sympy.Integer(0))
+    if s.moe_latent:  # always-active projections into and out of the experts' latent space
+        shared += C.latent_projections(s.mlp_bias)
+    return C.n_experts * p.expert + shared
+
+
+def _largest_layer(s: Structure, p: _Parts) -> tuple[sympy.Expr, str]:
+    """``params_layer``: the layer's components summed, or (mixed layers) the largest layer's."""
+    q = quantity_symbol
     if s.uniform:
         layer_parts = ["attention", "norms"] + (["router", "experts"] if s.moe else ["mlp"])
-        layer = sum(q(f"params_{c}_layer") for c in layer_parts)
-        layer_src = "sum of the layer's components"
-    else:  # the largest layer: its largest mixer and its largest MLP (or, separate, the largest block)
-        mixer_sizes = [q("params_attention_layer")] if s.attention_kinds else []
-        mixer_sizes += [q(f"params_{k}_layer") for k in ssm_kinds]
-        mlp_sizes = ([q("params_mlp_layer")] if "dense" in mlps else []) + (
-            [q("params_router_layer") + q("params_experts_layer")] if s.moe else [])
-        if s.separate_mlp:
-            layer = sympy.Max(*mixer_sizes, *mlp_sizes) + s.norms_per_layer * one_norm
-        else:
-            layer = sympy.Max(*mixer_sizes) + sympy.Max(*mlp_sizes) + q("params_norms_layer")
-        layer_src = "the largest layer: its largest mixer and MLP kinds with its norms"
-    attention_src = C.SRC_MLA if s.mla else C.SRC_ATTENTION + ("; " + C.SRC_SINKS if s.sinks else "")
-    quantities = [
-        Q("params_attention_layer", attention_layer, "attention parameters per attention layer",
-          r"P_{\mathrm{attn}}^{\mathrm{layer}}", attention_src),
-    ]
-    for kind in ssm_kinds:
+        return sum(q(f"params_{c}_layer") for c in layer_parts), "sum of the layer's components"
+    # the largest layer: its largest mixer and its largest MLP (or, separate, the largest block)
+    mixer_sizes = [q("params_attention_layer")] if s.attention_kinds else []
+    mixer_sizes += [q(f"params_{k}_layer") for k in p.ssm_kinds]
+    mlp_sizes = ([q("params_mlp_layer")] if "dense" in p.mlps else []) + (
+        [q("params_router_layer") + q("params_experts_layer")] if s.moe else [])
+    if s.separate_mlp:
+        layer = sympy.Max(*mixer_sizes, *mlp_sizes) + s.norms_per_layer * p.one_norm
+    else:
+        layer = sympy.Max(*mixer_sizes) + sympy.Max(*mlp_sizes) + q("params_norms_layer")
+    return layer, "the largest layer: its largest mixer and MLP kinds with its norms"
+
+
+def _layer_quantities(s: Structure, p: _Parts, Q) -> list[Quantity]:
+    """The per-layer quantities: attention, SSM mixers, dense MLP, norms, router, experts, the (largest) layer."""
+    zero = sympy.Integer(0)
+    quantities = [Q("params_attention_layer", p.attention_layer, "attention parameters per attention layer",
+                    r"P_{\mathrm{attn}}^{\mathrm{layer}}", p.attention_src)]
+    for kind in p.ssm_kinds:
         src, what = (C.SRC_LINEAR, "linear-attention") if kind == "linear_attention" else (C.SRC_MAMBA, "Mamba-2")
         tex = r"\mathrm{lin}" if kind == "linear_attention" else r"\mathrm{mamba}"
-        quantities.append(Q(f"params_{kind}_layer", ssm_layers[kind], f"{what} mixer parameters per layer",
+        quantities.append(Q(f"params_{kind}_layer", p.ssm_layers[kind], f"{what} mixer parameters per layer",
                             rf"P_{{{tex}}}^{{\mathrm{{layer}}}}", src))
-    quantities += [
-        Q("params_mlp_layer", mlp_layer, "dense MLP parameters per layer", r"P_{\mathrm{mlp}}^{\mathrm{layer}}",
-          C.SRC_MLP),
-        Q("params_norms_layer", norms_layer, "normalization parameters per layer",
+    layer, layer_src = _largest_layer(s, p)
+    return quantities + [
+        Q("params_mlp_layer", C.mlp(s.mlp, s.mlp_bias) if "dense" in p.mlps else zero,
+          "dense MLP parameters per layer", r"P_{\mathrm{mlp}}^{\mathrm{layer}}", C.SRC_MLP),
+        Q("params_norms_layer", s.norms_per_layer * p.one_norm + p.qk, "normalization parameters per layer",
           r"P_{\mathrm{norms}}^{\mathrm{layer}}", C.SRC_NORM),
-        Q("params_router_layer", router_layer, "MoE router parameters per layer",
+        Q("params_router_layer", C.router(s.router_bias) if s.moe else zero, "MoE router parameters per layer",
           r"P_{\mathrm{router}}^{\mathrm{layer}}", C.SRC_MOE),
-        Q("params_experts_layer", experts_layer, "MoE expert parameters per layer",
+        Q("params_experts_layer", _experts_layer(s, p), "MoE expert parameters per layer",
           r"P_{\mathrm{experts}}^{\mathrm{layer}}", C.SRC_MOE),
         Q("params_layer", layer, "parameters of one layer" if s.uniform else "parameters of the largest layer",
           r"P_{\mathrm{layer}}", layer_src),
+    ]
+
+
+def _total_parts(s: Structure, p: _Parts) -> list[str]:
+    """The components params_total sums: structurally zero ones stay quantities (the breakdown lists them) but are
+    left out of the sum, so printed totals show only what the architecture has."""
+    mlp_parts = (["router", "experts"] if s.moe else []) + (["mlp"] if "dense" in p.mlps else [])
+    return ["embedding"] + (["positions"] if s.positions == "learned" else []) + ["attention"] + (
+        ["ssm"] if p.ssm_kinds else []) + ["norms"] + [c for c in ("router", "experts", "mlp") if c in mlp_parts] + (
+        ["head"] if (not s.tied_head or s.head_bias) else [])
+
+
+def _model_quantities(s: Structure, p: _Parts, Q) -> list[Quantity]:
+    """The whole-model quantities: embedding, positions, every component over its layers, head, total, active."""
+    q, zero = quantity_symbol, sympy.Integer(0)
+    extra_norms = (p.one_norm if s.final_norm else 0) + (p.one_norm if s.embed_norm else 0)
+    if s.uniform:
+        norms_total = n_layers * q("params_norms_layer") + extra_norms
+    else:
+        norms_total = n_layers * s.norms_per_layer * p.one_norm + p.n_attn * p.qk + extra_norms
+    n_moe = p.mlps.get("moe", n_layers)
+    return [
         Q("params_embedding", C.embedding(s.embed_proj), "token embedding parameters", r"P_{\mathrm{embedding}}",
           C.SRC_EMBED),
         Q("params_positions", C.positions(s.positions, s.position_offset), "position embedding parameters",
           r"P_{\mathrm{positions}}", C.SRC_POS),
-        Q("params_attention", n_attn * q("params_attention_layer"), "attention parameters, all layers",
-          r"P_{\mathrm{attention}}", attention_src),
-        Q("params_ssm", sum((mixers[k] * q(f"params_{k}_layer") for k in ssm_kinds), zero),
+        Q("params_attention", p.n_attn * q("params_attention_layer"), "attention parameters, all layers",
+          r"P_{\mathrm{attention}}", p.attention_src),
+        Q("params_ssm", sum((p.mixers[k] * q(f"params_{k}_layer") for k in p.ssm_kinds), zero),
           "state-space and linear-attention mixer parameters, all layers", r"P_{\mathrm{ssm}}",
-          "; ".join(C.SRC_LINEAR if k == "linear_attention" else C.SRC_MAMBA for k in ssm_kinds) or C.SRC_MAMBA),
-        Q("params_mlp", mlps.get("dense", n_layers) * q("params_mlp_layer"), "dense MLP parameters, all layers",
+          "; ".join(C.SRC_LINEAR if k == "linear_attention" else C.SRC_MAMBA for k in p.ssm_kinds) or C.SRC_MAMBA),
+        Q("params_mlp", p.mlps.get("dense", n_layers) * q("params_mlp_layer"), "dense MLP parameters, all layers",
           r"P_{\mathrm{mlp}}", C.SRC_MLP),
-    ]
-    if s.uniform:
-        norms_total = n_layers * q("params_norms_layer") + extra_norms
-    else:
-        norms_total = n_layers * s.norms_per_layer * one_norm + n_attn * qk + extra_norms
-    n_moe = mlps.get("moe", n_layers)
-    quantities += [
         Q("params_norms", norms_total, "normalization parameters: per layer, final and embedding norms",
           r"P_{\mathrm{norms}}", C.SRC_NORM),
         Q("params_head", C.head(s.tied_head, s.head_bias), "output head parameters (0 when tied)",
@@ -314,26 +221,36 @@ def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy
           r"P_{\mathrm{router}}", C.SRC_MOE),
         Q("params_experts", n_moe * q("params_experts_layer"), "MoE expert parameters, all layers",
           r"P_{\mathrm{experts}}", C.SRC_MOE),
-        Q("params_total", sum(q(f"params_{c}") for c in total_parts), "total parameters", r"N",
+        Q("params_total", sum(q(f"params_{c}") for c in _total_parts(s, p)), "total parameters", r"N",
           "sum of all components"),
         Q("params_active",
-          q("params_total") - (n_moe * (C.n_experts - C.top_k) * expert if s.moe else 0),
+          q("params_total") - (n_moe * (C.n_experts - C.top_k) * p.expert if s.moe else 0),
           "parameters used per token (top_k of n_experts routed experts; routers, shared experts, dense layers "
           "and sinks always)", r"N_{\mathrm{active}}", C.SRC_MOE),
     ]
+
+
+def _extra_quantities(s: Structure, p: _Parts, Q) -> list[Quantity]:
+    """Reported apart: the routed experts (split by expert parallelism) and DeepSeek-V3's MTP modules."""
+    q, out = quantity_symbol, []
     if s.moe:
-        quantities.append(Q("params_routed_experts", n_moe * C.n_experts * expert,
-                            "routed expert parameters, all layers (split by expert parallelism)",
-                            r"P_{\mathrm{routed}}", C.SRC_MOE))
+        out.append(Q("params_routed_experts", p.mlps.get("moe", n_layers) * C.n_experts * p.expert,
+                     "routed expert parameters, all layers (split by expert parallelism)",
+                     r"P_{\mathrm{routed}}", C.SRC_MOE))
     if s.mtp:
-        mtp_module = (2 * d_model * d_model + 3 * one_norm + q("params_attention_layer") + q("params_norms_layer")
+        mtp_module = (2 * d_model * d_model + 3 * p.one_norm + q("params_attention_layer") + q("params_norms_layer")
                       + (q("params_router_layer") + q("params_experts_layer") if s.moe else q("params_mlp_layer")))
-        quantities.append(Q("params_mtp", symbol("n_mtp_layers") * mtp_module,
-                            "multi-token-prediction modules (not built by transformers; not in params_total)",
-                            r"P_{\mathrm{MTP}}",
-                            "DeepSeek-V3 report §2.2 (each MTP module: the shared embedding and output head, an "
-                            "RMSNorm of the hidden state and of the embedding, a 2d x d projection, one Transformer "
-                            "block and the shared head's RMSNorm); DeepSeek-V3 checkpoint layer 61"))
+        out.append(Q("params_mtp", symbol("n_mtp_layers") * mtp_module,
+                     "multi-token-prediction modules (not built by transformers; not in params_total)",
+                     r"P_{\mathrm{MTP}}",
+                     "DeepSeek-V3 report §2.2 (each MTP module: the shared embedding and output head, an "
+                     "RMSNorm of the hidden state and of the embedding, a 2d x d projection, one Transformer "
+                     "block and the shared head's RMSNorm); DeepSeek-V3 checkpoint layer 61"))
+    return out
+
+
+def _defaults(s: Structure, d_ff_default: sympy.Expr | None) -> dict[str, sympy.Expr]:
+    """Defaults of the sizes a config may leave out (n_kv_heads = n_heads, head_dim = d_model / n_heads, ...)."""
     defaults = {
         "n_kv_heads": n_heads,
         "head_dim": d_model / n_heads,
@@ -347,6 +264,11 @@ def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy
         defaults["n_mtp_layers"] = sympy.Integer(1)
     if d_ff_default is not None:
         defaults["d_ff"] = d_ff_default  # n_inner / ffn_hidden_size default of the family's implementation
+    return defaults
+
+
+def _validity(s: Structure, p: _Parts) -> list[Validity]:
+    """Conditions on the sizes: heads dividing the width, top_k <= n_experts, layer counts adding up."""
     validity = []
     if not s.mla:
         validity += [
@@ -356,25 +278,42 @@ def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy
         ]
     if s.moe:
         validity.append(Validity("top_k must not exceed n_experts", sympy.Le(C.top_k, C.n_experts)))
-    counted = [*(mixers.values() if not s.uniform else ()), *(mlps.values() if s.separate_mlp or s.dense_layers else ())]
+    counted = [*(p.mixers.values() if not s.uniform else ()),
+               *(p.mlps.values() if s.separate_mlp or s.dense_layers else ())]
     for c in counted:
         if isinstance(c, sympy.Symbol) and c != n_layers:
             validity.append(Validity(f"{c.name} must be from 0 to n_layers", sympy.Le(c, n_layers)))
     if not s.uniform:
-        total_layers = sum(mixers.values()) + (sum(mlps.values()) if s.separate_mlp else 0)
+        total_layers = sum(p.mixers.values()) + (sum(p.mlps.values()) if s.separate_mlp else 0)
         validity.append(Validity("the layers of each kind must add up to n_layers",
                                  sympy.Eq(total_layers, n_layers)))
         if s.dense_layers and not s.separate_mlp:
             validity.append(Validity("n_moe_layers + n_dense_layers must equal n_layers",
-                                     sympy.Eq(sum(mlps.values()), n_layers)))
+                                     sympy.Eq(sum(p.mlps.values()), n_layers)))
+    return validity
+
+
+def build(name: str, structure: Structure, source: str = "", d_ff_default: sympy.Expr | None = None) -> FormulaSet:
+    """The formula set of one architecture: per-layer components, totals, active parameters.
+
+    ``source`` is cited by every quantity; ``d_ff_default`` is the MLP width when the sizes do not
+    give one (e.g. ``4*d_model``; the family record's), or None when they must give it.
+    """
+    s, p = structure, _parts(structure)
+
+    def Q(qname, definition, long_name, latex, component_source):
+        return Quantity(qname, sympy.sympify(definition), "1", long_name, latex,
+                        f"{component_source}; {source}" if source else component_source)
+
+    quantities = _layer_quantities(s, p, Q) + _model_quantities(s, p, Q) + _extra_quantities(s, p, Q)
     return FormulaSet(
         name=name,
         title=f"{name} architecture, exact parameter counts",
         source=source,
         options=asdict(s),
         quantities={x.name: x for x in quantities},
-        defaults=defaults,
-        validity=validity,
+        defaults=_defaults(s, d_ff_default),
+        validity=_validity(s, p),
     )
 
 

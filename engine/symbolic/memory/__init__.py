@@ -28,7 +28,7 @@ from functools import lru_cache
 import sympy
 
 from engine.symbolic.formulas import components as C
-from engine.symbolic.formulas.architectures import ATTENTION_KINDS
+from engine.options.structure import ATTENTION_KINDS
 from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
 from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, dp, ep, etp, mfu, pp, q, quantity, s, tp
 

@@ -74,11 +74,7 @@ def additive_step(o=None) -> Moment:
 
 
 # What an additive model (every part alive at once: seed, korthikanti) says for the protocol's
-# other questions; such a module re-exports these as its own ``refuses``, ``validity``, ``moments``.
-def refuses_nothing(o) -> list[str]:
-    return []
-
-
+# other questions; such a module re-exports these as its own ``validity``, ``moments``.
 def no_conditions(o) -> list:
     return []
 

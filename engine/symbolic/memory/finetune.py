@@ -58,7 +58,7 @@ def _wrapped(family, structure, targets):
 def _activations_per_token(family, structure, o, mods):
     """Saved bytes per token of one layer with a frozen base and LoRA on ``mods``."""
     amp = o.precision in MIXED_PRECISIONS
-    act = 4 if o.precision == "fp32" else 2
+    act = o.activation_bytes
     cast = 2 if amp else 4  # what lora_A saves per input element: autocast's bf16 cast, or peft's fp32 copy
     f = C.d_ff_expert if structure.moe else C.d_ff
     q, kv = a_ * C.head_dim, C.n_kv_heads * C.head_dim
@@ -114,7 +114,7 @@ def parts(family, structure, o, targets=None) -> dict[str, sympy.Expr]:
         acts += 2 * trainable
     largest_adapter = sympy.Max(*(m.rank_mult * sympy.Max(m.d_in, m.d_out) for m in mods)) * rank
     temps = 2 * 4 * largest_adapter if o.optimizer in ("adamw", "adam8bit") else 0
-    logits_out = (4 if o.precision == "fp32" else 2) * tokens * V
+    logits_out = o.activation_bytes * tokens * V
     out = {"weights": weights, "gradients": 4 * trainable, "optimizer": optimizer, "activations": acts,
            "logits": pytorch.logits(structure, o).expr, "optimizer_step": logits_out + temps,
            "recompute": _activations_per_token(family, structure, o, mods) * tokens, "paged_optimizer": paged}

@@ -47,7 +47,7 @@ def attention_token_bytes(structure, o) -> sympy.Expr:
 
 def state_bytes(structure, o) -> dict[str, sympy.Expr]:
     """Recurrent-state bytes of ONE sequence in ONE layer of each state-space kind, per device."""
-    act = 4 if o.precision == "fp32" else 2  # conv states: the activation dtype; recurrent states: float32
+    act = o.activation_bytes  # conv states: the activation dtype; recurrent states: float32
     out = {}
     for kind in structure.mixer_kinds:
         if kind == "mamba":
@@ -122,7 +122,7 @@ def prefill_working(structure, o):
     Calibrated on CPU allocator traces of GPT-2- and LLaMA-style prefills
     (tests/data/cpu_measured_memory.json).
     """
-    act = 4 if o.precision == "fp32" else 2  # 16-bit weights, or autocast's 16-bit activations
+    act = o.activation_bytes  # 16-bit weights, or autocast's 16-bit activations
     q_, kv, f = a * C.head_dim, C.n_kv_heads * C.head_dim, C.d_ff
     if structure.mla:  # decompressed per-head queries, keys and values
         q_, kv = a * (C.qk_nope_head_dim + C.qk_rope_head_dim), a * (C.qk_nope_head_dim + C.qk_rope_head_dim

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sympy
 
+from engine.options.memory import model_refusals
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mixer_counts, mlp_counts
-from engine.symbolic.memory.base import additive_moments, no_conditions, refuses_nothing, L, Term, V, a, b, etp, h, pp, s, tp, vp
+from engine.symbolic.memory.base import additive_moments, no_conditions, L, Term, V, a, b, etp, h, pp, s, tp, vp
 
 name = "korthikanti"
 SRC_KORTHIKANTI = ("Korthikanti et al. 2022 §4.1 (sbh(34 + 5as/h) per layer), Table 2 (TP, SP, selective and full "
@@ -27,7 +28,12 @@ SRC_MOE_ACT = ("Megatron-Core MoE token dispatch (moe_utils.permute: each token 
                "all-gather over etp)")
 source = SRC_KORTHIKANTI
 # an additive model: everything is alive at once, nothing refused, no conditions
-refuses, validity, moments = refuses_nothing, no_conditions, additive_moments
+validity, moments = no_conditions, additive_moments
+
+
+def refuses(o) -> list[str]:
+    """Training options this model cannot express: its rules in ``engine.options.memory.RULES`` (none today)."""
+    return model_refusals(name, o)
 
 
 def attention_dims(structure) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr, sympy.Expr]:
@@ -56,7 +62,7 @@ def activations(structure, o) -> Term:
     """
     sb = s * b
     mask = 1 if o.dropout else 0
-    w = 2 if o.precision == "fp32" else 1  # Table 2 counts 16-bit activations; fp32 doubles them (not masks)
+    w = o.activation_bytes // 2  # Table 2 counts 16-bit activations; fp32 doubles them (not masks)
     q_dim, k_dim, v_dim, o_dim = attention_dims(structure)
     gated = 6 if structure.mlp == "gated" else 4  # bytes per hidden unit: fc1 (and gate) outputs, activation out
     fp8 = o.precision == "fp8"

@@ -2,8 +2,7 @@
 
 A new model is a module of this package and its name in ``engine.options.MEMORY_MODEL_NAMES`` (pure data, so
 the command line lists the choices without importing sympy; ``OPTIONS`` lists them sorted). The registry sits in
-a module of its own so that ``options`` (which asks the chosen model what it refuses) and the package's
-``__init__`` both import it, neither importing the other back.
+a module of its own, imported by the package's ``__init__``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ class MemoryModel(Protocol):
     source: str
 
     def refuses(self, options) -> list[str]:
-        """Why the model cannot express these training options (empty: it can); ``MemoryOptions`` raises them."""
+        """Why the model cannot express these training options (empty: it can): the rules tagged with its name in
+        ``engine.options.memory.RULES``, which ``MemoryOptions.with_options`` checks."""
 
     def validity(self, options) -> list[Validity]:
         """Conditions on the numeric inputs (e.g. tp = 1) the model needs."""

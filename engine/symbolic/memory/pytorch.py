@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import sympy
 
+from engine.options.memory import model_refusals
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Validity
 from engine.symbolic.symbols import symbol
 from engine.symbolic.memory.base import L, Moment, Term, V, a, b, h, pp, s, tp, vp
 from engine.symbolic.memory.base import q as _q
-from engine.symbolic.memory.states import MIXED_PRECISIONS, TRUE_PRECISIONS
+from engine.symbolic.memory.states import MIXED_PRECISIONS, SIXTEEN_BIT, TRUE_PRECISIONS
 
 name = "pytorch"
 SRC = ("llm-sweep's tensor-by-tensor model of Hugging Face training in PyTorch (autograd saved tensors, autocast "
@@ -54,18 +55,9 @@ source = SRC
 
 
 def refuses(o) -> list[str]:
-    """Training options this model cannot express (it has no tensor parallelism, HF checkpoints whole layers)."""
-    problems = []
-    if o.precision == "fp8":
-        problems.append("precision fp8 needs memory_model korthikanti or seed (Hugging Face models run "
-                        "torch.nn.Linear, not TransformerEngine's fp8 layers)")
-    if o.sequence_parallel:
-        problems.append("sequence_parallel needs memory_model korthikanti (the pytorch model has no tensor "
-                        "parallelism)")
-    if o.recompute == "selective":
-        problems.append("recompute selective needs memory_model korthikanti (Hugging Face models "
-                        "checkpoint whole layers: recompute full)")
-    return problems
+    """Training options this model cannot express (no tensor parallelism, HF checkpoints whole layers, no TE fp8):
+    its rules in ``engine.options.memory.RULES``, which ``MemoryOptions.with_options`` checks."""
+    return model_refusals(name, o)
 
 
 def validity(o) -> list[Validity]:
@@ -95,7 +87,7 @@ def moments(structure, o) -> list[Moment]:
 
 def _weights16(o) -> bool:
     """16-bit weights (bf16/fp16 with or without an fp32 master copy): activations are 16-bit throughout."""
-    return o.precision in ("bf16", "fp16", *TRUE_PRECISIONS)
+    return o.precision in SIXTEEN_BIT
 
 
 def block_kind(structure) -> str:
@@ -264,7 +256,7 @@ def activations(structure, o) -> Term:
 
 def logits(structure, o) -> Term:
     """Logits at the loss backward: returned logits, saved log-softmax and two fp32 gradients."""
-    logits_out = (2 if o.precision != "fp32" else 4) * b * s * V  # the logits the model returns
+    logits_out = o.activation_bytes * b * s * V  # the logits the model returns
     logsoftmax = 4 * b * s * V  # fp32 log-softmax output saved by cross entropy
     p1 = logits_out + logsoftmax + 8 * b * s * V  # + gradients of log-probs and logits (fp32)
     return Term(p1, SRC + ": logits returned (4 or 2 BSV), fp32 log-softmax (4BSV) and the loss backward's 8BSV")
@@ -283,7 +275,7 @@ def largest_matrix(structure) -> sympy.Expr:
 def optimizer_step_extra(structure, o):
     """During the step: the logits the caller still holds, AdamW(foreach=False)'s two fp32
     temporaries (sqrt, then the division) of the largest parameter."""
-    logits_out = (2 if o.precision != "fp32" else 4) * b * s * V
+    logits_out = o.activation_bytes * b * s * V
     temp = 2 if o.precision in TRUE_PRECISIONS else 4  # the temporaries take the parameter's dtype
     temps = 2 * temp * largest_matrix(structure) if o.optimizer in ("adamw", "adam8bit") else 0
     if o.offload != "none":  # the step runs on the host (DeepSpeedCPUAdam updates in place): no device temporaries

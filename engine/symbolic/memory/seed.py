@@ -9,12 +9,18 @@ from functools import cache
 
 from engine.symbolic.formulas import seed as _seed_set
 from engine.symbolic.formulas.base import FormulaSet
-from engine.symbolic.memory.base import additive_moments, no_conditions, refuses_nothing, Term
+from engine.options.memory import model_refusals
+from engine.symbolic.memory.base import additive_moments, no_conditions, Term
 
 name = "seed"
 source = "the seed article's memory formulas (engine/symbolic/formulas/seed.py)"
 # an additive model: everything is alive at once, nothing refused, no conditions
-refuses, validity, moments = refuses_nothing, no_conditions, additive_moments
+validity, moments = no_conditions, additive_moments
+
+
+def refuses(o) -> list[str]:
+    """Training options this model cannot express: its rules in ``engine.options.memory.RULES`` (none today)."""
+    return model_refusals(name, o)
 
 
 @cache

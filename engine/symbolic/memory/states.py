@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sympy
 
+from engine.options import DTYPE_BITS, PRECISIONS
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, ep, etp, h, pp, qi, quant_group, quantity, s, tp
@@ -51,20 +52,11 @@ SRC_FP8 = ("TransformerEngine transformer_engine/pytorch/module/linear.py (Linea
 FP8_AMAX_HISTORY = 1024  # TE DelayedScaling.amax_history_len default (Megatron --fp8-amax-history-len can lower it)
 FP8_TENSORS_PER_GEMM = 3 + 2  # forward input, weight, output; backward grad_output, grad_input
 
-PRECISION_BITS = {  # weights, gradients, master copy (0: none), activations; optimizer states: OPTIMIZER_BITS
-    "fp32": (32, 32, 0, 32),  # Lightning 32-true
-    "bf16-mixed": (32, 32, 0, 16),  # torch.autocast(bfloat16) over fp32 weights (the old bf16-amp)
-    "fp16-mixed": (32, 32, 0, 16),  # torch.autocast(float16) + GradScaler (its scale and counter: negligible)
-    "bf16-true": (16, 16, 0, 16),  # model.to(torch.bfloat16) + torch.optim.AdamW: no master copy
-    "fp16-true": (16, 16, 0, 16),
-    "bf16": (16, 16, 32, 16),  # DeepSpeed bf16, Megatron --bf16 (Megatron's fp32 main-grad buffer not counted)
-    "fp16": (16, 16, 32, 16),
-    "fp8": (16, 16, 32, 16),  # Megatron --bf16 --fp8-format + TE: bf16's states; the fp8 extras: fp8_quantities
-}
-MIXED_PRECISIONS = ("bf16-mixed", "fp16-mixed")  # torch.autocast over fp32 weights
-TRUE_PRECISIONS = ("bf16-true", "fp16-true")  # pure 16-bit: model.to(dtype), optimizer states in that dtype
-# bits per optimizer-state element: fp32, except pure 16-bit training (states in the weights' dtype); 8-bit Adam: 8
-OPTIMIZER_BITS = {p: 16 if p in TRUE_PRECISIONS else 32 for p in PRECISION_BITS}
+# bits per tensor class of each precision: its record (engine/options/precision.py PRECISION_TABLE)
+MIXED_PRECISIONS = tuple(p.name for p in PRECISIONS.values() if p.kind == "mixed")  # torch.autocast over fp32 weights
+TRUE_PRECISIONS = tuple(p.name for p in PRECISIONS.values() if p.kind == "true")  # model.to(dtype): states 16-bit
+# 16-bit weights with 16-bit matmuls (bf16/fp16, with or without an fp32 master copy; fp8 runs TE's fp8 matmuls)
+SIXTEEN_BIT = tuple(p.name for p in PRECISIONS.values() if p.weights == 16 and p.matmul != "fp8")
 OPTIMIZER_STATES = {"adamw": 2, "adam8bit": 2, "paged_adamw": 2, "paged_adamw_8bit": 2, "sgd": 0, "sgd_momentum": 1,
                     "adafactor": 0, "none": 0}
 EIGHT_BIT = ("adam8bit", "paged_adamw_8bit")  # bitsandbytes 8-bit states with a block-wise absmax
@@ -79,14 +71,17 @@ SRC_PAGED = ("bitsandbytes optim/optimizer.py (is_paged: get_state_buffer -> F.g
 
 def defaults(o) -> dict[str, sympy.Expr]:
     """Defaults of the numeric inputs: bits per tensor class, parallel degrees, KV window, devices, MFU."""
-    w_bits, g_bits, m_bits, _ = PRECISION_BITS[o.precision]
+    p = PRECISIONS[o.precision]
+    # kv_dtype / weight_dtype (inference) choose the element types; auto: the precision's
+    w_bits = DTYPE_BITS[o.weight_dtype] if o.weight_dtype != "auto" else p.weights
+    kv_bits = DTYPE_BITS[o.kv_dtype] if o.kv_dtype != "auto" else p.weights if o.mode == "inference" else 16
     return {
-        "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(g_bits),
-        "bits_master": sympy.Integer(m_bits or 32),
+        "bits_weight": sympy.Integer(w_bits), "bits_grad": sympy.Integer(p.grads),
+        "bits_master": sympy.Integer(p.master or 32),
         # bitsandbytes keeps 32-bit optimizer states in fp32 whatever the parameters' dtype
         "bits_opt": sympy.Integer(8 if o.optimizer in EIGHT_BIT else 32 if o.optimizer == "paged_adamw"
-                                  else OPTIMIZER_BITS[o.precision]),
-        "bits_kv": sympy.Integer(w_bits if o.mode == "inference" else 16),
+                                  else p.optimizer),
+        "bits_kv": sympy.Integer(kv_bits),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
         "ep": sympy.Integer(1), "etp": tp, "shard_group": dp,
@@ -139,11 +134,11 @@ def quantities(o, structure=None) -> list[Quantity]:
         return (x - routed) / zg + routed / edp if moe else x / zg
 
     weights = per_dev * bits_w / 8
-    if o.quantized:  # GPTQ/AWQ-style: linear layers quantized, embedding and head kept in 16 bits
+    if o.group_quantized:  # GPTQ/AWQ-style: linear layers quantized, embedding and head kept in 16 bits
         kept = (qi("params_embedding") + qi("params_head") + qi("params_positions")) / shard
         weights = (per_dev - kept) * (bits_w / 8 + bits_qm / (8 * quant_group)) + kept * 2
     if o.zero >= 3:
-        weights = sharded(per_dev) * bits_w / 8 if not o.quantized else weights / zg
+        weights = sharded(per_dev) * bits_w / 8 if not o.group_quantized else weights / zg
     # offload: the largest unit gathered / reduced at once on the device (a layer, the embedding or the head)
     unit = sympy.Max(qi("params_layer"), qi("params_embedding") + qi("params_positions"), qi("params_head")) / shard
     host_weights = sympy.Integer(0)
@@ -151,11 +146,11 @@ def quantities(o, structure=None) -> list[Quantity]:
         host_weights, weights = weights, unit * bits_w / 8
     out = [quantity("mem_weights", weights, "weights per device", r"M_{\mathrm{weights}}", SRC_ZERO + (
         "; " + SRC_EP if moe else "") + (
-        "; group-wise quantization: one scale + zero point per quant_group weights" if o.quantized else "") + (
+        "; group-wise quantization: one scale + zero point per quant_group weights" if o.group_quantized else "") + (
         "; " + SRC_OFFLOAD if o.offload == "params" else ""))]
     if o.mode != "training":
         return out
-    m_bits = PRECISION_BITS[o.precision][2]
+    m_bits = PRECISIONS[o.precision].master
     master = (sharded(per_dev) if o.zero >= 1 else per_dev) * bits_m / 8 if m_bits else sympy.Integer(0)
     grads = (sharded(per_dev) if o.zero >= 2 else per_dev) * bits_g / 8
     if o.optimizer == "adafactor":  # row and column factors, not proportional to the parameters
