@@ -13,9 +13,10 @@ combinations are refused, all checked by ``broken_rules``. Pure Python: the pars
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Iterable, Mapping
+
+from engine.errors import closest
 
 _KEY = "llm_sweep.option"  # the dataclasses.field metadata key of an option's record
 
@@ -31,12 +32,12 @@ def show_value(value: Any, quote: bool = True) -> str:
 
 
 def did_you_mean(name: Any, valid: Iterable[Any]) -> str:
-    """``" (did you mean 'bf16'?)"`` for the closest valid spelling of ``name`` (difflib), else ``""``."""
+    """``" (did you mean 'bf16'?)"`` for the closest valid spelling of ``name`` (``engine.errors.closest``), else
+    ``""``: the parenthesized form option errors end their sentence with."""
     if not isinstance(name, str):
         return ""
-    texts = {str(v): v for v in valid}
-    close = difflib.get_close_matches(name, list(texts), n=1, cutoff=0.6)
-    return f" (did you mean {show_value(texts[close[0]])}?)" if close else ""
+    near = closest(name, valid)
+    return f" (did you mean {show_value(near)}?)" if near is not None else ""
 
 
 @dataclass(frozen=True)
