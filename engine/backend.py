@@ -22,7 +22,7 @@ Values equal the written cube exactly, in its dtypes: int64 quantities are int64
 (float32 with numerics ``fast``), ``valid`` uint8. Where the cube has a ``valid`` mask the quantities
 carry ``_FillValue`` and are decoded like a netCDF file's (``mask_and_scale=True``, the default: an
 int64 quantity reads as float64 with NaN at invalid points; ``mask_and_scale=False``: int64 holding
-``numerics.INT64_FILL`` there). Attributes come from ``sinks.dataset`` (the written cube's helpers);
+``numerics.INT64_FILL`` there). Attributes come from ``sinks.attrs`` (the written cube's helpers);
 ``precision_note`` is left out (it depends on values not yet computed), and the dataset attribute
 ``virtual_cube`` says the cube is virtual. A spec's ``[query]`` is not applied: the full cube opens and
 the attribute ``query_ignored`` says so.
@@ -41,7 +41,7 @@ With ``chunks=`` every variable is a dask array and reductions run chunk by chun
 ``preferred_chunks`` (nothing is stored, so no chunk layout is better than another): ``chunks={}``
 makes each variable one chunk.
 
-``summary(spec)`` is what ``llm-sweep open SPEC`` prints: dims, points and variables, nothing evaluated.
+``outline(spec)`` is what ``llm-sweep open SPEC`` prints: dims, points and variables, nothing evaluated.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def virtual_dataset(request: SweepRequest) -> xr.Dataset:
     quantities with ``_FillValue`` where the cube has a ``valid`` mask (``xr.decode_cf`` decodes it), coded
     categorical dims as codes beside their labels (``sinks.categorical.decode_categories`` decodes them)."""
     from engine.sinks.categorical import coordinate_variables
-    from engine.sinks.dataset import coordinate_attrs, dataset_attrs
+    from engine.sinks.attrs import coordinate_attrs, dataset_attrs
 
     cube = VirtualCube(request)
     coords = {}
@@ -214,7 +214,7 @@ class VirtualCube:
 
     def variable(self, name: str) -> xr.Variable:
         """Output ``name`` as a lazy variable, encoded as the written file holds it."""
-        from engine.sinks.dataset import fill_value, variable_attrs
+        from engine.sinks.attrs import fill_value, variable_attrs
 
         attrs = dict(variable_attrs(self.request, self.request.formulas, name))
         if "valid" in self.dtypes and name != "valid":
@@ -414,11 +414,14 @@ def outer_indices(key: tuple, shape: Sequence[int]) -> tuple[list[np.ndarray], t
     return indices, tuple(squeeze)
 
 
-# -- the summary ---------------------------------------------------------------------------------------
+# -- the outline ---------------------------------------------------------------------------------------
 
 
-def summary(spec_path) -> str:
-    """What ``llm-sweep open SPEC`` prints: the virtual cube's dims, points and variables (nothing evaluated)."""
+def outline(spec_path) -> str:
+    """What ``llm-sweep open SPEC`` prints: the virtual cube's dims, points and variables (nothing evaluated).
+
+    (A run's report is ``SweepResult.report``; this describes a spec's cube before anything is computed.)
+    """
     ds = open_cube(spec_path)
     request_text = ds.attrs.get("arch") or ds.attrs.get("formula_set", "")
     lines = [f"llm-sweep virtual cube: {spec_path} ({request_text}, numerics {ds.attrs.get('numerics', '')})",
@@ -433,6 +436,9 @@ def summary(spec_path) -> str:
     if "query_ignored" in ds.attrs:
         lines.append(f"  query      {ds.attrs['query_ignored']}")
     return "\n".join(lines)
+
+
+summary = outline  # its former name, for engine/cli.py until it imports outline (issue 20); delete then
 
 
 def _dims_text(dims: Sequence[str], shape: Sequence[int]) -> str:

@@ -109,9 +109,9 @@ def test_bad_output_paths(small_spec, tmp_path):
 
 
 def test_a_cube_too_big_for_host_memory_is_refused(write_spec, monkeypatch):
-    import engine.sinks as sinks
+    from engine.sinks import memory
 
-    monkeypatch.setattr(sinks, "available_host_memory", lambda: 1 << 20)  # a 1 MiB machine
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 1 << 20)  # a 1 MiB machine
     path = write_spec("""
         [sweep]
         formula_set = "seed"
