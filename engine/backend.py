@@ -110,10 +110,28 @@ class LlmSweepBackend(BackendEntrypoint):
 
 
 def open_cube(source, **kwargs) -> xr.Dataset:
-    """A cube with its labels: the virtual cube of a spec path or request (``xr.open_dataset(spec,
-    engine="llm-sweep", **kwargs)``), or a written cube -- a netCDF file, a ``.zarr`` store -- opened with
-    ``xr.open_dataset(path, **kwargs)`` and its categorical codes turned back into labels
-    (``sinks.categorical.decode_categories``)."""
+    """A cube with its labels, and the ``ds.llm`` accessor (frontiers, Pareto sets, heatmaps).
+
+    Parameters
+    ----------
+    source : str, path-like or SweepRequest
+        A spec (a ``.toml`` path) or a request: its virtual cube, evaluated where it is read
+        (``xr.open_dataset(spec, engine="llm-sweep")``); or a written cube -- a netCDF file, a ``.zarr``
+        store -- opened with ``xr.open_dataset`` and its categorical codes turned back into labels.
+    **kwargs
+        Passed to ``xr.open_dataset`` (``chunks=``, ``mask_and_scale=``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    engine.SpecError
+        When a spec is not valid (naming the file and key).
+    FileNotFoundError
+        When a written cube's path does not exist.
+    """
     path = None if is_request(source) else _path(source)
     if path is not None and (path.suffix == ".zarr" or (path.suffix != SPEC_SUFFIX and path.is_file())):
         from engine.sinks.categorical import decode_categories

@@ -84,11 +84,24 @@ class KernelOutput:
 
 
 class Kernel:
-    """A compiled evaluator of named quantities over a grid of swept symbols.
+    """A compiled evaluator of named quantities over a grid of swept symbols (``compile_kernel`` builds it).
 
     Call it with one 1-D coordinate vector per axis (keyword arguments named after the axes);
     it returns ``{quantity: array}`` with shape ``(len(axis_0), ..., len(axis_k-1))`` (each output
     broadcast from its own dims); ``natural`` returns each over its own dims (``dims``).
+
+    Attributes
+    ----------
+    axes : tuple of str
+        The swept symbols, in the grid's order.
+    quantities : tuple of str
+        The outputs (``valid`` last where the kernel checks conditions).
+    dtypes : dict of str to numpy.dtype
+        Each output's dtype.
+    dims : dict of str to tuple of str
+        Each output's own dims (the axes it depends on).
+    numerics : Numerics
+        ``exact`` or ``fast``.
     """
 
     def __init__(self, exprs: Mapping[str, sympy.Expr], integer: Mapping[str, bool], axes: Sequence[str],

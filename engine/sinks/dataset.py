@@ -54,8 +54,24 @@ from engine.symbolic.formulas import FormulaSet
 
 def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet,
                   dims: Mapping[str, tuple[str, ...]] | None = None) -> xr.Dataset:
-    """Label ``results`` (output -> array over its ``dims``; default: every output over every axis) as an
-    ``xarray.Dataset``. In a cube with ``valid`` every quantity is masked where it holds the fill value."""
+    """Label a cube's arrays as an ``xarray.Dataset`` with its coordinates and CF attributes.
+
+    Parameters
+    ----------
+    request : SweepRequest
+        The run the arrays come from: its axes are the coordinates, its spec the attributes.
+    results : mapping of str to numpy.ndarray
+        Output -> its values over its ``dims``.
+    formulas : FormulaSet
+        The formulas (units, long names, sources, the formulas as text and LaTeX of each variable).
+    dims : mapping of str to tuple of str, optional
+        Output -> its dims (default: every output over every axis).
+
+    Returns
+    -------
+    xarray.Dataset
+        In a cube with ``valid`` every quantity is masked (NaN) where it holds the fill value.
+    """
     coords = {name: xr.Variable(name, values, attrs=coordinate_attrs(name)) for name, values in request.axes.items()}
     data_vars = {}
     masked = "valid" in results
@@ -193,11 +209,32 @@ def _own_chunk(file_chunk: tuple[int, ...], axes: list[str], dims: tuple[str, ..
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, inputs=()) -> Path:
-    """Write ``ds`` to ``path`` (netCDF4, zlib ``compression`` 0-9) atomically.
+    """Write a dataset (a cube, a query's answer) to a netCDF4 file, atomically.
 
     The file is written beside the target under a temporary name and renamed at the end, so a
     failed or interrupted write never leaves a file at ``path``. Categorical dims and labels are
     written as codes with their labels beside them (``categorical.encode_categories``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        What to write; masked variables keep their on-disk dtype and fill.
+    path : str or path-like
+        The file.
+    compression : int, optional
+        zlib level 0-9 (default 4).
+    inputs : sequence of path-like, optional
+        Files never to overwrite (the spec the dataset came from).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, written.
+
+    Raises
+    ------
+    engine.ResourceError
+        When ``path`` cannot be written (a folder, a device, an input, a read-only place; a full disk).
     """
     ds = encode_categories(ds)
     encoding = {}

@@ -38,9 +38,23 @@ class Timing:
 class SweepResult:
     """A finished run: the dataset (or the written path) and how long each stage took (seconds).
 
-    ``dataset`` is the cube or a query's answer in memory (None once a streaming sink wrote it to ``path``);
-    ``headline`` the quantities whose min/max ``report`` shows; ``share`` the line a share of a zarr store
-    reports instead (its extremes are not the cube's; "" otherwise).
+    Attributes
+    ----------
+    dataset : xarray.Dataset or None
+        The cube or a query's answer in memory (None once a streaming sink wrote the cube to ``path``).
+    points : int
+        Grid points evaluated.
+    compile_seconds, eval_seconds, write_seconds : float
+        Time spent compiling, evaluating and writing (``seconds`` is their sum).
+    path : pathlib.Path or None
+        Where the cube (or the answer) was written.
+    plan, n_devices, extremes, combinations, complete
+        The chunk plan, devices used, running min/max of a streamed cube, kernels (one per combination of
+        a categorical cube's labels), and whether a share of a zarr store completed the store.
+    headline : list of str
+        The quantities whose min/max ``report`` shows.
+    share : str
+        The line a share of a zarr store reports instead (its extremes are not the cube's; "" otherwise).
     """
 
     dataset: xr.Dataset | None
