@@ -34,7 +34,7 @@ FLOAT32_EXACT_LIMIT = 2**24
 # never a real result. On disk such variables carry ``_FillValue``, so ``xr.open_dataset`` masks
 # them: it decodes the int64 variable to float64 with NaN at the fill (open with
 # ``mask_and_scale=False`` to get the exact int64 values and the fill). In memory
-# (``run_sweep(...).dataset``, ``run_query(...).dataset``) the same variables are float64 with NaN
+# (``run(request).dataset``, a query's ``run(request, QuerySink(q)).dataset``) the same variables are float64 with NaN
 # there, with ``encoding = {"dtype": int64, "_FillValue": INT64_FILL}``, so the in-memory and the
 # read-back datasets hold the same values and ``ds.x.where(...)``, ``.max()`` and plots skip
 # invalid points in both; ``write_netcdf`` writes them back as int64 with the fill. float64 holds

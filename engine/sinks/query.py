@@ -98,12 +98,12 @@ class QuerySink:
 
     def finish(self, timing: Timing) -> SweepResult:
         ds = query_dataset(self.request, self.query, self.cube, self.acc)
-        t0 = time.perf_counter()
         if self.target is not None:
             note(f"writing {self.target}")
-        path = self.output.write(ds, self.request)
+        t0 = time.perf_counter()
+        path = self.output.write(ds, self.request)  # None in memory: nothing written, no time spent writing
         return SweepResult(ds, self.request.points, timing.compile_seconds, timing.loop_seconds,
-                           time.perf_counter() - t0, path=path, plan=timing.plan, n_devices=timing.n_devices,
+                           time.perf_counter() - t0 if path is not None else 0.0, path=path, plan=timing.plan, n_devices=timing.n_devices,
                            combinations=timing.slabs, headline=self.headline())
 
     def headline(self) -> list[str]:
