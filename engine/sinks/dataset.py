@@ -279,7 +279,7 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
     Returns
     -------
     pathlib.Path
-        ``path``, written.
+        The joined cube, at ``path``.
 
     Raises
     ------
