@@ -239,7 +239,8 @@ def test_sharded_over_four_devices_equals_one_device(tmp_path):
 
 def test_parts_of_a_multi_process_run_combine_to_the_whole(tmp_path):
     from engine.sinks.dataset import combine
-    from engine.runtime.sweep import part_path, process_share, run
+    from engine.runtime.sweep import process_share, run
+    from engine.sinks.netcdf import part_path
 
     req = parse_spec(GRID)
     whole = run(req).dataset
@@ -278,7 +279,8 @@ def test_combine_orders_parts_by_index_and_finds_missing_parts(tmp_path):
     # axes are strictly increasing (a descending list is refused by the spec, issue 8); parts are
     # ordered by the part_index they carry, not by the order given
     from engine.sinks.dataset import combine
-    from engine.runtime.sweep import part_path, process_share, run
+    from engine.runtime.sweep import process_share, run
+    from engine.sinks.netcdf import part_path
 
     spec = {**GRID, "axes": {**GRID["axes"], "d_model": [256, 512, 1024, 2048, 4096]}}
     req = parse_spec(spec)

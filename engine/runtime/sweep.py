@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Iterator
 
 import jax
@@ -38,7 +37,7 @@ from engine.progress import note
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks, share_bounds
 from engine.request.query import Query
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, sink_for
-from engine.sinks.netcdf import part_path
+from engine.sinks.netcdf import part_path  # noqa: F401  engine/cli.py reads sweep.part_path (issue 20)
 from engine.sinks.result import SweepResult, Timing
 from engine.request.spec import SweepRequest
 
