@@ -22,7 +22,7 @@ Values equal the written cube exactly, in its dtypes: int64 quantities are int64
 (float32 with numerics ``fast``), ``valid`` uint8. Where the cube has a ``valid`` mask the quantities
 carry ``_FillValue`` and are decoded like a netCDF file's (``mask_and_scale=True``, the default: an
 int64 quantity reads as float64 with NaN at invalid points; ``mask_and_scale=False``: int64 holding
-``numerics.INT64_FILL`` there). Attributes come from ``sinks.dataset`` (the written cube's helpers);
+``numerics.INT64_FILL`` there). Attributes come from ``sinks.attrs`` (the written cube's helpers);
 ``precision_note`` is left out (it depends on values not yet computed), and the dataset attribute
 ``virtual_cube`` says the cube is virtual. A spec's ``[query]`` is not applied: the full cube opens and
 the attribute ``query_ignored`` says so.
@@ -41,7 +41,7 @@ With ``chunks=`` every variable is a dask array and reductions run chunk by chun
 ``preferred_chunks`` (nothing is stored, so no chunk layout is better than another): ``chunks={}``
 makes each variable one chunk.
 
-``summary(spec)`` is what ``llm-sweep open SPEC`` prints: dims, points and variables, nothing evaluated.
+``outline(spec)`` is what ``llm-sweep open SPEC`` prints: dims, points and variables, nothing evaluated.
 """
 
 from __future__ import annotations
@@ -110,10 +110,28 @@ class LlmSweepBackend(BackendEntrypoint):
 
 
 def open_cube(source, **kwargs) -> xr.Dataset:
-    """A cube with its labels: the virtual cube of a spec path or request (``xr.open_dataset(spec,
-    engine="llm-sweep", **kwargs)``), or a written cube -- a netCDF file, a ``.zarr`` store -- opened with
-    ``xr.open_dataset(path, **kwargs)`` and its categorical codes turned back into labels
-    (``sinks.categorical.decode_categories``)."""
+    """A cube with its labels, and the ``ds.llm`` accessor (frontiers, Pareto sets, heatmaps).
+
+    Parameters
+    ----------
+    source : str, path-like or SweepRequest
+        A spec (a ``.toml`` path) or a request: its virtual cube, evaluated where it is read
+        (``xr.open_dataset(spec, engine="llm-sweep")``); or a written cube -- a netCDF file, a ``.zarr``
+        store -- opened with ``xr.open_dataset`` and its categorical codes turned back into labels.
+    **kwargs
+        Passed to ``xr.open_dataset`` (``chunks=``, ``mask_and_scale=``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    engine.SpecError
+        When a spec is not valid (naming the file and key).
+    FileNotFoundError
+        When a written cube's path does not exist.
+    """
     path = None if is_request(source) else _path(source)
     if path is not None and (path.suffix == ".zarr" or (path.suffix != SPEC_SUFFIX and path.is_file())):
         from engine.sinks.categorical import decode_categories
@@ -170,7 +188,7 @@ def virtual_dataset(request: SweepRequest) -> xr.Dataset:
     quantities with ``_FillValue`` where the cube has a ``valid`` mask (``xr.decode_cf`` decodes it), coded
     categorical dims as codes beside their labels (``sinks.categorical.decode_categories`` decodes them)."""
     from engine.sinks.categorical import coordinate_variables
-    from engine.sinks.dataset import coordinate_attrs, dataset_attrs
+    from engine.sinks.attrs import coordinate_attrs, dataset_attrs
 
     cube = VirtualCube(request)
     coords = {}
@@ -214,7 +232,7 @@ class VirtualCube:
 
     def variable(self, name: str) -> xr.Variable:
         """Output ``name`` as a lazy variable, encoded as the written file holds it."""
-        from engine.sinks.dataset import fill_value, variable_attrs
+        from engine.sinks.attrs import fill_value, variable_attrs
 
         attrs = dict(variable_attrs(self.request, self.request.formulas, name))
         if "valid" in self.dtypes and name != "valid":
@@ -414,11 +432,14 @@ def outer_indices(key: tuple, shape: Sequence[int]) -> tuple[list[np.ndarray], t
     return indices, tuple(squeeze)
 
 
-# -- the summary ---------------------------------------------------------------------------------------
+# -- the outline ---------------------------------------------------------------------------------------
 
 
-def summary(spec_path) -> str:
-    """What ``llm-sweep open SPEC`` prints: the virtual cube's dims, points and variables (nothing evaluated)."""
+def outline(spec_path) -> str:
+    """What ``llm-sweep open SPEC`` prints: the virtual cube's dims, points and variables (nothing evaluated).
+
+    (A run's report is ``SweepResult.report``; this describes a spec's cube before anything is computed.)
+    """
     ds = open_cube(spec_path)
     request_text = ds.attrs.get("arch") or ds.attrs.get("formula_set", "")
     lines = [f"llm-sweep virtual cube: {spec_path} ({request_text}, numerics {ds.attrs.get('numerics', '')})",
@@ -433,6 +454,9 @@ def summary(spec_path) -> str:
     if "query_ignored" in ds.attrs:
         lines.append(f"  query      {ds.attrs['query_ignored']}")
     return "\n".join(lines)
+
+
+summary = outline  # its former name, for engine/cli.py until it imports outline (issue 20); delete then
 
 
 def _dims_text(dims: Sequence[str], shape: Sequence[int]) -> str:

@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import backend
-from engine.backend import LlmSweepBackend, open_cube, padded_length, summary
+from engine.backend import LlmSweepBackend, open_cube, outline, padded_length
 from engine.errors import ResourceError, SpecError
 from engine.request.spec import load_spec
 from engine.runtime import sweep
 from engine.runtime.compile import Kernel
 from engine.runtime.dims import natural_dims
-from engine.runtime.sweep import run_sweep, run_to_netcdf
+from engine.runtime.sweep import run
 
 SEED = """
 [sweep]
@@ -104,7 +104,7 @@ def _cubes(folder, name: str, text: str):
     """(spec path, the netCDF cube ``llm-sweep run SPEC -o`` writes: ``run_to_netcdf``) of a spec."""
     spec = _write(folder, f"{name}.toml", text)
     out = folder / f"{name}.nc"
-    run_to_netcdf(load_spec(spec), out)
+    run(load_spec(spec), out)
     return spec, out
 
 
@@ -220,7 +220,7 @@ def test_huge_spec_opens_lazily_and_slices_fast(tmp_path, monkeypatch):
     # a few of its points equal a run over them
     few = dict(d_model=ds.d_model.values[::333], n_layers=ds.n_layers.values[::333], batch=np.array([5]),
                seq_len=np.array([144]))
-    small = run_sweep(replace(load_spec(spec), axes=few))
+    small = run(replace(load_spec(spec), axes=few))
     np.testing.assert_array_equal(values[::333, ::333], small.dataset.mem_peak.values[:, :, 0, 0])
     with pytest.raises(ResourceError, match=r"reading mem_peak over .* needs 7\.3 TiB"):
         ds.mem_peak.values
@@ -255,8 +255,8 @@ def test_query_is_ignored_and_said(tmp_path):
     assert "is not applied" in ds.attrs["query_ignored"] and "params_active" in ds.data_vars
 
 
-def test_summary_lists_dims_and_variables(specs):
-    text = summary(specs["llama"][0])
+def test_outline_lists_dims_and_variables(specs):
+    text = outline(specs["llama"][0])
     assert "d_model=3 x n_layers=2 x n_kv_heads=5" in text and "30, none evaluated" in text
     assert "params_mlp" in text and "(d_model, n_layers)" in text and "int64" in text
 

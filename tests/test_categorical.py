@@ -23,7 +23,8 @@ from engine.errors import SpecError
 from engine.request.spec import parse_spec
 from engine.runtime.categories import slabs
 from engine.request.query import make_query
-from engine.runtime.sweep import kernel_for, process_share, run_query, run_sweep, run_to_netcdf
+from engine.runtime.sweep import kernel_for, process_share, run
+from engine.sinks import QuerySink
 from engine.sinks.dataset import combine, write_netcdf
 
 # 4 combinations (recompute x gpu), the categorical dims between the numeric ones; a boolean dim is in SEED
@@ -101,7 +102,7 @@ def _plain(text: str, labels: dict) -> dict:
 @pytest.fixture(scope="module")
 def step():
     req = parse_spec(_spec(STEP), text=STEP)
-    return req, run_sweep(req).dataset
+    return req, run(req).dataset
 
 
 def _combinations():
@@ -124,7 +125,7 @@ def test_one_cached_kernel_per_combination_compiled_once(step):
     kernels = [kernel_for(s.request) for s in slabs(req)]
     assert len({id(k) for k in kernels}) == 4 and all(kernel_for(s.request) is k for s, k in zip(slabs(req), kernels))
     compiled = [dict(k._executables) for k in kernels]
-    again = run_sweep(req)
+    again = run(req)
     assert [dict(k._executables) for k in kernels] == compiled and again.combinations == 4
     xr.testing.assert_identical(again.dataset.drop_attrs(), cube.drop_attrs())
 
@@ -132,7 +133,7 @@ def test_one_cached_kernel_per_combination_compiled_once(step):
 @pytest.mark.parametrize("labels", _combinations(), ids=lambda c: "-".join(map(str, c.values())))
 def test_each_slab_equals_the_plain_run_of_its_combination(step, labels):
     req, cube = step
-    plain = run_sweep(parse_spec(_plain(STEP, labels))).dataset
+    plain = run(parse_spec(_plain(STEP, labels))).dataset
     slab = cube.sel(labels).drop_vars(list(labels))
     assert slab["valid"].values.sum() > 0
     for q in ("step_time", "mem_peak", "valid"):
@@ -142,7 +143,7 @@ def test_each_slab_equals_the_plain_run_of_its_combination(step, labels):
 
 def test_the_file_reads_back_identical_and_sel_works_on_labels(step, tmp_path):
     req, cube = step
-    run_to_netcdf(req, tmp_path / "cube.nc")
+    run(req, tmp_path / "cube.nc")
     with open_cube(tmp_path / "cube.nc") as back:  # the file holds codes (CF); open_cube gives the labels back
         for ds in (back, cube):
             ds.attrs.pop("history")
@@ -213,7 +214,7 @@ def _brute_force(cube: xr.Dataset, over: list[str]) -> dict:
 def test_a_query_over_categorical_dims_equals_brute_force(step, over, tmp_path):
     req, cube = step
     query = make_query(QUERY["where"], minimize="step_time", over=over, quantities=req.quantities, axes=list(req.axes))
-    answer = run_query(req, query).dataset
+    answer = run(req, QuerySink(query)).dataset
     write_netcdf(answer, tmp_path / "q.nc")
     back = open_cube(tmp_path / "q.nc")  # best_recompute holds codes in the file, labels once decoded
     expected = _brute_force(cube, over)
@@ -247,10 +248,10 @@ def test_query_ties_go_to_the_first_point_in_grid_order_whatever_order_chunks_co
 
 def test_the_seed_set_with_a_categorical_first_dim(tmp_path):
     req = parse_spec(_spec(SEED), text=SEED)
-    cube = run_sweep(req).dataset
+    cube = run(req).dataset
     assert cube["tied_head"].values.tolist() == [True, False] and "valid" not in cube
     for tied in (True, False):
-        plain = run_sweep(parse_spec(_plain(SEED, {"tied_head": tied}))).dataset
+        plain = run(parse_spec(_plain(SEED, {"tied_head": tied}))).dataset
         xr.testing.assert_equal(cube.sel(tied_head=tied).drop_vars("tied_head"), plain.drop_attrs())
         fs = req.variants[(tied,)].formulas
         point = dict(d_model=768, n_layers=4, batch=4, vocab=50000, seq_len=128)
@@ -264,8 +265,8 @@ def test_the_seed_set_with_a_categorical_first_dim(tmp_path):
     for i in range(2):
         share = process_share(req, i, 2)
         assert share.axes["tied_head"].tolist() == [[True], [False]][i]
-        parts.append(run_to_netcdf(share, tmp_path / f"p{i}.nc").path)
-    run_to_netcdf(req, tmp_path / "whole.nc")
+        parts.append(run(share, tmp_path / f"p{i}.nc").path)
+    run(req, tmp_path / "whole.nc")
     combine(parts[::-1], tmp_path / "joined.nc")
     with xr.open_dataset(tmp_path / "whole.nc") as whole, xr.open_dataset(tmp_path / "joined.nc") as joined:
         for ds in (whole, joined, cube):
@@ -357,7 +358,7 @@ def _codes_and_labels(nc, dim: str, labels: list) -> None:
 
 def test_the_netcdf_file_holds_numeric_coordinates_and_string_labels(step, tmp_path):
     req, cube = step
-    path = run_to_netcdf(req, tmp_path / "cube.nc").path
+    path = run(req, tmp_path / "cube.nc").path
     with netCDF4.Dataset(path) as nc:
         nc.set_auto_maskandscale(False)
         assert all(nc.variables[d].dtype.kind in "iuf" for d in nc.dimensions)  # CF §1.3, §5: numeric
@@ -412,7 +413,7 @@ def test_the_virtual_cube_open_and_plot_give_labels(step, run_cli, write_spec, t
     assert virtual["step_time"].sel(point).item() == cube["step_time"].sel(point).item()
     r = run_cli("open", spec)
     assert r.returncode == 0 and "recompute=2" in r.stdout and "recompute_label" not in r.stdout
-    path = run_to_netcdf(req, tmp_path / "cube.nc").path
+    path = run(req, tmp_path / "cube.nc").path
     with open_cube(path) as written:
         xr.testing.assert_identical(virtual.coords.to_dataset().drop_attrs(deep=False),
                                     written.coords.to_dataset().drop_attrs(deep=False))
@@ -427,7 +428,7 @@ def test_a_query_answer_holds_label_codes_with_a_fill(step, tmp_path):
     req, cube = step
     query = make_query(QUERY["where"], minimize="step_time", over=QUERY["over"], quantities=req.quantities,
                        axes=list(req.axes))
-    answer = run_query(req, query).dataset
+    answer = run(req, QuerySink(query)).dataset
     assert answer["best_recompute"].dtype.kind == "U"  # labels in memory, as before
     paths = [write_netcdf(answer, tmp_path / "q.nc")]
     if importlib.util.find_spec("zarr") is not None:
@@ -483,11 +484,11 @@ def test_combine_joins_coded_first_dims_as_one_run_writes_them(tmp_path):
     combine writes what one run writes. Independent cubes along recompute join in the order given."""
     req = parse_spec(_spec(FIRST), text=FIRST)
     assert list(req.axes)[:2] == ["zero", "recompute"]
-    parts = [run_to_netcdf(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
+    parts = [run(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
     with netCDF4.Dataset(parts[0]) as nc:
         assert nc.variables["zero"][:].tolist() == [3, 1] and "zero_label" not in nc.variables
     combine(parts, tmp_path / "joined.nc")
-    whole = run_to_netcdf(req, tmp_path / "whole.nc").path
+    whole = run(req, tmp_path / "whole.nc").path
     with netCDF4.Dataset(tmp_path / "joined.nc") as nc:
         assert nc.variables["zero"][:].tolist() == [0, 1, 2] and nc.variables["zero_label"][:].tolist() == [3, 1, 2]
         assert nc.variables["zero"].getncattr("flag_meanings") == "3 1 2"
@@ -504,7 +505,7 @@ def test_combine_joins_coded_first_dims_as_one_run_writes_them(tmp_path):
     cubes = []
     for label in ("full", "none"):
         single["axes"]["recompute"] = [label]
-        cubes.append(run_to_netcdf(parse_spec(single), tmp_path / f"{label}.nc").path)
+        cubes.append(run(parse_spec(single), tmp_path / f"{label}.nc").path)
     combine(cubes, tmp_path / "both.nc")
     with netCDF4.Dataset(tmp_path / "both.nc") as nc:
         _codes_and_labels(nc, "recompute", ["full", "none"])
@@ -535,10 +536,10 @@ def test_a_device_file_label_reads_back_exactly(tmp_path):
     req = parse_spec(data)
     labels = ["a100-80gb", str(device_file)]
     assert req.axes["gpu"].tolist() == labels
-    path = run_to_netcdf(req, tmp_path / "cube.nc").path
+    path = run(req, tmp_path / "cube.nc").path
     query = make_query(["mem_peak <= 2GiB"], minimize="step_time", over=["gpu", "tp"], quantities=req.quantities,
                        axes=list(req.axes))
-    answer = run_query(req, query).dataset
+    answer = run(req, QuerySink(query)).dataset
     qpath = write_netcdf(answer, tmp_path / "q.nc")
     with netCDF4.Dataset(path) as nc:
         _codes_and_labels(nc, "gpu", labels)

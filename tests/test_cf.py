@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from engine.sinks.dataset import INT64_FILL, combine, write_netcdf
+from engine.sinks.dataset import combine, write_netcdf
 from engine.errors import PrecisionError
+from engine.request.numerics import INT64_FILL
 from engine.request.query import make_query
 from engine.request.spec import parse_spec
-from engine.runtime.sweep import process_share, run_query, run_sweep, run_to_netcdf
+from engine.runtime.sweep import process_share, run
+from engine.sinks import QuerySink
 
 # units we write, each checked to parse in UDUNITS-2 (cf_units.Unit): "bytes" is UDUNITS's plural
 # of "byte" (8 bit), "1" is dimensionless, "s" is seconds
@@ -45,10 +47,10 @@ def cubes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cubes")
     out = {}
     for kind, spec in (("seed", SEED), ("arch", ARCH), ("memory", MEMORY)):
-        out[kind] = run_to_netcdf(parse_spec(spec), folder / f"{kind}.nc").path
+        out[kind] = run(parse_spec(spec), folder / f"{kind}.nc").path
     req = parse_spec(ARCH)
-    out["query"] = write_netcdf(run_query(req, _query(req, "params_total <= 6e9")).dataset, folder / "query.nc")
-    parts = [run_to_netcdf(process_share(req, i, 2), folder / f"part{i}.nc").path for i in range(2)]
+    out["query"] = write_netcdf(run(req, QuerySink(_query(req, "params_total <= 6e9"))).dataset, folder / "query.nc")
+    parts = [run(process_share(req, i, 2), folder / f"part{i}.nc").path for i in range(2)]
     out["combined"] = combine(parts, folder / "combined.nc")
     return out
 
@@ -98,9 +100,9 @@ def categorical_cubes(tmp_path_factory):
     req = parse_spec(CATEGORICAL)
     query = make_query(["mem_peak <= 2GiB", "step_time <= 0.004"], None, "step_time", ["recompute", "tp", "pp", "dp"],
                        req.quantities, list(req.axes))
-    parts = [run_to_netcdf(process_share(req, i, 2), folder / f"part{i}.nc").path for i in range(2)]
-    return {"cube": run_to_netcdf(req, folder / "cube.nc").path,
-            "query": write_netcdf(run_query(req, query).dataset, folder / "query.nc"),
+    parts = [run(process_share(req, i, 2), folder / f"part{i}.nc").path for i in range(2)]
+    return {"cube": run(req, folder / "cube.nc").path,
+            "query": write_netcdf(run(req, QuerySink(query)).dataset, folder / "query.nc"),
             "combined": combine(parts, folder / "combined.nc")}
 
 
@@ -147,7 +149,7 @@ def test_the_units_we_write_are_udunits():
 
 
 def test_valid_flag_values_are_numeric_uint8(cubes):
-    ds = run_sweep(parse_spec(ARCH)).dataset
+    ds = run(parse_spec(ARCH)).dataset
     flags = ds["valid"].attrs["flag_values"]
     assert isinstance(flags, np.ndarray) and flags.dtype == np.uint8 and flags.tolist() == [0, 1]
     assert ds["valid"].attrs["flag_meanings"] == "invalid valid"
@@ -163,7 +165,7 @@ def _none_valid(ds, q):
 
 
 def test_invalid_points_hold_nan_in_memory_and_once_read(cubes):
-    memory = run_sweep(parse_spec(ARCH)).dataset
+    memory = run(parse_spec(ARCH)).dataset
     invalid = memory["valid"].values == 0
     assert invalid.any() and (~invalid).any()
     with xr.open_dataset(cubes["arch"]) as back:
@@ -183,7 +185,7 @@ def test_invalid_points_hold_nan_in_memory_and_once_read(cubes):
 
 
 def test_where_and_max_skip_invalid_points(cubes):
-    memory = run_sweep(parse_spec(ARCH)).dataset
+    memory = run(parse_spec(ARCH)).dataset
     valid = (memory["valid"] == 1).broadcast_like(memory["params_total"]).transpose(*memory["params_total"].dims)
     truth = memory["params_total"].values[valid.values]
     with xr.open_dataset(cubes["arch"]) as back:
@@ -196,7 +198,7 @@ def test_where_and_max_skip_invalid_points(cubes):
 
 
 def test_write_netcdf_round_trips_the_in_memory_cube(tmp_path):
-    memory = run_sweep(parse_spec(ARCH)).dataset
+    memory = run(parse_spec(ARCH)).dataset
     path = write_netcdf(memory, tmp_path / "mem.nc")
     with xr.open_dataset(path) as back:
         xr.testing.assert_identical(back.drop_attrs(), memory.drop_attrs())
@@ -209,10 +211,10 @@ def test_a_float_cube_with_a_mask_uses_nan_fill(tmp_path):
     spec = {**MEMORY, "sweep": {**MEMORY["sweep"], "quantities": ["mem_peak"]}, "axes": {"tp": [1, 3], "batch": [1]},
             "fixed": {"seq_len": 4096}}
     req = parse_spec(spec)
-    memory = run_sweep(req).dataset
+    memory = run(req).dataset
     assert memory["valid"].dims == ("tp",) and memory["valid"].values.tolist() == [1, 0]  # 3 does not divide 32 heads
     assert np.isnan(memory["mem_peak"].values[1, 0]) and memory["mem_peak"].values[0, 0] > 0
-    path = run_to_netcdf(req, tmp_path / "tp.nc").path
+    path = run(req, tmp_path / "tp.nc").path
     with netCDF4.Dataset(path) as nc:
         fill = nc.variables["mem_peak"].getncattr("_FillValue")
         assert np.asarray(fill).dtype == np.float64 and np.isnan(fill)
@@ -222,7 +224,7 @@ def test_a_float_cube_with_a_mask_uses_nan_fill(tmp_path):
 
 def test_query_cells_where_nothing_fits_hold_the_fill(cubes):
     req = parse_spec(ARCH)
-    ds = run_query(req, _query(req, "params_total <= 6e9")).dataset
+    ds = run(req, QuerySink(_query(req, "params_total <= 6e9"))).dataset
     none = ds["n_feasible"].values == 0
     assert ds["n_feasible"].dtype == np.int64 and none.any() and (~none).any()  # n_kv_heads=3 never valid
     with xr.open_dataset(cubes["query"]) as back:
@@ -235,8 +237,8 @@ def test_query_cells_where_nothing_fits_hold_the_fill(cubes):
 
 def test_summary_says_no_valid_grid_point_in_words(tmp_path):
     req = parse_spec({"sweep": {"arch": "llama-2-7b"}, "axes": {"n_kv_heads": [3, 5]}})
-    for result in (run_sweep(req), run_to_netcdf(req, tmp_path / "none.nc")):
-        text = result.summary(["params_total"])
+    for result in (run(req), run(req, tmp_path / "none.nc")):
+        text = result.report()
         assert "no valid grid point" in text and not re.search(r"\b(min|max) ", text)
     with xr.open_dataset(tmp_path / "none.nc") as back:
         assert back["params_total"].isnull().all()
@@ -244,11 +246,13 @@ def test_summary_says_no_valid_grid_point_in_words(tmp_path):
 
 def test_summary_of_a_query_nothing_satisfies(tmp_path):
     req = parse_spec(ARCH)
-    result = run_query(req, _query(req, "params_total <= 1000"))
-    text = result.summary(["params_total", "n_feasible"])
+    result = run(req, QuerySink(_query(req, "params_total <= 1000")))
+    text = result.report()
     assert "no grid point satisfies params_total <= 1000" in text
-    assert not re.search(r"\b(min|max) ", text)  # no min/max of fill values or of zero counts
-    partial = run_query(req, _query(req, "params_total <= 6e9")).summary(["params_total", "n_feasible"])
+    assert text.splitlines()[-1] == "  query     max of params_total over d_model, n_layers subject to params_total <= 1000"
+    values = "\n".join(text.splitlines()[:-1])  # the report's lines above the query's description
+    assert not re.search(r"\b(min|max) ", values)  # no min/max of fill values or of zero counts
+    partial = run(req, QuerySink(_query(req, "params_total <= 6e9"))).report()
     assert "nothing fits in 1 of 4 cells" in partial
     line = next(x for x in partial.splitlines() if x.strip().startswith("params_total"))
     assert "nan" not in line.lower() and "min 3,500,281,856 at n_kv_heads=32" in line
@@ -261,32 +265,32 @@ def test_int64_quantities_note_2_53_and_refuse_2_63(tmp_path):
     spec = {**SEED, "sweep": {**SEED["sweep"], "quantities": ["params_total"]},
             "axes": {"d_model": [2**25], "n_layers": [2**5, 2**8]}}
     req = parse_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     assert ds["params_total"].dtype == np.int64 and ds["params_total"].max().item() >= 2**53
     assert "2^53" in ds["params_total"].attrs["precision_note"]
-    run_to_netcdf(req, tmp_path / "big.nc")
+    run(req, tmp_path / "big.nc")
     with xr.open_dataset(tmp_path / "big.nc") as back:
         assert "2^53" in back["params_total"].attrs["precision_note"]
     too_big = parse_spec({**spec, "axes": {"d_model": [2**30], "n_layers": [2**8]}})
     with pytest.raises(PrecisionError, match="params_total.*2\\*\\*63.*shrink the axes"):
-        run_sweep(too_big)
+        run(too_big)
 
 
 def test_float64_byte_counts_note_2_53_and_refuse_2_63(tmp_path):
     spec = {**MEMORY, "axes": {"batch": [1, 2**20], "seq_len": [1024, 2**20]}}
     req = parse_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     assert ds["mem_peak"].dtype == np.float64 and ds["mem_peak"].max().item() >= 2**53
     assert "float64" in ds["mem_peak"].attrs["precision_note"]
     assert "precision_note" not in ds["mem_weights"].attrs  # 16 GB: exact
-    run_to_netcdf(req, tmp_path / "mem.nc")
+    run(req, tmp_path / "mem.nc")
     with xr.open_dataset(tmp_path / "mem.nc") as back:
         assert back["mem_peak"].attrs["precision_note"] == ds["mem_peak"].attrs["precision_note"]
     huge = parse_spec({**spec, "axes": {"batch": [1, 2**34], "seq_len": [1024, 2**20]}})
     with pytest.raises(PrecisionError, match="mem_peak.*2\\*\\*63.*shrink the axes"):
-        run_sweep(huge)
+        run(huge)
     with pytest.raises(PrecisionError, match="mem_peak"):
-        run_to_netcdf(huge, tmp_path / "huge.nc")
+        run(huge, tmp_path / "huge.nc")
     assert not (tmp_path / "huge.nc").exists()
 
 
@@ -294,7 +298,7 @@ def test_real_valued_quantities_past_2_63_get_the_note_only():
     # FLOPs are legitimately huge (1e25 for a large training run): noted, never refused
     spec = {"sweep": {"arch": "meta-llama-3-8b", "quantities": ["flops_step"]},
             "options": {"mode": "training"}, "axes": {"batch": [1, 2**34], "seq_len": [2**20]}}
-    ds = run_sweep(parse_spec(spec)).dataset
+    ds = run(parse_spec(spec)).dataset
     assert ds["flops_step"].max().item() >= 2**63
     assert "2^53" in ds["flops_step"].attrs["precision_note"]
 
@@ -302,11 +306,11 @@ def test_real_valued_quantities_past_2_63_get_the_note_only():
 def test_fast_mode_notes_values_past_2_24(tmp_path):
     spec = {**MEMORY, "sweep": {**MEMORY["sweep"], "numerics": "fast"}}
     req = parse_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     assert ds["mem_peak"].dtype == np.float32 and "2^24" in ds["mem_peak"].attrs["precision_note"]
     small = parse_spec({**SEED, "sweep": {**SEED["sweep"], "numerics": "fast", "quantities": ["perf_relative"]}})
-    assert "precision_note" not in run_sweep(small).dataset["perf_relative"].attrs
-    run_to_netcdf(req, tmp_path / "fast.nc")
+    assert "precision_note" not in run(small).dataset["perf_relative"].attrs
+    run(req, tmp_path / "fast.nc")
     with xr.open_dataset(tmp_path / "fast.nc") as back:
         assert "2^24" in back["mem_peak"].attrs["precision_note"]
 
@@ -315,7 +319,7 @@ def test_combined_parts_keep_a_note_only_one_part_has(tmp_path):
     spec = {**SEED, "sweep": {**SEED["sweep"], "quantities": ["params_total"]},
             "axes": {"d_model": [2**10, 2**25], "n_layers": [2**5, 2**8]}}
     req = parse_spec(spec)
-    parts = [run_to_netcdf(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
+    parts = [run(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
     with netCDF4.Dataset(parts[0]) as nc:
         assert "precision_note" not in nc.variables["params_total"].ncattrs()
     combine(parts, tmp_path / "all.nc")

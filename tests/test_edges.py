@@ -15,7 +15,8 @@ import xarray as xr
 from engine.request.spec import parse_spec
 from engine.request.query import make_query
 from engine.runtime.query import clipping_ends, edge_lines
-from engine.runtime.sweep import run_query, run_sweep
+from engine.runtime.sweep import run
+from engine.sinks import QuerySink
 from engine.sinks.dataset import write_netcdf
 
 GiB = 2**30
@@ -34,7 +35,7 @@ def request_():
 
 @pytest.fixture(scope="module")
 def cube(request_) -> xr.Dataset:
-    return run_sweep(request_).dataset
+    return run(request_).dataset
 
 
 def _query(request, where, over, maximize=None, minimize=None):
@@ -70,7 +71,7 @@ def _flags(best, axis, ends):
 @pytest.mark.parametrize("budget", [3 * GiB // 2, 4 * GiB, 40 * GiB])
 def test_flags_of_a_query_equal_brute_force(request_, cube, budget):
     over = ["d_model", "n_layers"]
-    ds = run_query(request_, _query(request_, f"mem_peak <= {budget}", over, maximize="params_total")).dataset
+    ds = run(request_, QuerySink(_query(request_, f"mem_peak <= {budget}", over, maximize="params_total"))).dataset
     best = _brute_force(cube, budget, "params_total", over)
     ends = {"d_model": ("bottom", "top"), "n_layers": ("top",)}  # n_layers starts at 1: nothing lies below
     for d in over:
@@ -104,7 +105,7 @@ def test_the_cases_hold_every_kind_of_cell(request_, cube):
 def test_the_objectives_own_axis_counts_only_the_end_it_is_pushed_towards(request_, cube, sense):
     where = "mem_peak <= 6GiB" if sense == "max" else "mem_peak >= 6GiB"
     kwargs = {"maximize" if sense == "max" else "minimize": "seq_len"}
-    ds = run_query(request_, _query(request_, where, ["seq_len"], **kwargs)).dataset
+    ds = run(request_, QuerySink(_query(request_, where, ["seq_len"], **kwargs))).dataset
     answer = ds[f"{sense}_seq_len"].values
     axis = cube.seq_len.values
     end = axis.max() if sense == "max" else axis.min()
@@ -119,8 +120,8 @@ def test_no_flag_for_an_axis_without_ends():
     """Labels (a categorical dim, even of numbers) have no order; a single value has no inside."""
     request = parse_spec({**SEED, "axes": {"tied_head": [True, False], "d_model": [512, 768], "n_layers": [6],
                                            "batch": [1, 2]}, "fixed": {"vocab": 50000, "seq_len": 256}})
-    ds = run_query(request, _query(request, "mem_peak <= 4GiB", ["tied_head", "d_model", "n_layers"],
-                                   maximize="params_total")).dataset
+    ds = run(request, QuerySink(_query(request, "mem_peak <= 4GiB", ["tied_head", "d_model", "n_layers"],
+                                   maximize="params_total"))).dataset
     assert [v for v in ds.data_vars if v.startswith("at_edge_")] == ["at_edge_d_model"]
     assert clipping_ends("n_layers", np.array([1, 2, 3]), None, "max") == ("top",)  # nothing below 1 layer
     assert clipping_ends("d_model", np.array([64, 128]), None, "max") == ("bottom", "top")
@@ -136,21 +137,21 @@ def test_a_categorical_dim_of_numbers_has_no_flag():
     request = parse_spec({"sweep": {"arch": "gpt2", "quantities": ["mem_peak"]}, "options": {"precision": "bf16"},
                           "fixed": {"seq_len": 1024}, "axes": {"zero": [0, 1, 2, 3], "dp": [1, 2, 4, 8],
                                                                 "batch": [1, 2, 4]}})
-    ds = run_query(request, _query(request, "mem_peak <= 3GiB", ["zero", "dp", "batch"], maximize="batch")).dataset
+    ds = run(request, QuerySink(_query(request, "mem_peak <= 3GiB", ["zero", "dp", "batch"], maximize="batch"))).dataset
     assert sorted(v for v in ds.data_vars if v.startswith("at_edge_")) == ["at_edge_batch", "at_edge_dp"]
     assert "at_edge_dp" in ds["max_batch"].attrs["ancillary_variables"].split()
 
 
 def test_a_count_only_query_has_no_flags(request_):
-    ds = run_query(request_, _query(request_, "mem_peak <= 4GiB", ["d_model"])).dataset
+    ds = run(request_, QuerySink(_query(request_, "mem_peak <= 4GiB", ["d_model"]))).dataset
     assert list(ds.data_vars) == ["n_feasible"]
 
 
 def test_flags_are_cf_int8_on_disk_and_read_back(request_, tmp_path):
     import netCDF4
 
-    ds = run_query(request_, _query(request_, "mem_peak <= 8GiB", ["d_model", "n_layers"],
-                                    maximize="params_total")).dataset
+    ds = run(request_, QuerySink(_query(request_, "mem_peak <= 8GiB", ["d_model", "n_layers"],
+                                    maximize="params_total"))).dataset
     path = write_netcdf(ds, tmp_path / "q.nc")
     with netCDF4.Dataset(path) as nc:
         var = nc.variables["at_edge_d_model"]
@@ -164,15 +165,15 @@ def test_flags_are_cf_int8_on_disk_and_read_back(request_, tmp_path):
 
 
 def test_the_run_summary_says_which_answers_lie_on_an_edge(request_):
-    result = run_query(request_, _query(request_, "mem_peak <= 8GiB", ["d_model", "n_layers"],
-                                        maximize="params_total"))
+    result = run(request_, QuerySink(_query(request_, "mem_peak <= 8GiB", ["d_model", "n_layers"],
+                                        maximize="params_total")))
     ds = result.dataset
     cells = int((ds.n_feasible.values > 0).sum())
     top = ds["at_edge_d_model"].attrs["cells_at_top_of_axis"]
     assert 0 < top < cells
     line = (f"  at edge   best d_model ≥ 1,536 (the top of the d_model axis) in {top} of {cells} cells: the true "
             "answer may lie beyond")
-    summary = result.summary(["params_total", "n_feasible"]).splitlines()
+    summary = result.report().splitlines()
     assert line in summary
     assert all("n_layers ≤" not in s for s in summary)  # n_layers 1 has nothing below it
 
@@ -212,8 +213,8 @@ def test_best_points_of_a_frontier_equal_brute_force_and_the_query(request_, cub
     budget = 4 * GiB
     points = best_points(cube, f"mem_peak <= {budget}", maximize="params_total", over=["batch", "seq_len"])
     best = _brute_force(cube, budget, "params_total", ["d_model", "n_layers"])
-    answer = run_query(request_, _query(request_, f"mem_peak <= {budget}", ["d_model", "n_layers"],
-                                        maximize="params_total")).dataset
+    answer = run(request_, QuerySink(_query(request_, f"mem_peak <= {budget}", ["d_model", "n_layers"],
+                                        maximize="params_total"))).dataset
     ends = {"d_model": ("bottom", "top"), "n_layers": ("top",)}
     for d in ("d_model", "n_layers"):
         np.testing.assert_array_equal(points[f"best_{d}"].transpose("batch", "seq_len").values, best[d])
@@ -269,8 +270,8 @@ def test_a_line_of_a_query_answer_draws_its_edge_points_open(request_):
     matplotlib.use("Agg")
     import engine.plot  # noqa: F401
 
-    ds = run_query(request_, _query(request_, "mem_peak <= 4GiB", ["d_model", "n_layers"],
-                                    maximize="params_total")).dataset
+    ds = run(request_, QuerySink(_query(request_, "mem_peak <= 4GiB", ["d_model", "n_layers"],
+                                    maximize="params_total"))).dataset
     ax = ds.llm.line("params_total", x="seq_len", hue="batch")
     marks = _open_markers(ax)
     assert len(marks) == ds.sizes["batch"]  # one set per line, in its colour

@@ -60,11 +60,11 @@ def mixed() -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def cube() -> xr.Dataset:
-    """A real cube: run_sweep of a tiny seed spec, in memory."""
+    """A real cube: a tiny seed spec run in memory."""
     from engine.request.spec import parse_spec
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
-    return run_sweep(parse_spec(TINY_SPEC)).dataset
+    return run(parse_spec(TINY_SPEC)).dataset
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +121,13 @@ def test_frontier_of_a_variable_and_minimize(mixed):
 def test_frontier_agrees_with_the_on_device_query(cube):
     from engine.request.spec import parse_spec
     from engine.request.query import make_query
-    from engine.runtime.sweep import run_query
+    from engine.runtime.sweep import run
+    from engine.sinks import QuerySink
 
     request = parse_spec(TINY_SPEC)
     query = make_query(["mem_peak <= 4GiB"], maximize="seq_len", over=["seq_len"], quantities=request.quantities,
                        axes=list(request.axes))
-    want = run_query(request, query).dataset["max_seq_len"]
+    want = run(request, QuerySink(query)).dataset["max_seq_len"]
     got = cube.llm.frontier("mem_peak <= 4GiB", maximize="seq_len")
     xr.testing.assert_equal(got.transpose(*want.dims).drop_attrs(), want.astype(float).drop_attrs().rename("seq_len"))
 
@@ -297,7 +298,7 @@ def test_line_and_frontier_plots(mixed):
 
 def test_titles_name_the_model_options_and_fixed_inputs(write_spec):
     from engine.request.spec import load_spec
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
     spec = write_spec("""
         [sweep]
@@ -313,7 +314,7 @@ def test_titles_name_the_model_options_and_fixed_inputs(write_spec):
         batch = [1, 2, 4]
         seq_len = [256, 1024]
         """)
-    ds = run_sweep(load_spec(spec)).dataset
+    ds = run(load_spec(spec)).dataset
     model = "formula set seed (tied_head=true); vocab=50000"
     pareto = plt.subplots()[1]
     ds.llm.pareto("mem_peak", "params_total", maximize="params_total", ax=pareto)
@@ -356,7 +357,8 @@ def _legend_texts(ax) -> list[str]:
 def test_heatmap_explains_its_blank_cells_in_the_legend(mixed, cube):
     from engine.request.spec import parse_spec
     from engine.request.query import make_query
-    from engine.runtime.sweep import run_query
+    from engine.runtime.sweep import run
+    from engine.sinks import QuerySink
 
     masked = mixed.assign(mem_peak=mixed.mem_peak.where(mixed.valid == 1))  # as the engine writes a cube
     at = {"batch": 4, "seq_len": 16384}
@@ -369,7 +371,7 @@ def test_heatmap_explains_its_blank_cells_in_the_legend(mixed, cube):
     request = parse_spec(TINY_SPEC)
     query = make_query(["mem_peak <= 2GiB"], maximize="params_total", over=["d_model", "n_layers"],
                        quantities=request.quantities, axes=list(request.axes))
-    best = run_query(request, query).dataset
+    best = run(request, QuerySink(query)).dataset
     assert (best.n_feasible == 0).any()
     ax = best.llm.heatmap("params_total", x="seq_len", y="batch")
     assert _legend_texts(ax) == ["nothing fits (n_feasible 0)"]

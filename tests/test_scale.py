@@ -17,7 +17,8 @@ from engine.errors import ResourceError, SpecError
 from engine.runtime.plan import parse_bytes, plan_chunks
 from engine.request.query import make_query
 from engine.request.spec import parse_spec
-from engine.runtime.sweep import Progress, run_query, run_sweep, run_to_netcdf
+from engine.runtime.sweep import Progress, run
+from engine.sinks import QuerySink
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,8 +62,8 @@ def test_chunk_plans_cover_the_grid_once_within_budget(shape, bpp, budget, devic
 @pytest.mark.parametrize("budget", [None, 50_000, 3_000, 500])
 def test_streamed_file_equals_in_memory(tmp_path, budget):
     req = parse_spec(GRID)
-    memory = run_sweep(req).dataset
-    result = run_to_netcdf(req, tmp_path / "cube.nc", budget=budget)
+    memory = run(req).dataset
+    result = run(req, tmp_path / "cube.nc", budget=budget)
     if budget is not None and budget <= 3_000:
         assert result.plan.n_chunks > 10 and result.plan.split_axis >= 1
     with xr.open_dataset(tmp_path / "cube.nc") as back:
@@ -86,11 +87,11 @@ def _reference(ds, where, objective, mode, over):
 @pytest.mark.parametrize("mode", ["max", "min"])
 def test_query_equals_numpy_reference(over, budget, mode):
     req = parse_spec(GRID)
-    full = run_sweep(req).dataset
+    full = run(req).dataset
     limit = 40 * 2**30
     query = make_query([f"mem_peak <= {limit}"], *(("params_total", None) if mode == "max" else (None, "params_total")),
                        over, req.quantities, list(req.axes))
-    ds = run_query(req, query, budget=budget).dataset
+    ds = run(req, QuerySink(query), budget=budget).dataset
     count, best = _reference(full, [("mem_peak", limit)], "params_total", mode, over)
     np.testing.assert_array_equal(ds["n_feasible"].values, count.transpose(*ds["n_feasible"].dims).values)
     feasible = ds["n_feasible"].values > 0
@@ -111,10 +112,10 @@ def test_query_equals_numpy_reference(over, budget, mode):
 
 def test_constraint_only_query_counts_points():
     req = parse_spec(GRID)
-    full = run_sweep(req).dataset
+    full = run(req).dataset
     query = make_query(["mem_peak <= 20GiB", "params_total >= 1e9"], None, None, ["d_model"], req.quantities,
                        list(req.axes))
-    ds = run_query(req, query, budget=3_000).dataset
+    ds = run(req, QuerySink(query), budget=3_000).dataset
     want = ((full.mem_peak <= 20 * 2**30) & (full.params_total >= 1e9)).sum("d_model")
     np.testing.assert_array_equal(ds["n_feasible"].values, want.values)
     assert list(ds.data_vars) == ["n_feasible"]
@@ -155,7 +156,7 @@ def test_preflight_refuses_an_uncompressed_cube_larger_than_the_disk(tmp_path, m
     monkeypatch.setattr("shutil.disk_usage", lambda p: usage._replace(free=1000))
     req = parse_spec({**GRID, "sweep": {**GRID["sweep"], "compression": 0}})
     with pytest.raises(ResourceError, match="free"):
-        run_to_netcdf(req, tmp_path / "cube.nc")
+        run(req, tmp_path / "cube.nc")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -165,7 +166,7 @@ def test_a_compressed_run_stops_when_the_disk_fills(tmp_path, monkeypatch):
     usage = sh.disk_usage(tmp_path)
     monkeypatch.setattr("shutil.disk_usage", lambda p: usage._replace(free=10))
     with pytest.raises(ResourceError, match="projected"):
-        run_to_netcdf(parse_spec(GRID), tmp_path / "cube.nc", budget=3_000)
+        run(parse_spec(GRID), tmp_path / "cube.nc", budget=3_000)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -181,7 +182,7 @@ def test_compressed_chunks_reach_the_file_as_they_are_written(tmp_path, monkeypa
         sizes.append(os.path.getsize(self.tmp))
 
     monkeypatch.setattr(StreamWriter, "write", write)
-    result = run_to_netcdf(parse_spec(GRID), tmp_path / "cube.nc", budget=3_000)
+    result = run(parse_spec(GRID), tmp_path / "cube.nc", budget=3_000)
     assert result.plan.n_chunks >= 4 and len(sizes) == result.plan.n_chunks
     final = os.path.getsize(tmp_path / "cube.nc")  # HDF5 packs small chunks into 2 KiB blocks: it grows in steps
     assert sizes[len(sizes) // 2] < sizes[-1] and sizes[-1] > 0.9 * final, (sizes, final)
@@ -208,14 +209,13 @@ def test_progress_bar_only_on_a_terminal():
 SHARDED = r"""
 import json, sys, numpy as np, jax
 import engine
-from engine.request.query import make_query
-from engine.runtime.sweep import run_query
 from tests.test_scale import GRID
 req = engine.parse_spec(GRID)
 assert len(jax.local_devices()) == 4, jax.local_devices()
-res = engine.run_to_netcdf(req, sys.argv[1], budget=6_000)
-q = make_query(["mem_peak <= 40GiB"], "params_total", None, ["d_model", "n_layers"], req.quantities, list(req.axes))
-out = run_query(req, q, budget=6_000).dataset
+res = engine.run(req, sys.argv[1], budget=6_000)
+q = engine.make_query(["mem_peak <= 40GiB"], "params_total", None, ["d_model", "n_layers"], req.quantities,
+                      list(req.axes))
+out = engine.run(req, engine.sink_for(None, query=q), budget=6_000).dataset
 out.to_netcdf(sys.argv[2])
 print(json.dumps({"devices": len(jax.local_devices()), "block": res.plan.block, "chunks": res.plan.n_chunks}))
 """
@@ -230,23 +230,24 @@ def test_sharded_over_four_devices_equals_one_device(tmp_path):
     assert info["devices"] == 4 and info["block"] % 4 == 0 and info["chunks"] > 1
     req = parse_spec(GRID)
     with xr.open_dataset(tmp_path / "cube.nc") as sharded:
-        xr.testing.assert_identical(sharded.drop_attrs(), run_sweep(req).dataset.drop_attrs())
+        xr.testing.assert_identical(sharded.drop_attrs(), run(req).dataset.drop_attrs())
     q = make_query(["mem_peak <= 40GiB"], "params_total", None, ["d_model", "n_layers"], req.quantities,
                    list(req.axes))
     with xr.open_dataset(tmp_path / "q.nc") as sharded_q:
-        xr.testing.assert_identical(sharded_q.drop_attrs(), run_query(req, q).dataset.drop_attrs())
+        xr.testing.assert_identical(sharded_q.drop_attrs(), run(req, QuerySink(q)).dataset.drop_attrs())
 
 
 def test_parts_of_a_multi_process_run_combine_to_the_whole(tmp_path):
     from engine.sinks.dataset import combine
-    from engine.runtime.sweep import part_path, process_share
+    from engine.runtime.sweep import process_share, run
+    from engine.sinks.netcdf import part_path
 
     req = parse_spec(GRID)
-    whole = run_sweep(req).dataset
+    whole = run(req).dataset
     parts = []
     for i in range(3):
         share = process_share(req, i, 3)
-        parts.append(run_to_netcdf(share, part_path(tmp_path / "cube.nc", i, 3), budget=3_000).path)
+        parts.append(run(share, part_path(tmp_path / "cube.nc", i, 3), budget=3_000).path)
     assert [p.name for p in parts] == [f"cube.part00{i}-of-003.nc" for i in range(3)]
     out = combine(list(reversed(parts)), tmp_path / "cube.nc")
     with xr.open_dataset(out) as back:
@@ -278,15 +279,16 @@ def test_combine_orders_parts_by_index_and_finds_missing_parts(tmp_path):
     # axes are strictly increasing (a descending list is refused by the spec, issue 8); parts are
     # ordered by the part_index they carry, not by the order given
     from engine.sinks.dataset import combine
-    from engine.runtime.sweep import part_path, process_share
+    from engine.runtime.sweep import process_share, run
+    from engine.sinks.netcdf import part_path
 
     spec = {**GRID, "axes": {**GRID["axes"], "d_model": [256, 512, 1024, 2048, 4096]}}
     req = parse_spec(spec)
-    parts = [run_to_netcdf(process_share(req, i, 3), part_path(tmp_path / "c.nc", i, 3)).path for i in range(3)]
+    parts = [run(process_share(req, i, 3), part_path(tmp_path / "c.nc", i, 3)).path for i in range(3)]
     out = combine(parts[::-1], tmp_path / "c.nc")
     with xr.open_dataset(out) as back:
         assert back.d_model.values.tolist() == [256, 512, 1024, 2048, 4096]
-        xr.testing.assert_identical(back.drop_attrs(), run_sweep(req).dataset.drop_attrs())
+        xr.testing.assert_identical(back.drop_attrs(), run(req).dataset.drop_attrs())
         assert "part_index" not in back.attrs
     with pytest.raises(ValueError, match=r"missing parts: \[1\]"):
         combine([parts[0], parts[2]], tmp_path / "bad.nc")

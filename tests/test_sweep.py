@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -12,12 +10,12 @@ import engine
 from engine.errors import ResourceError
 from engine.symbolic.formulas import build_formula_set
 from engine.request.spec import load_spec
-from engine.runtime.sweep import run_sweep, run_to_netcdf
+from engine.runtime.sweep import run
 
 
 def test_dataset_is_labelled_and_exact(small_spec):
     req = load_spec(small_spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     assert list(ds.dims) == ["d_model", "n_layers", "batch", "seq_len"]
     assert ds.sizes == {"d_model": 3, "n_layers": 4, "batch": 4, "seq_len": 2}
     assert list(ds.data_vars) == req.quantities
@@ -39,12 +37,12 @@ def test_dataset_is_labelled_and_exact(small_spec):
 
 def test_chunked_equals_unchunked(small_spec):
     req = load_spec(small_spec)
-    whole = run_sweep(req).dataset
+    whole = run(req).dataset
     # bytes over natural dims (584 per d_model, 152 per (d_model, n_layers), 56 per (d_model, n_layers, batch);
     # one row of seq_len is 56 bytes, so 112 is the smallest budget allowed):
     # split d_model, then walk d_model and split n_layers, then walk both and split batch
     for budget, axis in ((2_000, 0), (700, 1), (160, 2)):
-        sliced = run_sweep(req, budget=budget)
+        sliced = run(req, budget=budget)
         assert sliced.plan.n_chunks > 1 and sliced.plan.split_axis == axis
         xr.testing.assert_identical(whole.drop_attrs(), sliced.dataset.drop_attrs())
 
@@ -52,10 +50,10 @@ def test_chunked_equals_unchunked(small_spec):
 def test_netcdf_round_trip_is_identical(small_spec, tmp_path):
     req = load_spec(small_spec)
     out = tmp_path / "cube.nc"
-    result = run_to_netcdf(req, out)
+    result = run(req, out)
     assert result.path == out and out.stat().st_size > 0
     back = xr.open_dataset(out)
-    memory = run_sweep(req).dataset
+    memory = run(req).dataset
     try:
         for ds in (back, memory):
             ds.attrs.pop("history")
@@ -85,7 +83,7 @@ def _fail_on_second_write(monkeypatch, exc):
 def test_failed_write_leaves_no_file(small_spec, tmp_path, monkeypatch):
     calls = _fail_on_second_write(monkeypatch, OSError("disk full"))
     with pytest.raises(OSError, match="disk full"):
-        run_to_netcdf(load_spec(small_spec), tmp_path / "cube.nc", budget=2_000)
+        run(load_spec(small_spec), tmp_path / "cube.nc", budget=2_000)
     assert len(calls) == 2  # it failed mid-stream, after one chunk was written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
 
@@ -95,7 +93,7 @@ def test_interrupted_write_keeps_an_existing_target(small_spec, tmp_path, monkey
     out.write_bytes(b"previous result")
     _fail_on_second_write(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
-        run_to_netcdf(load_spec(small_spec), out, budget=2_000)
+        run(load_spec(small_spec), out, budget=2_000)
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.nc", "spec.toml"]
 
@@ -103,15 +101,15 @@ def test_interrupted_write_keeps_an_existing_target(small_spec, tmp_path, monkey
 def test_bad_output_paths(small_spec, tmp_path):
     req = load_spec(small_spec)
     with pytest.raises(ResourceError, match="does not exist"):
-        run_to_netcdf(req, tmp_path / "missing" / "cube.nc")
+        run(req, tmp_path / "missing" / "cube.nc")
     with pytest.raises(ResourceError, match="is a folder"):
-        run_to_netcdf(req, tmp_path)
+        run(req, tmp_path)
 
 
 def test_a_cube_too_big_for_host_memory_is_refused(write_spec, monkeypatch):
-    import engine.sinks as sinks
+    from engine.sinks import memory
 
-    monkeypatch.setattr(sinks, "available_host_memory", lambda: 1 << 20)  # a 1 MiB machine
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 1 << 20)  # a 1 MiB machine
     path = write_spec("""
         [sweep]
         formula_set = "seed"
@@ -124,34 +122,4 @@ def test_a_cube_too_big_for_host_memory_is_refused(write_spec, monkeypatch):
         seq_len = [1024]
     """)
     with pytest.raises(ResourceError, match="needs .* of host memory"):
-        run_sweep(load_spec(path))
-
-
-def test_python_api_is_reexported(small_spec, tmp_path):
-    import importlib
-    import subprocess
-    import sys
-
-    # importing engine and answering a one-off question never loads JAX or xarray
-    code = ("import sys, engine; fs = engine.build_formula_set('seed'); "
-            "fs.evaluate('params_total', {'d_model': 768, 'n_layers': 12, 'vocab': 50000}); "
-            "print('jax' in sys.modules, 'xarray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
-    # every exported name is the object its module defines, and dir(engine) lists exactly them
-    assert sorted(dir(engine)) == sorted(engine.__all__) and "__version__" in engine.__all__
-    for name, module in engine._PUBLIC.items():
-        assert getattr(engine, name) is getattr(importlib.import_module(f"engine.{module}"), name), name
-    # the imports type checkers read name the same objects as the lazy table
-    import ast
-
-    tree = ast.parse((Path(engine.__file__)).read_text())
-    checked = {alias.asname: node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-               and node.module.startswith("engine.") for alias in node.names}
-    assert checked == {k: f"engine.{v}" for k, v in engine._PUBLIC.items()}
-    # and the three a script needs work through the package: spec -> cube -> netCDF -> the same cube
-    ds = engine.run_sweep(engine.load_spec(small_spec)).dataset
-    assert ds.sel(d_model=768, n_layers=12, batch=1, seq_len=256)["params_total"].item() == 123_417_600
-    path = engine.write_netcdf(ds, tmp_path / "api.nc")
-    with xr.open_dataset(path) as back:
-        xr.testing.assert_identical(back.drop_attrs(), ds.drop_attrs())
+        run(load_spec(path))

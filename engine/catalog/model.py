@@ -1,18 +1,23 @@
-"""Model: an architecture (preset, family or config.json) + options -> its formula set and counts.
+"""Model: an architecture (preset, family, config.json or its content) + options -> its formula set and counts.
 
-    >>> from engine.catalog.model import architecture, param_counts
-    >>> param_counts(architecture("llama-2-7b"))["total"]        # doctest: +SKIP
+    >>> import engine
+    >>> engine.param_counts(engine.architecture("llama-2-7b"))["total"]        # doctest: +SKIP
     6738415616
+
+``architecture`` is the one way to get a model: the config.json readers of ``engine.catalog.families``
+stay behind it.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
 
 import sympy
-from pathlib import Path
-from typing import Any
 
 from engine.errors import SpecError
 from engine.symbolic.formulas import architectures
@@ -23,26 +28,51 @@ from engine.catalog.presets import PRESETS
 from engine.symbolic.symbols import SYMBOLS
 
 
-def arch_names() -> list[str]:
+def _arch_names() -> list[str]:
     """Every name ``architecture`` accepts: presets, then families."""
     return sorted(PRESETS) + sorted(FAMILIES)
 
 
-def architecture(name: str, options: dict[str, Any] | None = None) -> Architecture:
-    """A preset (``llama-2-7b``), a family (``llama``: transformers' default sizes) or a config path.
+def architecture(model: str | os.PathLike | Mapping[str, Any], options: dict[str, Any] | None = None) -> Architecture:
+    """The architecture of a preset, a family, a config.json (or a model folder holding one) or its content.
 
-    ``options`` change structural choices (e.g. ``{"tied_head": True}``).
+    Parameters
+    ----------
+    model : str, path-like or mapping
+        A preset (``"llama-2-7b"``), a family (``"llama"``: transformers' default sizes), the path of a
+        config.json or of a model folder holding one (a Hugging Face snapshot), or a config.json's content
+        (a mapping with ``model_type``; a multimodal wrapper of a supported text model is read as its text
+        model).
+    options : dict, optional
+        Structural choices that change the formulas (e.g. ``{"tied_head": True}``).
+
+    Returns
+    -------
+    Architecture
+        Its family, structure, values (sizes) and source; ``engine.param_counts`` and the estimates take it.
+
+    Raises
+    ------
+    engine.SpecError
+        For an unknown name (naming the closest and every valid one), an unreadable or unsupported
+        config.json (naming the file and field), or an unknown option.
     """
+    if isinstance(model, Mapping):
+        return _with_options(from_hf_config(model), options)
+    name = os.fspath(model)
     if name in PRESETS:
         arch = from_hf_config(PRESETS[name].config, f"preset {name}")
         arch = Architecture(arch.family, arch.structure, arch.values, PRESETS[name].source, name)
     elif name in FAMILIES:
         arch = from_hf_config({"model_type": name}, f"family {name}")
         arch = Architecture(name, arch.structure, arch.values, FAMILIES[name].source, name)
-    elif name.endswith(".json") or Path(name).is_file():
+    elif name.endswith(".json") or Path(name).is_file() or (Path(name) / "config.json").is_file():
         arch = load_hf_config(name)
     else:
-        raise SpecError("arch", name, f"unknown architecture; valid: {', '.join(arch_names())}, or a config.json path")
+        close = difflib.get_close_matches(name, _arch_names(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SpecError("arch", name, f"unknown architecture; {hint}valid: {', '.join(_arch_names())}, or a "
+                                      "config.json path")
     return _with_options(arch, options)
 
 
@@ -80,8 +110,25 @@ def formulas_of(arch: Architecture) -> FormulaSet:
 
 
 def param_counts(arch: Architecture) -> dict[str, Any]:
-    """Exact ``{"total", "active", "breakdown": {embedding, positions, attention, mlp, norms, head, router,
-    experts}}`` of an architecture; ``active`` is None for dense models."""
+    """The exact parameter counts of an architecture.
+
+    Parameters
+    ----------
+    arch : Architecture
+        From ``engine.architecture``.
+
+    Returns
+    -------
+    dict
+        ``{"total", "active", "breakdown": {embedding, positions, attention, mlp, norms, head, router,
+        experts}}`` (ints); ``active`` is None for dense models; ``"mtp"`` where the model has
+        multi-token-prediction layers (not in the total).
+
+    Raises
+    ------
+    engine.SpecError
+        When the sizes break a validity condition or leave an input without a value.
+    """
     fs = formulas_of(arch)
     broken = fs.violations(arch.values)
     if broken:
@@ -128,7 +175,23 @@ def lora_counts(arch: Architecture, rank: int, targets: Any = None) -> dict[str,
 
 
 def memory_options(**options: Any):
-    """``MemoryOptions`` from keyword options (SpecError naming the valid choices otherwise)."""
+    """The options of a memory estimate, checked.
+
+    Parameters
+    ----------
+    **options
+        Memory options by name (``optimizer="adamw"``, ``recompute="full"``, ``zero=3``, ...; ``engine.MemoryOptions``
+        lists them); the others keep their defaults.
+
+    Returns
+    -------
+    MemoryOptions
+
+    Raises
+    ------
+    engine.SpecError
+        For an unknown option or value, naming the valid choices.
+    """
     from engine.symbolic.memory import MemoryOptions
 
     try:
@@ -164,15 +227,34 @@ def _finetune_moments(arch: Architecture, options, r: Any, targets: Any) -> tupl
 
 def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_rank: Any = None,
                     lora_targets: Any = None) -> dict[str, Any]:
-    """``{"peak": int, "breakdown": {...}, "moment": str}`` in bytes per device; with ``offload`` also
-    ``"host_peak"`` and ``"host": {weights, gradients, master, optimizer}`` (host bytes per device, summing to
-    host_peak; the device's ``peak`` and breakdown hold only what stays on the device); for the pytorch
-    model in training ``"attention_kernel"`` (eager, math, flash, efficient or cudnn: ``pytorch.attention_kernel``);
-    with a paged optimizer ``"paged_optimizer"``: its states, in CUDA managed memory outside the device peak.
+    """Device memory of one training or inference step, in bytes per device.
 
-    ``values`` gives batch, seq_len and any other input (dp, tp, bits_kv, ...). The peak is the
-    largest moment of the step (or the prefill); the breakdown is that moment's parts, each from
-    its own formula, in whole bytes that sum to the peak (the rounding goes to the largest part).
+    The peak is the largest moment of the step (or the prefill); the breakdown is that moment's parts,
+    each from its own formula, in whole bytes that sum to the peak (the rounding goes to the largest part).
+
+    Parameters
+    ----------
+    arch : Architecture
+        From ``engine.architecture``.
+    options : MemoryOptions
+        From ``engine.memory_options``.
+    values : dict
+        ``batch``, ``seq_len`` and any other input (``dp``, ``tp``, ``bits_kv``, ...).
+    lora_rank, lora_targets : optional
+        The adapter of a LoRA/QLoRA ``finetune``: its rank, and None (peft's defaults), ``"all-linear"`` or names.
+
+    Returns
+    -------
+    dict
+        ``{"peak": int, "breakdown": {...}, "moment": str}``; with ``offload`` also ``"host_peak"`` and
+        ``"host": {weights, gradients, master, optimizer}`` (host bytes per device; the device's peak holds only
+        what stays on it); for the pytorch model in training ``"attention_kernel"``; with a paged optimizer
+        ``"paged_optimizer"`` (its states, in CUDA managed memory outside the device peak).
+
+    Raises
+    ------
+    engine.SpecError
+        When an input is missing or breaks a validity condition, or the options do not apply to the model.
     """
     from engine.symbolic.memory import moments
 
@@ -192,6 +274,14 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
     largest = max(breakdown, key=lambda k: breakdown[k])
     breakdown[largest] += total - sum(breakdown.values())
     out = {"peak": total, "moment": moment, "breakdown": breakdown}
+    _add_outside(out, arch, fs, options, given, lora_rank, lora_targets)
+    return out
+
+
+def _add_outside(out: dict, arch: Architecture, fs: FormulaSet, options, given: dict, lora_rank: Any,
+                 lora_targets: Any) -> None:
+    """What a memory estimate reports beside the device's peak: host bytes of an offload, a paged optimizer's
+    states, the attention kernel the pytorch model assumes."""
     if getattr(options, "offload", "none") != "none":  # host bytes per device, apart from the device's peak
         from engine.symbolic.memory.states import HOST_PARTS
 
@@ -216,7 +306,6 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
 
         out["attention_kernel"] = pytorch.attention_kernel(arch.structure, options,
                                                            lambda cond: fs.apply(fs.inline(cond), given))
-    return out
 
 
 def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> None:
@@ -237,7 +326,28 @@ def _check(arch: Architecture, fs: FormulaSet, given: dict, needed: list) -> Non
 
 
 def flops_estimate(arch: Architecture, options, values: dict[str, Any]) -> dict[str, Any]:
-    """FLOPs per token and per step (model and hardware), and training time when tokens are given."""
+    """FLOPs per token and per step (model and hardware), and training time when tokens are given.
+
+    Parameters
+    ----------
+    arch : Architecture
+        From ``engine.architecture``.
+    options : MemoryOptions
+        From ``engine.memory_options`` (recompute decides the hardware FLOPs).
+    values : dict
+        ``batch``, ``seq_len`` and any other input; with ``tokens`` and ``peak_flops`` the training time too.
+
+    Returns
+    -------
+    dict
+        ``flops_forward_token``, ``flops_token``, ``hardware_flops_token``, ``flops_step``, ``flops_palm_token``
+        (floats); Narayanan et al.'s step counts for the dense models they cover; ``train_seconds`` with tokens.
+
+    Raises
+    ------
+    engine.SpecError
+        When an input is missing or breaks a validity condition.
+    """
     fs = estimate_formulas(arch.family, arch.structure, options)
     given = {**arch.values, **values}
     _check(arch, fs, given, ["flops_step"])

@@ -1,7 +1,7 @@
 """Plots and frontiers of a cube: the ``llm`` accessor of ``xarray.Dataset``.
 
     import engine.plot                    # registers ds.llm (matplotlib is not needed for this)
-    ds = xr.open_dataset("seed.nc")       # or engine.run_sweep(request).dataset
+    ds = xr.open_dataset("seed.nc")       # or engine.run(request).dataset
     ds.llm.frontier("mem_peak <= 80GiB", maximize="seq_len", over="batch")    # a DataArray, NaN where nothing fits
     ds.llm.pareto("mem_peak", "params_total", maximize="params_total")         # a Dataset over dim "point"
     ds.llm.heatmap("mem_peak", x="d_model", y="n_layers", budget="80GiB", at={"batch": 8, "seq_len": 1024})

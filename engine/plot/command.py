@@ -230,8 +230,8 @@ def _run_spec(request, args, at: dict):
     quantities = [q for q in request.quantities if q in wanted]
     request = replace(request, axes=axes, quantities=quantities, headline=[args.variable], query=None)
     with deferred():  # JAX loads here: a signal during its import waits for it to end
-        from engine.runtime.sweep import run_sweep
-    return run_sweep(request).dataset
+        from engine.runtime.sweep import run
+    return run(request).dataset
 
 
 def _draw(ds, args, kind: str, at: dict, limit, ax) -> None:

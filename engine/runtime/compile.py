@@ -84,23 +84,30 @@ class KernelOutput:
 
 
 class Kernel:
-    """A compiled evaluator of named quantities over a grid of swept symbols.
+    """A compiled evaluator of named quantities over a grid of swept symbols (``compile_kernel`` builds it).
 
     Call it with one 1-D coordinate vector per axis (keyword arguments named after the axes);
     it returns ``{quantity: array}`` with shape ``(len(axis_0), ..., len(axis_k-1))`` (each output
     broadcast from its own dims); ``natural`` returns each over its own dims (``dims``).
+
+    Attributes
+    ----------
+    axes : tuple of str
+        The swept symbols, in the grid's order.
+    quantities : tuple of str
+        The outputs (``valid`` last where the kernel checks conditions).
+    dtypes : dict of str to numpy.dtype
+        Each output's dtype.
+    dims : dict of str to tuple of str
+        Each output's own dims (the axes it depends on).
+    numerics : Numerics
+        ``exact`` or ``fast``.
     """
 
-    def __init__(
-        self,
-        exprs: Mapping[str, sympy.Expr],
-        integer: Mapping[str, bool],
-        axes: Sequence[str],
-        numerics: "Numerics | str" = "exact",
-        conditions: Sequence[sympy.Basic] = (),
-        counts: Sequence[str] = (),
-        dims: Mapping[str, Sequence[str]] | None = None,
-    ):
+    def __init__(self, exprs: Mapping[str, sympy.Expr], integer: Mapping[str, bool], axes: Sequence[str],
+                 numerics: "Numerics | str", conditions: Sequence[sympy.Basic], counts: Sequence[str],
+                 dims: Mapping[str, Sequence[str]] | None):
+        # built by compile_kernel, which holds the defaults and says what each argument is
         numerics = Numerics.of(numerics)
         unknown = [a for a in axes if a not in SYMBOLS]
         if unknown:
@@ -481,13 +488,37 @@ def compile_kernel(
     counts: Sequence[str] = (),
     dims: Mapping[str, Sequence[str]] | None = None,
 ) -> Kernel:
-    """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``.
+    """Compile ``exprs`` (over the symbols named in ``axes`` only) into a ``Kernel``: the one way to compile.
 
-    ``conditions`` (sympy relations over the axes) add a ``valid`` output (uint8); quantities
-    hold the fill value (NaN for floats, ``numerics.INT64_FILL`` for int64) where a condition over
-    their own dims fails. ``counts``: real quantities that count bytes, refused at 2**63 like int64
-    ones. ``dims``: output -> its dims where they should be more than the axes it depends on (a
-    categorical cube's union; ``valid`` named here makes a ``valid`` output, all ones without
-    conditions).
+    Parameters
+    ----------
+    exprs : mapping of str to sympy.Expr
+        Output name -> its formula over the axes' symbols (``FormulaSet.resolve`` gives them).
+    integer : mapping of str to bool
+        Output name -> whether it is an integer count (int64 in ``exact`` numerics).
+    axes : sequence of str
+        The swept symbols, in the grid's order: the kernel takes one coordinate vector per axis.
+    numerics : Numerics or str, optional
+        ``"exact"`` (int64/float64, overflow checked) or ``"fast"`` (float32); default ``"exact"``.
+    conditions : sequence of sympy relations, optional
+        Validity conditions over the axes: they add a ``valid`` output (uint8), and quantities hold the fill
+        value (NaN for floats, ``numerics.INT64_FILL`` for int64) where a condition over their own dims fails.
+    counts : sequence of str, optional
+        Real outputs that count bytes, refused at 2**63 like int64 ones.
+    dims : mapping of str to sequence of str, optional
+        Output -> its dims where they should be more than the axes it depends on (a categorical cube's
+        union; ``valid`` named here makes a ``valid`` output, all ones without conditions).
+
+    Returns
+    -------
+    Kernel
+        Call it with one 1-D coordinate vector per axis (``kernel(d_model=..., n_layers=...)``).
+
+    Raises
+    ------
+    ValueError
+        When an axis is not a known symbol, a formula uses a symbol that is not an axis, or a condition is false.
+    engine.PrecisionError
+        When an exact integer result needs a constant beyond int64 (huge fixed values).
     """
     return Kernel(exprs, integer, axes, numerics, conditions, counts, dims)

@@ -226,3 +226,11 @@ def _unravel(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
         out.append(flat % n)
         flat //= n
     return tuple(reversed(out))
+
+
+def share_bounds(n: int, count: int) -> list[tuple[int, int]]:
+    """Where ``count`` shares cut a first axis of ``n`` coordinates: (start, stop) of each, contiguous and nearly
+    equal (the first ``n % count`` one longer; empty shares at the end when ``count > n``)."""
+    base, extra = divmod(n, count)
+    stops = [(i + 1) * base + min(i + 1, extra) for i in range(count)]
+    return list(zip([0] + stops[:-1], stops))

@@ -10,8 +10,10 @@ returns each output over its own dims; a chunk hands a sink only the outputs it 
 starts at 0 along every dim they lack), so an output without the split or walked axes is copied
 out and written once. Sharding: when several local devices exist,
 each chunk's split axis is sharded across them. Sinks (``engine.sinks``): ``MemorySink`` (the
-cube in memory), ``NetCDFSink`` (streamed, atomic file), ``QuerySink`` (on-device reduction);
-``run_sweep``, ``run_to_netcdf`` and ``run_query`` are ``run`` with each of them.
+cube in memory), ``NetCDFSink`` (streamed, atomic file), ``ZarrSink`` (a store), ``QuerySink``
+(on-device reduction in front of any of them); ``run`` takes a sink or a target
+(``sinks.sink_for`` picks the sink). ``run_sweep``, ``run_to_netcdf`` and ``run_query`` are ``run``
+with a memory, netCDF or query sink, kept for the callers not yet moved to ``run`` (issue 20).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Iterator
 
 import jax
@@ -30,12 +31,13 @@ import numpy as np
 from engine import signals
 from engine.runtime.categories import Slab, Stack, slabs
 from engine.runtime.compile import Kernel, compile_kernel
-from engine.sinks.dataset import request_record
+from engine.sinks.attrs import request_record
 from engine.errors import ResourceError
 from engine.progress import note
-from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks
+from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks, share_bounds
 from engine.request.query import Query
-from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink
+from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, sink_for
+from engine.sinks.netcdf import part_path  # noqa: F401  engine/cli.py reads sweep.part_path (issue 20)
 from engine.sinks.result import SweepResult, Timing
 from engine.request.spec import SweepRequest
 
@@ -148,15 +150,47 @@ def _compile(kernel: Kernel, plan: ChunkPlan, wrap=None) -> float:
 # -- the pipeline -------------------------------------------------------------------------------
 
 
-def run(request: SweepRequest, sink: Sink, budget: int | None = None, progress: bool = False):
-    """Evaluate ``request`` chunk by chunk into ``sink``; returns ``sink.finish(...)`` (a ``SweepResult``).
+def run(request: SweepRequest, sink: Sink | str | os.PathLike | None = None, budget: int | None = None,
+        progress: bool = False) -> SweepResult:
+    """Evaluate ``request`` chunk by chunk into ``sink``: the one way to run a sweep.
 
     The sink checks the run first (memory, disk, target) so nothing is compiled or written for
     a run that cannot finish; on any error or signal the sink's ``abort`` undoes what it started.
     A categorical cube is evaluated slab by slab (``categories``): the sink sees the whole cube in
     ``prepare`` and ``start`` (a ``categories.Stack`` stands for the kernels), each combination's
     kernel in ``device_function`` and ``slab``, and chunk indices over every dim of the cube.
+
+    Parameters
+    ----------
+    request : SweepRequest
+        What to evaluate (``engine.load_spec``, ``engine.parse_spec``). Its ``query`` is not applied here:
+        give a ``QuerySink`` (``engine.sink_for(target, query=request.query)``) for the answer.
+    sink : Sink, str, path-like or None, optional
+        Where the chunks go: a sink (``engine.sink_for``, ``engine.MemorySink``, ...), or a target that
+        ``engine.sink_for`` turns into one: None (default) for the cube in host memory, ``"cube.zarr"``
+        for a zarr store, any other path for a netCDF file.
+    budget : int, optional
+        Device memory (bytes) one chunk's outputs may take; default: a quarter of the device's.
+    progress : bool, optional
+        Show a progress bar on stderr (when it is a terminal).
+
+    Returns
+    -------
+    SweepResult
+        The dataset (in memory) or the written path, timings, and ``report()``.
+
+    Raises
+    ------
+    engine.ResourceError
+        When the cube cannot fit (host memory, disk), the budget is below one grid row, or the target cannot
+        be written.
+    engine.SpecError
+        When the sink refuses the request (a query's objective on a categorical dim).
+    TypeError
+        When ``sink`` is neither a sink nor a target a sink writes.
     """
+    if not hasattr(sink, "consume"):
+        sink = sink_for(sink)
     t0 = time.perf_counter()
     parts, pieces = [], slabs(request)
     for k, s in enumerate(pieces, 1):
@@ -198,18 +232,18 @@ def _placed(part: Slab, consume: Callable) -> Callable:
 
 
 def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool = False) -> SweepResult:
-    """Evaluate every requested quantity on the grid; the labelled cube in host memory."""
+    """``run(request, MemorySink())``: the labelled cube in host memory."""
     return run(request, MemorySink(), budget, progress)
 
 
 def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | None = None,
                   progress: bool = False, track: list[str] | None = None, inputs=()) -> SweepResult:
-    """Stream the cube into netCDF at ``path``: chunk by chunk, host memory bounded, atomic."""
+    """``run(request, NetCDFSink(path, inputs, track))``: the cube streamed into a netCDF file."""
     return run(request, NetCDFSink(path, inputs, track), budget, progress)
 
 
 def run_query(request: SweepRequest, query: Query, budget: int | None = None, progress: bool = False) -> SweepResult:
-    """Answer ``query`` on the device, chunk by chunk; a small Dataset over the kept dims."""
+    """``run(request, QuerySink(query))``: the query's answer, a small dataset in memory."""
     return run(request, QuerySink(query), budget, progress)
 
 
@@ -230,19 +264,6 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
     axes[first] = request.axes[first][start:stop]
     return replace(request, axes=axes, part=(index, count, len(request.axes[first])),
                    record=request.record or request_record(request))
-
-
-def share_bounds(n: int, count: int) -> list[tuple[int, int]]:
-    """Where ``count`` shares cut a first axis of ``n`` coordinates: (start, stop) of each, contiguous and nearly
-    equal (the first ``n % count`` one longer; empty shares at the end when ``count > n``)."""
-    stops = np.cumsum([len(r) for r in np.array_split(np.arange(n), count)]).tolist()
-    return list(zip([0] + stops[:-1], stops))
-
-
-def part_path(path: str | os.PathLike, index: int, count: int) -> Path:
-    """Where process ``index`` of ``count`` writes its share: ``OUT.part003-of-016.nc``."""
-    p = Path(path)
-    return p.with_name(f"{p.stem}.part{index:03d}-of-{count:03d}{p.suffix or '.nc'}")
 
 
 # -- progress ------------------------------------------------------------------------------------

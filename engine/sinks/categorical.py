@@ -27,7 +27,7 @@ the zarr store's template, the virtual cube), ``encode_categories`` a whole in-m
 answer (``write_netcdf``, the zarr store of a query's answer), and ``decode_categories`` turns a
 cube read back (``xr.open_dataset`` of a file or store, the virtual cube) into labels again: what
 ``engine.open_cube``, ``llm-sweep plot`` and the run summary read. In memory
-(``run_sweep(...).dataset``) a cube holds its labels.
+(``run(request).dataset``) a cube holds its labels.
 """
 
 from __future__ import annotations

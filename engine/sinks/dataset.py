@@ -32,221 +32,47 @@ combination's where they differ (a ``gpu`` dim's device fields).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import xarray as xr
 
-from engine import __version__, signals
+from engine import signals
 from engine.files import AtomicFile
-from engine.symbolic.formulas import FormulaSet
-from engine.symbolic.formulas.base import show_value
-from engine.request.numerics import FLOAT_FILL, INT64_FILL
-from engine.symbolic.printing import latex_of, text_of
+from engine.request.numerics import INT64_FILL  # noqa: F401  tests/test_natural_dims.py reads it here (issue 20)
 from engine.request.spec import SweepRequest
-from engine.runtime.categories import by_combination, combinations, conditions, label_attrs
+from engine.runtime.dims import own_index
+from engine.sinks.attrs import (coordinate_attrs, dataset_attrs, fill_value, holds_result, largest, masked_variable,
+                                precision_note, variable_attrs)
 from engine.sinks.categorical import (FLAG_ATTRS, LABELS, as_str, coordinate_variables, encode_categories,
                                       label_coordinates, label_name)
-from engine.runtime.dims import own_index
-from engine.symbolic.symbols import SYMBOLS
-
-FLOAT64_EXACT_LIMIT = 2**53
-FLOAT32_EXACT_LIMIT = 2**24
-
-# Fill values: what a grid point holds where the ``valid`` mask is 0 (an invalid architecture) or a
-# query result where nothing is feasible. Floats hold NaN. int64 variables hold netCDF's default
-# int64 fill (netCDF4.default_fillvals["i8"], -2**63 + 2) on disk: every quantity is >= 0, so it is
-# never a real result. On disk such variables carry ``_FillValue``, so ``xr.open_dataset`` masks
-# them: it decodes the int64 variable to float64 with NaN at the fill (open with
-# ``mask_and_scale=False`` to get the exact int64 values and the fill). In memory
-# (``run_sweep(...).dataset``, ``run_query(...).dataset``) the same variables are float64 with NaN
-# there, with ``encoding = {"dtype": int64, "_FillValue": INT64_FILL}``, so the in-memory and the
-# read-back datasets hold the same values and ``ds.x.where(...)``, ``.max()`` and plots skip
-# invalid points in both; ``write_netcdf`` writes them back as int64 with the fill. float64 holds
-# integers exactly below 2**53 only: past it the variable carries a ``precision_note``. With natural
-# dims a quantity holds the fill only where a condition over its own dims fails (``compile.py``); every
-# quantity of a cube with ``valid`` still carries ``_FillValue``, and where a value is a fill is read from
-# the value itself (``holds_result``), whatever the dims of ``valid``.
-
-
-def coordinate_attrs(name: str) -> dict[str, str]:
-    """Attributes of the coordinate variable of swept input ``name`` (or of a categorical dim)."""
-    if name not in SYMBOLS:
-        return label_attrs(name)
-    info = SYMBOLS[name]
-    return {"units": info.units, "long_name": info.meaning, "latex": info.latex}
-
-
-BY_COMBINATION = ("formula", "formula_expanded", "formula_latex", "source", "note")
-
-
-def quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[str, str]:
-    """Attributes of quantity ``q``: units, long_name, formula (text, expanded, LaTeX), source.
-
-    Of a categorical cube: the first combination's, and ``<attr>_by_combination`` lines where
-    combinations differ (module docstring).
-    """
-    if request.categories:
-        return _combined([_quantity_attrs(r, r.formulas, q) for _, r in combinations(request)], request,
-                         BY_COMBINATION)
-    return _quantity_attrs(request, formulas, q)
-
-
-def _combined(each: list[dict], request: SweepRequest, keys) -> dict:
-    """The first combination's attrs, with one ``<key>_by_combination`` line per combination where they differ."""
-    attrs = dict(each[0])
-    for key in keys:
-        values = [a.get(key, "") for a in each]
-        if len(set(values)) > 1:
-            attrs[f"{key}_by_combination"] = by_combination(request, values)
-    return attrs
-
-
-def _quantity_attrs(request: SweepRequest, formulas: FormulaSet, q: str) -> dict[str, str]:
-    quantity = formulas.quantities[q]
-    given = set(request.axes) | set(request.fixed)
-    attrs = {
-        "units": quantity.units,
-        "long_name": quantity.long_name,
-        "formula": f"{q} = {text_of(quantity.definition)}",
-        "formula_expanded": f"{q} = {text_of(formulas.resolve(q, given))}",
-        "formula_latex": f"{quantity.latex} = {latex_of(quantity.definition, formulas)}",
-        "source": quantity.source,
-    }
-    if quantity.note:
-        attrs["note"] = quantity.note
-    return attrs
-
-
-def valid_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
-    """Attributes of the ``valid`` mask: which conditions it checks (of every combination of a categorical cube)."""
-    plain = [r for _, r in combinations(request)] if request.categories else [request]
-    each = [[message for message, _ in conditions(r, formulas if r is request else None)] for r in plain]
-    attrs = {"units": "1", "long_name": "1 where the grid point is a valid architecture, else 0 (other variables "
-                                        "hold their fill value there: NaN once read)",
-             "flag_values": np.array([0, 1], dtype=np.uint8), "flag_meanings": "invalid valid",
-             "conditions": "; ".join(dict.fromkeys(m for messages in each for m in messages))}
-    if len({tuple(m) for m in each}) > 1:
-        attrs["conditions_by_combination"] = by_combination(request, ["; ".join(m) or "none" for m in each])
-    return attrs
-
-
-def variable_attrs(request: SweepRequest, formulas: FormulaSet, name: str) -> dict[str, str]:
-    return valid_attrs(request, formulas) if name == "valid" else quantity_attrs(request, formulas, name)
-
-
-def fill_value(dtype) -> int | float:
-    """The fill value of a variable of ``dtype``: NaN for floats, ``INT64_FILL`` for integers."""
-    return FLOAT_FILL if np.dtype(dtype).kind == "f" else INT64_FILL
-
-
-def holds_result(values: np.ndarray) -> np.ndarray:
-    """Where ``values`` hold a result rather than the fill value (NaN, ``INT64_FILL``): a boolean array."""
-    values = np.asarray(values)
-    if values.dtype.kind == "f":
-        return ~np.isnan(values)
-    if values.dtype.kind == "i":
-        return values != INT64_FILL
-    return np.ones(values.shape, dtype=bool)
-
-
-def largest(values: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """max |value| over the points that hold a result (valid, not NaN, not the fill); 0 if none."""
-    values = np.asarray(values)
-    if valid is None and values.size:  # the streamed writer's case: two reductions, no temporaries
-        fast = _largest_unmasked(values)
-        if fast is not None:
-            return fast
-    keep = holds_result(values)
-    if valid is not None:
-        keep = keep & np.broadcast_to(np.asarray(valid, bool), values.shape)
-    if not keep.any():
-        return 0
-    picked = values[keep]
-    return int(np.max(np.abs(picked))) if values.dtype.kind in "iu" else float(np.max(np.abs(picked)))
-
-
-def _largest_unmasked(values: np.ndarray) -> int | float | None:
-    """max |value| from the block's max and min when no fill can be among them: every integer block whose
-    minimum is above INT64_FILL, every float block (NaN-skipping reductions); None otherwise."""
-    if values.dtype.kind in "iu":
-        low = values.min()
-        if values.dtype.kind == "i" and low <= INT64_FILL:
-            return None
-        return max(abs(int(low)), abs(int(values.max())))
-    if values.dtype.kind == "f":
-        high = np.fmax.reduce(values, axis=None)  # fmax skips NaN (the float fill)
-        if np.isnan(high):
-            return 0
-        return float(max(abs(high), abs(np.fmin.reduce(values, axis=None))))
-    return None
-
-
-def precision_note(max_abs: int | float, dtype=np.int64) -> dict[str, str]:
-    """The attribute that says a variable's values passed the range where its numbers are exact integers.
-
-    int64: values reach 2^53 -- exact in the file, but float64 (xarray's masked decoding, numpy
-    conversions) rounds them. float64: values reach 2^53 -- past it float64 is not exact for
-    integers, so counts are rounded to 53 significant bits. float32 (numerics ``fast``): values
-    reach 2^24, where float32 integers stop being exact.
-    """
-    kind, size = np.dtype(dtype).kind, np.dtype(dtype).itemsize
-    if kind == "f" and size == 4:
-        if max_abs >= FLOAT32_EXACT_LIMIT:
-            return {"precision_note": "values reach 2^24: float32 (numerics 'fast') holds integers exactly only "
-                                      "below 2^24, so these values are rounded to 24 significant bits (about 7 "
-                                      "digits); use numerics 'exact'"}
-        return {}
-    if max_abs >= FLOAT64_EXACT_LIMIT:
-        if kind == "f":
-            return {"precision_note": "values reach 2^53: float64 holds integers exactly only below 2^53, so these "
-                                      "values are rounded to 53 significant bits (about 16 digits)"}
-        return {"precision_note": "values reach 2^53: exact as int64, but converting them to float64 rounds them "
-                                  "(xr.open_dataset does where the variable has a _FillValue: open with "
-                                  "mask_and_scale=False for the exact values)"}
-    return {}
-
-
-def dataset_attrs(request: SweepRequest, formulas: FormulaSet) -> dict[str, str]:
-    """Global attributes: engine version, formula set, options, fixed values, the spec."""
-    attrs = {
-        "title": f"llm-sweep: formula set {request.formula_set!r} ({formulas.title})",
-        "Conventions": "CF-1.11",
-        "engine": "llm-sweep",
-        "engine_version": __version__,
-        "formula_set": request.formula_set,
-        "arch": request.arch or "",
-        "formula_source": formulas.source,
-        "options": _mapping_text(request.options),
-        "fixed": _mapping_text(request.fixed),
-        "numerics": request.numerics.name,
-        "spec_source": request.source,
-        "spec": request.text or _mapping_text({"axes": ", ".join(request.axes)}),
-        "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} created by llm-sweep {__version__}",
-    }
-    if request.categories:
-        attrs["categories"] = ", ".join(request.categories)
-        fixed = [_mapping_text(r.fixed) for _, r in combinations(request)]
-        if len(set(fixed)) > 1:  # a gpu dim: each device's fields
-            attrs["fixed_by_combination"] = by_combination(request, fixed)
-    if request.description:
-        attrs["description"] = request.description
-    attrs["request"] = json.dumps(request.record or request_record(request))
-    if request.part is not None:
-        attrs["part_index"], attrs["part_count"], attrs["part_axis_length"] = request.part
-    return attrs
+from engine.symbolic.formulas import FormulaSet
 
 
 def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], formulas: FormulaSet,
                   dims: Mapping[str, tuple[str, ...]] | None = None) -> xr.Dataset:
-    """Label ``results`` (output -> array over its ``dims``; default: every output over every axis) as an
-    ``xarray.Dataset``. In a cube with ``valid`` every quantity is masked where it holds the fill value."""
+    """Label a cube's arrays as an ``xarray.Dataset`` with its coordinates and CF attributes.
+
+    Parameters
+    ----------
+    request : SweepRequest
+        The run the arrays come from: its axes are the coordinates, its spec the attributes.
+    results : mapping of str to numpy.ndarray
+        Output -> its values over its ``dims``.
+    formulas : FormulaSet
+        The formulas (units, long names, sources, the formulas as text and LaTeX of each variable).
+    dims : mapping of str to tuple of str, optional
+        Output -> its dims (default: every output over every axis).
+
+    Returns
+    -------
+    xarray.Dataset
+        In a cube with ``valid`` every quantity is masked (NaN) where it holds the fill value.
+    """
     coords = {name: xr.Variable(name, values, attrs=coordinate_attrs(name)) for name, values in request.axes.items()}
     data_vars = {}
     masked = "valid" in results
@@ -262,37 +88,6 @@ def build_dataset(request: SweepRequest, results: Mapping[str, np.ndarray], form
             attrs.update(precision_note(largest(values, keep), values.dtype))
         data_vars[q] = masked_variable(own, values, attrs, keep)
     return xr.Dataset(data_vars, coords=coords, attrs=dataset_attrs(request, formulas))
-
-
-def masked_variable(dims, values: np.ndarray, attrs: dict, valid: np.ndarray | None) -> xr.Variable:
-    """A data variable whose points outside ``valid`` hold the fill (``valid`` None: no mask).
-
-    Floats hold NaN there and are written with ``_FillValue`` NaN. Integers are held as float64
-    with NaN (what ``xr.open_dataset`` gives for an integer variable with a ``_FillValue``) and
-    written back as int64 with ``_FillValue`` ``INT64_FILL``.
-    """
-    if valid is None:
-        return xr.Variable(dims, values, attrs=attrs)
-    if values.dtype.kind in "bU":
-        return _masked_labels(dims, values, attrs, np.asarray(valid, bool))
-    if values.dtype.kind == "f":
-        values = np.where(valid, values, np.asarray(FLOAT_FILL, values.dtype))
-        return xr.Variable(dims, values, attrs=attrs, encoding={"_FillValue": FLOAT_FILL})
-    as_float = np.where(valid & (values != INT64_FILL), values.astype(np.float64), np.nan)
-    return xr.Variable(dims, as_float, attrs=attrs, encoding={"dtype": values.dtype, "_FillValue": INT64_FILL})
-
-
-def _masked_labels(dims, values: np.ndarray, attrs: dict, valid: np.ndarray) -> xr.Variable:
-    """Labels of a categorical dim (``best_recompute``) with a fill where ``valid`` is 0: strings hold "" there;
-    booleans stay booleans when every cell is valid, else they are 0/1 held as float64 with NaN (int8 on disk,
-    ``_FillValue`` -127), like an integer with a fill."""
-    if values.dtype.kind == "U":
-        return xr.Variable(dims, np.where(valid, values, ""), attrs=attrs)
-    if valid.all():
-        return xr.Variable(dims, values, attrs=attrs)
-    as_float = np.where(valid, values.astype(np.float64), np.nan)
-    attrs = {**attrs, "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "false true"}
-    return xr.Variable(dims, as_float, attrs=attrs, encoding={"dtype": np.dtype(np.int8), "_FillValue": np.int8(-127)})
 
 
 def _coordinate(nc, name: str, values: np.ndarray, categorical: bool, attrs: Mapping | None = None) -> bool:
@@ -415,11 +210,32 @@ def _own_chunk(file_chunk: tuple[int, ...], axes: list[str], dims: tuple[str, ..
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, inputs=()) -> Path:
-    """Write ``ds`` to ``path`` (netCDF4, zlib ``compression`` 0-9) atomically.
+    """Write a dataset (a cube, a query's answer) to a netCDF4 file, atomically.
 
     The file is written beside the target under a temporary name and renamed at the end, so a
     failed or interrupted write never leaves a file at ``path``. Categorical dims and labels are
     written as codes with their labels beside them (``categorical.encode_categories``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        What to write; masked variables keep their on-disk dtype and fill.
+    path : str or path-like
+        The file.
+    compression : int, optional
+        zlib level 0-9 (default 4).
+    inputs : sequence of path-like, optional
+        Files never to overwrite (the spec the dataset came from).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, written.
+
+    Raises
+    ------
+    engine.ResourceError
+        When ``path`` cannot be written (a folder, a device, an input, a read-only place; a full disk).
     """
     ds = encode_categories(ds)
     encoding = {}
@@ -436,24 +252,41 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = 4, 
         return out.commit()
 
 
-def _mapping_text(values: Mapping) -> str:
-    return ", ".join(f"{k} = {show_value(v)}" for k, v in values.items())
-
-
 def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression: int | None = None) -> Path:
     """Join part files written by several processes (``sweep.process_share``) along their first dim.
 
     Parts must come from one request: the ``request`` record each part carries (formula set,
-    preset, options, fixed values, quantities, numerics, axes, engine version) must agree, and
-    ``ValueError`` names the first difference. A categorical first dim (labels, no order) is joined
-    in part order (files not written by ``--part``: in the order given), its labels distinct, and
-    written for the whole as one cube writes it (codes of the joined labels beside ``<dim>_label``
-    where they are strings or out of order; ``categorical``), whatever codes each part gave them.
-    Variables on the first dim are joined along it; those without it (natural dims: ``params_layer``
-    over ``d_model`` alone when parts split ``n_layers``; a 0-d variable) are the same in every part:
-    taken from the first, and checked equal in the others. They are copied block by block (host
-    memory bounded by ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C and SIGTERM are answered between
-    blocks) into a file written atomically at ``path``; no part may be the target.
+    preset, options, fixed values, quantities, numerics, axes, engine version) must agree. A
+    categorical first dim (labels, no order) is joined in part order (files not written by
+    ``--part``: in the order given), its labels distinct, and written for the whole as one cube
+    writes it (codes of the joined labels beside ``<dim>_label`` where they are strings or out of
+    order; ``categorical``), whatever codes each part gave them. Variables on the first dim are
+    joined along it; those without it (natural dims: ``params_layer`` over ``d_model`` alone when
+    parts split ``n_layers``; a 0-d variable) are the same in every part: taken from the first, and
+    checked equal in the others. They are copied block by block (host memory bounded by
+    ``COPY_BLOCK_ELEMENTS`` per variable; Ctrl-C and SIGTERM are answered between blocks) into a
+    file written atomically at ``path``.
+
+    Parameters
+    ----------
+    parts : list of str or path-like
+        The part files (``llm-sweep run --part I/N`` or ``--distributed`` writes them), in any order.
+    path : str or path-like
+        The joined file; no part may be it.
+    compression : int, optional
+        zlib level 0-9 of the joined file; default: each variable's level in the first part.
+
+    Returns
+    -------
+    pathlib.Path
+        The joined cube, at ``path``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first difference when the parts are not shares of one request, overlap or miss a share.
+    engine.ResourceError
+        When ``path`` cannot be written (a part, a folder, a read-only target; a full disk).
     """
     import netCDF4
 
@@ -469,86 +302,11 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
                 raise ValueError(f"{p}: not a netCDF file ({exc})") from None
             ds.set_auto_maskandscale(False)
             opened.append(ds)
-        first = opened[0]
-        dims = list(first.dimensions)
-        if not dims:
-            raise ValueError(f"{parts[0]}: has no dims; not a cube")
-        lead = dims[0]
-        joined = {lead, label_name(lead)}  # the first dim's coordinate and labels: rewritten for the whole
-        names = set(first.variables) - joined
-        for p, ds in zip(parts, opened):
-            _same_request(parts[0], first, p, ds)
-            if list(ds.dimensions) != dims or set(ds.variables) - joined != names:
-                raise ValueError(f"{p}: dims or variables differ from {parts[0]}; not parts of one sweep")
-            for name in names:
-                var = first.variables[name]
-                if ds.variables[name].dtype != var.dtype:
-                    raise ValueError(f"{p}: {name} is {ds.variables[name].dtype}, {var.dtype} in {parts[0]}; "
-                                     "not parts of one request")
-                if ds.variables[name].dimensions != var.dimensions:
-                    raise ValueError(f"{p}: {name} spans {ds.variables[name].dimensions}, {var.dimensions} in "
-                                     f"{parts[0]}; not parts of one request")
-            for d in dims[1:]:
-                if not np.array_equal(file_labels(ds, d), file_labels(first, d)):
-                    raise ValueError(f"{p}: coordinates of {d} differ from {parts[0]}")
-        labels = "categorical" in first.variables[lead].ncattrs()
-        ordered = _order_parts(parts, opened, lead, labels)
-        lead_values = np.concatenate([file_labels(ds, lead) for _, ds in ordered])
-        if len(set(lead_values.tolist())) != len(lead_values):
-            raise ValueError(f"the parts overlap along {lead}")
-        if not labels and np.any(np.diff(lead_values) <= 0):
-            raise ValueError(f"the parts' coordinates of {lead} do not increase from part to part")
+        joined = _Joined.of(parts, opened)
         out = netCDF4.Dataset(str(out_file.path), "w", format="NETCDF4", clobber=True)
         try:
-            for d in dims:
-                out.createDimension(d, len(lead_values) if d == lead else len(first.dimensions[d]))
-            lead_attrs = {k: first.variables[lead].getncattr(k) for k in first.variables[lead].ncattrs()
-                          if k not in (*FLAG_ATTRS, "dtype")}
-            coded = [d for d in dims[1:] if LABELS in first.variables[d].ncattrs()]
-            if _coordinate(out, lead, lead_values, labels, lead_attrs):
-                coded.append(lead)
-            labelled = {label_name(d) for d in dims}
-            for name in sorted(names, key=list(first.variables).index):
-                var = first.variables[name]
-                filters = var.filters() or {}
-                level = compression if compression is not None else (filters.get("complevel", 0) if filters.get(
-                    "zlib") else 0)
-                chunks = var.chunking()
-                chunks = None if chunks == "contiguous" or name in dims else list(chunks)
-                level = 0 if var.dtype is str else level  # netCDF compresses no variable-length strings
-                attrs = {k: var.getncattr(k) for k in var.ncattrs() if k != "coordinates"}
-                fill = attrs.pop("_FillValue", False)
-                # each part noted only its own values: the whole carries a note if any part does
-                notes = [ds.variables[name].getncattr("precision_note") for _, ds in ordered
-                         if "precision_note" in ds.variables[name].ncattrs()]
-                if notes:
-                    attrs["precision_note"] = notes[0]
-                if name not in dims and name not in labelled:
-                    attrs.update(label_coordinates(var.dimensions, coded))
-                new = out.createVariable(name, var.dtype, var.dimensions, zlib=level > 0, complevel=level or None,
-                                         shuffle=level > 0, chunksizes=chunks, fill_value=fill)
-                new.set_auto_maskandscale(False)
-                new.setncatts(attrs)
-            out.setncatts({k: first.getncattr(k) for k in first.ncattrs()
-                           if k not in ("part_index", "part_count", "part_axis_length")})
-            for d in dims[1:]:
-                out.variables[d][:] = first.variables[d][:]
-            offset = 0
-            for p, ds in ordered:
-                n = len(ds.dimensions[lead])
-                for name in names:
-                    var = ds.variables[name]
-                    if name in dims:
-                        continue
-                    if lead in var.dimensions:
-                        _copy_along(var, out.variables[name], var.dimensions.index(lead), offset)
-                    elif offset == 0:
-                        _copy_along(var, out.variables[name], None, 0)
-                    else:
-                        _check_same_values(var, out.variables[name], f"{p}: {name} (not on {lead}) differs from "
-                                                                     "the other parts; not parts of one sweep")
-                offset += n
-            out.history = f"{getattr(first, 'history', '')}; combined from {len(parts)} parts".lstrip("; ")
+            joined.define(out, compression)
+            joined.copy(out)
         finally:
             out.close()
         return out_file.commit()
@@ -558,6 +316,108 @@ def combine(parts: list[str | os.PathLike], path: str | os.PathLike, compression
     finally:
         for ds in opened:
             ds.close()
+
+
+class _Joined:
+    """The parts of one cube, checked and in grid order, and the whole they make (``combine``)."""
+
+    def __init__(self, parts, opened, ordered, dims, names, labels, lead_values):
+        self.parts, self.first, self.ordered = parts, opened[0], ordered
+        self.dims, self.lead, self.names, self.labels, self.lead_values = dims, dims[0], names, labels, lead_values
+
+    @classmethod
+    def of(cls, parts, opened) -> "_Joined":
+        """Check that ``opened`` (netCDF datasets of ``parts``) are shares of one cube; ValueError naming the
+        first difference."""
+        first = opened[0]
+        dims = list(first.dimensions)
+        if not dims:
+            raise ValueError(f"{parts[0]}: has no dims; not a cube")
+        lead = dims[0]
+        names = set(first.variables) - {lead, label_name(lead)}  # the first dim's own: rewritten for the whole
+        for p, ds in zip(parts, opened):
+            _check_part(parts[0], first, p, ds, dims, names)
+        labels = "categorical" in first.variables[lead].ncattrs()
+        ordered = _order_parts(parts, opened, lead, labels)
+        lead_values = np.concatenate([file_labels(ds, lead) for _, ds in ordered])
+        if len(set(lead_values.tolist())) != len(lead_values):
+            raise ValueError(f"the parts overlap along {lead}")
+        if not labels and np.any(np.diff(lead_values) <= 0):
+            raise ValueError(f"the parts' coordinates of {lead} do not increase from part to part")
+        return cls(parts, opened, ordered, dims, names, labels, lead_values)
+
+    def define(self, out, compression: int | None) -> None:
+        """Dims, coordinates, variables (each as the first part has it) and attributes of the whole in ``out``."""
+        first, dims, lead = self.first, self.dims, self.lead
+        for d in dims:
+            out.createDimension(d, len(self.lead_values) if d == lead else len(first.dimensions[d]))
+        lead_attrs = {k: first.variables[lead].getncattr(k) for k in first.variables[lead].ncattrs()
+                      if k not in (*FLAG_ATTRS, "dtype")}
+        coded = [d for d in dims[1:] if LABELS in first.variables[d].ncattrs()]
+        if _coordinate(out, lead, self.lead_values, self.labels, lead_attrs):
+            coded.append(lead)
+        labelled = {label_name(d) for d in dims}
+        for name in sorted(self.names, key=list(first.variables).index):
+            var = first.variables[name]
+            filters = var.filters() or {}
+            level = compression if compression is not None else (filters.get("complevel", 0) if filters.get(
+                "zlib") else 0)
+            chunks = var.chunking()
+            chunks = None if chunks == "contiguous" or name in dims else list(chunks)
+            level = 0 if var.dtype is str else level  # netCDF compresses no variable-length strings
+            attrs = {k: var.getncattr(k) for k in var.ncattrs() if k != "coordinates"}
+            fill = attrs.pop("_FillValue", False)
+            # each part noted only its own values: the whole carries a note if any part does
+            notes = [ds.variables[name].getncattr("precision_note") for _, ds in self.ordered
+                     if "precision_note" in ds.variables[name].ncattrs()]
+            if notes:
+                attrs["precision_note"] = notes[0]
+            if name not in dims and name not in labelled:
+                attrs.update(label_coordinates(var.dimensions, coded))
+            new = out.createVariable(name, var.dtype, var.dimensions, zlib=level > 0, complevel=level or None,
+                                     shuffle=level > 0, chunksizes=chunks, fill_value=fill)
+            new.set_auto_maskandscale(False)
+            new.setncatts(attrs)
+        out.setncatts({k: first.getncattr(k) for k in first.ncattrs()
+                       if k not in ("part_index", "part_count", "part_axis_length")})
+
+    def copy(self, out) -> None:
+        """Every part's values into ``out``, block by block: along the first dim, or checked equal where a variable
+        lacks it."""
+        first, dims, lead = self.first, self.dims, self.lead
+        for d in dims[1:]:
+            out.variables[d][:] = first.variables[d][:]
+        offset = 0
+        for p, ds in self.ordered:
+            for name in self.names - set(dims):
+                var = ds.variables[name]
+                if lead in var.dimensions:
+                    _copy_along(var, out.variables[name], var.dimensions.index(lead), offset)
+                elif offset == 0:
+                    _copy_along(var, out.variables[name], None, 0)
+                else:
+                    _check_same_values(var, out.variables[name], f"{p}: {name} (not on {lead}) differs from "
+                                                                 "the other parts; not parts of one sweep")
+            offset += len(ds.dimensions[lead])
+        out.history = f"{getattr(first, 'history', '')}; combined from {len(self.parts)} parts".lstrip("; ")
+
+
+def _check_part(first_path, first, path, ds, dims: list[str], names: set[str]) -> None:
+    """ValueError unless part ``ds`` holds the request, dims, variables (dtypes, dims) and other coordinates of
+    ``first``."""
+    _same_request(first_path, first, path, ds)
+    if list(ds.dimensions) != dims or set(ds.variables) - {dims[0], label_name(dims[0])} != names:
+        raise ValueError(f"{path}: dims or variables differ from {first_path}; not parts of one sweep")
+    for name in names:
+        var, other = first.variables[name], ds.variables[name]
+        if other.dtype != var.dtype:
+            raise ValueError(f"{path}: {name} is {other.dtype}, {var.dtype} in {first_path}; not parts of one request")
+        if other.dimensions != var.dimensions:
+            raise ValueError(f"{path}: {name} spans {other.dimensions}, {var.dimensions} in {first_path}; not parts "
+                             "of one request")
+    for d in dims[1:]:
+        if not np.array_equal(file_labels(ds, d), file_labels(first, d)):
+            raise ValueError(f"{path}: coordinates of {d} differ from {first_path}")
 
 
 COPY_BLOCK_ELEMENTS = 1 << 22  # 32 MiB of int64: one block copies in well under a second
@@ -608,34 +468,6 @@ def _blocks(shape: tuple[int, ...]):
         for lo in range(0, shape[axis], step):
             yield tuple(slice(i, i + 1) for i in outer) + (slice(lo, min(lo + step, shape[axis])),) + \
                 tuple(slice(None) for _ in shape[axis + 1:])
-
-
-def request_record(request: SweepRequest) -> dict:
-    """What identifies a request: parts combine only when these agree (JSON-ready, in order).
-
-    Axes are recorded by length and a digest of their coordinates, so a record stays small
-    for any axis length.
-    """
-    record = {
-        "engine_version": __version__,
-        "formula_set": request.formula_set,
-        "arch": request.arch or "",
-        "options": _mapping_text(request.options),
-        "fixed": _mapping_text(request.fixed),
-        "quantities": list(request.quantities),
-        "numerics": request.numerics.name,
-        "axes": {name: {"length": int(len(v)), "dtype": str(v.dtype), "sha256": _digest(v)}
-                 for name, v in request.axes.items()},
-    }
-    if request.categories:
-        record["categories"] = list(request.categories)
-    return record
-
-
-def _digest(values: np.ndarray) -> str:
-    """A short digest of coordinates: of their bytes, or of the labels' text (strings)."""
-    data = json.dumps(values.tolist()).encode() if values.dtype.kind == "U" else np.ascontiguousarray(values).tobytes()
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _same_request(first_path, first, path, ds) -> None:

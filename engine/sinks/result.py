@@ -8,7 +8,7 @@ a ``Timing`` in and hands the sink's ``SweepResult`` back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from engine.runtime.dims import own_index
 from engine.runtime.plan import ChunkPlan, format_bytes
 from engine.runtime.query import edge_lines
 from engine.sinks.categorical import decode_categories
-from engine.sinks.dataset import holds_result
+from engine.sinks.attrs import holds_result
 
 
 @dataclass
@@ -36,7 +36,26 @@ class Timing:
 
 @dataclass
 class SweepResult:
-    """A finished run: the dataset (or the written path) and how long each stage took (seconds)."""
+    """A finished run: the dataset (or the written path) and how long each stage took (seconds).
+
+    Attributes
+    ----------
+    dataset : xarray.Dataset or None
+        The cube or a query's answer in memory (None once a streaming sink wrote the cube to ``path``).
+    points : int
+        Grid points evaluated.
+    compile_seconds, eval_seconds, write_seconds : float
+        Time spent compiling, evaluating and writing (``seconds`` is their sum).
+    path : pathlib.Path or None
+        Where the cube (or the answer) was written.
+    plan, n_devices, extremes, combinations, complete
+        The chunk plan, devices used, running min/max of a streamed cube, kernels (one per combination of
+        a categorical cube's labels), and whether a share of a zarr store completed the store.
+    headline : list of str
+        The quantities whose min/max ``report`` shows.
+    share : str
+        The line a share of a zarr store reports instead (its extremes are not the cube's; "" otherwise).
+    """
 
     dataset: xr.Dataset | None
     points: int
@@ -49,6 +68,8 @@ class SweepResult:
     extremes: "Extremes | None" = None
     combinations: int = 1  # kernels: one per combination of a categorical cube's labels
     complete: bool = True  # False for a share of a zarr store that other shares still write
+    headline: list[str] = field(default_factory=list)
+    share: str = ""
 
     @property
     def seconds(self) -> float:
@@ -58,8 +79,31 @@ class SweepResult:
     def points_per_second(self) -> float:
         return self.points / self.eval_seconds if self.eval_seconds > 0 else math.inf
 
+    def report(self, source: str = "") -> str:
+        """What ``llm-sweep run`` prints after a run.
+
+        Parameters
+        ----------
+        source : str, optional
+            The spec's name, shown on the first line.
+
+        Returns
+        -------
+        str
+            Dims, points, timings, the file's size, the min/max (and where) of the ``headline`` quantities, a
+            query's edges and description; of a share of a zarr store, its one line (``share``).
+        """
+        if self.share:
+            return self.share
+        return "\n".join(self._lines(source, query=True))
+
     def summary(self, headline: list[str], source: str = "") -> str:
-        """A short report: dims, points, timings, file size, min/max of ``headline``."""
+        """``report`` without the query line, under its former name: for ``engine/cli.py`` until it calls
+        ``report`` (issue 20); delete then."""
+        self.headline = list(headline)
+        return "\n".join(self._lines(source, query=False))
+
+    def _lines(self, source: str, query: bool) -> list[str]:
         ds = self.dataset if self.dataset is not None else _open(self.path)
         try:
             dims = " x ".join(f"{d}={ds.sizes[d]}" for d in _axes_order(ds))
@@ -82,7 +126,7 @@ class SweepResult:
                 raw = sum(v.size * v.dtype.itemsize for v in ds.data_vars.values())
                 lines.append(f"  {'store' if self.path.is_dir() else 'file':<9} {format_bytes(disk_bytes(self.path))} "
                              f"({format_bytes(raw)} uncompressed)")
-            shown = [q for q in headline if q in ds.data_vars] or list(ds.data_vars)[:3]
+            shown = [q for q in self.headline if q in ds.data_vars] or list(ds.data_vars)[:3]
             width = max((len(q) for q in shown), default=0)
             if "valid" in ds.data_vars and not ds["valid"].values.any():  # valid spans its own dims: small
                 lines.append("  no valid grid point: every point breaks " + ds["valid"].attrs.get("conditions", ""))
@@ -103,10 +147,13 @@ class SweepResult:
                     low, high = _extreme(ds[q], "min"), _extreme(ds[q], "max")
                 lines.append(f"  {q:<{width}}  {low}   {high}")
             lines.extend(f"  at edge   {line}" for line in edge_lines(ds))  # a query's answers the grid may clip
-            return "\n".join(lines)
+            if query and "n_feasible" in ds.data_vars and "query" in ds.attrs:
+                lines.append(f"  query     {ds.attrs['query']}")
+            return lines
         finally:
             if self.dataset is None:
                 ds.close()
+
 
     def _tracked(self, ds: xr.Dataset, q: str, which: str) -> str:
         if (q, which) not in self.extremes.best:  # never fed (every value a fill, or a sink that did not): read it

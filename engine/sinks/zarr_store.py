@@ -63,6 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import xarray as xr
+
 import numpy as np
 
 from engine import signals
@@ -71,9 +73,10 @@ from engine.files import (_alive, check_place, file_mode, host_id, refuse_inputs
                           temp_path, write_error, written)
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
-from engine.runtime.plan import ChunkPlan, format_bytes
+from engine.runtime.plan import ChunkPlan, share_bounds
+from engine.sinks.attrs import coordinate_attrs, dataset_attrs, fill_value, request_record, variable_attrs
+from engine.sinks.base import check_disk
 from engine.sinks.categorical import LABELS, coordinate_variables, encode_categories
-from engine.sinks.dataset import coordinate_attrs, dataset_attrs, fill_value, request_record, variable_attrs
 from engine.sinks.result import Extremes, SweepResult
 
 PARTS = "llm-sweep-parts"  # the shares' done marks and locks, an attribute-free folder inside the staging store
@@ -111,30 +114,45 @@ def check_store_target(target: Path, inputs=()) -> Path:
 class ZarrSink:
     """Stream the cube of ``request`` into a zarr v3 store at ``path`` (see the module docstring).
 
-    ``whole`` is the whole run's request when ``request`` is one process's share (``sweep.process_share``);
-    ``part`` is (index, count) of that share.
+    Parameters
+    ----------
+    path : str or path-like
+        The store: a folder whose name ends ``.zarr``.
+    inputs : sequence of path-like, optional
+        Files the run reads (the spec, a config.json): refused as the target.
+    track : list of str, optional
+        The quantities whose min/max the result's report shows (default: the spec's headline).
+    whole : SweepRequest, optional
+        The whole run's request when the run is one process's share (``sweep.process_share``).
+    part : (int, int), optional
+        (index, count) of that share: every share writes its region of the one store.
     """
 
+    kind = "zarr"
+    description = "a path ending .zarr: a zarr v3 store (needs llm-sweep[zarr])"
+
     def __init__(self, path, inputs=(), track: list[str] | None = None, whole: SweepRequest | None = None,
-                 part: tuple[int, int] = (0, 1)):
+                 part: tuple[int, int] | None = None):
         self.target, self.inputs, self.track = Path(path), tuple(inputs), track
-        self.whole, self.part = whole, part
-        self.staging = staging_path(self.target, part[1])
+        self.whole, self.part, self.shared = whole, part or (0, 1), part is not None
+        self.staging = staging_path(self.target, self.part[1])
         self._own: Path | None = None  # a template folder this process is building
         self._locked = False  # whether this process holds its share's lock
 
     # -- the sink protocol ------------------------------------------------------------------------
 
-    def prepare(self, request: SweepRequest, kernel) -> None:
-        _require_zarr()
-        check_store_target(self.target, self.inputs)
-        from engine.sinks import result_bytes
+    @classmethod
+    def can_write(cls, target: Any) -> bool:
+        return isinstance(target, (str, os.PathLike)) and is_store(target)
 
-        need = result_bytes(request, kernel)
-        free = shutil.disk_usage(self.target.parent).free
-        if request.compression == 0 and need > free:
-            raise ResourceError(f"the cube needs {format_bytes(need)} uncompressed and {self.target.parent} has "
-                                f"{format_bytes(free)} free: enable compression, free space, or shrink the axes")
+    def check(self) -> None:
+        """Refuse a target that is not a store, or zarr missing (``check_store_target``, ``_require_zarr``)."""
+        check_store_target(self.target, self.inputs)
+        _require_zarr()
+
+    def prepare(self, request: SweepRequest, kernel) -> None:
+        self.check()
+        check_disk(request, kernel, self.target.parent, "enable compression, free space, or shrink the axes")
 
     def device_function(self, request, kernel, plan):
         return None
@@ -148,8 +166,7 @@ class ZarrSink:
         first = self.axes[0]
         # where this share starts along the first axis (labels of a categorical first axis are not sorted)
         self.offset = int(np.flatnonzero(whole.axes[first] == request.axes[first][0])[0]) if self.axes else 0
-        self.extremes = Extremes(self.track if self.track is not None else request.headline, request.axes,
-                                 kernel.dims)
+        self.extremes = Extremes(self._headline(), request.axes, kernel.dims)
         try:
             self._template(whole, kernel.dtypes, plan.file_chunk)
             if self.part[1] > 1:
@@ -202,7 +219,23 @@ class ZarrSink:
         busy = min(self.write_busy, total)
         return SweepResult(None, self.request.points, timing.compile_seconds, total - busy, busy,
                            path=self.target if committed else self.staging, plan=timing.plan,
-                           n_devices=timing.n_devices, extremes=self.extremes, complete=committed)
+                           n_devices=timing.n_devices, extremes=self.extremes, complete=committed,
+                           headline=self._headline(), share=self._share_line(committed))
+
+    def _headline(self) -> list[str]:
+        return list(self.track if self.track is not None else self.request.headline)
+
+    def _share_line(self, committed: bool) -> str:
+        """What a share's run reports instead of a summary (its extremes are not the cube's); "" for a whole run."""
+        if not self.shared:
+            return ""
+        where = (f"{self.target}; every share is done: the store is complete" if committed else
+                 f"{self.staging}; the store appears at {self.target} when every share is done")
+        return f"llm-sweep run: share {self.part[0]} of {self.part[1]} written into {where}"
+
+    def write(self, dataset: xr.Dataset, request: SweepRequest) -> Path:
+        """``dataset`` (a query's answer) as a zarr v3 store at the target, atomically (``write_store``)."""
+        return write_store(dataset, self.target, request.compression, self.inputs)
 
     def abort(self) -> None:
         pool = getattr(self, "pool", None)
@@ -436,8 +469,6 @@ def share_aligned(request: SweepRequest, file_chunk, count: int):
     first = next(iter(request.axes))
     if first in request.categories:  # chunks are 1 along a categorical dim
         return file_chunk
-    from engine.runtime.sweep import share_bounds
-
     starts = [start for start, _ in share_bounds(len(request.axes[first]), count)]
     return (math.gcd(int(file_chunk[0]), *starts),) + tuple(file_chunk[1:])
 
