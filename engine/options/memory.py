@@ -41,7 +41,15 @@ SRC_PEFT = "peft LoraConfig; Dettmers et al. 2023 (QLoRA)"
 
 @dataclass(frozen=True)
 class MemoryOptions:
-    """Structural choices of a memory/compute estimate; each field is one option (``MEMORY_OPTIONS``)."""
+    """Structural choices of a memory/compute estimate; each field is one option (``MEMORY_OPTIONS``).
+
+    Build one with ``MemoryOptions().with_options(name=value, ...)`` (or ``engine.memory_options``): values are
+    checked against each option's choices, aliases normalized, and the rules between options (``RULES``) applied.
+
+    Attributes:
+        one per option, declared once below: each field's metadata holds its choices, default, meaning and
+        source (``python -m engine.options --markdown`` prints them as a table; ``help`` shows the fields).
+    """
 
     mode: str = option("training", MODES, "training step or inference (prefill + KV cache)")
     memory_model: str = option(

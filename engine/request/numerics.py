@@ -27,7 +27,12 @@ FLOAT_FILL = float("nan")
 
 @dataclass(frozen=True)
 class Numerics:
-    """One of ``NAMES``; hashable, so kernels and executables are cached per numerics."""
+    """How a kernel computes: one of ``NAMES``; hashable, so kernels and executables are cached per numerics.
+
+    Attributes:
+        name: ``"exact"`` (int64 / float64: every count exact to the last unit) or ``"fast"`` (float32, to a
+            stated relative bound). ValueError naming the valid ones for any other.
+    """
 
     name: str = "exact"
 

@@ -27,6 +27,13 @@ def options_for(name: str) -> dict[str, OptionSpec]:
 def build_formula_set(name: str, options: dict[str, Any] | None = None) -> FormulaSet:
     """Build formula set ``name`` with structural ``options``.
 
+    Args:
+        name: a name in ``FORMULA_SETS`` (``seed``, a model type such as ``llama``, a memory model, ...).
+        options: structural options of that set (``engine.options``), by name; defaults for the rest.
+
+    Returns:
+        The ``FormulaSet``: one ``Quantity`` per expression, with units and sources.
+
     Raises:
         ValueError: unknown set, unknown option or invalid option value; the message names the
             bad value and the valid choices.
