@@ -166,7 +166,5 @@ def _readme_python() -> str:
     return "\n".join(blocks)
 
 
-@pytest.mark.xfail(strict=True, reason="README's Python section still shows run_sweep, run_to_netcdf, kernel_for, "
-                                       "run_query, load_hf_config and import engine.plot: its owner repoints it")
 def test_the_readme_python_examples_use_only_public_names():
     assert _private_uses(_readme_python()) == []
