@@ -136,19 +136,33 @@ def check_sets_used(sets: dict, fs, exprs: list, given: set) -> None:
                                                         "ignored")
 
 
-def precision(args: argparse.Namespace) -> str:
-    """``--precision`` of time and plan in the memory options' one vocabulary: an alias (bf16-amp, 32-true, ...)
-    read as its canonical name, the one default when not given; anything else refused in the flag's name."""
+def option_choice(name: str, value):
+    """A memory option's flag value (``engine.options.MEMORY_OPTIONS``) as its canonical choice (an alias such as
+    bf16-amp read as bf16-mixed); anything else refused in the flag's name, with the closest choice named."""
+    import difflib
+
     from engine.options import MEMORY_OPTIONS
-    from engine.request.options import canonical_option, check_option
+    from engine.request.options import canonical_option, check_option, flag_of
+
+    spec = MEMORY_OPTIONS[name]
+    try:
+        check_option(MEMORY_OPTIONS, name, value)
+    except ValueError as exc:
+        names = [str(c) for c in spec.choices] + [a for a, _ in spec.aliases]
+        close = difflib.get_close_matches(str(value), names, n=1)
+        raise SpecError(flag_of(spec), str(value), str(exc) + (f"; did you mean {close[0]}?" if close else "")) \
+            from None
+    return canonical_option(MEMORY_OPTIONS, name, value)
+
+
+def precision(args: argparse.Namespace) -> str:
+    """``--precision`` of time and plan in the memory options' one vocabulary (``option_choice``), the one
+    default when not given."""
+    from engine.options import MEMORY_OPTIONS
 
     if args.precision is None:
         return MEMORY_OPTIONS["precision"].default
-    try:
-        check_option(MEMORY_OPTIONS, "precision", args.precision)
-    except ValueError as exc:
-        raise SpecError("--precision", args.precision, str(exc)) from None
-    return canonical_option(MEMORY_OPTIONS, "precision", args.precision)
+    return option_choice("precision", args.precision)
 
 
 def enable_compilation_cache() -> None:

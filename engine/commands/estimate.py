@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from engine.commands.common import add_arch_source, add_structure_flags, arch_of, set_values, structure_options
+from engine.commands.common import (add_arch_source, add_structure_flags, arch_of, option_choice, set_values,
+                                    structure_options)
 from engine.errors import SpecError
 from engine.options import MEMORY_OPTIONS
 from engine.request.options import add_option_flags, given_options
@@ -55,6 +56,8 @@ def estimate_inputs(args: argparse.Namespace):
 
     arch = arch_of(args, structure_options(args.option) or None)
     chosen = given_options(args, MEMORY_FLAGS + ("causal_flops",))
+    chosen.update({name: option_choice(name, value) for name, value in chosen.items()
+                   if MEMORY_OPTIONS[name].aliases})  # flags that take aliases (precision): checked in their name
     args.mode = mode = chosen.get("mode", "training")
     _check_flags(args, chosen)
     if args.command == "flops":  # FLOPs do not depend on the activation model; it only adds its own checks
