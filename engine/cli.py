@@ -23,7 +23,6 @@ from engine.commands import COMMANDS, command
 from engine.commands.common import EXIT_BAD_INPUT, one_line
 from engine.commands.parsing import Parser, Version, unrecognized
 from engine.errors import LlmSweepDeprecation, LlmSweepError, LlmSweepNote, SpecError
-from engine.files import stop_outcome, written
 from engine.signals import stop_on_signals
 
 # library terms (what ``engine.catalog.model`` and ``engine.request.spec`` name) -> the flag a user typed;
@@ -44,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 1, 2, 3; 128 + signal number when stopped by a signal)."""
-    written.clear()  # what this command publishes: a stop says whether its target changed
+    files = sys.modules.get("engine.files")  # imported by the commands that write, not for --help (ctypes, ...)
+    if files is not None:  # not imported: nothing was written in this process
+        files.written.clear()  # what this command publishes: a stop says whether its target changed
     name = "llm-sweep"
     with stop_on_signals(), warnings.catch_warnings():  # SIGTERM and SIGHUP clean up like Ctrl-C
         notes: list[str] = []
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{getattr(exc, 'prog', name)}: error: {one_line(_in_flag_terms(exc))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt as exc:
+            from engine.files import stop_outcome  # pure Python; what is on disk
+
             signum = getattr(exc, "signum", signal.SIGINT)
             print(f"{name}: stopped by {signal.Signals(signum).name}; {stop_outcome()}", file=sys.stderr)
             return 128 + signum
@@ -95,6 +98,8 @@ def entry() -> None:
     try:
         code = main()
     except KeyboardInterrupt as exc:
+        from engine.files import stop_outcome  # pure Python; what is on disk, as main's own stop line says
+
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"llm-sweep: stopped by {signal.Signals(signum).name}; {stop_outcome()}", file=sys.stderr)
         code = 128 + signum
