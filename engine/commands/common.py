@@ -183,24 +183,3 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
-
-class OldSpelling(argparse.Action):
-    """A flag's old spelling, hidden from --help and still read: it stores into the new flag's dest and says, as
-    a note after the answer, which flag to give now (``add_old_spelling``)."""
-
-    def __init__(self, option_strings, dest, new: str, **kwargs):
-        self.new = new
-        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        import warnings
-
-        from engine.errors import LlmSweepDeprecation
-
-        warnings.warn(f"{option_string} is now {self.new} ({option_string} is read for now)", LlmSweepDeprecation)
-        setattr(namespace, self.dest, values)
-
-
-def add_old_spelling(parser: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
-    """Accept ``old`` as a hidden spelling of flag ``new`` (same ``dest``, same ``type``/``choices`` in kwargs)."""
-    parser.add_argument(old, dest=dest, action=OldSpelling, new=new, **kwargs)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import warnings
 
-from engine.errors import UsageError
+from engine.errors import LlmSweepDeprecation, UsageError
 
 
 def did_you_mean_choice(message: str) -> str:
@@ -64,3 +65,24 @@ def unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extr
         close = closest(group[0])
         words.append(" ".join(group) + (f" (did you mean {close}?)" if close else ""))
     return UsageError(command.prog, f"unrecognized argument{'s' if len(words) > 1 else ''}: {', '.join(words)}")
+
+
+class OldSpelling(argparse.Action):
+    """A flag's old spelling, hidden from --help and still read: it stores into the new flag's dest and says, as
+    a note after the answer, which flag to give now (``add_old_spelling``)."""
+
+    def __init__(self, option_strings, dest, new: str, values: str = "", **kwargs):
+        self.new, self.values = new, values
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn(f"{' '.join(filter(None, (option_string, self.values)))} is now {self.new} ({option_string} is "
+                      "read for now)", LlmSweepDeprecation)
+        setattr(namespace, self.dest, values)
+
+
+def add_old_spelling(parser: argparse.ArgumentParser, old: str, new: str, dest: str, values: str = "",
+                     **kwargs) -> None:
+    """Accept ``old`` as a hidden spelling of flag ``new`` (same ``dest``, same ``type``/``choices`` in kwargs);
+    ``values`` names what it takes in the note (``exact|fast``)."""
+    parser.add_argument(old, dest=dest, action=OldSpelling, new=new, values=values, **kwargs)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.commands.common import EXIT_OK, enable_compilation_cache
+from engine.commands.parsing import add_old_spelling
 from engine.commands.shares import add_share_flags, join_cluster, share_flags
-from engine.errors import LlmSweepDeprecation, SpecError
+from engine.errors import SpecError
 from engine.options import NUMERICS
 
 
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
                                             "else SPEC's name with .nc, in the current folder)")
     run.add_argument("--numerics", choices=NUMERICS,
                      help="override the spec's numerics: exact (int64/float64) or fast (float32)")
-    run.add_argument("--precision", choices=NUMERICS, help=argparse.SUPPRESS)  # the old name of --numerics
+    add_old_spelling(run, "--precision", "--numerics", dest="numerics", values="|".join(NUMERICS), choices=NUMERICS)
     run.add_argument("--quiet", action="store_true", help="print nothing on success, and no progress bar")
     run.add_argument("--max-device-mem", metavar="SIZE",
                      help="device memory for one chunk's outputs, e.g. 8GiB (default: a quarter of the free "
@@ -65,12 +65,8 @@ def _request(args: argparse.Namespace):
     from engine.request.spec import load_spec
 
     request = load_spec(args.spec)
-    if args.precision:
-        warnings.warn("--precision exact|fast is now --numerics (run's --precision is read for now)",
-                      LlmSweepDeprecation)
-    numerics = args.numerics or args.precision
-    if numerics:
-        request = replace(request, numerics=Numerics(numerics))
+    if args.numerics:
+        request = replace(request, numerics=Numerics(args.numerics))
     if args.compression is not None:
         request = replace(request, compression=args.compression)
     return request

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.commands.common import EXIT_OK, add_arch_source, add_device_run, add_old_spelling, arch_of, gib, precision
+from engine.commands.common import EXIT_OK, add_arch_source, add_device_run, arch_of, gib, precision
+from engine.commands.parsing import add_old_spelling
 from engine.errors import SpecError
 from engine.options import MEMORY_OPTIONS
 from engine.request.options import add_option_flags
