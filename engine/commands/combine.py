@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.commands.common import EXIT_OK
 from engine.errors import SpecError
+from engine.signals import deferred
 
 
 def add_parser(subparsers) -> None:
@@ -23,11 +24,9 @@ def add_parser(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Join ``args.parts`` into ``args.output``; 0, or SpecError naming the part or the output."""
-    from engine.signals import deferred
-
     with deferred():  # netCDF4 and xarray: a signal during their import waits for it to end
         from engine.sinks.dataset import combine
-    from engine.files import check_target, remove_leftovers
+    from engine.files import check_target, remove_leftovers  # (ctypes, socket, ...: not for --help)
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")

@@ -8,10 +8,13 @@ that need them, when a command runs.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from pathlib import Path
 
 from engine.errors import SpecError
+from engine.options import MEMORY_OPTIONS
+from engine.request.options import canonical_option, check_option, flag_of
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_NOTHING_FITS = 3  # plan: no layout fits the device's memory (a result, not bad input)
@@ -139,11 +142,6 @@ def check_sets_used(sets: dict, fs, exprs: list, given: set) -> None:
 def option_choice(name: str, value):
     """A memory option's flag value (``engine.options.MEMORY_OPTIONS``) as its canonical choice (an alias such as
     bf16-amp read as bf16-mixed); anything else refused in the flag's name, with the closest choice named."""
-    import difflib
-
-    from engine.options import MEMORY_OPTIONS
-    from engine.request.options import canonical_option, check_option, flag_of
-
     spec = MEMORY_OPTIONS[name]
     try:
         check_option(MEMORY_OPTIONS, name, value)
@@ -158,8 +156,6 @@ def option_choice(name: str, value):
 def precision(args: argparse.Namespace) -> str:
     """``--precision`` of time and plan in the memory options' one vocabulary (``option_choice``), the one
     default when not given."""
-    from engine.options import MEMORY_OPTIONS
-
     if args.precision is None:
         return MEMORY_OPTIONS["precision"].default
     return option_choice("precision", args.precision)

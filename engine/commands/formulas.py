@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import random
 import sys
 
 from engine.commands.common import EXIT_OK, add_arch_source, add_structure_flags, arch_of, structure_options
@@ -110,9 +112,6 @@ def _check_substitution(item: str, key: str, expr) -> None:
     least 0 for counts that may be 0) for all positive inputs, and a whole number when it is a constant for an
     integer input. sympy's assumptions decide most; else a grid of input values looks for a counterexample
     (d_ff = d_model - n_heads at d_model = 1, n_heads = 2) and one found is named."""
-    import itertools
-    import random
-
     import sympy
 
     from engine.symbolic.symbols import SYMBOLS

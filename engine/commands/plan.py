@@ -10,6 +10,7 @@ from dataclasses import replace
 from engine.commands.common import EXIT_NOTHING_FITS, EXIT_OK, add_arch_source, add_device_run, arch_of, gib, precision
 from engine.errors import SpecError
 from engine.options import MEMORY_OPTIONS
+from engine.progress import reporting
 from engine.request.options import add_option_flags, flag_of
 
 _SEARCHED = ("recompute", "zero")  # memory options whose choices plan searches (all of them unless narrowed)
@@ -37,7 +38,6 @@ def add_parser(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     """Print the fastest layouts that fit (``engine.catalog.plan.plan``); exit 3 when none fits."""
     from engine.catalog.plan import default_space, plan
-    from engine.progress import reporting
 
     arch = arch_of(args)
     if args.global_batch is None or args.global_batch <= 0:

@@ -13,6 +13,8 @@ from engine.commands.parsing import add_old_spelling
 from engine.commands.shares import add_share_flags, join_cluster, share_flags
 from engine.errors import SpecError
 from engine.options import NUMERICS
+from engine.progress import clear as clear_status, note, reporting
+from engine.signals import deferred
 
 
 def add_parser(subparsers) -> None:
@@ -53,8 +55,6 @@ class _Target:
 
 def main(args: argparse.Namespace) -> int:
     """Run the spec the flags name; 0 on success, SpecError on bad input."""
-    from engine.progress import reporting
-
     with reporting(not args.quiet):  # formulas, kernels, compiling, writing: one status line on a terminal
         return _run(args)
 
@@ -99,9 +99,7 @@ def _budget(args: argparse.Namespace) -> int | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from engine.files import check_cube, check_target, remove_leftovers
-    from engine.progress import clear as clear_status, note
-    from engine.signals import deferred
+    from engine.files import check_cube, check_target, remove_leftovers  # (ctypes, socket, ...: not for --help)
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
@@ -155,7 +153,6 @@ def _sink_for(args: argparse.Namespace, request, target: _Target, sweep, budget:
     """Run ``request`` into what ``target`` names -- a query's answer (netCDF or zarr), a zarr store (one share
     of it with --part) or a netCDF file: (result, headline quantities), headline None when one share of a store
     was written (its extremes are not the cube's). The one place the command chooses its output."""
-    from engine.progress import note
     from engine.sinks.zarr_store import ZarrSink
 
     progress = not args.quiet
