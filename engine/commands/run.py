@@ -100,6 +100,7 @@ def _budget(args: argparse.Namespace) -> int | None:
 
 def _run(args: argparse.Namespace) -> int:
     from engine.files import check_cube, check_target, remove_leftovers  # (ctypes, socket, ...: not for --help)
+    from engine.sinks.zarr_store import check_store_target, is_store
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
@@ -108,8 +109,6 @@ def _run(args: argparse.Namespace) -> int:
     budget = _budget(args)
     request = _with_query(args, request)
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
-    from engine.sinks.zarr_store import check_store_target, is_store
-
     target = _Target(output, _spec_inputs(args.spec, request), is_store(output))
     check_output = check_store_target if target.zarr else check_target
     if request.query is not None and (part is not None or args.distributed):
