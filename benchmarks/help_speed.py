@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-COMMANDS = ("run", "formulas", "combine", "params", "memory", "flops", "time", "plan", "plot", "open", "check")
 HEAVY = ("sympy", "numpy", "jax")
 
 
@@ -29,6 +28,15 @@ def _launcher(module: bool) -> list[str]:
     if script.exists() and not module:
         return [str(script)]
     return [sys.executable, "-m", "engine"]
+
+
+def _commands() -> list[str]:
+    """The commands of the checkout being timed, read from its own parser (``engine.commands.COMMANDS`` here;
+    an older checkout has no registry)."""
+    code = ("import argparse\nfrom engine.cli import _parser\n"
+            "sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))\n"
+            "print(' '.join(sub.choices))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
 
 
 def _heavy(cmd: list[str]) -> list[str]:
@@ -46,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     launcher = _launcher(args.module)
     print(f"{' '.join(launcher)}: median wall of {args.repeat} runs")
-    for words in ([], *([c] for c in COMMANDS)):
+    for words in ([], *([c] for c in _commands())):
         cmd = [*launcher, *words, "--help"]
         walls = []
         for _ in range(args.repeat):

@@ -1,0 +1,89 @@
+"""``llm-sweep plan``: the fastest parallel layouts that fit, searched over every combination."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from engine.commands.common import EXIT_NOTHING_FITS, EXIT_OK, add_arch_source, add_device_run, arch_of, gib, precision
+from engine.errors import SpecError
+from engine.options import MEMORY_OPTIONS
+from engine.progress import reporting
+from engine.request.options import add_option_flags, flag_of
+
+_SEARCHED = ("recompute", "zero")  # memory options whose choices plan searches (all of them unless narrowed)
+
+
+def add_parser(subparsers) -> None:
+    """Declare ``plan`` and its flags."""
+    pl = subparsers.add_parser("plan", help="the fastest parallel layouts that fit, searched over every combination",
+                               description="Search every tp, pp, cp, dp, micro-batch, vp, recompute, ZeRO stage and "
+                                           "sequence-parallel choice for a device count; print the fastest that fit. "
+                                           "Attention is FlashAttention, as a tuned run has it (memory's default is "
+                                           "sdpa).")
+    add_arch_source(pl, required=True)
+    add_device_run(pl, "sequences per optimizer step")
+    pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
+    add_option_flags(pl, MEMORY_OPTIONS, ("precision",))
+    for name in _SEARCHED:
+        spec = MEMORY_OPTIONS[name]
+        choices = ", ".join(map(str, spec.choices))
+        pl.add_argument(flag_of(spec), dest=name, type=type(spec.default), choices=spec.choices, action="append",
+                        help=f"{spec.meaning}: search only these (repeatable; default all of {choices})")
+    pl.add_argument("--json", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the fastest layouts that fit (``engine.catalog.plan.plan``); exit 3 when none fits."""
+    from engine.catalog.plan import default_space, plan
+
+    arch = arch_of(args)
+    if args.global_batch is None or args.global_batch <= 0:
+        raise SpecError("--global-batch", str(args.global_batch), "must be a positive integer")
+    space = default_space(arch, args.gpus, args.global_batch)
+    space = replace(space, **{name: tuple(dict.fromkeys(getattr(args, name) or getattr(space, name)))
+                              for name in _SEARCHED})
+    with reporting(not args.json):  # kernels, exact values of the best rows: one status line on a terminal
+        out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
+                   precision=precision(args), space=space)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    if not out["layouts"]:
+        _nothing_fits(args, out)
+        return EXIT_NOTHING_FITS
+    if not args.json:
+        _print(args, arch, out)
+    return EXIT_OK
+
+
+def _nothing_fits(args: argparse.Namespace, out: dict) -> None:
+    """One line on stderr: how many layouts pass the rules, and the lowest peak of a valid one."""
+    name = args.hf_config or args.arch
+    low = out["lowest_peak"]
+    why = (f"the lowest peak of a valid layout is {gib(low['mem_peak'])} (tp {low['layout']['tp']} pp "
+           f"{low['layout']['pp']} dp {low['layout']['dp']} cp {low['layout']['cp']} micro-batch "
+           f"{low['layout']['micro_batch']} recompute {low['recompute']} zero {low['zero']})"
+           if low else "no layout passes the layout rules")
+    print(f"llm-sweep plan: nothing fits: {name} on {args.gpus} x {args.gpu}, global batch {args.global_batch} x "
+          f"{args.seq_len}: {out['valid']:,} of {out['searched']:,} configurations pass the layout rules, none "
+          f"within {gib(out['hbm'])}; {why}", file=sys.stderr)
+
+
+def _print(args: argparse.Namespace, arch, out: dict) -> None:
+    """The search's counts, then one line per layout, fastest first."""
+    from engine.catalog.plan import describe_folded, knob_text
+
+    name = args.hf_config or args.arch
+    print(f"{name} on {args.gpus} x {args.gpu}, global batch {args.global_batch} x {args.seq_len}: "
+          f"{out['searched']:,} configurations, {out['valid']:,} pass the layout rules, {out['fit']:,} fit; "
+          f"{out['seconds']:.1f} s")
+    for est in out["layouts"]:
+        lay = est["layout"]
+        folded = describe_folded(est)
+        print(f"  {est['step_time']:9.4g} s  MFU {est['mfu']:5.1%}  tp {lay['tp']:<2} pp {lay['pp']:<3} dp {lay['dp']:<5} "
+              f"cp {lay['cp']} " + (f"ep {knob_text(est, 'ep'):<3} " if arch.structure.moe else "")
+              + f"vp {knob_text(est, 'vp'):<2} micro-batch {lay['micro_batch']:<4} recompute "
+              f"{knob_text(est, 'recompute'):<9} zero {knob_text(est, 'zero'):<3} sp "
+              f"{knob_text(est, 'sequence_parallel'):<3}  {gib(est['mem_peak'])}" + (f"  ({folded})" if folded else ""))
