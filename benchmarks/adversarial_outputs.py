@@ -21,7 +21,7 @@ apart ("died"): nothing can answer it, and it must leave the target as it was.
 
 After each trial:
 - the target is absent (only if it was before and nothing finished), or a complete cube equal to the in-memory run
-  (``engine.run_sweep``) of OLD, A or B -- every variable, every point -- and never an incomplete or foreign one;
+  (``engine.run``) of OLD, A or B -- every variable, every point -- and never an incomplete or foreign one;
 - statuses and messages tell the truth: a run that exited 0 is A or B whose cube may be at the target; a run that
   says "no output was written" did not change the target; one that says its target "had already been written in
   full" did; a stopped run's stderr is one line with 128 + the signal number; no traceback anywhere;
@@ -310,7 +310,7 @@ class Campaign:
 def _in_memory(spec: Path):
     import engine
 
-    return engine.run_sweep(engine.load_spec(spec)).dataset
+    return engine.run(engine.load_spec(spec)).dataset
 
 
 def _hidden(folder: Path) -> list[str]:

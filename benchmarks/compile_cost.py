@@ -2,7 +2,7 @@
 
     python benchmarks/compile_cost.py
 
-Each "fresh process" row runs a new Python that times engine.kernel_for (sympy resolve +
+Each "fresh process" row runs a new Python that times engine.runtime.sweep.kernel_for (sympy resolve +
 lambdify) and the XLA compile of the seed sweep's chunk, with JAX's persistent compilation cache
 in a new temporary folder: the first process finds it empty (cold), the second finds the first
 one's executables there (disk cache; what `llm-sweep run` uses between runs). The in-process row
@@ -26,13 +26,13 @@ import jax
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 import engine
-from engine.runtime.sweep import plan_for
+from engine.runtime.sweep import kernel_for, plan_for
 t_import = time.perf_counter() - t0
 req = engine.load_spec(sys.argv[2])
-t0 = time.perf_counter(); k = engine.kernel_for(req); t_symbolic = time.perf_counter() - t0
+t0 = time.perf_counter(); k = kernel_for(req); t_symbolic = time.perf_counter() - t0
 plan = plan_for(req, k)
 t0 = time.perf_counter(); k.compile_for(plan.chunk_shape); t_xla = time.perf_counter() - t0
-t0 = time.perf_counter(); k2 = engine.kernel_for(req); k2.compile_for(plan.chunk_shape); t_again = time.perf_counter() - t0
+t0 = time.perf_counter(); k2 = kernel_for(req); k2.compile_for(plan.chunk_shape); t_again = time.perf_counter() - t0
 print(json.dumps({"import_s": t_import, "symbolic_s": t_symbolic, "xla_s": t_xla, "in_process_again_s": t_again}))
 """
 

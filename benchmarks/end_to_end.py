@@ -5,7 +5,7 @@
     python benchmarks/end_to_end.py --seed [--repeat 3] [--dir /tmp]
 
 Writes a seed cube of about --gigabytes uncompressed (3 int64 quantities over every axis, and
-params_total over its natural dims d_model x n_layers) with engine.run_to_netcdf and into a zarr store
+params_total over its natural dims d_model x n_layers) with engine.run and into a zarr store
 (ZarrSink), ``--repeat`` rounds of one run per format, between writes of the same number of bytes with
 plain os.write in 64 MiB blocks (+ fsync) as the disk's ceiling; one raw write before them warms the disk
 and is not counted. Each run is compared with the mean of the raw writes either side of it; the median
@@ -153,7 +153,7 @@ def engine_write(fmt: str, req, folder: Path, budget):
     if fmt == "zarr":
         res = engine.run(req, ZarrSink(out), budget)
     else:
-        res = engine.run_to_netcdf(req, out, budget=budget)
+        res = engine.run(req, out, budget)
     t_sync = time.perf_counter()
     sync(out)
     seconds = time.perf_counter() - t0

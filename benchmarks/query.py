@@ -3,8 +3,8 @@
     python benchmarks/query.py [--points 2e7] [--repeat 3]
 
 Question: for every (batch, seq_len), the largest params_total with mem_peak <= 40 GiB, and the
-d_model and n_layers that reach it (seed formulas). "device" runs engine.run_query (mask and
-argmax inside the jitted kernel, chunk by chunk); "host" runs engine.run_sweep (the full cube
+d_model and n_layers that reach it (seed formulas). "device" runs engine.run with a query sink (mask and
+argmax inside the jitted kernel, chunk by chunk); "host" runs engine.run into memory (the full cube
 copied out) and then the same reduction with xarray. Prints both times and the speed-up, checks
 the answers agree, and writes query.json beside this script.
 """
@@ -21,7 +21,6 @@ import numpy as np
 
 import engine
 from engine.request.query import make_query
-from engine.runtime.sweep import run_query
 
 
 def spec(points: float) -> dict:
@@ -44,13 +43,13 @@ def main() -> None:
     req = engine.parse_spec(spec(args.points))
     q = make_query(["mem_peak <= 40GiB"], "params_total", None, ["d_model", "n_layers"], req.quantities,
                    list(req.axes))
-    run_query(req, q)  # compile
-    device = min(run_query(req, q).eval_seconds for _ in range(args.repeat))
-    t_dev_ds = run_query(req, q).dataset
+    engine.run(req, engine.sink_for(query=q))  # compile
+    device = min(engine.run(req, engine.sink_for(query=q)).eval_seconds for _ in range(args.repeat))
+    t_dev_ds = engine.run(req, engine.sink_for(query=q)).dataset
 
     def host():
         t0 = time.perf_counter()
-        ds = engine.run_sweep(req).dataset
+        ds = engine.run(req).dataset
         fits = ds.mem_peak <= 40 * 2**30
         best = ds.params_total.where(fits).max(["d_model", "n_layers"])
         return time.perf_counter() - t0, best

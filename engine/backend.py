@@ -456,8 +456,5 @@ def outline(spec_path) -> str:
     return "\n".join(lines)
 
 
-summary = outline  # its former name, for engine/cli.py until it imports outline (issue 20); delete then
-
-
 def _dims_text(dims: Sequence[str], shape: Sequence[int]) -> str:
     return " x ".join(f"{d}={n:,}" for d, n in zip(dims, shape)) or "no dims"

@@ -17,8 +17,8 @@ def add_parser(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Print the lazy dataset of the spec (``engine.backend.summary``)."""
-    from engine.backend import summary
+    """Print the lazy dataset of the spec (``engine.backend.outline``)."""
+    from engine.backend import outline
 
-    print(summary(args.spec))
+    print(outline(args.spec))
     return EXIT_OK

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from engine.commands.common import EXIT_OK, enable_compilation_cache
@@ -40,17 +39,6 @@ def add_parser(subparsers) -> None:
     q.add_argument("--maximize", metavar="QUANTITY", help="report the largest QUANTITY that satisfies --where")
     q.add_argument("--minimize", metavar="QUANTITY", help="report the smallest QUANTITY that satisfies --where")
     q.add_argument("--over", metavar="DIMS", help="comma-separated dims to reduce, e.g. d_model,n_layers")
-
-
-@dataclass
-class _Target:
-    """Where a run writes: the path, the files it must not overwrite, and the share of a multi-process run."""
-
-    output: Path
-    inputs: list[Path]
-    zarr: bool  # a zarr store (engine.sinks.zarr_store.is_store), else a netCDF file
-    whole: object = None  # the request before its share was taken
-    part: tuple[int, int] | None = None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -99,8 +87,7 @@ def _budget(args: argparse.Namespace) -> int | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from engine.files import check_cube, check_target, remove_leftovers  # (ctypes, socket, ...: not for --help)
-    from engine.sinks.zarr_store import check_store_target, is_store
+    from engine.files import check_cube, remove_leftovers  # (ctypes, socket, ...: not for --help)
 
     if args.output == "":
         raise SpecError("-o", "", "the output path is empty; give a file name such as out.nc")
@@ -109,78 +96,46 @@ def _run(args: argparse.Namespace) -> int:
     budget = _budget(args)
     request = _with_query(args, request)
     output = Path(args.output or request.output or Path(args.spec).with_suffix(".nc").name)
-    target = _Target(output, _spec_inputs(args.spec, request), is_store(output))
-    check_output = check_store_target if target.zarr else check_target
     if request.query is not None and (part is not None or args.distributed):
         flag = "--part" if part is not None else "--distributed"
         raise SpecError(args.spec, flag, "a query reduces the whole grid; run it on one process")
     if part is None and args.distributed:
-        check_output(output, target.inputs)  # before joining the cluster
+        _sink_for(args, request, output).check()  # before joining the cluster
     note("loading JAX")
     with deferred():  # JAX and xarray load only when a sweep runs; a signal here waits for the import to end
         from engine.runtime import sweep
 
     if part is None and args.distributed:
         part = join_cluster(args)
+    whole = request
     if part is not None:
         share = sweep.process_share(request, *part)
-        target.whole, target.part = request, part
-        if not target.zarr:  # a zarr store takes every share's region directly: one store, no combine
-            target.output = sweep.part_path(output, *part)
         if share is None:
             if not args.quiet:
                 print(f"llm-sweep run: part {part[0]} of {part[1]} has no coordinates of the first axis; nothing to do")
             return EXIT_OK
         request = share
-    check_output(target.output, target.inputs)
+    sink = _sink_for(args, request, output, whole, part)
+    sink.check()
     if args.output is None:  # a name the user did not type replaces nothing but a cube of its kind
-        check_cube(target.output, "zarr" if target.zarr else "netcdf",
-                   "sweep.output" if request.output else "default output",
-                   f"give -o {target.output} to replace it anyway, or another path")
-    remove_leftovers(target.output.parent, say=lambda m: print(f"llm-sweep run: {m}", file=sys.stderr))
+        check_cube(sink.target, sink.kind, "sweep.output" if request.output else "default output",
+                   f"give -o {sink.target} to replace it anyway, or another path")
+    remove_leftovers(sink.target.parent, say=lambda m: print(f"llm-sweep run: {m}", file=sys.stderr))
     enable_compilation_cache()
-    result, headline = _sink_for(args, request, target, sweep, budget)
+    result = sweep.run(request, sink, budget, not args.quiet)
     clear_status()
-    if headline is not None and not args.quiet:
-        print(result.summary(headline, args.spec))
-        if request.query is not None:
-            print(f"  query     {request.query.describe()}")
+    if not args.quiet:
+        print(result.report(args.spec))
     return EXIT_OK
 
 
-def _sink_for(args: argparse.Namespace, request, target: _Target, sweep, budget: int | None):
-    """Run ``request`` into what ``target`` names -- a query's answer (netCDF or zarr), a zarr store (one share
-    of it with --part) or a netCDF file: (result, headline quantities), headline None when one share of a store
-    was written (its extremes are not the cube's). The one place the command chooses its output."""
-    from engine.sinks.zarr_store import ZarrSink
+def _sink_for(args: argparse.Namespace, request, output: Path, whole=None, part: tuple[int, int] | None = None):
+    """The sink ``output`` selects (``engine.sinks.sink_for``): the cube, or with a query its answer, written
+    there; of one process's share (``part``), its part file or its region of the one store."""
+    from engine.sinks import sink_for
 
-    progress = not args.quiet
-    if request.query is not None:
-        from engine.sinks.dataset import write_netcdf
-        from engine.sinks.zarr_store import write_store
-
-        result = sweep.run_query(request, request.query, budget, progress)
-        t0 = time.perf_counter()
-        note(f"writing {target.output}")
-        (write_store if target.zarr else write_netcdf)(result.dataset, target.output, request.compression,
-                                                       target.inputs)
-        result.write_seconds, result.path = time.perf_counter() - t0, target.output
-        objective = request.query.objective
-        if objective is not None and objective not in request.quantities:
-            objective = f"{request.query.sense}_{objective}"
-        return result, ([objective] if objective else []) + ["n_feasible"]
-    if not target.zarr:
-        return sweep.run_to_netcdf(request, target.output, budget, progress, inputs=target.inputs), request.headline
-    sink = ZarrSink(target.output, target.inputs, whole=target.whole, part=target.part or (0, 1))
-    result = sweep.run(request, sink, budget, progress)
-    if target.part is None:
-        return result, request.headline
-    if progress:
-        part = target.part
-        print(f"llm-sweep run: share {part[0]} of {part[1]} written into "
-              + (f"{target.output}; every share is done: the store is complete" if result.complete else
-                 f"{sink.staging}; the store appears at {target.output} when every share is done"))
-    return result, None
+    shares = {"whole": whole, "part": part} if part is not None else {}
+    return sink_for(output, query=request.query, inputs=_spec_inputs(args.spec, request), **shares)
 
 
 def _spec_inputs(spec: str, request) -> list[Path]:

@@ -37,7 +37,6 @@ from engine.progress import note
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks, share_bounds
 from engine.request.query import Query
 from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, sink_for
-from engine.sinks.netcdf import part_path  # noqa: F401  engine/cli.py reads sweep.part_path (issue 20)
 from engine.sinks.result import SweepResult, Timing
 from engine.request.spec import SweepRequest
 
@@ -252,7 +251,7 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
     """The part of ``request`` that process ``index`` of ``count`` computes (None if it has none).
 
     The first axis is cut into ``count`` contiguous, nearly equal ranges; every process writes
-    its own range to its own file (``part_path``), and ``combine`` joins the files afterwards.
+    its own range to its own file (``sinks.netcdf.part_path``), and ``combine`` joins the files afterwards.
     A categorical first axis is cut the same way: each share holds some of its labels (and their
     combinations' kernels), and ``combine`` joins the parts in part order.
     """

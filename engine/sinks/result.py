@@ -98,8 +98,8 @@ class SweepResult:
         return "\n".join(self._lines(source, query=True))
 
     def summary(self, headline: list[str], source: str = "") -> str:
-        """``report`` without the query line, under its former name: for ``engine/cli.py`` until it calls
-        ``report`` (issue 20); delete then."""
+        """``report`` without the query line, under its former name: for tests/test_natural_dims.py until it
+        calls ``report`` (issue 20); delete then."""
         self.headline = list(headline)
         return "\n".join(self._lines(source, query=False))
 
