@@ -89,3 +89,24 @@ def test_an_unknown_flag_value_names_the_closest(run_cli, argv, close):
     r = run_cli(*argv)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.endswith(f"did you mean {close}?" + (
         f" (see llm-sweep {argv[0]} --help)\n" if "invalid choice" in r.stderr else "\n")), r.stderr
+
+
+INFERENCE = ["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "2", "--seq-len", "64", "--json"]
+
+
+def test_weight_dtype_is_the_option_and_weights_its_old_spelling(run_cli):
+    new, old = run_cli(*INFERENCE, "--weight-dtype", "int4"), run_cli(*INFERENCE, "--weights", "int4")
+    assert new.returncode == old.returncode == 0, (new.stderr, old.stderr)
+    assert json.loads(new.stdout) == json.loads(old.stdout)
+    assert new.stderr == ""
+    assert "--weights fp8|int8|int4 is now --weight-dtype" in old.stderr
+    base = json.loads(run_cli(*INFERENCE).stdout)
+    assert json.loads(new.stdout)["breakdown"]["weights"] < base["breakdown"]["weights"]
+
+
+def test_the_dtype_flags_are_the_spec_options(run_cli):
+    """--kv-dtype and --weight-dtype are the options kv_dtype and weight_dtype: their bits, their rules."""
+    fp8 = json.loads(run_cli(*INFERENCE, "--kv-dtype", "fp8").stdout)
+    assert fp8["breakdown"]["kv_cache"] * 2 == json.loads(run_cli(*INFERENCE).stdout)["breakdown"]["kv_cache"]
+    r = run_cli("memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--weight-dtype", "int8")
+    assert r.returncode == 2 and "weight_dtype int8 applies to mode inference" in r.stderr

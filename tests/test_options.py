@@ -203,3 +203,11 @@ def test_the_registry_loads_no_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"
+
+
+def test_scaling_laws_are_the_fits_of_the_sympy_side():
+    """flops --scaling-law offers engine.options.SCALING_LAWS (pure data, read by --help); each names a fit."""
+    from engine.options import SCALING_LAWS
+    from engine.symbolic.formulas.scaling import CHINCHILLA_FITS
+
+    assert SCALING_LAWS == tuple(CHINCHILLA_FITS)

@@ -8,17 +8,17 @@ import math
 
 from engine.commands.common import (add_arch_source, add_structure_flags, arch_of, option_choice, set_values,
                                     structure_options)
+from engine.commands.parsing import add_old_spelling
 from engine.errors import SpecError
 from engine.options import MEMORY_OPTIONS
-from engine.request.options import add_option_flags, given_options
+from engine.request.options import add_option_flags, flag_of, given_options
 
 # the structural memory options, defined once in engine.options, that memory and flops take as flags
 MEMORY_FLAGS = ("mode", "precision", "optimizer", "attention", "recompute", "zero", "sequence_parallel",
                 "memory_model", "offload", "finetune", "kv_layout")
+# inference number formats: the defaults of bits_kv and bits_weight (flag -> the input symbol it sets)
+DTYPE_FLAGS = {"kv_dtype": "bits_kv", "weight_dtype": "bits_weight"}
 _NOTES = {"kv_layout": "inference, MLA models only", "optimizer": "training only (default: adamw)"}
-# --kv-dtype and --weights: bits per element of the KV cache (bits_kv) and of quantized weights (bits_weight)
-KV_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
-WEIGHT_BITS = {"int8": 8, "int4": 4, "fp8": 8}
 # flag -> input symbol of the integer sizes and degrees
 _INTEGER_FLAGS = {"batch": "batch", "seq_len": "seq_len", "dp": "dp", "tp": "tp", "pp": "pp", "vp": "vp",
                   "kv_window": "kv_window", "gpus": "n_gpus", "ep": "ep", "etp": "etp"}
@@ -40,11 +40,10 @@ def add_estimate_flags(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--ep", type=int, help="expert-parallel degree (MoE; Megatron semantics: routed experts split "
                                                "over ep x etp devices, their states over dp x tp / (ep x etp))")
     parser.add_argument("--etp", type=int, help="expert tensor-parallel degree (MoE; default: --tp)")
-    parser.add_argument("--kv-dtype", choices=tuple(KV_BITS),
-                        help="KV-cache element type (inference; default: the weights' 16-bit type)")
-    parser.add_argument("--weights", choices=tuple(WEIGHT_BITS),
-                        help="quantized weights (inference): int8/int4 group-wise with a scale and zero point per "
-                             "128 weights (embedding and head stay 16-bit); fp8 one byte per weight")
+    add_option_flags(parser, MEMORY_OPTIONS, tuple(DTYPE_FLAGS))
+    weights = MEMORY_OPTIONS["weight_dtype"]
+    add_old_spelling(parser, "--weights", "--weight-dtype", dest="weight_dtype", values="|".join(weights.choices[1:]),
+                     choices=weights.choices)
     parser.add_argument("--kv-window", type=int, metavar="W", help="sliding window: keep min(S, W) tokens")
     add_structure_flags(parser, "structural architecture option, e.g. tied_head=true")
 
@@ -55,14 +54,14 @@ def estimate_inputs(args: argparse.Namespace):
     from engine.catalog.model import memory_options
 
     arch = arch_of(args, structure_options(args.option) or None)
-    chosen = given_options(args, MEMORY_FLAGS + ("causal_flops",))
+    chosen = given_options(args, MEMORY_FLAGS + ("causal_flops", *DTYPE_FLAGS))
     chosen.update({name: option_choice(name, value) for name, value in chosen.items()
                    if MEMORY_OPTIONS[name].aliases})  # flags that take aliases (precision): checked in their name
     args.mode = mode = chosen.get("mode", "training")
     _check_flags(args, chosen)
     if args.command == "flops":  # FLOPs do not depend on the activation model; it only adds its own checks
         chosen["memory_model"] = "pytorch" if mode == "inference" else "korthikanti"
-    options = memory_options(**{**chosen, "dropout": args.dropout > 0, "quantized": args.weights in ("int8", "int4")})
+    options = memory_options(**chosen, dropout=args.dropout > 0)
     for flag in ("ep", "etp"):
         if getattr(args, flag, None) is not None and not arch.structure.moe:
             raise SpecError(f"--{flag}", str(getattr(args, flag)), f"expert parallelism applies to MoE models; "
@@ -74,13 +73,10 @@ def estimate_inputs(args: argparse.Namespace):
             if value <= 0:
                 raise SpecError(f"--{flag.replace('_', '-')}", str(value), "must be a positive integer")
             values[name] = value
-    if args.kv_dtype:
-        values["bits_kv"] = KV_BITS[args.kv_dtype]
-    if args.weights:
-        values["bits_weight"] = WEIGHT_BITS[args.weights]
     sets = set_values(args.set)
-    for name, flag in (("bits_kv", "--kv-dtype"), ("bits_weight", "--weights")):
-        if name in sets and name in values:
+    for option, name in DTYPE_FLAGS.items():
+        if name in sets and option in chosen:
+            flag = flag_of(MEMORY_OPTIONS[option])
             raise SpecError("--set", f"{name}={sets[name]}", f"{flag} sets {name} already; give one of them")
     values.update(sets)
     args.set_values = sets
@@ -92,10 +88,9 @@ def _check_flags(args: argparse.Namespace, chosen: dict) -> None:
     """Refuse flags that would be ignored: inference flags in training, the optimizer in inference, vp without
     pp, half of the training-time pair; and a dropout that is not a probability."""
     if args.mode == "training":
-        for flag in ("kv_dtype", "kv_window", "weights"):
-            if getattr(args, flag, None):
-                raise SpecError(f"--{flag.replace('_', '-')}", str(getattr(args, flag)),
-                                "applies to --mode inference (training keeps full-precision weights and no KV cache)")
+        if args.kv_window:  # kv_dtype and weight_dtype: their rules (engine.options.memory.RULES)
+            raise SpecError("--kv-window", str(args.kv_window),
+                            "applies to --mode inference (training keeps full-precision weights and no KV cache)")
     if args.mode == "inference" and "optimizer" in chosen:
         raise SpecError("--optimizer", chosen["optimizer"], "applies to --mode training (inference keeps no optimizer "
                                                             "state)")

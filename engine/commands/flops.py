@@ -9,9 +9,9 @@ import math
 from engine.commands.common import EXIT_OK, check_sets_used
 from engine.commands.estimate import add_estimate_flags, estimate_inputs
 from engine.errors import SpecError
+from engine.options import SCALING_LAWS
 
 _HELP = "FLOPs per token and per step, training time, compute-optimal sizes"
-_SCALING_LAWS = ("chinchilla", "chinchilla_tex", "besiroglu")  # engine.symbolic.formulas.scaling.CHINCHILLA_FITS
 _QUANTITIES = ("flops_forward_token", "flops_token", "hardware_flops_token", "flops_step", "flops_palm_token",
                "flops_narayanan_step", "flops_narayanan_recompute_step")
 _UNITS = {"flops_forward_token": " FLOP per token", "flops_token": " FLOP per token",
@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     mp.add_argument("--peak-flops", type=float, help="peak FLOP/s of one device, e.g. 989e12")
     mp.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilization (default 0.5)")
     mp.add_argument("--compute", type=float, help="a FLOPs budget: print the compute-optimal N and D")
-    mp.add_argument("--scaling-law", choices=_SCALING_LAWS, default="besiroglu")
+    mp.add_argument("--scaling-law", choices=SCALING_LAWS, default="besiroglu")
     mp.add_argument("--json", action="store_true")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from engine.commands.common import EXIT_OK, enable_compilation_cache
+from engine.options import PLOT_KINDS
 
-_KINDS = ("heatmap", "line", "frontier")  # what engine.plot.command draws (its module loads numpy: not read here)
 
 
 def add_parser(subparsers) -> None:
@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     pt.add_argument("--budget", metavar="LIMIT",
                     help="e.g. 80GiB (byte variables need a byte unit; others a plain number): the heatmap's "
                          "contour, a line, or the frontier's constraint VARIABLE <= LIMIT")
-    pt.add_argument("--kind", choices=_KINDS, help="default: frontier with --maximize, heatmap with --y, else line")
+    pt.add_argument("--kind", choices=PLOT_KINDS, help="default: frontier with --maximize, heatmap with --y, else line")
     pt.add_argument("--maximize", metavar="DIM",
                     help="frontier: the dim (or variable) to maximize subject to VARIABLE <= --budget")
     pt.add_argument("-o", "--output", required=True, metavar="FIG", help="the figure to write: .png, .pdf or .svg")

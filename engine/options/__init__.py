@@ -25,11 +25,14 @@ from engine.options.structure import ARCH_OPTIONS, Structure
 
 NUMERICS = ("exact", "fast")  # how a kernel computes (engine.request.numerics.Numerics): run --numerics
 FORMATS = ("text", "latex", "markdown")  # what engine.symbolic.printing writes: formulas --format
+# the fits of the Chinchilla loss (engine.symbolic.formulas.scaling.CHINCHILLA_FITS' keys): flops --scaling-law
+SCALING_LAWS = ("chinchilla", "chinchilla_tex", "besiroglu")
+PLOT_KINDS = ("heatmap", "line", "frontier")  # what engine.plot.command draws: plot --kind
 # the options a spec's [options] and categorical [axes] take with an arch: the architecture's and the memory model's
 SPEC_OPTIONS = MappingProxyType({**ARCH_OPTIONS, **MEMORY_OPTIONS})
 
 __all__ = ["ARCH_OPTIONS", "ATTENTIONS", "DEFAULT_PRECISION", "DTYPE_BITS", "FORMATS", "KV_DTYPES",
            "MEMORY_MODEL_NAMES", "MEMORY_OPTIONS", "MODES", "NUMERICS", "Not", "OFFLOADS", "OPTIMIZERS",
-           "OptionSpec", "PRECISIONS", "PRECISION_ALIASES", "PRECISION_NAMES", "Precision", "RECOMPUTE", "RULES",
-           "Rule", "SPEC_OPTIONS", "Structure", "MemoryOptions", "WEIGHT_DTYPES", "broken_rules",
+           "OptionSpec", "PLOT_KINDS", "PRECISIONS", "PRECISION_ALIASES", "PRECISION_NAMES", "Precision", "RECOMPUTE",
+           "RULES", "Rule", "SCALING_LAWS", "SPEC_OPTIONS", "Structure", "MemoryOptions", "WEIGHT_DTYPES", "broken_rules",
            "canonical_precision", "check_value", "did_you_mean", "option", "precision", "show_value", "specs_of"]
