@@ -103,7 +103,7 @@ def structure_options(items: list[str], numeric_flag: str = "--set") -> dict:
 def set_values(items: list[str], dedicated: bool = True) -> dict:
     """``--set NAME=VALUE`` items as input values, validated like a spec's values (positive; integers for
     integer symbols). With ``dedicated``, inputs that have a flag of their own are refused."""
-    from engine.request.spec import _Errors, _value
+    from engine.request.values import Errors, input_value  # (numpy)
     from engine.symbolic.symbols import SYMBOLS
 
     out: dict = {}
@@ -122,7 +122,7 @@ def set_values(items: list[str], dedicated: bool = True) -> dict:
             out[key] = 0
             continue
         try:
-            out[key] = _value(_Errors("--set"), item, key, text)
+            out[key] = input_value(Errors("--set"), item, key, text)
         except SpecError as exc:
             raise SpecError("--set", item, exc.message) from None
     return out
