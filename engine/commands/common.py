@@ -8,7 +8,6 @@ that need them, when a command runs.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 from pathlib import Path
 
@@ -141,15 +140,12 @@ def check_sets_used(sets: dict, fs, exprs: list, given: set) -> None:
 
 def option_choice(name: str, value):
     """A memory option's flag value (``engine.options.MEMORY_OPTIONS``) as its canonical choice (an alias such as
-    bf16-amp read as bf16-mixed); anything else refused in the flag's name, with the closest choice named."""
-    spec = MEMORY_OPTIONS[name]
+    bf16-amp read as bf16-mixed); anything else refused in the flag's name, in the record's words (the valid
+    choices and the closest one: ``check_option``)."""
     try:
         check_option(MEMORY_OPTIONS, name, value)
     except ValueError as exc:
-        names = [str(c) for c in spec.choices] + [a for a, _ in spec.aliases]
-        close = difflib.get_close_matches(str(value), names, n=1)
-        raise SpecError(flag_of(spec), str(value), str(exc) + (f"; did you mean {close[0]}?" if close else "")) \
-            from None
+        raise SpecError(flag_of(MEMORY_OPTIONS[name]), str(value), str(exc)) from None
     return canonical_option(MEMORY_OPTIONS, name, value)
 
 

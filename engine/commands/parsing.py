@@ -4,11 +4,10 @@ command, flag or flag value (pure Python: building the parser loads nothing heav
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import warnings
 
-from engine.errors import LlmSweepDeprecation, UsageError
+from engine.errors import LlmSweepDeprecation, UsageError, closest
 
 
 def did_you_mean_choice(message: str) -> str:
@@ -16,9 +15,9 @@ def did_you_mean_choice(message: str) -> str:
     m = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
     if m:
         choices = re.findall(r"'([^']*)'", m.group(2)) or m.group(2).split(", ")
-        close = difflib.get_close_matches(m.group(1), choices, n=1)
-        if close:
-            return f"{message}; did you mean {close[0]}?"
+        close = closest(m.group(1), choices)
+        if close is not None:
+            return f"{message}; did you mean {close}?"
     return message
 
 
@@ -47,22 +46,21 @@ def unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extr
     command = sub.choices.get(getattr(args, "command", None), parser)
     takes = {f: a.nargs != 0 for a in command._actions for f in a.option_strings if f.startswith("--")}
 
-    def closest(word: str) -> str | None:
+    def closest_flag(word: str) -> str | None:
         flag = word.split("=", 1)[0]
-        close = difflib.get_close_matches(flag, list(takes), n=1) if flag.startswith("-") and flag != "-" else []
-        return close[0] if close else None
+        return closest(flag, takes) if flag.startswith("-") and flag != "-" else None
 
     groups: list[list[str]] = []  # an unknown flag with the word after it that looks like its value
     for word in extra:
         last = groups[-1] if groups else None
         if (last is not None and len(last) == 1 and last[0].startswith("-") and "=" not in last[0]
-                and not word.startswith("-") and takes.get(closest(last[0]), True)):
+                and not word.startswith("-") and takes.get(closest_flag(last[0]), True)):
             last.append(word)
         else:
             groups.append([word])
     words = []
     for group in groups:
-        close = closest(group[0])
+        close = closest_flag(group[0])
         words.append(" ".join(group) + (f" (did you mean {close}?)" if close else ""))
     return UsageError(command.prog, f"unrecognized argument{'s' if len(words) > 1 else ''}: {', '.join(words)}")
 
