@@ -89,7 +89,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEVICE_DIM", "INT64_MAX", "RANGE_KEYS", "SCALES", "SweepRequest", "Variant", "combination_text",
            "load_spec", "option_specs", "parse_spec"]
-_Errors, _value = Errors, input_value  # engine/cli.py's --set reads them under these names
 
 TABLES = ("sweep", "options", "fixed", "axes", "query")
 QUERY_KEYS = ("where", "maximize", "minimize", "over")
