@@ -50,6 +50,7 @@ def _brute(req, ds, query, k):
 @pytest.mark.parametrize("where, objective, sense, k, budget", [
     (["mem_peak <= 4GB"], "step_time", "min", 7, 20_000),  # several chunks
     (["mem_peak <= 4GB"], "step_time", "min", 10_000, None),  # more rows asked than feasible: every one
+    (["mem_peak <= 4GB"], "step_time", "min", 3, None),  # few rows of a long chunk: the two-stage top-k
     (["mem_peak <= 8GB"], "mem_peak", "max", 12, 20_000),  # maximized: equal peaks across vp, ...
     ([], "tp", "max", 25, 20_000),  # a swept input: every tp-4 layout ties, grid order decides
 ])
@@ -88,3 +89,18 @@ def test_top_k_refuses_a_query_that_keeps_a_dim(request_and_cube):
     query = make_query([], None, "step_time", ["tp", "pp"], req.quantities, list(req.axes))
     with pytest.raises(SpecError, match="list recompute, zero, dp, batch, vp in over"):
         run(req, TopKSink(query, 3))
+
+
+@pytest.mark.parametrize("n, k", [(1000, 3), (4096, 64), (100_003, 50), (500, 20)])
+def test_two_stage_top_k_is_jax_top_k(n, k):
+    """The rows-first top-k (``topk._top_k``) picks what ``jax.lax.top_k`` picks, ties in index order included:
+    few distinct values (ties everywhere), the worst value (masked points) among them, a length no row divides."""
+    import jax
+
+    from engine.runtime.topk import _top_k
+
+    rng = np.random.default_rng(n)
+    key = rng.integers(0, 7, n).astype(np.float64)
+    key[rng.random(n) < 0.3] = -np.inf
+    np.testing.assert_array_equal(np.asarray(jax.jit(_top_k, static_argnums=1)(key, k)),
+                                  np.asarray(jax.lax.top_k(key, k)[1]))

@@ -3,7 +3,8 @@
 Where ``engine.runtime.query`` reduces the ``over`` dims to one best point per remaining cell, a top-k
 query ranks every point of the cube (its ``over`` lists every dim) and keeps the ``k`` best. Each chunk
 is masked on the device as a query masks it (``query.masks``: the request's validity, the padding, the
-constraints), then ``jax.lax.top_k`` of the objective (negated to minimize) picks the chunk's ``k`` best;
+constraints), then ``jax.lax.top_k`` of the objective (negated to minimize; in two stages, ``_top_k``) picks
+the chunk's ``k`` best;
 only those rows (their objective, their position in the chunk, whether they are feasible) and two counts
 (valid points, feasible points) leave the device. On the host ``TopKAccumulator`` merges the chunks' rows:
 the ``k`` best by objective, ties in grid order (the cube's flat index), whatever order chunks come in, as
@@ -66,12 +67,34 @@ class TopKFunction:
             valid, mask = masks(q, out, full, shape, split, n_valid)
             obj = objective_values(q, out, full, coords, self.axes, shape).ravel()
             key = jnp.where(mask.ravel(), obj if q.sense == "max" else -obj, worst(obj.dtype, "max"))
-            _, index = jax.lax.top_k(key, min(self.k, key.size))
+            index = _top_k(key, min(self.k, key.size))
             count = jnp.int64 if n_valid.dtype == jnp.int64 else jnp.int32
             return {"value": obj[index], "index": index, "feasible": mask.ravel()[index],
                     "n_valid": jnp.sum(valid, dtype=count), "n_feasible": jnp.sum(mask, dtype=count)}, overflow
 
         return fn
+
+
+ROW = 64  # points per row of the two-stage top-k
+
+
+def _top_k(key, k: int):
+    """Flat indices of the ``k`` largest entries of ``key`` (ties: the lower index first), as
+    ``jax.lax.top_k``'s, in two cheap stages: XLA's CPU top-k sorts its whole operand (0.9 s for 887,040
+    points), so ``key`` is cut into rows of ``ROW``, the ``k`` rows of the largest maxima are kept (the ``k``
+    best entries lie in them: an entry of another row has ``k`` rows' maxima before it, ties included, since
+    rows tie in index order) and their ``k x ROW`` entries, in index order, go through ``top_k`` (17 ms)."""
+    import jax
+    import jax.numpy as jnp
+
+    n = key.size
+    if k * ROW >= n:
+        return jax.lax.top_k(key, k)[1]
+    pad = (-n) % ROW  # padding the worst value at the end: never before a real entry, even a masked one
+    rows = jnp.concatenate([key, jnp.full(pad, worst(key.dtype, "max"), key.dtype)]).reshape(-1, ROW)
+    best = jnp.sort(jax.lax.top_k(rows.max(axis=1), k)[1])
+    _, j = jax.lax.top_k(rows[best].ravel(), k)
+    return (best[:, None] * ROW + jnp.arange(ROW)).ravel()[j]
 
 
 class TopKAccumulator:

@@ -10,12 +10,16 @@ request's validity) and ``n_feasible`` (those that also satisfy the constraints)
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import numpy as np
 import xarray as xr
 
 from engine.errors import SpecError
 from engine.request.query import Query
-from engine.request.spec import SweepRequest
+from engine.progress import note
+from engine.request.spec import SweepRequest, combination_text
 from engine.runtime.categories import Slab
 from engine.runtime.compile import Kernel
 from engine.runtime.plan import ChunkPlan
@@ -34,6 +38,9 @@ class TopKSink:
         Constraints and an objective (``minimize`` or ``maximize``); ``over`` every dim of the request.
     k : int
         Rows wanted (fewer come back when fewer points are feasible).
+    describe : callable, optional
+        A combination's labels -> its words in the progress line ``searching: kernel 2 of 24 (...)`` (default:
+        as a spec writes them).
 
     Raises
     ------
@@ -41,10 +48,10 @@ class TopKSink:
         In ``prepare``: no objective, a categorical objective, or ``over`` leaving a dim out.
     """
 
-    def __init__(self, query: Query, k: int):
+    def __init__(self, query: Query, k: int, describe: Callable[[dict], str] = combination_text):
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        self.query, self.k = query, k
+        self.query, self.k, self.describe = query, k, describe
 
     def prepare(self, request: SweepRequest, kernel: Kernel) -> None:
         q = self.query
@@ -63,9 +70,14 @@ class TopKSink:
     def start(self, request: SweepRequest, kernel: Kernel, plan: ChunkPlan) -> None:
         self.request, self.plan = request, plan
         self.acc = TopKAccumulator(self.k, request.shape, self.query.sense)
+        self.slabs = (math.prod(len(request.axes[c]) for c in request.categories), 0)
 
     def slab(self, slab: Slab) -> None:
         self.current = slab.kernel
+        total, done = self.slabs
+        self.slabs = (total, done + 1)
+        if slab.labels:
+            note(f"searching: kernel {done + 1} of {total} ({self.describe(slab.labels)})")
 
     def consume(self, index, n_valid, device_out) -> None:
         result, overflow = device_out
