@@ -99,10 +99,9 @@ def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> symp
     return sympy.Max(near, far) + (p - 1) * alpha
 
 
-def training(structure, o) -> list[Quantity]:
-    act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
-    m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
-    tokens_mb = b * s / cp  # tokens of one micro-batch on one device (context parallelism splits them)
+def _micro(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """``(micro, t_attn)``: one micro-batch's roofline on one device (its compute or its memory traffic, plus the
+    memory-bound element-wise kernels and loss), and the attention kernels' share of its compute."""
     layers = L / pp
     # compute: hardware FLOPs (model FLOPs + recomputation) of this device's share of a micro-batch; the
     # attention kernels (forward, backward x 2, and the recomputed forward) at their own efficiency
@@ -129,7 +128,14 @@ def training(structure, o) -> list[Quantity]:
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
     loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
-    micro = sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss) / hbm_bw
+    return sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss) / hbm_bw, t_attn
+
+
+def _model_parallel(structure, o, act: int, t_attn: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """``(t_tp, t_ep, t_cp)``: one micro-batch's exposed tensor-parallel all-reduces, expert all-to-alls and
+    context-parallel ring exchanges on one device."""
+    layers = L / pp
+    tokens_mb = b * s / cp  # tokens of one micro-batch on one device (context parallelism splits them)
     # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
     reductions = 6 if o.recompute == "full" else 4
     tp_bytes = act * tokens_mb * h
@@ -145,15 +151,16 @@ def training(structure, o) -> list[Quantity]:
     kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
     ring = 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha)
     t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * sympy.Max(0, ring - t_attn / layers), True))
-    t_micro = micro + t_tp + t_ep + t_cp
-    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
-    p2p_bytes = act * tokens_mb * h / (tp if o.sequence_parallel else 1)
-    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / _bw(2, tp * dp) + alpha), True))
-    t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
-    # data parallelism: gradients reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32
-    # main gradients and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters
-    # gathered in the compute dtype: DDP all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather
-    # the updated parameters; ZeRO-3/FSDP all-gathers the parameters for the forward and again for the backward
+    return t_tp, t_ep, t_cp
+
+
+def _data_parallel(structure, o, act: int) -> sympy.Expr:
+    """The step's data-parallel communication (before ``dp_overlap`` hides part of it).
+
+    Gradients are reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32 main gradients
+    and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters gathered in the
+    compute dtype: DDP all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather the updated
+    parameters; ZeRO-3/FSDP all-gathers the parameters for the forward and again for the backward."""
     def sync(n_params, group, shard):
         """Gradient reduction and parameter gathers of ``n_params`` per device over a data-parallel ``group``
         (of ``cp`` x group devices, ``tp`` apart), sharded within groups of ``shard`` with ZeRO."""
@@ -174,7 +181,20 @@ def training(structure, o) -> list[Quantity]:
             (0, sympy.Eq(edp, 1)), (sync(routed / (ep * symbol("etp") * pp), edp, edp), True))
     else:
         sync_all = sync(qi("params_total") / (tp * pp), dp, g)
-    t_dp = sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (sync_all, True))
+    return sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (sync_all, True))
+
+
+def training(structure, o) -> list[Quantity]:
+    act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
+    m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
+    micro, t_attn = _micro(structure, o, act, m)
+    t_tp, t_ep, t_cp = _model_parallel(structure, o, act, t_attn)
+    t_micro = micro + t_tp + t_ep + t_cp
+    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
+    p2p_bytes = act * b * s / cp * h / (tp if o.sequence_parallel else 1)
+    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / _bw(2, tp * dp) + alpha), True))
+    t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
+    t_dp = _data_parallel(structure, o, act)
     # the optimizer step: model states read and written once (memory-bound)
     t_opt = 2 * q("mem_model_states") / hbm_bw
     step = t_pipe + (1 - overlap) * t_dp + t_opt
