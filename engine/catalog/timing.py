@@ -23,7 +23,27 @@ TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer
 
 @dataclass(frozen=True)
 class Layout:
-    """A parallel layout and batch: ``dp`` None means gpus / (tp x pp x cp)."""
+    """A parallel layout and batch of a training step (or an inference batch).
+
+    Parameters
+    ----------
+    gpus : int
+        Devices in all.
+    seq_len, global_batch : int
+        Tokens per sequence; sequences per optimizer step.
+    micro_batch : int
+        Sequences per micro-batch on one data-parallel rank.
+    tp, pp, cp, ep, vp : int
+        Tensor, pipeline, context and expert parallelism; virtual pipeline stages per device.
+    dp : int, optional
+        Data parallelism; None means ``gpus / (tp x pp x cp)``.
+    shard_group : int, optional
+        Devices a ZeRO/FSDP shard spans (hybrid sharding); None means dp.
+    etp : int, optional
+        Expert tensor parallelism (MoE); None means tp.
+
+    The layout rules (``engine.symbolic.memory.steptime.LAYOUT_RULES``) are checked by ``resolved``.
+    """
 
     gpus: int
     seq_len: int
@@ -88,9 +108,30 @@ def _flag(name: str) -> str:
 def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = None) -> dict[str, Any]:
     """Step time (training) or ttft / tpot (inference) of ``arch`` on ``layout`` of ``gpu`` devices.
 
-    Training: ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "breakdown":
-    {compute, tp, ep, cp, bubble, p2p, dp, optimizer}}`` (seconds per step; the breakdown sums to
-    step_time). Inference: ``{"ttft", "tpot", "tokens_per_s", "mem_peak", "hbm", "fits"}``.
+    Parameters
+    ----------
+    arch : Architecture
+        The model (``engine.architecture``).
+    gpu : str
+        A catalog device or a device TOML file (``engine.catalog.hardware.device``).
+    layout : Layout
+        The parallel layout and batch.
+    options : MemoryOptions, optional
+        Memory and compute options (``memory_options``); default the Korthikanti model with flash attention.
+
+    Returns
+    -------
+    dict
+        Training: ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "gpu", "layout",
+        "breakdown": {compute, tp, ep, cp, bubble, p2p, dp, optimizer}}`` (seconds per step; the breakdown sums
+        to step_time). Inference: ``{"ttft", "tpot", "tokens_per_s", "mem_peak", "hbm", "fits", "gpu",
+        "layout"}``.
+
+    Raises
+    ------
+    SpecError
+        A layout that breaks a rule (naming the flag and what is valid), an unknown device, options whose step
+        time is not modelled for ``arch``, an input the configuration does not give.
     """
     from engine.catalog.hardware import device
     from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
