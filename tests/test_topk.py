@@ -104,3 +104,5 @@ def test_two_stage_top_k_is_jax_top_k(n, k):
     key[rng.random(n) < 0.3] = -np.inf
     np.testing.assert_array_equal(np.asarray(jax.jit(_top_k, static_argnums=1)(key, k)),
                                   np.asarray(jax.lax.top_k(key, k)[1]))
+    # k covering the chunk: every index, unsorted (the host orders them)
+    np.testing.assert_array_equal(np.asarray(jax.jit(_top_k, static_argnums=1)(key, n)), np.arange(n))

@@ -452,6 +452,17 @@ def _check_inputs(arch: Architecture, gpus, seq_len, global_batch, top, precisio
             raise SpecError(arch.label, "plan", probe.absent[name])
 
 
+def _check_named(arch: Architecture) -> None:
+    """SpecError unless the spec's ``arch`` (the preset, family or config.json ``arch`` came from) is ``arch``."""
+    from engine.catalog.model import architecture
+
+    named = architecture(arch.name or arch.source)
+    if (named.family, named.structure, named.values) != (arch.family, arch.structure, arch.values):
+        raise SpecError(arch.label, "plan", "plan searches a preset, family or config.json architecture as it reads "
+                                            "(its spec names it); this one was changed after reading: write the "
+                                            "change into a config.json")
+
+
 def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
          precision: str = "bf16", space: Space | None = None, attention: str = "flash",
          fold: bool = True) -> dict[str, Any]:
@@ -498,6 +509,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     from engine.request.spec import parse_spec
 
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
+    _check_named(arch)
     rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention)
     space = space or default_space(arch, gpus, global_batch)
     request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,
