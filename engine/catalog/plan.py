@@ -24,12 +24,22 @@ import heapq
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import sympy
+from sympy.printing.pycode import PythonCodePrinter
 
 from engine.catalog.families import Architecture
+from engine.catalog.hardware import device
+from engine.catalog.model import architecture, estimate_formulas, memory_options
+from engine.catalog.timing import TRAINING_PARTS, Layout, time_estimate
 from engine.errors import SpecError
+from engine.progress import note
+from engine.request.query import make_query
+from engine.request.spec import parse_spec
+from engine.symbolic.formulas.base import exact_number
+from engine.symbolic.memory import moments
 
 RECOMPUTE = ("none", "selective", "full")
 ZERO = (0, 1, 2, 3)
@@ -146,7 +156,6 @@ def _fraction_printer():
     """A printer of Python source over ``fractions.Fraction``: every non-integer constant a name
     (``printer.constants``: (p, q) -> name, bound to ``Fraction(p, q)`` in the function's globals), so the
     generated function computes in exact rationals what sympy would, given Fraction arguments."""
-    from sympy.printing.pycode import PythonCodePrinter
 
     class Printer(PythonCodePrinter):
         def __init__(self):
@@ -195,13 +204,6 @@ class _Exact:
     shared subexpression of a branch not taken divides by zero (then ``time_estimate`` evaluates that layout)."""
 
     def __init__(self, arch: Architecture, options, dev, seq_len: int, global_batch: int):
-        import math
-        from fractions import Fraction
-
-        from engine.catalog.model import estimate_formulas
-        from engine.catalog.timing import TRAINING_PARTS
-        from engine.symbolic.formulas.base import exact_number
-        from engine.symbolic.memory import moments
 
         fs = estimate_formulas(arch.family, arch.structure, options)
         # the names and values time_estimate gives (its memory_estimate too); the layout's degrees per call
@@ -339,7 +341,7 @@ def _combination_text(labels: dict[str, Any]) -> str:
 
 def _search(request, query, k: int):
     """The ``k`` best points of ``request`` under ``query`` (``TopKSink``): ``(dataset, seconds)``."""
-    from engine.runtime.sweep import run
+    from engine.runtime.sweep import run  # JAX and xarray load with the first search, not with the module
     from engine.sinks.topk import TopKSink
 
     start = time.perf_counter()
@@ -352,16 +354,12 @@ class _Rows:
 
     def __init__(self, arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, precision: str,
                  attention: str):
-        from engine.catalog.hardware import device
-
         self.arch, self.gpu, self.dev = arch, gpu, device(gpu)
         self.gpus, self.seq_len, self.global_batch = gpus, seq_len, global_batch
         self.precision, self.attention = precision, attention
         self.evaluators: dict[tuple, Any] = {}
 
     def options(self, recompute: str, zero: int, sp: bool):
-        from engine.catalog.model import memory_options
-
         return memory_options(memory_model="korthikanti", precision=self.precision, recompute=recompute, zero=zero,
                               sequence_parallel=sp, attention=self.attention)
 
@@ -383,8 +381,6 @@ class _Rows:
             values = None
         moe = self.arch.structure.moe
         if values is None:  # the reference path: every value substituted with sympy
-            from engine.catalog.timing import Layout, time_estimate
-
             est = time_estimate(self.arch, self.gpu, Layout(self.gpus, self.seq_len, self.global_batch, mb, tp, pp,
                                                             None, cp, ep, vp, etp=1 if moe else None), options)
         else:
@@ -404,8 +400,6 @@ def _ranked(rows: _Rows, ds, top: int, fold: bool, done: dict) -> tuple[list, bo
     is passed by ``MARGIN``: ``(evaluated, complete)``, ``evaluated`` holding ``(rank, estimate)`` of the rows
     that fit; ``complete`` False when the rows ran out first (a longer search may hold more). ``done``: the
     coordinates -> estimate of rows already evaluated (a longer search repeats the shorter one's rows first)."""
-    from engine.progress import note
-
     dims = [d for d in ds.data_vars if d not in ("step_time", "n_valid", "n_feasible")]
     values = {d: ds[d].values for d in dims}
     steps = ds["step_time"].values
@@ -440,8 +434,6 @@ def _ranked(rows: _Rows, ds, top: int, fold: bool, done: dict) -> tuple[list, bo
 
 def _check_inputs(arch: Architecture, gpus, seq_len, global_batch, top, precision: str, attention: str) -> None:
     """SpecError for a non-positive size or an architecture whose step time or peak is not modelled."""
-    from engine.catalog.model import estimate_formulas, memory_options
-
     for name, value in (("--gpus", gpus), ("--seq-len", seq_len), ("--global-batch", global_batch), ("--top", top)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise SpecError(name, str(value), "must be a positive integer")
@@ -454,8 +446,6 @@ def _check_inputs(arch: Architecture, gpus, seq_len, global_batch, top, precisio
 
 def _check_named(arch: Architecture) -> None:
     """SpecError unless the spec's ``arch`` (the preset, family or config.json ``arch`` came from) is ``arch``."""
-    from engine.catalog.model import architecture
-
     named = architecture(arch.name or arch.source)
     if (named.family, named.structure, named.values) != (arch.family, arch.structure, arch.values):
         raise SpecError(arch.label, "plan", "plan searches a preset, family or config.json architecture as it reads "
@@ -505,9 +495,6 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     SpecError
         A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
     """
-    from engine.request.query import make_query
-    from engine.request.spec import parse_spec
-
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
     rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention)
