@@ -51,7 +51,8 @@ KNOBS = ("recompute", "zero", "sequence_parallel", "vp", "ep")  # choices a row 
 # of the top-th row's step time, so rounding reorders nothing that is reported and every layout equal to a
 # reported row is found
 MARGIN = 1e-9
-FIRST_K = 1024  # candidates the first top-k query returns (at least 16 per row asked); 8 times more while short
+# candidates the first top-k query returns: FIRST_K, or ROWS_PER_TOP per row asked; 8 times more while they run out
+FIRST_K, ROWS_PER_TOP = 1024, 16
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,9 @@ def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batc
         ``{"sweep", "options", "fixed", "axes"[, "query"]}``.
     """
     moe = arch.structure.moe
-    axes: dict[str, Any] = {"recompute": list(space.recompute), "zero": list(space.zero),
-                            "sequence_parallel": list(space.sequence_parallel), "tp": list(space.tp),
-                            "pp": list(space.pp), "dp": list(space.data_parallel(gpus)), "cp": list(space.cp),
-                            "batch": list(space.micro_batch), "vp": list(space.vp)}
+    axes: dict[str, Any] = {c: list(getattr(space, c)) for c in CATEGORIES}
+    axes.update(tp=list(space.tp), pp=list(space.pp), dp=list(space.data_parallel(gpus)), cp=list(space.cp),
+                batch=list(space.micro_batch), vp=list(space.vp))
     if moe:
         axes["ep"] = list(space.ep)
     spec = {"sweep": {"arch": arch.name or arch.source, "gpu": gpu, "quantities": ["step_time", "mem_peak"]},
@@ -501,7 +501,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     space = space or default_space(arch, gpus, global_batch)
     request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,
                                    rows.dev.hbm_bytes), source="llm-sweep plan")
-    k, done, seconds = min(max(FIRST_K, 16 * top), request.points), {}, 0.0
+    k, done, seconds = min(max(FIRST_K, ROWS_PER_TOP * top), request.points), {}, 0.0
     while True:
         ds, took = _search(request, request.query, k)
         seconds += took
