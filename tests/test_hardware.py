@@ -136,6 +136,12 @@ def test_unknown_name_lists_valid_names():
     assert device_names() == sorted(DEVICES) and set(REQUIRED) <= set(device_names())
 
 
+@pytest.mark.parametrize("name, guess", [("h100-sxn", "h100-sxm"), ("a100-80gbb", "a100-80gb"), ("H1000", "h100-sxm")])
+def test_unknown_name_suggests_the_closest_device(name, guess):
+    with pytest.raises(SpecError, match=f"did you mean {guess}\\?$"):
+        device(name)
+
+
 GOOD_TOML = """
 name = "my-gpu"
 vendor = "Acme"

@@ -148,3 +148,22 @@ def test_a_huge_global_batch_is_refused_at_once(run_cli):
                 "--global-batch", "99999999999999999999")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "--global-batch" in r.stderr and "at most 1,099,511,627,776" in r.stderr
+
+
+def test_a_search_that_runs_out_of_rows_asks_for_more(monkeypatch):
+    """With one candidate per row asked, the rows the top-k query returns are folded equivalents (four ZeRO
+    stages at dp 1) before the top-th distinct row: plan asks again for more and answers as with plenty."""
+    import engine.catalog.plan as plan_module
+
+    arch = architecture("gpt3-1.3b")
+    space = Space(tp=(1, 2), pp=(1, 2), cp=(1,), micro_batch=(1, 2), vp=(1,), recompute=("none",),
+                  zero=(0, 1, 2, 3), sequence_parallel=(False,))
+    plenty = plan(arch, "a100-40gb", gpus=2, seq_len=2048, global_batch=8, top=4, space=space)
+    asked = []
+    search = plan_module._search
+    monkeypatch.setattr(plan_module, "FIRST_K", 1)
+    monkeypatch.setattr(plan_module, "ROWS_PER_TOP", 1)
+    monkeypatch.setattr(plan_module, "_search", lambda request, query, k: asked.append(k) or search(request, query, k))
+    few = plan(arch, "a100-40gb", gpus=2, seq_len=2048, global_batch=8, top=4, space=space)
+    assert asked[:2] == [4, min(8 * 4, plenty["fit"])]  # eight times more, at most every layout that fits
+    assert few["layouts"] == plenty["layouts"] and few["fit"] == plenty["fit"]

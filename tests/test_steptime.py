@@ -7,6 +7,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy
 
@@ -245,36 +246,32 @@ def test_hybrid_sharding_shards_within_groups(run_cli):
     assert r.returncode == 2 and "give --zero 1, 2 or 3" in r.stderr
 
 
-def test_the_plan_spec_query_agrees_with_plan():
-    """sweeps/plan-gpt3-175b.toml (a spec: [sweep] gpu, dp swept, structural choices as categorical dims, the
-    layout rules as validity masks, an on-device query) finds the layout and structural choice `plan` finds;
-    here over 2 x 2 of its 24 combinations, to keep the suite fast."""
-    import tomllib
+def test_plan_builds_the_request_the_layout_spec_writes():
+    """`plan` runs the request sweeps/plan-gpt3-175b.toml writes (categorical recompute, ZeRO and sequence
+    parallelism; swept degrees; the layout rules as validity; mem_peak within the device, step_time
+    minimized over every dim): over the file's axes, plan_spec parses into the same request."""
+    from engine.catalog.plan import Space, plan_spec
+    from engine.request.spec import load_spec, parse_spec
 
-    import xarray as xr
-
-    from engine.catalog.plan import Space, plan
-    from engine.request.spec import parse_spec
-    from engine.runtime.sweep import run_query
-
-    data = tomllib.loads((REPO / "sweeps" / "plan-gpt3-175b.toml").read_text())
-    data["axes"].update(recompute=["none", "selective"], zero=[1, 2], sequence_parallel=[True])
-    req = parse_spec(data)
-    ds = run_query(req, req.query).dataset
-    best = {k: ds[f"best_{k}"].values.item() for k in ("tp", "pp", "dp", "batch", "vp", "recompute", "zero")}
+    spec = load_spec(REPO / "sweeps" / "plan-gpt3-175b.toml")
     space = Space(tp=(1, 2, 4, 8, 16, 32, 64), pp=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96), cp=(1,),
-                  micro_batch=(1, 2, 3, 4, 6, 8, 12, 16), vp=(1, 2, 3, 4, 6), recompute=("none", "selective"),
-                  zero=(1, 2), sequence_parallel=(True,))
-    out = plan(architecture("gpt3-175b"), "a100-80gb", gpus=1024, seq_len=2048, global_batch=1536, top=1,
-               space=space)
-    top = out["layouts"][0]
-    lay = top["layout"]
-    assert best == {"tp": lay["tp"], "pp": lay["pp"], "dp": lay["dp"], "batch": lay["micro_batch"], "vp": lay["vp"],
-                    "recompute": top["recompute"], "zero": top["zero"]}
-    assert float(ds["step_time"]) == pytest.approx(top["step_time"], rel=1e-9)
-    # plan leaves out sequence parallelism at tp 1 (Megatron turns it off there: the same layout twice)
-    assert int(ds["n_feasible"]) >= out["fit"] > 0
-    assert isinstance(ds, xr.Dataset)
+                  micro_batch=(1, 2, 3, 4, 6, 8, 12, 16), vp=(1, 2, 3, 4, 6))
+    ours = parse_spec(plan_spec(architecture("gpt3-175b"), "a100-80gb", 1024, 2048, 1536, space,
+                                hbm=device("a100-80gb").hbm_bytes))
+    assert list(ours.axes) == list(spec.axes) and ours.categories == spec.categories
+    for dim, values in spec.axes.items():
+        np.testing.assert_array_equal(ours.axes[dim], values)
+    assert (ours.fixed, ours.options, ours.quantities, ours.arch) == (spec.fixed, spec.options, spec.quantities,
+                                                                       spec.arch)
+    assert set(ours.variants) == set(spec.variants)
+    for labels, variant in spec.variants.items():
+        assert ours.variants[labels].fixed == variant.fixed and ours.variants[labels].options == variant.options
+        assert [v.message for v in ours.variants[labels].formulas.validity] == \
+            [v.message for v in variant.formulas.validity]
+    assert [(c.quantity, c.op, c.value) for c in ours.query.where] == [("mem_peak", "<=", 80 * 10**9)]
+    assert [(c.quantity, c.op, c.value) for c in spec.query.where] == [("mem_peak", "<=", 80 * 10**9)]
+    assert (ours.query.objective, ours.query.sense, ours.query.over) == (spec.query.objective, spec.query.sense,
+                                                                         spec.query.over)
 
 
 def test_time_of_moe_models_with_expert_parallelism(run_cli):

@@ -40,6 +40,7 @@ symbol values the step-time formulas take (``engine/symbolic/memory/steptime.py`
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from dataclasses import dataclass
@@ -272,8 +273,24 @@ def load_device_file(path: str | Path) -> Device:
 
 
 def device(name: str) -> Device:
-    """A catalog device (case-insensitive; aliases such as ``h100`` and ``a100`` allowed) or a custom
-    device from a TOML file (a name ending in ``.toml``, or any existing file)."""
+    """A catalog device or a custom device from a TOML file.
+
+    Parameters
+    ----------
+    name : str
+        A catalog name (case-insensitive; ``_`` read as ``-``; aliases such as ``h100`` and ``a100``
+        allowed), or a TOML file describing a device (a name ending in ``.toml``, or any existing file).
+
+    Returns
+    -------
+    Device
+        The device: peak FLOP/s per precision, memory, bandwidths.
+
+    Raises
+    ------
+    SpecError
+        An unknown name (listing the valid ones, with "did you mean" for a close one), or a malformed file.
+    """
     if not isinstance(name, str):
         raise SpecError("--gpu", repr(name), "must be a device name or a TOML file")
     if name.lower().endswith(".toml") or Path(name).is_file():
@@ -281,6 +298,9 @@ def device(name: str) -> Device:
     key = name.strip().lower().replace("_", "-")
     key = ALIASES.get(key, key)
     if key not in DEVICES:
+        close = difflib.get_close_matches(key, [*DEVICES, *ALIASES], n=1)
+        guess = f"; did you mean {ALIASES.get(close[0], close[0])}?" if close else ""
         raise SpecError("--gpu", name, f"unknown device; valid: {', '.join(device_names())} (aliases: "
-                                       f"{', '.join(sorted(ALIASES))}), or a TOML file describing a custom device")
+                                       f"{', '.join(sorted(ALIASES))}), or a TOML file describing a custom "
+                                       f"device{guess}")
     return DEVICES[key]

@@ -1,51 +1,64 @@
-"""The fastest layouts that fit: every (tp, pp, cp, dp, micro-batch, vp, ep) x (recompute, ZeRO, sequence
-parallel) of a device count, evaluated at once by one jit-compiled kernel per structural combination.
+"""The fastest layouts that fit: every (tp, pp, dp, cp, micro-batch, vp, ep) x (recompute, ZeRO, sequence
+parallelism) of a device count, through the one engine.
 
     >>> from engine.catalog.model import architecture
     >>> from engine.catalog.plan import plan
     >>> best = plan(architecture("gpt3-175b"), "a100-80gb", gpus=1024, seq_len=2048, global_batch=1536)  # doctest: +SKIP
 
-The grid holds every combination of the degrees (invalid ones masked: tp dividing the heads and kv
-heads, pp the layers, tp x pp x cp the device count, whole micro-batches on every data-parallel rank,
-vp the layers of a stage, cp the sequence, ep the routed experts and the devices of a stage -- expert
-tensor parallelism is 1: each routed expert whole on one device), so its size is the product of the axes, not only the
-valid layouts; ``dp`` is ``gpus / (tp x pp x cp)``. Step time and memory are the formulas of
-``llm-sweep time`` (``engine/symbolic/memory/steptime.py``, the ``korthikanti`` memory model) with
-``dp`` substituted, lambdified to JAX, evaluated in float32 chunks. The fastest that fit are then evaluated
-exactly, as ``time_estimate`` does, by each combination's formulas compiled once to Python over fractions
-(``_Exact``), and layouts whose every prediction is the same and that differ only in knobs that change
-nothing there (ZeRO stage at dp 1, ...) become one row naming them (``_fold``).
+``plan`` writes the request a layout spec writes (``sweeps/plan-gpt3-175b.toml``; ``plan_spec``): the
+structural choices as categorical dims (one kernel per combination), the degrees as swept axes, ``n_gpus``,
+``seq_len`` and ``global_batch`` fixed, the layout rules (``engine.symbolic.memory.steptime.LAYOUT_RULES``)
+as the request's validity, and a top-k query (minimize ``step_time`` where ``mem_peak`` fits the device),
+and runs it through ``engine.runtime.sweep.run`` into a ``TopKSink``. The grid is the product of the axes:
+dp takes every value ``gpus / (tp x pp x cp)`` can, the rule ``dp x tp x pp x cp = n_gpus`` masking the
+rest. Step time and memory are the formulas of ``llm-sweep time`` (``engine/symbolic/memory/steptime.py``,
+the ``korthikanti`` memory model). The best rows are then evaluated exactly, as ``time_estimate`` does, by
+each combination's formulas compiled once to Python over fractions (``_Exact``), and layouts whose every
+prediction is the same and that differ only in knobs that change nothing there (ZeRO stage at dp 1, ...)
+become one row naming them (``_fold``).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
-import numpy as np
 import sympy
+from sympy.printing.pycode import PythonCodePrinter
 
 from engine.catalog.families import Architecture
+from engine.catalog.hardware import device
+from engine.catalog.model import architecture, estimate_formulas, memory_options
+from engine.catalog.timing import TRAINING_PARTS, Layout, time_estimate
 from engine.errors import SpecError
+from engine.progress import note
+from engine.request.query import make_query
+from engine.request.spec import parse_spec
+from engine.symbolic.formulas.base import exact_number
+from engine.symbolic.memory import moments
 
 RECOMPUTE = ("none", "selective", "full")
 ZERO = (0, 1, 2, 3)
-AXES = ("tp", "pp", "cp", "batch", "vp", "ep")
+CATEGORIES = ("recompute", "zero", "sequence_parallel")  # categorical dims, in the request's order
 # a step of 2**40 sequences is past any run (published ones hold up to ~10**5); its divisors take 0.1 s to list
 MAX_GLOBAL_BATCH = 2**40
 KNOBS = ("recompute", "zero", "sequence_parallel", "vp", "ep")  # choices a row may fold (the rest are its layout)
-# the float32 kernels rank the layouts; exact values are computed for every layout within this relative margin
-# of the top-th row's step time (and of the device's memory), so rounding reorders nothing that is reported
-MARGIN = 1e-3
+# the engine ranks the layouts in float64; exact values are computed for every layout within this relative margin
+# of the top-th row's step time, so rounding reorders nothing that is reported and every layout equal to a
+# reported row is found
+MARGIN = 1e-9
+# candidates the first top-k query returns: FIRST_K, or ROWS_PER_TOP per row asked; 8 times more while they run out
+FIRST_K, ROWS_PER_TOP = 1024, 16
 
 
 @dataclass(frozen=True)
 class Space:
-    """The degrees searched (each a tuple of candidates) and the structural choices."""
+    """The degrees searched (each a tuple of candidates) and the structural choices; ``dp`` follows from the
+    device count (``gpus / (tp x pp x cp)``)."""
 
     tp: tuple[int, ...]
     pp: tuple[int, ...]
@@ -57,23 +70,29 @@ class Space:
     zero: tuple[int, ...] = ZERO
     sequence_parallel: tuple[bool, ...] = (False, True)
 
-    @property
-    def size(self) -> int:
-        return (len(self.tp) * len(self.pp) * len(self.cp) * len(self.micro_batch) * len(self.vp) * len(self.ep)
-                * len(self.recompute) * len(self.zero) * len(self.sequence_parallel))
+    def data_parallel(self, gpus: int) -> tuple[int, ...]:
+        """Every dp ``gpus / (tp x pp x cp)`` takes over the space, in increasing order."""
+        return tuple(sorted({gpus // (t * p * c) for t in self.tp for p in self.pp for c in self.cp
+                             if gpus % (t * p * c) == 0})) or (1,)
 
 
 def default_space(arch: Architecture, gpus: int, global_batch: int) -> Space:
-    """Powers of two for tp and cp up to 64 and 8, every pp up to the layers, every divisor of the global
+    """Powers of two for tp and cp up to 64 and 8, every divisor of the layers as pp, every divisor of the global
     batch as micro-batch, vp up to 12; for a MoE model every power of two dividing the routed experts as ep
-    (up to 256)."""
+    (up to 256).
+
+    Raises
+    ------
+    SpecError
+        A global batch past ``MAX_GLOBAL_BATCH``.
+    """
     if global_batch > MAX_GLOBAL_BATCH:
         raise SpecError("--global-batch", str(global_batch), f"at most {MAX_GLOBAL_BATCH:,} sequences per step (the "
                                                              "plan lists the divisors of the global batch)")
     layers = arch.values["n_layers"]
     p2 = [2**i for i in range(7) if 2**i <= gpus]
     experts = arch.values.get("n_experts", 1) if arch.structure.moe else 1
-    return Space(tp=tuple(p2), pp=tuple(p for p in range(1, layers + 1) if p <= gpus),
+    return Space(tp=tuple(p2), pp=tuple(p for p in divisors(layers) if p <= gpus),
                  cp=tuple(c for c in (1, 2, 4, 8) if c <= gpus),
                  micro_batch=divisors(global_batch),
                  vp=tuple(range(1, 13)),
@@ -87,59 +106,43 @@ def divisors(n: int) -> tuple[int, ...]:
     return tuple(small + [n // d for d in reversed(small) if d * d != n])
 
 
-def _kernel(arch: Architecture, options, fixed: dict[str, Any]):
-    """A jitted JAX function of (tp, pp, cp, batch, vp, ep) arrays -> (step_time, mem_peak)."""
-    import jax
-    import jax.numpy as jnp
-    import sympy
+def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, space: Space,
+              precision: str = "bf16", attention: str = "flash", hbm: int | None = None) -> dict[str, Any]:
+    """The layout spec of a plan (the tables of ``sweeps/plan-gpt3-175b.toml``), as ``parse_spec`` reads it.
 
-    from engine.catalog.model import estimate_formulas
-    from engine.symbolic.symbols import symbol
+    Parameters
+    ----------
+    arch : Architecture
+        A preset, family or config.json architecture (the spec names it by ``arch.label``).
+    gpu : str
+        The device (``engine.catalog.hardware.device``).
+    gpus, seq_len, global_batch : int
+        Devices, tokens per sequence, sequences per optimizer step.
+    space : Space
+        The axes searched.
+    precision, attention : str
+        Memory options of every combination.
+    hbm : int, optional
+        The query's memory bound in bytes (default: no query).
 
-    fs = estimate_formulas(arch.family, arch.structure, options)
-    tp, pp, cp, mb, vp, ep, dp = (symbol(n) for n in (*AXES, "dp"))
-    given = {**arch.values, **fixed, **{n: None for n in AXES}, "dp": None}
-    out = []
-    for name in ("step_time", "mem_peak"):
-        # dp stays an argument, computed from the others below: substituting n_gpus / (tp pp cp) into the
-        # formulas' link choices (dp tp <= devices_per_node) lets sympy decide them wrongly for positive integers
-        # (it evaluates 8/(cp pp) <= 4 to False)
-        expr = fs.apply(fs.expanded(name), given)
-        # float32 kernel: constants past int32 (bytes, vocab x d_model) as floats, not weak int32 arguments
-        expr = expr.xreplace({n: sympy.Float(n) for n in expr.atoms(sympy.Integer) if abs(n) >= 2**31})
-        rest = expr.free_symbols - {tp, pp, cp, mb, vp, ep, dp}
-        if rest:
-            raise SpecError(arch.label, "", f"{name} needs {', '.join(sorted(s.name for s in rest))}")
-        out.append(sympy.lambdify([tp, pp, cp, mb, vp, ep, dp], expr,
-                                  modules=[{"ceiling": jnp.ceil, "floor": jnp.floor}, "jax"]))
-    step, mem = out
-    gpus = float(fixed["n_gpus"])
-
-    def both(tp, pp, cp, mb, vp, ep):
-        dp = gpus / (tp * pp * cp)
-        return step(tp, pp, cp, mb, vp, ep, dp), mem(tp, pp, cp, mb, vp, ep, dp)
-
-    return jax.jit(both)
-
-
-def _grid(space: Space) -> dict[str, np.ndarray]:
-    mesh = np.meshgrid(*(np.asarray(getattr(space, a if a != "batch" else "micro_batch"), dtype=np.int64)
-                         for a in AXES), indexing="ij")
-    return {a: m.ravel() for a, m in zip(AXES, mesh)}
-
-
-def _valid(arch: Architecture, g: dict[str, np.ndarray], gpus: int, seq_len: int, global_batch: int) -> np.ndarray:
-    v = arch.values
-    heads, kv, layers = v["n_heads"], v.get("n_kv_heads", v["n_heads"]), v["n_layers"]
-    tp, pp, cp, mb, vp, ep = (g[a] for a in AXES)
-    model = tp * pp * cp
-    ok = (heads % tp == 0) & (kv % tp == 0) & (layers % pp == 0) & (gpus % model == 0) & (seq_len % cp == 0)
-    dp = np.where(ok, gpus // np.maximum(model, 1), 1)
-    ok &= (global_batch % (dp * mb) == 0) & ((layers // pp) % vp == 0) & ((vp == 1) | (pp > 1))
-    # experts: ep divides the routed experts, and ep x etp (etp = 1) the devices of a pipeline stage
-    experts = v.get("n_experts", 1) if arch.structure.moe else 1
-    ok &= (experts % ep == 0) & ((dp * tp * cp) % ep == 0)
-    return ok
+    Returns
+    -------
+    dict
+        ``{"sweep", "options", "fixed", "axes"[, "query"]}``.
+    """
+    moe = arch.structure.moe
+    axes: dict[str, Any] = {c: list(getattr(space, c)) for c in CATEGORIES}
+    axes.update(tp=list(space.tp), pp=list(space.pp), dp=list(space.data_parallel(gpus)), cp=list(space.cp),
+                batch=list(space.micro_batch), vp=list(space.vp))
+    if moe:
+        axes["ep"] = list(space.ep)
+    spec = {"sweep": {"arch": arch.name or arch.source, "gpu": gpu, "quantities": ["step_time", "mem_peak"]},
+            "options": {"memory_model": "korthikanti", "precision": precision, "attention": attention},
+            "fixed": {"n_gpus": gpus, "seq_len": seq_len, "global_batch": global_batch, **({"etp": 1} if moe else {})},
+            "axes": axes}
+    if hbm is not None:
+        spec["query"] = {"where": f"mem_peak <= {hbm}", "minimize": "step_time", "over": list(axes)}
+    return spec
 
 
 class _Inexact(Exception):
@@ -153,7 +156,6 @@ def _fraction_printer():
     """A printer of Python source over ``fractions.Fraction``: every non-integer constant a name
     (``printer.constants``: (p, q) -> name, bound to ``Fraction(p, q)`` in the function's globals), so the
     generated function computes in exact rationals what sympy would, given Fraction arguments."""
-    from sympy.printing.pycode import PythonCodePrinter
 
     class Printer(PythonCodePrinter):
         def __init__(self):
@@ -202,13 +204,6 @@ class _Exact:
     shared subexpression of a branch not taken divides by zero (then ``time_estimate`` evaluates that layout)."""
 
     def __init__(self, arch: Architecture, options, dev, seq_len: int, global_batch: int):
-        import math
-        from fractions import Fraction
-
-        from engine.catalog.model import estimate_formulas
-        from engine.catalog.timing import TRAINING_PARTS
-        from engine.symbolic.formulas.base import exact_number
-        from engine.symbolic.memory import moments
 
         fs = estimate_formulas(arch.family, arch.structure, options)
         # the names and values time_estimate gives (its memory_estimate too); the layout's degrees per call
@@ -338,151 +333,200 @@ def knob_text(est: dict[str, Any], knob: str) -> str:
     return _format_values([value])
 
 
-def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
-         precision: str = "bf16", space: Space | None = None, attention: str = "flash",
-         chunk: int = 1 << 21, prune: bool = True, fold: bool = True) -> dict[str, Any]:
-    """The ``top`` fastest layouts that fit in ``gpu``'s memory: ``{"layouts": [...], "searched": n,
-    "valid": n, "evaluated": n, "fit": n, "seconds": s, "exact_seconds": s, "configs_per_s": r,
-    "hbm": bytes, "lowest_peak": est | None}``; each layout as ``time_estimate`` reports it (exact values), with its
-    structural choices and ``folded`` (knob -> {values, reason}: the knob values it stands for, which change
-    no prediction there; empty when none). With ``fold`` False every layout is its own row. With ``prune``
-    the kernels see only the layouts that pass the rules; without it every grid point goes through them and
-    the rules mask the results (the same answer; ``benchmarks/plan_speed.py`` measures both). No layout
-    fits: ``layouts`` is empty and ``lowest_peak`` is the valid layout of the lowest peak (None when no
-    layout passes the rules).
+def _combination_text(labels: dict[str, Any]) -> str:
+    """``recompute none, ZeRO 0, sequence parallelism off``: a combination as ``plan`` reports its progress."""
+    return (f"recompute {labels['recompute']}, ZeRO {labels['zero']}, sequence parallelism "
+            f"{'on' if labels['sequence_parallel'] else 'off'}")
 
-    The kernels (float32) rank the layouts; the best are then evaluated exactly in that order until the
-    ``top``-th row's exact step time is passed by ``MARGIN`` (so rows the float32 ranking swaps, and every
-    layout equal to a reported row, are found), and the rows are ordered by their exact step time."""
-    import jax.numpy as jnp
 
-    from engine.catalog.hardware import device
-    from engine.catalog.model import memory_options
-    from engine.progress import note
+def _search(request, query, k: int):
+    """The ``k`` best points of ``request`` under ``query`` (``TopKSink``): ``(dataset, seconds)``."""
+    from engine.runtime.sweep import run  # JAX and xarray load with the first search, not with the module
+    from engine.sinks.topk import TopKSink
 
-    for name, value in (("--gpus", gpus), ("--seq-len", seq_len), ("--global-batch", global_batch), ("--top", top)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SpecError(name, str(value), "must be a positive integer")
-    dev = device(gpu)
-    from engine.catalog.model import estimate_formulas
-
-    probe = estimate_formulas(arch.family, arch.structure, memory_options(memory_model="korthikanti",
-                                                                          precision=precision, attention=attention))
-    for name in ("step_time", "mem_peak"):
-        if name in probe.absent:  # e.g. the training memory of Mamba-2 layers
-            raise SpecError(arch.label, "plan", probe.absent[name])
-    space = space or default_space(arch, gpus, global_batch)
     start = time.perf_counter()
-    g = _grid(space)
-    valid = _valid(arch, g, gpus, seq_len, global_batch)
-    idx = np.flatnonzero(valid) if prune else np.arange(valid.size)
-    fixed = {**dev.values(precision), "seq_len": seq_len, "global_batch": global_batch, "n_gpus": gpus,
-             **({"etp": 1} if arch.structure.moe else {})}
-    combos = list(itertools.product(space.recompute, space.zero, space.sequence_parallel))
-    combo_options = [memory_options(memory_model="korthikanti", precision=precision, recompute=recompute, zero=zero,
-                                    sequence_parallel=sp, attention=attention) for recompute, zero, sp in combos]
-    steps, owners, rows = [], [], []  # every layout that fits (or nearly: MARGIN), by combination
-    n_fit = 0
-    lowest = (np.inf, -1, -1)  # the lowest float32 peak of a valid layout: what "nothing fits" reports
-    for c, (recompute, zero, sp) in enumerate(combos):
-        note(f"searching: kernel {c + 1} of {len(combos)} (recompute {recompute}, ZeRO {zero}, "
-             f"sequence parallelism {'on' if sp else 'off'})")
-        kernel = _kernel(arch, combo_options[c], fixed)
-        for lo in range(0, idx.size, chunk):
-            sel = idx[lo:lo + chunk]
-            args = [jnp.asarray(g[a][sel], dtype=jnp.float32) for a in AXES]
-            step, mem = (np.asarray(x) for x in kernel(*args))
-            ok = np.isfinite(step) & valid[sel]
-            if sp:  # sequence parallelism splits the tensor-parallel regions: it needs tp > 1 (Megatron)
-                ok &= g["tp"][sel] > 1
-            n_fit += int((ok & (mem <= dev.hbm_bytes)).sum())
-            near = np.flatnonzero(ok & (mem <= dev.hbm_bytes * (1 + MARGIN)))
-            steps.append(step[near].astype(np.float32))
-            owners.append(np.full(near.size, c, dtype=np.int32))
-            rows.append(sel[near])
-            if ok.any():
-                i = int(np.argmin(np.where(ok, mem, np.inf)))
-                if mem[i] < lowest[0]:
-                    lowest = (float(mem[i]), c, int(sel[i]))
-    seconds = time.perf_counter() - start
+    ds = run(request, TopKSink(query, k, _combination_text)).dataset
+    return ds, time.perf_counter() - start
 
-    evaluators: dict[int, Any] = {}
-    knob_order = {"recompute": list(space.recompute), "zero": list(space.zero),
-                  "sequence_parallel": list(space.sequence_parallel), "vp": list(space.vp), "ep": list(space.ep)}
 
-    def estimate(c: int, i: int) -> dict[str, Any]:
-        """The exact estimate of grid point ``i`` under combination ``c``, as ``time_estimate`` gives it."""
-        recompute, zero, sp = combos[c]
-        tp, pp, cp, mb, vp, ep = (int(g[a][i]) for a in AXES)
-        dp = gpus // (tp * pp * cp)
-        options = combo_options[c]
-        if c not in evaluators:
+class _Rows:
+    """Exact estimates of the layouts of a plan, evaluated once each (``time_estimate``'s values)."""
+
+    def __init__(self, arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, precision: str,
+                 attention: str):
+        self.arch, self.gpu, self.dev = arch, gpu, device(gpu)
+        self.gpus, self.seq_len, self.global_batch = gpus, seq_len, global_batch
+        self.precision, self.attention = precision, attention
+        self.evaluators: dict[tuple, Any] = {}
+
+    def options(self, recompute: str, zero: int, sp: bool):
+        return memory_options(memory_model="korthikanti", precision=self.precision, recompute=recompute, zero=zero,
+                              sequence_parallel=sp, attention=self.attention)
+
+    def estimate(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The exact estimate of one row of the search (its coordinates by dim), as ``time_estimate`` gives it."""
+        combo = (str(row["recompute"]), int(row["zero"]), bool(row["sequence_parallel"]))
+        tp, pp, dp, cp, mb, vp = (int(row[a]) for a in ("tp", "pp", "dp", "cp", "batch", "vp"))
+        ep = int(row.get("ep", 1))
+        options = self.options(*combo)
+        if combo not in self.evaluators:
             try:
-                evaluators[c] = _Exact(arch, options, dev, seq_len, global_batch)
+                self.evaluators[combo] = _Exact(self.arch, options, self.dev, self.seq_len, self.global_batch)
             except _Inexact:
-                evaluators[c] = None
-        exact = evaluators[c]
+                self.evaluators[combo] = None
+        exact = self.evaluators[combo]
         try:
             values, peak = exact(tp, pp, cp, mb, vp, ep, dp) if exact else (None, None)
         except ArithmeticError:
             values = None
+        moe = self.arch.structure.moe
         if values is None:  # the reference path: every value substituted with sympy
-            from engine.catalog.timing import Layout, time_estimate
-
-            est = time_estimate(arch, gpu, Layout(gpus, seq_len, global_batch, mb, tp, pp, None, cp, ep, vp,
-                                                  etp=1 if arch.structure.moe else None), options)
+            est = time_estimate(self.arch, self.gpu, Layout(self.gpus, self.seq_len, self.global_batch, mb, tp, pp,
+                                                            None, cp, ep, vp, etp=1 if moe else None), options)
         else:
+            hbm = self.dev.hbm_bytes
             est = {"step_time": values[0], "tokens_per_s": values[1], "mfu": values[2], "hfu": values[3],
-                   "mem_peak": peak, "hbm": dev.hbm_bytes, "fits": peak <= dev.hbm_bytes, "gpu": dev.name,
-                   "layout": {"gpus": gpus, "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep,
-                              "etp": 1 if arch.structure.moe else tp, "vp": vp, "shard_group": dp,
-                              "micro_batch": mb, "global_batch": global_batch, "seq_len": seq_len},
+                   "mem_peak": peak, "hbm": hbm, "fits": peak <= hbm, "gpu": self.dev.name,
+                   "layout": {"gpus": self.gpus, "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep,
+                              "etp": 1 if moe else tp, "vp": vp, "shard_group": dp, "micro_batch": mb,
+                              "global_batch": self.global_batch, "seq_len": self.seq_len},
                    "breakdown": dict(zip(exact.parts, values[4:]))}
-        est.update(recompute=recompute, zero=zero, sequence_parallel=sp)
+        est.update(recompute=combo[0], zero=combo[1], sequence_parallel=combo[2])
         return est
 
-    start = time.perf_counter()
-    steps_all = np.concatenate(steps) if steps else np.zeros(0, np.float32)
-    owner_all = np.concatenate(owners) if owners else np.zeros(0, np.int32)
-    row_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    order = np.argsort(steps_all, kind="stable")
-    evaluated: list[tuple[int, dict[str, Any]]] = []
-    seen: dict[Any, float] = {}  # distinct rows (outputs and non-knob degrees) -> exact step time
-    heap: list[float] = []  # the `top` smallest exact step times of distinct rows, negated (a max-heap)
+
+def _ranked(rows: _Rows, ds, top: int, fold: bool, done: dict) -> tuple[list, bool]:
+    """Exact estimates of the search's rows in rank order, until the ``top``-th distinct row's exact step time
+    is passed by ``MARGIN``: ``(evaluated, complete)``, ``evaluated`` holding ``(rank, estimate)`` of the rows
+    that fit; ``complete`` False when the rows ran out first (a longer search may hold more). ``done``: the
+    coordinates -> estimate of rows already evaluated (a longer search repeats the shorter one's rows first)."""
+    dims = [d for d in ds.data_vars if d not in ("step_time", "n_valid", "n_feasible")]
+    values = {d: ds[d].values for d in dims}
+    steps = ds["step_time"].values
+    evaluated, seen, heap = [], set(), []  # heap: the `top` smallest exact step times of distinct rows, negated
     shown = time.perf_counter()
-    for n, pos in enumerate(order):
-        if len(heap) == top and float(steps_all[pos]) > -heap[0] * (1 + MARGIN):
-            break  # every later layout is slower than the top-th row, by more than the kernels' rounding
+    for n in range(steps.size):
+        if len(heap) == top and float(steps[n]) > -heap[0] * (1 + MARGIN):
+            return evaluated, True  # every later layout is slower than the top-th row by more than the rounding
         if time.perf_counter() - shown > 0.2:
-            note(f"exact values of the fastest layouts: {n:,}" + (f" of {order.size:,}" if top >= order.size else ""))
+            note(f"exact values of the fastest layouts: {n:,} of {steps.size:,}")
             shown = time.perf_counter()
-        est = estimate(int(owner_all[pos]), int(row_all[pos]))
+        row = {d: values[d][n].item() for d in dims}
+        at = tuple(row.values())
+        if at not in done:
+            done[at] = rows.estimate(row)
+        est = done[at]
         if not est["fits"]:
-            continue  # the float32 kernel's peak was within MARGIN of the device's memory, the exact one is not
+            continue  # the float64 peak was at the device's memory, the exact one is past it
         evaluated.append((n, est))
         lay = est["layout"]
         key = ((est["step_time"], est["tokens_per_s"], est["mfu"], est["hfu"], est["mem_peak"],
                 tuple(est["breakdown"].values()), tuple(v for k, v in lay.items() if k not in KNOBS))
                if fold else n)
         if key not in seen:
-            seen[key] = est["step_time"]
+            seen.add(key)
             if len(heap) < top:
                 heapq.heappush(heap, -est["step_time"])
             elif est["step_time"] < -heap[0]:
                 heapq.heapreplace(heap, -est["step_time"])
-    if fold:
-        boxes = _fold(evaluated, knob_order, arch.structure.moe)
-    else:
-        boxes = [(n, {**est, "folded": {}}) for n, est in evaluated]
+    return evaluated, False
+
+
+def _check_inputs(arch: Architecture, gpus, seq_len, global_batch, top, precision: str, attention: str) -> None:
+    """SpecError for a non-positive size or an architecture whose step time or peak is not modelled."""
+    for name, value in (("--gpus", gpus), ("--seq-len", seq_len), ("--global-batch", global_batch), ("--top", top)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise SpecError(name, str(value), "must be a positive integer")
+    probe = estimate_formulas(arch.family, arch.structure, memory_options(memory_model="korthikanti",
+                                                                          precision=precision, attention=attention))
+    for name in ("step_time", "mem_peak"):
+        if name in probe.absent:  # e.g. the training memory of Mamba-2 layers
+            raise SpecError(arch.label, "plan", probe.absent[name])
+
+
+def _check_named(arch: Architecture) -> None:
+    """SpecError unless the spec's ``arch`` (the preset, family or config.json ``arch`` came from) is ``arch``."""
+    named = architecture(arch.name or arch.source)
+    if (named.family, named.structure, named.values) != (arch.family, arch.structure, arch.values):
+        raise SpecError(arch.label, "plan", "plan searches a preset, family or config.json architecture as it reads "
+                                            "(its spec names it); this one was changed after reading: write the "
+                                            "change into a config.json")
+
+
+def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
+         precision: str = "bf16", space: Space | None = None, attention: str = "flash",
+         fold: bool = True) -> dict[str, Any]:
+    """The ``top`` fastest layouts of ``arch`` on ``gpus`` devices that fit in ``gpu``'s memory.
+
+    The layout spec (``plan_spec``) runs through the one engine with a top-k query; its best rows are then
+    evaluated exactly in rank order until the ``top``-th row's exact step time is passed by ``MARGIN`` (so
+    every layout equal to a reported row is found; the search asks for more rows while they run out first),
+    and the rows are ordered by their exact step time.
+
+    Parameters
+    ----------
+    arch : Architecture
+        The model (a preset, family or config.json architecture).
+    gpu : str
+        The device: a catalog name or a device TOML file.
+    gpus, seq_len, global_batch : int
+        Devices, tokens per sequence and sequences per optimizer step (positive).
+    top : int
+        Rows wanted.
+    precision, attention : str
+        Memory options of every layout.
+    space : Space, optional
+        The axes searched (default ``default_space``).
+    fold : bool
+        Merge layouts whose every prediction is the same and that differ only in knobs that change nothing
+        there into one row naming them; False: every layout its own row.
+
+    Returns
+    -------
+    dict
+        ``{"layouts": [...], "searched": n, "valid": n, "evaluated": n, "fit": n, "seconds": s,
+        "exact_seconds": s, "configs_per_s": r, "hbm": bytes, "lowest_peak": est | None}``: each layout as
+        ``time_estimate`` reports it (exact values) with its structural choices and ``folded`` (knob ->
+        {values, reason}: the knob values it stands for; empty when none). No layout fits: ``layouts`` is
+        empty and ``lowest_peak`` the valid layout of the lowest peak (None when no layout passes the rules).
+
+    Raises
+    ------
+    SpecError
+        A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
+    """
+    _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
+    _check_named(arch)
+    rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention)
+    space = space or default_space(arch, gpus, global_batch)
+    request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,
+                                   rows.dev.hbm_bytes), source="llm-sweep plan")
+    k, done, seconds = min(max(FIRST_K, ROWS_PER_TOP * top), request.points), {}, 0.0
+    while True:
+        ds, took = _search(request, request.query, k)
+        seconds += took
+        start = time.perf_counter()
+        evaluated, complete = _ranked(rows, ds, top, fold, done)
+        exact_seconds = time.perf_counter() - start
+        feasible = int(ds["n_feasible"])
+        if complete or ds.sizes["rank"] >= feasible:
+            break
+        k = min(8 * k, feasible)
+    start = time.perf_counter()
+    knob_order = {"recompute": list(space.recompute), "zero": list(space.zero),
+                  "sequence_parallel": list(space.sequence_parallel), "vp": list(space.vp), "ep": list(space.ep)}
+    boxes = (_fold(evaluated, knob_order, arch.structure.moe) if fold
+             else [(n, {**est, "folded": {}}) for n, est in evaluated])
     boxes.sort(key=lambda b: (b[1]["step_time"], b[0]))
     layouts = [est for _, est in boxes[:top]]
     lowest_peak = None
-    if not layouts and lowest[1] >= 0:
-        lowest_peak = {**estimate(lowest[1], lowest[2]), "folded": {}}
-    searched = space.size
-    combos_n = searched // max(g["tp"].size, 1)
-    return {"layouts": layouts, "searched": searched, "valid": int(valid.sum()) * combos_n,
-            "evaluated": int(idx.size) * combos_n, "fit": n_fit, "seconds": seconds,
-            "exact_seconds": time.perf_counter() - start,
-            "configs_per_s": searched / seconds if seconds else float("inf"), "hbm": dev.hbm_bytes,
+    if not layouts and int(ds["n_valid"]):
+        low, took = _search(request, make_query([], None, "mem_peak", list(request.axes), request.quantities,
+                                                list(request.axes)), 1)
+        seconds += took
+        lowest_peak = {**rows.estimate({d: low[d].values[0] for d in request.axes}), "folded": {}}
+    return {"layouts": layouts, "searched": request.points, "valid": int(ds["n_valid"]),
+            "evaluated": request.points, "fit": feasible, "seconds": seconds,
+            "exact_seconds": exact_seconds + time.perf_counter() - start,
+            "configs_per_s": request.points / seconds if seconds else float("inf"), "hbm": rows.dev.hbm_bytes,
             "lowest_peak": lowest_peak}

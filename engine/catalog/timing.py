@@ -23,7 +23,27 @@ TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer
 
 @dataclass(frozen=True)
 class Layout:
-    """A parallel layout and batch: ``dp`` None means gpus / (tp x pp x cp)."""
+    """A parallel layout and batch of a training step (or an inference batch).
+
+    Parameters
+    ----------
+    gpus : int
+        Devices in all.
+    seq_len, global_batch : int
+        Tokens per sequence; sequences per optimizer step.
+    micro_batch : int
+        Sequences per micro-batch on one data-parallel rank.
+    tp, pp, cp, ep, vp : int
+        Tensor, pipeline, context and expert parallelism; virtual pipeline stages per device.
+    dp : int, optional
+        Data parallelism; None means ``gpus / (tp x pp x cp)``.
+    shard_group : int, optional
+        Devices a ZeRO/FSDP shard spans (hybrid sharding); None means dp.
+    etp : int, optional
+        Expert tensor parallelism (MoE); None means tp.
+
+    The layout rules (``engine.symbolic.memory.steptime.LAYOUT_RULES``) are checked by ``resolved``.
+    """
 
     gpus: int
     seq_len: int
@@ -39,39 +59,46 @@ class Layout:
     etp: int | None = None  # expert tensor parallelism (MoE): None means tp
 
     def resolved(self) -> "Layout":
-        """The layout with ``dp`` filled; SpecError naming the flag and what would be valid otherwise."""
+        """The layout with ``dp``, ``shard_group`` and ``etp`` filled.
+
+        Returns
+        -------
+        Layout
+            The same layout, every field given.
+
+        Raises
+        ------
+        SpecError
+            A field that is not a positive integer, or the first of ``steptime.LAYOUT_RULES`` the layout breaks
+            (naming the flag and what would be valid).
+        """
+        from engine.symbolic.memory.steptime import LAYOUT_RULES, divisors_text  # sympy: kept off --help's path
+
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "cp", "ep", "vp"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise SpecError(_flag(name), str(value), "must be a positive integer")
         model = self.tp * self.pp * self.cp
-        if self.gpus % model:
-            valid = [g for g in range(model, 4 * model + 1, model)]
-            raise SpecError("--gpus", str(self.gpus), f"is not a multiple of tp x pp x cp = {model}; valid: "
-                                                      f"{', '.join(map(str, valid))}, ...")
         dp = self.gpus // model if self.dp is None else self.dp
-        if dp * model != self.gpus:
-            raise SpecError("--dp", str(dp), f"tp x pp x cp x dp = {dp * model} devices, but --gpus is {self.gpus}; "
-                                             f"--dp {self.gpus // model} uses them all")
-        if self.global_batch % (dp * self.micro_batch):
-            raise SpecError("--global-batch", str(self.global_batch),
-                            f"must be a multiple of dp x micro-batch = {dp} x {self.micro_batch} = "
-                            f"{dp * self.micro_batch} (whole micro-batches on every data-parallel rank)")
-        if self.vp > 1 and self.pp == 1:
-            raise SpecError("--vp", str(self.vp), "virtual pipeline stages interleave a pipeline: give --pp > 1")
         group = dp if self.shard_group is None else self.shard_group
-        if isinstance(group, bool) or not isinstance(group, int) or group <= 0 or dp % group:
-            divisors = [g for g in range(1, dp + 1) if dp % g == 0]
-            raise SpecError("--shard-group", str(group), f"must divide dp = {dp}; valid: "
-                                                         f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}")
+        if isinstance(group, bool) or not isinstance(group, int) or group <= 0:
+            raise SpecError("--shard-group", str(group), f"must divide dp = {dp}; valid: {divisors_text(dp)}")
         etp = self.tp if self.etp is None else self.etp
         if isinstance(etp, bool) or not isinstance(etp, int) or etp <= 0:
             raise SpecError("--etp", str(etp), "must be a positive integer")
-        if (dp * self.tp * self.cp) % (self.ep * etp):
-            raise SpecError("--ep", str(self.ep), f"ep x etp = {self.ep * etp} must divide dp x tp x cp = "
-                                                  f"{dp * self.tp * self.cp} (the devices of a pipeline stage)")
+        values = {"n_gpus": self.gpus, "seq_len": self.seq_len, "global_batch": self.global_batch,
+                  "batch": self.micro_batch, "tp": self.tp, "pp": self.pp, "dp": dp, "cp": self.cp, "ep": self.ep,
+                  "vp": self.vp, "shard_group": group, "etp": etp}
+        for rule in LAYOUT_RULES:
+            if rule.explain is not None and rule.applies(values) and not rule.holds(values):
+                raise SpecError(rule.flag, str(values[_SYMBOL_OF[rule.flag]]), rule.explain(values))
         return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
                       self.ep, self.vp, group, etp)
+
+
+# the value a rule's flag names, by symbol
+_SYMBOL_OF = {"--gpus": "n_gpus", "--dp": "dp", "--global-batch": "global_batch", "--vp": "vp",
+              "--shard-group": "shard_group", "--ep": "ep", "--cp": "cp", "--tp": "tp"}
 
 
 def _flag(name: str) -> str:
@@ -81,9 +108,30 @@ def _flag(name: str) -> str:
 def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = None) -> dict[str, Any]:
     """Step time (training) or ttft / tpot (inference) of ``arch`` on ``layout`` of ``gpu`` devices.
 
-    Training: ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "breakdown":
-    {compute, tp, ep, cp, bubble, p2p, dp, optimizer}}`` (seconds per step; the breakdown sums to
-    step_time). Inference: ``{"ttft", "tpot", "tokens_per_s", "mem_peak", "hbm", "fits"}``.
+    Parameters
+    ----------
+    arch : Architecture
+        The model (``engine.architecture``).
+    gpu : str
+        A catalog device or a device TOML file (``engine.catalog.hardware.device``).
+    layout : Layout
+        The parallel layout and batch.
+    options : MemoryOptions, optional
+        Memory and compute options (``memory_options``); default the Korthikanti model with flash attention.
+
+    Returns
+    -------
+    dict
+        Training: ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "gpu", "layout",
+        "breakdown": {compute, tp, ep, cp, bubble, p2p, dp, optimizer}}`` (seconds per step; the breakdown sums
+        to step_time). Inference: ``{"ttft", "tpot", "tokens_per_s", "mem_peak", "hbm", "fits", "gpu",
+        "layout"}``.
+
+    Raises
+    ------
+    SpecError
+        A layout that breaks a rule (naming the flag and what is valid), an unknown device, options whose step
+        time is not modelled for ``arch``, an input the configuration does not give.
     """
     from engine.catalog.hardware import device
     from engine.catalog.model import estimate_formulas, memory_estimate, memory_options

@@ -49,6 +49,45 @@ def _constant(value, like):
     return jnp.asarray(float(value), dtype)
 
 
+def masks(query: Query, out: Mapping, full, shape: tuple[int, ...], split: int, n_valid):
+    """``(valid, feasible)`` over a chunk's full grid: the grid points (padding on the split axis excluded) that
+    pass the request's validity, and those of them that satisfy every constraint of ``query``. ``full(name)``:
+    output ``name`` broadcast over the chunk."""
+    import jax.numpy as jnp
+
+    valid = jnp.ones(shape, dtype=bool)
+    if "valid" in out:  # invalid architectures never satisfy a query
+        valid = valid & full("valid").astype(bool)
+    # padded coordinates on the split axis are not part of the grid
+    idx = jnp.arange(shape[split]).reshape([-1 if i == split else 1 for i in range(len(shape))])
+    valid = valid & (idx < n_valid)
+    mask = valid
+    for c in query.where:
+        mask = mask & OPS[c.op](full(c.quantity), _constant(c.value, out[c.quantity]))
+    return valid, mask
+
+
+def objective_values(query: Query, out: Mapping, full, coords: Sequence, axes: Sequence[str],
+                     shape: tuple[int, ...]):
+    """The objective over a chunk's full grid: a quantity, or a swept input's coordinates."""
+    import jax.numpy as jnp
+
+    if query.objective in out:
+        return full(query.objective)
+    i = list(axes).index(query.objective)  # a swept input: the largest (smallest) coordinate that fits
+    return jnp.broadcast_to(coords[i].reshape([-1 if j == i else 1 for j in range(len(shape))]), shape)
+
+
+def worst(dtype, sense: str):
+    """The value no point is worse than: where masked points go before a ``sense`` reduction."""
+    import jax.numpy as jnp
+
+    if jnp.issubdtype(dtype, jnp.integer):
+        info = jnp.iinfo(dtype)
+        return info.min if sense == "max" else info.max
+    return -jnp.inf if sense == "max" else jnp.inf
+
+
 class QueryFunction:
     """Builds the on-device reduction for one kernel, axis order and split axis (hashable).
 
@@ -88,31 +127,14 @@ class QueryFunction:
             out, overflow = evaluate(*coords)
             shape = tuple(c.shape[0] for c in coords)
             full = lambda name: jnp.broadcast_to(self.over_axes(out[name], name), shape)  # noqa: E731
-            mask = jnp.ones(shape, dtype=bool)
-            if "valid" in out:  # invalid architectures never satisfy a query
-                mask = mask & full("valid").astype(bool)
-            for c in q.where:
-                mask = mask & OPS[c.op](full(c.quantity), _constant(c.value, out[c.quantity]))
-            # padded coordinates on the split axis are not part of the grid
-            idx = jnp.arange(shape[split]).reshape([-1 if i == split else 1 for i in range(len(shape))])
-            mask = mask & (idx < n_valid)
+            _, mask = masks(q, out, full, shape, split, n_valid)
             perm = keep + red
             flat = lambda x: jnp.transpose(x, perm).reshape(tuple(shape[i] for i in keep) + (-1,))  # noqa: E731
             result = {"n_feasible": jnp.sum(flat(mask), axis=-1, dtype=jnp.int64 if n_valid.dtype == jnp.int64
                                             else jnp.int32)}
             if q.objective is not None:
-                if q.objective in out:
-                    obj = full(q.objective)
-                else:  # a swept input: the largest (smallest) coordinate that satisfies the constraints
-                    i = self.axes.index(q.objective)
-                    obj = jnp.broadcast_to(coords[i].reshape([-1 if j == i else 1 for j in range(len(shape))]),
-                                           shape)
-                if jnp.issubdtype(obj.dtype, jnp.integer):
-                    info = jnp.iinfo(obj.dtype)
-                    fill = info.min if q.sense == "max" else info.max
-                else:
-                    fill = -jnp.inf if q.sense == "max" else jnp.inf
-                masked = flat(jnp.where(mask, obj, fill))
+                obj = objective_values(q, out, full, coords, self.axes, shape)
+                masked = flat(jnp.where(mask, obj, worst(obj.dtype, q.sense)))
                 arg = jnp.argmax(masked, axis=-1) if q.sense == "max" else jnp.argmin(masked, axis=-1)
                 result["best"] = jnp.take_along_axis(masked, arg[..., None], axis=-1)[..., 0]
                 result["arg"] = arg

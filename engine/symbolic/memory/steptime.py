@@ -22,6 +22,9 @@ tensor-parallel all-reduces; ``tpot`` one decode step: every weight and the KV c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
 import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
@@ -96,10 +99,9 @@ def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> symp
     return sympy.Max(near, far) + (p - 1) * alpha
 
 
-def training(structure, o) -> list[Quantity]:
-    act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
-    m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
-    tokens_mb = b * s / cp  # tokens of one micro-batch on one device (context parallelism splits them)
+def _micro(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """``(micro, t_attn)``: one micro-batch's roofline on one device (its compute or its memory traffic, plus the
+    memory-bound element-wise kernels and loss), and the attention kernels' share of its compute."""
     layers = L / pp
     # compute: hardware FLOPs (model FLOPs + recomputation) of this device's share of a micro-batch; the
     # attention kernels (forward, backward x 2, and the recomputed forward) at their own efficiency
@@ -126,7 +128,14 @@ def training(structure, o) -> list[Quantity]:
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
     loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
-    micro = sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss) / hbm_bw
+    return sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss) / hbm_bw, t_attn
+
+
+def _model_parallel(structure, o, act: int, t_attn: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """``(t_tp, t_ep, t_cp)``: one micro-batch's exposed tensor-parallel all-reduces, expert all-to-alls and
+    context-parallel ring exchanges on one device."""
+    layers = L / pp
+    tokens_mb = b * s / cp  # tokens of one micro-batch on one device (context parallelism splits them)
     # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
     reductions = 6 if o.recompute == "full" else 4
     tp_bytes = act * tokens_mb * h
@@ -142,15 +151,16 @@ def training(structure, o) -> list[Quantity]:
     kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
     ring = 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha)
     t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * sympy.Max(0, ring - t_attn / layers), True))
-    t_micro = micro + t_tp + t_ep + t_cp
-    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
-    p2p_bytes = act * tokens_mb * h / (tp if o.sequence_parallel else 1)
-    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / _bw(2, tp * dp) + alpha), True))
-    t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
-    # data parallelism: gradients reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32
-    # main gradients and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters
-    # gathered in the compute dtype: DDP all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather
-    # the updated parameters; ZeRO-3/FSDP all-gathers the parameters for the forward and again for the backward
+    return t_tp, t_ep, t_cp
+
+
+def _data_parallel(structure, o, act: int) -> sympy.Expr:
+    """The step's data-parallel communication (before ``dp_overlap`` hides part of it).
+
+    Gradients are reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32 main gradients
+    and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters gathered in the
+    compute dtype: DDP all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather the updated
+    parameters; ZeRO-3/FSDP all-gathers the parameters for the forward and again for the backward."""
     def sync(n_params, group, shard):
         """Gradient reduction and parameter gathers of ``n_params`` per device over a data-parallel ``group``
         (of ``cp`` x group devices, ``tp`` apart), sharded within groups of ``shard`` with ZeRO."""
@@ -171,7 +181,20 @@ def training(structure, o) -> list[Quantity]:
             (0, sympy.Eq(edp, 1)), (sync(routed / (ep * symbol("etp") * pp), edp, edp), True))
     else:
         sync_all = sync(qi("params_total") / (tp * pp), dp, g)
-    t_dp = sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (sync_all, True))
+    return sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (sync_all, True))
+
+
+def training(structure, o) -> list[Quantity]:
+    act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
+    m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
+    micro, t_attn = _micro(structure, o, act, m)
+    t_tp, t_ep, t_cp = _model_parallel(structure, o, act, t_attn)
+    t_micro = micro + t_tp + t_ep + t_cp
+    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
+    p2p_bytes = act * b * s / cp * h / (tp if o.sequence_parallel else 1)
+    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / _bw(2, tp * dp) + alpha), True))
+    t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
+    t_dp = _data_parallel(structure, o, act)
     # the optimizer step: model states read and written once (memory-bound)
     t_opt = 2 * q("mem_model_states") / hbm_bw
     step = t_pipe + (1 - overlap) * t_dp + t_opt
@@ -223,20 +246,99 @@ def inference(structure, o) -> list[Quantity]:
     ]
 
 
-def validity(o) -> list[Validity]:
-    """A training step's layout rules, once its global batch is given (so a sweep over tp, pp, dp, batch with
-    n_gpus and global_batch fixed masks the layouts that do not use every device or split the batch)."""
+@dataclass(frozen=True)
+class LayoutRule:
+    """One rule a training layout obeys: once, for every caller.
+
+    Attributes:
+        name: a short identifier.
+        condition: a sympy boolean over input symbols (tp, pp, dp, cp, batch, vp, ep, etp, n_gpus, ...).
+        flag: the flag a point error blames (``llm-sweep time``).
+        message: what must hold, in words: the sweep's validity message.
+        explain: the point error of a layout that breaks it, from the layout's values by symbol name (what
+            was wrong and what would be valid); None where the formula set's check reports it (it needs a
+            size of the architecture).
+        only_if_given: the rule holds once this input is fixed or swept: ``global_batch`` for a training
+            step, ``n_gpus`` for a search over the layouts of a device count.
+    """
+
+    name: str
+    condition: sympy.Basic
+    flag: str
+    message: str
+    explain: Callable[[Mapping[str, int]], str] | None = None
+    only_if_given: str = "global_batch"
+
+    def holds(self, values: Mapping[str, int]) -> bool:
+        """Whether the layout of ``values`` (every symbol of the condition given) obeys the rule."""
+        return bool(self.condition.subs({symbol(k): v for k, v in values.items()}))
+
+    def applies(self, values: Mapping[str, int]) -> bool:
+        """Whether ``values`` give every input of the condition (a point check can decide it)."""
+        return all(x.name in values for x in self.condition.free_symbols)
+
+
+def _valid_gpus(v: Mapping[str, int]) -> str:
+    model = v["tp"] * v["pp"] * v["cp"]
+    valid = [g for g in range(model, 4 * model + 1, model)]
+    return f"is not a multiple of tp x pp x cp = {model}; valid: {', '.join(map(str, valid))}, ..."
+
+
+def divisors_text(n: int) -> str:
+    """``1, 2, 3, 4, 6, 12``: the divisors of ``n`` as a list of valid values (the first 12, then ``...``)."""
+    divisors = [g for g in range(1, n + 1) if n % g == 0]
+    return f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}"
+
+
+_g, _sg, _etp, _kv = symbol("n_gpus"), symbol("shard_group"), symbol("etp"), symbol("n_kv_heads")
+_sp_rule = LayoutRule(
+    "sequence_parallel_tp", sympy.Gt(tp, 1), "--sequence-parallel",
+    "sequence parallelism splits the tensor-parallel regions: it needs tp > 1 (Megatron turns it off at tp 1, "
+    "the same layout without it)", only_if_given="n_gpus")
+
+# The layout rules, in the order a point is checked (``timing.Layout.resolved`` reports the first it breaks). The
+# same records are a sweep's validity (``validity``): ``llm-sweep plan`` and sweeps/plan-gpt3-175b.toml mask the
+# layouts that break them. Rules of the architecture's sizes (tp | n_heads, pp | n_layers, ep | n_experts) are
+# the memory formulas' (``engine.symbolic.memory``).
+LAYOUT_RULES = (
+    LayoutRule("devices", sympy.Eq(sympy.Mod(_g, tp * pp * cp), 0), "--gpus", "tp x pp x cp must divide n_gpus",
+               _valid_gpus),
+    LayoutRule("data_parallel", sympy.Eq(dp * tp * pp * cp, _g), "--dp", "dp x tp x pp x cp must equal n_gpus",
+               lambda v: f"tp x pp x cp x dp = {v['dp'] * v['tp'] * v['pp'] * v['cp']} devices, but --gpus is "
+                         f"{v['n_gpus']}; --dp {v['n_gpus'] // (v['tp'] * v['pp'] * v['cp'])} uses them all"),
+    LayoutRule("micro_batches", sympy.Eq(sympy.Mod(global_batch, dp * b), 0), "--global-batch",
+               "global_batch must be whole micro-batches (batch) on every data-parallel rank",
+               lambda v: f"must be a multiple of dp x micro-batch = {v['dp']} x {v['batch']} = {v['dp'] * v['batch']} "
+                         "(whole micro-batches on every data-parallel rank)"),
+    LayoutRule("interleaving", sympy.Or(sympy.Eq(vp, 1), sympy.Gt(pp, 1)), "--vp",
+               "virtual pipeline stages (vp > 1) interleave a pipeline: they need pp > 1",
+               lambda v: "virtual pipeline stages interleave a pipeline: give --pp > 1"),
+    LayoutRule("stage_layers", sympy.Eq(sympy.Mod(L, pp * vp), 0), "--vp",
+               "vp must divide the layers of a pipeline stage (n_layers / pp)"),
+    LayoutRule("context", sympy.Eq(sympy.Mod(s, cp), 0), "--cp", "cp must divide seq_len"),
+    LayoutRule("shard_group", sympy.Eq(sympy.Mod(dp, _sg), 0), "--shard-group", "shard_group must divide dp",
+               lambda v: f"must divide dp = {v['dp']}; valid: {divisors_text(v['dp'])}"),
+    LayoutRule("expert_stage", sympy.Eq(sympy.Mod(dp * tp * cp, ep * _etp), 0), "--ep",
+               "ep x etp must divide dp x tp x cp (the devices of a pipeline stage)",
+               lambda v: f"ep x etp = {v['ep'] * v['etp']} must divide dp x tp x cp = {v['dp'] * v['tp'] * v['cp']} "
+                         "(the devices of a pipeline stage)"),
+    LayoutRule("kv_heads", sympy.Eq(sympy.Mod(_kv, tp), 0), "--tp",
+               "tp must divide n_kv_heads (Megatron splits the key/value heads over tp)", only_if_given="n_gpus"),
+)
+
+
+def layout_rules(o) -> tuple[LayoutRule, ...]:
+    """The layout rules of a training step with options ``o`` (sequence parallelism adds its own)."""
     if o.mode != "training":
-        return []
-    g = symbol("n_gpus")
-    return [
-        Validity("dp x tp x pp x cp must equal n_gpus", sympy.Eq(dp * tp * pp * cp, g), only_if_given="global_batch"),
-        Validity("global_batch must be whole micro-batches (batch) on every data-parallel rank",
-                 sympy.Eq(sympy.Mod(global_batch, dp * b), 0), only_if_given="global_batch"),
-        Validity("vp must divide the layers of a pipeline stage (n_layers / pp)",
-                 sympy.Eq(sympy.Mod(L, pp * vp), 0), only_if_given="global_batch"),
-        Validity("cp must divide seq_len", sympy.Eq(sympy.Mod(s, cp), 0), only_if_given="global_batch"),
-    ]
+        return ()
+    return LAYOUT_RULES + ((_sp_rule,) if o.sequence_parallel else ())
+
+
+def validity(o) -> list[Validity]:
+    """A training step's layout rules (``LAYOUT_RULES``) as validity conditions, each once what it needs is
+    given (so a sweep over tp, pp, dp, batch with n_gpus and global_batch fixed masks the layouts that do not
+    use every device or split the batch)."""
+    return [Validity(r.message, r.condition, only_if_given=r.only_if_given) for r in layout_rules(o)]
 
 
 def quantities(structure, o) -> list[Quantity]:
