@@ -164,7 +164,7 @@ WIDTHS = ["345pt", "3.25in", "onecolumn", "twocolumn", "0pt", "-1pt", "nanpt", "
 
 
 def precision_names() -> list[str]:
-    from engine.symbolic.memory.options import PRECISION_ALIASES, PRECISIONS
+    from engine.options import PRECISION_ALIASES, PRECISIONS
 
     return [*PRECISIONS, *(a for a, _ in PRECISION_ALIASES), "", "BF16", "bf16 ", "fp4", "tf32", "32", "nan",
             "exact", "fast"]

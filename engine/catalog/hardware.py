@@ -40,17 +40,15 @@ symbol values the step-time formulas take (``engine/symbolic/memory/steptime.py`
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from engine.errors import LlmSweepNote, SpecError, check_keys, read_user_file
+from engine.errors import LlmSweepNote, SpecError, check_keys, closest, read_package_json, read_user_file
+from engine.options import canonical_precision
 
 DATA = "data/hardware.json"  # inside the engine.catalog package
 WHERE = f"engine/catalog/{DATA}"
@@ -93,7 +91,7 @@ class Device:
         ValueError for an unknown precision; SpecError naming the device when it has no such path
         (fp8 on an A100, bf16 on a V100).
         """
-        precision = _canonical(precision)
+        precision = canonical_precision(precision)
         dtype = PRECISION_DTYPE.get(precision)
         if dtype is None:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION_DTYPE)}")
@@ -108,7 +106,7 @@ class Device:
         """Dense peak FLOP/s of the attention kernels under ``precision``: fp8 training runs only the linear
         layers in fp8 (Transformer Engine's DotProductAttention and FlashAttention stay 16-bit unless fp8
         attention is asked for; torchao's Float8Linear converts nn.Linear only), so fp8 gets the bf16 peak."""
-        return self.peak("bf16" if _canonical(precision) == "fp8" else precision)
+        return self.peak("bf16" if canonical_precision(precision) == "fp8" else precision)
 
     def values(self, precision: str) -> dict[str, float | int]:
         """The step-time symbols' values for ``precision``: peak_flops, attention_peak_flops, matmul_ceiling,
@@ -118,14 +116,6 @@ class Device:
                 "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
-
-
-def _canonical(precision: str) -> str:
-    """A precision alias (bf16-amp, 32-true, transformer-engine, ...) as its canonical name: the memory options'
-    one vocabulary (engine/symbolic/memory/options.py)."""
-    from engine.symbolic.memory.options import PRECISION_ALIASES
-
-    return dict(PRECISION_ALIASES).get(precision, precision)
 
 
 def _scaled(value: float, unit: int) -> float:
@@ -222,12 +212,7 @@ def load_catalog(data: Any, where: str = WHERE) -> tuple[dict[str, Device], dict
 
 
 def _read() -> tuple[dict[str, Device], dict[str, str]]:
-    file = resources.files(__package__).joinpath(DATA)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(WHERE, "", f"cannot read the hardware catalog: {exc}") from None
-    return load_catalog(data)
+    return load_catalog(read_package_json(__package__, DATA, "the hardware catalog"))
 
 
 _DEVICES, _ALIASES = _read()
@@ -298,8 +283,8 @@ def device(name: str) -> Device:
     key = name.strip().lower().replace("_", "-")
     key = ALIASES.get(key, key)
     if key not in DEVICES:
-        close = difflib.get_close_matches(key, [*DEVICES, *ALIASES], n=1)
-        guess = f"; did you mean {ALIASES.get(close[0], close[0])}?" if close else ""
+        near = closest(key, [*DEVICES, *ALIASES])
+        guess = f"; did you mean {ALIASES.get(near, near)}?" if near is not None else ""
         raise SpecError("--gpu", name, f"unknown device; valid: {', '.join(device_names())} (aliases: "
                                        f"{', '.join(sorted(ALIASES))}), or a TOML file describing a custom "
                                        f"device{guess}")

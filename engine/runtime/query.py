@@ -31,7 +31,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from engine.request.query import OPS, Query
-from engine.request.query import make_query  # noqa: F401 (engine.cli still imports it from here)
 from engine.runtime.dims import expand
 from engine.symbolic.symbols import SYMBOLS
 
