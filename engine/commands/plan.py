@@ -7,7 +7,8 @@ import json
 import sys
 from dataclasses import replace
 
-from engine.commands.common import EXIT_NOTHING_FITS, EXIT_OK, add_arch_source, add_device_run, arch_of, gib, precision
+from engine.commands.common import (EXIT_NOTHING_FITS, EXIT_OK, add_arch_source, add_device_run, arch_of,
+                                    enable_compilation_cache, gib, precision)
 from engine.errors import SpecError
 from engine.options import MEMORY_OPTIONS
 from engine.progress import reporting
@@ -45,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
     space = default_space(arch, args.gpus, args.global_batch)
     space = replace(space, **{name: tuple(dict.fromkeys(getattr(args, name) or getattr(space, name)))
                               for name in _SEARCHED})
+    enable_compilation_cache()  # 24 kernels of a plan compile once per machine, not once per call
     with reporting(not args.json):  # kernels, exact values of the best rows: one status line on a terminal
         out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
                    precision=precision(args), space=space)
