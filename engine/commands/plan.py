@@ -14,16 +14,16 @@ from engine.options import MEMORY_OPTIONS
 from engine.progress import reporting
 from engine.request.options import add_option_flags, flag_of
 
+_DESCRIPTION = ("Search every tp, pp, cp, dp, micro-batch, vp, recompute, ZeRO stage and sequence-parallel choice "
+                "for a device count; print the fastest that fit. Attention is FlashAttention, as a tuned run has it "
+                "(memory's default is sdpa).")
 _SEARCHED = ("recompute", "zero")  # memory options whose choices plan searches (all of them unless narrowed)
 
 
 def add_parser(subparsers) -> None:
     """Declare ``plan`` and its flags."""
     pl = subparsers.add_parser("plan", help="the fastest parallel layouts that fit, searched over every combination",
-                               description="Search every tp, pp, cp, dp, micro-batch, vp, recompute, ZeRO stage and "
-                                           "sequence-parallel choice for a device count; print the fastest that fit. "
-                                           "Attention is FlashAttention, as a tuned run has it (memory's default is "
-                                           "sdpa).")
+                               description=_DESCRIPTION)
     add_arch_source(pl, required=True)
     add_device_run(pl, "sequences per optimizer step")
     pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")

@@ -157,7 +157,7 @@ class SweepRequest:
 
 
 def load_spec(path: str | Path) -> SweepRequest:
-    """Read and validate a TOML spec file.
+    """Read and validate a TOML spec file: ``parse_spec`` of its tables, the file named in every error.
 
     Parameters
     ----------
@@ -167,11 +167,12 @@ def load_spec(path: str | Path) -> SweepRequest:
     Returns
     -------
     SweepRequest
+        What ``parse_spec`` makes of the file's tables, with the text kept for the cube's attributes.
 
     Raises
     ------
     SpecError
-        The file cannot be read, is not TOML, or breaks the format (the key and what is valid named).
+        The file cannot be read or is not TOML; else the first thing ``parse_spec`` refuses.
     """
     text, data = read_user_file(path, "TOML")
     return parse_spec(data, source=str(path), text=text)
