@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,11 +179,8 @@ def test_kernel_equals_sympy_for_memory_quantities():
                     assert ds.sel(**vals)[q].item() == pytest.approx(want, rel=1e-12), (q, vals)
 
 
-def test_memory_and_flops_cli(tmp_path):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-
+def test_memory_and_flops_cli(run_cli):
+    cli = run_cli
     r = cli("memory", "--arch", "gpt2", "--batch", "4", "--seq-len", "1024", "--attention", "eager", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
