@@ -1,7 +1,5 @@
-"""User errors that once escaped as tracebacks or passed as silent nonsense (issue 23 items 4 and 6).
-
-Each is refused in one line on stderr with exit 2, naming what was wrong, where, and what is valid.
-"""
+"""User errors at the command line: each is refused in one line on stderr with exit 2, naming what was wrong,
+where, and what is valid (none escapes as a traceback or passes as silent nonsense)."""
 
 from __future__ import annotations
 
@@ -195,3 +193,45 @@ def test_hf_config_folder_without_config_json_is_refused(command, tmp_path, caps
     line = refused(capsys, command[0], "--hf-config", str(tmp_path), *command[1:])
     assert f"error: --hf-config: {tmp_path}: a folder without config.json; give a config.json or the model " \
            "folder" in line
+
+
+def test_a_sweep_with_no_valid_point_reports_it(run_cli, tmp_path):
+    spec = tmp_path / "invalid.toml"
+    spec.write_text('[sweep]\narch = "llama-2-7b"\n[axes]\nn_kv_heads = [3, 5]\n')
+    r = run_cli("run", spec, "-o", tmp_path / "out.nc")
+    assert r.returncode == 0, r.stderr
+    assert "no valid grid point" in r.stdout and "n_kv_heads must divide n_heads" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["params", "--arch", "llama", "--option", "moe=true"], "needs n_experts,"),
+    (["flops", "--compute", "-1"], "must be positive"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mfu", "2"], "from 0 to 1"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tp", "2"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--sequence-parallel"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "0", "--seq-len", "8"], "positive"),
+])
+def test_bad_flags_exit_2_with_one_line(run_cli, args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "1e9", "--peak-flops", "inf"], "finite"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mfu", "nan"], "finite"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "0.5", "--peak-flops", "1e15"],
+     "at least 1"),
+    (["flops", "--compute", "inf"], "finite"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--recompute", "selective"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--weights", "int4"], "inference"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--kv-dtype", "int8"], "inference"),
+    (["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "1", "--seq-len", "8", "--zero", "3"],
+     "applies to training"),
+    (["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "1", "--seq-len", "8",
+      "--memory-model", "korthikanti"], "applies to training"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8192"], "n_positions"),
+    (["memory", "--hf-config", "/tmp", "--batch", "1", "--seq-len", "8"], "--hf-config"),
+])
+def test_more_bad_flags_exit_2(run_cli, args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
