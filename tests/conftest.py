@@ -1,4 +1,5 @@
-"""Shared fixtures: small specs written to a temporary folder, and the command line in-process."""
+"""Shared fixtures: small specs written to a temporary folder, the command line in-process, and the checks that
+several test modules make of its answers (one line of error, no temporary file left)."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def run_cli(capsys, monkeypatch):
 
     argparse's usage errors (and ``--version``) raise ``SystemExit``; its code is the exit status.
     No persistent XLA cache is configured in the test process (LLM_SWEEP_CACHE_DIR is empty).
-    A few tests still start the console script itself (tests/test_cli.py).
+    Tests start the console script itself only where a signal or a fresh process is what they test.
     """
     monkeypatch.setenv("LLM_SWEEP_CACHE_DIR", "")
 
