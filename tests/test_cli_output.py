@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.errors import SpecError
 from engine.request.spec import parse_spec
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_formulas_of_a_preset_show_its_sizes_and_evaluate_them(run_cli):

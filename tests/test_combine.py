@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def test_combine_refuses_a_part_as_its_target(tmp_path, monkeypatch, run_cli, tiny, one_line_error):
     monkeypatch.chdir(tmp_path)
     spec = tiny(tmp_path)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_evaluate_returns_json_ready_numbers():

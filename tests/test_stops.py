@@ -9,13 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from engine.files import TEMP_PREFIX, host_id, leftovers
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _signal_at_first_call(monkeypatch, owner, attr: str, signum: int):

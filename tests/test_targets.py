@@ -14,8 +14,6 @@ from engine.errors import ResourceError, SpecError
 from engine.files import check_target, inside_folder, temp_path
 from engine.request.spec import parse_spec
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink", "folder", "device"])
 def test_a_target_that_is_not_a_regular_file_is_refused_and_untouched(tmp_path, kind, run_cli, tiny, temps,
