@@ -1,4 +1,5 @@
-"""Shared fixtures: small specs written to a temporary folder, and the command line in-process."""
+"""Shared fixtures: small specs written to a temporary folder, the command line in-process, and the checks that
+several test modules make of its answers (one line of error, no temporary file left)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,73 @@ seq_len = [256, 1024]
 """
 
 
+TINY_SPEC = """
+[sweep]
+formula_set = "seed"
+quantities = ["params_total", "mem_peak"]
+{extra}
+[fixed]
+vocab = {vocab}
+[axes]
+d_model = [256, 512, 768, 1024]
+n_layers = [2, 4]
+batch = [1, 2]
+seq_len = [128, 256]
+"""
+
+
+@pytest.fixture
+def tiny():
+    """Write a 32-point seed spec (params_total, mem_peak) into a folder and return its path."""
+
+    def write(folder: Path, name: str = "spec.toml", vocab: int = 50000, extra: str = "") -> Path:
+        path = folder / name
+        path.write_text(TINY_SPEC.format(vocab=vocab, extra=extra))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_parts(tmp_path, tiny, run_cli):
+    """Run a tiny spec as two parts (``--part 0/2`` and ``1/2``) in tmp_path and return the two part files."""
+
+    def run(name: str, vocab: int = 50000, precision: str | None = None) -> list[Path]:
+        spec = tiny(tmp_path, f"{name}.toml", vocab)
+        paths = []
+        for i in (0, 1):
+            extra = ["--precision", precision] if precision else []
+            assert run_cli("run", spec, "--part", f"{i}/2", "--quiet", "-o", tmp_path / f"{name}.nc",
+                           *extra).returncode == 0
+            paths.append(tmp_path / f"{name}.part00{i}-of-002.nc")
+        return paths
+
+    return run
+
+
+@pytest.fixture
+def temps():
+    """The temporary files (``.*.tmp``) left in a folder, sorted by name."""
+
+    def names(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp"))
+
+    return names
+
+
+@pytest.fixture
+def one_line_error():
+    """Assert that stderr is one line and no traceback; return the line."""
+
+    def line(err: str) -> str:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert "Traceback" not in err
+        return lines[0]
+
+    return line
+
+
 @pytest.fixture
 def write_spec(tmp_path):
     """Write TOML text to a file in a temporary folder and return its path."""
@@ -49,7 +117,7 @@ def run_cli(capsys, monkeypatch):
 
     argparse's usage errors (and ``--version``) raise ``SystemExit``; its code is the exit status.
     No persistent XLA cache is configured in the test process (LLM_SWEEP_CACHE_DIR is empty).
-    A few tests still start the console script itself (tests/test_cli.py).
+    Tests start the console script itself only where a signal or a fresh process is what they test.
     """
     monkeypatch.setenv("LLM_SWEEP_CACHE_DIR", "")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
-import pytest
 
 from engine import progress
 from engine.request.spec import load_spec, parse_spec

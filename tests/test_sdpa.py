@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import sympy
@@ -15,7 +11,6 @@ from engine.catalog.model import architecture, memory_estimate
 from engine.symbolic.memory import MemoryOptions, pytorch
 from engine.symbolic.memory.base import a, h, s
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _opts(**kw):
@@ -111,11 +106,8 @@ def test_gpt2_mha_keeps_a_fused_kernel():
         assert est["attention_kernel"] == kernel
 
 
-def test_memory_json_reports_the_kernel():
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-
+def test_memory_json_reports_the_kernel(run_cli):
+    cli = run_cli
     r = cli("memory", "--arch", "mistral", "--batch", "1", "--seq-len", "512", "--attention", "sdpa", "--precision",
             "fp32", "--json")
     assert r.returncode == 0, r.stderr

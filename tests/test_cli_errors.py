@@ -1,11 +1,11 @@
-"""User errors that once escaped as tracebacks or passed as silent nonsense (issue 23 items 4 and 6).
-
-Each is refused in one line on stderr with exit 2, naming what was wrong, where, and what is valid.
-"""
+"""User errors at the command line: each is refused in one line on stderr with exit 2, naming what was wrong,
+where, and what is valid (none escapes as a traceback or passes as silent nonsense)."""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import pytest
 
@@ -195,3 +195,97 @@ def test_hf_config_folder_without_config_json_is_refused(command, tmp_path, caps
     line = refused(capsys, command[0], "--hf-config", str(tmp_path), *command[1:])
     assert f"error: --hf-config: {tmp_path}: a folder without config.json; give a config.json or the model " \
            "folder" in line
+
+
+def test_a_sweep_with_no_valid_point_reports_it(run_cli, tmp_path):
+    spec = tmp_path / "invalid.toml"
+    spec.write_text('[sweep]\narch = "llama-2-7b"\n[axes]\nn_kv_heads = [3, 5]\n')
+    r = run_cli("run", spec, "-o", tmp_path / "out.nc")
+    assert r.returncode == 0, r.stderr
+    assert "no valid grid point" in r.stdout and "n_kv_heads must divide n_heads" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["params", "--arch", "llama", "--option", "moe=true"], "needs n_experts,"),
+    (["flops", "--compute", "-1"], "must be positive"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mfu", "2"], "from 0 to 1"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tp", "2"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--sequence-parallel"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "0", "--seq-len", "8"], "positive"),
+])
+def test_bad_flags_exit_2_with_one_line(run_cli, args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "1e9", "--peak-flops", "inf"], "finite"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mfu", "nan"], "finite"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "0.5", "--peak-flops", "1e15"],
+     "at least 1"),
+    (["flops", "--compute", "inf"], "finite"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--recompute", "selective"], "korthikanti"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--weights", "int4"], "inference"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--kv-dtype", "int8"], "inference"),
+    (["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "1", "--seq-len", "8", "--zero", "3"],
+     "applies to training"),
+    (["memory", "--arch", "gpt2", "--mode", "inference", "--batch", "1", "--seq-len", "8",
+      "--memory-model", "korthikanti"], "applies to training"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8192"], "n_positions"),
+    (["memory", "--hf-config", "/tmp", "--batch", "1", "--seq-len", "8"], "--hf-config"),
+])
+def test_more_bad_flags_exit_2(run_cli, args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_distributed_without_a_cluster_names_what_jax_reads(tmp_path, monkeypatch, run_cli, tiny, one_line_error):
+    for var in [v for v in os.environ if v.startswith(("SLURM_", "OMPI_", "JAX_COORDINATOR", "KUBERNETES_"))]:
+        monkeypatch.delenv(var)
+    spec = tiny(tmp_path)
+    result = run_cli("run", spec, "--distributed")
+    code, err = result.returncode, result.stderr
+    line = one_line_error(err)
+    assert code == 2 and "cannot join a cluster" in line
+    for name in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS", "--coordinator"):
+        assert name in line
+    assert not (tmp_path / "spec.nc").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--distributed", "--part", "0/2"], "give one or the other"),
+    (["--coordinator", "10.0.0.1:1234"], "applies only with --distributed"),
+    (["--distributed", "--coordinator", "10.0.0.1:1234"], "needs --num-processes N and --process-id I"),
+    (["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "from 0 to 1"),
+    (["--max-device-mem", "32"], "below one grid row"),
+])
+def test_run_flag_combinations_that_are_refused(tmp_path, argv, message, run_cli, tiny, one_line_error):
+    result = run_cli("run", tiny(tmp_path), *argv)
+    code, err = result.returncode, result.stderr
+    assert code == 2 and message in one_line_error(err)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["formulas", "--arch", "gpt2", "--hf-config", "x.json"], "not allowed with argument --arch"),
+    (["formulas", "--arch", "seed", "--with-sizes"], "a formula set with no sizes"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--tokens", "1e9"], "needs --peak-flops"),
+    (["flops", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--peak-flops", "1e15"], "needs --tokens"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--mode", "inference", "--optimizer", "sgd"],
+     "applies to --mode training"),
+    (["memory", "--arch", "gpt2", "--batch", "1", "--seq-len", "8", "--vp", "2"], "give --pp > 1"),
+])
+def test_options_that_would_be_ignored_are_refused(argv, message, run_cli, one_line_error):
+    result = run_cli(*argv)  # argparse's own refusals too: one line (issue 23)
+    code, err = result.returncode, result.stderr
+    assert code == 2 and message in one_line_error(err)
+
+
+def test_a_claim_whose_values_explode_is_refused_at_once(tmp_path, run_cli, one_line_error):
+    path = tmp_path / "c.toml"
+    path.write_text('formula_set = "seed"\n[values]\nd_model = 1000000000\n'
+                    '[[claim]]\nclaim = "x"\nclaimed = 1\nexpr = "d_model**d_model"\n')
+    t0 = time.perf_counter()
+    result = run_cli("check", path)
+    code, err = result.returncode, result.stderr
+    assert code == 2 and "more than 4000 digits" in one_line_error(err)
+    assert time.perf_counter() - t0 < 5

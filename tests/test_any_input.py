@@ -1,6 +1,5 @@
-"""Fuzzing the user-facing inputs (issue 8): specs, config.json files, --where and --substitute strings;
-claims files with non-finite numbers, every precision name and alias in every command, and nested JSON and
-TOML (issue 23, whose tracebacks these generators found).
+"""Any user-facing input, generated (hypothesis): specs, config.json files, --where and --substitute strings,
+claims files with non-finite numbers, every precision name and alias in every command, nested JSON and TOML.
 
 Every case either succeeds (exit 0, its output written) or is refused in one line with exit 2 —
 never a traceback, never a file or temporary file left behind. Cases run in-process through
@@ -118,8 +117,8 @@ VALID_BASE = {"sweep": {"formula_set": "seed", "quantities": ["params_total", "m
 ARCH_BASE = {"sweep": {"arch": "llama-2-7b", "quantities": ["params_total", "mem_peak"]},
              "options": {"mode": "inference"}, "fixed": {"batch": 1},
              "axes": {"seq_len": [512, 1024], "n_kv_heads": [1, 3, 8]}}
-MUTABLE = [("sweep", "formula_set"), ("sweep", "quantities"), ("sweep", "numerics"), ("sweep", "precision"), ("sweep", "compression"),
-           ("sweep", "output"), ("sweep", "arch"), ("fixed", "vocab"), ("fixed", "batch"), ("fixed", "d_ff"),
+MUTABLE = [("sweep", "formula_set"), ("sweep", "quantities"), ("sweep", "numerics"), ("sweep", "precision"),
+           ("sweep", "compression"), ("sweep", "output"), ("sweep", "arch"), ("fixed", "vocab"), ("fixed", "batch"), ("fixed", "d_ff"),
            ("fixed", "alpha"), ("axes", "d_model"), ("axes", "n_layers"), ("axes", "seq_len"), ("axes", "n_heads"),
            ("options", "tied_head"), ("options", "mode"), ("options", "precision"), ("options", "zero"),
            ("axes", "n_kv_heads"), ("fixed", "n_heads"), ("query", "where"), ("query", "over"),

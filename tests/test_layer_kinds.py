@@ -1,4 +1,4 @@
-"""The architectures of 2025: layer kinds, MLA, hybrids, MoE routing variants, expert parallelism.
+"""Layer kinds past the dense decoder: MLA, hybrids, MoE routing variants, expert parallelism.
 
 Parameter counts of every new model type, variant and preset are checked against transformers in
 ``test_architectures.py`` (the shared fixture); this file holds the golden numbers, the layer-pattern
