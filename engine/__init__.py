@@ -66,7 +66,8 @@ if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imp
     from engine.symbolic.claims import Claim as Claim, check_claims as check_claims, load_claims as load_claims
     from engine.symbolic.formulas import FORMULA_SETS as FORMULA_SETS, FormulaSet as FormulaSet
     from engine.symbolic.formulas import Quantity as Quantity, build_formula_set as build_formula_set
-    from engine.symbolic.memory import MEMORY_MODELS as MEMORY_MODELS, MemoryOptions as MemoryOptions
+    from engine.options import MemoryOptions as MemoryOptions
+    from engine.symbolic.memory import MEMORY_MODELS as MEMORY_MODELS
     from engine.symbolic.printing import format_formulas as format_formulas
     from engine.symbolic.symbols import SYMBOLS as SYMBOLS, SymbolInfo as SymbolInfo
 
@@ -93,14 +94,10 @@ _PUBLIC = {
     "Claim": "symbolic.claims", "check_claims": "symbolic.claims", "load_claims": "symbolic.claims",
     "FORMULA_SETS": "symbolic.formulas", "FormulaSet": "symbolic.formulas", "Quantity": "symbolic.formulas",
     "build_formula_set": "symbolic.formulas",
-    "MEMORY_MODELS": "symbolic.memory", "MemoryOptions": "symbolic.memory",
+    "MEMORY_MODELS": "symbolic.memory", "MemoryOptions": "options",
     "format_formulas": "symbolic.printing",
     "SYMBOLS": "symbolic.symbols", "SymbolInfo": "symbolic.symbols",
 }
-
-# A former public name, still answered (not listed, not in ``__all__``) for the tests issue 20 has yet to move
-# (tests/test_defaults.py, tests/test_publish.py): run(request) replaces it; delete once they call run.
-_FORMER = {"run_sweep": "runtime.sweep"}
 
 __all__ = ["__version__", *sorted(_PUBLIC)]
 
@@ -123,8 +120,6 @@ def __getattr__(name: str):
         value = getattr(import_module(f"engine.{_PUBLIC[name]}"), name)
         globals()[name] = value
         return value
-    if name in _FORMER:
-        return getattr(import_module(f"engine.{_FORMER[name]}"), name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 

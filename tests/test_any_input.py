@@ -71,7 +71,7 @@ nested = st.integers(1, 100_000).map(lambda n: Raw("[" * n + "]" * n))
 
 
 def _precision_names() -> list[str]:
-    from engine.symbolic.memory.options import PRECISION_ALIASES, PRECISIONS
+    from engine.options import PRECISION_ALIASES, PRECISIONS
 
     return [*PRECISIONS, *(a for a, _ in PRECISION_ALIASES), "", "BF16", "bf16 ", "fp4", "tf32", "32", "nan"]
 
@@ -306,7 +306,7 @@ PRECISION_COMMANDS = {
 def test_every_precision_name_in_every_command(command, capsys):
     """Every precision, alias and near-miss in every command that takes --precision: an answer or one line
     (plan --precision bf16-amp was a ValueError traceback); an alias answers as its canonical name."""
-    from engine.symbolic.memory.options import PRECISION_ALIASES
+    from engine.options import PRECISION_ALIASES
 
     canonical = dict(PRECISION_ALIASES)
     answers = {}

@@ -18,7 +18,7 @@ from engine.symbolic.formulas.architectures import BREAKDOWN
 from engine.catalog.model import architecture, formulas_of, param_counts
 from engine.catalog.presets import PRESETS
 from engine.request.spec import parse_spec
-from engine.runtime.sweep import run_sweep
+from engine.runtime.sweep import run
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((REPO / "tests" / "data" / "transformers_param_counts.json").read_text())["counts"]
@@ -179,7 +179,7 @@ def test_arch_sweep_matches_sympy_and_masks_invalid_points():
     spec = {"sweep": {"arch": "llama-2-7b"},
             "axes": {"d_model": [2048, 4000, 4096], "n_layers": [16, 32], "n_kv_heads": [1, 3, 8, 32]}}
     req = parse_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     fs = req.formulas
     for d in (2048, 4096, 4000):
         for kv in (1, 3, 8, 32):
@@ -217,13 +217,13 @@ def test_arch_spec_errors(spec, key, message):
 def test_shipped_arch_sweep_and_query(tmp_path):
     from engine.request.query import make_query
     from engine.request.spec import load_spec
-    from engine.runtime.sweep import run_query
+    from engine.sinks import sink_for
 
     req = load_spec(REPO / "sweeps" / "llama-gqa.toml")
     q = make_query(["params_total <= 7e9"], "params_total", None, ["d_model", "n_layers"], req.quantities,
                    list(req.axes))
-    ds = run_query(req, q).dataset
-    full = run_sweep(req).dataset
+    ds = run(req, sink_for(query=q)).dataset
+    full = run(req).dataset
     want = full.params_total.where((full.valid == 1) & (full.params_total <= 7e9)).max(["d_model", "n_layers"])
     np.testing.assert_array_equal(ds.params_total.values, want.values)  # NaN where nothing is feasible
     assert ds.n_feasible.sel(n_kv_heads=3).item() == 0  # 3 does not divide 32 heads: never valid

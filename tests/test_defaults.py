@@ -58,7 +58,7 @@ def test_memory_cli_spec_and_python_agree(mode, capsys, tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text(f'[sweep]\narch = "llama-2-7b"\nquantities = ["mem_peak"]\n[options]\nmode = "{mode}"\n'
                     '[fixed]\nbatch = 1\nseq_len = 4096\n[axes]\nn_layers = [32]\n')
-    cube = engine.run_sweep(engine.load_spec(spec)).dataset
+    cube = engine.run(engine.load_spec(spec)).dataset
     assert "precision = 'bf16'" in cube.attrs["options"]
     in_cube = int(cube["mem_peak"].values.ravel()[0])
     assert python == cli == pytest.approx(in_cube, abs=1)

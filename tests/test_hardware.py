@@ -81,7 +81,7 @@ def test_peak_by_precision():
 
 
 def test_every_engine_precision_has_a_dtype():
-    from engine.symbolic.memory.options import PRECISIONS
+    from engine.options import PRECISIONS
     assert set(PRECISIONS) <= set(PRECISION_DTYPE)
 
 

@@ -200,7 +200,7 @@ def test_sweep_over_the_new_symbols_matches_sympy(tmp_path):
     """n_experts, top_k, kv_lora_rank, sliding_window and the fraction of global layers (1 /
     full_attention_interval) are sweepable; the compiled kernel agrees with exact sympy evaluation."""
     from engine.request.spec import load_spec
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
     spec = tmp_path / "s.toml"
     spec.write_text("""
@@ -217,7 +217,7 @@ sliding_window = [512, 1024, 4096]
 full_attention_interval = [1, 2, 6]
 """)
     req = load_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     arch = architecture("gemma-3-12b-it")
     fs = req.formulas
     for w in (512, 1024, 4096):
@@ -243,7 +243,7 @@ top_k = [2, 8]
 kv_lora_rank = [256, 512]
 """)
     req = load_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     arch = architecture("deepseek-v3")
     for n in (64, 256):
         for k in (2, 8):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sympy
 
-from engine.symbolic.memory import MemoryOptions
+from engine.options import MemoryOptions
 from engine.symbolic.formulas.scaling import CHINCHILLA_FITS, chinchilla_optimum
 from engine.catalog.model import architecture, estimate_formulas, flops_estimate, memory_estimate, memory_options
 from engine.symbolic.symbols import symbol
@@ -130,14 +130,14 @@ def test_seed_memory_model_is_the_articles():
 
 def test_kernel_equals_sympy_for_memory_quantities():
     from engine.request.spec import parse_spec
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
     qs = ["mem_peak", "mem_activations", "mem_logits", "mem_optimizer", "flops_token", "hardware_flops_token"]
     spec = {"sweep": {"arch": "llama-2-7b", "quantities": qs},
             "options": {"precision": "bf16-amp", "recompute": "full", "attention": "eager"},
             "axes": {"batch": [1, 3, 8], "seq_len": [128, 1000, 4096], "n_kv_heads": [8, 32]}}
     req = parse_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     for b_ in (1, 8):
         for s_ in (128, 4096):
             for kv in (8, 32):
@@ -174,11 +174,12 @@ def test_memory_and_flops_cli(run_cli):
 
 def test_longest_context_that_fits_is_an_on_device_query():
     from engine.request.spec import load_spec
-    from engine.runtime.sweep import run_query, run_sweep
+    from engine.runtime.sweep import run
+    from engine.sinks import sink_for
 
     req = load_spec(REPO / "sweeps" / "llama3-context.toml")
-    ds = run_query(req, req.query).dataset
-    full = run_sweep(req).dataset
+    ds = run(req, sink_for(query=req.query)).dataset
+    full = run(req).dataset
     fits = full.mem_peak <= 80 * 2**30
     want = full.seq_len.where(fits).max("seq_len")
     np.testing.assert_array_equal(ds["max_seq_len"].values, want.values.astype(np.int64))
@@ -254,7 +255,8 @@ def test_breakdown_parts_are_their_own_formulas(arch_name, opts, values, moment,
 
 def test_memory_models_come_from_the_registry():
     from engine.cli import _parser
-    from engine.symbolic.memory import MEMORY_MODELS, OPTIONS
+    from engine.options import MEMORY_OPTIONS as OPTIONS
+    from engine.symbolic.memory import MEMORY_MODELS
 
     assert set(OPTIONS["memory_model"].choices) == set(MEMORY_MODELS) == {"seed", "korthikanti", "pytorch"}
     memory = next(a for a in _parser()._subparsers._group_actions[0].choices["memory"]._actions

@@ -23,9 +23,11 @@ from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.request.spec import SweepRequest, load_spec, parse_spec
 from engine.runtime.dims import natural_dims
 from engine.request.query import make_query
-from engine.runtime.sweep import kernel_for, process_share, run_query, run_sweep, run_to_netcdf
-from engine.sinks import result_bytes
-from engine.sinks.dataset import INT64_FILL, StreamWriter, combine
+from engine.request.numerics import INT64_FILL
+from engine.runtime.sweep import kernel_for, process_share, run
+from engine.sinks import sink_for
+from engine.sinks.base import result_bytes
+from engine.sinks.dataset import StreamWriter, combine
 from engine.symbolic.formulas import FORMULA_SETS, build_formula_set
 from engine.symbolic.symbols import SYMBOLS
 
@@ -47,7 +49,7 @@ def cubes():
     out = {}
     for name, spec in SPECS.items():
         req = parse_spec(spec)
-        out[name] = req, run_sweep(req).dataset
+        out[name] = req, run(req).dataset
     return out
 
 
@@ -169,7 +171,7 @@ def test_the_file_defines_each_variable_on_its_dims_and_writes_it_once(cubes, tm
         real(self, q, index, block)
 
     monkeypatch.setattr(StreamWriter, "_put", put)
-    result = run_to_netcdf(req, tmp_path / "cube.nc", budget=1_200)  # walk d_model, split n_layers
+    result = run(req, sink_for(tmp_path / "cube.nc"), budget=1_200)  # walk d_model, split n_layers
     plan = result.plan
     assert plan.split_axis == 1 and plan.block == 1 and plan.n_chunks == 6
     # written once per block of the walked and split dims it has, never once per chunk
@@ -192,7 +194,7 @@ def test_the_file_defines_each_variable_on_its_dims_and_writes_it_once(cubes, tm
 
 def test_summary_extremes_are_over_each_outputs_own_dims(cubes, tmp_path):
     req, memory = cubes["gqa"]
-    result = run_to_netcdf(req, tmp_path / "gqa.nc", budget=250, track=["params_total", "params_mlp"])
+    result = run(req, sink_for(tmp_path / "gqa.nc", track=["params_total", "params_mlp"]), budget=250)
     assert result.plan.n_chunks > 1
     for q in ("params_total", "params_mlp"):
         var = memory[q]
@@ -200,7 +202,8 @@ def test_summary_extremes_are_over_each_outputs_own_dims(cubes, tmp_path):
             value, where = result.extremes.best[(q, which)]
             index = np.unravel_index(pick(var.values), var.shape)
             assert where == tuple(int(i) for i in index) and value == var.values[index]
-    text = result.summary(["params_mlp"], "gqa")
+    result.headline = ["params_mlp"]
+    text = result.report("gqa")
     line = next(t for t in text.splitlines() if t.strip().startswith("params_mlp"))
     assert "d_model=2048, n_layers=16" in line and "n_kv_heads" not in line  # no dim it lacks
 
@@ -218,7 +221,7 @@ def test_queries_over_mixed_dims_equal_brute_force(cubes, name, where, sense, ob
     req, cube = cubes[name]
     query = make_query(where, objective if sense == "max" else None, objective if sense == "min" else None, over,
                        req.quantities, list(req.axes))
-    answer = run_query(req, query, budget=SMALL_BUDGET[name]).dataset
+    answer = run(req, sink_for(query=query), budget=SMALL_BUDGET[name]).dataset
     ok = (cube["valid"] == 1) if "valid" in cube else xr.DataArray(True)
     for c in query.where:
         ok = ok & (cube[c.quantity] <= c.value if c.op == "<=" else cube[c.quantity] >= c.value)
@@ -240,8 +243,8 @@ def test_parts_and_combine_reproduce_the_single_run(name, axes, tmp_path):
         spec["axes"] = {a: SPECS[name]["axes"][a] for a in axes}
         spec["sweep"] = {**spec["sweep"], "quantities": FEW}
     req = parse_spec(spec)
-    whole = run_to_netcdf(req, tmp_path / "whole.nc").path
-    parts = [run_to_netcdf(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
+    whole = run(req, tmp_path / "whole.nc").path
+    parts = [run(process_share(req, i, 2), tmp_path / f"p{i}.nc").path for i in range(2)]
     joined = combine(parts[::-1], tmp_path / "joined.nc")
     with xr.open_dataset(whole) as a, xr.open_dataset(joined) as b:
         for ds in (a, b):
@@ -259,16 +262,16 @@ def test_parts_and_combine_reproduce_the_single_run(name, axes, tmp_path):
 def test_a_categorical_cube_equals_its_plain_runs_broadcast(tmp_path):
     spec = {**SEED, "sweep": {**SEED["sweep"], "quantities": FEW}, "axes": {"tied_head": [True, False], **SEED["axes"]}}
     req = parse_spec(spec)
-    cube = run_sweep(req).dataset
+    cube = run(req).dataset
     # untied, the output head spans d_model; tied it is 0: the cube's variable spans the union
     assert cube["params_output"].dims == ("tied_head", "d_model") and cube["params_total"].dims[0] == "tied_head"
     for tied in (True, False):
-        plain = run_sweep(parse_spec({**spec, "options": {"tied_head": tied}, "axes": SEED["axes"]})).dataset
+        plain = run(parse_spec({**spec, "options": {"tied_head": tied}, "axes": SEED["axes"]})).dataset
         slab = cube.sel(tied_head=tied).drop_vars("tied_head")
         for q in plain.data_vars:
             a, b = xr.broadcast(slab[q], plain[q])
             np.testing.assert_array_equal(a.transpose(*b.dims).values, b.values, err_msg=q)
-    run_to_netcdf(req, tmp_path / "cat.nc")
+    run(req, tmp_path / "cat.nc")
     with xr.open_dataset(tmp_path / "cat.nc") as back:
         back.attrs.pop("history")
         cube.attrs.pop("history")

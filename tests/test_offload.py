@@ -110,7 +110,7 @@ def test_cli_json_keys(run_cli):
 
 def test_sweep_spec_with_offload(write_spec):
     from engine.request.spec import load_spec
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
     req = load_spec(write_spec('''
         [sweep]
@@ -125,7 +125,7 @@ def test_sweep_spec_with_offload(write_spec):
         batch = [2]
         seq_len = [128]
     '''))
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     assert ds.sel(dp=4, batch=2, seq_len=128)["mem_host_optimizer"].item() == 8 * P // DP
     assert ds.sel(dp=1, batch=2, seq_len=128)["mem_host_gradients"].item() == 4 * P
     assert ds.sel(dp=4, batch=2, seq_len=128)["mem_host_peak"].item() == 16 * P // DP

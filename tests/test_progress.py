@@ -70,11 +70,11 @@ def test_a_categorical_spec_says_which_combination_it_builds(write_spec):
 
 
 def test_a_run_says_it_builds_compiles_and_finishes(small_spec):
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
     term = _Terminal()
     with progress.reporting(True, term):
-        run_sweep(load_spec(small_spec))
+        run(load_spec(small_spec))
     shown = term.getvalue()
     for phase in ("building the kernel", "compiling the kernel (XLA)", "finishing the output"):
         assert phase in shown

@@ -74,9 +74,9 @@ def hidden(folder: Path) -> list[str]:
 
 
 def reference(path: Path) -> xr.Dataset:
-    from engine import load_spec, run_sweep
+    from engine import load_spec, run
 
-    return run_sweep(load_spec(path)).dataset
+    return run(load_spec(path)).dataset
 
 
 def assert_cube(path: Path, want: xr.Dataset) -> None:

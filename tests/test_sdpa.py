@@ -8,7 +8,8 @@ import pytest
 import sympy
 
 from engine.catalog.model import architecture, memory_estimate
-from engine.symbolic.memory import MemoryOptions, pytorch
+from engine.options import MemoryOptions
+from engine.symbolic.memory import pytorch
 from engine.symbolic.memory.base import a, h, s
 
 
@@ -56,7 +57,7 @@ def test_rule_table(precision, head_dim, dropout, n_heads, n_kv_heads, kernel):
 
 
 def _precisions():
-    from engine.symbolic.memory.options import PRECISIONS
+    from engine.options import PRECISIONS
 
     return PRECISIONS
 

@@ -88,7 +88,7 @@ def test_time_json_keys(run_cli):
 
 def test_step_time_kernel_matches_sympy(tmp_path):
     from engine.request.spec import load_spec
-    from engine.runtime.sweep import run_sweep
+    from engine.runtime.sweep import run
 
     dev = device("a100-80gb").values("bf16")
     fixed = "\n".join(f"{k} = {v!r}" for k, v in dev.items())
@@ -112,7 +112,7 @@ tp = [1, 2, 4, 8]
 pp = [1, 2, 4]
 """)
     req = load_spec(spec)
-    ds = run_sweep(req).dataset
+    ds = run(req).dataset
     arch = architecture("gpt3-13b")
     for tp in (1, 2, 4, 8):
         for pp in (1, 2, 4):

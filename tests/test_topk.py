@@ -10,7 +10,7 @@ import xarray as xr
 
 from engine.request.query import make_query
 from engine.request.spec import parse_spec
-from engine.runtime.sweep import run, run_sweep
+from engine.runtime.sweep import run
 from engine.sinks.topk import TopKSink
 
 AXES = {"recompute": ["none", "full"], "zero": [1, 3], "tp": [1, 2, 3, 4], "pp": [1, 2, 4, 5], "dp": [1, 2, 4, 8, 16],
@@ -23,7 +23,7 @@ def request_and_cube():
     req = parse_spec({"sweep": {"arch": "gpt3-1.3b", "gpu": "a100-40gb", "quantities": ["step_time", "mem_peak"]},
                       "options": {"memory_model": "korthikanti", "precision": "bf16", "attention": "flash"},
                       "fixed": {"n_gpus": 16, "seq_len": 2048, "global_batch": 64}, "axes": AXES})
-    return req, run_sweep(req).dataset
+    return req, run(req).dataset
 
 
 def _brute(req, ds, query, k):

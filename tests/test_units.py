@@ -12,7 +12,7 @@ from engine.catalog.families import FAMILIES
 from engine.catalog.model import architecture, estimate_formulas, formula_set
 from engine.errors import SpecError
 from engine.symbolic.formulas import FORMULA_SETS, build_formula_set, options_for
-from engine.symbolic.memory.options import OPTIONS, MemoryOptions
+from engine.options import MEMORY_OPTIONS as OPTIONS, MemoryOptions
 from engine.symbolic.symbols import SYMBOLS
 
 cf_units = pytest.importorskip("cf_units")

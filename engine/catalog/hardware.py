@@ -69,7 +69,27 @@ _TOML_FIELDS = ("name", *_FIELDS)
 
 @dataclass(frozen=True)
 class Device:
-    """One device type, in SI units: FLOP/s, bytes, bytes/s (bandwidths per direction per device)."""
+    """One device type, in SI units: FLOP/s, bytes, bytes/s (bandwidths per direction per device).
+
+    Attributes
+    ----------
+    name, vendor, description : str
+        The catalog name (``h100-sxm``), the maker and a line describing the part.
+    peak_flops : mapping of str to float or None
+        Dense peak FLOP/s per matmul dtype (``fp32``, ``tf32``, ``bf16``, ``fp16``, ``fp8``); None where the
+        device has no such path.
+    hbm_bytes, hbm_bandwidth : int, float
+        Device memory (bytes) and its bandwidth (bytes/s).
+    intra_bandwidth, devices_per_node, inter_bandwidth : float, int, float
+        The scale-up link per device and direction (NVLink, Infinity Fabric, ICI), how many devices share it,
+        and the scale-out network per device.
+    sources, notes : tuple of str, str
+        The datasheets each figure comes from, and what is approximate.
+    mamf_fraction : float
+        Measured maximum achievable matmul FLOP/s over the peak (1 where none is published).
+    defaulted : tuple of str
+        The fields a custom device file left out, filled with their documented defaults.
+    """
 
     name: str
     vendor: str
@@ -235,7 +255,13 @@ TYPICAL_MAMF_SOURCE = (f"the median of the {sum('mamf_fraction' not in d.default
 
 
 def device_names() -> list[str]:
-    """The catalog's device names, sorted (aliases not included)."""
+    """The catalog's device names.
+
+    Returns
+    -------
+    list of str
+        Every name ``device`` and ``--gpu`` accept, sorted (aliases such as ``h100`` not included).
+    """
     return sorted(DEVICES)
 
 

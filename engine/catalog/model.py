@@ -192,7 +192,7 @@ def memory_options(**options: Any):
     engine.SpecError
         For an unknown option or value, naming the valid choices.
     """
-    from engine.symbolic.memory import MemoryOptions
+    from engine.options import MemoryOptions
 
     try:
         return MemoryOptions().with_options(**options)

@@ -36,7 +36,19 @@ class Constraint:
 
 @dataclass(frozen=True)
 class Query:
-    """What to ask of a grid without shipping it: constraints, an objective, dims to reduce."""
+    """What to ask of a grid without shipping it: constraints, an objective, dims to reduce.
+
+    Attributes
+    ----------
+    where : tuple of Constraint
+        Every point kept satisfies all of them (``mem_peak <= 80GiB``).
+    objective : str or None
+        The quantity or axis made best (None: only count the points that satisfy ``where``).
+    sense : str
+        ``"max"`` or ``"min"``: the objective's sense.
+    over : tuple of str
+        The dims reduced; the answer spans the others.
+    """
 
     where: tuple[Constraint, ...] = ()
     objective: str | None = None
@@ -96,7 +108,30 @@ def _threshold(raw: str) -> float | int:
 
 def make_query(where: Sequence[str] = (), maximize: str | None = None, minimize: str | None = None,
                over: Sequence[str] = (), quantities: Sequence[str] = (), axes: Sequence[str] = ()) -> Query:
-    """Validate a query against the request's quantities and axes (ValueError naming the fix)."""
+    """A query, validated against the request's quantities and axes.
+
+    Parameters
+    ----------
+    where : sequence of str
+        Constraints, each ``QUANTITY OP VALUE`` (``"mem_peak <= 80GiB"``; OP one of ``<=``, ``<``, ``>=``,
+        ``>``, ``==``; byte units allowed).
+    maximize, minimize : str, optional
+        The objective, a requested quantity or a swept axis (at most one of them).
+    over : sequence of str
+        The dims to reduce (swept axes).
+    quantities, axes : sequence of str
+        The request's quantities and axes, what the names are checked against.
+
+    Returns
+    -------
+    Query
+
+    Raises
+    ------
+    ValueError
+        A constraint that does not read, an unknown quantity, objective or dim, both senses at once;
+        the message names the fix.
+    """
     if maximize and minimize:
         raise ValueError("give either maximize or minimize, not both")
     constraints = tuple(parse_constraint(w) for w in where)

@@ -12,8 +12,7 @@ out and written once. Sharding: when several local devices exist,
 each chunk's split axis is sharded across them. Sinks (``engine.sinks``): ``MemorySink`` (the
 cube in memory), ``NetCDFSink`` (streamed, atomic file), ``ZarrSink`` (a store), ``QuerySink``
 (on-device reduction in front of any of them); ``run`` takes a sink or a target
-(``sinks.sink_for`` picks the sink). ``run_sweep``, ``run_to_netcdf`` and ``run_query`` are ``run``
-with a memory, netCDF or query sink, kept for the callers not yet moved to ``run`` (issue 20).
+(``sinks.sink_for`` picks the sink): the one way to run.
 """
 
 from __future__ import annotations
@@ -35,8 +34,7 @@ from engine.sinks.attrs import request_record
 from engine.errors import ResourceError
 from engine.progress import note
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks, share_bounds
-from engine.request.query import Query
-from engine.sinks import MemorySink, NetCDFSink, QuerySink, Sink, sink_for
+from engine.sinks import Sink, sink_for
 from engine.sinks.result import SweepResult, Timing
 from engine.request.spec import SweepRequest
 
@@ -228,22 +226,6 @@ def _placed(part: Slab, consume: Callable) -> Callable:
     if not any(p is not None for p in part.at):
         return consume
     return lambda index, n_valid, out: consume(part.index(index), n_valid, out)
-
-
-def run_sweep(request: SweepRequest, budget: int | None = None, progress: bool = False) -> SweepResult:
-    """``run(request, MemorySink())``: the labelled cube in host memory."""
-    return run(request, MemorySink(), budget, progress)
-
-
-def run_to_netcdf(request: SweepRequest, path: str | os.PathLike, budget: int | None = None,
-                  progress: bool = False, track: list[str] | None = None, inputs=()) -> SweepResult:
-    """``run(request, NetCDFSink(path, inputs, track))``: the cube streamed into a netCDF file."""
-    return run(request, NetCDFSink(path, inputs, track), budget, progress)
-
-
-def run_query(request: SweepRequest, query: Query, budget: int | None = None, progress: bool = False) -> SweepResult:
-    """``run(request, QuerySink(query))``: the query's answer, a small dataset in memory."""
-    return run(request, QuerySink(query), budget, progress)
 
 
 

@@ -53,7 +53,6 @@ class TopKFunction:
         return isinstance(other, TopKFunction) and other._key == self._key
 
     def __call__(self, evaluate):
-        import jax
         import jax.numpy as jnp
 
         q, split = self.query, self.split_axis

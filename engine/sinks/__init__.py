@@ -18,7 +18,7 @@ import inspect
 from typing import Any
 
 from engine.request.query import Query
-from engine.sinks.base import Sink, result_bytes
+from engine.sinks.base import Sink
 from engine.sinks.memory import MemorySink
 from engine.sinks.netcdf import NetCDFSink
 from engine.sinks.query import QuerySink
@@ -74,4 +74,4 @@ def _options(cls: type, options: dict) -> dict:
     return options
 
 
-__all__ = ["SINKS", "MemorySink", "NetCDFSink", "QuerySink", "Sink", "ZarrSink", "result_bytes", "sink_for"]
+__all__ = ["SINKS", "MemorySink", "NetCDFSink", "QuerySink", "Sink", "ZarrSink", "sink_for"]

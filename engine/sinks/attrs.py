@@ -21,7 +21,7 @@ from engine.request.numerics import FLOAT_FILL, INT64_FILL
 from engine.request.spec import SweepRequest
 from engine.runtime.categories import by_combination, combinations, conditions, label_attrs
 from engine.symbolic.formulas import FormulaSet
-from engine.symbolic.formulas.base import show_value
+from engine.options import show_value
 from engine.symbolic.printing import latex_of, text_of
 from engine.symbolic.symbols import SYMBOLS
 

@@ -43,7 +43,6 @@ import xarray as xr
 
 from engine import signals
 from engine.files import AtomicFile
-from engine.request.numerics import INT64_FILL  # noqa: F401  tests/test_natural_dims.py reads it here (issue 20)
 from engine.request.spec import SweepRequest
 from engine.runtime.dims import own_index
 from engine.sinks.attrs import (coordinate_attrs, dataset_attrs, fill_value, holds_result, largest, masked_variable,

@@ -95,15 +95,9 @@ class SweepResult:
         """
         if self.share:
             return self.share
-        return "\n".join(self._lines(source, query=True))
+        return "\n".join(self._lines(source))
 
-    def summary(self, headline: list[str], source: str = "") -> str:
-        """``report`` without the query line, under its former name: for tests/test_natural_dims.py until it
-        calls ``report`` (issue 20); delete then."""
-        self.headline = list(headline)
-        return "\n".join(self._lines(source, query=False))
-
-    def _lines(self, source: str, query: bool) -> list[str]:
+    def _lines(self, source: str) -> list[str]:
         ds = self.dataset if self.dataset is not None else _open(self.path)
         try:
             dims = " x ".join(f"{d}={ds.sizes[d]}" for d in _axes_order(ds))
@@ -147,7 +141,7 @@ class SweepResult:
                     low, high = _extreme(ds[q], "min"), _extreme(ds[q], "max")
                 lines.append(f"  {q:<{width}}  {low}   {high}")
             lines.extend(f"  at edge   {line}" for line in edge_lines(ds))  # a query's answers the grid may clip
-            if query and "n_feasible" in ds.data_vars and "query" in ds.attrs:
+            if "n_feasible" in ds.data_vars and "query" in ds.attrs:
                 lines.append(f"  query     {ds.attrs['query']}")
             return lines
         finally:

@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 from engine.options import check_value
 from engine.symbolic.formulas import seed
-from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, exact_number, quantity_symbol
+from engine.options import OptionSpec
+from engine.symbolic.formulas.base import FormulaSet, Quantity, exact_number, quantity_symbol
 
 _BUILDERS: dict[str, tuple[Callable[[dict], FormulaSet], dict[str, OptionSpec]]] = {
     "seed": (seed.build, seed.OPTIONS),

@@ -14,7 +14,6 @@ from typing import Any, Mapping
 
 import sympy
 
-from engine.options import OptionSpec, show_value  # noqa: F401  (pure data: read from here too)
 from engine.symbolic.symbols import SYMBOLS
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import sympy
 
 from engine.symbolic.symbols import symbol
-from engine.symbolic.formulas.base import FormulaSet, OptionSpec, Quantity, quantity_symbol
+from engine.options import OptionSpec
+from engine.symbolic.formulas.base import FormulaSet, Quantity, quantity_symbol
 
 ARTICLE = "seed article (a guide to LLM parameters and memory requirements)"
 SEC_PARAMS = f"{ARTICLE}, 'Calculating the Number of Parameters'"

@@ -35,10 +35,9 @@ from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, d
 
 from engine.symbolic.memory import compute, inference, states, steptime
 from engine.symbolic.memory.models import MEMORY_MODELS, MemoryModel
-from engine.symbolic.memory.options import OPTIONS, PRECISIONS, MemoryOptions
+from engine.options import MemoryOptions
 
-__all__ = ["MEMORY_MODELS", "OPTIONS", "PRECISIONS", "MemoryModel", "MemoryOptions", "Moment", "Term", "extend",
-           "moments"]
+__all__ = ["MEMORY_MODELS", "MemoryModel", "MemoryOptions", "Moment", "Term", "extend", "moments"]
 
 
 @lru_cache(maxsize=512)

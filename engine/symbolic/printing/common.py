@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 import sympy
 
 from engine.symbolic.formulas import FormulaSet, Quantity
-from engine.symbolic.formulas.base import show_value
+from engine.options import show_value
 from engine.symbolic.symbols import SYMBOLS
 
 #: one row of a document: a quantity and its expression over the inputs (the expanded line), or None
