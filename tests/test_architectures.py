@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,24 +128,19 @@ def test_a_given_head_dim_lifts_the_divisibility_rule():
     assert param_counts(from_hf_config(cfg))["total"] > 0
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-
-
-def test_params_cli(tmp_path):
-    r = cli("params", "--arch", "mixtral-8x7b", "--json")
+def test_params_cli(run_cli, tmp_path):
+    r = run_cli("params", "--arch", "mixtral-8x7b", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["total"] == 46_702_792_704 and out["active"] == 12_879_925_248
     assert list(out["breakdown"]) == list(BREAKDOWN)
-    r = cli("params", "--arch", "llama-2-7b")
+    r = run_cli("params", "--arch", "llama-2-7b")
     assert r.returncode == 0 and "6,738,415,616 parameters" in r.stdout and "attention" in r.stdout
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"model_type": "gpt2"}))
-    r = cli("params", "--hf-config", path, "--json")
+    r = run_cli("params", "--hf-config", path, "--json")
     assert json.loads(r.stdout)["total"] == 124_439_808 and json.loads(r.stdout)["active"] is None
-    r = cli("params", "--arch", "gpt2", "--option", "tied_head=false", "--json")
+    r = run_cli("params", "--arch", "gpt2", "--option", "tied_head=false", "--json")
     assert json.loads(r.stdout)["total"] == 163_037_184
 
 
@@ -157,21 +149,21 @@ def test_params_cli(tmp_path):
     (["--arch", "gpt2", "--option", "tied=false"], "valid options"),
     (["--hf-config", "/nonexistent/config.json"], "no such file"),
 ])
-def test_params_cli_errors(args, message):
-    r = cli("params", *args)
+def test_params_cli_errors(run_cli, args, message):
+    r = run_cli("params", *args)
     assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
-def test_formulas_for_architectures():
-    r = cli("formulas", "--arch", "gpt2", "--expand")
+def test_formulas_for_architectures(run_cli):
+    r = run_cli("formulas", "--arch", "gpt2", "--expand")
     assert "= 12*d_model**2 + 13*d_model" in r.stdout
-    r = cli("formulas", "--arch", "llama-2-7b", "--format", "latex", "--substitute", "d_ff=8*d_model/3",
-            "--collect", "d_model")
+    r = run_cli("formulas", "--arch", "llama-2-7b", "--format", "latex", "--substitute", "d_ff=8*d_model/3",
+                "--collect", "d_model")
     assert r.returncode == 0 and r"\begin{align}" in r.stdout and "Touvron" in r.stdout
     assert "values: d_model = 4096" in r.stdout
-    r = cli("formulas", "--arch", "mixtral", "--format", "markdown")
+    r = run_cli("formulas", "--arch", "mixtral", "--format", "markdown")
     assert "params_active" in r.stdout and "Mixtral" in r.stdout
-    r = cli("formulas", "--arch", "llama", "--substitute", "width=3")
+    r = run_cli("formulas", "--arch", "llama", "--substitute", "width=3")
     assert r.returncode == 2 and "--substitute" in r.stderr
 
 
@@ -288,7 +280,7 @@ def test_a_new_family_is_one_record(monkeypatch):
         formula_set.cache_clear()
 
 
-def test_gpt3_is_gpt2_with_2048_positions():
+def test_gpt3_is_gpt2_with_2048_positions(run_cli):
     from engine.catalog.model import flops_estimate, memory_options
 
     arch = architecture("gpt3")
@@ -298,7 +290,7 @@ def test_gpt3_is_gpt2_with_2048_positions():
     values = {"batch": 1, "seq_len": 2048}
     assert "flops_narayanan_step" in flops_estimate(arch, memory_options(), values)
     assert "flops_narayanan_step" not in flops_estimate(architecture("llama-2-7b"), memory_options(), values)
-    r = cli("params", "--arch", "gpt3")
+    r = run_cli("params", "--arch", "gpt3")
     assert r.returncode == 0 and r.stdout.startswith("gpt3 (gpt2): 125,226,240 parameters"), r.stderr
 
 

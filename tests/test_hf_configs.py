@@ -6,9 +6,6 @@ supported type. Every count equals transformers' (``tests/data/hf_config_counts.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,10 +112,9 @@ def test_config_errors_name_the_field(config, key, message):
     assert info.value.key == key and message in info.value.message, info.value
 
 
-def test_an_unsupported_type_is_one_line_exit_2(tmp_path):
+def test_an_unsupported_type_is_one_line_exit_2(run_cli, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"model_type": "qwen3_vl_moe", "architectures": ["Qwen3VLMoeForConditionalGeneration"]}))
-    r = subprocess.run([sys.executable, "-m", "engine", "params", "--hf-config", str(path)], capture_output=True,
-                       text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = run_cli("params", "--hf-config", path)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "closest supported type is 'qwen3_moe'" in r.stderr, r.stderr
