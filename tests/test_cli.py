@@ -139,15 +139,15 @@ def test_formulas_expand_and_options(run_cli):
 def test_version_and_usage_errors(run_cli):
     import engine
 
-    r = console("--version")
+    r = run_cli("--version")
     assert (r.returncode, r.stdout) == (0, f"llm-sweep {engine.__version__}\n")
     r = run_cli("formulas", "--format", "pdf")
     assert r.returncode == 2 and "argument --format: invalid choice: 'pdf'" in r.stderr
 
 
-def test_the_default_sweep_runs_as_the_readme_says(tmp_path):
+def test_the_default_sweep_runs_as_the_readme_says(run_cli, tmp_path):
     # README's first command runs exactly this: the default spec, >= 10^6 points, to seed.nc.
-    r = console("run", REPO / "sweeps" / "seed.toml", cwd=tmp_path)
+    r = run_cli("run", REPO / "sweeps" / "seed.toml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "points    1,728,000" in r.stdout
     ds = xr.open_dataset(tmp_path / "seed.nc")
