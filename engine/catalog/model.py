@@ -20,7 +20,10 @@ from typing import Any, Mapping
 import sympy
 
 from engine.errors import SpecError
-from engine.symbolic.formulas import architectures
+from engine.options import MemoryOptions
+from engine.symbolic.formulas import architectures, lora
+from engine.symbolic.memory import extend, finetune, moments, pytorch
+from engine.symbolic.memory.states import HOST_PARTS, PAGED
 from engine.catalog.families import FAMILIES, Architecture, from_hf_config, load_hf_config
 from engine.symbolic.formulas.architectures import BREAKDOWN, Structure
 from engine.symbolic.formulas.base import FormulaSet
@@ -156,8 +159,6 @@ def lora_counts(arch: Architecture, rank: int, targets: Any = None) -> dict[str,
     "per_target": {name: count}}``; ``total_with_adapters`` is the base model plus the adapters (peft's
     ``get_nb_trainable_parameters()[1]``). SpecError for a bad rank or an unknown target.
     """
-    from engine.symbolic.formulas import lora
-
     if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
         raise SpecError("lora_rank", str(rank), "must be a positive integer")
     try:
@@ -192,8 +193,6 @@ def memory_options(**options: Any):
     engine.SpecError
         For an unknown option or value, naming the valid choices.
     """
-    from engine.options import MemoryOptions
-
     try:
         return MemoryOptions().with_options(**options)
     except ValueError as exc:
@@ -203,8 +202,6 @@ def memory_options(**options: Any):
 @lru_cache(maxsize=256)
 def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
     """Architecture quantities plus memory and compute quantities for ``options`` (cached)."""
-    from engine.symbolic.memory import extend
-
     try:
         return extend(formula_set(family, structure), structure, options)
     except ValueError as exc:
@@ -213,8 +210,6 @@ def estimate_formulas(family: str, structure: Structure, options) -> FormulaSet:
 
 def _finetune_moments(arch: Architecture, options, r: Any, targets: Any) -> tuple:
     """The moments of a LoRA/QLoRA step (SpecError without a positive lora_rank or for unknown targets)."""
-    from engine.symbolic.memory import finetune
-
     if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
         raise SpecError("lora_rank", str(r), f"finetune {options.finetune} needs a positive LoRA rank (--lora-rank R)")
     try:
@@ -256,8 +251,6 @@ def memory_estimate(arch: Architecture, options, values: dict[str, Any], lora_ra
     engine.SpecError
         When an input is missing or breaks a validity condition, or the options do not apply to the model.
     """
-    from engine.symbolic.memory import moments
-
     fs = estimate_formulas(arch.family, arch.structure, options)
     if "mem_peak" in fs.absent:
         raise SpecError(arch.label, "options", fs.absent["mem_peak"])
@@ -283,27 +276,19 @@ def _add_outside(out: dict, arch: Architecture, fs: FormulaSet, options, given: 
     """What a memory estimate reports beside the device's peak: host bytes of an offload, a paged optimizer's
     states, the attention kernel the pytorch model assumes."""
     if getattr(options, "offload", "none") != "none":  # host bytes per device, apart from the device's peak
-        from engine.symbolic.memory.states import HOST_PARTS
-
         host = {k: fs.evaluate_exact(f"mem_host_{k}", given) for k in HOST_PARTS}
         out["host_peak"] = int(sympy.ceiling(sum(host.values())))
         out["host"] = {k: int(sympy.floor(v)) for k, v in host.items()}
         largest = max(out["host"], key=lambda k: out["host"][k])
         out["host"][largest] += out["host_peak"] - sum(out["host"].values())
-    from engine.symbolic.memory.states import PAGED
-
     if options.optimizer in PAGED and options.mode == "training":  # states in CUDA managed memory, apart
         if getattr(options, "finetune", "none") != "none":
-            from engine.symbolic.memory import finetune
-
             p = finetune.parts(arch.family, arch.structure, options, lora_targets)["paged_optimizer"]
             paged = fs.apply(fs.inline(sympy.sympify(p).subs({finetune.rank: lora_rank})), given)
         else:
             paged = fs.evaluate_exact("mem_paged_optimizer", given)
         out["paged_optimizer"] = int(sympy.ceiling(paged))
     if options.memory_model == "pytorch" and options.mode == "training":  # the kernel its attention term assumes
-        from engine.symbolic.memory import pytorch
-
         out["attention_kernel"] = pytorch.attention_kernel(arch.structure, options,
                                                            lambda cond: fs.apply(fs.inline(cond), given))
 
