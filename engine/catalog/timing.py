@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalog.families import Architecture
+from engine.catalog.hardware import device
+from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
 from engine.errors import SpecError
+from engine.symbolic.memory.steptime import LAYOUT_RULES, divisors_text
 
 TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer")
 
@@ -72,8 +75,6 @@ class Layout:
             A field that is not a positive integer, or the first of ``steptime.LAYOUT_RULES`` the layout breaks
             (naming the flag and what would be valid).
         """
-        from engine.symbolic.memory.steptime import LAYOUT_RULES, divisors_text  # sympy: kept off --help's path
-
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "cp", "ep", "vp"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -133,9 +134,6 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
         A layout that breaks a rule (naming the flag and what is valid), an unknown device, options whose step
         time is not modelled for ``arch``, an input the configuration does not give.
     """
-    from engine.catalog.hardware import device
-    from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
-
     options = options or memory_options(memory_model="korthikanti", attention="flash")
     lay = layout.resolved()
     if lay.ep > 1 and not arch.structure.moe:
