@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import json
+from pathlib import Path
 from typing import Any, Iterable
 
 
@@ -161,9 +163,7 @@ def read_user_file(path, what: str = "TOML") -> tuple[str, object]:
         Missing, unreadable, non-UTF-8, malformed, or nested deeper than ``MAX_NESTING`` levels; each
         with one clear message naming the file.
     """
-    import json
-    import tomllib
-    from pathlib import Path
+    import tomllib  # stdlib, but 5 ms that no --help needs (this module is on every command's --help path)
 
     source = str(path)
     try:
@@ -215,8 +215,7 @@ def read_package_json(package: str, name: str, what: str) -> Any:
     SpecError
         The file cannot be read or is not JSON (an installation fault), naming it.
     """
-    import json
-    from importlib import resources
+    from importlib import resources  # as tomllib above: 5 ms off the --help path
 
     try:
         return json.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
