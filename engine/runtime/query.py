@@ -34,6 +34,9 @@ from engine.request.query import OPS, Query
 from engine.runtime.dims import expand
 from engine.symbolic.symbols import SYMBOLS
 
+# jax.numpy is imported inside the functions that trace: engine.plot (the ds.llm accessor: fronts, draw) reads this
+# module's edge helpers without loading JAX.
+
 
 def _constant(value, like):
     """``value`` as a constant of ``like``'s dtype where that is exact, else float (no int overflow)."""
