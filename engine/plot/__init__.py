@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 
 import xarray as xr
 
+from engine.plot.draw import frontier_lines, heatmap, line, pareto
 from engine.plot.fronts import frontier, nondominated, pareto_front
 from engine.plot.units import Scale, parse_budget, scale_for, scale_of
 
@@ -51,30 +52,22 @@ class LlmAccessor:
         line) on ``ax`` or a new figure. See ``engine.plot.fronts.pareto_front``.
         """
         if plot or ax is not None:
-            from engine.plot.draw import pareto
-
             return pareto(self._ds, x, y, maximize, where, ax)[0]
         return pareto_front(self._ds, x, y, maximize, where)
 
     def heatmap(self, name: str, x: str, y: str, budget=None, at: Mapping[str, object] | None = None, ax=None):
         """Heatmap of ``name`` over ``x`` and ``y`` with the ``budget`` contour; see ``engine.plot.draw.heatmap``."""
-        from engine.plot.draw import heatmap
-
         return heatmap(self._ds, name, x, y, budget, at, ax)
 
     def line(self, name: str, x: str, hue: str | None = None, at: Mapping[str, object] | None = None, budget=None,
              ax=None):
         """``name`` against ``x``, one line per ``hue`` coordinate; see ``engine.plot.draw.line``."""
-        from engine.plot.draw import line
-
         return line(self._ds, name, x, hue, budget, at, ax)
 
     def plot_frontier(self, where: str | Sequence[str], x: str, maximize: str | None = None,
                       minimize: str | None = None, hue: str | None = None, at: Mapping[str, object] | None = None,
                       ax=None):
         """The frontier drawn against ``x`` (one line per ``hue``); see ``engine.plot.draw.frontier_lines``."""
-        from engine.plot.draw import frontier_lines
-
         return frontier_lines(self._ds, where, x, maximize, minimize, hue, at, ax)
 
     def label(self, name: str) -> str:

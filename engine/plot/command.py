@@ -24,7 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.backend import open_cube
 from engine.errors import LlmSweepError, SpecError
+from engine.files import AtomicFile, check_target
+from engine.plot.draw import agg_axes, frontier_lines, heatmap, line
+from engine.plot.select import coordinate_list
+from engine.plot.units import parse_budget
+from engine.request.spec import load_spec
+from engine.runtime.dims import natural_dims
+from engine.signals import deferred
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -41,8 +49,6 @@ class Names:
 
 def plot_command(args) -> str:
     """Draw and write the figure ``args`` ask for; the line to print. SpecError/ResourceError on bad input."""
-    from engine.files import AtomicFile, check_target
-
     output, fmt = _output(args.output)
     kind = _kind(args)
     check_target(output, [args.source])
@@ -65,8 +71,6 @@ def plot_command(args) -> str:
 def _load(args, kind: str):
     """(the cube, ``at`` as coordinate values, the budget): a spec is checked, then run; a file opened, then checked."""
     if args.source.endswith(".toml"):
-        from engine.request.spec import load_spec
-
         request = load_spec(args.source)
         at, limit = _check(args, kind, _spec_names(request))
         return _run_spec(request, args, at), at, limit
@@ -105,8 +109,6 @@ def _kind(args) -> str:
 
 def _open_cube(source: str):
     """A netCDF cube with its labels (``engine.open_cube``: categorical codes decoded)."""
-    from engine.backend import open_cube
-
     if not Path(source).is_file():
         raise SpecError(source, "", "no such file (give a netCDF cube or a TOML spec)")
     try:
@@ -123,17 +125,12 @@ def _cube_names(source: str, ds) -> Names:
 
 def _spec_names(request) -> Names:
     """A spec's cube before it runs: each quantity on its natural dims (``engine.runtime.dims``)."""
-    from engine.runtime.dims import natural_dims
-
     units = {q: request.formulas.quantities[q].units for q in request.quantities}
     return Names(request.source, dict(request.axes), units, natural_dims(request))
 
 
 def _check(args, kind: str, names: Names) -> tuple[dict, float | int | None]:
     """Every name and value the flags give, against the cube: (``at`` as coordinate values, the budget)."""
-    from engine.plot.select import coordinate_list
-    from engine.plot.units import parse_budget
-
     dims = ", ".join(names.coords)
     if args.variable not in names.units:
         raise SpecError(names.source, args.variable, f"unknown variable; valid: {', '.join(names.units)}")
@@ -211,8 +208,6 @@ def coordinate_value(text: str, coordinate: np.ndarray):
 
 def _canvas():
     """The Axes to draw on (an Agg figure); a one-line error when matplotlib is missing."""
-    from engine.plot.draw import agg_axes
-
     try:
         return agg_axes()
     except ImportError as exc:
@@ -221,8 +216,6 @@ def _canvas():
 
 def _run_spec(request, args, at: dict):
     """The spec's cube in memory: the ``at`` axes cut to their value, only the quantities drawn, no query."""
-    from engine.signals import deferred
-
     axes = dict(request.axes)
     for dim, value in at.items():
         axes[dim] = axes[dim][axes[dim] == value]
@@ -235,8 +228,6 @@ def _run_spec(request, args, at: dict):
 
 
 def _draw(ds, args, kind: str, at: dict, limit, ax) -> None:
-    from engine.plot.draw import frontier_lines, heatmap, line
-
     if kind == "heatmap":
         heatmap(ds, args.variable, args.x, args.y, limit, at, ax)
     elif kind == "line":

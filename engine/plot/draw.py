@@ -9,6 +9,8 @@ equal steps with their text.
 
 from __future__ import annotations
 
+import textwrap
+import tomllib
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -153,8 +155,6 @@ def model_text(ds: xr.Dataset) -> str:
 
 def _spec_tables(spec: str) -> dict:
     """The tables of the spec a cube keeps in its ``spec`` attribute ({} when it is not TOML)."""
-    import tomllib
-
     try:
         tables = tomllib.loads(spec)
     except (tomllib.TOMLDecodeError, TypeError):
@@ -411,8 +411,6 @@ def _log_y(ax) -> None:
 
 def _wrapped(text: str, width: int = TITLE_WIDTH) -> str:
     """``text`` in lines of at most ``width`` characters (a title's, a legend entry's)."""
-    import textwrap
-
     return textwrap.fill(text, width)
 
 

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.request.query import parse_constraint
+from engine.runtime.plan import _UNITS
+
 TOKEN_NAMES = frozenset({"seq_len", "tokens", "kv_window", "sliding_window", "n_positions"})
 _BINARY = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
 _COUNTS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
@@ -106,8 +109,6 @@ _BYTE_UNIT = re.compile(r"(.*?)\s*([A-Za-z]+)")  # as engine.runtime.query reads
 
 def byte_unit(text: str) -> str | None:
     """The byte unit ``text`` ends with (``80GiB`` -> ``GiB``), else None (``1e9``, ``0.5``)."""
-    from engine.runtime.plan import _UNITS
-
     m = _BYTE_UNIT.fullmatch(text.strip())
     return m.group(2) if m and m.group(2).lower() in _UNITS else None
 
@@ -141,8 +142,6 @@ def parse_budget(budget, name: str, units: str | None) -> float | int:
 
 def _read(name: str, text: str) -> float | int:
     """``text`` read as the value of the constraint ``name <= text`` (the query reader)."""
-    from engine.request.query import parse_constraint
-
     try:
         return parse_constraint(f"{name} <= {text}").value
     except ValueError as exc:
