@@ -22,6 +22,7 @@ read: a stop in the start-up is answered like any other, in one line with 128 + 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -118,8 +119,6 @@ def hold() -> None:
 def is_console_script() -> bool:
     """Whether this process is the ``llm-sweep`` console script or ``python -m engine`` (not a program that
     imports the engine: its own signal handlers are left alone until it calls ``main``)."""
-    import os
-
     program = sys.modules.get("__main__")
     spec = getattr(program, "__spec__", None)
     if spec is not None and spec.name == "engine.__main__":

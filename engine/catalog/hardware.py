@@ -41,6 +41,8 @@ symbol values the step-time formulas take (``engine/symbolic/memory/steptime.py`
 from __future__ import annotations
 
 import math
+import statistics
+import warnings
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -242,8 +244,6 @@ ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
 
 def _typical_mamf() -> float:
     """The median measured matmul ceiling (``mamf_fraction``) of the catalog's devices that publish one."""
-    import statistics
-
     return statistics.median(d.mamf_fraction for d in DEVICES.values() if "mamf_fraction" not in d.defaulted)
 
 
@@ -275,8 +275,6 @@ def load_device_file(path: str | Path) -> Device:
     dev = parse_device(source, "", name, {k: v for k, v in data.items() if k != "name"}, catalog=False,
                        mamf_default=TYPICAL_MAMF)
     if dev.defaulted:
-        import warnings
-
         warnings.warn(f"{source}: mamf_fraction not given: {TYPICAL_MAMF:g} used, {TYPICAL_MAMF_SOURCE}; give "
                       "mamf_fraction = the device's measured maximum achievable matmul FLOP/s over its bf16 peak",
                       LlmSweepNote, stacklevel=2)

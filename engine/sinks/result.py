@@ -7,6 +7,7 @@ a ``Timing`` in and hands the sink's ``SweepResult`` back.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,8 +195,6 @@ class Extremes:
 
 def _axes_order(ds: xr.Dataset) -> list[str]:
     """The cube's dims in the request's axis order (a zarr store lists them in its own order)."""
-    import json
-
     try:
         order = list(json.loads(ds.attrs["request"])["axes"])
     except (KeyError, ValueError, TypeError):

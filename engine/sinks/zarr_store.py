@@ -59,6 +59,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -491,7 +492,6 @@ def template_dataset(request: SweepRequest, dtypes, dims: dict, file_chunk) -> A
     """The whole cube as lazy (dask) zeros with its coordinates and attributes: what ``to_zarr(compute=False)``
     turns into the store's metadata."""
     import dask.array as da
-    import xarray as xr
 
     coords = {}
     for a, v in request.axes.items():  # a coded categorical dim: codes and <a>_label (variable-length UTF-8)
@@ -559,8 +559,6 @@ def _publish(store: Path, target: Path) -> None:
 
 def _consolidate(store: Path) -> None:
     """One metadata document for the whole store, so readers open it with one read (xarray's default)."""
-    import warnings
-
     import zarr
 
     with warnings.catch_warnings():  # zarr 3 notes that consolidated metadata is not yet in the v3 spec

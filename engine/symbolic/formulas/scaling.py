@@ -16,6 +16,7 @@ the points they read from Hoffmann et al.'s Figure 4, a subset of those runs. ``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import sympy
@@ -65,8 +66,6 @@ CHINCHILLA_FITS = {
 
 def extrapolation(fitted: FittedRange, params: float, tokens: float | None = None) -> list[str]:
     """One note per value outside the range a law was fitted on (empty: inside), with how far and the source."""
-    import math
-
     notes = []
     for what, value, (low, high) in (("params", params, fitted.params), ("tokens", tokens, fitted.tokens)):
         if value is None or low <= value <= high:
