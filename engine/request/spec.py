@@ -77,6 +77,7 @@ from engine.files import inside_folder
 from engine.options import NUMERICS, did_you_mean
 from engine.progress import note
 from engine.request.numerics import EXACT, Numerics
+from engine.request.query import make_query
 from engine.request.values import (INT64_MAX, RANGE_KEYS, SCALES, Errors, axis_values, check_names, check_symbol,
                                    input_value, kind_of)
 from engine.request.variants import (DEVICE_DIM, Variant, categorical_labels, check_available, check_inputs,
@@ -335,8 +336,6 @@ def _numerics(err: Errors, sweep: Mapping[str, Any]) -> Numerics:
 
 def _query(err: Errors, table: Mapping[str, Any], quantities: list[str], axes: list[str],
            categories: list[str] = ()):
-    from engine.request.query import make_query
-
     check_keys(err.source, "query", table, QUERY_KEYS)
     where = table.get("where", [])
     if isinstance(where, str):

@@ -14,6 +14,8 @@ import numpy as np
 
 from engine.errors import SpecError, check_keys
 from engine.options import did_you_mean
+from engine.runtime import plan
+from engine.symbolic.expr import ExpressionError, parse_number
 from engine.symbolic.symbols import SYMBOLS
 
 RANGE_KEYS = ("start", "stop", "step", "scale")
@@ -68,8 +70,6 @@ def input_value(err: Errors, key: str, name: str, value: Any) -> int | float:
     """
     info = SYMBOLS[name]
     if isinstance(value, str):
-        from engine.symbolic.expr import ExpressionError, parse_number
-
         try:
             number = parse_number(value)
         except ExpressionError as exc:
@@ -134,11 +134,9 @@ def _show_number(v) -> str:
 
 def _check_length(err: Errors, key: str, count: int) -> None:
     """Refuse an axis whose coordinates alone would not fit comfortably in host memory."""
-    from engine.runtime.plan import available_host_memory
-
     if count > MAX_AXIS_LENGTH:
         raise err(key, f"has {count:,} values; an axis holds at most {MAX_AXIS_LENGTH:,}")
-    need, available = 8 * count, available_host_memory()
+    need, available = 8 * count, plan.available_host_memory()  # read at call time (tests patch the host's memory)
     if need > available // 8:
         raise err(key, f"has {count:,} values ({need / 2**30:.1f} GiB of coordinates) and {available / 2**30:.1f} "
                        "GiB of host memory are available; an axis may take an eighth of it")

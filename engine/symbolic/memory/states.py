@@ -10,6 +10,7 @@ import sympy
 
 from engine.options import DTYPE_BITS, PRECISIONS
 from engine.symbolic.formulas import components as C
+from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, ep, etp, h, pp, qi, quant_group, quantity, s, tp
 from engine.symbolic.symbols import symbol
@@ -98,8 +99,6 @@ def fp8_quantities(o, structure) -> list[Quantity]:
     gemms = L * (2 + 2)  # fused QKV, output projection; fc1 (gate and up fused in Megatron), fc2
     if structure.moe or structure.mla or structure.separate_mlp or structure.dense_layers:
         # from the parameter counts: routed experts over ep x etp, the other linear weights over tp
-        from engine.symbolic.formulas.architectures import mlp_counts
-
         routed = qi("params_routed_experts") if structure.moe else 0
         kept = qi("params_embedding") + qi("params_head") + qi("params_positions") + qi("params_norms")
         if structure.moe:
