@@ -124,31 +124,64 @@ pp = [1, 2, 4]
 
 def test_errors_on_published_measured_runs_are_pinned():
     """benchmarks/validate_steptime.py with the shipped knobs (calibrated on the shared file's groups): the
-    median error per source, pinned near what it measures. The issue's target (10 % median, 25 % worst on
-    held-out runs) is not met: held-out median 20.2 %."""
+    median error per source, pinned near what it measures. Each run's attention kernel is its stack's
+    (SOURCE_ATTENTION), no longer "eager unless the text says flash": the held-out pins moved because that
+    measurement was wrong (NeMo long context 85.2 -> 1.9 %, Bridge 26.7 -> 12.3 %, NeMo 24.07 13.4 -> 10.2 %,
+    MaxText 24.0 -> 21.5 %; torchtitan 12.0 -> 22.1 %, -17 % signed: eager pricing had hidden a compute
+    under-prediction). The knobs were not refitted. The issue's target (10 % median, 25 % worst on held-out
+    runs) is not met: held-out median 16.6 %, worst 70.7 %."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
     records = [r for path in v.DATA for r in json.loads(path.read_text())["records"] if not v.usable(r)]
     knobs = tuple(float(steptime.DEFAULTS[k]) for k in v.KNOBS)
     errors = v.errors([v.predictor(r) for r in records], [r["derived"]["step_time_s_best"] for r in records], knobs)
-    by = {}
+    by, signed = {}, {}
     for r, e in zip(records, errors):
         by.setdefault(r["source_group"], []).append(abs(e))
+        signed.setdefault(r["source_group"], []).append(e)
     assert len(records) == 245
-    # calibrated on these (the shared file)
+    # calibrated on these (the shared file); all priced eager (2021-22 Megatron) or flash (llm-foundry) as before
     assert statistics.median(by["korthikanti2022"]) <= 0.08  # measured 7.4 %
     assert statistics.median(by["narayanan2021_t2"]) <= 0.09  # 8.2 %
     assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.6 %
     assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.0 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.145  # NeMo, H100 fp8: 13.4 %
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.28  # Megatron-Bridge, H100, dense and MoE: 26.7 %
-    assert statistics.median(by["torchtitan"]) <= 0.13  # FSDP2 / TP / PP / CP, H100 bf16 and fp8: 12.0 %
-    assert statistics.median(by["maxtext"]) <= 0.25  # JAX on TPU v4 / v5e / v5p and H100: 24.0 %
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.87  # context parallelism to 1M tokens: 85.2 %
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.11  # NeMo, H100 fp8, TE attention: 10.2 %
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.13  # Megatron-Bridge, H100, dense and MoE: 12.3 %
+    assert statistics.median(by["torchtitan"]) <= 0.23  # FSDP2 / TP / PP / CP, H100 bf16 and fp8, SDPA: 22.1 %
+    assert statistics.median(signed["torchtitan"]) < -0.15  # -16.8 %: predicted too fast, compute under-priced
+    assert statistics.median(by["maxtext"]) <= 0.22  # JAX on TPU v4 / v5e / v5p and H100, splash/flash: 21.5 %
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.025  # context parallelism to 1M tokens: 1.9 %
+    assert max(by["nemo_longseq_2403"]) <= 0.065  # 5.9 %
     held = [abs(e) for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(held) <= 0.21  # 20.2 %
+    assert len(held) == 109 and statistics.median(held) <= 0.17  # 16.6 %
+    assert max(held) <= 0.72  # 70.7 % (a Bridge MoE run)
+
+
+def test_attention_table_covers_every_source_group():
+    """Every source group of the measured data names the attention kernel its stack ran, with a source; an
+    unknown group is an error naming the table, and a record's own kernel text overrides its group."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import validate_steptime as v
+
+    records = [r for path in v.DATA for r in json.loads(path.read_text())["records"]]
+    groups = {r["source_group"] for r in records}
+    assert groups <= set(v.SOURCE_ATTENTION), sorted(groups - set(v.SOURCE_ATTENTION))
+    assert set(v.SOURCE_ATTENTION) <= groups  # no stale entries
+    for kernel, why in v.SOURCE_ATTENTION.values():
+        assert kernel in ("flash", "eager") and len(why) > 20
+    assert {r["id"]: v.attention_of(r) for r in records}  # every record resolves
+    # 2021-22 Megatron / Megatron-DeepSpeed ran unfused softmax attention; the post-2023 stacks fused kernels
+    assert {g for g, (k, _) in v.SOURCE_ATTENTION.items() if k == "eager"} == {
+        "korthikanti2022", "narayanan2021_t1", "narayanan2021_t2", "mtnlg2022", "bigscience_bloom", "palm_paper"}
+    one = next(r for r in records if r["source_group"] == "torchtitan")
+    with pytest.raises(ValueError, match="SOURCE_ATTENTION"):
+        v.attention_of({**one, "source_group": "nobody"})
+    eager = {**one, "parallel": {**one["parallel"], "other": {"attention": "dot_product"}}}
+    assert v.attention_of(eager) == "eager"
+    with pytest.raises(ValueError, match="ATTENTION_WORDS"):
+        v.attention_of({**one, "parallel": {**one["parallel"], "other": {"attention": "something new"}}})
 
 
 def test_formulas_prints_the_step_time_model(run_cli):
