@@ -134,7 +134,7 @@ def test_readme_custom_device_works_verbatim_and_names_its_default(tmp_path, cap
     out, err = capsys.readouterr()
     notes = err.strip().splitlines()
     assert len(notes) == 1 and notes[0].startswith("llm-sweep time: note: my-gpu.toml: mamf_fraction not given: "
-                                                   "0.801 used, the median of the 7 measured matmul ceilings")
+                                                   "0.801 used, the median of the 8 measured matmul ceilings")
     custom = json.loads(out)
     with pytest.warns(LlmSweepNote, match="mamf_fraction not given: 0.801 used"):
         assert TYPICAL_MAMF == 0.801 and device("my-gpu.toml").defaulted == ("mamf_fraction",)
@@ -160,7 +160,8 @@ def test_catalog_devices_keep_their_ceilings():
     from engine.catalog.hardware import DEVICES
 
     assert DEVICES["h100-sxm"].mamf_fraction == 0.801 and DEVICES["h100-sxm"].defaulted == ()
-    assert DEVICES["b200"].mamf_fraction == 1.0 and DEVICES["b200"].defaulted == ("mamf_fraction",)
+    assert DEVICES["b200"].mamf_fraction == 0.776 and DEVICES["b200"].defaulted == ()  # Bekman's table, B200 SXM
+    assert DEVICES["h100-pcie"].mamf_fraction == 1.0 and DEVICES["h100-pcie"].defaulted == ("mamf_fraction",)
 
 
 def test_peak_tflops_given_as_a_number_is_refused_with_the_table_form(tmp_path, capsys, monkeypatch):

@@ -102,7 +102,7 @@ def test_unknown_precision_is_a_value_error():
 def test_values():
     v = device("h100-sxm").values("bf16-mixed")
     assert v == {"peak_flops": 989.4e12, "attention_peak_flops": 989.4e12, "matmul_ceiling": 0.801,
-                 "hbm_bandwidth": 3.35e12, "link_bandwidth": 450e9, "inter_bandwidth": 50e9, "devices_per_node": 8,
+                 "attention_ceiling": 0.801, "hbm_bandwidth": 3.35e12, "link_bandwidth": 450e9, "inter_bandwidth": 50e9, "devices_per_node": 8,
                  "hbm_capacity": 80 * 10**9}
 
 
@@ -117,6 +117,51 @@ def test_matmul_ceiling_is_the_measured_mamf_or_one():
     assert device("mi300x").values("bf16")["matmul_ceiling"] == 0.601
     assert device("tpu-v5e").values("bf16")["matmul_ceiling"] == 1.0  # none published: the datasheet peak
     assert all("ml-engineering" in " ".join(DEVICES[n].sources) for n in DEVICES if DEVICES[n].mamf_fraction < 1)
+
+
+def test_fp8_matmuls_use_the_fp8_ceiling_and_attention_the_16_bit_one():
+    """fp8 runs their GEMMs in fp8: Bekman's MAMF table gives H100 SXM 0.709 of the fp8 peak (0.801 of bf16's), H200
+    0.734, B200 0.763 (0.776 bf16); attention stays 16-bit, so it keeps the bf16 ceiling."""
+    h100 = device("h100-sxm")
+    assert h100.mamf_fp8 == 0.709 and h100.values("fp8")["matmul_ceiling"] == 0.709
+    assert h100.values("fp8")["attention_ceiling"] == h100.values("bf16")["matmul_ceiling"] == 0.801
+    assert device("h200").values("fp8")["matmul_ceiling"] == 0.734
+    assert device("b200").values("fp8")["matmul_ceiling"] == 0.763
+    assert device("b200").values("bf16")["matmul_ceiling"] == 0.776
+    assert all("ml-engineering" in " ".join(DEVICES[n].sources) for n in DEVICES if DEVICES[n].mamf_fp8 is not None)
+
+
+def test_a_device_without_an_fp8_figure_uses_the_bf16_one_and_says_so():
+    for name, dev in DEVICES.items():
+        if dev.peak_flops["fp8"] is not None and dev.mamf_fp8 is None:
+            assert dev.values("fp8")["matmul_ceiling"] == dev.mamf_fraction, name
+            assert "no fp8 MAMF published" in dev.notes, name
+    assert device("h800").values("fp8")["matmul_ceiling"] == device("h800").mamf_fraction == 0.801
+    assert device("h800").mamf_fp8 is None
+
+
+def test_a_custom_device_takes_mamf_fp8(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text(GOOD_TOML.replace('vendor = "Acme"', 'vendor = "Acme"\nmamf_fraction = 0.8\nmamf_fp8 = 0.7'))
+    dev = device(str(f))
+    assert dev.values("fp8")["matmul_ceiling"] == 0.7 and dev.values("bf16")["matmul_ceiling"] == 0.8
+    assert dev.values("fp8")["attention_ceiling"] == 0.8
+
+
+@pytest.mark.parametrize("bad", ["1.2", "0", "true", '"0.7"'])
+def test_a_bad_mamf_fp8_is_refused(tmp_path, bad):
+    f = tmp_path / "g.toml"
+    f.write_text(GOOD_TOML.replace('vendor = "Acme"', f'vendor = "Acme"\nmamf_fraction = 0.8\nmamf_fp8 = {bad}'))
+    with pytest.raises(SpecError, match=r"mamf_fp8: must be a number in \(0, 1\]"):
+        device(str(f))
+
+
+def test_mamf_fp8_without_an_fp8_peak_is_refused(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text(GOOD_TOML.replace('vendor = "Acme"', 'vendor = "Acme"\nmamf_fraction = 0.8\nmamf_fp8 = 0.7')
+                 .replace("fp8 = 2000\n", ""))
+    with pytest.raises(SpecError, match=r"mamf_fp8: given, but the device has no fp8 peak"):
+        device(str(f))
 
 
 def test_a_mamf_fraction_above_one_is_refused(tmp_path):

@@ -128,8 +128,12 @@ def test_errors_on_published_measured_runs_are_pinned():
     (SOURCE_ATTENTION), no longer "eager unless the text says flash": the held-out pins moved because that
     measurement was wrong (NeMo long context 85.2 -> 1.9 %, Bridge 26.7 -> 12.3 %, NeMo 24.07 13.4 -> 10.2 %,
     MaxText 24.0 -> 21.5 %; torchtitan 12.0 -> 22.1 %, -17 % signed: eager pricing had hidden a compute
-    under-prediction). The knobs were not refitted. The issue's target (10 % median, 25 % worst on held-out
-    runs) is not met: held-out median 16.6 %, worst 70.7 %."""
+    under-prediction). The knobs were not refitted. fp8 GEMMs then moved to the fp8 matmul ceiling (Bekman's
+    MAMF table: H100 SXM 0.709, H200 0.734 of the fp8 peak, against 0.801 of bf16's), attention staying at the
+    16-bit one: fp8 runs are predicted slower, which moves the fp8-heavy held-out groups (NeMo 24.07 10.2 ->
+    11.5 %, Bridge 12.3 -> 19.9 %, torchtitan 22.1 -> 22.7 % and -16.8 -> -14.0 % signed, NeMo long context
+    1.9 -> 1.0 %); held out 16.6 -> 17.3 %. The issue's target (10 % median, 25 % worst on held-out runs) is
+    not met: held-out median 17.3 %, worst 69.6 %."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -147,16 +151,16 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.6 %
     assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.0 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.11  # NeMo, H100 fp8, TE attention: 10.2 %
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.13  # Megatron-Bridge, H100, dense and MoE: 12.3 %
-    assert statistics.median(by["torchtitan"]) <= 0.23  # FSDP2 / TP / PP / CP, H100 bf16 and fp8, SDPA: 22.1 %
-    assert statistics.median(signed["torchtitan"]) < -0.15  # -16.8 %: predicted too fast, compute under-priced
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.12  # NeMo, H100 fp8, TE attention: 11.5 %
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.205  # Megatron-Bridge, H100, dense and MoE: 19.9 %
+    assert statistics.median(by["torchtitan"]) <= 0.235  # FSDP2 / TP / PP / CP, H100 bf16 and fp8, SDPA: 22.7 %
+    assert statistics.median(signed["torchtitan"]) < -0.13  # -14.0 %: predicted too fast, compute under-priced
     assert statistics.median(by["maxtext"]) <= 0.22  # JAX on TPU v4 / v5e / v5p and H100, splash/flash: 21.5 %
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.025  # context parallelism to 1M tokens: 1.9 %
-    assert max(by["nemo_longseq_2403"]) <= 0.065  # 5.9 %
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.015  # context parallelism to 1M tokens: 1.0 %
+    assert max(by["nemo_longseq_2403"]) <= 0.035  # 2.8 %
     held = [abs(e) for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(held) <= 0.17  # 16.6 %
-    assert max(held) <= 0.72  # 70.7 % (a Bridge MoE run)
+    assert len(held) == 109 and statistics.median(held) <= 0.175  # 17.3 %
+    assert max(held) <= 0.70  # 69.6 % (a Bridge MoE run and NeMo GPT-3 20B)
 
 
 def test_attention_table_covers_every_source_group():
@@ -359,3 +363,33 @@ def test_causal_attention_executes_half_the_scores_with_fused_kernels():
     t = {a: float(f.evaluate_exact("time_compute", given)) for a, f in fs.items()}
     attn = float(fs["flash"].evaluate_exact("flops_attention_token", given)) * 3 * 8192 * 1  # fwd + 2 bwd
     assert t["eager"] - t["flash"] == pytest.approx(attn / 2 / (989.4e12 * 0.801 * 0.35), rel=1e-9)
+
+
+def test_fp8_gemms_run_at_the_fp8_ceiling_times_the_fp8_peak(monkeypatch):
+    """fp8 `time` on h100-sxm prices its GEMMs at 0.709 x the fp8 peak (Bekman's fp8 MAMF), attention at the
+    bf16 path's 0.801 x the bf16 peak. The bf16 run gives the GEMM FLOPs (its compute minus the same
+    attention term); a copy of h100-sxm without an fp8 figure (fp8 falls back to the bf16 fraction) isolates
+    the ceiling."""
+    import dataclasses
+
+    from engine.catalog import timing
+
+    arch, lay = architecture("llama-2-7b"), Layout(1, 4096, 8, 1)
+    h100 = device("h100-sxm")
+    bf16_peak, fp8_peak = h100.peak("bf16"), h100.peak("fp8")
+    assert (h100.mamf_fraction, h100.mamf_fp8) == (0.801, 0.709) and fp8_peak == 1978.9e12
+
+    def compute(precision, dev=h100):
+        monkeypatch.setattr(timing, "device", lambda name: dev)
+        opts = memory_options(memory_model="korthikanti", precision=precision, attention="flash")
+        return time_estimate(arch, "h100-sxm", lay, opts)["breakdown"]["compute"]
+
+    bf16, fp8 = compute("bf16"), compute("fp8")
+    fallback = compute("fp8", dataclasses.replace(h100, mamf_fp8=None))
+    assert dataclasses.replace(h100, mamf_fp8=None).values("fp8")["matmul_ceiling"] == 0.801
+    eta = float(steptime.DEFAULTS["matmul_efficiency"])
+    # bf16 - fallback = G (1/(0.801 bf16_peak) - 1/(0.801 fp8_peak)) / eta: the same attention term cancels
+    gemm_flops = (bf16 - fallback) * eta * 0.801 / (1 / bf16_peak - 1 / fp8_peak)
+    assert fallback - gemm_flops / (0.801 * fp8_peak * eta) == pytest.approx(fp8 - gemm_flops / (0.709 * fp8_peak * eta),
+                                                                            rel=1e-9)
+    assert fp8 > fallback and fp8 < bf16

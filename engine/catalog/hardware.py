@@ -8,6 +8,8 @@ The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the pac
                                                  dense TFLOP/s; null where the device has no such path
                         "mamf_fraction": X,                 optional: maximum achievable matmul FLOP/s over
                                                             the bf16 peak, measured (Bekman's MAMF table)
+                        "mamf_fp8": X,                      optional: the same over the fp8 peak, measured with
+                                                            fp8 matmuls; absent: fp8 uses mamf_fraction
                         "hbm_gb": X  or  "hbm_gib": X,      memory as the vendor states it (10^9 or 2^30 bytes)
                         "hbm_bandwidth_gbps": X,            GB/s (10^9 bytes/s)
                         "intra_node_gbps": X,               scale-up link, GB/s per direction per device
@@ -65,7 +67,7 @@ PRECISION_DTYPE = MappingProxyType({
 })
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
-_FIELDS = ("peak_tflops", "mamf_fraction", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
 
 
@@ -88,7 +90,10 @@ class Device:
     sources, notes : tuple of str, str
         The datasheets each figure comes from, and what is approximate.
     mamf_fraction : float
-        Measured maximum achievable matmul FLOP/s over the peak (1 where none is published).
+        Measured maximum achievable matmul FLOP/s over the bf16 peak (1 where none is published).
+    mamf_fp8 : float or None
+        The same for fp8 matmuls over the fp8 peak; None where none is published, and fp8 then uses
+        ``mamf_fraction`` (see ``matmul_ceiling``).
     defaulted : tuple of str
         The fields a custom device file left out, filled with their documented defaults.
     """
@@ -105,6 +110,7 @@ class Device:
     sources: tuple[str, ...] = ()
     notes: str = ""
     mamf_fraction: float = 1.0  # measured maximum achievable matmul FLOP/s over the peak (1: none published)
+    mamf_fp8: float | None = None  # the same over the fp8 peak with fp8 matmuls (None: use mamf_fraction)
     defaulted: tuple[str, ...] = ()  # the fields the entry left out, filled with their documented defaults
 
     def peak(self, precision: str) -> float:
@@ -130,11 +136,23 @@ class Device:
         attention is asked for; torchao's Float8Linear converts nn.Linear only), so fp8 gets the bf16 peak."""
         return self.peak("bf16" if canonical_precision(precision) == "fp8" else precision)
 
+    def matmul_ceiling(self, precision: str) -> float:
+        """The measured matmul ceiling of ``precision``'s matmul dtype, over that dtype's dense peak: fp8 runs
+        their GEMMs in fp8, so they get ``mamf_fp8`` (H100 SXM 0.709 against 0.801 for bf16), or
+        ``mamf_fraction`` where no fp8 figure is published (the device's notes say so); every other
+        precision gets ``mamf_fraction``."""
+        if canonical_precision(precision) == "fp8" and self.mamf_fp8 is not None:
+            return self.mamf_fp8
+        return self.mamf_fraction
+
     def values(self, precision: str) -> dict[str, float | int]:
-        """The step-time symbols' values for ``precision``: peak_flops, attention_peak_flops, matmul_ceiling,
+        """The step-time symbols' values for ``precision``: peak_flops, attention_peak_flops, matmul_ceiling
+        (of the GEMMs' dtype), attention_ceiling (of the attention kernels' dtype, 16-bit under fp8),
         hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node, hbm_capacity."""
         return {"peak_flops": self.peak(precision), "attention_peak_flops": self.attention_peak(precision),
-                "matmul_ceiling": self.mamf_fraction,
+                "matmul_ceiling": self.matmul_ceiling(precision),
+                "attention_ceiling": self.matmul_ceiling("bf16" if canonical_precision(precision) == "fp8"
+                                                         else precision),
                 "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
@@ -205,12 +223,20 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool,
     if isinstance(mamf, bool) or not isinstance(mamf, (int, float)) or not 0 < mamf <= 1:
         raise SpecError(source, key("mamf_fraction"), f"must be a number in (0, 1] (measured matmul FLOP/s over the "
                                                       f"peak), got {mamf!r}")
+    mamf_fp8 = entry.get("mamf_fp8")
+    if mamf_fp8 is not None and (isinstance(mamf_fp8, bool) or not isinstance(mamf_fp8, (int, float))
+                                 or not 0 < mamf_fp8 <= 1):
+        raise SpecError(source, key("mamf_fp8"), f"must be a number in (0, 1] (measured fp8 matmul FLOP/s over the "
+                                                 f"fp8 peak), got {mamf_fp8!r}")
+    if mamf_fp8 is not None and flops["fp8"] is None:
+        raise SpecError(source, key("mamf_fp8"), "given, but the device has no fp8 peak (peak_tflops.fp8)")
     return Device(name=name, vendor=texts["vendor"], description=texts["description"],
                   peak_flops=MappingProxyType(flops), hbm_bytes=hbm, hbm_bandwidth=rates["hbm_bandwidth_gbps"],
                   intra_bandwidth=rates["intra_node_gbps"],
                   devices_per_node=number("devices_per_node", entry["devices_per_node"], integer=True),
                   inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"],
-                  mamf_fraction=float(mamf), defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
+                  mamf_fraction=float(mamf), mamf_fp8=None if mamf_fp8 is None else float(mamf_fp8),
+                  defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
 
 
 def load_catalog(data: Any, where: str = WHERE) -> tuple[dict[str, Device], dict[str, str]]:

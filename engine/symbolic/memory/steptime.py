@@ -38,7 +38,7 @@ global_batch, cp = symbol("global_batch"), symbol("cp")
 eta_mm, eta_net, overlap, alpha = (symbol("matmul_efficiency"), symbol("comm_efficiency"), symbol("dp_overlap"),
                                    symbol("collective_latency"))
 eta_attn = symbol("attention_efficiency")
-ceiling = symbol("matmul_ceiling")
+ceiling, attn_ceiling = symbol("matmul_ceiling"), symbol("attention_ceiling")
 
 SRC_RING = ("ring collectives: Thakur, Rabenseifner & Gropp 2005 (all-reduce 2(p-1)/p n / B + 2(p-1) alpha); NCCL "
             "bus bandwidth (nccl-tests doc/PERFORMANCE.md); Megatron-LM (Shoeybi et al. 2019 §3: 2 all-reduces per "
@@ -66,7 +66,8 @@ SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read onc
 # comm_efficiency at most 0.9, the NCCL bus bandwidth of a link). The other sources are predictions.
 DEFAULTS = {
     "matmul_efficiency": sympy.Rational(7, 10),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
-    "attention_efficiency": sympy.Rational(7, 20),  # of the same ceiling, on the FLOPs the kernels execute
+    "attention_efficiency": sympy.Rational(7, 20),  # of attention_ceiling x attention_peak_flops (the 16-bit
+    # ceiling and peak, also under fp8), on the FLOPs the kernels execute
     "comm_efficiency": sympy.Rational(9, 10),
     "dp_overlap": sympy.Rational(1, 5),
     "collective_latency": sympy.Rational(1, 100000),  # 10 microseconds per ring step
@@ -112,7 +113,7 @@ def _micro(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, sympy.Exp
     # kernels) skips the masked half of the scores; eager attention multiplies them all and masks afterwards
     counted = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
     executed = (sympy.Rational(1, 2) if o.attention != "eager" else 1) / counted
-    t_attn = attn * executed / (attn_peak * ceiling * eta_attn)
+    t_attn = attn * executed / (attn_peak * attn_ceiling * eta_attn)
     compute = (q("hardware_flops_token") * share - attn) / (peak * ceiling * eta_mm) + t_attn
     # memory traffic: the weights read forward, backward (dgrad) and written (wgrad), the saved activations
     # written and read once; the matmuls' roofline
