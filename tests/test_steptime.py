@@ -20,29 +20,12 @@ from engine.symbolic.memory import steptime
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _ring_values(expr):
-    """300 GB/s scale-up link, 50 GB/s network per device, 8 per node, 0.7 of them, 10 us per ring step."""
-    return float(expr.subs({steptime.link_bw: 300e9, steptime.net_bw: 50e9, steptime.per_node: 8,
-                            steptime.eta_net: sympy.Rational(7, 10), steptime.alpha: sympy.Rational(1, 100000)}))
-
-
 def test_ring_all_reduce_by_hand():
-    # 1 GB over 8 devices of one node at 300 GB/s x 0.7, 10 us per ring step: 2 x 7/8 x 1e9 / 210e9 + 14 x 1e-5
-    t = _ring_values(steptime.all_reduce(8, 10**9))
-    assert t == pytest.approx(2 * 7 / 8 * 1e9 / 210e9 + 14e-5, rel=1e-12)
-    assert t == pytest.approx(0.008473, abs=1e-6)
-
-
-def test_rings_across_nodes_use_one_nic_per_member_in_a_node():
-    """NCCL runs one ring per NIC: 16 members, 8 per node (k = 2 nodes), cross the network over 8 NICs; 16
-    members tp = 8 apart (one per node) over one NIC, the flat ring; a reduce-scatter is half an all-reduce."""
-    n, net, link = 10**9, 50e9 * 0.7, 300e9 * 0.7
-    spread = _ring_values(steptime.all_reduce(16, n))
-    assert spread == pytest.approx(max(2 * 15 / 16 * n / link, 2 * 1 / 2 * n / (8 * net)) + 30e-5, rel=1e-12)
-    flat = _ring_values(steptime.all_reduce(16, n, 8))
-    assert flat == pytest.approx(2 * 15 / 16 * n / net + 30e-5, rel=1e-12)
-    two = _ring_values(steptime.half_ring(16, n, 4))  # 2 members per node, 8 nodes
-    assert two == pytest.approx(max(15 / 16 * n / link, 7 / 8 * n / (2 * net)) + 15e-5, rel=1e-12)
+    # 1 GB over 8 devices at 300 GB/s x 0.7, 10 us per ring step: 2 x 7/8 x 1e9 / 210e9 + 14 x 1e-5
+    bw = sympy.Float(300e9) * sympy.Rational(7, 10)
+    t = steptime.all_reduce(8, 10**9, bw).subs(steptime.alpha, sympy.Rational(1, 100000))
+    assert float(t) == pytest.approx(2 * 7 / 8 * 1e9 / 210e9 + 14e-5, rel=1e-12)
+    assert float(t) == pytest.approx(0.008473, abs=1e-6)
 
 
 def test_the_bubble_is_pp_minus_1_over_vp_micro_batches():
@@ -149,14 +132,8 @@ def test_errors_on_published_measured_runs_are_pinned():
     MAMF table: H100 SXM 0.709, H200 0.734 of the fp8 peak, against 0.801 of bf16's), attention staying at the
     16-bit one: fp8 runs are predicted slower, which moves the fp8-heavy held-out groups (NeMo 24.07 10.2 ->
     11.5 %, Bridge 12.3 -> 19.9 %, torchtitan 22.1 -> 22.7 % and -16.8 -> -14.0 % signed, NeMo long context
-    1.9 -> 1.0 %); held out 16.6 -> 17.3 %. Data-parallel and FSDP rings then became hierarchical, one ring per
-    NIC as NCCL runs them (a group with g members per node crosses nodes over g NICs, no longer one): groups
-    spanning nodes got cheaper, so runs whose DP traffic was over-priced moved down (MPT 13B on 16-64 H100 +174..+186 ->
-    -2..-3 %, mpt worst 185.7 -> 41.1 %; NeMo 24.07 11.5 -> 7.6 %, worst 69.6 -> 21.7 %) and runs that were already
-    too fast moved further (torchtitan -14.0 -> -19.8 % signed, 22.7 -> 19.8 %; Narayanan's DeepSpeed ZeRO-3 rows
-    +40 -> -66 %: that ZeRO-3 did not reach the NICs' bandwidth, and its median 8.2 -> 11.2 %); held out
-    17.3 -> 16.6 %, +12.1 -> +8.5 % signed. The knobs were not refitted. The issue's target (10 % median, 25 %
-    worst on held-out runs) is not met: held-out median 16.6 %, worst 69.6 %."""
+    1.9 -> 1.0 %); held out 16.6 -> 17.3 %. The issue's target (10 % median, 25 % worst on held-out runs) is
+    not met: held-out median 17.3 %, worst 69.6 %."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -170,21 +147,20 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert len(records) == 245
     # calibrated on these (the shared file); all priced eager (2021-22 Megatron) or flash (llm-foundry) as before
     assert statistics.median(by["korthikanti2022"]) <= 0.08  # measured 7.4 %
-    assert statistics.median(by["narayanan2021_t2"]) <= 0.12  # 11.2 % (ZeRO-3 rows too fast)
-    assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.7 %
-    assert max(by["mpt_llmfoundry"]) <= 0.42  # 41.1 % (185.7 % with one NIC per ring)
+    assert statistics.median(by["narayanan2021_t2"]) <= 0.09  # 8.2 %
+    assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.6 %
     assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.0 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.08  # NeMo, H100 fp8, TE attention: 7.6 %
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.12  # NeMo, H100 fp8, TE attention: 11.5 %
     assert statistics.median(by["megatron_bridge_perf"]) <= 0.205  # Megatron-Bridge, H100, dense and MoE: 19.9 %
-    assert statistics.median(by["torchtitan"]) <= 0.205  # FSDP2 / TP / PP / CP, H100 bf16 and fp8, SDPA: 19.8 %
-    assert statistics.median(signed["torchtitan"]) < -0.18  # -19.8 %: predicted too fast, compute under-priced
+    assert statistics.median(by["torchtitan"]) <= 0.235  # FSDP2 / TP / PP / CP, H100 bf16 and fp8, SDPA: 22.7 %
+    assert statistics.median(signed["torchtitan"]) < -0.13  # -14.0 %: predicted too fast, compute under-priced
     assert statistics.median(by["maxtext"]) <= 0.22  # JAX on TPU v4 / v5e / v5p and H100, splash/flash: 21.5 %
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.02  # context parallelism to 1M tokens: 1.7 %
-    assert max(by["nemo_longseq_2403"]) <= 0.045  # 4.1 %
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.015  # context parallelism to 1M tokens: 1.0 %
+    assert max(by["nemo_longseq_2403"]) <= 0.035  # 2.8 %
     held = [abs(e) for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(held) <= 0.17  # 16.6 %
-    assert max(held) <= 0.70  # 69.6 % (a Bridge MoE run)
+    assert len(held) == 109 and statistics.median(held) <= 0.175  # 17.3 %
+    assert max(held) <= 0.70  # 69.6 % (a Bridge MoE run and NeMo GPT-3 20B)
 
 
 def test_attention_table_covers_every_source_group():
@@ -300,26 +276,8 @@ def test_hybrid_sharding_shards_within_groups(run_cli):
     vals = {**arch.values, "batch": 1, "seq_len": 4096, "dp": 64}
     w64 = fs.evaluate_exact("mem_weights", vals)
     assert fs.evaluate_exact("mem_weights", {**vals, "shard_group": 8}) == 8 * w64
-    # hybrid: ZeRO-3's reduce-scatter and 2 gathers inside a node (NVLink), then a 1/8 shard's all-reduce over
-    # the 8 nodes, one member per node (one NIC each); full: the same collectives over 64 devices, 8 per node, so
-    # each crosses the network over 8 NICs (hierarchical rings). The bytes per NIC are equal (7/8 x 8 P / 8);
-    # hybrid pays its in-node phase on top of them, full sharding the slower of its link and NIC parts
-    from engine.catalog.hardware import device
-
-    P = float(fs.evaluate_exact("params_total", arch.values))
-    knobs = {steptime.eta_net: steptime.DEFAULTS["comm_efficiency"],
-             steptime.alpha: steptime.DEFAULTS["collective_latency"]}
-    hw = {**{steptime.symbol(k): v for k, v in device("h100-sxm").values("bf16").items()}, **knobs}
-    exposed = 1 - float(steptime.DEFAULTS["dp_overlap"])
-
-    def dp_time(expr):
-        return exposed * float(expr.subs(hw))
-
-    want_hybrid = dp_time(steptime.half_ring(8, 4 * P) + 2 * steptime.half_ring(8, 2 * P)
-                          + steptime.all_reduce(8, 4 * P / 8, 8))
-    want_full = dp_time(steptime.half_ring(64, 4 * P) + 2 * steptime.half_ring(64, 2 * P))
-    assert hybrid["breakdown"]["dp"] == pytest.approx(want_hybrid, rel=1e-9)
-    assert full["breakdown"]["dp"] == pytest.approx(want_full, rel=1e-9)
+    # the ZeRO-3 traffic stays inside a node (NVLink) and only a 1/8 shard crosses the network
+    assert hybrid["breakdown"]["dp"] < full["breakdown"]["dp"]
     r = run_cli("time", "--arch", "meta-llama-3-8b", "--gpu", "h100", "--gpus", "64", "--seq-len", "4096",
                 "--global-batch", "128", "--shard-group", "8", "--zero", "0")
     assert r.returncode == 2 and "give --zero 1, 2 or 3" in r.stderr

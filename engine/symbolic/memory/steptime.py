@@ -12,10 +12,8 @@ with m = global_batch / (dp batch) micro-batches per pipeline, and per micro-bat
 F the hardware FLOPs of its share of the layers (recompute included). Collectives on p devices move
 ``bytes`` in the ring forms (Thakur et al. 2005; NCCL's bus bandwidth, nccl-tests PERFORMANCE.md):
 all-reduce 2 (p - 1)/p bytes / bw + 2 (p - 1) alpha, reduce-scatter and all-gather (p - 1)/p bytes /
-bw + (p - 1) alpha, all-to-all (p - 1)/p bytes / bw + (p - 1) alpha; bw = comm_efficiency x the link a
-group uses. Rings are hierarchical, one per NIC as NCCL runs them: a group with g members per node crosses
-the network over g NICs, max(c (p-1)/p bytes / link, c (k-1)/k bytes / (g x network)) for k = p / g nodes
-(``ring``).
+bw + (p - 1) alpha, all-to-all (p - 1)/p bytes / bw + (p - 1) alpha; bw = comm_efficiency x the link
+a group uses: the scale-up link while the group fits in a node, the network otherwise.
 
 Inference: ``ttft`` is a prefill's roofline (its FLOPs or its bytes, whichever takes longer) plus its
 tensor-parallel all-reduces; ``tpot`` one decode step: every weight and the KV cache read once
@@ -43,9 +41,7 @@ eta_attn = symbol("attention_efficiency")
 ceiling, attn_ceiling = symbol("matmul_ceiling"), symbol("attention_ceiling")
 
 SRC_RING = ("ring collectives: Thakur, Rabenseifner & Gropp 2005 (all-reduce 2(p-1)/p n / B + 2(p-1) alpha); NCCL "
-            "bus bandwidth (nccl-tests doc/PERFORMANCE.md); hierarchical: NCCL runs one ring per NIC (channel), so g "
-            "members per node cross nodes over g NICs, t = max(c (p-1)/p n / link, c (k-1)/k n / (g net)), k = p/g "
-            "nodes; Megatron-LM (Shoeybi et al. 2019 §3: 2 all-reduces per "
+            "bus bandwidth (nccl-tests doc/PERFORMANCE.md); Megatron-LM (Shoeybi et al. 2019 §3: 2 all-reduces per "
             "layer forward, 2 backward; Korthikanti et al. 2022 §4.2.2: reduce-scatter + all-gather with sequence "
             "parallelism, the same bytes)")
 SRC_PIPE = ("Narayanan et al. 2021 §2.2 (1F1B bubble (p - 1)/m of the ideal time; interleaved (p - 1)/(v m)); "
@@ -56,8 +52,7 @@ SRC_DP = ("data parallelism: a ring all-reduce of the gradients (PyTorch DDP, Me
           "the backward (1.5x; Rajbhandari et al. 2020 §7); hybrid sharding (FSDP HYBRID_SHARD; MaxText ICI-FSDP x "
           "DCN-data; Zhao et al. 2023, PyTorch FSDP §3.2.2) shards within groups of shard_group devices and "
           "all-reduces each shard across the dp / shard_group groups; dp_overlap of it hidden behind the backward "
-          "(Li et al. 2020, PyTorch DDP §3.2.3 bucketing); each a hierarchical ring, one per NIC as NCCL runs them: "
-          "g members per node cross the k = p / g nodes over g NICs, max(c (p-1)/p n / link, c (k-1)/k n / (g net)))")
+          "(Li et al. 2020, PyTorch DDP §3.2.3 bucketing)")
 SRC_EP = ("expert parallelism: two all-to-alls (dispatch, combine) per MoE layer forward and two backward, each of "
           "the micro-batch's top_k token copies (Lepikhin et al. 2021, GShard §2.2; Megatron-Core token dispatcher)")
 SRC_CP = ("context parallelism: ring attention passes each device's K and V around the cp ring, cp - 1 hops forward "
@@ -82,33 +77,17 @@ DEFAULTS = {
 
 def _bw(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
     """The bandwidth a group of ``group`` devices uses, ``inner`` devices apart: the scale-up link while
-    group x inner devices fit in a node, the network otherwise (point-to-point sends and the cp ring)."""
+    group x inner devices fit in a node, the network otherwise."""
     return eta_net * sympy.Piecewise((link_bw, sympy.Le(group * inner, per_node)), (net_bw, True))
 
 
-def ring(c: int, p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """A hierarchical ring collective over ``p`` devices ``inner`` apart: c = 2 for an all-reduce, 1 for a
-    reduce-scatter or all-gather (Thakur, Rabenseifner & Gropp 2005). NCCL runs one ring per NIC (channel), so a
-    group with g members per node crosses nodes over g NICs at once (NCCL docs; nccl-tests PERFORMANCE.md bus
-    bandwidth): t = max(c (p-1)/p n / (f link_bw) [while members share a node], c (k-1)/k n / (g f inter_bw)) +
-    c (p-1) alpha, g = min(p, max(1, devices_per_node / inner)) members per node, k = p / g nodes. Inside one node
-    (k = 1) it is the flat ring over the link; one member per node (g = 1) the flat ring over one NIC."""
-    # 1/g = 1/min(p, max(1, devices_per_node / inner)) and (k - 1)/k / g = 1/g - 1/p, written without a min or
-    # max under a fraction bar (the printed formula can break between its terms); g > 1 iff members share a node
-    inv_g = sympy.Max(1 / p, sympy.Min(1, inner / per_node))
-    intra = sympy.Piecewise((c * (p - 1) / p * nbytes / (eta_net * link_bw), sympy.Gt(per_node, inner)), (0, True))
-    inter = c * nbytes / (eta_net * net_bw) * (inv_g - 1 / p)
-    return sympy.Max(intra, inter) + c * (p - 1) * alpha
+def all_reduce(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr) -> sympy.Expr:
+    return 2 * (p - 1) / p * nbytes / bw + 2 * (p - 1) * alpha
 
 
-def all_reduce(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """All-reduce: 2 (p - 1)/p of the bytes, 2 (p - 1) steps, as a hierarchical ring (``ring``)."""
-    return ring(2, p, nbytes, inner)
-
-
-def half_ring(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """Reduce-scatter or all-gather: (p - 1)/p of the bytes, p - 1 steps, as a hierarchical ring (``ring``)."""
-    return ring(1, p, nbytes, inner)
+def half_ring(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr) -> sympy.Expr:
+    """Reduce-scatter, all-gather or all-to-all: (p - 1)/p of the bytes, p - 1 steps."""
+    return (p - 1) / p * nbytes / bw + (p - 1) * alpha
 
 
 def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
@@ -161,7 +140,7 @@ def _model_parallel(structure, o, act: int, t_attn: sympy.Expr) -> tuple[sympy.E
     # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
     reductions = 6 if o.recompute == "full" else 4
     tp_bytes = act * tokens_mb * h
-    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (layers * reductions * all_reduce(tp, tp_bytes), True))
+    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (layers * reductions * all_reduce(tp, tp_bytes, _bw(tp)), True))
     t_ep = sympy.Integer(0)
     if structure.moe:  # each device dispatches its sequence-parallel share of the tokens (Megatron requires
         # sequence parallelism for MoE with tp > 1), top_k copies of each
@@ -171,8 +150,8 @@ def _model_parallel(structure, o, act: int, t_attn: sympy.Expr) -> tuple[sympy.E
     # ring attention: each device's K and V (its tp share of the kv heads) pass cp - 1 hops per layer forward and
     # twice backward (K, V and their gradients), each hop overlapped with the attention of the block in hand
     kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
-    kv_ring = 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha)
-    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * sympy.Max(0, kv_ring - t_attn / layers), True))
+    ring = 3 * (cp - 1) * (kv_bytes / _bw(cp, tp) + alpha)
+    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * sympy.Max(0, ring - t_attn / layers), True))
     return t_tp, t_ep, t_cp
 
 
@@ -189,10 +168,11 @@ def _data_parallel(structure, o, act: int) -> sympy.Expr:
         reduced = n_params * (32 if o.precision in ("bf16", "fp16", "fp8") else bits_g) / 8
         gathered = n_params * act
         if o.zero == 0:
-            return all_reduce(group * cp, reduced, tp)
+            return all_reduce(group * cp, reduced, _bw(group * cp, tp))
         gathers = 2 if o.zero >= 3 else 1
-        return (half_ring(shard * cp, reduced, tp) + gathers * half_ring(shard * cp, gathered, tp)
-                + all_reduce(group / shard, reduced / shard, tp * shard * cp))
+        inside = _bw(shard * cp, tp)
+        return (half_ring(shard * cp, reduced, inside) + gathers * half_ring(shard * cp, gathered, inside)
+                + all_reduce(group / shard, reduced / shard, _bw(group / shard, tp * shard * cp)))
 
     g = symbol("shard_group")
     if structure.moe:  # routed experts over ep x etp, synchronised over the expert data-parallel group
@@ -254,8 +234,8 @@ def inference(structure, o) -> list[Quantity]:
     act = 2 if o.precision != "fp32" else 4
     flops = q("flops_forward_token") * b * s / (tp * pp)
     prefill = sympy.Max(flops / (peak * eta_mm), (q("mem_weights") + q("mem_kv_cache")) / hbm_bw)
-    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * s * h), True))
-    decode_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * h), True))
+    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * s * h, _bw(tp)), True))
+    decode_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * h, _bw(tp)), True))
     decode = (q("mem_weights") + q("mem_kv_cache")) / hbm_bw + decode_tp
     return [
         quantity("ttft", prefill + t_tp, "time to first token: the prefill's roofline and its all-reduces",
