@@ -35,14 +35,14 @@ from engine.catalog.hardware import device
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.catalog.timing import TRAINING_PARTS, Layout, time_estimate
 from engine.errors import SpecError
+from engine.options import DEFAULT_PRECISION, MEMORY_OPTIONS, RECOMPUTE
 from engine.progress import note
 from engine.request.query import make_query
 from engine.request.spec import parse_spec
 from engine.symbolic.formulas.base import exact_number
 from engine.symbolic.memory import moments
 
-RECOMPUTE = ("none", "selective", "full")
-ZERO = (0, 1, 2, 3)
+ZERO = MEMORY_OPTIONS["zero"].choices  # every ZeRO stage the memory options know
 CATEGORIES = ("recompute", "zero", "sequence_parallel")  # categorical dims, in the request's order
 # a step of 2**40 sequences is past any run (published ones hold up to ~10**5); its divisors take 0.1 s to list
 MAX_GLOBAL_BATCH = 2**40
@@ -107,7 +107,7 @@ def divisors(n: int) -> tuple[int, ...]:
 
 
 def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, space: Space,
-              precision: str = "bf16", attention: str = "flash", hbm: int | None = None) -> dict[str, Any]:
+              precision: str = DEFAULT_PRECISION, attention: str = "flash", hbm: int | None = None) -> dict[str, Any]:
     """The layout spec of a plan (the tables of ``sweeps/plan-gpt3-175b.toml``), as ``parse_spec`` reads it.
 
     Parameters
