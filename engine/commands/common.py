@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from engine.errors import SpecError
-from engine.options import MEMORY_OPTIONS
-from engine.request.options import canonical_option, check_option, flag_of
+from engine.options import MEMORY_OPTIONS, check_value
+from engine.request.options import canonical_option, flag_of
 
 EXIT_OK, EXIT_CLAIM_WRONG, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_NOTHING_FITS = 3  # plan: no layout fits the device's memory (a result, not bad input)
@@ -141,9 +141,9 @@ def check_sets_used(sets: dict, fs, exprs: list, given: set) -> None:
 def option_choice(name: str, value):
     """A memory option's flag value (``engine.options.MEMORY_OPTIONS``) as its canonical choice (an alias such as
     bf16-amp read as bf16-mixed); anything else refused in the flag's name, in the record's words (the valid
-    choices and the closest one: ``check_option``)."""
+    choices and the closest one: ``check_value``)."""
     try:
-        check_option(MEMORY_OPTIONS, name, value)
+        check_value(MEMORY_OPTIONS, name, value)
     except ValueError as exc:
         raise SpecError(flag_of(MEMORY_OPTIONS[name]), str(value), str(exc)) from None
     return canonical_option(MEMORY_OPTIONS, name, value)

@@ -4,7 +4,7 @@ Every option is a field of an options dataclass in ``engine.options`` (``MemoryO
 ``Structure``; the seed formula set's in ``formulas.seed``), and its ``OptionSpec`` record derives
 from the field. From the records:
 
-* ``check_option`` (``engine.options.check_value``) validates a value (specs, the Python API and the
+* ``engine.options.check_value`` (not here: the registry's own) validates a value (specs, the Python API and the
   CLI all call it, so a bad value reads the same everywhere, with a "did you mean");
 * ``add_option_flags`` writes the argparse flags (choices, help with the default);
 * ``given_options`` reads back only what the user gave on the command line, so a default the
@@ -18,7 +18,6 @@ import argparse
 from typing import Any, Iterable, Mapping
 
 from engine.options import OptionSpec, show_value
-from engine.options import check_value as check_option  # noqa: F401  (the name the command line calls)
 
 
 def canonical_option(specs: Mapping[str, OptionSpec], key: str, value: Any) -> Any:
@@ -42,7 +41,7 @@ def add_option_flags(parser: argparse.ArgumentParser, specs: Mapping[str, Option
         if isinstance(spec.default, bool):
             parser.add_argument(flag_of(spec), dest=name, action="store_const", const=True, default=None,
                                 help=text)
-        elif spec.aliases:  # aliases are accepted too; a wrong value is refused in one line by check_option
+        elif spec.aliases:  # aliases are accepted too; a wrong value is refused in one line by engine.options.check_value
             text += "; also accepted: " + ", ".join(f"{a} (= {c})" for a, c in spec.aliases)
             parser.add_argument(flag_of(spec), dest=name, type=type(spec.default), default=None, help=text,
                                 metavar="{" + ",".join(str(c) for c in spec.choices) + "}")
