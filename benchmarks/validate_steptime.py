@@ -12,7 +12,7 @@ kernel the record's stack ran (SOURCE_ATTENTION, per source group with its sourc
 ``parallel.other`` ``attention`` / ``attn_impl`` text overrides it).
 
 ``--calibrate`` fits the documented efficiency knobs (matmul_efficiency, attention_efficiency,
-comm_efficiency, dp_overlap; ``engine/symbolic/memory/steptime.py``) on the named source groups only, by a
+comm_efficiency, dp_overlap; ``engine/symbolic/memory/steptime/``) on the named source groups only, by a
 grid search minimising the mean over the named groups of each group's median |log(predicted / measured)|
 (``--per-record``: the median over all the fitted records), and reports every record with those knobs: the
 other groups are predictions of runs the knobs never saw. Without it the shipped defaults are used; they

@@ -37,7 +37,7 @@ a file left out, and loading it warns (``LlmSweepNote``; the CLI prints it as a 
     fp8 = 1978.9
 
 ``Device`` holds the figures in SI units (FLOP/s, bytes, bytes/s); ``Device.values(precision)`` gives the
-symbol values the step-time formulas take (``engine/symbolic/memory/steptime.py``).
+symbol values the step-time formulas take (``engine/symbolic/memory/steptime/``).
 """
 
 from __future__ import annotations

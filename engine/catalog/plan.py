@@ -11,7 +11,7 @@ structural choices as categorical dims (one kernel per combination), the degrees
 as the request's validity, and a top-k query (minimize ``step_time`` where ``mem_peak`` fits the device),
 and runs it through ``engine.runtime.sweep.run`` into a ``TopKSink``. The grid is the product of the axes:
 dp takes every value ``gpus / (tp x pp x cp)`` can, the rule ``dp x tp x pp x cp = n_gpus`` masking the
-rest. Step time and memory are the formulas of ``llm-sweep time`` (``engine/symbolic/memory/steptime.py``,
+rest. Step time and memory are the formulas of ``llm-sweep time`` (``engine/symbolic/memory/steptime/``,
 the ``korthikanti`` memory model). The best rows are then evaluated exactly, as ``time_estimate`` does, by
 each combination's formulas compiled once to Python over fractions (``_Exact``), and layouts whose every
 prediction is the same and that differ only in knobs that change nothing there (ZeRO stage at dp 1, ...)

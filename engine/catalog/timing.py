@@ -6,7 +6,7 @@
     ...                     global_batch=64, micro_batch=1, tp=2))            # doctest: +SKIP
     >>> est["step_time"], est["mfu"]                                          # doctest: +SKIP
 
-The formulas are ``engine/symbolic/memory/steptime.py``'s (sources there); memory comes from the
+The formulas are ``engine/symbolic/memory/steptime/`` (sources there); memory comes from the
 Korthikanti model (tensor, pipeline, sequence parallelism) for training, the prefill model for inference.
 """
 
