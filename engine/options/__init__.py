@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from engine.options.memory import (ATTENTIONS, DTYPE_BITS, KV_DTYPES, MEMORY_MODEL_NAMES, MEMORY_OPTIONS, MODES,
-                                   OFFLOADS, OPTIMIZERS, RECOMPUTE, RULES, WEIGHT_DTYPES, MemoryOptions)
+from engine.options.memory import (ATTENTIONS, DTYPE_BITS, FUSED_ATTENTIONS, KV_DTYPES, MEMORY_MODEL_NAMES,
+                                   MEMORY_OPTIONS, MODES, OFFLOADS, OPTIMIZERS, OVERLAPS, RECOMPUTE, RULES, STACKS,
+                                   WEIGHT_DTYPES, MemoryOptions)
 from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, PRECISIONS, Precision,
                                       canonical_precision, precision)
 from engine.options.registry import (Not, OptionSpec, Rule, broken_rules, check_value, did_you_mean, option,
@@ -31,8 +32,8 @@ PLOT_KINDS = ("heatmap", "line", "frontier")  # what engine.plot.command draws: 
 # the options a spec's [options] and categorical [axes] take with an arch: the architecture's and the memory model's
 SPEC_OPTIONS = MappingProxyType({**ARCH_OPTIONS, **MEMORY_OPTIONS})
 
-__all__ = ["ARCH_OPTIONS", "ATTENTIONS", "DEFAULT_PRECISION", "DTYPE_BITS", "FORMATS", "KV_DTYPES",
+__all__ = ["ARCH_OPTIONS", "ATTENTIONS", "DEFAULT_PRECISION", "DTYPE_BITS", "FORMATS", "FUSED_ATTENTIONS", "KV_DTYPES",
            "MEMORY_MODEL_NAMES", "MEMORY_OPTIONS", "MODES", "NUMERICS", "Not", "OFFLOADS", "OPTIMIZERS",
-           "OptionSpec", "PLOT_KINDS", "PRECISIONS", "PRECISION_ALIASES", "PRECISION_NAMES", "Precision", "RECOMPUTE",
-           "RULES", "Rule", "SCALING_LAWS", "SPEC_OPTIONS", "Structure", "MemoryOptions", "WEIGHT_DTYPES", "broken_rules",
+           "OVERLAPS", "OptionSpec", "PLOT_KINDS", "PRECISIONS", "PRECISION_ALIASES", "PRECISION_NAMES", "Precision", "RECOMPUTE",
+           "RULES", "Rule", "SCALING_LAWS", "SPEC_OPTIONS", "STACKS", "Structure", "MemoryOptions", "WEIGHT_DTYPES", "broken_rules",
            "canonical_precision", "check_value", "did_you_mean", "option", "precision", "show_value", "specs_of"]

@@ -24,7 +24,17 @@ MEMORY_MODEL_NAMES = (
     "pytorch",  # llm-sweep's model of Hugging Face training, calibrated on measured peaks
 )
 OPTIMIZERS = ("adamw", "adam8bit", "paged_adamw", "paged_adamw_8bit", "sgd", "sgd_momentum", "adafactor", "none")
-ATTENTIONS = ("eager", "sdpa", "flash")
+# the attention kernels: eager softmax(QK^T) with the scores in memory, PyTorch SDPA's dispatch, and the fused
+# kernels by library (FlashAttention 2 = flash, 1, 3; cuDNN fused attention via Transformer Engine; Pallas splash
+# on TPU): memory is the same for every fused kernel (no s^2 scores); step time prices each at its measured rate
+ATTENTIONS = ("eager", "sdpa", "flash", "flash1", "flash3", "cudnn", "splash")
+FUSED_ATTENTIONS = ATTENTIONS[2:]
+# the training stacks of the step-time model, one record each in engine/catalog/data/stacks.json (its defaults:
+# attention kernel per device generation, which collectives overlap with compute, ...)
+STACKS = ("megatron-core", "nemo", "megatron-bridge", "megatron-lm-2021", "deepspeed", "torchtitan", "hf-trainer",
+          "llm-foundry", "maxtext", "paxml")
+# the communications that can hide behind compute (``overlap``), by parallelism
+OVERLAPS = ("dp", "tp", "cp", "ep", "pp")
 RECOMPUTE = ("none", "selective", "full")
 MODES = ("training", "inference")
 OFFLOADS = ("none", "optimizer", "params")  # host (CPU) offload of model states (engine/symbolic/memory/states.py)
@@ -60,7 +70,11 @@ class MemoryOptions:
     optimizer: str = option(
         "adamw", OPTIMIZERS, "optimizer whose states are kept; paged_adamw / paged_adamw_8bit are bitsandbytes' "
         "PagedAdamW(8bit): states in CUDA managed memory, reported apart as paged_optimizer")
-    attention: str = option("sdpa", ATTENTIONS, "eager softmax(QK^T), PyTorch SDPA, FlashAttention")
+    attention: str = option(
+        "sdpa", ATTENTIONS, "attention kernel: eager softmax(QK^T), PyTorch SDPA's dispatch, FlashAttention-2 "
+        "(flash), -1, -3, cuDNN fused attention (Transformer Engine), Pallas splash (TPU); fused kernels keep no "
+        "s^2 scores, and step time prices each at its library's measured rate",
+        source="PyTorch scaled_dot_product_attention; Dao 2023; Shah et al. 2024; TE DotProductAttention")
     recompute: str = option("none", RECOMPUTE, "activation recomputation", source="Korthikanti et al. 2022 §5")
     dropout: bool = option(False, meaning="dropout is on (its masks are saved)")
     zero: int = option(0, (0, 1, 2, 3), "ZeRO stage: 1 shards optimizer states, 2 also gradients, 3 (= FSDP full "
@@ -69,6 +83,15 @@ class MemoryOptions:
                                      source="Korthikanti et al. 2022 §4.2.2")
     quantized: bool = option(False, meaning="group-wise quantized weights: a scale and zero point per quant_group "
                                             "weights")
+    stack: str = option(
+        "megatron-core", STACKS, "training framework whose defaults step time takes (attention kernel per device, "
+        "overlapped communication, gradient reduce dtype, pipeline schedule); each field can be given on its own",
+        source="engine/catalog/data/stacks.json (a source per default)")
+    overlap: str = option(
+        "stack", OVERLAPS, "communication hidden behind compute: dp (gradient reduce, parameter gathers), tp, cp, ep, "
+        "pp; stack = the stack's defaults", words=("stack", "none", "all"),
+        source="Megatron-Core DistributedDataParallelConfig overlap_grad_reduce/overlap_param_gather; TE comm-GEMM "
+               "overlap; FSDP prefetch")
     causal_flops: str = option("full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal")
@@ -133,7 +156,7 @@ class MemoryOptions:
 MEMORY_OPTIONS = MappingProxyType(specs_of(MemoryOptions))
 
 _NO_ACTIVATIONS = "(a prefill holds every layer's full weights and saves no activations)"
-TRAINING_ONLY = ("memory_model", "recompute", "dropout", "zero", "sequence_parallel", "offload")
+TRAINING_ONLY = ("memory_model", "recompute", "dropout", "zero", "sequence_parallel", "offload", "stack", "overlap")
 
 RULES: tuple[Rule, ...] = (
     Rule({"mode": "training", "memory_model": "pytorch"}, refuses={"precision": "fp8"}, model="pytorch",

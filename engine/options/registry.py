@@ -53,6 +53,8 @@ class OptionSpec:
         aliases: (alias, canonical choice) pairs accepted everywhere and normalized on input.
         units: the unit of a numeric value, or "".
         source: where the choices come from (a paper, a framework's flag).
+        words: for a list option, the values that stand alone (``stack``, ``none``, ``all``): its value is one of
+            them or a comma list of ``choices`` (``dp,tp``), kept in the order of ``choices``. Empty: one choice.
     """
 
     name: str
@@ -63,6 +65,19 @@ class OptionSpec:
     aliases: tuple = ()
     units: str = ""
     source: str = ""
+    words: tuple = ()
+
+    @property
+    def listed(self) -> bool:
+        """Whether the value is a comma list of choices (or one of ``words``)."""
+        return bool(self.words)
+
+    def values_text(self) -> str:
+        """The values in words: the choices (and aliases), or a list option's form."""
+        if self.listed:
+            return (f"a comma list of {', '.join(self.choices)}, or "
+                    + ", ".join(show_value(w, quote=False) for w in self.words))
+        return ", ".join(show_value(c) for c in self.choices)
 
     @property
     def command_flag(self) -> str:
@@ -70,12 +85,35 @@ class OptionSpec:
         return self.flag or "--" + self.name.replace("_", "-")
 
     def canonical(self, value: Any) -> Any:
-        """The choice an alias stands for (``bf16-amp`` -> ``bf16-mixed``); any other value unchanged."""
-        return dict(self.aliases).get(value, value) if isinstance(value, str) else value
+        """The choice an alias stands for (``bf16-amp`` -> ``bf16-mixed``); a list option's parts in the order of
+        its choices (``tp, dp`` -> ``dp,tp``); any other value unchanged."""
+        if not isinstance(value, str):
+            return value
+        if self.listed and value.strip() not in self.words:
+            parts = [p.strip() for p in value.split(",")]
+            if set(parts) <= set(self.choices) and len(set(parts)) == len(parts):
+                return ",".join(c for c in self.choices if c in parts)
+            return value
+        return dict(self.aliases).get(value, value)
 
     def check(self, value: Any) -> None:
         """ValueError naming the valid choices (and the closest one) when ``value`` is not one of them."""
         value = self.canonical(value)
+        if self.listed:
+            if not isinstance(value, str):
+                raise ValueError(f"option {self.name!r} must be {self.values_text()}, got {show_value(value)}")
+            if value.strip() in self.words:
+                return
+            parts = [p.strip() for p in value.split(",")]
+            bad = [p for p in parts if p not in self.choices]
+            if bad:
+                near = did_you_mean(bad[0], [*self.choices, *self.words])
+                raise ValueError(f"option {self.name!r} must be {self.values_text()}, got {show_value(bad[0])}"
+                                 f"{near}")
+            if len(set(parts)) < len(parts):
+                raise ValueError(f"option {self.name!r} names {', '.join(sorted({p for p in parts if parts.count(p) > 1}))} "
+                                 f"twice in {show_value(value)}")
+            return
         if type(value) is type(self.default) and (not self.choices or value in self.choices):
             return
         choices = ", ".join(show_value(c) for c in self.choices) if self.choices else \
@@ -87,7 +125,7 @@ class OptionSpec:
 
 
 def option(default: Any, choices: tuple = (), meaning: str = "", *, flag: str | None = None, aliases: tuple = (),
-           units: str = "", source: str = "") -> Any:
+           units: str = "", source: str = "", words: tuple = ()) -> Any:
     """A dataclass field that is a structural option: its default and its record (``OptionSpec``) in one.
 
     Parameters
@@ -96,8 +134,8 @@ def option(default: Any, choices: tuple = (), meaning: str = "", *, flag: str | 
         The value when the option is not given (its type is the option's type).
     choices : tuple
         The values it takes; booleans take (True, False) when left empty.
-    meaning, flag, aliases, units, source :
-        The record's fields (see ``OptionSpec``).
+    meaning, flag, aliases, units, source, words :
+        The record's fields (see ``OptionSpec``); ``words`` makes a list option.
 
     Returns
     -------
@@ -107,7 +145,7 @@ def option(default: Any, choices: tuple = (), meaning: str = "", *, flag: str | 
     if isinstance(default, bool) and not choices:
         choices = (True, False)
     record = dict(choices=tuple(choices), meaning=meaning, flag=flag, aliases=tuple(aliases), units=units,
-                  source=source)
+                  source=source, words=tuple(words))
     return field(default=default, metadata={_KEY: record})
 
 

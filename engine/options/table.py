@@ -19,6 +19,8 @@ def _rows(specs: Mapping[str, OptionSpec], group: str) -> list[str]:
     out = []
     for spec in specs.values():
         values = ", ".join(f"`{show_value(c, quote=False)}`" for c in spec.choices)
+        if spec.listed:
+            values = f"comma list of {values}; or " + ", ".join(f"`{w}`" for w in spec.words)
         if spec.aliases:
             values += "; also " + ", ".join(f"`{a}` (= `{c}`)" for a, c in spec.aliases)
         flag = spec.command_flag if group == "memory" else f"--option {spec.name}=..."

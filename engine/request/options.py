@@ -41,6 +41,9 @@ def add_option_flags(parser: argparse.ArgumentParser, specs: Mapping[str, Option
         if isinstance(spec.default, bool):
             parser.add_argument(flag_of(spec), dest=name, action="store_const", const=True, default=None,
                                 help=text)
+        elif spec.listed:  # a comma list, checked in one line by engine.options.check_value
+            parser.add_argument(flag_of(spec), dest=name, type=str, default=None, help=text + "; " +
+                                spec.values_text(), metavar="LIST")
         elif spec.aliases:  # aliases are accepted too; a wrong value is refused in one line by engine.options.check_value
             text += "; also accepted: " + ", ".join(f"{a} (= {c})" for a, c in spec.aliases)
             parser.add_argument(flag_of(spec), dest=name, type=type(spec.default), default=None, help=text,

@@ -30,6 +30,10 @@ SCHEMA_FILE = "spec.schema.json"  # in the engine.schema folder of the package
 
 def _option(spec: OptionSpec) -> dict[str, Any]:
     """One option's values: an enum of its choices and aliases, its default and meaning."""
+    if spec.listed:  # a comma list of choices, or one of its words
+        part = "(" + "|".join(spec.choices) + ")"
+        return {"type": "string", "pattern": f"^({'|'.join(spec.words)}|{part}( *, *{part})*)$",
+                "default": spec.default, "description": spec.meaning}
     values = [*spec.choices, *(a for a, _ in spec.aliases)]
     return {"enum": values, "default": spec.default, "description": spec.meaning}
 

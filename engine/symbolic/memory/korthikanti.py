@@ -84,7 +84,7 @@ def activations(structure, o) -> Term:
             shared = w * gated * sb * C.n_shared_experts * C.d_ff_shared
         dispatched = w * 2 * sb * k * h * etp / tp
         router = 4 * sb * C.n_experts
-    if o.attention in ("flash", "sdpa"):
+    if o.attention != "eager":  # every fused kernel (SDPA, FlashAttention 1-3, cuDNN, splash)
         scores = 4 * a * sb  # fused kernels keep an fp32 log-sum-exp per row; no s^2 term
     else:
         scores = (w * 4 + mask) * a * s * sb if mask else w * 2 * a * s * sb  # softmax out (+ mask, dropout out)
