@@ -122,6 +122,18 @@ class MemoryOptions:
         return PRECISIONS[self.precision].activations // 8
 
     @property
+    def overlapped(self) -> frozenset[str]:
+        """The parallelisms (of ``OVERLAPS``) whose communication hides behind compute: ``overlap``'s list, or
+        with ``stack`` the stack's defaults (``engine.options.stacks``)."""
+        if self.overlap == "stack":
+            from engine.options.stacks import stack_overlap
+
+            return stack_overlap(self.stack)
+        if self.overlap == "none":
+            return frozenset()
+        return frozenset(OVERLAPS) if self.overlap == "all" else frozenset(self.overlap.split(","))
+
+    @property
     def group_quantized(self) -> bool:
         """Linear weights stored group-wise with a scale and zero point (``quantized``, or int weights)."""
         return self.quantized or self.weight_dtype in GROUP_QUANTIZED
