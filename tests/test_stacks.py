@@ -1,0 +1,123 @@
+"""Training stacks as data: every record complete and sourced, vocabularies closed, lookups and their errors."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from engine.catalog.stacks import (ATTENTION_LIBRARIES, FIELDS, GENERATIONS, OVERLAP_NAMES, STACK_NAMES, STACKS,
+                                   device_generation, format_overlap, load_stacks, parse_overlap, stack)
+
+REQUIRED = ("megatron-core", "nemo", "megatron-bridge", "megatron-lm-2021", "deepspeed", "torchtitan", "hf-trainer",
+            "llm-foundry", "maxtext")
+CATALOG_DEVICES = ("v100-32gb", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h800", "h200", "b200", "mi250x",
+                   "mi300x", "tpu-v4", "tpu-v5e", "tpu-v5p", "l40s", "rtx-4090")
+
+
+def data() -> dict:
+    return json.loads(resources.files("engine.catalog").joinpath("data/stacks.json").read_text(encoding="utf-8"))
+
+
+def test_required_stacks_present_in_order():
+    assert STACK_NAMES[:len(REQUIRED)] == REQUIRED
+    assert set(STACKS) == set(STACK_NAMES)
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_record_has_every_field_with_a_source(name):
+    record = data()["stacks"][name]
+    assert record["description"] and record["version"]
+    for key in FIELDS:
+        assert "value" in record[key], key
+        assert isinstance(record[key]["source"], str) and record[key]["source"].strip(), key
+    s = stack(name)
+    assert set(s.sources) == set(FIELDS) and all(s.sources.values())
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_values_in_vocabularies(name):
+    s = stack(name)
+    assert set(s.attention) == set(GENERATIONS)
+    assert all(v is None or v in ATTENTION_LIBRARIES for v in s.attention.values())
+    assert s.attention["sm80"] is not None  # every stack runs on some GPU
+    assert s.overlap <= set(OVERLAP_NAMES)
+    assert s.grad_reduce_dtype in ("fp32", "bf16")
+    assert s.pipeline_schedule in ("1f1b", "interleaved", "gpipe", "none")
+    assert s.fp8_recipe in (None, "delayed", "current", "blockwise", "mxfp8")
+    assert isinstance(s.sequence_parallel, bool)
+
+
+def test_verified_defaults():
+    mc = stack("megatron-core")
+    assert mc.attention_for("h100-sxm") == "cudnn" and mc.attention_for("a100-80gb") == "flash"
+    assert mc.attention_for("b200") == "cudnn" and mc.attention_for("h200") == "cudnn"
+    assert mc.grad_reduce_dtype == "fp32" and "dp_reduce" not in mc.overlap and mc.fp8_recipe == "delayed"
+    assert {"dp_reduce", "dp_gather", "tp"} <= stack("nemo").overlap and stack("nemo").grad_reduce_dtype == "bf16"
+    old = stack("megatron-lm-2021")
+    assert old.overlap == frozenset() and old.attention_for("a100") == "eager"
+    assert stack("torchtitan").attention_for("h100-sxm") == "flash" and stack("torchtitan").grad_reduce_dtype == "fp32"
+    assert stack("maxtext").attention_for("tpu-v5p") == "splash"
+    assert stack("hf-trainer").overlap == {"dp_reduce"}
+
+
+@pytest.mark.parametrize("device", CATALOG_DEVICES)
+def test_attention_for_every_catalog_device(device):
+    for name in STACK_NAMES:
+        s = stack(name)
+        if device.startswith("tpu") and s.attention["tpu"] is None:
+            with pytest.raises(ValueError, match="does not run on"):
+                s.attention_for(device)
+        else:
+            assert s.attention_for(device) in ATTENTION_LIBRARIES
+
+
+def test_device_generation_rules():
+    assert [device_generation(d) for d in ("a100-40gb", "A800", "h100-pcie", "h20", "h800", "b300", "gb200",
+                                           "tpu-v4", "v5e", "v100-32gb", "mi300x", "l40s")] == \
+        ["sm80", "sm80", "sm90", "sm90", "sm90", "sm100", "sm100", "tpu", "tpu", "sm70", None, None]
+    # other devices take the sm80 choice; V100 gets eager, or SDPA's own dispatch
+    assert stack("megatron-core").attention_for("mi300x") == "flash"
+    assert stack("megatron-core").attention_for("v100-32gb") == "eager"
+    assert stack("hf-trainer").attention_for("v100") == "sdpa"
+
+
+def test_unknown_stack_lists_valid_and_suggests():
+    with pytest.raises(ValueError) as info:
+        stack("megatron-cor")
+    text = str(info.value)
+    assert text.startswith("unknown stack 'megatron-cor'; valid: ")
+    assert all(name in text for name in STACK_NAMES)
+    assert "did you mean 'megatron-core'?" in text
+    assert stack(" NeMo ") is stack("nemo")
+
+
+def test_parse_overlap():
+    assert parse_overlap("none") == frozenset() and parse_overlap("") == frozenset()
+    assert parse_overlap("all") == frozenset(OVERLAP_NAMES)
+    assert parse_overlap("dp_reduce, tp") == {"dp_reduce", "tp"}
+    for name in STACK_NAMES:
+        overlap = stack(name).overlap
+        assert parse_overlap(format_overlap(overlap)) == overlap
+    with pytest.raises(ValueError) as info:
+        parse_overlap("dp_reduce,tpp")
+    assert "unknown overlap 'tpp'" in str(info.value) and all(n in str(info.value) for n in OVERLAP_NAMES)
+
+
+def test_bad_records_refused():
+    good = data()
+    record = good["stacks"]["nemo"]
+    for key, bad in (("overlap", {"value": ["dp"], "source": "x"}),
+                     ("attention", {"value": dict.fromkeys(("sm80", "sm90", "sm100", "tpu"), "flash2"), "source": "x"}),
+                     ("grad_reduce_dtype", {"value": "bf16", "source": ""}),
+                     ("pipeline_schedule", {"value": "zb", "source": "x"})):
+        with pytest.raises(ValueError):
+            load_stacks({"stacks": {"nemo": {**record, key: bad}}})
+
+
+def test_stack_is_hashable_and_frozen():
+    s = stack("torchtitan")
+    assert {s: 1}[stack("torchtitan")] == 1
+    with pytest.raises(AttributeError):
+        s.name = "x"  # type: ignore[misc]
