@@ -8,7 +8,7 @@ llm-foundry's A100 and H100 tables; see the file's ``meta`` and every record's `
 a device, a parallel layout and a measured step time (``derived.step_time_s_best``: printed, or from the
 printed throughput or TFLOP/s with the authors' stated FLOP formula -- compare step times, not TFLOP/s).
 The engine predicts ``step_time`` with ``llm-sweep time``'s formulas at the record's layout, with the attention
-kernel the record's stack ran (SOURCE_ATTENTION, per source group with its source; a record's own
+kernel the record's stack ran (SOURCE_STACK: the stack of each source group, with its source; a record's own
 ``parallel.other`` ``attention`` / ``attn_impl`` text overrides it).
 
 ``--calibrate`` fits the documented efficiency knobs (matmul_efficiency, attention_efficiency,
@@ -41,46 +41,48 @@ DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-S
 # the source groups of the shared file, on which the shipped knobs (steptime.DEFAULTS) were calibrated
 SHIPPED_FIT = frozenset({"korthikanti2022", "narayanan2021_t2", "mtnlg2022", "mpt_llmfoundry"})
 DATA = (REPO / "tests" / "data" / "steptime_public.json", REPO / "tests" / "data" / "steptime_extra.json")
-# The attention kernel each source group's stack ran: "flash" (a fused causal kernel that skips the masked half:
-# FlashAttention, cuDNN fused attention, splash, SDPA's flash backend) or "eager" (the s^2 scores in memory).
-# A record's own `parallel.other.attention` / `attn_impl` text overrides its group (ATTENTION_WORDS).
-SOURCE_ATTENTION = {
-    "korthikanti2022": ("eager", "Megatron-LM 2022: QK^T, fused scale-mask-softmax, dropout with the s^2 scores in "
-                                 "memory (Korthikanti et al. 2022, arXiv:2205.05198 §4.1, the 5as/h activation term)"),
-    "narayanan2021_t1": ("eager", "Megatron-LM 2021, fused scale-mask-softmax kernel; predates FlashAttention (Dao "
-                                  "et al. 2022, arXiv:2205.14135) (Narayanan et al. 2021, arXiv:2104.04473)"),
-    "narayanan2021_t2": ("eager", "as narayanan2021_t1; the ZeRO-3 rows are DeepSpeed 2021 on the same GPT model"),
-    "mtnlg2022": ("eager", "Megatron-DeepSpeed, Jan 2022, before FlashAttention (Smith et al. 2022, arXiv:2201.11990)"),
-    "bigscience_bloom": ("eager", "Megatron-DeepSpeed bigscience fork with ALiBi and the fused masked softmax; "
-                                  "tr11-176B-ml.slurm sets no flash option (bigscience-workshop/bigscience)"),
-    "mpt_llmfoundry": ("flash", "llm-foundry attn_impl triton/flash (scripts/train/benchmarking/README.md; each "
-                                "record's attn_impl)"),
-    "torchtitan": ("flash", "torchtitan's Llama attention is F.scaled_dot_product_attention(is_causal=True) "
-                            "(torchtitan/models/llama/model.py); PyTorch >= 2.2 dispatches bf16, head dim 128 on "
-                            "H100 to its FlashAttention-2 backend (PyTorch 2.2 release notes)"),
-    "maxtext": ("flash", "MaxText `attention` default flash: the Pallas flash / splash kernel on TPU "
-                         "(docs/guides attention: 'flash: Default and most performant'); GPU rows say "
-                         "cudnn_flash_te. The TPU v4 rows (Mar-Apr 2023) predate splash: unverified"),
-    "nemo_perf_2407": ("flash", "NeMo 24.07 = Megatron-Core with Transformer Engine DotProductAttention: cuDNN "
-                                "fused attention or FlashAttention-2, both fused causal kernels (TE docs, "
-                                "'Attention backends')"),
-    "nemo_longseq_2403": ("flash", "NeMo 24.03.01, Megatron-Core + Transformer Engine DotProductAttention "
-                                   "(FlashAttention-2 before TE preferred cuDNN on Hopper, NeMo PR #9188); CP "
-                                   "needs TE's fused attention"),
-    "megatron_bridge_perf": ("flash", "Megatron-Bridge 25.11 = Megatron-Core + Transformer Engine "
-                                      "DotProductAttention (cuDNN fused attention on H100; TE docs)"),
-    # skipped (no micro-batch stated); listed so that the table is total over the data. Their papers do not
-    # name the kernel: the assumption is the practice of the stack's year.
-    "llama3_paper": ("flash", "Meta's 2024 PyTorch stack on H100 (arXiv:2407.21783 §3.3); kernel not stated, "
-                              "assumed fused as every 2024 H100 stack here"),
-    "palm_paper": ("eager", "T5X/JAX on Pathways, 2022, XLA attention before Pallas kernels (arXiv:2204.02311); "
-                            "kernel not stated"),
-    "deepseek_v3_paper": ("flash", "HAI-LLM, MLA on H800, 2024 (arXiv:2412.19437 §3); kernel not stated, assumed "
-                                   "fused"),
+# The stack each source group ran (engine/options/data/stacks.json: its attention kernel per device generation and
+# the communication it overlaps), with the source of the attribution, and the fields where the group's runs
+# differ from the stack's defaults (each with its source). A record's own `parallel.other.attention` /
+# `attn_impl` text overrides the attention kernel (ATTENTION_WORDS).
+SOURCE_STACK = {
+    "korthikanti2022": ("megatron-lm-2021", {}, "Megatron-LM 2022 (Korthikanti et al. 2022, arXiv:2205.05198 §4.1: "
+                                                "QK^T, fused scale-mask-softmax, dropout with the s^2 scores in memory)"),
+    "narayanan2021_t1": ("megatron-lm-2021", {}, "Megatron-LM 2021, fused scale-mask-softmax kernel; predates "
+                                                 "FlashAttention (Narayanan et al. 2021, arXiv:2104.04473)"),
+    "narayanan2021_t2": ("megatron-lm-2021", {}, "as narayanan2021_t1; the ZeRO-3 rows are DeepSpeed 2021 on the same "
+                                                 "GPT model (Table 2)"),
+    "mtnlg2022": ("deepspeed", {"attention": "eager"}, "Megatron-DeepSpeed, Jan 2022, before FlashAttention (Smith "
+                                                       "et al. 2022, arXiv:2201.11990)"),
+    "bigscience_bloom": ("deepspeed", {"attention": "eager"}, "Megatron-DeepSpeed bigscience fork with ALiBi and the "
+                                                              "fused masked softmax; tr11-176B-ml.slurm sets no flash "
+                                                              "option (bigscience-workshop/bigscience)"),
+    "mpt_llmfoundry": ("llm-foundry", {}, "MosaicML llm-foundry scripts/train/benchmarking/README.md (2023): "
+                                          "Composer FSDP, attn_impl triton/flash = FlashAttention v1 then"),
+    "torchtitan": ("torchtitan", {}, "torchtitan's benchmark tables (docs/performance.md): FSDP2, "
+                                     "F.scaled_dot_product_attention(is_causal=True)"),
+    "maxtext": ("maxtext", {}, "MaxText's published TPU/GPU configurations (README, MaxText/configs); the TPU v4 "
+                               "rows (Mar-Apr 2023) may predate splash: unverified"),
+    "nemo_perf_2407": ("nemo", {}, "NeMo 24.07 performance summary = Megatron-Core with Transformer Engine"),
+    "nemo_longseq_2403": ("nemo", {"attention": "flash"}, "NeMo 24.03.01 long-context recipes: Transformer Engine "
+                                                          "ran FlashAttention-2 before it preferred cuDNN on Hopper "
+                                                          "(NeMo PR #9188)"),
+    "megatron_bridge_perf": ("megatron-bridge", {}, "Megatron-Bridge 25.11 performance summary (Megatron-Core + TE)"),
+    # skipped (no micro-batch stated); listed so that the table is total over the data. The papers do not name the
+    # kernel: the assumption is the practice of the stack's year.
+    "llama3_paper": ("torchtitan", {}, "Meta's 2024 PyTorch stack on H100 (arXiv:2407.21783 §3.3); kernel not "
+                                       "stated, assumed fused as every 2024 H100 stack here"),
+    "palm_paper": ("maxtext", {"attention": "eager"}, "T5X/JAX on Pathways, 2022, XLA attention before Pallas kernels "
+                                                    "(arXiv:2204.02311); kernel not stated"),
+    "deepseek_v3_paper": ("megatron-core", {}, "HAI-LLM, MLA on H800, 2024 (arXiv:2412.19437 §3); kernel not stated, "
+                                               "assumed fused"),
 }
-# a record's own kernel text -> the kernel the model prices (first match wins; an unknown text is an error)
-ATTENTION_WORDS = (("flash", "flash"), ("splash", "flash"), ("cudnn", "flash"), ("sdpa", "flash"),
-                   ("fused", "flash"), ("eager", "eager"), ("dot_product", "eager"), ("math", "eager"))
+# a record's own kernel text -> the attention option (first match wins; an unknown text is an error). llm-foundry's
+# 2023 "flash (Triton/FA per yaml)" is FlashAttention v1: its 'gpu' extra and Docker images pinned
+# flash-attn==v1.0.3.post0 (mosaicml/llm-foundry setup.py, 2023)
+ATTENTION_WORDS = (("flash (triton", "flash1"), ("splash", "splash"), ("cudnn", "cudnn"), ("flash3", "flash3"),
+                   ("flash", "flash"), ("sdpa", "sdpa"), ("fused", "flash"), ("eager", "eager"),
+                   ("dot_product", "eager"), ("math", "eager"))
 
 
 def precision_of(text: str) -> str:
@@ -138,9 +140,19 @@ def _preset(moe: dict) -> str | None:
     return name if name in PRESETS else None
 
 
+def stack_of(record: dict) -> str:
+    """The stack a record's run used (its source group's, SOURCE_STACK)."""
+    group = record["source_group"]
+    if group not in SOURCE_STACK:
+        raise ValueError(f"{record['id']}: source group {group!r} is not in SOURCE_STACK (which stack did it run? "
+                         "add it with its source)")
+    return SOURCE_STACK[group][0]
+
+
 def attention_of(record: dict) -> str:
     """The attention kernel a record's run used: its own ``parallel.other`` ``attention`` / ``attn_impl`` text
-    when it states one, else its source group's stack (SOURCE_ATTENTION)."""
+    when it states one, else its source group's (SOURCE_STACK's override, else the stack's default for the
+    device's generation)."""
     other = record["parallel"].get("other") or {}
     text = str(other.get("attention") or other.get("attn_impl") or "").lower()
     if text:
@@ -148,11 +160,12 @@ def attention_of(record: dict) -> str:
             if word in text:
                 return kernel
         raise ValueError(f"{record['id']}: attention {text!r} matches none of ATTENTION_WORDS")
-    group = record["source_group"]
-    if group not in SOURCE_ATTENTION:
-        raise ValueError(f"{record['id']}: source group {group!r} is not in SOURCE_ATTENTION (which attention "
-                         "kernel did its stack run? add it with its source)")
-    return SOURCE_ATTENTION[group][0]
+    name, fields, _ = SOURCE_STACK.get(record["source_group"], (stack_of(record), {}, ""))
+    if "attention" in fields:
+        return fields["attention"]
+    from engine.options.stacks import stack
+
+    return stack(name).attention_for(DEVICES[record["hardware"]["device"]])
 
 
 def setup(record: dict):
@@ -193,7 +206,7 @@ def setup(record: dict):
     mem_precision = "bf16" if precision == "fp8" and zero >= 3 else precision
     options = memory_options(memory_model="korthikanti", precision=mem_precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),
-                             attention=attention)
+                             attention=attention, stack=stack_of(record))
     fs = estimate_formulas(arch.family, arch.structure, options)
     dev = device(DEVICES[hw["device"]])
     values = {**arch.values, **dev.values(precision), "batch": p["micro_batch"], "seq_len": m["seq_len"],

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from engine.catalog.stacks import (ATTENTION_LIBRARIES, FIELDS, GENERATIONS, OVERLAP_NAMES, STACK_NAMES, STACKS,
+from engine.options.stacks import (ATTENTION_LIBRARIES, FIELDS, GENERATIONS, OVERLAP_NAMES, STACK_NAMES, STACKS,
                                    device_generation, format_overlap, load_stacks, parse_overlap, stack)
 
 REQUIRED = ("megatron-core", "nemo", "megatron-bridge", "megatron-lm-2021", "deepspeed", "torchtitan", "hf-trainer",
@@ -17,7 +17,7 @@ CATALOG_DEVICES = ("v100-32gb", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie
 
 
 def data() -> dict:
-    return json.loads(resources.files("engine.catalog").joinpath("data/stacks.json").read_text(encoding="utf-8"))
+    return json.loads(resources.files("engine.options").joinpath("data/stacks.json").read_text(encoding="utf-8"))
 
 
 def test_required_stacks_present_in_order():

@@ -163,24 +163,32 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert max(held) <= 0.70  # 69.6 % (a Bridge MoE run and NeMo GPT-3 20B)
 
 
-def test_attention_table_covers_every_source_group():
-    """Every source group of the measured data names the attention kernel its stack ran, with a source; an
-    unknown group is an error naming the table, and a record's own kernel text overrides its group."""
+def test_stack_table_covers_every_source_group():
+    """Every source group of the measured data names the stack it ran (with a source), whose records give the
+    attention kernel per device generation; a group's own field (NeMo 24.03's FlashAttention-2) and a record's
+    own kernel text override it; an unknown group is an error naming the table."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
+    from engine.options.stacks import STACK_NAMES
+
     records = [r for path in v.DATA for r in json.loads(path.read_text())["records"]]
     groups = {r["source_group"] for r in records}
-    assert groups <= set(v.SOURCE_ATTENTION), sorted(groups - set(v.SOURCE_ATTENTION))
-    assert set(v.SOURCE_ATTENTION) <= groups  # no stale entries
-    for kernel, why in v.SOURCE_ATTENTION.values():
-        assert kernel in ("flash", "eager") and len(why) > 20
-    assert {r["id"]: v.attention_of(r) for r in records}  # every record resolves
+    assert groups == set(v.SOURCE_STACK), sorted(groups ^ set(v.SOURCE_STACK))
+    for name, fields, why in v.SOURCE_STACK.values():
+        assert name in STACK_NAMES and set(fields) <= {"attention"} and len(why) > 20
+    kernels = {r["id"]: v.attention_of(r) for r in records}  # every record resolves
+    by_group = {}
+    for r in records:
+        by_group.setdefault(r["source_group"], set()).add(kernels[r["id"]])
     # 2021-22 Megatron / Megatron-DeepSpeed ran unfused softmax attention; the post-2023 stacks fused kernels
-    assert {g for g, (k, _) in v.SOURCE_ATTENTION.items() if k == "eager"} == {
+    assert {g for g, k in by_group.items() if k == {"eager"}} == {
         "korthikanti2022", "narayanan2021_t1", "narayanan2021_t2", "mtnlg2022", "bigscience_bloom", "palm_paper"}
+    assert by_group["mpt_llmfoundry"] == {"flash1"}  # llm-foundry 2023 pinned flash-attn 1.0.3
+    assert by_group["nemo_perf_2407"] == {"cudnn"} and by_group["nemo_longseq_2403"] == {"flash"}
     one = next(r for r in records if r["source_group"] == "torchtitan")
-    with pytest.raises(ValueError, match="SOURCE_ATTENTION"):
+    assert kernels[one["id"]] == "flash"  # SDPA's FlashAttention-2 backend on H100 (torchtitan v0.1)
+    with pytest.raises(ValueError, match="SOURCE_STACK"):
         v.attention_of({**one, "source_group": "nobody"})
     eager = {**one, "parallel": {**one["parallel"], "other": {"attention": "dot_product"}}}
     assert v.attention_of(eager) == "eager"

@@ -15,6 +15,7 @@ from typing import Any
 from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, PRECISIONS,
                                       precision_meaning)
 from engine.options.registry import Not, Rule, broken_rules, check_value, option, specs_of
+from engine.options.stacks import ATTENTION_LIBRARIES, STACK_NAMES
 
 # the training memory models, each a module of engine.symbolic.memory of the same name (its registry
 # MEMORY_MODELS imports them in this order; the memory_model option lists them sorted)
@@ -24,15 +25,14 @@ MEMORY_MODEL_NAMES = (
     "pytorch",  # llm-sweep's model of Hugging Face training, calibrated on measured peaks
 )
 OPTIMIZERS = ("adamw", "adam8bit", "paged_adamw", "paged_adamw_8bit", "sgd", "sgd_momentum", "adafactor", "none")
-# the attention kernels: eager softmax(QK^T) with the scores in memory, PyTorch SDPA's dispatch, and the fused
-# kernels by library (FlashAttention 2 = flash, 1, 3; cuDNN fused attention via Transformer Engine; Pallas splash
-# on TPU): memory is the same for every fused kernel (no s^2 scores); step time prices each at its measured rate
-ATTENTIONS = ("eager", "sdpa", "flash", "flash1", "flash3", "cudnn", "splash")
-FUSED_ATTENTIONS = ATTENTIONS[2:]
-# the training stacks of the step-time model, one record each in engine/catalog/data/stacks.json (its defaults:
+# the attention kernels (engine/options/stacks.py ATTENTION_LIBRARIES, with their meanings): eager softmax(QK^T)
+# with the scores in memory, PyTorch SDPA's dispatch, and the fused kernels by library: memory is the same for every
+# fused kernel (no s^2 scores); step time prices each at its measured rate
+ATTENTIONS = tuple(ATTENTION_LIBRARIES)
+FUSED_ATTENTIONS = tuple(a for a in ATTENTIONS if a not in ("eager", "sdpa"))
+# the training stacks of the step-time model, one record each in engine/options/data/stacks.json (its defaults:
 # attention kernel per device generation, which collectives overlap with compute, ...)
-STACKS = ("megatron-core", "nemo", "megatron-bridge", "megatron-lm-2021", "deepspeed", "torchtitan", "hf-trainer",
-          "llm-foundry", "maxtext", "paxml")
+STACKS = STACK_NAMES
 # the communications that can hide behind compute (``overlap``), by parallelism
 OVERLAPS = ("dp", "tp", "cp", "ep", "pp")
 RECOMPUTE = ("none", "selective", "full")
@@ -86,7 +86,7 @@ class MemoryOptions:
     stack: str = option(
         "megatron-core", STACKS, "training framework whose defaults step time takes (attention kernel per device, "
         "overlapped communication, gradient reduce dtype, pipeline schedule); each field can be given on its own",
-        source="engine/catalog/data/stacks.json (a source per default)")
+        source="engine/options/data/stacks.json (a source per default)")
     overlap: str = option(
         "stack", OVERLAPS, "communication hidden behind compute: dp (gradient reduce, parameter gathers), tp, cp, ep, "
         "pp; stack = the stack's defaults", words=("stack", "none", "all"),
