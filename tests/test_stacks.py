@@ -8,10 +8,10 @@ from importlib import resources
 import pytest
 
 from engine.options.stacks import (ATTENTION_LIBRARIES, FIELDS, GENERATIONS, OVERLAP_NAMES, STACK_NAMES, STACKS,
-                                   device_generation, format_overlap, load_stacks, parse_overlap, stack)
+                                   device_generation, format_overlap, load_stacks, parse_overlap, stack, stack_overlap)
 
 REQUIRED = ("megatron-core", "nemo", "megatron-bridge", "megatron-lm-2021", "deepspeed", "torchtitan", "hf-trainer",
-            "llm-foundry", "maxtext")
+            "llm-foundry", "maxtext", "paxml")
 CATALOG_DEVICES = ("v100-32gb", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h800", "h200", "b200", "mi250x",
                    "mi300x", "tpu-v4", "tpu-v5e", "tpu-v5p", "l40s", "rtx-4090")
 
@@ -60,6 +60,31 @@ def test_verified_defaults():
     assert stack("torchtitan").attention_for("h100-sxm") == "flash" and stack("torchtitan").grad_reduce_dtype == "fp32"
     assert stack("maxtext").attention_for("tpu-v5p") == "splash"
     assert stack("hf-trainer").overlap == {"dp_reduce"}
+
+
+def test_paxml_defaults():
+    """Pax as NVIDIA JAX-Toolbox runs it on GPU (TE + NVTE_FUSED_ATTN=1 -> cuDNN fused attention) and as praxis runs
+    it on TPU (plain einsum/softmax attention); appended last so the earlier stacks keep their positions."""
+    assert STACK_NAMES[-1] == "paxml"
+    record = data()["stacks"]["paxml"]
+    assert record["description"] and record["version"]
+    assert all(record[key]["source"].strip() for key in FIELDS)
+    pax = stack("paxml")
+    assert pax.attention_for("h100-sxm") == "cudnn" and pax.attention_for("a100-80gb") == "cudnn"
+    assert pax.attention_for("tpu-v4") == "eager" and pax.attention_for("tpu-v5e") == "eager"
+    assert pax.overlap == {"dp_reduce", "fsdp_prefetch"} and stack_overlap("paxml") == {"dp"}
+    assert pax.grad_reduce_dtype == "bf16" and pax.pipeline_schedule == "gpipe"
+    assert pax.fp8_recipe == "delayed" and pax.sequence_parallel is False
+    assert "sm100" in pax.sources["attention"] and "assumed" in pax.sources["attention"]
+
+
+def test_maxtext_gpu_fields():
+    """MaxText on GPU per NVIDIA JAX-Toolbox: cudnn_flash_te attention, bf16 gradient reduction (the SPMD all-reduce
+    sits on the bf16 weight-gradient dot), fp8 through flax's delayed-scaling Fp8DirectDotGeneralOp."""
+    mt = stack("maxtext")
+    assert mt.attention_for("h100-sxm") == "cudnn" and mt.attention_for("b200") == "cudnn"
+    assert mt.grad_reduce_dtype == "bf16" and mt.fp8_recipe == "delayed"
+    assert mt.overlap == {"fsdp_prefetch", "dp_reduce"}
 
 
 @pytest.mark.parametrize("device", CATALOG_DEVICES)
