@@ -74,7 +74,8 @@ PRECISION_DTYPE = MappingProxyType({
 })
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
-_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "hbm_gb", "hbm_gib", *_NUMBERS,
+           "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
 
 # Attention kernels' measured rate, forward + backward, as a function of the tokens n of one sequence on one
@@ -85,25 +86,25 @@ _TOML_FIELDS = ("name", *_FIELDS)
 # which engine/symbolic/memory/steptime/compute.py converts to its own 3 passes. Provisional table: the fitted
 # kernel curves will live in engine/catalog/kernels.py. (library, curve family) -> (r_max FLOP/s, n_half tokens,
 # source).
-ATTENTION_CURVES: Mapping[tuple[str, str], tuple[float, float, str]] = MappingProxyType({
-    ("flash2", "a100"): (194e12, 487.0, "FlashAttention-2, A100 SXM4 80GB: Dao 2023 (arXiv:2307.08691) Fig. 4, "
-                                        "forward + backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
-    ("flash2", "h100"): (334e12, 534.0, "FlashAttention-2, H100 SXM5: Dao 2023 (arXiv:2307.08691) Fig. 7, forward + "
-                                        "backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
+ATTENTION_CURVES: Mapping[tuple[str, str], tuple[float, int, str]] = MappingProxyType({
+    ("flash2", "a100"): (194e12, 487, "FlashAttention-2, A100 SXM4 80GB: Dao 2023 (arXiv:2307.08691) Fig. 4, "
+                                      "forward + backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
+    ("flash2", "h100"): (334e12, 534, "FlashAttention-2, H100 SXM5: Dao 2023 (arXiv:2307.08691) Fig. 7, forward + "
+                                      "backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
     # no published FlashAttention-1 curve was fitted: FlashAttention-2's at 0.6, after Dao 2023 §1 ("FlashAttention
     # ... reaching only 25-40% of the theoretical maximum FLOPs/s" against FlashAttention-2's 50-73%, "2x faster")
-    ("flash1", "a100"): (0.6 * 194e12, 487.0, "FlashAttention-1: FlashAttention-2's A100 curve x 0.6 (approximate; "
-                                              "Dao 2023 §1: 25-40% of peak against 50-73%)"),
-    ("flash1", "h100"): (0.6 * 334e12, 534.0, "FlashAttention-1: FlashAttention-2's H100 curve x 0.6 (approximate; "
-                                              "Dao 2023 §1)"),
-    ("flash3", "h100"): (600e12, 900.0, "FlashAttention-3, H100 SXM5 bf16: Shah et al. 2024 (arXiv:2407.08608) "
-                                        "forward and backward figures, causal, head dim 128; approximate fit"),
-    ("cudnn", "h100"): (510e12, 900.0, "cuDNN fused attention (cuDNN 9 SDPA via Transformer Engine), H100 SXM5 bf16, "
-                                       "forward + backward, causal, head dim 128: approximate fit of NVIDIA's "
-                                       "published cuDNN/TE attention benchmarks"),
+    ("flash1", "a100"): (116.4e12, 487, "FlashAttention-1: FlashAttention-2's A100 curve x 0.6 (approximate; "
+                                        "Dao 2023 §1: 25-40% of peak against 50-73%)"),
+    ("flash1", "h100"): (200.4e12, 534, "FlashAttention-1: FlashAttention-2's H100 curve x 0.6 (approximate; "
+                                        "Dao 2023 §1)"),
+    ("flash3", "h100"): (600e12, 900, "FlashAttention-3, H100 SXM5 bf16: Shah et al. 2024 (arXiv:2407.08608) "
+                                      "forward and backward figures, causal, head dim 128; approximate fit"),
+    ("cudnn", "h100"): (510e12, 900, "cuDNN fused attention (cuDNN 9 SDPA via Transformer Engine), H100 SXM5 bf16, "
+                                     "forward + backward, causal, head dim 128: approximate fit of NVIDIA's "
+                                     "published cuDNN/TE attention benchmarks"),
     # Transformer Engine picks FlashAttention-2 on Ampere (sm80) over its cuDNN backend: the same curve
-    ("cudnn", "a100"): (194e12, 487.0, "Transformer Engine on A100 runs FlashAttention-2 (its backend choice on "
-                                       "sm80): FlashAttention-2's A100 curve"),
+    ("cudnn", "a100"): (194e12, 487, "Transformer Engine on A100 runs FlashAttention-2 (its backend choice on "
+                                     "sm80): FlashAttention-2's A100 curve"),
 })
 # the attention option -> its kernel library (eager and splash have no curve: ATTENTION_CURVES)
 ATTENTION_LIBRARY = MappingProxyType({"flash": "flash2", "sdpa": "flash2", "flash1": "flash1", "flash3": "flash3",
@@ -192,7 +193,7 @@ class Device:
             return self.mamf_fp8
         return self.mamf_fraction
 
-    def attention_kernel_curve(self, precision: str, attention: str = "flash") -> tuple[float, float] | None:
+    def attention_kernel_curve(self, precision: str, attention: str = "flash") -> tuple[float, int] | None:
         """``(r_max, n_half)`` of the ``attention`` kernel library on this device under ``precision``
         (ATTENTION_CURVES: FLOP/s in FlashAttention's convention, tokens of one sequence on one device), or None
         where none is published: eager and splash attention, fp32 (the curves are 16-bit), a device without a

@@ -31,11 +31,14 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     if o.attention == "eager":
         t_attn = attn * executed / fallback_rate
     else:
-        # a fused kernel at its library's measured rate on the device, r_max n / (n + n_half) with n the tokens of
-        # one sequence on one device (a cp shard's; Device.values: ATTENTION_CURVES). The curves count FLOPs as
-        # FlashAttention's benchmark does: the backward is 2.5 forwards (it recomputes the scores), so the kernels
-        # execute (passes + 1/2) forwards where the passes above count passes; the rate per counted FLOP is
-        # r(n) passes / (passes + 1/2). attention_fallback (1 where no curve is published) keeps the ceiling model
+        # a fused kernel at its library's measured rate on the device, r(n) = r_max n / (n + n_half), n the tokens
+        # of one sequence on one device (a cp shard's; Device.values, ATTENTION_CURVES). The curves count FLOPs as
+        # FlashAttention's benchmark does, the backward as 2.5 forwards (it recomputes the scores): the kernels
+        # execute attn_passes + 1/2 forwards where attn_passes are counted, so a counted FLOP runs at
+        # r(n) attn_passes / (attn_passes + 1/2). attention_fallback (1 where no curve is published: TPUs, B200,
+        # MI300X, ..., splash) keeps the ceiling model. Approximations: the curves are head dim 128 (MLA's 192 and
+        # head dim 64 run somewhat slower), a local layer's window is not its n, and the recurrent state updates
+        # of Mamba-2 / linear-attention layers (in flops_attention_token) are priced with the attention
         n = s / cp
         curve = symbol("attention_curve_peak_flops") * n / (n + symbol("attention_half_tokens")) * sympy.Rational(
             2 * attn_passes, 2 * attn_passes + 1)
@@ -55,7 +58,8 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
         d_in = C.moe_latent_size if structure.moe_latent else h
         expert = C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
         mm_passes = 3 + (1 if o.recompute == "full" else 0)
-        penalty = symbol("expert_half_tokens") * C.n_experts / (ep * symbol("etp")) * 2 * expert * moe_layers * mm_passes
+        local_experts = C.n_experts / (ep * symbol("etp"))  # expert weights per device, in whole experts
+        penalty = symbol("expert_half_tokens") * local_experts * 2 * expert * moe_layers * mm_passes
         compute += penalty / (peak * ceiling * eta_mm)
         # the token dispatcher's permute (top_k copies of each token, grouped by expert) and unpermute (the
         # weighted sum back), forward and backward, each reading and writing top_k x d_in elements per token:
