@@ -209,20 +209,21 @@ class Device:
         """The step-time symbols' values for ``precision`` and the ``attention`` kernel: peak_flops,
         attention_peak_flops, matmul_ceiling (of the GEMMs' dtype), attention_ceiling (of the attention kernels'
         dtype, 16-bit under fp8), attention_curve_peak_flops and attention_half_tokens (r_max and n_half of the
-        kernel library's measured curve r_max n / (n + n_half) on the device, ATTENTION_CURVES),
-        attention_fallback (1 where there is none: the kernels then run at attention_efficiency x
-        attention_ceiling x attention_peak_flops, and attention_curve_peak_flops is that ceiling rate with n_half
-        0; 0 where the curve applies), hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node,
+        fused kernel library's measured curve r_max n / (n + n_half) on the device, ATTENTION_CURVES; where
+        none is published, the ceiling model: the shipped attention_efficiency x attention_ceiling x
+        attention_peak_flops and 0), hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node,
         hbm_capacity. ValueError for an unknown ``attention`` (engine.options ATTENTIONS)."""
+        from engine.symbolic.memory.steptime.common import DEFAULTS  # sympy: lazily
+
         attention_peak = self.attention_peak(precision)
         attention_ceiling = self.matmul_ceiling("bf16" if canonical_precision(precision) == "fp8" else precision)
         curve = self.attention_kernel_curve(precision, attention)
-        rate, half = curve if curve is not None else (attention_peak * attention_ceiling, 0)
+        rate, half = curve if curve is not None else (
+            attention_peak * attention_ceiling * float(DEFAULTS["attention_efficiency"]), 0)
         return {"peak_flops": self.peak(precision), "attention_peak_flops": attention_peak,
                 "matmul_ceiling": self.matmul_ceiling(precision),
                 "attention_ceiling": attention_ceiling,
                 "attention_curve_peak_flops": rate, "attention_half_tokens": half,
-                "attention_fallback": 0 if curve is not None else 1,
                 "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}

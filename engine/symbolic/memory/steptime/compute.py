@@ -25,25 +25,20 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # kernels) skips the masked half of the scores; eager attention multiplies them all and masks afterwards
     counted = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
     executed = (sympy.Rational(1, 2) if o.attention != "eager" else 1) / counted
-    # eager attention (and a fused kernel with no published curve on the device) at attention_efficiency of the
-    # 16-bit matmul ceiling
-    fallback_rate = attn_peak * attn_ceiling * eta_attn
-    if o.attention == "eager":
-        t_attn = attn * executed / fallback_rate
+    if o.attention == "eager":  # at attention_efficiency of the 16-bit matmul ceiling (fit on 2021-22 Megatron)
+        t_attn = attn * executed / (attn_peak * attn_ceiling * eta_attn)
     else:
-        # a fused kernel at its library's measured rate on the device, r(n) = r_max n / (n + n_half), n the tokens
-        # of one sequence on one device (a cp shard's; Device.values, ATTENTION_CURVES). The curves count FLOPs as
-        # FlashAttention's benchmark does, the backward as 2.5 forwards (it recomputes the scores): the kernels
-        # execute attn_passes + 1/2 forwards where attn_passes are counted, so a counted FLOP runs at
-        # r(n) attn_passes / (attn_passes + 1/2). attention_fallback (1 where no curve is published: TPUs, B200,
-        # MI300X, ..., splash) keeps the ceiling model. Approximations: the curves are head dim 128 (MLA's 192 and
-        # head dim 64 run somewhat slower), a local layer's window is not its n, and the recurrent state updates
-        # of Mamba-2 / linear-attention layers (in flops_attention_token) are priced with the attention
-        n = s / cp
-        curve = symbol("attention_curve_peak_flops") * n / (n + symbol("attention_half_tokens")) * sympy.Rational(
-            2 * attn_passes, 2 * attn_passes + 1)
-        fb = symbol("attention_fallback")
-        t_attn = attn * executed / ((1 - fb) * curve + fb * fallback_rate)
+        # a fused kernel at its library's measured rate on the device, r(n) = r_max n / (n + n_half), n = s / cp
+        # the tokens of one sequence on one device (Device.values: ATTENTION_CURVES; where none is published,
+        # r_max = the shipped attention_efficiency x attention_ceiling x attention_peak_flops, n_half = 0). The curves
+        # count FLOPs as FlashAttention's benchmark does, the backward as 2.5 forwards (it recomputes the scores,
+        # as every fused kernel does): the kernels execute attn_passes + 1/2 forwards where attn_passes are counted.
+        # Approximations: the curves are head dim 128 (MLA's 192 and head dim 64 run somewhat slower), a local
+        # layer's window is not its n, and the recurrent state updates of Mamba-2 / linear-attention layers (in
+        # flops_attention_token) are priced with the attention
+        fa_passes = sympy.Rational(2 * attn_passes + 1, 2 * attn_passes)
+        t_attn = attn * executed * fa_passes * (s + cp * symbol("attention_half_tokens")) / (
+            s * symbol("attention_curve_peak_flops"))
     compute = (q("hardware_flops_token") * share - attn) / (peak * ceiling * eta_mm) + t_attn
     moe_bytes = 0
     if structure.moe:
