@@ -10,6 +10,8 @@ The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the pac
                                                             the bf16 peak, measured (Bekman's MAMF table)
                         "mamf_fp8": X,                      optional: the same over the fp8 peak, measured with
                                                             fp8 matmuls; absent: fp8 uses mamf_fraction
+                        "attention_curve": "a100" | "h100", optional: the silicon whose measured attention
+                                                            kernel curves (ATTENTION_CURVES) the device runs
                         "hbm_gb": X  or  "hbm_gib": X,      memory as the vendor states it (10^9 or 2^30 bytes)
                         "hbm_bandwidth_gbps": X,            GB/s (10^9 bytes/s)
                         "intra_node_gbps": X,               scale-up link, GB/s per direction per device
@@ -25,6 +27,8 @@ A custom device is a TOML file with the same fields (``name`` too, defaulting to
 of the catalog's devices (0.801, Bekman's MAMF table), never 1: a datasheet peak no matmul reaches would
 make the device ~20 % faster than the same device in the catalog. ``Device.defaulted`` names the fields
 a file left out, and loading it warns (``LlmSweepNote``; the CLI prints it as a note) with the value used.
+A custom device without ``attention_curve`` takes the one of the catalog device with its bf16 peak (the same
+tensor cores at the same clocks: a file giving the H100 SXM's figures is priced as the H100 SXM), else none.
 
     name = "h100-400g"
     hbm_gb = 80
@@ -36,12 +40,14 @@ a file left out, and loading it warns (``LlmSweepNote``; the CLI prints it as a 
     bf16 = 989.4
     fp8 = 1978.9
 
-``Device`` holds the figures in SI units (FLOP/s, bytes, bytes/s); ``Device.values(precision)`` gives the
-symbol values the step-time formulas take (``engine/symbolic/memory/steptime/``).
+``Device`` holds the figures in SI units (FLOP/s, bytes, bytes/s); ``Device.values(precision, attention)``
+gives the symbol values the step-time formulas take (``engine/symbolic/memory/steptime/``), the attention
+kernels' rate curve of the ``attention`` library on the device among them (ATTENTION_CURVES).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import warnings
@@ -53,6 +59,7 @@ from typing import Any, Mapping
 
 from engine.errors import LlmSweepNote, SpecError, check_keys, closest, read_package_json, read_user_file
 from engine.options import canonical_precision
+from engine.options.memory import ATTENTIONS
 
 DATA = "data/hardware.json"  # inside the engine.catalog package
 WHERE = f"engine/catalog/{DATA}"
@@ -67,8 +74,45 @@ PRECISION_DTYPE = MappingProxyType({
 })
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
-_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "hbm_gb", "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "hbm_gb", "hbm_gib", *_NUMBERS,
+           "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
+
+# Attention kernels' measured rate, forward + backward, as a function of the tokens n of one sequence on one
+# device (seq_len / cp): r(n) = r_max n / (n + n_half), fitted to the libraries' published benchmark curves
+# (causal, head dim 128, bf16/fp16, 16k tokens per batch). Their FLOPs follow FlashAttention's benchmark
+# convention (Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py: forward 4 s^2 heads head_dim,
+# halved when causal; the backward counts 2.5 forwards, for it recomputes the scores: fwd+bwd = 3.5 forwards),
+# which engine/symbolic/memory/steptime/compute.py converts to its own 3 passes. Provisional table: the fitted
+# kernel curves will live in engine/catalog/kernels.py. (library, curve family) -> (r_max FLOP/s, n_half tokens,
+# source).
+ATTENTION_CURVES: Mapping[tuple[str, str], tuple[float, int, str]] = MappingProxyType({
+    ("flash2", "a100"): (194e12, 487, "FlashAttention-2, A100 SXM4 80GB: Dao 2023 (arXiv:2307.08691) Fig. 4, "
+                                      "forward + backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
+    ("flash2", "h100"): (334e12, 534, "FlashAttention-2, H100 SXM5: Dao 2023 (arXiv:2307.08691) Fig. 7, forward + "
+                                      "backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
+    # no published FlashAttention-1 curve was fitted: FlashAttention-2's at 0.6, after Dao 2023 §1 ("FlashAttention
+    # ... reaching only 25-40% of the theoretical maximum FLOPs/s" against FlashAttention-2's 50-73%, "2x faster")
+    ("flash1", "a100"): (116.4e12, 487, "FlashAttention-1: FlashAttention-2's A100 curve x 0.6 (approximate; "
+                                        "Dao 2023 §1: 25-40% of peak against 50-73%)"),
+    ("flash1", "h100"): (200.4e12, 534, "FlashAttention-1: FlashAttention-2's H100 curve x 0.6 (approximate; "
+                                        "Dao 2023 §1)"),
+    ("flash3", "h100"): (600e12, 900, "FlashAttention-3, H100 SXM5 bf16: Shah et al. 2024 (arXiv:2407.08608) "
+                                      "forward and backward figures, causal, head dim 128; approximate fit"),
+    ("cudnn", "h100"): (510e12, 900, "cuDNN fused attention (cuDNN 9 SDPA via Transformer Engine), H100 SXM5 bf16, "
+                                     "forward + backward, causal, head dim 128: approximate fit of NVIDIA's "
+                                     "published cuDNN/TE attention benchmarks"),
+    # Transformer Engine picks FlashAttention-2 on Ampere (sm80) over its cuDNN backend: the same curve
+    ("cudnn", "a100"): (194e12, 487, "Transformer Engine on A100 runs FlashAttention-2 (its backend choice on "
+                                     "sm80): FlashAttention-2's A100 curve"),
+})
+# the attention option -> its kernel library (eager and splash have no curve: ATTENTION_CURVES)
+ATTENTION_LIBRARY = MappingProxyType({"flash": "flash2", "sdpa": "flash2", "flash1": "flash1", "flash3": "flash3",
+                                      "cudnn": "cudnn"})
+# the silicon of the curves: a device names one with ``attention_curve`` (hardware.json: the A100s; H100 SXM, and
+# H200 and H800, the same SM count and clocks). Every other device (TPUs, B200, MI300X, L40S, V100, H100 PCIe) has
+# no published curve here and keeps attention_efficiency x attention_ceiling x attention_peak_flops.
+CURVE_SILICON = ("a100", "h100")
 
 
 @dataclass(frozen=True)
@@ -94,6 +138,9 @@ class Device:
     mamf_fp8 : float or None
         The same for fp8 matmuls over the fp8 peak; None where none is published, and fp8 then uses
         ``mamf_fraction`` (see ``matmul_ceiling``).
+    attention_curve : str or None
+        The silicon (``a100``, ``h100``) whose measured attention kernel curves the device runs
+        (ATTENTION_CURVES); None where none is published.
     defaulted : tuple of str
         The fields a custom device file left out, filled with their documented defaults.
     """
@@ -111,6 +158,7 @@ class Device:
     notes: str = ""
     mamf_fraction: float = 1.0  # measured maximum achievable matmul FLOP/s over the peak (1: none published)
     mamf_fp8: float | None = None  # the same over the fp8 peak with fp8 matmuls (None: use mamf_fraction)
+    attention_curve: str | None = None  # the silicon of its attention kernels' curves (CURVE_SILICON), or None
     defaulted: tuple[str, ...] = ()  # the fields the entry left out, filled with their documented defaults
 
     def peak(self, precision: str) -> float:
@@ -145,14 +193,37 @@ class Device:
             return self.mamf_fp8
         return self.mamf_fraction
 
-    def values(self, precision: str) -> dict[str, float | int]:
-        """The step-time symbols' values for ``precision``: peak_flops, attention_peak_flops, matmul_ceiling
-        (of the GEMMs' dtype), attention_ceiling (of the attention kernels' dtype, 16-bit under fp8),
-        hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node, hbm_capacity."""
-        return {"peak_flops": self.peak(precision), "attention_peak_flops": self.attention_peak(precision),
+    def attention_kernel_curve(self, precision: str, attention: str = "flash") -> tuple[float, int] | None:
+        """``(r_max, n_half)`` of the ``attention`` kernel library on this device under ``precision``
+        (ATTENTION_CURVES: FLOP/s in FlashAttention's convention, tokens of one sequence on one device), or None
+        where none is published: eager and splash attention, fp32 (the curves are 16-bit), a device without a
+        curve, FlashAttention-3 off Hopper. ValueError for an unknown ``attention``."""
+        if attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}; valid: {', '.join(ATTENTIONS)}")
+        if canonical_precision(precision) in ("fp32", "tf32"):
+            return None
+        curve = ATTENTION_CURVES.get((ATTENTION_LIBRARY.get(attention, ""), self.attention_curve or ""))
+        return None if curve is None else curve[:2]
+
+    def values(self, precision: str, attention: str = "flash") -> dict[str, float | int]:
+        """The step-time symbols' values for ``precision`` and the ``attention`` kernel: peak_flops,
+        attention_peak_flops, matmul_ceiling (of the GEMMs' dtype), attention_ceiling (of the attention kernels'
+        dtype, 16-bit under fp8), attention_curve_peak_flops and attention_half_tokens (r_max and n_half of the
+        fused kernel library's measured curve r_max n / (n + n_half) on the device, ATTENTION_CURVES; where
+        none is published, the ceiling model: the shipped attention_efficiency x attention_ceiling x
+        attention_peak_flops and 0), hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node,
+        hbm_capacity. ValueError for an unknown ``attention`` (engine.options ATTENTIONS)."""
+        from engine.symbolic.memory.steptime.common import DEFAULTS  # sympy: lazily
+
+        attention_peak = self.attention_peak(precision)
+        attention_ceiling = self.matmul_ceiling("bf16" if canonical_precision(precision) == "fp8" else precision)
+        curve = self.attention_kernel_curve(precision, attention)
+        rate, half = curve if curve is not None else (
+            attention_peak * attention_ceiling * float(DEFAULTS["attention_efficiency"]), 0)
+        return {"peak_flops": self.peak(precision), "attention_peak_flops": attention_peak,
                 "matmul_ceiling": self.matmul_ceiling(precision),
-                "attention_ceiling": self.matmul_ceiling("bf16" if canonical_precision(precision) == "fp8"
-                                                         else precision),
+                "attention_ceiling": attention_ceiling,
+                "attention_curve_peak_flops": rate, "attention_half_tokens": half,
                 "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
@@ -230,12 +301,18 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool,
                                                  f"fp8 peak), got {mamf_fp8!r}")
     if mamf_fp8 is not None and flops["fp8"] is None:
         raise SpecError(source, key("mamf_fp8"), "given, but the device has no fp8 peak (peak_tflops.fp8)")
+    curve = entry.get("attention_curve")
+    if curve is not None and curve not in CURVE_SILICON:
+        raise SpecError(source, key("attention_curve"), f"must be one of {', '.join(CURVE_SILICON)} (the silicon "
+                                                        f"whose attention kernel curves the device runs), got "
+                                                        f"{curve!r}")
     return Device(name=name, vendor=texts["vendor"], description=texts["description"],
                   peak_flops=MappingProxyType(flops), hbm_bytes=hbm, hbm_bandwidth=rates["hbm_bandwidth_gbps"],
                   intra_bandwidth=rates["intra_node_gbps"],
                   devices_per_node=number("devices_per_node", entry["devices_per_node"], integer=True),
                   inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"],
                   mamf_fraction=float(mamf), mamf_fp8=None if mamf_fp8 is None else float(mamf_fp8),
+                  attention_curve=curve,
                   defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
 
 
@@ -300,6 +377,11 @@ def load_device_file(path: str | Path) -> Device:
         raise SpecError(source, "name", f"must be a non-empty text, got {name!r}")
     dev = parse_device(source, "", name, {k: v for k, v in data.items() if k != "name"}, catalog=False,
                        mamf_default=TYPICAL_MAMF)
+    if dev.attention_curve is None and "attention_curve" not in data:  # the catalog silicon with its bf16 peak
+        same = {d.attention_curve for d in DEVICES.values()
+                if d.attention_curve is not None and d.peak_flops["bf16"] == dev.peak_flops["bf16"]}
+        if len(same) == 1:
+            dev = dataclasses.replace(dev, attention_curve=same.pop())
     if dev.defaulted:
         warnings.warn(f"{source}: mamf_fraction not given: {TYPICAL_MAMF:g} used, {TYPICAL_MAMF_SOURCE}; give "
                       "mamf_fraction = the device's measured maximum achievable matmul FLOP/s over its bf16 peak",

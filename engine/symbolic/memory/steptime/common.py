@@ -43,6 +43,10 @@ DEFAULTS = {
     "matmul_efficiency": sympy.Rational(7, 10),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
     "attention_efficiency": sympy.Rational(7, 20),  # of attention_ceiling x attention_peak_flops (the 16-bit
     # ceiling and peak, also under fp8), on the FLOPs the kernels execute
+    # a routed expert's grouped GEMM reaches M / (M + expert_half_tokens) of the dense rate with M tokens per expert:
+    # DeepGEMM's published grouped (contiguous) fp8 GEMMs on H800 fit r_max M / (M + ~120) (deepseek-ai/DeepGEMM
+    # README performance tables; dense GEMMs ~220); not fitted on any run here
+    "expert_half_tokens": sympy.Integer(120),
     "comm_efficiency": sympy.Rational(9, 10),
     "dp_overlap": sympy.Rational(1, 5),
     "collective_latency": sympy.Rational(1, 100000),  # 10 microseconds per ring step

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import sympy
 
-from engine.symbolic.memory.base import b, h, pp, q, s, tp
+from engine.symbolic.formulas import components as C
+from engine.symbolic.formulas.architectures import mlp_counts
+from engine.symbolic.memory.base import b, ep, h, pp, q, s, tp
 from engine.symbolic.memory.steptime.common import (attn_ceiling, attn_peak, ceiling, cp, eta_attn, eta_mm,
                                                     hbm_bw, peak, stage_layers)
 from engine.symbolic.symbols import symbol
@@ -23,8 +25,44 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # kernels) skips the masked half of the scores; eager attention multiplies them all and masks afterwards
     counted = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
     executed = (sympy.Rational(1, 2) if o.attention != "eager" else 1) / counted
-    t_attn = attn * executed / (attn_peak * attn_ceiling * eta_attn)
+    if o.attention == "eager":  # at attention_efficiency of the 16-bit matmul ceiling (fit on 2021-22 Megatron)
+        t_attn = attn * executed / (attn_peak * attn_ceiling * eta_attn)
+    else:
+        # a fused kernel at its library's measured rate on the device, r(n) = r_max n / (n + n_half), n = s / cp
+        # the tokens of one sequence on one device (Device.values: ATTENTION_CURVES; where none is published,
+        # r_max = the shipped attention_efficiency x attention_ceiling x attention_peak_flops, n_half = 0). The curves
+        # count FLOPs as FlashAttention's benchmark does, the backward as 2.5 forwards (it recomputes the scores,
+        # as every fused kernel does): the kernels execute attn_passes + 1/2 forwards where attn_passes are counted.
+        # Approximations: the curves are head dim 128 (MLA's 192 and head dim 64 run somewhat slower), a local
+        # layer's window is not its n, and the recurrent state updates of Mamba-2 / linear-attention layers (in
+        # flops_attention_token) are priced with the attention
+        fa_passes = sympy.Rational(2 * attn_passes + 1, 2 * attn_passes)
+        t_attn = attn * executed * fa_passes * (s + cp * symbol("attention_half_tokens")) / (
+            s * symbol("attention_curve_peak_flops"))
     compute = (q("hardware_flops_token") * share - attn) / (peak * ceiling * eta_mm) + t_attn
+    moe_bytes = 0
+    if structure.moe:
+        # routed experts: grouped GEMMs over M tokens per expert run at M / (M + expert_half_tokens) of the dense
+        # rate (DeepGEMM's grouped GEMMs; steptime DEFAULTS). A device holds n_experts / ep experts (each split etp
+        # ways) and receives its ep group's top_k token copies routed to them: evenly, its b s / (cp tp) tokens
+        # (the sequence-parallel share, gathered over etp) x etp x top_k x ep / n_experts per expert. The time
+        # of the routed FLOPs F at rate x M / (M + m_half) is F / rate + F m_half / M / rate, and F / M = 2 x the
+        # expert's weights x n_experts / (ep etp) per MoE layer and pass: each local expert costs m_half more
+        # tokens
+        moe_layers = mlp_counts(structure)["moe"] / pp
+        d_in = C.moe_latent_size if structure.moe_latent else h
+        expert = C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
+        mm_passes = 3 + (1 if o.recompute == "full" else 0)
+        local_experts = C.n_experts / (ep * symbol("etp"))  # expert weights per device, in whole experts
+        penalty = symbol("expert_half_tokens") * local_experts * 2 * expert * moe_layers * mm_passes
+        compute += penalty / (peak * ceiling * eta_mm)
+        # the token dispatcher's permute (top_k copies of each token, grouped by expert) and unpermute (the
+        # weighted sum back), forward and backward, each reading and writing top_k x d_in elements per token:
+        # memory-bound (Megatron-Core MoEAlltoAllTokenDispatcher permute / unpermute; Gale et al. 2023, MegaBlocks
+        # §5); the recomputed forward repeats the two forward passes. The received tokens' chunk sort by local
+        # expert is not counted (fused with the permutation in recent Megatron-Core)
+        moe_passes = 4 + (2 if o.recompute == "full" else 0)
+        moe_bytes = moe_passes * 2 * C.top_k * d_in * act * moe_layers * b * s / (cp * tp)
     # memory traffic: the weights read forward, backward (dgrad) and written (wgrad), the saved activations
     # written and read once; the matmuls' roofline
     traffic = 3 * q("mem_weights") + 2 * q("mem_activations") / (m * cp)  # a cp shard holds 1/cp of the sequence
@@ -39,5 +77,5 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
     loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
-    return sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss) / hbm_bw, t_attn
+    return sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss + moe_bytes) / hbm_bw, t_attn
 
