@@ -209,7 +209,7 @@ def setup(record: dict):
                              attention=attention, stack=stack_of(record))
     fs = estimate_formulas(arch.family, arch.structure, options)
     dev = device(DEVICES[hw["device"]])
-    values = {**arch.values, **dev.values(precision), "batch": p["micro_batch"], "seq_len": m["seq_len"],
+    values = {**arch.values, **dev.values(precision, attention), "batch": p["micro_batch"], "seq_len": m["seq_len"],
               "global_batch": p["global_batch_seqs"], "dp": p["dp"], "tp": p["tp"], "pp": p["pp"],
               "vp": p.get("vpp") or 1, "cp": p.get("cp") or 1,
               # MaxText multi-slice: FSDP inside an ICI slice, plain data parallelism across slices (DCN)

@@ -134,7 +134,7 @@ def test_readme_custom_device_works_verbatim_and_names_its_default(tmp_path, cap
     out, err = capsys.readouterr()
     notes = err.strip().splitlines()
     assert len(notes) == 1 and notes[0].startswith("llm-sweep time: note: my-gpu.toml: mamf_fraction not given: "
-                                                   "0.801 used, the median of the 8 measured matmul ceilings")
+                                                   "0.801 used, the median of the 9 measured matmul ceilings")
     custom = json.loads(out)
     with pytest.warns(LlmSweepNote, match="mamf_fraction not given: 0.801 used"):
         assert TYPICAL_MAMF == 0.801 and device("my-gpu.toml").defaulted == ("mamf_fraction",)

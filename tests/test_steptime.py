@@ -360,17 +360,21 @@ def test_zero3_moves_two_16_bit_gathers_and_an_fp32_reduce_scatter():
 
 
 def test_causal_attention_executes_half_the_scores_with_fused_kernels():
-    """flash / sdpa skip the masked half of QK^T and AV; eager computes all of it: the difference in compute
-    time is half the attention FLOPs at the attention efficiency (fp8: at the 16-bit peak)."""
+    """flash / sdpa skip the masked half of QK^T and AV, and their backward recomputes the scores (FlashAttention's
+    benchmark convention: fwd + bwd = 3.5 forwards of the causal half); eager computes all of it in 3 passes. On a
+    device priced by the ceiling model (no published curve; fp8: at the 16-bit peak), the difference in compute
+    time is 3 - 3.5 / 2 = 1.25 forwards of the attention FLOPs at the attention efficiency."""
+    import dataclasses
+
     arch = architecture("llama-2-7b")
     fs = {a: estimate_formulas(arch.family, arch.structure, memory_options(memory_model="korthikanti",
                                                                            precision="fp8", attention=a))
           for a in ("flash", "eager")}
-    dev = device("h100-sxm").values("fp8")
+    dev = dataclasses.replace(device("h100-sxm"), attention_curve=None).values("fp8")
     given = {**arch.values, **dev, "batch": 1, "seq_len": 8192, "global_batch": 8, "dp": 8}
     t = {a: float(f.evaluate_exact("time_compute", given)) for a, f in fs.items()}
-    attn = float(fs["flash"].evaluate_exact("flops_attention_token", given)) * 3 * 8192 * 1  # fwd + 2 bwd
-    assert t["eager"] - t["flash"] == pytest.approx(attn / 2 / (989.4e12 * 0.801 * 0.35), rel=1e-9)
+    forward = float(fs["flash"].evaluate_exact("flops_attention_token", given)) * 8192 * 1
+    assert t["eager"] - t["flash"] == pytest.approx((3 - 3.5 / 2) * forward / (989.4e12 * 0.801 * 0.35), rel=1e-9)
 
 
 def test_fp8_gemms_run_at_the_fp8_ceiling_times_the_fp8_peak(monkeypatch):

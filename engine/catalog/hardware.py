@@ -11,7 +11,7 @@ The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the pac
                         "mamf_fp8": X,                      optional: the same over the fp8 peak, measured with
                                                             fp8 matmuls; absent: fp8 uses mamf_fraction
                         "attention_curve": "a100" | "h100", optional: the silicon whose measured attention
-                                                            kernel curves (ATTENTION_CURVES) the device runs
+                                                            kernel curves (kernels.py) the device runs
                         "hbm_gb": X  or  "hbm_gib": X,      memory as the vendor states it (10^9 or 2^30 bytes)
                         "hbm_bandwidth_gbps": X,            GB/s (10^9 bytes/s)
                         "intra_node_gbps": X,               scale-up link, GB/s per direction per device
@@ -42,7 +42,7 @@ tensor cores at the same clocks: a file giving the H100 SXM's figures is priced 
 
 ``Device`` holds the figures in SI units (FLOP/s, bytes, bytes/s); ``Device.values(precision, attention)``
 gives the symbol values the step-time formulas take (``engine/symbolic/memory/steptime/``), the attention
-kernels' rate curve of the ``attention`` library on the device among them (ATTENTION_CURVES).
+kernels' rate curve of the ``attention`` library on the device among them (``attention_curve_of``).
 """
 
 from __future__ import annotations
@@ -80,39 +80,37 @@ _TOML_FIELDS = ("name", *_FIELDS)
 
 # Attention kernels' measured rate, forward + backward, as a function of the tokens n of one sequence on one
 # device (seq_len / cp): r(n) = r_max n / (n + n_half), fitted to the libraries' published benchmark curves
-# (causal, head dim 128, bf16/fp16, 16k tokens per batch). Their FLOPs follow FlashAttention's benchmark
-# convention (Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py: forward 4 s^2 heads head_dim,
-# halved when causal; the backward counts 2.5 forwards, for it recomputes the scores: fwd+bwd = 3.5 forwards),
-# which engine/symbolic/memory/steptime/compute.py converts to its own 3 passes. Provisional table: the fitted
-# kernel curves will live in engine/catalog/kernels.py. (library, curve family) -> (r_max FLOP/s, n_half tokens,
-# source).
-ATTENTION_CURVES: Mapping[tuple[str, str], tuple[float, int, str]] = MappingProxyType({
-    ("flash2", "a100"): (194e12, 487, "FlashAttention-2, A100 SXM4 80GB: Dao 2023 (arXiv:2307.08691) Fig. 4, "
-                                      "forward + backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
-    ("flash2", "h100"): (334e12, 534, "FlashAttention-2, H100 SXM5: Dao 2023 (arXiv:2307.08691) Fig. 7, forward + "
-                                      "backward, causal, head dim 128; fitted r_max n / (n + n_half)"),
-    # no published FlashAttention-1 curve was fitted: FlashAttention-2's at 0.6, after Dao 2023 §1 ("FlashAttention
-    # ... reaching only 25-40% of the theoretical maximum FLOPs/s" against FlashAttention-2's 50-73%, "2x faster")
-    ("flash1", "a100"): (116.4e12, 487, "FlashAttention-1: FlashAttention-2's A100 curve x 0.6 (approximate; "
-                                        "Dao 2023 §1: 25-40% of peak against 50-73%)"),
-    ("flash1", "h100"): (200.4e12, 534, "FlashAttention-1: FlashAttention-2's H100 curve x 0.6 (approximate; "
-                                        "Dao 2023 §1)"),
-    ("flash3", "h100"): (600e12, 900, "FlashAttention-3, H100 SXM5 bf16: Shah et al. 2024 (arXiv:2407.08608) "
-                                      "forward and backward figures, causal, head dim 128; approximate fit"),
-    ("cudnn", "h100"): (510e12, 900, "cuDNN fused attention (cuDNN 9 SDPA via Transformer Engine), H100 SXM5 bf16, "
-                                     "forward + backward, causal, head dim 128: approximate fit of NVIDIA's "
-                                     "published cuDNN/TE attention benchmarks"),
-    # Transformer Engine picks FlashAttention-2 on Ampere (sm80) over its cuDNN backend: the same curve
-    ("cudnn", "a100"): (194e12, 487, "Transformer Engine on A100 runs FlashAttention-2 (its backend choice on "
-                                     "sm80): FlashAttention-2's A100 curve"),
-})
-# the attention option -> its kernel library (eager and splash have no curve: ATTENTION_CURVES)
-ATTENTION_LIBRARY = MappingProxyType({"flash": "flash2", "sdpa": "flash2", "flash1": "flash1", "flash3": "flash3",
+# (causal, head dim 128, bf16/fp16, 16k tokens per batch: engine/catalog/kernels.py and data/kernels.json, each
+# point with its citation). Their FLOPs follow FlashAttention's benchmark convention (Dao-AILab/flash-attention
+# benchmarks/benchmark_flash_attention.py: forward 4 s^2 heads head_dim, halved when causal; the backward counts
+# 2.5 forwards, for it recomputes the scores: fwd+bwd = 3.5 forwards), which engine/symbolic/memory/steptime/
+# compute.py converts to its own passes.
+# the attention option -> its kernel library in kernels.json (eager and splash are priced by the ceiling model)
+ATTENTION_LIBRARY = MappingProxyType({"flash": "flash", "sdpa": "flash", "flash1": "flash1", "flash3": "flash3",
                                       "cudnn": "cudnn"})
 # the silicon of the curves: a device names one with ``attention_curve`` (hardware.json: the A100s; H100 SXM, and
-# H200 and H800, the same SM count and clocks). Every other device (TPUs, B200, MI300X, L40S, V100, H100 PCIe) has
-# no published curve here and keeps attention_efficiency x attention_ceiling x attention_peak_flops.
-CURVE_SILICON = ("a100", "h100")
+# H200 and H800, the same SM count and clocks), read as the measured device of kernels.json. Every other device
+# (TPUs, B200, MI300X, L40S, V100, H100 PCIe) has no published curve and keeps attention_efficiency x
+# attention_ceiling x attention_peak_flops.
+CURVE_SILICON = MappingProxyType({"a100": "a100-80gb", "h100": "h100-sxm"})
+# Transformer Engine runs FlashAttention-2 on Ampere (sm80) rather than its cuDNN backend (TE
+# dot_product_attention/utils.py get_attention_backend: FusedAttention is preferred from sm90): cuDNN on an A100 is
+# priced on FlashAttention-2's curve
+_SM80_CUDNN = "flash"
+
+
+def attention_curve_of(library: str, silicon: str) -> tuple[float, float, str] | None:
+    """``(r_max FLOP/s, n_half tokens, source)`` of the attention option ``library`` on curve silicon ``silicon``
+    (``a100``, ``h100``), or None where none is published (engine/catalog/kernels.py)."""
+    from engine.catalog.kernels import attention_curve
+
+    kernel = ATTENTION_LIBRARY.get(library)
+    if kernel is None or silicon not in CURVE_SILICON:
+        return None
+    if kernel == "cudnn" and silicon == "a100":
+        kernel = _SM80_CUDNN
+    curve = attention_curve(kernel, CURVE_SILICON[silicon])
+    return None if curve is None else (curve.r_max_flops, curve.n_half, curve.source)
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,7 @@ class Device:
         ``mamf_fraction`` (see ``matmul_ceiling``).
     attention_curve : str or None
         The silicon (``a100``, ``h100``) whose measured attention kernel curves the device runs
-        (ATTENTION_CURVES); None where none is published.
+        (``attention_curve_of``); None where none is published.
     defaulted : tuple of str
         The fields a custom device file left out, filled with their documented defaults.
     """
@@ -195,21 +193,21 @@ class Device:
 
     def attention_kernel_curve(self, precision: str, attention: str = "flash") -> tuple[float, int] | None:
         """``(r_max, n_half)`` of the ``attention`` kernel library on this device under ``precision``
-        (ATTENTION_CURVES: FLOP/s in FlashAttention's convention, tokens of one sequence on one device), or None
+        (``attention_curve_of``: FLOP/s in FlashAttention's convention, tokens of one sequence on one device), or None
         where none is published: eager and splash attention, fp32 (the curves are 16-bit), a device without a
         curve, FlashAttention-3 off Hopper. ValueError for an unknown ``attention``."""
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; valid: {', '.join(ATTENTIONS)}")
         if canonical_precision(precision) in ("fp32", "tf32"):
             return None
-        curve = ATTENTION_CURVES.get((ATTENTION_LIBRARY.get(attention, ""), self.attention_curve or ""))
-        return None if curve is None else curve[:2]
+        curve = attention_curve_of(attention, self.attention_curve or "")
+        return None if curve is None else (curve[0], round(curve[1]))
 
     def values(self, precision: str, attention: str = "flash") -> dict[str, float | int]:
         """The step-time symbols' values for ``precision`` and the ``attention`` kernel: peak_flops,
         attention_peak_flops, matmul_ceiling (of the GEMMs' dtype), attention_ceiling (of the attention kernels'
         dtype, 16-bit under fp8), attention_curve_peak_flops and attention_half_tokens (r_max and n_half of the
-        fused kernel library's measured curve r_max n / (n + n_half) on the device, ATTENTION_CURVES; where
+        fused kernel library's measured curve r_max n / (n + n_half) on the device, ``attention_curve_of``; where
         none is published, the ceiling model: the shipped attention_efficiency x attention_ceiling x
         attention_peak_flops and 0), hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node,
         hbm_capacity. ValueError for an unknown ``attention`` (engine.options ATTENTIONS)."""

@@ -153,7 +153,8 @@ def device_fields(err: Errors, source: str, sweep: Mapping, combo: dict, formula
         raise err(key, "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
     try:
         dev = device(gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml") else str(Path(source).parent / gpu))
-        fields = dev.values(formulas.options.get("precision", DEFAULT_PRECISION))
+        fields = dev.values(formulas.options.get("precision", DEFAULT_PRECISION),
+                            formulas.options.get("attention", MEMORY_OPTIONS["attention"].default))
     except (SpecError, ValueError) as exc:
         message = getattr(exc, "message", str(exc))
         raise err(key, f"{message} (the combination {combination_text(combo)})" if combo else message) from None

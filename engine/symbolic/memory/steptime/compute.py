@@ -29,7 +29,7 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
         t_attn = attn * executed / (attn_peak * attn_ceiling * eta_attn)
     else:
         # a fused kernel at its library's measured rate on the device, r(n) = r_max n / (n + n_half), n = s / cp
-        # the tokens of one sequence on one device (Device.values: ATTENTION_CURVES; where none is published,
+        # the tokens of one sequence on one device (Device.values: engine/catalog/kernels.py; where none is published,
         # r_max = the shipped attention_efficiency x attention_ceiling x attention_peak_flops, n_half = 0). The curves
         # count FLOPs as FlashAttention's benchmark does, the backward as 2.5 forwards (it recomputes the scores,
         # as every fused kernel does): the kernels execute attn_passes + 1/2 forwards where attn_passes are counted.
