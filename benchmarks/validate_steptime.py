@@ -35,8 +35,9 @@ sys.path.insert(0, str(REPO))
 
 KNOBS = ("matmul_efficiency", "attention_efficiency", "comm_efficiency", "dp_overlap")
 DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-SXM5-80GB": "h100-sxm",
-           # Meta's 500 W HBM2e H100s (torchtitan's cluster): the SXM5 entry, an upper bound on their peak
-           "H100-SXM5-96GB-HBM2e-500W": "h100-sxm", "H200-SXM-141GB": "h200", "H800-SXM5-80GB": "h800",
+           # Meta's 500 W HBM2e H100s (torchtitan's cluster): 780 TFLOP/s bf16 at the cap, 2.4 TB/s (the catalog's
+           # h100-sxm-500w, with its sources)
+           "H100-SXM5-96GB-HBM2e-500W": "h100-sxm-500w", "H200-SXM-141GB": "h200", "H800-SXM5-80GB": "h800",
            "TPU-v4": "tpu-v4", "TPU-v5e": "tpu-v5e", "TPU-v5p": "tpu-v5p"}
 # the source groups of the shared file, on which the shipped knobs (steptime.DEFAULTS) were calibrated
 SHIPPED_FIT = frozenset({"korthikanti2022", "narayanan2021_t2", "mtnlg2022", "mpt_llmfoundry"})

@@ -201,7 +201,12 @@ class Device:
         if canonical_precision(precision) in ("fp32", "tf32"):
             return None
         curve = attention_curve_of(attention, self.attention_curve or "")
-        return None if curve is None else (curve[0], round(curve[1]))
+        if curve is None:
+            return None
+        # the kernels are clock-bound: a part of the same silicon at another clock (a power cap) runs them at its
+        # bf16 peak over the measured part's (1 for H200 and H800, whose SM count and clocks are the H100 SXM's)
+        scale = self.peak("bf16") / DEVICES[CURVE_SILICON[self.attention_curve]].peak("bf16")
+        return curve[0] * scale, round(curve[1])
 
     def values(self, precision: str, attention: str = "flash") -> dict[str, float | int]:
         """The step-time symbols' values for ``precision`` and the ``attention`` kernel: peak_flops,
