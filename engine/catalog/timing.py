@@ -20,6 +20,8 @@ from engine.catalog.hardware import device
 from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
 from engine.errors import SpecError
 from engine.symbolic.memory.steptime import LAYOUT_RULES, divisors_text
+from engine.symbolic.memory.steptime.common import stage_layers
+from engine.symbolic.symbols import symbol
 
 TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer")
 
@@ -44,6 +46,10 @@ class Layout:
         Devices a ZeRO/FSDP shard spans (hybrid sharding); None means dp.
     etp : int, optional
         Expert tensor parallelism (MoE); None means tp.
+    first_stage_layers, last_stage_layers : int
+        Layers of the first and of the last pipeline stage (Megatron-LM --decoder-first-pipeline-num-layers /
+        --decoder-last-pipeline-num-layers), the rest split evenly over the middle stages; 0 (default): every
+        stage as even as possible, the fullest holding ceiling(n_layers / (pp x vp)) x vp layers.
 
     The layout rules (``engine.symbolic.memory.steptime.LAYOUT_RULES``) are checked by ``resolved``.
     """
@@ -60,6 +66,8 @@ class Layout:
     vp: int = 1
     shard_group: int | None = None
     etp: int | None = None  # expert tensor parallelism (MoE): None means tp
+    first_stage_layers: int = 0  # 0: the even split
+    last_stage_layers: int = 0
 
     def resolved(self) -> "Layout":
         """The layout with ``dp``, ``shard_group`` and ``etp`` filled.
@@ -87,19 +95,34 @@ class Layout:
         etp = self.tp if self.etp is None else self.etp
         if isinstance(etp, bool) or not isinstance(etp, int) or etp <= 0:
             raise SpecError("--etp", str(etp), "must be a positive integer")
+        for name in ("first_stage_layers", "last_stage_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SpecError(_flag(name), str(value), "must be a non-negative integer (0 or left out: the even split)")
         values = {"n_gpus": self.gpus, "seq_len": self.seq_len, "global_batch": self.global_batch,
                   "batch": self.micro_batch, "tp": self.tp, "pp": self.pp, "dp": dp, "cp": self.cp, "ep": self.ep,
-                  "vp": self.vp, "shard_group": group, "etp": etp}
-        for rule in LAYOUT_RULES:
-            if rule.explain is not None and rule.applies(values) and not rule.holds(values):
-                raise SpecError(rule.flag, str(values[_SYMBOL_OF[rule.flag]]), rule.explain(values))
+                  "vp": self.vp, "shard_group": group, "etp": etp, "first_stage_layers": self.first_stage_layers,
+                  "last_stage_layers": self.last_stage_layers}
+        check_rules(values)
         return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
-                      self.ep, self.vp, group, etp)
+                      self.ep, self.vp, group, etp, self.first_stage_layers, self.last_stage_layers)
+
+
+def check_rules(values: dict[str, int]) -> None:
+    """SpecError for the first of ``steptime.LAYOUT_RULES`` that ``values`` (by symbol name) break, among those
+    they give every input of; it names the flag and what would be valid."""
+    for rule in LAYOUT_RULES:
+        if rule.explain is not None and rule.applies(values) and not rule.holds(values):
+            flag = rule.flag
+            if flag == "--first-stage-layers" and not values.get("first_stage_layers"):
+                flag = "--last-stage-layers"  # the stage-split rule blames the count that was given
+            raise SpecError(flag, str(values[_SYMBOL_OF[flag]]), rule.explain(values))
 
 
 # the value a rule's flag names, by symbol
 _SYMBOL_OF = {"--gpus": "n_gpus", "--dp": "dp", "--global-batch": "global_batch", "--vp": "vp",
-              "--shard-group": "shard_group", "--ep": "ep", "--cp": "cp", "--tp": "tp"}
+              "--shard-group": "shard_group", "--ep": "ep", "--cp": "cp", "--tp": "tp",
+              "--first-stage-layers": "first_stage_layers", "--last-stage-layers": "last_stage_layers"}
 
 
 def _flag(name: str) -> str:
@@ -141,7 +164,9 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     dev = device(gpu)
     values = {**dev.values(options.precision), "batch": lay.micro_batch, "seq_len": lay.seq_len,
               "global_batch": lay.global_batch, "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "vp": lay.vp,
-              "cp": lay.cp, "shard_group": lay.shard_group}
+              "cp": lay.cp, "shard_group": lay.shard_group, "first_stage_layers": lay.first_stage_layers,
+              "last_stage_layers": lay.last_stage_layers}
+    check_rules({**values, "n_layers": arch.values["n_layers"]})  # the rules of the architecture's layers
     if lay.shard_group != lay.dp and options.zero == 0:
         raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
                                                                "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
@@ -174,6 +199,11 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     out.update(mem_peak=memory["peak"], hbm=dev.hbm_bytes, fits=memory["peak"] <= dev.hbm_bytes, gpu=dev.name,
                layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "etp", "vp", "shard_group",
                                                      "micro_batch", "global_batch", "seq_len")})
+    if lay.first_stage_layers or lay.last_stage_layers:
+        out["layout"].update(first_stage_layers=lay.first_stage_layers, last_stage_layers=lay.last_stage_layers)
+    if options.mode == "training":  # the bottleneck pipeline stage's layers
+        out["stage_layers"] = int(stage_layers().subs({symbol(k): given[k] for k in (
+            "n_layers", "pp", "vp", "first_stage_layers", "last_stage_layers")}))
     if breakdown is not None:
         out["breakdown"] = breakdown
     return out

@@ -10,7 +10,7 @@ import sympy
 
 from engine.symbolic.formulas.base import Validity
 from engine.symbolic.memory.base import L, b, dp, ep, pp, s, tp, vp
-from engine.symbolic.memory.steptime.common import cp, global_batch
+from engine.symbolic.memory.steptime.common import cp, first_layers as _first, global_batch, last_layers as _last
 from engine.symbolic.symbols import symbol
 
 @dataclass(frozen=True)
@@ -58,6 +58,21 @@ def divisors_text(n: int) -> str:
 
 
 _g, _sg, _etp, _kv = symbol("n_gpus"), symbol("shard_group"), symbol("etp"), symbol("n_kv_heads")
+_mid = pp - sympy.Min(_first, 1) - sympy.Min(_last, 1)  # middle stages: those whose layers are not given
+_rest = L - _first - _last
+
+
+def _stage_split(v: Mapping[str, int]) -> str:
+    f, l, layers, p = v["first_stage_layers"], v["last_stage_layers"], v["n_layers"], v["pp"]
+    mid = p - min(f, 1) - min(l, 1)
+    given = " + ".join(x for x in (f"first {f}" if f else "", f"last {l}" if l else "") if x)
+    if mid == 0:
+        return (f"{given} layers must add up to the {layers} layers: pp {p} has no middle stage "
+                f"(valid: --first-stage-layers {f} --last-stage-layers {layers - f}, or --pp > 2)"
+                if f and l and f < layers else f"{given} layers must add up to the {layers} layers (pp {p} has no "
+                                                 "middle stage)")
+    return (f"{given} layers leave {layers - f - l} for {mid} middle stage{'s' if mid > 1 else ''} of the {layers} "
+            f"layers: first + last may be at most {layers - mid}")
 _sp_rule = LayoutRule(
     "sequence_parallel_tp", sympy.Gt(tp, 1), "--sequence-parallel",
     "sequence parallelism splits the tensor-parallel regions: it needs tp > 1 (Megatron turns it off at tp 1, "
@@ -80,8 +95,20 @@ LAYOUT_RULES = (
     LayoutRule("interleaving", sympy.Or(sympy.Eq(vp, 1), sympy.Gt(pp, 1)), "--vp",
                "virtual pipeline stages (vp > 1) interleave a pipeline: they need pp > 1",
                lambda v: "virtual pipeline stages interleave a pipeline: give --pp > 1"),
-    LayoutRule("stage_layers", sympy.Eq(sympy.Mod(L, pp * vp), 0), "--vp",
-               "vp must divide the layers of a pipeline stage (n_layers / pp)"),
+    # uneven pipeline stages (Megatron's first/last stage counts); the even split needs no rule: its bottleneck
+    # stage holds ceiling(n_layers / (pp vp)) vp layers (common.stage_layers)
+    LayoutRule("first_stage", sympy.Or(sympy.Eq(_first, 0), sympy.Gt(pp, 1)), "--first-stage-layers",
+               "first_stage_layers needs a pipeline (pp > 1)",
+               lambda v: "sets the first pipeline stage's layers: give --pp > 1"),
+    LayoutRule("last_stage", sympy.Or(sympy.Eq(_last, 0), sympy.Gt(pp, 1)), "--last-stage-layers",
+               "last_stage_layers needs a pipeline (pp > 1)",
+               lambda v: "sets the last pipeline stage's layers: give --pp > 1"),
+    LayoutRule("uneven_interleaving", sympy.Or(sympy.Eq(vp, 1), sympy.Eq(_first + _last, 0)), "--vp",
+               "first/last stage layers are modelled without virtual pipeline stages (vp 1)",
+               lambda v: "first/last stage layers are modelled without interleaving: give --vp 1"),
+    LayoutRule("middle_stages", sympy.And(sympy.Ge(_rest, _mid), sympy.Or(sympy.Gt(_mid, 0), sympy.Eq(_rest, 0))),
+               "--first-stage-layers", "first_stage_layers + last_stage_layers must leave at least one layer for "
+               "every middle stage (all n_layers when there is none)", _stage_split),
     LayoutRule("context", sympy.Eq(sympy.Mod(s, cp), 0), "--cp", "cp must divide seq_len"),
     LayoutRule("shard_group", sympy.Eq(sympy.Mod(dp, _sg), 0), "--shard-group", "shard_group must divide dp",
                lambda v: f"must divide dp = {v['dp']}; valid: {divisors_text(v['dp'])}"),
