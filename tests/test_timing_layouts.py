@@ -10,7 +10,7 @@ import pytest
 
 from engine import progress
 from engine.catalog.model import architecture, estimate_formulas, memory_options
-from engine.catalog.plan import Space, _search, plan, plan_spec
+from engine.catalog.plan import Space, _search, plan_spec
 from engine.catalog.timing import Layout, time_estimate
 from engine.errors import SpecError
 from engine.request.spec import parse_spec
@@ -83,14 +83,19 @@ def test_time_flags_for_first_and_last_stages(run_cli):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--first-stage-layers" in r.stderr
 
 
-def test_uneven_stages_in_the_kernel_equal_the_exact_values():
+def test_uneven_stages_in_the_kernel_equal_the_exact_values_and_the_search_shows_its_progress():
     """A search over pp that does not divide the 24 layers (5, 7: ceiling in the JAX kernel) ranks by the values
-    `time` computes exactly."""
+    `time` computes exactly; on a terminal it says what it does on one status line, the chunk and an ETA."""
     arch = architecture("gpt3-1.3b")
     space = Space(tp=(1,), pp=(5, 7), cp=(1,), micro_batch=(1, 2), vp=(1, 2), recompute=("selective",), zero=(1,),
                   sequence_parallel=(False,))
     request = parse_spec(plan_spec(arch, "a100-80gb", 70, 2048, 70, space, hbm=80 * 2**30), source="test")
-    ds, _ = _search(request, request.query, 16)
+    tty = _Terminal()
+    with progress.reporting(True, tty):
+        ds, _ = _search(request, request.query, 16)
+    shown = tty.getvalue()
+    assert "building" in shown and "compiling" in shown and "\n" not in shown  # one line, rewritten
+    assert "chunk 1 of 1, 100% of 16 points, ETA 0 s" in shown
     assert ds.sizes["rank"] == 4  # pp 5, 7 x vp 1, 2; micro-batch 2 splits 70 sequences over dp 14 or 10 unevenly
     opts = memory_options(memory_model="korthikanti", precision="bf16", recompute="selective", zero=1,
                           sequence_parallel=False, attention="flash")
@@ -122,31 +127,30 @@ def test_fp8_with_zero_3_by_hand():
     assert ev[3]["mem_model_states"] < ev[1]["mem_model_states"]
 
 
-def _tiny_plan():
-    space = Space(tp=(1, 2), pp=(1,), cp=(1,), micro_batch=(1, 2), vp=(1,), recompute=("none",), zero=(1,),
-                  sequence_parallel=(False,))
-    return plan(architecture("gpt3-1.3b"), "a100-80gb", gpus=2, seq_len=2048, global_batch=8, top=3, space=space)
-
-
-def test_plan_shows_its_phases_chunks_and_eta_on_a_terminal_only():
-    tty, pipe = _Terminal(), io.StringIO()
-    for stream in (tty, pipe):
-        with progress.reporting(True, stream):
-            _tiny_plan()
-    shown = tty.getvalue()
-    assert "building formulas" in shown or "building kernel" in shown or "building the kernel" in shown
-    assert "compiling" in shown and "searching" in shown
-    assert "chunk 1 of " in shown and "ETA" in shown and "\n" not in shown  # one line, rewritten
+def test_no_status_line_off_a_terminal():
+    pipe = io.StringIO()
+    with progress.reporting(True, pipe):
+        progress.note("searching: kernel 1 of 1")
+        progress.detail("chunk 1 of 2, 50% of 8 points, ETA 1 s")
     assert pipe.getvalue() == ""
 
 
 def test_plan_quiet_has_no_status_line(run_cli, monkeypatch):
-    args = ("plan", "--arch", "gpt2", "--gpu", "a100-80gb", "--gpus", "1", "--seq-len", "128", "--global-batch",
-            "2", "--recompute", "none", "--zero", "0", "--top", "1")
+    """`plan` reports on a terminal unless --quiet; the top row is followed by its step's shares."""
+    arch = architecture("gpt2")
+    est = time_estimate(arch, "a100-80gb", Layout(1, 128, 2, 1), SEL)
+    est.update(recompute="selective", zero=1, sequence_parallel=False, folded={})
+
+    def fake_plan(*args, **kwargs):  # what plan says while it works, then one row
+        progress.note("searching: kernel 1 of 1")
+        return {"layouts": [est], "searched": 1, "valid": 1, "fit": 1, "seconds": 0.0}
+
+    monkeypatch.setattr("engine.catalog.plan.plan", fake_plan)
     shown = {}
     for flags in ((), ("--quiet",)):
         tty = shown[flags] = _Terminal()
         monkeypatch.setattr("engine.commands.plan.reporting", lambda enabled, t=tty: progress.reporting(enabled, t))
-        r = run_cli(*args, *flags)
-        assert r.returncode == 0 and "\n    step: " in r.stdout  # the top row's breakdown
+        r = run_cli("plan", "--arch", "gpt2", "--gpu", "a100-80gb", "--gpus", "1", "--seq-len", "128",
+                    "--global-batch", "2", *flags)
+        assert r.returncode == 0 and "\n    step: optimizer 58.9%, compute 41.1%" in r.stdout  # the top row's shares
     assert "searching" in shown[()].getvalue() and shown[("--quiet",)].getvalue() == ""
