@@ -14,6 +14,7 @@ from engine.catalog.plan import Space, _search, plan_spec
 from engine.catalog.timing import Layout, time_estimate
 from engine.errors import SpecError
 from engine.request.spec import parse_spec
+from engine.symbolic.memory.steptime.layout import stage_split
 
 SEL = memory_options(memory_model="korthikanti", precision="bf16", recompute="selective", zero=1,
                      sequence_parallel=True, attention="flash")
@@ -37,9 +38,9 @@ def test_126_layers_over_pp_16_split_as_evenly_as_possible():
     assert llama["layout"]["first_stage_layers"] == 7
     fs = estimate_formulas(arch.family, arch.structure, SEL)
     given = {**arch.values, "batch": 1, "seq_len": 8192, "tp": 8, "pp": 16, "dp": 128}
-    act = {f: fs.evaluate_exact("mem_activations", {**given, "first_stage_layers": f, "last_stage_layers": f})
-           for f in (0, 7)}
-    assert act[0] * 120 == act[7] * 128  # max(16 x 7, 15 x 8, 7) = 120 layer-micro-batches against 16 x 8
+    assert stage_split(126, 16) == (8, 128) and stage_split(126, 16, 1, 7, 7) == (8, 120)  # max(16 x 7, 15 x 8, 7)
+    act = {f: fs.evaluate_exact("mem_activations", {**given, "in_flight_layers": n}) for f, n in ((0, 128), (7, 120))}
+    assert act[0] * 120 == act[7] * 128 and act[0] == fs.evaluate_exact("mem_activations", given)  # the default
     # the bottleneck stage's weights: 8 of the 126 layers' share of every parameter, over tp
     weights = fs.evaluate_exact("mem_weights", given)
     assert weights == fs.evaluate_exact("params_total", given) * 8 / (126 * 8) * 2

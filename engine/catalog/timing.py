@@ -20,8 +20,7 @@ from engine.catalog.hardware import device
 from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
 from engine.errors import SpecError
 from engine.symbolic.memory.steptime import LAYOUT_RULES, divisors_text
-from engine.symbolic.memory.steptime.common import stage_layers
-from engine.symbolic.symbols import symbol
+from engine.symbolic.memory.steptime.layout import StageSplitError, stage_split
 
 TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer")
 
@@ -101,28 +100,17 @@ class Layout:
                 raise SpecError(_flag(name), str(value), "must be a non-negative integer (0 or left out: the even split)")
         values = {"n_gpus": self.gpus, "seq_len": self.seq_len, "global_batch": self.global_batch,
                   "batch": self.micro_batch, "tp": self.tp, "pp": self.pp, "dp": dp, "cp": self.cp, "ep": self.ep,
-                  "vp": self.vp, "shard_group": group, "etp": etp, "first_stage_layers": self.first_stage_layers,
-                  "last_stage_layers": self.last_stage_layers}
-        check_rules(values)
+                  "vp": self.vp, "shard_group": group, "etp": etp}
+        for rule in LAYOUT_RULES:
+            if rule.explain is not None and rule.applies(values) and not rule.holds(values):
+                raise SpecError(rule.flag, str(values[_SYMBOL_OF[rule.flag]]), rule.explain(values))
         return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
                       self.ep, self.vp, group, etp, self.first_stage_layers, self.last_stage_layers)
 
 
-def check_rules(values: dict[str, int]) -> None:
-    """SpecError for the first of ``steptime.LAYOUT_RULES`` that ``values`` (by symbol name) break, among those
-    they give every input of; it names the flag and what would be valid."""
-    for rule in LAYOUT_RULES:
-        if rule.explain is not None and rule.applies(values) and not rule.holds(values):
-            flag = rule.flag
-            if flag == "--first-stage-layers" and not values.get("first_stage_layers"):
-                flag = "--last-stage-layers"  # the stage-split rule blames the count that was given
-            raise SpecError(flag, str(values[_SYMBOL_OF[flag]]), rule.explain(values))
-
-
 # the value a rule's flag names, by symbol
 _SYMBOL_OF = {"--gpus": "n_gpus", "--dp": "dp", "--global-batch": "global_batch", "--vp": "vp",
-              "--shard-group": "shard_group", "--ep": "ep", "--cp": "cp", "--tp": "tp",
-              "--first-stage-layers": "first_stage_layers", "--last-stage-layers": "last_stage_layers"}
+              "--shard-group": "shard_group", "--ep": "ep", "--cp": "cp", "--tp": "tp"}
 
 
 def _flag(name: str) -> str:
@@ -164,9 +152,14 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     dev = device(gpu)
     values = {**dev.values(options.precision), "batch": lay.micro_batch, "seq_len": lay.seq_len,
               "global_batch": lay.global_batch, "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "vp": lay.vp,
-              "cp": lay.cp, "shard_group": lay.shard_group, "first_stage_layers": lay.first_stage_layers,
-              "last_stage_layers": lay.last_stage_layers}
-    check_rules({**values, "n_layers": arch.values["n_layers"]})  # the rules of the architecture's layers
+              "cp": lay.cp, "shard_group": lay.shard_group}
+    try:  # the bottleneck stage and the activations' peak stage (inputs whose defaults are the even split's)
+        stage, in_flight = stage_split(arch.values["n_layers"], lay.pp, lay.vp, lay.first_stage_layers,
+                                       lay.last_stage_layers)
+    except StageSplitError as e:
+        raise SpecError(e.flag, str(e.value), str(e)) from None
+    if lay.first_stage_layers or lay.last_stage_layers:
+        values.update(stage_layers=stage, in_flight_layers=in_flight)
     if lay.shard_group != lay.dp and options.zero == 0:
         raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
                                                                "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
@@ -202,8 +195,7 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     if lay.first_stage_layers or lay.last_stage_layers:
         out["layout"].update(first_stage_layers=lay.first_stage_layers, last_stage_layers=lay.last_stage_layers)
     if options.mode == "training":  # the bottleneck pipeline stage's layers
-        out["stage_layers"] = int(stage_layers().subs({symbol(k): given[k] for k in (
-            "n_layers", "pp", "vp", "first_stage_layers", "last_stage_layers")}))
+        out["stage_layers"] = stage
     if breakdown is not None:
         out["breakdown"] = breakdown
     return out

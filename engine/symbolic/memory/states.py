@@ -13,7 +13,7 @@ from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, ep, etp, h, pp, qi, quant_group, quantity, s, tp
-from engine.symbolic.memory.steptime.common import stage_layers
+from engine.symbolic.memory.steptime.common import even_stage_layers, stage_layers
 from engine.symbolic.symbols import symbol
 
 shard_group = symbol("shard_group")
@@ -96,7 +96,7 @@ def defaults(o) -> dict[str, sympy.Expr]:
         "bits_kv": sympy.Integer(kv_bits),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
-        "first_stage_layers": sympy.Integer(0), "last_stage_layers": sympy.Integer(0),  # 0: the even split
+        "stage_layers": even_stage_layers(), "in_flight_layers": pp * even_stage_layers(),  # the even split
         "ep": sympy.Integer(1), "etp": tp, "shard_group": dp,
         "kv_window": s, "n_gpus": dp * tp * pp * symbol("cp"), "mfu": sympy.Rational(1, 2),
     }

@@ -56,34 +56,25 @@ SRC_STAGES = ("Megatron-LM: with interleaving each of a stage's vp model chunks 
               "--decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers give the first and last "
               "stages their own counts, the rest split evenly over the middle stages; Llama 3 (Dubey et al. 2024 "
               "§3.3.2): 126 layers over pp 16 with one layer fewer on the first and last stages")
-first_layers, last_layers = symbol("first_stage_layers"), symbol("last_stage_layers")
-
-
-def _middle() -> tuple[sympy.Expr, sympy.Expr]:
-    """``(stages, layers)``: the middle stages (every stage whose count is not given) and the layers of the
-    fullest of them, as even as possible (whole layers per virtual chunk)."""
-    stages = pp - sympy.Min(first_layers, 1) - sympy.Min(last_layers, 1)  # 0 = not given: an even stage
-    rest = L - first_layers - last_layers
-    return stages, sympy.Piecewise((0, sympy.Eq(stages, 0)), (sympy.ceiling(rest / (stages * vp)) * vp, True))
+stage, in_flight = symbol("stage_layers"), symbol("in_flight_layers")
 
 
 def stage_layers() -> sympy.Expr:
-    """The layers of the bottleneck pipeline stage (the one every micro-batch waits for): the split as even as
-    possible, ceiling(n_layers / (pp vp)) vp (every virtual chunk whole layers); with first_stage_layers /
-    last_stage_layers given (0: not given), the largest of those and a middle stage's (``SRC_STAGES``)."""
-    even = sympy.ceiling(L / (pp * vp)) * vp
-    _, middle = _middle()
-    return sympy.Piecewise((even, sympy.Eq(first_layers + last_layers, 0)),
-                           (sympy.Max(first_layers, last_layers, middle), True))
+    """The layers of the bottleneck pipeline stage (the one every micro-batch waits for): the input
+    ``stage_layers``, by default the split as even as possible (``even_stage_layers``); ``llm-sweep time`` gives
+    it for Megatron's first/last stage counts (``layout.stage_split``, ``SRC_STAGES``). An input rather than the
+    expression: the formulas stay small (the default is folded in once)."""
+    return stage
+
+
+def even_stage_layers() -> sympy.Expr:
+    """ceiling(n_layers / (pp vp)) vp: whole layers per virtual chunk, the fullest stage's."""
+    return sympy.ceiling(L / (pp * vp)) * vp
 
 
 def in_flight_layers() -> sympy.Expr:
-    """Layers times micro-batches in flight on the stage whose saved activations peak under 1F1B: stage i of pp
-    holds pp - i micro-batches' activations of its layers (Korthikanti et al. 2022 §4.2.3: the first stage, pp x
-    n_layers / pp = n_layers when even). The even split puts its fuller stages first; with first/last counts
-    given, the largest of the first stage's pp, the second's pp - 1 and the last stage's one."""
-    even = pp * sympy.ceiling(L / (pp * vp)) * vp
-    _, middle = _middle()
-    first = sympy.Piecewise((middle, sympy.Eq(first_layers, 0)), (first_layers, True))
-    return sympy.Piecewise((even, sympy.Eq(first_layers + last_layers, 0)),
-                           (sympy.Max(pp * first, (pp - 1) * middle, last_layers), True))
+    """Layers times micro-batches in flight on the stage whose saved activations peak under 1F1B (stage i of pp
+    holds pp - i micro-batches' activations of its layers; Korthikanti et al. 2022 §4.2.3: the first stage, pp x
+    n_layers / pp = n_layers when even): the input ``in_flight_layers``, by default pp x the even split's
+    fullest stage (its fuller stages first)."""
+    return in_flight
