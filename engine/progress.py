@@ -74,6 +74,14 @@ def active() -> bool:
     return _active is not None
 
 
+def eta(start: float, done: int, total: int) -> str:
+    """``, ETA 12 s`` after ``done`` of ``total`` equal steps begun at ``start`` (``time.perf_counter``); empty
+    before the first is done or when no one reports."""
+    if _active is None or done <= 0 or done >= total:
+        return ""
+    return f", ETA {(time.perf_counter() - start) / done * (total - done):,.0f} s"
+
+
 def detail(text: str) -> None:
     """Add ``text`` (``chunk 3 of 96, 41% of 21,307,392 points, ETA 12 s``) after the current phase on the line;
     nothing when no one reports."""

@@ -128,6 +128,14 @@ def test_fp8_with_zero_3_by_hand():
     assert ev[3]["mem_model_states"] < ev[1]["mem_model_states"]
 
 
+def test_eta_of_equal_steps(monkeypatch):
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: 130.0)
+    with progress.reporting(True, _Terminal()):
+        assert progress.eta(100.0, 3, 24) == ", ETA 210 s"  # 10 s a kernel, 21 to go
+        assert progress.eta(100.0, 0, 24) == progress.eta(100.0, 24, 24) == ""
+    assert progress.eta(100.0, 3, 24) == ""  # no one reports
+
+
 def test_no_status_line_off_a_terminal():
     pipe = io.StringIO()
     with progress.reporting(True, pipe):

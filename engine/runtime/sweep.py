@@ -192,7 +192,8 @@ def run(request: SweepRequest, sink: Sink | str | os.PathLike | None = None, bud
     t0 = time.perf_counter()
     parts, pieces = [], slabs(request)
     for k, s in enumerate(pieces, 1):
-        note(f"building kernel {k} of {len(pieces)}" if len(pieces) > 1 else "building the kernel")
+        note(f"building kernel {k} of {len(pieces)}{status.eta(t0, k - 1, len(pieces))}" if len(pieces) > 1
+             else "building the kernel")
         parts.append(replace(s, kernel=kernel_for(s.request, s.dims)))
     kernel = Stack(request) if request.categories else parts[0].kernel
     placing = getattr(sink, "slab", None)
@@ -203,8 +204,10 @@ def run(request: SweepRequest, sink: Sink | str | os.PathLike | None = None, bud
     plan = plan_for(parts[0].request, kernel, budget)
     wraps = [sink.device_function(p.request, p.kernel, plan) for p in parts]
     compile_seconds = time.perf_counter() - t0
+    t_compile = time.perf_counter()
     for k, (p, w) in enumerate(zip(parts, wraps), 1):
-        note(f"compiling kernel {k} of {len(parts)} (XLA)" if len(parts) > 1 else "compiling the kernel (XLA)")
+        note(f"compiling kernel {k} of {len(parts)} (XLA){status.eta(t_compile, k - 1, len(parts))}"
+             if len(parts) > 1 else "compiling the kernel (XLA)")
         compile_seconds += _compile(p.kernel, plan, w)
     sink.start(request, kernel, plan)
     try:
