@@ -358,6 +358,7 @@ class _Rows:
         self.gpus, self.seq_len, self.global_batch = gpus, seq_len, global_batch
         self.precision, self.attention = precision, attention
         self.evaluators: dict[tuple, Any] = {}
+        self.layers = arch.values["n_layers"]
 
     def options(self, recompute: str, zero: int, sp: bool):
         return memory_options(memory_model="korthikanti", precision=self.precision, recompute=recompute, zero=zero,
@@ -390,7 +391,8 @@ class _Rows:
                    "layout": {"gpus": self.gpus, "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep,
                               "etp": 1 if moe else tp, "vp": vp, "shard_group": dp, "micro_batch": mb,
                               "global_batch": self.global_batch, "seq_len": self.seq_len},
-                   "breakdown": dict(zip(exact.parts, values[4:]))}
+                   "breakdown": dict(zip(exact.parts, values[4:])),
+                   "stage_layers": -(-self.layers // (pp * vp)) * vp}  # the even split's bottleneck stage
         est.update(recompute=combo[0], zero=combo[1], sequence_parallel=combo[2])
         return est
 

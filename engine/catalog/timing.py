@@ -20,6 +20,7 @@ from engine.catalog.hardware import device
 from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
 from engine.errors import SpecError
 from engine.symbolic.memory.steptime import LAYOUT_RULES, divisors_text
+from engine.symbolic.memory.steptime.layout import StageSplitError, stage_split
 
 TRAINING_PARTS = ("compute", "tp", "ep", "cp", "bubble", "p2p", "dp", "optimizer")
 
@@ -44,6 +45,10 @@ class Layout:
         Devices a ZeRO/FSDP shard spans (hybrid sharding); None means dp.
     etp : int, optional
         Expert tensor parallelism (MoE); None means tp.
+    first_stage_layers, last_stage_layers : int
+        Layers of the first and of the last pipeline stage (Megatron-LM --decoder-first-pipeline-num-layers /
+        --decoder-last-pipeline-num-layers), the rest split evenly over the middle stages; 0 (default): every
+        stage as even as possible, the fullest holding ceiling(n_layers / (pp x vp)) x vp layers.
 
     The layout rules (``engine.symbolic.memory.steptime.LAYOUT_RULES``) are checked by ``resolved``.
     """
@@ -60,6 +65,8 @@ class Layout:
     vp: int = 1
     shard_group: int | None = None
     etp: int | None = None  # expert tensor parallelism (MoE): None means tp
+    first_stage_layers: int = 0  # 0: the even split
+    last_stage_layers: int = 0
 
     def resolved(self) -> "Layout":
         """The layout with ``dp``, ``shard_group`` and ``etp`` filled.
@@ -87,6 +94,10 @@ class Layout:
         etp = self.tp if self.etp is None else self.etp
         if isinstance(etp, bool) or not isinstance(etp, int) or etp <= 0:
             raise SpecError("--etp", str(etp), "must be a positive integer")
+        for name in ("first_stage_layers", "last_stage_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SpecError(_flag(name), str(value), "must be a non-negative integer (0 or left out: the even split)")
         values = {"n_gpus": self.gpus, "seq_len": self.seq_len, "global_batch": self.global_batch,
                   "batch": self.micro_batch, "tp": self.tp, "pp": self.pp, "dp": dp, "cp": self.cp, "ep": self.ep,
                   "vp": self.vp, "shard_group": group, "etp": etp}
@@ -94,7 +105,7 @@ class Layout:
             if rule.explain is not None and rule.applies(values) and not rule.holds(values):
                 raise SpecError(rule.flag, str(values[_SYMBOL_OF[rule.flag]]), rule.explain(values))
         return Layout(self.gpus, self.seq_len, self.global_batch, self.micro_batch, self.tp, self.pp, dp, self.cp,
-                      self.ep, self.vp, group, etp)
+                      self.ep, self.vp, group, etp, self.first_stage_layers, self.last_stage_layers)
 
 
 # the value a rule's flag names, by symbol
@@ -142,6 +153,13 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     values = {**dev.values(options.precision), "batch": lay.micro_batch, "seq_len": lay.seq_len,
               "global_batch": lay.global_batch, "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "vp": lay.vp,
               "cp": lay.cp, "shard_group": lay.shard_group}
+    try:  # the bottleneck stage and the activations' peak stage (inputs whose defaults are the even split's)
+        stage, in_flight = stage_split(arch.values["n_layers"], lay.pp, lay.vp, lay.first_stage_layers,
+                                       lay.last_stage_layers)
+    except StageSplitError as e:
+        raise SpecError(e.flag, str(e.value), str(e)) from None
+    if lay.first_stage_layers or lay.last_stage_layers:
+        values.update(stage_layers=stage, in_flight_layers=in_flight)
     if lay.shard_group != lay.dp and options.zero == 0:
         raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
                                                                "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
@@ -174,6 +192,10 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     out.update(mem_peak=memory["peak"], hbm=dev.hbm_bytes, fits=memory["peak"] <= dev.hbm_bytes, gpu=dev.name,
                layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "etp", "vp", "shard_group",
                                                      "micro_batch", "global_batch", "seq_len")})
+    if lay.first_stage_layers or lay.last_stage_layers:
+        out["layout"].update(first_stage_layers=lay.first_stage_layers, last_stage_layers=lay.last_stage_layers)
+    if options.mode == "training":  # the bottleneck pipeline stage's layers
+        out["stage_layers"] = stage
     if breakdown is not None:
         out["breakdown"] = breakdown
     return out

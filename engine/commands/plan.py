@@ -34,6 +34,9 @@ def add_parser(subparsers) -> None:
         pl.add_argument(flag_of(spec), dest=name, type=type(spec.default), choices=spec.choices, action="append",
                         help=f"{spec.meaning}: search only these (repeatable; default all of {choices})")
     pl.add_argument("--json", action="store_true")
+    pl.add_argument("--quiet", action="store_true",
+                    help="no status line on stderr (formulas, compiling kernel k of K, searching chunk i of N with an "
+                         "ETA; shown only when stderr is a terminal); the layouts are printed all the same")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -47,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
     space = replace(space, **{name: tuple(dict.fromkeys(getattr(args, name) or getattr(space, name)))
                               for name in _SEARCHED})
     enable_compilation_cache()  # 24 kernels of a plan compile once per machine, not once per call
-    with reporting(not args.json):  # kernels, exact values of the best rows: one status line on a terminal
+    with reporting(not (args.json or args.quiet)):  # formulas, kernels, search chunks with an ETA, exact values
+        # of the best rows: one status line on a terminal
         out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
                    precision=precision(args), space=space)
     if args.json:
@@ -89,3 +93,12 @@ def _print(args: argparse.Namespace, arch, out: dict) -> None:
               + f"vp {knob_text(est, 'vp'):<2} micro-batch {lay['micro_batch']:<4} recompute "
               f"{knob_text(est, 'recompute'):<9} zero {knob_text(est, 'zero'):<3} sp "
               f"{knob_text(est, 'sequence_parallel'):<3}  {gib(est['mem_peak'])}" + (f"  ({folded})" if folded else ""))
+        if est is out["layouts"][0]:  # why the winner wins: where its step goes
+            print("    " + breakdown_text(est))
+
+
+def breakdown_text(est: dict) -> str:
+    """``step: compute 81.4%, tp 9.7%, bubble 7.1%, ...``: each part's share of the step, the parts that take
+    time, largest first."""
+    parts = sorted(((v, k) for k, v in est["breakdown"].items() if v > 0), reverse=True)
+    return "step: " + ", ".join(f"{k} {v / est['step_time']:.1%}" for v, k in parts)

@@ -36,6 +36,11 @@ def add_parser(subparsers) -> None:
                        ("vp", "virtual pipeline")):
         ti.add_argument(f"--{flag}", type=int, default=1, metavar="N", help=f"{what}-parallel degree (default 1)")
     ti.add_argument("--etp", type=int, metavar="N", help="expert tensor-parallel degree (MoE; default: --tp)")
+    for end, megatron in (("first", "first"), ("last", "last")):
+        ti.add_argument(f"--{end}-stage-layers", type=int, default=0, metavar="N",
+                        help=f"layers of the {end} pipeline stage, the rest split evenly over the middle stages "
+                             f"(Megatron-LM --decoder-{megatron}-pipeline-num-layers; default: every stage as even as "
+                             "possible, the fullest holding ceiling(layers / (pp x vp)) x vp)")
     ti.add_argument("--dp", type=int, metavar="N", help="data-parallel degree (default gpus / (tp x pp x cp))")
     ti.add_argument("--shard-group", type=int, metavar="G",
                     help="hybrid sharding: ZeRO/FSDP within groups of G devices, plain data parallelism across them "
@@ -68,11 +73,13 @@ def main(args: argparse.Namespace) -> int:
         chosen.update(memory_model="korthikanti", recompute=flags["recompute"], zero=flags["zero"],
                       sequence_parallel=flags["sequence_parallel"])
         layout = Layout(args.gpus, args.seq_len, args.global_batch, args.batch, args.tp, args.pp, args.dp, args.cp,
-                        args.ep, args.vp, args.shard_group, args.etp)
+                        args.ep, args.vp, args.shard_group, args.etp, args.first_stage_layers, args.last_stage_layers)
     else:
         given = {**flags, "pp": args.pp, "batch": args.batch}
-        for name in ("recompute", "zero", "sequence_parallel", "pp", "batch"):  # training's, left at the default
-            if given[name] != _TRAINING_ONLY.get(name, 1):
+        given.update(first_stage_layers=args.first_stage_layers, last_stage_layers=args.last_stage_layers)
+        for name in ("recompute", "zero", "sequence_parallel", "pp", "batch", "first_stage_layers",
+                     "last_stage_layers"):  # training's, left at the default
+            if given[name] != _TRAINING_ONLY.get(name, 0 if name.endswith("_layers") else 1):
                 raise SpecError("--" + name.replace("_", "-"), str(given[name]), "applies to --mode training")
         chosen["attention"] = "sdpa" if flags["attention"] == "flash" else flags["attention"]
         if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:  # one replica serves the batch: tp x cp devices
@@ -93,7 +100,8 @@ def _print(args: argparse.Namespace, arch, est: dict, training: bool) -> None:
     name = args.hf_config or args.arch
     lay = est["layout"]
     where = (f"{lay['gpus']} x {est['gpu']}, tp {lay['tp']} pp {lay['pp']} dp {lay['dp']} cp {lay['cp']}"
-             + (f" ep {lay['ep']}" if arch.structure.moe else "") + (f" vp {lay['vp']}" if lay["vp"] > 1 else ""))
+             + (f" ep {lay['ep']}" if arch.structure.moe else "") + (f" vp {lay['vp']}" if lay["vp"] > 1 else "")
+             + (f", stages of at most {est['stage_layers']} layers" if training and lay["pp"] > 1 else ""))
     fits = "fits" if est["fits"] else "does NOT fit"
     if training:
         print(f"{name}: step {est['step_time']:.4g} s, {est['tokens_per_s']:,.0f} tokens/s, MFU {est['mfu']:.1%}, "

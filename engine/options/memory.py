@@ -189,10 +189,7 @@ RULES: tuple[Rule, ...] = (
     Rule({"precision": "fp8"}, requires={"mode": "training"},
          message="precision fp8 (TransformerEngine, Megatron) is modelled for training, not mode inference",
          source="engine/symbolic/memory/states.py SRC_FP8"),
-    Rule({"precision": "fp8", "mode": "training"}, refuses={"zero": 3},
-         message="precision fp8 models Megatron's distributed optimizer (zero 1) or zero 2, not zero 3 (TE's cached "
-                 "fp8 weight copies under full sharding are not modelled)",
-         source="engine/symbolic/memory/states.py SRC_FP8"),
+    # precision fp8 with zero 3 is modelled (states.py SRC_FP8_FSDP: fp8 copies of the gathered layer only)
     Rule({"finetune": Not("none")}, refuses={"mode": "inference"},
          message="finetune {finetune} applies to training, not to mode inference", source=SRC_PEFT),
     Rule({"finetune": "qlora"}, refuses={"precision": "fp32"},

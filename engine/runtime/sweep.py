@@ -32,6 +32,7 @@ from engine.runtime.categories import Slab, Stack, slabs
 from engine.runtime.compile import Kernel, compile_kernel
 from engine.sinks.attrs import request_record
 from engine.errors import ResourceError
+from engine import progress as status
 from engine.progress import note
 from engine.runtime.plan import ChunkPlan, Footprint, default_budget, plan_chunks, share_bounds
 from engine.sinks import Sink, sink_for
@@ -191,7 +192,8 @@ def run(request: SweepRequest, sink: Sink | str | os.PathLike | None = None, bud
     t0 = time.perf_counter()
     parts, pieces = [], slabs(request)
     for k, s in enumerate(pieces, 1):
-        note(f"building kernel {k} of {len(pieces)}" if len(pieces) > 1 else "building the kernel")
+        note(f"building kernel {k} of {len(pieces)}{status.eta(t0, k - 1, len(pieces))}" if len(pieces) > 1
+             else "building the kernel")
         parts.append(replace(s, kernel=kernel_for(s.request, s.dims)))
     kernel = Stack(request) if request.categories else parts[0].kernel
     placing = getattr(sink, "slab", None)
@@ -202,13 +204,15 @@ def run(request: SweepRequest, sink: Sink | str | os.PathLike | None = None, bud
     plan = plan_for(parts[0].request, kernel, budget)
     wraps = [sink.device_function(p.request, p.kernel, plan) for p in parts]
     compile_seconds = time.perf_counter() - t0
+    t_compile = time.perf_counter()
     for k, (p, w) in enumerate(zip(parts, wraps), 1):
-        note(f"compiling kernel {k} of {len(parts)} (XLA)" if len(parts) > 1 else "compiling the kernel (XLA)")
+        note(f"compiling kernel {k} of {len(parts)} (XLA){status.eta(t_compile, k - 1, len(parts))}"
+             if len(parts) > 1 else "compiling the kernel (XLA)")
         compile_seconds += _compile(p.kernel, plan, w)
     sink.start(request, kernel, plan)
     try:
         t0 = time.perf_counter()
-        bar = Progress(request.points, progress)
+        bar = Progress(request.points, progress, chunks=plan.n_chunks * len(parts))
         for part, wrap in zip(parts, wraps):
             if placing is not None:
                 placing(part)
@@ -253,17 +257,28 @@ def process_share(request: SweepRequest, index: int, count: int) -> SweepRequest
 class Progress:
     """A one-line progress bar on stderr (points done, points/s, ETA); silent unless enabled and a tty."""
 
-    def __init__(self, total: int, enabled: bool, stream=None):
+    def __init__(self, total: int, enabled: bool, stream=None, chunks: int | None = None):
         self.stream = stream or sys.stderr
         self.enabled = bool(enabled) and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.total, self.done = total, 0
+        self.chunks, self.chunk = chunks, 0
         self.start = self.last = time.perf_counter()
 
     def update(self, n: int) -> None:
         self.done += n
+        self.chunk += 1
+        now = time.perf_counter()
+        if status.active():  # a command's status line: the chunk and ETA after its phase, not a bar of their own
+            if self.chunk == 1 or now - self.last >= 0.2 or self.done >= self.total:
+                self.last = now
+                rate = self.done / max(now - self.start, 1e-9)
+                eta = (self.total - self.done) / rate if rate else 0
+                of = f" of {self.chunks:,}" if self.chunks else ""
+                status.detail(f"chunk {self.chunk:,}{of}, {self.done / max(self.total, 1):.0%} of {self.total:,} "
+                              f"points, ETA {eta:,.0f} s")
+            return
         if not self.enabled:
             return
-        now = time.perf_counter()
         if now - self.last < 0.2 and self.done < self.total:
             return
         self.last = now

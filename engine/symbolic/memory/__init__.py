@@ -82,6 +82,9 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         raise ValueError("; ".join(problems))
     qs = states.quantities(o, structure)
     validity = [*fs.validity, *_validity(structure), *steptime.validity(o)]
+    if o.mode != "training":  # training splits uneven layer counts (steptime.common.stage_layers); inference's
+        # KV cache and weights per stage are n_layers / pp
+        validity.append(Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)))
     if problems:  # model states and FLOPs still hold; the activations, hence the peak and time, are not modelled
         why = "; ".join(problems)
         qs += compute.quantities(structure, o)
@@ -124,7 +127,6 @@ def _peak(ms: tuple[Moment, ...]) -> list[Quantity]:
 def _validity(structure) -> list[Validity]:
     out = [
         Validity("tp must divide n_heads", sympy.Eq(sympy.Mod(a, tp), 0)),
-        Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)),
         Validity("mfu must be at most 1", sympy.Le(mfu, 1)),
     ]
     if structure.moe:  # Megatron: the expert layout folds into tp x dp of a pipeline stage

@@ -12,6 +12,7 @@ import sympy
 from engine.options.memory import model_refusals
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mixer_counts, mlp_counts
+from engine.symbolic.memory.steptime.common import in_flight_layers
 from engine.symbolic.memory.base import additive_moments, no_conditions, L, Term, V, a, b, etp, h, pp, s, tp, vp
 
 name = "korthikanti"
@@ -110,7 +111,8 @@ def activations(structure, o) -> Term:
         total += mlps.get("dense", 0) * layer(dense, 0)
         if structure.moe:
             total += mlps["moe"] * layer(routed + shared, router, dispatched)
-    # first pipeline stage: p micro-batches in flight x L/p layers = L layers (§4.2.3); interleaving costs more
+    # first pipeline stage: p micro-batches in flight x L/p layers = L layers (§4.2.3); interleaving costs more;
+    # uneven stages (steptime.common.in_flight_layers): the peak stage's layers x micro-batches in flight
     interleave = sympy.Piecewise((1, sympy.Eq(vp, 1)), (1 + (pp - 1) / (pp * vp), True))
     note = ("Table 2 assumes 16-bit activations, eager attention and dropout (precision bf16, attention eager, "
             "dropout true reproduce it); fp32 doubles every tensor but the masks; GQA, d_ff != 4 d_model, gated "
@@ -123,7 +125,8 @@ def activations(structure, o) -> Term:
         src += "; " + SRC_FP8_ACT
         note += ("; fp8: the four linear layers' saved inputs are fp8 (1 byte), every other tensor stays 16-bit "
                  "(TE DotProductAttention without fp8_dpa, norms, activation functions, softmax)")
-    return Term(total * interleave, src, note)
+    # uneven pipeline stages: the stage whose layers x micro-batches in flight is largest (n_layers when even)
+    return Term(total * interleave * in_flight_layers() / L, src, note)
 
 
 def logits(structure, o) -> Term:

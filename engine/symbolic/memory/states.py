@@ -13,6 +13,7 @@ from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, V, a, bits_g, bits_m, bits_o, bits_qm, bits_w, dp, ep, etp, h, pp, qi, quant_group, quantity, s, tp
+from engine.symbolic.memory.steptime.common import even_stage_layers, stage_layers
 from engine.symbolic.symbols import symbol
 
 shard_group = symbol("shard_group")
@@ -50,6 +51,16 @@ SRC_FP8 = ("TransformerEngine transformer_engine/pytorch/module/linear.py (Linea
            "embedding, head, norms, biases and the MoE router stay bf16 (Megatron keeps them outside fp8). "
            "Modelled variant: bf16 weights kept (no --fp8-param-gather; with it Megatron keeps fp8 parameters "
            "instead of the bf16 copy, 1 byte less per linear weight: not modelled)")
+SRC_FP8_FSDP = ("fp8 under full sharding (zero 3 / FSDP): the 16-bit (or fp32) weight shards as any zero 3, and fp8 "
+                "copies of the layer being gathered only: torchao float8 with FSDP2 (torchao/float8/fsdp_utils.py "
+                "WeightWithDynamicFloat8CastTensor: fsdp_pre_all_gather casts each rank's shard to fp8, the all-gather "
+                "moves fp8, fsdp_post_all_gather builds the unsharded fp8 weight, freed after the layer's forward and "
+                "gathered again for its backward; torchao float8 README 'float8 all-gather with FSDP2'; torchtitan "
+                "--float8.enable_fsdp_float8_all_gather) and TransformerEngine under FSDP (the fp8 workspace of a "
+                "gathered weight is not cached across micro-batches: is_first_microbatch is None outside Megatron's "
+                "TE wrappers); 1 byte + 1 byte (the transposed copy for the dgrad GEMM) per element of one layer's "
+                "linear weights on the device; delayed-scaling metadata as TE's (torchao's dynamic scaling keeps "
+                "none: an upper bound). Modelled: one layer gathered at a time (FSDP2 prefetches the next: up to 2)")
 FP8_AMAX_HISTORY = 1024  # TE DelayedScaling.amax_history_len default (Megatron --fp8-amax-history-len can lower it)
 FP8_TENSORS_PER_GEMM = 3 + 2  # forward input, weight, output; backward grad_output, grad_input
 
@@ -85,6 +96,7 @@ def defaults(o) -> dict[str, sympy.Expr]:
         "bits_kv": sympy.Integer(kv_bits),
         "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
+        "stage_layers": even_stage_layers(), "in_flight_layers": pp * even_stage_layers(),  # the even split
         "ep": sympy.Integer(1), "etp": tp, "shard_group": dp,
         "kv_window": s, "n_gpus": dp * tp * pp * symbol("cp"), "mfu": sympy.Rational(1, 2),
     }
@@ -103,25 +115,36 @@ def fp8_quantities(o, structure) -> list[Quantity]:
         kept = qi("params_embedding") + qi("params_head") + qi("params_positions") + qi("params_norms")
         if structure.moe:
             kept += qi("params_router")
-        linear = ((qi("params_total") - kept - routed) / tp + routed / (ep * etp)) / pp
+        linear = ((qi("params_total") - kept - routed) / tp + routed / (ep * etp)) / stages()
         if structure.moe:  # TE GroupedLinear: every local expert's fc1 and fc2 (and the shared experts')
             local = 2 * C.n_experts / ep + (2 if structure.shared_experts else 0)
             gemms = L * 4 + mlp_counts(structure)["moe"] * (local - 2)
     else:
-        linear = L * (attn + mlp) / (tp * pp)
-    meta = gemms / pp * FP8_TENSORS_PER_GEMM * (FP8_AMAX_HISTORY + 2) * 4
+        linear = L * (attn + mlp) / (tp * stages())
+    meta = gemms / stages() * FP8_TENSORS_PER_GEMM * (FP8_AMAX_HISTORY + 2) * 4
+    src = SRC_FP8
+    if o.zero >= 3:  # full sharding: the fp8 weights of the layer being gathered only, not the stage's
+        linear, src = linear / stage_layers(), SRC_FP8_FSDP
     return [quantity("mem_fp8_weights", linear * 2, "TE fp8 copies and fp8 transposes of the linear weights per "
-                     "device", r"M_{\mathrm{fp8\,weights}}", SRC_FP8),
+                     "device" + (" (of the one layer gathered at a time, zero 3)" if o.zero >= 3 else ""),
+                     r"M_{\mathrm{fp8\,weights}}", src),
             quantity("mem_fp8_scaling", meta, "TE delayed-scaling amax histories and scales per device",
                      r"M_{\mathrm{fp8\,scaling}}", SRC_FP8)]
 
 
+def stages() -> sympy.Expr:
+    """The pipeline split of the per-layer weights on the bottleneck stage: n_layers / its layers (pp when the
+    layers divide evenly; ``steptime.common.stage_layers``). Every parameter (embedding and head included) is
+    spread over the layers, as the even split spreads it over pp."""
+    return L / stage_layers()
+
+
 def quantities(o, structure=None) -> list[Quantity]:
     """``mem_weights``; in training also gradients, master weights, optimizer states and their sum."""
-    shard = tp * pp  # model parallel split of the weights (even split assumed)
+    shard = tp * stages()  # model parallel split of the weights: the bottleneck pipeline stage's share
     moe = structure is not None and structure.moe
     if moe:  # routed experts over ep x etp (Megatron), the rest over tp; their data-parallel groups differ
-        routed = qi("params_routed_experts") / (ep * etp * pp)
+        routed = qi("params_routed_experts") / (ep * etp * stages())
         per_dev = (qi("params_total") - qi("params_routed_experts")) / shard + routed
         edp = dp * tp / (ep * etp)
     else:
@@ -207,6 +230,6 @@ def _optimizer_bytes(o, per_dev, structure=None) -> sympy.Expr:
             mlp_rc = C.n_experts * 3 * (h_ + C.d_ff_expert) + (
                 C.n_shared_experts * 3 * (h_ + C.d_ff_shared) if structure.shared_experts else 0)
         rc = L * (4 * h_ + 2 * a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) + L * mlp_rc + (V + h_)
-        return rc * bits_o / 8 / (tp * pp)
+        return rc * bits_o / 8 / (tp * stages())
     extra = per_dev * 2 * 32 / 2048 / 8 if o.optimizer in EIGHT_BIT else 0  # bitsandbytes absmax per 2048 block
     return per_dev * states * bits_o / 8 + extra

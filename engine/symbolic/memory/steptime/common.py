@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy
 
-from engine.symbolic.memory.base import L, pp
+from engine.symbolic.memory.base import L, pp, vp
 from engine.symbolic.symbols import symbol
 
 peak, attn_peak, hbm_bw = symbol("peak_flops"), symbol("attention_peak_flops"), symbol("hbm_bandwidth")
@@ -55,6 +55,30 @@ DEFAULTS = {
 
 
 
+SRC_STAGES = ("Megatron-LM: with interleaving each of a stage's vp model chunks holds n_layers / (pp vp) layers "
+              "(megatron/core/transformer/transformer_block.py get_num_layers_to_build); "
+              "--decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers give the first and last "
+              "stages their own counts, the rest split evenly over the middle stages; Llama 3 (Dubey et al. 2024 "
+              "§3.3.2): 126 layers over pp 16 with one layer fewer on the first and last stages")
+stage, in_flight = symbol("stage_layers"), symbol("in_flight_layers")
+
+
 def stage_layers() -> sympy.Expr:
-    """The layers of the bottleneck pipeline stage (the one every micro-batch waits for)."""
-    return L / pp
+    """The layers of the bottleneck pipeline stage (the one every micro-batch waits for): the input
+    ``stage_layers``, by default the split as even as possible (``even_stage_layers``); ``llm-sweep time`` gives
+    it for Megatron's first/last stage counts (``layout.stage_split``, ``SRC_STAGES``). An input rather than the
+    expression: the formulas stay small (the default is folded in once)."""
+    return stage
+
+
+def even_stage_layers() -> sympy.Expr:
+    """ceiling(n_layers / (pp vp)) vp: whole layers per virtual chunk, the fullest stage's."""
+    return sympy.ceiling(L / (pp * vp)) * vp
+
+
+def in_flight_layers() -> sympy.Expr:
+    """Layers times micro-batches in flight on the stage whose saved activations peak under 1F1B (stage i of pp
+    holds pp - i micro-batches' activations of its layers; Korthikanti et al. 2022 §4.2.3: the first stage, pp x
+    n_layers / pp = n_layers when even): the input ``in_flight_layers``, by default pp x the even split's
+    fullest stage (its fuller stages first)."""
+    return in_flight

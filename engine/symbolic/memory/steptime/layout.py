@@ -38,7 +38,7 @@ class LayoutRule:
 
     def holds(self, values: Mapping[str, int]) -> bool:
         """Whether the layout of ``values`` (every symbol of the condition given) obeys the rule."""
-        return bool(self.condition.subs({symbol(k): v for k, v in values.items()}))
+        return bool(self.condition.xreplace({symbol(k): sympy.Integer(v) for k, v in values.items()}))
 
     def applies(self, values: Mapping[str, int]) -> bool:
         """Whether ``values`` give every input of the condition (a point check can decide it)."""
@@ -58,6 +58,56 @@ def divisors_text(n: int) -> str:
 
 
 _g, _sg, _etp, _kv = symbol("n_gpus"), symbol("shard_group"), symbol("etp"), symbol("n_kv_heads")
+
+
+class StageSplitError(ValueError):
+    """A first/last stage count that cannot be: ``flag`` (the option to blame) and what is valid."""
+
+    def __init__(self, flag: str, value: int, message: str):
+        super().__init__(message)
+        self.flag, self.value = flag, value
+
+
+def stage_split(n_layers: int, pp: int, vp: int = 1, first: int = 0, last: int = 0) -> tuple[int, int]:
+    """``(stage_layers, in_flight_layers)`` of a pipeline (the inputs of ``common.stage_layers`` and
+    ``common.in_flight_layers``): the fullest stage's layers, and the largest layers x micro-batches in flight
+    of a stage under 1F1B (stage i holds pp - i). ``first`` / ``last``: the first and last stages' layers
+    (Megatron-LM --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers; 0: not given), the
+    rest split as evenly as possible over the middle stages; neither given: every stage as even as possible in
+    whole layers per virtual chunk, the fuller ones first.
+
+    Raises
+    ------
+    StageSplitError
+        A count given without a pipeline or with interleaving, or first + last leaving a middle stage no layer.
+    """
+    if not (first or last):
+        stage = -(-n_layers // (pp * vp)) * vp
+        return stage, pp * stage
+    flag, value = ("--first-stage-layers", first) if first else ("--last-stage-layers", last)
+    if pp == 1:
+        raise StageSplitError(flag, value, f"sets the {'first' if first else 'last'} pipeline stage's layers: give "
+                                           "--pp > 1")
+    if vp != 1:
+        raise StageSplitError("--vp", vp, "first/last stage layers are modelled without interleaving: give --vp 1")
+    mid = pp - (1 if first else 0) - (1 if last else 0)
+    rest = n_layers - first - last
+    given = " + ".join(x for x in (f"first {first}" if first else "", f"last {last}" if last else "") if x)
+    if mid == 0 and rest != 0:
+        raise StageSplitError(flag, value, f"{given} layers must add up to the {n_layers} layers: pp {pp} has no "
+                                           f"middle stage" + (f" (valid: --first-stage-layers {first} "
+                                                              f"--last-stage-layers {n_layers - first}, or --pp > 2)"
+                                                              if 0 < first < n_layers else ""))
+    if mid > 0 and rest < mid:
+        raise StageSplitError(flag, value, f"{given} layers leave {rest} for {mid} middle stage"
+                                           f"{'s' if mid > 1 else ''} of the {n_layers} layers: first + last may be "
+                                           f"at most {n_layers - mid}")
+    middle = -(-rest // mid) if mid else 0
+    stage = max(first, last, middle)
+    in_flight = max(pp * (first or middle), (pp - 1) * middle, last)
+    return stage, in_flight
+
+
 _sp_rule = LayoutRule(
     "sequence_parallel_tp", sympy.Gt(tp, 1), "--sequence-parallel",
     "sequence parallelism splits the tensor-parallel regions: it needs tp > 1 (Megatron turns it off at tp 1, "
@@ -80,8 +130,8 @@ LAYOUT_RULES = (
     LayoutRule("interleaving", sympy.Or(sympy.Eq(vp, 1), sympy.Gt(pp, 1)), "--vp",
                "virtual pipeline stages (vp > 1) interleave a pipeline: they need pp > 1",
                lambda v: "virtual pipeline stages interleave a pipeline: give --pp > 1"),
-    LayoutRule("stage_layers", sympy.Eq(sympy.Mod(L, pp * vp), 0), "--vp",
-               "vp must divide the layers of a pipeline stage (n_layers / pp)"),
+    # uneven pipeline stages need no rule: the bottleneck stage holds ceiling(n_layers / (pp vp)) vp layers
+    # (common.stage_layers); Megatron's first/last stage counts are checked by ``stage_split``
     LayoutRule("context", sympy.Eq(sympy.Mod(s, cp), 0), "--cp", "cp must divide seq_len"),
     LayoutRule("shard_group", sympy.Eq(sympy.Mod(dp, _sg), 0), "--shard-group", "shard_group must divide dp",
                lambda v: f"must divide dp = {v['dp']}; valid: {divisors_text(v['dp'])}"),
