@@ -7,7 +7,7 @@ import sympy
 
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mlp_counts
-from engine.symbolic.memory.base import b, ep, h, pp, q, s, tp
+from engine.symbolic.memory.base import L, b, ep, h, q, s, tp
 from engine.symbolic.memory.steptime.common import (attn_ceiling, attn_peak, ceiling, cp, eta_attn, eta_mm,
                                                     hbm_bw, peak, stage_layers)
 from engine.symbolic.symbols import symbol
@@ -18,7 +18,9 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     layers = stage_layers()
     # compute: hardware FLOPs (model FLOPs + recomputation) of this device's share of a micro-batch; the
     # attention kernels (forward, backward x 2, and the recomputed forward) at their own efficiency
-    share = b * s / (tp * pp * cp)
+    # (the bottleneck stage's layers: its share of the model's FLOPs is stage_layers / n_layers, 1 / pp when the
+    # stages are even)
+    share = b * s / (tp * cp) * layers / L
     attn_passes = 3 + (1 if o.recompute != "none" else 0)
     attn = q("flops_attention_token") * attn_passes * share
     # what the attention kernels execute: a fused causal kernel (FlashAttention, SDPA's flash and efficient
@@ -49,7 +51,7 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
         # of the routed FLOPs F at rate x M / (M + m_half) is F / rate + F m_half / M / rate, and F / M = 2 x the
         # expert's weights x n_experts / (ep etp) per MoE layer and pass: each local expert costs m_half more
         # tokens
-        moe_layers = mlp_counts(structure)["moe"] / pp
+        moe_layers = mlp_counts(structure)["moe"] * layers / L
         d_in = C.moe_latent_size if structure.moe_latent else h
         expert = C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
         mm_passes = 3 + (1 if o.recompute == "full" else 0)

@@ -9,7 +9,7 @@ from typing import Callable, Mapping
 import sympy
 
 from engine.symbolic.formulas.base import Validity
-from engine.symbolic.memory.base import L, b, dp, ep, pp, s, tp, vp
+from engine.symbolic.memory.base import b, dp, ep, pp, s, tp, vp
 from engine.symbolic.memory.steptime.common import cp, global_batch
 from engine.symbolic.symbols import symbol
 
