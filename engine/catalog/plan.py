@@ -36,6 +36,7 @@ from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.catalog.timing import TRAINING_PARTS, Layout, time_estimate
 from engine.errors import SpecError
 from engine.options import DEFAULT_PRECISION, MEMORY_OPTIONS, RECOMPUTE
+from engine.options.stacks import default_stack, stack_attention
 from engine.progress import note
 from engine.request.query import make_query
 from engine.request.spec import parse_spec
@@ -107,7 +108,8 @@ def divisors(n: int) -> tuple[int, ...]:
 
 
 def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, space: Space,
-              precision: str = DEFAULT_PRECISION, attention: str = "flash", hbm: int | None = None) -> dict[str, Any]:
+              precision: str = DEFAULT_PRECISION, attention: str = "flash", hbm: int | None = None,
+              stack: str = "megatron-core", overlap: str = "stack") -> dict[str, Any]:
     """The layout spec of a plan (the tables of ``sweeps/plan-gpt3-175b.toml``), as ``parse_spec`` reads it.
 
     Parameters
@@ -124,6 +126,8 @@ def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batc
         Memory options of every combination.
     hbm : int, optional
         The query's memory bound in bytes (default: no query).
+    stack, overlap : str
+        The training stack whose defaults the step time takes, and the communication it overlaps.
 
     Returns
     -------
@@ -137,7 +141,8 @@ def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batc
     if moe:
         axes["ep"] = list(space.ep)
     spec = {"sweep": {"arch": arch.name or arch.source, "gpu": gpu, "quantities": ["step_time", "mem_peak"]},
-            "options": {"memory_model": "korthikanti", "precision": precision, "attention": attention},
+            "options": {"memory_model": "korthikanti", "precision": precision, "attention": attention,
+                        "stack": stack, "overlap": overlap},
             "fixed": {"n_gpus": gpus, "seq_len": seq_len, "global_batch": global_batch, **({"etp": 1} if moe else {})},
             "axes": axes}
     if hbm is not None:
@@ -207,7 +212,7 @@ class _Exact:
 
         fs = estimate_formulas(arch.family, arch.structure, options)
         # the names and values time_estimate gives (its memory_estimate too); the layout's degrees per call
-        given = {**arch.values, **dev.values(options.precision), "batch": None, "seq_len": seq_len,
+        given = {**arch.values, **dev.values(options.precision, options.attention), "batch": None, "seq_len": seq_len,
                  "global_batch": global_batch, "dp": None, "tp": None, "pp": None, "vp": None, "cp": None,
                  "shard_group": None, **({"ep": None, "etp": 1} if arch.structure.moe else {})}
         names = set(given)
@@ -353,16 +358,17 @@ class _Rows:
     """Exact estimates of the layouts of a plan, evaluated once each (``time_estimate``'s values)."""
 
     def __init__(self, arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, precision: str,
-                 attention: str):
+                 attention: str, stack: str = "megatron-core", overlap: str = "stack"):
         self.arch, self.gpu, self.dev = arch, gpu, device(gpu)
         self.gpus, self.seq_len, self.global_batch = gpus, seq_len, global_batch
-        self.precision, self.attention = precision, attention
+        self.precision, self.attention, self.stack, self.overlap = precision, attention, stack, overlap
         self.evaluators: dict[tuple, Any] = {}
         self.layers = arch.values["n_layers"]
 
     def options(self, recompute: str, zero: int, sp: bool):
         return memory_options(memory_model="korthikanti", precision=self.precision, recompute=recompute, zero=zero,
-                              sequence_parallel=sp, attention=self.attention)
+                              sequence_parallel=sp, attention=self.attention, stack=self.stack,
+                              overlap=self.overlap)
 
     def estimate(self, row: dict[str, Any]) -> dict[str, Any]:
         """The exact estimate of one row of the search (its coordinates by dim), as ``time_estimate`` gives it."""
@@ -456,8 +462,8 @@ def _check_named(arch: Architecture) -> None:
 
 
 def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
-         precision: str = "bf16", space: Space | None = None, attention: str = "flash",
-         fold: bool = True) -> dict[str, Any]:
+         precision: str = "bf16", space: Space | None = None, attention: str | None = None,
+         fold: bool = True, stack: str | None = None, overlap: str = "stack") -> dict[str, Any]:
     """The ``top`` fastest layouts of ``arch`` on ``gpus`` devices that fit in ``gpu``'s memory.
 
     The layout spec (``plan_spec``) runs through the one engine with a top-k query; its best rows are then
@@ -476,9 +482,13 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     top : int
         Rows wanted.
     precision, attention : str
-        Memory options of every layout.
+        Memory options of every layout; attention None: the stack's kernel on ``gpu``
+        (``engine.options.stacks.Stack.attention_for``).
     space : Space, optional
         The axes searched (default ``default_space``).
+    stack, overlap : str
+        The training stack (``engine.options.STACKS``; None: ``default_stack`` of the device) whose defaults the
+        step time takes, and the communication hidden behind compute (``overlap``: ``stack`` = the stack's).
     fold : bool
         Merge layouts whose every prediction is the same and that differ only in knobs that change nothing
         there into one row naming them; False: every layout its own row.
@@ -497,12 +507,17 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     SpecError
         A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
     """
+    stack = stack or default_stack(gpu)
+    try:
+        attention = attention or stack_attention(stack, gpu)
+    except ValueError as exc:
+        raise SpecError("--stack", stack, str(exc)) from None
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
-    rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention)
+    rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention, stack, overlap)
     space = space or default_space(arch, gpus, global_batch)
     request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,
-                                   rows.dev.hbm_bytes), source="llm-sweep plan")
+                                   rows.dev.hbm_bytes, stack, overlap), source="llm-sweep plan")
     k, done, seconds = min(max(FIRST_K, ROWS_PER_TOP * top), request.points), {}, 0.0
     while True:
         ds, took = _search(request, request.query, k)

@@ -150,7 +150,7 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     if lay.ep > 1 and not arch.structure.moe:
         raise SpecError("--ep", str(lay.ep), f"expert parallelism applies to MoE models; {arch.label} has no experts")
     dev = device(gpu)
-    values = {**dev.values(options.precision), "batch": lay.micro_batch, "seq_len": lay.seq_len,
+    values = {**dev.values(options.precision, options.attention), "batch": lay.micro_batch, "seq_len": lay.seq_len,
               "global_batch": lay.global_batch, "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "vp": lay.vp,
               "cp": lay.cp, "shard_group": lay.shard_group}
     try:  # the bottleneck stage and the activations' peak stage (inputs whose defaults are the even split's)

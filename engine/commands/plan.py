@@ -15,9 +15,12 @@ from engine.progress import reporting
 from engine.request.options import add_option_flags, flag_of
 
 _DESCRIPTION = ("Search every tp, pp, cp, dp, micro-batch, vp, recompute, ZeRO stage and sequence-parallel choice "
-                "for a device count; print the fastest that fit. Attention is FlashAttention, as a tuned run has it "
-                "(memory's default is sdpa).")
+                "for a device count; print the fastest that fit. The stack (--stack) sets the attention kernel and the "
+                "communication that overlaps compute, as that framework does by default.")
 _SEARCHED = ("recompute", "zero")  # memory options whose choices plan searches (all of them unless narrowed)
+_NOTES = {"attention": "default: the stack's kernel on the device (megatron-core: cuDNN on H100, FlashAttention-2 on "
+                       "A100)",
+          "stack": "default: maxtext on a TPU, megatron-core elsewhere"}
 
 
 def add_parser(subparsers) -> None:
@@ -27,7 +30,7 @@ def add_parser(subparsers) -> None:
     add_arch_source(pl, required=True)
     add_device_run(pl, "sequences per optimizer step")
     pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
-    add_option_flags(pl, MEMORY_OPTIONS, ("precision",))
+    add_option_flags(pl, MEMORY_OPTIONS, ("precision", "attention", "stack", "overlap"), notes=_NOTES)
     for name in _SEARCHED:
         spec = MEMORY_OPTIONS[name]
         choices = ", ".join(map(str, spec.choices))
@@ -53,7 +56,8 @@ def main(args: argparse.Namespace) -> int:
     with reporting(not (args.json or args.quiet)):  # formulas, kernels, search chunks with an ETA, exact values
         # of the best rows: one status line on a terminal
         out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
-                   precision=precision(args), space=space)
+                   precision=precision(args), space=space, attention=args.attention, stack=args.stack,
+                   overlap=args.overlap or "stack")
     if args.json:
         print(json.dumps(out, indent=2))
     if not out["layouts"]:

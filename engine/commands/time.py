@@ -14,12 +14,14 @@ from engine.request.options import add_option_flags
 
 # the memory options time takes (engine.options holds their choices), and where its defaults differ from
 # memory's on purpose: ZeRO 1 (Megatron's distributed optimizer) and FlashAttention, as a tuned run has them
-_OPTIONS = ("mode", "precision", "recompute", "sequence_parallel", "zero", "attention")
-DEFAULTS = {"zero": 1, "attention": "flash"}
+_OPTIONS = ("mode", "precision", "recompute", "sequence_parallel", "zero", "attention", "stack", "overlap")
+DEFAULTS = {"zero": 1}  # attention and stack: the stack's kernel on the device (stacks.default_stack, stack_attention)
 _TRAINING_ONLY = {name: DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
                   for name in ("recompute", "zero", "sequence_parallel")}  # refused in inference unless default
 _NOTES = {"zero": "default here 1: Megatron's distributed optimizer (memory's default is 0)",
-          "attention": "default here flash; inference reads it as sdpa (memory's default is sdpa)"}
+          "attention": "default here: the stack's kernel on the device (megatron-core: cuDNN on H100, FlashAttention-2 "
+                       "on A100); inference: sdpa",
+          "stack": "default: maxtext on a TPU, megatron-core elsewhere"}
 
 
 def add_parser(subparsers) -> None:
@@ -52,11 +54,24 @@ def add_parser(subparsers) -> None:
 def chosen_options(args: argparse.Namespace) -> dict:
     """The memory options the flags give, each left out filled with time's default (``DEFAULTS``, else the
     option's own); the precision read in its one vocabulary."""
+    from engine.options.stacks import default_stack, stack_attention
+
     chosen = {name: getattr(args, name) for name in _OPTIONS}
+    given_attention = chosen["attention"]
     for name, value in chosen.items():
         if value is None:
             chosen[name] = DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
     chosen["precision"] = precision(args)
+    if args.stack is None:
+        chosen["stack"] = default_stack(args.gpu)
+    if given_attention is None:
+        if chosen["mode"] != "training":
+            chosen["attention"] = "sdpa"
+        else:
+            try:
+                chosen["attention"] = stack_attention(chosen["stack"], args.gpu)
+            except ValueError as exc:
+                raise SpecError("--stack", chosen["stack"], str(exc)) from None
     return chosen
 
 
@@ -71,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     chosen = {"mode": flags["mode"], "precision": flags["precision"], "attention": flags["attention"]}
     if training:
         chosen.update(memory_model="korthikanti", recompute=flags["recompute"], zero=flags["zero"],
-                      sequence_parallel=flags["sequence_parallel"])
+                      sequence_parallel=flags["sequence_parallel"], stack=flags["stack"], overlap=flags["overlap"])
         layout = Layout(args.gpus, args.seq_len, args.global_batch, args.batch, args.tp, args.pp, args.dp, args.cp,
                         args.ep, args.vp, args.shard_group, args.etp, args.first_stage_layers, args.last_stage_layers)
     else:
@@ -81,7 +96,9 @@ def main(args: argparse.Namespace) -> int:
                      "last_stage_layers"):  # training's, left at the default
             if given[name] != _TRAINING_ONLY.get(name, 0 if name.endswith("_layers") else 1):
                 raise SpecError("--" + name.replace("_", "-"), str(given[name]), "applies to --mode training")
-        chosen["attention"] = "sdpa" if flags["attention"] == "flash" else flags["attention"]
+        for name in ("stack", "overlap"):  # a training stack's defaults
+            if getattr(args, name) is not None:
+                raise SpecError("--" + name, getattr(args, name), "applies to --mode training")
         if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:  # one replica serves the batch: tp x cp devices
             raise SpecError("--gpus", str(args.gpus), f"inference times one replica: --gpus must equal tp x cp = "
                                                       f"{args.tp * args.cp} (and --dp 1)")

@@ -292,3 +292,28 @@ def stack_overlap(name: str) -> frozenset[str]:
     """
     overlap = stack(name).overlap
     return frozenset(p for p, parts in _BY_PARALLELISM.items() if overlap & set(parts))
+
+
+def stack_attention(name: str, device: str) -> str:
+    """The attention kernel stack ``name`` runs on ``device`` (a catalog name or a device file: its generation's
+    choice, ``Stack.attention_for``); what ``time`` and ``plan`` take when no ``--attention`` is given.
+
+    Parameters
+    ----------
+    name : str
+        One of ``STACK_NAMES``.
+    device : str
+        A hardware catalog name or alias, or a device TOML file.
+
+    Returns
+    -------
+    str
+        An attention option value (``ATTENTION_LIBRARIES``).
+    """
+    return stack(name).attention_for(device)
+
+
+def default_stack(device: str) -> str:
+    """The stack ``time`` and ``plan`` assume on ``device`` when none is given: ``maxtext`` on a TPU (the
+    GPU stacks do not run there), ``megatron-core`` elsewhere."""
+    return "maxtext" if device_generation(device) == "tpu" else "megatron-core"
