@@ -61,14 +61,17 @@ def test_a_bad_batch_of_time_is_refused_in_the_flag_given(run_cli):
 
 
 def test_time_keeps_its_own_defaults_and_says_so(run_cli):
-    """ZeRO 1 and FlashAttention (a tuned Megatron run), where memory's defaults are 0 and sdpa."""
+    """ZeRO 1 and the stack's attention kernel on the device (a tuned Megatron-Core run: cuDNN fused attention on
+    Hopper, FlashAttention-2 on Ampere), where memory's defaults are 0 and sdpa."""
     assert MEMORY_OPTIONS["zero"].default == 0 and MEMORY_OPTIONS["attention"].default == "sdpa"
     default = json.loads(run_cli(*TIME).stdout)
-    assert default == json.loads(run_cli(*TIME, "--zero", "1", "--attention", "flash").stdout)
+    kernel = "cudnn" if "h100" in TIME[TIME.index("--gpu") + 1] else "flash"
+    assert default == json.loads(run_cli(*TIME, "--zero", "1", "--attention", kernel, "--stack",
+                                         "megatron-core").stdout)
     assert default != json.loads(run_cli(*TIME, "--zero", "0").stdout)
     help_text = " ".join(run_cli("time", "--help").stdout.split())
     assert "default here 1: Megatron's distributed optimizer (memory's default is 0)" in help_text
-    assert "default here flash" in help_text
+    assert "default here: the stack's kernel on the device" in help_text
 
 
 def test_run_reads_its_old_numerics_flag(run_cli, small_spec, tmp_path):
