@@ -63,6 +63,14 @@ def bandwidth(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
                            (lo(eta_link * link_bw, nics), True))
 
 
+def per_byte(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
+    """1 / ``bandwidth(group, inner)``, written as max(1 / link, inner / (devices_per_node NIC)) so that no min
+    stands under a fraction bar (the printed formula can break between its terms)."""
+    return sympy.Piecewise((1 / (eta_link * link_bw), _fits(group, inner)),
+                           (1 / (eta_nic * net_bw), sympy.Ge(inner, per_node)),
+                           (hi(1 / (eta_link * link_bw), inner / (eta_nic * net_bw * per_node)), True))
+
+
 def latency(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
     """One ring step's latency: collective_latency inside a node, network_latency once the ring crosses nodes
     (every step of a ring that spans nodes waits on a network hop)."""
@@ -80,12 +88,12 @@ def half_ring(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr, lat: sympy.Expr
 
 def ring_all_reduce(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
     """An all-reduce of ``nbytes`` over ``p`` devices ``inner`` apart, on the link they use (``bandwidth``)."""
-    return all_reduce(p, nbytes, bandwidth(p, inner), latency(p, inner))
+    return 2 * (p - 1) / p * nbytes * per_byte(p, inner) + 2 * (p - 1) * latency(p, inner)
 
 
 def ring_half(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
     """A reduce-scatter or all-gather of ``nbytes`` over ``p`` devices ``inner`` apart (``bandwidth``)."""
-    return half_ring(p, nbytes, bandwidth(p, inner), latency(p, inner))
+    return (p - 1) / p * nbytes * per_byte(p, inner) + (p - 1) * latency(p, inner)
 
 
 def exposed(comm: sympy.Expr, hideable: sympy.Expr, floor: sympy.Expr = 0) -> sympy.Expr:

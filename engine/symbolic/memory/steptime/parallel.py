@@ -8,7 +8,7 @@ import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.memory.base import b, bits_g, dp, ep, h, pp, qi, s, tp
-from engine.symbolic.memory.steptime.collectives import (all_to_all, bandwidth, exposed, hi, latency, lo,
+from engine.symbolic.memory.steptime.collectives import (all_to_all, exposed, hi, latency, lo, per_byte,
                                                          ring_all_reduce, ring_half)
 from engine.symbolic.memory.steptime.common import cp, overlap, stage_layers
 from engine.symbolic.symbols import symbol
@@ -47,7 +47,7 @@ def model_parallel(structure, o, act: int, t_attn: sympy.Expr,
     # ring attention: each device's K and V (its tp share of the kv heads) pass cp - 1 hops per layer forward and
     # twice backward (K, V and their gradients), each hop overlapped with the attention of the block in hand
     kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
-    ring = 3 * (cp - 1) * (kv_bytes / bandwidth(cp, tp) + latency(cp, tp))
+    ring = 3 * (cp - 1) * (kv_bytes * per_byte(cp, tp) + latency(cp, tp))
     t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * exposed(ring, t_attn / layers), True))
     return t_tp, t_ep, t_cp
 

@@ -7,7 +7,7 @@ import sympy
 
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, b, dp, h, pp, q, quantity, s, tp, vp
-from engine.symbolic.memory.steptime.collectives import bandwidth, exposed, latency, ring_all_reduce
+from engine.symbolic.memory.steptime.collectives import exposed, latency, per_byte, ring_all_reduce
 from engine.symbolic.memory.steptime.common import (SRC_CP, SRC_DECODE, SRC_DP, SRC_EP, SRC_NCCL, SRC_OVERLAP,
                                                     SRC_PIPE, SRC_RING, SRC_ROOF, ceiling, cp, eta_mm, global_batch,
                                                     hbm_bw, peak)
@@ -29,7 +29,7 @@ def training(structure, o) -> list[Quantity]:
     t_micro = micro + t_tp + t_ep + t_cp
     # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
     p2p_bytes = act * b * s / cp * h / (tp if o.sequence_parallel else 1)
-    send = p2p_bytes / bandwidth(2, tp * dp) + latency(2, tp * dp)
+    send = p2p_bytes * per_byte(2, tp * dp) + latency(2, tp * dp)
     if "pp" in o.overlapped:  # Megatron-Core overlap_p2p_comm: each send hides behind a micro-batch's forward
         send = exposed(send, (1 - backward_share(o)) * hide)
     t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * send, True))
