@@ -98,10 +98,10 @@ def test_large_top_equals_the_slow_path_row_for_row():
 
 def test_plan_prints_folded_rows(run_cli):
     r = run_cli("plan", "--arch", "gpt3-1.3b", "--gpu", "a100-40gb", "--gpus", "2", "--seq-len", "2048",
-                "--global-batch", "8", "--top", "6", "--recompute", "none", "--zero", "1", "--zero", "2")
+                "--global-batch", "8", "--top", "8", "--recompute", "none", "--zero", "1", "--zero", "2")
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stdout.splitlines()[1:] if not line.startswith("    step: ")]
-    assert len(lines) == 6 and r.stdout.splitlines()[2].startswith("    step: compute ")  # the top row's shares
+    assert len(lines) == 8 and r.stdout.splitlines()[2].startswith("    step: compute ")  # the top row's shares
     folded = [line for line in lines if "dp 1 " in line]
     assert folded and all("zero 1,2" in line and line.endswith("(zero 1,2: no effect at dp 1)") for line in folded)
 

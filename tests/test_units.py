@@ -22,7 +22,7 @@ DIMENSIONS = [
     (re.compile(r"^(mem_|bytes_)|^(kv_cache_per_token|hbm_capacity)$"), "byte"),
     (re.compile(r"^bits_"), "bit"),
     (re.compile(r"_bandwidth$"), "byte/s"),
-    (re.compile(r"^time_|^(step_time|ttft|tpot|train_seconds|collective_latency)$"), "s"),
+    (re.compile(r"^time_|^(step_time|ttft|tpot|train_seconds)$|_latency$"), "s"),
     (re.compile(r"peak_flops$|^tokens_per_s$"), "s-1"),
 ]
 # Combinations beyond one option at a time that build quantities of their own

@@ -26,8 +26,22 @@ SRC_DP = ("data parallelism: a ring all-reduce of the gradients (PyTorch DDP, Me
           "gradients and all-gather the parameters (the same bytes); ZeRO-3/FSDP also all-gathers the parameters for "
           "the backward (1.5x; Rajbhandari et al. 2020 §7); hybrid sharding (FSDP HYBRID_SHARD; MaxText ICI-FSDP x "
           "DCN-data; Zhao et al. 2023, PyTorch FSDP §3.2.2) shards within groups of shard_group devices and "
-          "all-reduces each shard across the dp / shard_group groups; dp_overlap of it hidden behind the backward "
-          "(Li et al. 2020, PyTorch DDP §3.2.3 bucketing)")
+          "all-reduces each shard across the dp / shard_group groups; what of it hides behind compute: SRC_OVERLAP")
+SRC_NCCL = ("ring bus bandwidth and latency, nccl-tests as collected in Bekman, ml-engineering network/README.md "
+            "(commit 744d01e): NVLink4 all-reduce 0.816, all-gather 0.803, reduce-scatter 0.806 of the link; NVLink3 "
+            "0.783; EFA NIC 0.73; about 6 us per ring step inside a node, 8 us across nodes; hierarchical rings: NCCL "
+            "runs one ring per NIC (channel), so a group with k members per node crosses nodes over k NICs, "
+            "min(link, k x NIC)")
+SRC_OVERLAP = ("overlap as physics, per collective: exposed = max(floor, communication - the compute it hides "
+               "behind). DP (Megatron-Core overlap_grad_reduce / overlap_param_gather; PyTorch DDP bucketing, Li "
+               "et al. 2020 §3.2.3; NeMo performance docs: DP overlap exposes only one DP communication chunk): the "
+               "gradient reduction hides behind the last micro-batch's backward, the ZeRO-1/2 parameter gather "
+               "behind the first forward, the last bucket (Megatron-Core bucket_size max(40M, 1M x dp) parameters) "
+               "exposed; ZeRO-3/FSDP (reshard_after_forward, its default) gathers the parameters forward and "
+               "backward and reduce-scatters the gradients every micro-batch, prefetched a layer ahead behind the "
+               "micro-batch's compute, one layer's share exposed. TP (Transformer Engine userbuffers comm-GEMM "
+               "overlap): behind the micro-batch's GEMMs; EP behind what the GEMMs leave; PP (Megatron-Core "
+               "overlap_p2p_comm): each send behind one forward. Without overlap, all of it exposed")
 SRC_EP = ("expert parallelism: two all-to-alls (dispatch, combine) per MoE layer forward and two backward, each of "
           "the micro-batch's top_k token copies (Lepikhin et al. 2021, GShard §2.2; Megatron-Core token dispatcher)")
 SRC_CP = ("context parallelism: ring attention passes each device's K and V around the cp ring, cp - 1 hops forward "
@@ -37,8 +51,9 @@ SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read onc
 
 # Calibrated on the 136 usable measured runs of the shared file (Korthikanti et al. 2022, Narayanan et al. 2021,
 # MT-NLG, MosaicML llm-foundry): `python benchmarks/validate_steptime.py --per-record --calibrate
-# korthikanti2022,narayanan2021_t2,mtnlg2022,mpt_llmfoundry` (grid search, median |log error| over the records;
-# comm_efficiency at most 0.9, the NCCL bus bandwidth of a link). The other sources are predictions.
+# korthikanti2022,narayanan2021_t2,mtnlg2022,mpt_llmfoundry` (grid search, median |log error| over the records).
+# The other sources are predictions. The communication knobs are not fitted: they are published measurements
+# (SRC_NCCL), and the overlap is the physics of what each collective hides behind (SRC_OVERLAP).
 DEFAULTS = {
     "matmul_efficiency": sympy.Rational(7, 10),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
     "attention_efficiency": sympy.Rational(7, 20),  # of attention_ceiling x attention_peak_flops (the 16-bit
@@ -47,9 +62,16 @@ DEFAULTS = {
     # DeepGEMM's published grouped (contiguous) fp8 GEMMs on H800 fit r_max M / (M + ~120) (deepseek-ai/DeepGEMM
     # README performance tables; dense GEMMs ~220); not fitted on any run here
     "expert_half_tokens": sympy.Integer(120),
-    "comm_efficiency": sympy.Rational(9, 10),
-    "dp_overlap": sympy.Rational(1, 5),
-    "collective_latency": sympy.Rational(1, 100000),  # 10 microseconds per ring step
+    # ring bus bandwidth over the scale-up link / the link (nccl-tests on NVLink4: all-reduce 0.816, all-gather
+    # 0.803, reduce-scatter 0.806; NVLink3 0.783): published, not fitted (SRC_NCCL)
+    "comm_efficiency": sympy.Rational(4, 5),
+    "network_efficiency": sympy.Rational(73, 100),  # the same across nodes over a NIC (EFA 0.73; SRC_NCCL)
+    "collective_latency": sympy.Rational(6, 1000000),  # 6 us per ring step inside a node (NVLink; SRC_NCCL)
+    "network_latency": sympy.Rational(8, 1000000),  # 8 us per ring step that crosses nodes (SRC_NCCL)
+    "dp_bucket_params": sympy.Integer(40_000_000),  # Megatron-Core DDP bucket: max(40M, 1M x dp) parameters
+    # fallback only: the fraction of the data-parallel communication hidden when the stack does not overlap it
+    # ("dp" not in o.overlapped); 0, the physics: an overlapping stack's exposure is computed (SRC_OVERLAP)
+    "dp_overlap": sympy.Integer(0),
     "cp": sympy.Integer(1),
 }
 

@@ -1,5 +1,6 @@
 """Model- and data-parallel communication of a training step: tensor, expert and context parallelism per
-micro-batch; the data-parallel gradient reduction and parameter gathers per step."""
+micro-batch; the data-parallel gradient reduction and parameter gathers; each the part that compute does not
+hide (``exposed``), by what the stack overlaps (``o.overlapped``)."""
 
 from __future__ import annotations
 
@@ -7,59 +8,104 @@ import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.memory.base import b, bits_g, dp, ep, h, pp, qi, s, tp
-from engine.symbolic.memory.steptime.collectives import all_reduce, all_to_all, bandwidth, half_ring
-from engine.symbolic.memory.steptime.common import alpha, cp, stage_layers
+from engine.symbolic.memory.steptime.collectives import (all_to_all, exposed, hi, latency, lo, per_byte,
+                                                         ring_all_reduce, ring_half)
+from engine.symbolic.memory.steptime.common import cp, overlap, stage_layers
 from engine.symbolic.symbols import symbol
 
-def model_parallel(structure, o, act: int, t_attn: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+
+def backward_share(o) -> sympy.Expr:
+    """The backward's share of a micro-batch's compute: 2/3 (two matmuls per forward one), 3/4 when the forward is
+    recomputed inside the backward."""
+    return sympy.Rational(3, 4) if o.recompute == "full" else sympy.Rational(2, 3)
+
+
+def model_parallel(structure, o, act: int, t_attn: sympy.Expr,
+                   gemm: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
     """``(t_tp, t_ep, t_cp)``: one micro-batch's exposed tensor-parallel all-reduces, expert all-to-alls and
-    context-parallel ring exchanges on one device."""
+    context-parallel ring exchanges on one device. With "tp" overlapped (Transformer Engine's comm-GEMM overlap)
+    the tensor-parallel collectives hide behind the micro-batch's GEMMs (``gemm``: its compute outside attention); with
+    "ep" the all-to-alls behind what of the GEMMs the tensor-parallel ones leave."""
     layers = stage_layers()
     tokens_mb = b * s / cp  # tokens of one micro-batch on one device (context parallelism splits them)
     # tensor parallelism: 2 all-reduces per layer forward, 2 backward (and 2 more when the forward is recomputed)
     reductions = 6 if o.recompute == "full" else 4
     tp_bytes = act * tokens_mb * h
-    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (layers * reductions * all_reduce(tp, tp_bytes, bandwidth(tp)), True))
+    tp_comm = layers * reductions * ring_all_reduce(tp, tp_bytes)
+    tp_hidden = "tp" in o.overlapped
+    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (exposed(tp_comm, gemm) if tp_hidden else tp_comm, True))
     t_ep = sympy.Integer(0)
     if structure.moe:  # each device dispatches its sequence-parallel share of the tokens (Megatron requires
         # sequence parallelism for MoE with tp > 1), top_k copies of each
         moe_layers = mlp_counts(structure)["moe"] / pp
         ep_bytes = act * tokens_mb / tp * symbol("top_k") * h
-        t_ep = sympy.Piecewise((0, sympy.Eq(ep, 1)), (moe_layers * 4 * all_to_all(ep, ep_bytes, symbol("etp")), True))
+        ep_comm = moe_layers * 4 * all_to_all(ep, ep_bytes, symbol("etp"))
+        if "ep" in o.overlapped:
+            left = hi(0, gemm - sympy.Piecewise((0, sympy.Eq(tp, 1)), (tp_comm, True))) if tp_hidden else gemm
+            ep_comm = exposed(ep_comm, left)
+        t_ep = sympy.Piecewise((0, sympy.Eq(ep, 1)), (ep_comm, True))
     # ring attention: each device's K and V (its tp share of the kv heads) pass cp - 1 hops per layer forward and
     # twice backward (K, V and their gradients), each hop overlapped with the attention of the block in hand
     kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
-    ring = 3 * (cp - 1) * (kv_bytes / bandwidth(cp, tp) + alpha)
-    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * sympy.Max(0, ring - t_attn / layers), True))
+    ring = 3 * (cp - 1) * (kv_bytes * per_byte(cp, tp) + latency(cp, tp))
+    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * exposed(ring, t_attn / layers), True))
     return t_tp, t_ep, t_cp
 
 
-def data_parallel(structure, o, act: int) -> sympy.Expr:
-    """The step's data-parallel communication (before ``dp_overlap`` hides part of it).
+def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> sympy.Expr:
+    """The step's exposed data-parallel communication; ``micro`` the compute of one micro-batch on the device.
 
     Gradients are reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32 main gradients
     and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters gathered in the
-    compute dtype: DDP all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather the updated
-    parameters; ZeRO-3/FSDP all-gathers the parameters for the forward and again for the backward."""
+    compute dtype: DDP all-reduces the gradients once per step; ZeRO-1/2 reduce-scatter them and all-gather the
+    updated parameters once per step; ZeRO-3/FSDP (resharding after the forward, its default) all-gathers the
+    parameters for the forward and again for the backward and reduce-scatters the gradients, every micro-batch
+    (hybrid sharding all-reduces the accumulated shard across groups once per step).
+
+    With "dp" overlapped: the gradient reduction hides behind the last micro-batch's backward and the ZeRO-1/2
+    gather behind the first forward, the last bucket exposed (max(dp_bucket_params, 10^6 dp) parameters of the
+    device's, Megatron-Core); ZeRO-3's per-micro-batch traffic hides behind the micro-batch's compute (prefetched a
+    layer ahead), one layer's share exposed. Without, all of it (less the fallback ``dp_overlap``, 0)."""
+    hidden = "dp" in o.overlapped
+    backward = backward_share(o) * micro
+
     def sync(n_params, group, shard):
-        """Gradient reduction and parameter gathers of ``n_params`` per device over a data-parallel ``group``
-        (of ``cp`` x group devices, ``tp`` apart), sharded within groups of ``shard`` with ZeRO."""
+        """(reduction inside the shard group, all-reduce across shard groups, one parameter gather) of
+        ``n_params`` per device over a data-parallel ``group`` (of ``cp`` x group devices, ``tp`` apart),
+        sharded within groups of ``shard`` with ZeRO."""
         reduced = n_params * (32 if o.precision in ("bf16", "fp16", "fp8") else bits_g) / 8
         gathered = n_params * act
         if o.zero == 0:
-            return all_reduce(group * cp, reduced, bandwidth(group * cp, tp))
-        gathers = 2 if o.zero >= 3 else 1
-        inside = bandwidth(shard * cp, tp)
-        return (half_ring(shard * cp, reduced, inside) + gathers * half_ring(shard * cp, gathered, inside)
-                + all_reduce(group / shard, reduced / shard, bandwidth(group / shard, tp * shard * cp)))
+            return ring_all_reduce(group * cp, reduced, tp), sympy.Integer(0), sympy.Integer(0)
+        return (ring_half(shard * cp, reduced, tp), ring_all_reduce(group / shard, reduced / shard, tp * shard * cp),
+                ring_half(shard * cp, gathered, tp))
 
     g = symbol("shard_group")
+    dense = qi("params_total") / (tp * pp)
     if structure.moe:  # routed experts over ep x etp, synchronised over the expert data-parallel group
         routed = qi("params_routed_experts")
         edp = dp * tp / (ep * symbol("etp"))
-        sync_all = sync((qi("params_total") - routed) / (tp * pp), dp, g) + sympy.Piecewise(
-            (0, sympy.Eq(edp, 1)), (sync(routed / (ep * symbol("etp") * pp), edp, edp), True))
+        dense = (qi("params_total") - routed) / (tp * pp)
+        parts = zip(sync(dense, dp, g), sync(routed / (ep * symbol("etp") * pp), edp, edp))
+        inner, across, gather = (d + sympy.Piecewise((0, sympy.Eq(edp, 1)), (e, True)) for d, e in parts)
     else:
-        sync_all = sync(qi("params_total") / (tp * pp), dp, g)
-    return sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (sync_all, True))
+        inner, across, gather = sync(dense, dp, g)
 
+    bucket = lo(1, hi(symbol("dp_bucket_params"), 10**6 * dp * cp) / dense)  # the last bucket's share
+    if o.zero >= 3:  # every micro-batch: the gradient reduce-scatter and two parameter gathers; the all-reduce
+        # across shard groups (hybrid sharding) once per step, of the accumulated shard (FSDP2
+        # set_requires_all_reduce(False) while accumulating; XLA moves the all-reduce out of the accumulation loop)
+        per_micro = inner + 2 * gather
+        if hidden:
+            t_dp = m * exposed(per_micro, micro, per_micro / stage_layers()) + exposed(across, backward,
+                                                                                    bucket * across)
+        else:
+            t_dp = (1 - overlap) * (m * per_micro + across)
+    elif hidden:
+        reduction = inner + across
+        t_dp = exposed(reduction, backward, bucket * reduction)
+        if o.zero > 0:
+            t_dp += exposed(gather, micro - backward, bucket * gather)
+    else:
+        t_dp = (1 - overlap) * (inner + across + gather)
+    return sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (t_dp, True))

@@ -7,33 +7,44 @@ import sympy
 
 from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, b, dp, h, pp, q, quantity, s, tp, vp
-from engine.symbolic.memory.steptime.collectives import all_reduce, bandwidth
-from engine.symbolic.memory.steptime.common import (SRC_CP, SRC_DECODE, SRC_DP, SRC_EP, SRC_PIPE, SRC_RING,
-                                                    SRC_ROOF, alpha, cp, eta_mm, global_batch, hbm_bw, overlap,
-                                                    peak)
+from engine.symbolic.memory.steptime.collectives import exposed, latency, per_byte, ring_all_reduce
+from engine.symbolic.memory.steptime.common import (SRC_CP, SRC_DECODE, SRC_DP, SRC_EP, SRC_NCCL, SRC_OVERLAP,
+                                                    SRC_PIPE, SRC_RING, SRC_ROOF, ceiling, cp, eta_mm, global_batch,
+                                                    hbm_bw, peak)
 from engine.symbolic.memory.steptime.compute import micro_batch
-from engine.symbolic.memory.steptime.parallel import data_parallel, model_parallel
+from engine.symbolic.memory.steptime.parallel import backward_share, data_parallel, model_parallel
 
 def training(structure, o) -> list[Quantity]:
     act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
     m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
     micro, t_attn = micro_batch(structure, o, act, m)
-    t_tp, t_ep, t_cp = model_parallel(structure, o, act, t_attn)
+    # what communication hides behind: one micro-batch's compute on the device, its GEMMs at the matmul rate and its
+    # attention kernels (compute.py's FLOPs side, counted as it counts them), without the roofline's Max: a Max
+    # written out again in every overlap term is rebuilt by sympy in each copy when values go in
+    share = b * s / (tp * pp * cp)
+    attn_flops = q("flops_attention_token") * (3 + (1 if o.recompute != "none" else 0)) * share
+    gemm = (q("hardware_flops_token") * share - attn_flops) / (peak * ceiling * eta_mm)
+    hide = gemm + t_attn
+    t_tp, t_ep, t_cp = model_parallel(structure, o, act, t_attn, gemm)
     t_micro = micro + t_tp + t_ep + t_cp
     # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
     p2p_bytes = act * b * s / cp * h / (tp if o.sequence_parallel else 1)
-    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * (p2p_bytes / bandwidth(2, tp * dp) + alpha), True))
+    send = p2p_bytes * per_byte(2, tp * dp) + latency(2, tp * dp)
+    if "pp" in o.overlapped:  # Megatron-Core overlap_p2p_comm: each send hides behind a micro-batch's forward
+        send = exposed(send, (1 - backward_share(o)) * hide)
+    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * send, True))
     t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
-    t_dp = data_parallel(structure, o, act)
+    t_dp = data_parallel(structure, o, act, hide, m)
     # the optimizer step: model states read and written once (memory-bound)
     t_opt = 2 * q("mem_model_states") / hbm_bw
-    step = t_pipe + (1 - overlap) * t_dp + t_opt
+    step = t_pipe + t_dp + t_opt
     n_dev = dp * tp * pp * cp
     tokens_step = global_batch * s
     return [
         quantity("time_compute", m * micro, "roofline time of the step's micro-batches per device (FLOPs or bytes)",
                  r"T_{\mathrm{compute}}", SRC_ROOF, units="s"),
-        quantity("time_tp", m * t_tp, "exposed tensor-parallel communication per step", r"T_{\mathrm{TP}}", SRC_RING,
+        quantity("time_tp", m * t_tp, "exposed tensor-parallel communication per step", r"T_{\mathrm{TP}}",
+                 SRC_RING + "; " + SRC_NCCL + "; " + SRC_OVERLAP,
                  units="s"),
         quantity("time_ep", m * t_ep, "expert-parallel all-to-alls per step", r"T_{\mathrm{EP}}", SRC_EP, units="s"),
         quantity("time_cp", m * t_cp, "context-parallel ring exchanges per step", r"T_{\mathrm{CP}}", SRC_CP,
@@ -42,8 +53,8 @@ def training(structure, o) -> list[Quantity]:
                  SRC_PIPE, units="s"),
         quantity("time_p2p", t_p2p, "pipeline point-to-point sends per step", r"T_{\mathrm{p2p}}", SRC_PIPE,
                  units="s"),
-        quantity("time_dp", (1 - overlap) * t_dp, "exposed data-parallel gradient communication per step",
-                 r"T_{\mathrm{DP}}", SRC_DP, units="s"),
+        quantity("time_dp", t_dp, "exposed data-parallel gradient communication per step",
+                 r"T_{\mathrm{DP}}", SRC_DP + "; " + SRC_NCCL + "; " + SRC_OVERLAP, units="s"),
         quantity("time_optimizer", t_opt, "optimizer step (model states read and written once)",
                  r"T_{\mathrm{opt}}", SRC_ROOF, units="s"),
         quantity("step_time", step, "time of one training step", r"T_{\mathrm{step}}",
@@ -63,8 +74,8 @@ def inference(structure, o) -> list[Quantity]:
     act = 2 if o.precision != "fp32" else 4
     flops = q("flops_forward_token") * b * s / (tp * pp)
     prefill = sympy.Max(flops / (peak * eta_mm), (q("mem_weights") + q("mem_kv_cache")) / hbm_bw)
-    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * s * h, bandwidth(tp)), True))
-    decode_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * all_reduce(tp, act * b * h, bandwidth(tp)), True))
+    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * ring_all_reduce(tp, act * b * s * h), True))
+    decode_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * ring_all_reduce(tp, act * b * h), True))
     decode = (q("mem_weights") + q("mem_kv_cache")) / hbm_bw + decode_tp
     return [
         quantity("ttft", prefill + t_tp, "time to first token: the prefill's roofline and its all-reduces",
