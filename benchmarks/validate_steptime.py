@@ -242,8 +242,9 @@ def predictor(record: dict):
         missing = [s.name for s in inputs if s.name not in values]
         if missing:
             raise ValueError(f"{record['id']}: step_time still needs {missing}")
-        _COMPILED[key] = (inputs, sympy.lambdify([*inputs, *knobs], expr, modules="numpy"))
-    inputs, fn = _COMPILED[key]
+        # fs is kept with its function: the key holds id(fs), and an id is unique only while its object lives
+        _COMPILED[key] = (inputs, sympy.lambdify([*inputs, *knobs], expr, modules="numpy"), fs)
+    inputs, fn, _ = _COMPILED[key]
     args = [float(values[s.name]) for s in inputs]
     return lambda *k: fn(*args, *k)
 

@@ -8,6 +8,7 @@ import sympy
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.memory.base import L, b, ep, h, q, s, tp
+from engine.symbolic.memory.steptime.collectives import hi
 from engine.symbolic.memory.steptime.common import (attn_ceiling, attn_peak, ceiling, cp, eta_attn, eta_mm,
                                                     hbm_bw, peak, stage_layers)
 from engine.symbolic.symbols import symbol
@@ -79,5 +80,5 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
     loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
-    return sympy.Max(compute, traffic / hbm_bw) + (elementwise + loss + moe_bytes) / hbm_bw, t_attn
+    return hi(compute, traffic / hbm_bw) + (elementwise + loss + moe_bytes) / hbm_bw, t_attn
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
-from engine.symbolic.memory.base import b, bits_g, dp, ep, h, pp, qi, s, tp
+from engine.symbolic.memory.base import L, b, bits_g, dp, ep, h, qi, s, tp
 from engine.symbolic.memory.steptime.collectives import (all_to_all, exposed, hi, latency, lo, per_byte,
                                                          ring_all_reduce, ring_half)
 from engine.symbolic.memory.steptime.common import cp, overlap, stage_layers
@@ -37,7 +37,7 @@ def model_parallel(structure, o, act: int, t_attn: sympy.Expr,
     t_ep = sympy.Integer(0)
     if structure.moe:  # each device dispatches its sequence-parallel share of the tokens (Megatron requires
         # sequence parallelism for MoE with tp > 1), top_k copies of each
-        moe_layers = mlp_counts(structure)["moe"] / pp
+        moe_layers = mlp_counts(structure)["moe"] * stage_layers() / L  # the bottleneck stage's
         ep_bytes = act * tokens_mb / tp * symbol("top_k") * h
         ep_comm = moe_layers * 4 * all_to_all(ep, ep_bytes, symbol("etp"))
         if "ep" in o.overlapped:
@@ -81,12 +81,13 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
                 ring_half(shard * cp, gathered, tp))
 
     g = symbol("shard_group")
-    dense = qi("params_total") / (tp * pp)
+    stage = stage_layers() / L  # the bottleneck stage's share of the layers (1 / pp when even)
+    dense = qi("params_total") * stage / tp
     if structure.moe:  # routed experts over ep x etp, synchronised over the expert data-parallel group
         routed = qi("params_routed_experts")
         edp = dp * tp / (ep * symbol("etp"))
-        dense = (qi("params_total") - routed) / (tp * pp)
-        parts = zip(sync(dense, dp, g), sync(routed / (ep * symbol("etp") * pp), edp, edp))
+        dense = (qi("params_total") - routed) * stage / tp
+        parts = zip(sync(dense, dp, g), sync(routed * stage / (ep * symbol("etp")), edp, edp))
         inner, across, gather = (d + sympy.Piecewise((0, sympy.Eq(edp, 1)), (e, True)) for d, e in parts)
     else:
         inner, across, gather = sync(dense, dp, g)
