@@ -11,8 +11,8 @@ The engine predicts ``step_time`` with ``llm-sweep time``'s formulas at the reco
 kernel the record's stack ran (SOURCE_STACK: the stack of each source group, with its source; a record's own
 ``parallel.other`` ``attention`` / ``attn_impl`` text overrides it).
 
-``--calibrate`` fits the documented efficiency knobs (matmul_efficiency, attention_efficiency,
-comm_efficiency, dp_overlap; ``engine/symbolic/memory/steptime/``) on the named source groups only, by a
+``--calibrate`` fits the two efficiency knobs (KNOBS: matmul_efficiency, attention_efficiency of eager attention;
+``engine/symbolic/memory/steptime/``; every other constant is published, PUBLISHED) on the named groups only, by a
 grid search minimising the mean over the named groups of each group's median |log(predicted / measured)|
 (``--per-record``: the median over all the fitted records), and reports every record with those knobs: the
 other groups are predictions of runs the knobs never saw. Without it the shipped defaults are used; they
@@ -33,7 +33,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-KNOBS = ("matmul_efficiency", "attention_efficiency", "comm_efficiency", "dp_overlap")
+# the knobs fitted on measured runs (--calibrate): the GEMMs' efficiency (of the device's measured matmul
+# ceiling) and eager attention's (of the 16-bit ceiling; fused kernels run at their published curves)
+KNOBS = ("matmul_efficiency", "attention_efficiency")
+# the step time's other constants, each from a publication, not fitted here (engine/symbolic/memory/steptime/
+# common.py DEFAULTS has their sources)
+PUBLISHED = {"comm_efficiency": "ring bus bandwidth / link, nccl-tests on NVLink4 0.803-0.816 (Bekman, "
+                                "ml-engineering network/README.md)",
+             "network_efficiency": "ring bus bandwidth / NIC, EFA 0.73 (same source)",
+             "collective_latency": "6 us per ring step inside a node (same source)",
+             "network_latency": "8 us per ring step across nodes (same source)",
+             "dp_bucket_params": "Megatron-Core DDP bucket_size max(40M, 1M x dp)",
+             "overlap_contention": "20 of 132 SMs for overlapped collectives (DeepSeek-V3, arXiv:2412.19437 §3.2.2)",
+             "expert_half_tokens": "DeepGEMM grouped fp8 GEMMs, r_max M / (M + 120) (deepseek-ai/DeepGEMM README)",
+             "dp_overlap": "fallback for a stack that does not overlap DP: 0 (the overlap is physics, per stack)"}
 DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-SXM5-80GB": "h100-sxm",
            # Meta's 500 W HBM2e H100s (torchtitan's cluster): 780 TFLOP/s bf16 at the cap, 2.4 TB/s (the catalog's
            # h100-sxm-500w, with its sources)
@@ -275,10 +288,8 @@ def main() -> None:
     fit_on = set((args.calibrate or "").split(",")) - {""}
     if fit_on:
         idx = [i for i, r in enumerate(records) if r["source_group"] in fit_on]
-        grid = np.linspace(0.3, 1.0, 15)
-        # a collective reaches at most ~0.9 of a link (NCCL bus bandwidth, nccl-tests PERFORMANCE.md)
-        mesh = [m.ravel() for m in np.meshgrid(grid, grid, grid[grid <= 0.9], np.linspace(0.0, 1.0, 6),
-                                               indexing="ij")]
+        grid = np.linspace(0.3, 1.0, 71)  # steps of 0.01
+        mesh = [m.ravel() for m in np.meshgrid(grid, grid, indexing="ij")]
         logs = np.array([np.abs(np.log(np.broadcast_to(preds[i](*mesh), mesh[0].shape) / measured[i])) for i in idx])
         # every knob combination at once (one row per fitted record); each source group counts once, so the
         # 113 llm-foundry rows do not outvote the 8 of Korthikanti et al.
@@ -298,7 +309,12 @@ def main() -> None:
         if not args.quiet:
             print(f"{r['id']:<52} {r['hardware']['device']:<16} {r['derived']['step_time_s_best']:>9.3f} s  "
                   f"{100 * err:+7.1f} %{'  (fit)' if r['source_group'] in (fit_on or SHIPPED_FIT) else ''}")
-    print("knobs: " + ", ".join(f"{k} = {v:.3f}" for k, v in zip(KNOBS, knobs)))
+    fitted_on = ", ".join(sorted(fit_on or SHIPPED_FIT))
+    print("knobs:")
+    for k, v in zip(KNOBS, knobs):
+        print(f"  {k:<21} {v:.3f}  fitted on {fitted_on}" + ("" if fit_on else " (shipped)"))
+    for k, why in PUBLISHED.items():
+        print(f"  {k:<21} {float(DEFAULTS[k]):.3g}  published, not fitted: {why}")
     groups = sorted({r["group"] for r in rows})
     for g in groups + ["all", "held out"]:
         sel = [x for x in rows if (g == "all") or (g == "held out" and not x["calibrated_on"]) or x["group"] == g]

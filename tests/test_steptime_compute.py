@@ -10,7 +10,7 @@ from functools import lru_cache
 import pytest
 import sympy
 
-from engine.catalog.hardware import device
+from engine.catalog.hardware import device, fused_attention_share
 from engine.catalog.model import architecture, memory_options
 from engine.options.memory import ATTENTIONS
 from engine.symbolic.memory.base import q
@@ -70,17 +70,20 @@ def test_eager_attention_keeps_the_ceiling_model():
         assert attention_time("a100-80gb", "eager", n) == pytest.approx(want, rel=1e-9)
 
 
-def test_devices_without_a_curve_keep_the_ceiling_model():
-    """TPUs, B200, MI300X, ... and splash: the fused kernels at the shipped attention_efficiency x ceiling x peak
-    on half the scores, independent of the length (n_half 0), their backward recomputing the scores as every
-    fused kernel's does (3.5 forwards for 3 passes)."""
+def test_devices_without_a_curve_run_flashattention_2s_share_of_their_ceiling():
+    """TPUs, B200, MI300X, ... and splash: no published curve of their own, so the fused kernels run FlashAttention-
+    2's H100 curve as a share of the device's 16-bit ceiling (333.5 TFLOP/s of 989.4 x 0.801: 0.42) with its n_half,
+    their backward recomputing the scores as every fused kernel's does (3.5 forwards for 3 passes)."""
+    share, n_half = fused_attention_share()
+    assert share == pytest.approx(333.5 / (989.4 * 0.801), rel=2e-3) and n_half == 532
     for gpu, attention in (("tpu-v5e", "flash"), ("tpu-v5p", "splash"), ("b200", "flash"), ("mi300x", "cudnn"),
                            ("a100-80gb", "flash3"), ("h100-sxm", "splash"), ("h100-pcie", "flash")):
         v = device(gpu).values("bf16", attention)
-        ceiling = v["attention_peak_flops"] * v["attention_ceiling"] * float(DEFAULTS["attention_efficiency"])
-        assert (v["attention_curve_peak_flops"], v["attention_half_tokens"]) == (pytest.approx(ceiling), 0)
+        r_max = v["attention_peak_flops"] * v["attention_ceiling"] * share
+        assert (v["attention_curve_peak_flops"], v["attention_half_tokens"]) == (pytest.approx(r_max), n_half)
         for n in (512, 16384):
-            assert attention_time(gpu, attention, n) == pytest.approx(3.5 * 0.5 / ceiling, rel=1e-9), (gpu, n)
+            rate = r_max * n / (n + n_half)
+            assert attention_time(gpu, attention, n) == pytest.approx(3.5 * 0.5 / rate, rel=1e-9), (gpu, n)
 
 
 def test_device_values_per_library():
@@ -100,7 +103,9 @@ def test_device_values_per_library():
             assert (v["attention_curve_peak_flops"], v["attention_half_tokens"]) == (pytest.approx(r_max, rel=2e-3), n_half), (
                 gpu, attention, precision)
     assert device("h100-sxm").values("bf16") == device("h100-sxm").values("bf16", "flash")  # the default
-    assert device("a100-80gb").values("fp32", "flash")["attention_half_tokens"] == 0  # the curves are 16-bit
+    fp32 = device("a100-80gb").values("fp32", "flash")  # the curves are 16-bit: fp32 runs the share of its ceiling
+    assert fp32["attention_curve_peak_flops"] == pytest.approx(
+        fp32["attention_peak_flops"] * fp32["attention_ceiling"] * fused_attention_share()[0])
     with pytest.raises(ValueError, match="unknown attention 'flash4'"):
         device("h100-sxm").values("bf16", "flash4")
     assert all(device("h100-sxm").values("bf16", a) for a in ATTENTIONS)

@@ -99,6 +99,16 @@ CURVE_SILICON = MappingProxyType({"a100": "a100-80gb", "h100": "h100-sxm"})
 _SM80_CUDNN = "flash"
 
 
+def fused_attention_share() -> tuple[float, int]:
+    """``(share, n_half)``: FlashAttention-2's published H100 curve (causal, head dim 128) as a share of the H100
+    SXM's 16-bit matmul ceiling (r_max / (bf16 peak x mamf_fraction), about 0.42) and its n_half: how a fused
+    kernel is priced on a device with no published curve of its own (TPU splash, B200, MI300X, ...), the same
+    algorithm at the same share of that device's measured 16-bit ceiling."""
+    h100 = DEVICES["h100-sxm"]
+    r_max, n_half, _ = attention_curve_of("flash", "h100")
+    return r_max / (h100.peak("bf16") * h100.matmul_ceiling("bf16")), round(n_half)
+
+
 def attention_curve_of(library: str, silicon: str) -> tuple[float, float, str] | None:
     """``(r_max FLOP/s, n_half tokens, source)`` of the attention option ``library`` on curve silicon ``silicon``
     (``a100``, ``h100``), or None where none is published (engine/catalog/kernels.py)."""
@@ -213,16 +223,16 @@ class Device:
         attention_peak_flops, matmul_ceiling (of the GEMMs' dtype), attention_ceiling (of the attention kernels'
         dtype, 16-bit under fp8), attention_curve_peak_flops and attention_half_tokens (r_max and n_half of the
         fused kernel library's measured curve r_max n / (n + n_half) on the device, ``attention_curve_of``; where
-        none is published, the ceiling model: the shipped attention_efficiency x attention_ceiling x
-        attention_peak_flops and 0), hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node,
+        none is published, ``fused_attention_share``: FlashAttention-2's H100 curve as a share of this device's
+        16-bit ceiling; eager attention does not read them), hbm_bandwidth, link_bandwidth, inter_bandwidth, devices_per_node,
         hbm_capacity. ValueError for an unknown ``attention`` (engine.options ATTENTIONS)."""
-        from engine.symbolic.memory.steptime.common import DEFAULTS  # sympy: lazily
-
         attention_peak = self.attention_peak(precision)
         attention_ceiling = self.matmul_ceiling("bf16" if canonical_precision(precision) == "fp8" else precision)
         curve = self.attention_kernel_curve(precision, attention)
-        rate, half = curve if curve is not None else (
-            attention_peak * attention_ceiling * float(DEFAULTS["attention_efficiency"]), 0)
+        if curve is None:  # no published curve: FlashAttention-2's on H100, as a share of H100's 16-bit ceiling
+            share, half = fused_attention_share()
+            curve = (attention_peak * attention_ceiling * share, half)
+        rate, half = curve
         return {"peak_flops": self.peak(precision), "attention_peak_flops": attention_peak,
                 "matmul_ceiling": self.matmul_ceiling(precision),
                 "attention_ceiling": attention_ceiling,

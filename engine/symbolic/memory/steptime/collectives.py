@@ -12,7 +12,8 @@ from engine.symbolic.symbols import symbol
 
 eta_link = eta_net  # comm_efficiency: a ring's bus bandwidth over the scale-up link, as a fraction of the link
 eta_nic = symbol("network_efficiency")  # the same over the network (a NIC)
-alpha_net = symbol("network_latency")  # one ring step that crosses the network (collective_latency: inside a node)
+alpha_net = symbol("network_latency")
+contention = symbol("overlap_contention")  # one ring step that crosses the network (collective_latency: inside a node)
 
 
 class _Lazy:
@@ -99,7 +100,10 @@ def ring_half(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy
 def exposed(comm: sympy.Expr, hideable: sympy.Expr, floor: sympy.Expr = 0) -> sympy.Expr:
     """The part of ``comm`` that compute does not hide: max(floor, comm - hideable), ``floor`` what no compute
     can hide (the last bucket, the first layer's gather)."""
-    return hi(floor, comm - hideable)
+    bare = hi(floor, comm - hideable)
+    # the hidden part is not free: its kernels occupy SMs the compute would have used, so the compute it hides
+    # behind runs slower by that share while they run (overlap_contention x the hidden time)
+    return bare + contention * (comm - bare)
 
 
 def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
