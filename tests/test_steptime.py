@@ -123,17 +123,16 @@ pp = [1, 2, 4]
 
 
 def test_errors_on_published_measured_runs_are_pinned():
-    """benchmarks/validate_steptime.py with the shipped knobs (calibrated on the shared file's groups): the
-    median error per source, pinned near what it measures. Each run's attention kernel is its stack's
-    (SOURCE_ATTENTION), no longer "eager unless the text says flash": the held-out pins moved because that
-    measurement was wrong (NeMo long context 85.2 -> 1.9 %, Bridge 26.7 -> 12.3 %, NeMo 24.07 13.4 -> 10.2 %,
-    MaxText 24.0 -> 21.5 %; torchtitan 12.0 -> 22.1 %, -17 % signed: eager pricing had hidden a compute
-    under-prediction). The knobs were not refitted. fp8 GEMMs then moved to the fp8 matmul ceiling (Bekman's
-    MAMF table: H100 SXM 0.709, H200 0.734 of the fp8 peak, against 0.801 of bf16's), attention staying at the
-    16-bit one: fp8 runs are predicted slower, which moves the fp8-heavy held-out groups (NeMo 24.07 10.2 ->
-    11.5 %, Bridge 12.3 -> 19.9 %, torchtitan 22.1 -> 22.7 % and -16.8 -> -14.0 % signed, NeMo long context
-    1.9 -> 1.0 %); held out 16.6 -> 17.3 %. The issue's target (10 % median, 25 % worst on held-out runs) is
-    not met: held-out median 17.3 %, worst 69.6 %."""
+    """benchmarks/validate_steptime.py with the shipped knobs: the median error per source, pinned near what it
+    measures. Two knobs are fitted, on the shared file's four groups only (matmul 0.72, eager attention 0.30);
+    everything else is published: each run's stack (SOURCE_STACK) sets its attention kernel, priced on the
+    library's published fwd+bwd curve by tokens per device (engine/catalog/kernels.py), and the communication it
+    overlaps (exposed = max(floor, comm - hideable) per collective, the hidden part slowing compute by the SMs it
+    takes); rings run one per NIC at nccl-tests' bus fractions; torchtitan's runs are on Meta's 500 W HBM2e H100
+    (h100-sxm-500w). Measured at issue 21's merge: held out 17.3 -> 14.6 % median, worst 69.6 -> 70.6 % (a Bridge
+    Qwen3-30B-A3B MoE run 1.7x slower per sample than the same model's later Bridge run), signed +12.1 -> +6.0 %.
+    The issue's target (10 % median, 25 % worst on held-out runs) is not met; MaxText on TPU (+17 % signed: the
+    matmul efficiency fitted on GPU stacks) and NeMo 24.07 (-13 %) are the largest remaining groups."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -145,22 +144,24 @@ def test_errors_on_published_measured_runs_are_pinned():
         by.setdefault(r["source_group"], []).append(abs(e))
         signed.setdefault(r["source_group"], []).append(e)
     assert len(records) == 245
-    # calibrated on these (the shared file); all priced eager (2021-22 Megatron) or flash (llm-foundry) as before
-    assert statistics.median(by["korthikanti2022"]) <= 0.08  # measured 7.4 %
-    assert statistics.median(by["narayanan2021_t2"]) <= 0.09  # 8.2 %
-    assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.6 %
-    assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.0 %
+    # fitted on these (the shared file)
+    assert statistics.median(by["korthikanti2022"]) <= 0.065  # measured 5.8 %
+    assert statistics.median(by["narayanan2021_t2"]) <= 0.10  # 9.5 %
+    assert statistics.median(by["mpt_llmfoundry"]) <= 0.13  # 12.5 % (+11.9 % signed: FlashAttention-1's curve)
+    assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.3 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.12  # NeMo, H100 fp8, TE attention: 11.5 %
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.205  # Megatron-Bridge, H100, dense and MoE: 19.9 %
-    assert statistics.median(by["torchtitan"]) <= 0.235  # FSDP2 / TP / PP / CP, H100 bf16 and fp8, SDPA: 22.7 %
-    assert statistics.median(signed["torchtitan"]) < -0.13  # -14.0 %: predicted too fast, compute under-priced
-    assert statistics.median(by["maxtext"]) <= 0.22  # JAX on TPU v4 / v5e / v5p and H100, splash/flash: 21.5 %
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.015  # context parallelism to 1M tokens: 1.0 %
-    assert max(by["nemo_longseq_2403"]) <= 0.035  # 2.8 %
-    held = [abs(e) for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(held) <= 0.175  # 17.3 %
-    assert max(held) <= 0.70  # 69.6 % (a Bridge MoE run and NeMo GPT-3 20B)
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.135  # NeMo, H100 fp8, cuDNN attention: 13.0 %
+    assert statistics.median(signed["nemo_perf_2407"]) > -0.14  # -13.0 %: predicted too fast
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.165  # Megatron-Bridge, H100, dense and MoE: 16.1 %
+    assert statistics.median(by["torchtitan"]) <= 0.13  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.6 %
+    assert max(by["torchtitan"]) <= 0.30  # 29.6 %: long context at cp 4-8
+    assert statistics.median(by["maxtext"]) <= 0.20  # JAX on TPU v4 / v5e / v5p and H100: 19.5 %
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.7 %
+    assert max(by["nemo_longseq_2403"]) <= 0.08  # 7.6 %
+    held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
+    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.15  # 14.6 %
+    assert max(abs(e) for e in held) <= 0.71  # 70.6 %
+    assert abs(statistics.median(held)) <= 0.065  # +6.0 %
 
 
 def test_stack_table_covers_every_source_group():
