@@ -358,14 +358,19 @@ DEVICES: Mapping[str, Device] = MappingProxyType(_DEVICES)
 ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
 
 
-def _typical_mamf() -> float:
-    """The median measured matmul ceiling (``mamf_fraction``) of the catalog's devices that publish one."""
-    return statistics.median(d.mamf_fraction for d in DEVICES.values() if "mamf_fraction" not in d.defaulted)
+# catalog devices whose mamf_fraction is another device's, assumed (their notes say so), not a measurement
+_BORROWED_MAMF = ("h100-sxm-500w",)
+
+
+def _measured_mamf() -> list[float]:
+    """The measured matmul ceilings (``mamf_fraction``) of the catalog's devices that publish one."""
+    return [d.mamf_fraction for n, d in DEVICES.items() if "mamf_fraction" not in d.defaulted
+            and n not in _BORROWED_MAMF]
 
 
 # a custom device's matmul ceiling when its file gives none: typical, not the datasheet peak (module docstring)
-TYPICAL_MAMF = _typical_mamf()
-TYPICAL_MAMF_SOURCE = (f"the median of the {sum('mamf_fraction' not in d.defaulted for d in DEVICES.values())} "
+TYPICAL_MAMF = statistics.median(_measured_mamf())
+TYPICAL_MAMF_SOURCE = (f"the median of the {len(_measured_mamf())} "
                        f"measured matmul ceilings in {WHERE} (Bekman, ml-engineering, 'Maximum Achievable Matmul "
                        "FLOPS comparison table')")
 
@@ -434,3 +439,21 @@ def device(name: str) -> Device:
                                        f"{', '.join(sorted(ALIASES))}), or a TOML file describing a custom "
                                        f"device{guess}")
     return DEVICES[key]
+
+
+def generation_name(gpu: str) -> str:
+    """The catalog name whose device generation ``gpu`` has (what a stack's per-generation defaults read): a catalog
+    device's own name; a device file's, the catalog device of its attention silicon (a file with the H100 SXM's
+    figures is Hopper), else its name.
+
+    Parameters
+    ----------
+    gpu : str
+        A catalog name or alias, or a device TOML file.
+
+    Returns
+    -------
+    str
+    """
+    dev = device(gpu)
+    return dev.name if dev.name in DEVICES else CURVE_SILICON.get(dev.attention_curve or "", dev.name)

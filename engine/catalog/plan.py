@@ -31,7 +31,7 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from engine.catalog.families import Architecture
-from engine.catalog.hardware import device
+from engine.catalog.hardware import device, generation_name
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.catalog.timing import TRAINING_PARTS, Layout, time_estimate
 from engine.errors import SpecError
@@ -507,9 +507,9 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     SpecError
         A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
     """
-    stack = stack or default_stack(gpu)
+    stack = stack or default_stack(generation_name(gpu))
     try:
-        attention = attention or stack_attention(stack, gpu)
+        attention = attention or stack_attention(stack, generation_name(gpu))
     except ValueError as exc:
         raise SpecError("--stack", stack, str(exc)) from None
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)

@@ -54,6 +54,7 @@ def add_parser(subparsers) -> None:
 def chosen_options(args: argparse.Namespace) -> dict:
     """The memory options the flags give, each left out filled with time's default (``DEFAULTS``, else the
     option's own); the precision read in its one vocabulary."""
+    from engine.catalog.hardware import generation_name
     from engine.options.stacks import default_stack, stack_attention
 
     chosen = {name: getattr(args, name) for name in _OPTIONS}
@@ -63,13 +64,13 @@ def chosen_options(args: argparse.Namespace) -> dict:
             chosen[name] = DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
     chosen["precision"] = precision(args)
     if args.stack is None:
-        chosen["stack"] = default_stack(args.gpu)
+        chosen["stack"] = default_stack(generation_name(args.gpu))
     if given_attention is None:
         if chosen["mode"] != "training":
             chosen["attention"] = "sdpa"
         else:
             try:
-                chosen["attention"] = stack_attention(chosen["stack"], args.gpu)
+                chosen["attention"] = stack_attention(chosen["stack"], generation_name(args.gpu))
             except ValueError as exc:
                 raise SpecError("--stack", chosen["stack"], str(exc)) from None
     return chosen

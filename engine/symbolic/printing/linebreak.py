@@ -134,14 +134,20 @@ def _break_pair(tex: str, nodes: list[Node], first: float, rest: float, mid_line
     cuts = operator_cuts(parse(inner), ("+", "-"))
     if mid_line and cuts and first < align_width(head + inner[:cuts[0]].strip() + r" \right.") <= rest:
         return None  # its first term would be cut, but fits on a new line: start the pair there
-    lines = _break(inner, first - open_width, rest - close_width)
-    if len(lines) < 2:
-        return None
     binary = ("+", "-", r"\cdot", r"\vee", r"\wedge")  # a line that starts with one: binary after a {}
-    reopen = [r"\left. " + strut + ("{} " if line.startswith(binary) else "") + line
-              for line in lines[1:]]
-    return ([head + lines[0] + r" \right."] + [line + r" \right." for line in reopen[:-1]]
-            + [reopen[-1] + " " + tail.lstrip()])
+    # the closers and reopeners of nested pairs add up on a line: when the lines come out too wide, cut again
+    # with that much less room
+    for slack in (0, 4, 8, 16):
+        lines = _break(inner, first - open_width - slack, rest - close_width - slack)
+        if len(lines) < 2:
+            return None
+        reopen = [r"\left. " + strut + ("{} " if line.startswith(binary) else "") + line
+                  for line in lines[1:]]
+        out = ([head + lines[0] + r" \right."] + [line + r" \right." for line in reopen[:-1]]
+               + [reopen[-1] + " " + tail.lstrip()])
+        if _fits(out, first, rest):
+            break
+    return out
 
 
 def _split_fraction(tex: str, nodes: list[Node]) -> str | None:
