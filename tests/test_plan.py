@@ -11,6 +11,7 @@ import pytest
 from engine import progress
 from engine.catalog.model import architecture, memory_options
 from engine.catalog.plan import KNOBS, Space, describe_folded, plan
+from engine.options.stacks import stack_attention
 from engine.catalog.timing import Layout, time_estimate
 
 
@@ -23,7 +24,8 @@ def _slow(arch, gpu, est):
     """The row as `time` computes it: every value substituted with sympy (the path plan used for each row)."""
     lay = est["layout"]
     options = memory_options(memory_model="korthikanti", precision="bf16", recompute=est["recompute"],
-                             zero=est["zero"], sequence_parallel=est["sequence_parallel"], attention="flash")
+                             zero=est["zero"], sequence_parallel=est["sequence_parallel"],
+                             attention=stack_attention("megatron-core", gpu))  # plan's default: the stack's kernel
     out = time_estimate(arch, gpu, Layout(lay["gpus"], lay["seq_len"], lay["global_batch"], lay["micro_batch"],
                                           lay["tp"], lay["pp"], None, lay["cp"], lay["ep"], lay["vp"],
                                           etp=1 if arch.structure.moe else None), options)

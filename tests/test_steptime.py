@@ -257,7 +257,7 @@ def test_plan_searches_expert_parallelism_like_exhaustive_evaluation():
     arch = architecture("olmoe-1b-7b-0924")  # 64 experts, top 8
     space = Space(tp=(1, 2), pp=(1, 2), cp=(1,), micro_batch=(1,), vp=(1,), ep=(1, 2, 4, 8, 16),
                   recompute=("selective",), zero=(1,), sequence_parallel=(False,))
-    out = plan(arch, "h100-sxm", gpus=8, seq_len=2048, global_batch=32, top=3, space=space)
+    out = plan(arch, "h100-sxm", gpus=8, seq_len=2048, global_batch=32, top=3, space=space, attention="flash")
     brute = []
     for tp, pp, mb, ep in itertools.product(space.tp, space.pp, space.micro_batch, space.ep):
         try:
