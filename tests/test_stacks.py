@@ -146,3 +146,18 @@ def test_stack_is_hashable_and_frozen():
     assert {s: 1}[stack("torchtitan")] == 1
     with pytest.raises(AttributeError):
         s.name = "x"  # type: ignore[misc]
+
+
+def test_a_spec_sweeps_the_stack_as_a_categorical_dim():
+    """sweeps/stacks.toml: `stack` is a categorical dim (one formula set per stack): NeMo's overlapped data and
+    tensor parallelism print as max(floor, comm - hideable) + the SMs the hidden part takes, the 2021 Megatron-LM's
+    as the whole communication."""
+    from pathlib import Path
+
+    from engine.request.spec import load_spec
+
+    req = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "stacks.toml")
+    assert req.categories == ("stack",)
+    assert list(req.axes["stack"]) == ["megatron-lm-2021", "megatron-core", "torchtitan", "nemo"]
+    text = {labels[0]: str(variant.formulas.expanded("time_tp")) for labels, variant in req.variants.items()}
+    assert "overlap_contention" in text["nemo"] and "overlap_contention" not in text["megatron-lm-2021"]
