@@ -215,10 +215,7 @@ def setup(record: dict):
     precision = precision_of(p.get("precision") or "")
     attention = attention_of(record)
     zero = zero_of(p["zero_or_fsdp"])
-    # fp8 under full sharding (torchao float8 + FSDP2): the memory model refuses TE-style fp8 with ZeRO-3, so
-    # the states are bf16's while the matmuls run at the fp8 peak
-    mem_precision = "bf16" if precision == "fp8" and zero >= 3 else precision
-    options = memory_options(memory_model="korthikanti", precision=mem_precision, zero=zero,
+    options = memory_options(memory_model="korthikanti", precision=precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),
                              attention=attention, stack=stack_of(record))
     fs = estimate_formulas(arch.family, arch.structure, options)

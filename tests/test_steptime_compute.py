@@ -173,3 +173,21 @@ def test_moe_permute_traffic():
     elementwise = 3 * (10 * h + 2 * k * v["d_ff_expert"]) * 2 * layers * 4096
     assert with_moe == pytest.approx((elementwise + 4 * 2 * k * h * 2 * layers * 4096) / dev["hbm_bandwidth"],
                                      rel=1e-9)
+
+
+def test_fp8_gemm_inputs_are_cast_with_a_transposed_copy():
+    """fp8 adds the casts of every linear layer's inputs (forward: 3 d_model + d_ff) and output gradients
+    (backward: q, k, v widths + 2 d_model + 2 d_ff for a gated MLP), 4 bytes an element (16-bit read, two fp8
+    writes), memory-bound: llama-2-7b, one 4096-token sequence, 32 layers on one device."""
+    arch = architecture("llama-2-7b")
+    terms = {}
+    for precision in ("bf16", "fp8"):
+        o = memory_options(memory_model="korthikanti", precision=precision, attention="flash")
+        terms[precision] = micro_batch(arch.structure, o, 2, sympy.Integer(1))[0]
+    values = {**arch.values, **device("h100-sxm").values("bf16"), **DEFAULTS, "batch": 1, "seq_len": 4096,
+              "tp": 1, "pp": 1, "cp": 1, "stage_layers": 32, "hardware_flops_token": 0, "flops_attention_token": 0,
+              "mem_weights": 0, "mem_activations": 0, "head_dim": 128}
+    h, f = 4096, 11008
+    elements = (3 * h + f) + (3 * h + 2 * h + 2 * f)
+    want = 4 * elements * 32 * 4096 / 3.35e12
+    assert _subs(terms["fp8"] - terms["bf16"], values) == pytest.approx(want, rel=1e-9)

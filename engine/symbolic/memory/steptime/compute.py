@@ -76,6 +76,17 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # the MLP's activation runs over d_ff units per token, or over top_k experts' in a MoE layer
     width = symbol("top_k") * symbol("d_ff_expert") if structure.moe else symbol("d_ff")
     elementwise = passes * (10 * h + 2 * width) * act * layers * b * s / cp / tp
+    if o.precision == "fp8":
+        # fp8 GEMMs take their inputs in fp8, each cast with a transposed copy for the other GEMM of the backward
+        # (Transformer Engine's fused cast_transpose; torchao's float8 casts): read 16-bit, write two 1-byte
+        # copies, 4 bytes per element -- forward the four linear layers' inputs (3 d_model + the MLP's width),
+        # backward their output gradients (q, k, v, the output projection's d_model, the MLP's up and gate
+        # widths, its down d_model); recomputation casts the forward's again. Memory-bound, between the GEMMs
+        # (Micikevicius et al. 2022, FP8 Formats for Deep Learning §4; TE transformer_engine/common/transpose)
+        up = 2 if structure.mlp == "gated" else 1
+        qkv = symbol("n_heads") * symbol("head_dim") + 2 * symbol("n_kv_heads") * symbol("head_dim")
+        forward_casts = (1 + (1 if o.recompute == "full" else 0)) * (3 * h + width)
+        elementwise += 4 * (forward_casts + qkv + 2 * h + up * width) * layers * b * s / cp / tp
     # the loss over the vocabulary (on the last pipeline stage, vocab-parallel over tp): the logits upcast to fp32,
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
