@@ -161,3 +161,14 @@ def test_a_spec_sweeps_the_stack_as_a_categorical_dim():
     assert list(req.axes["stack"]) == ["megatron-lm-2021", "megatron-core", "torchtitan", "nemo"]
     text = {labels[0]: str(variant.formulas.expanded("time_tp")) for labels, variant in req.variants.items()}
     assert "overlap_contention" in text["nemo"] and "overlap_contention" not in text["megatron-lm-2021"]
+
+
+def test_gradients_are_reduced_in_the_stacks_dtype_unless_given():
+    """Megatron-Core reduces its fp32 main gradients in fp32; NeMo's performance recipes in bf16
+    (grad_reduce_in_fp32 False); the option overrides the stack; fp32 training reduces in fp32 whatever it says."""
+    from engine.options import MemoryOptions
+
+    o = MemoryOptions().with_options(memory_model="korthikanti", precision="bf16")
+    assert o.grad_reduce_bits == 32 and o.with_options(stack="nemo").grad_reduce_bits == 16
+    assert o.with_options(stack="nemo", grad_reduce_dtype="fp32").grad_reduce_bits == 32
+    assert o.with_options(precision="fp32", grad_reduce_dtype="bf16").grad_reduce_bits == 32

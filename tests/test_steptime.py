@@ -129,8 +129,8 @@ def test_errors_on_published_measured_runs_are_pinned():
     library's published fwd+bwd curve by tokens per device (engine/catalog/kernels.py), and the communication it
     overlaps (exposed = max(floor, comm - hideable) per collective, the hidden part slowing compute by the SMs it
     takes); rings run one per NIC at nccl-tests' bus fractions; torchtitan's runs are on Meta's 500 W HBM2e H100
-    (h100-sxm-500w); fp8 GEMM inputs are cast with a transposed copy. Measured at issue 21's merge: held out 17.3 ->
-    14.4 % median, worst 69.6 % (a Bridge Qwen3-30B-A3B MoE run 1.7x slower per sample than the same model's later
+    (h100-sxm-500w); fp8 GEMM inputs are cast with a transposed copy; gradients are reduced in the stack's dtype.
+    Measured at issue 21's merge: held out 17.3 -> 14.1 % median, worst 69.6 % (a Bridge Qwen3-30B-A3B MoE run 1.7x slower per sample than the same model's later
     Bridge run) both times, signed +12.1 -> +6.3 %. The issue's target (10 % median, 25 % worst on held-out runs)
     is not met; MaxText on TPU (+17 % signed: the matmul efficiency fitted on GPU stacks) is the largest
     remaining group."""
@@ -149,10 +149,10 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(by["korthikanti2022"]) <= 0.065  # measured 5.8 %
     assert statistics.median(by["narayanan2021_t2"]) <= 0.10  # 9.5 %
     assert statistics.median(by["mpt_llmfoundry"]) <= 0.13  # 12.5 % (+11.9 % signed: FlashAttention-1's curve)
-    assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.3 %
+    assert statistics.median(by["mtnlg2022"]) <= 0.14  # 13.7 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.10  # NeMo, H100 fp8, cuDNN attention: 9.8 %
-    assert statistics.median(signed["nemo_perf_2407"]) > -0.105  # -9.8 %: predicted too fast
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.125  # NeMo, H100 fp8, cuDNN attention: 11.9 %
+    assert statistics.median(signed["nemo_perf_2407"]) > -0.125  # -11.9 %: predicted too fast
     assert statistics.median(by["megatron_bridge_perf"]) <= 0.185  # Megatron-Bridge, H100, dense and MoE: 17.9 %
     assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.2 %
     assert max(by["torchtitan"]) <= 0.30  # 29.4 %: long context at cp 4-8
@@ -160,7 +160,7 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.5 %
     assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.4 %
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.145  # 14.4 %
+    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.145  # 14.1 %
     assert max(abs(e) for e in held) <= 0.70  # 69.6 %
     assert abs(statistics.median(held)) <= 0.065  # +6.3 %
 
@@ -420,8 +420,12 @@ def test_fp8_gemms_run_at_the_fp8_ceiling_times_the_fp8_peak(monkeypatch):
     fallback = compute("fp8", dataclasses.replace(h100, mamf_fp8=None))
     assert dataclasses.replace(h100, mamf_fp8=None).values("fp8")["matmul_ceiling"] == 0.801
     eta = float(steptime.DEFAULTS["matmul_efficiency"])
-    # bf16 - fallback = G (1/(0.801 bf16_peak) - 1/(0.801 fp8_peak)) / eta: the same attention term cancels
-    gemm_flops = (bf16 - fallback) * eta * 0.801 / (1 / bf16_peak - 1 / fp8_peak)
+    # bf16 - fallback = G (1/(0.801 bf16_peak) - 1/(0.801 fp8_peak)) / eta - the fp8 casts: the same attention term
+    # cancels; the casts (4 bytes an element of the linear layers' inputs and output gradients, 32 layers, 4096
+    # tokens, 8 micro-batches) are fp8's alone
+    h, f = 4096, 11008
+    casts = 8 * 4 * ((3 * h + f) + (3 * h + 2 * h + 2 * f)) * 32 * 4096 / 3.35e12
+    gemm_flops = (bf16 - fallback + casts) * eta * 0.801 / (1 / bf16_peak - 1 / fp8_peak)
     assert fallback - gemm_flops / (0.801 * fp8_peak * eta) == pytest.approx(fp8 - gemm_flops / (0.709 * fp8_peak * eta),
                                                                             rel=1e-9)
     assert fp8 > fallback and fp8 < bf16

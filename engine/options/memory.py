@@ -92,6 +92,11 @@ class MemoryOptions:
         "pp; stack = the stack's defaults", words=("stack", "none", "all"),
         source="Megatron-Core DistributedDataParallelConfig overlap_grad_reduce/overlap_param_gather; TE comm-GEMM "
                "overlap; FSDP prefetch")
+    grad_reduce_dtype: str = option(
+        "stack", ("stack", "fp32", "bf16"), "dtype of the data-parallel gradient reduction (step time): fp32 (Megatron's "
+        "fp32 main gradients, FSDP's reduce_dtype fp32) or bf16; stack = the stack's default; fp32 training always "
+        "reduces in fp32", source="Megatron-Core DistributedDataParallelConfig grad_reduce_in_fp32; FSDP2 "
+        "MixedPrecisionPolicy reduce_dtype")
     causal_flops: str = option("full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal")
@@ -134,6 +139,19 @@ class MemoryOptions:
         return frozenset(OVERLAPS) if self.overlap == "all" else frozenset(self.overlap.split(","))
 
     @property
+    def grad_reduce_bits(self) -> int:
+        """Bits of a gradient element on the wire of the data-parallel reduction: 32 in fp32 training, else
+        ``grad_reduce_dtype``'s (with ``stack``, the stack's default, ``engine.options.stacks``)."""
+        if self.precision == "fp32":
+            return 32
+        dtype = self.grad_reduce_dtype
+        if dtype == "stack":
+            from engine.options.stacks import stack
+
+            dtype = stack(self.stack).grad_reduce_dtype
+        return 32 if dtype == "fp32" else 16
+
+    @property
     def group_quantized(self) -> bool:
         """Linear weights stored group-wise with a scale and zero point (``quantized``, or int weights)."""
         return self.quantized or self.weight_dtype in GROUP_QUANTIZED
@@ -168,7 +186,8 @@ class MemoryOptions:
 MEMORY_OPTIONS = MappingProxyType(specs_of(MemoryOptions))
 
 _NO_ACTIVATIONS = "(a prefill holds every layer's full weights and saves no activations)"
-TRAINING_ONLY = ("memory_model", "recompute", "dropout", "zero", "sequence_parallel", "offload", "stack", "overlap")
+TRAINING_ONLY = ("memory_model", "recompute", "dropout", "zero", "sequence_parallel", "offload", "stack", "overlap",
+                 "grad_reduce_dtype")
 
 RULES: tuple[Rule, ...] = (
     Rule({"mode": "training", "memory_model": "pytorch"}, refuses={"precision": "fp8"}, model="pytorch",

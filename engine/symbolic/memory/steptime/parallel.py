@@ -7,7 +7,7 @@ from __future__ import annotations
 import sympy
 
 from engine.symbolic.formulas.architectures import mlp_counts
-from engine.symbolic.memory.base import L, b, bits_g, dp, ep, h, qi, s, tp
+from engine.symbolic.memory.base import L, b, dp, ep, h, qi, s, tp
 from engine.symbolic.memory.steptime.collectives import (all_to_all, exposed, hi, latency, lo, per_byte,
                                                          ring_all_reduce, ring_half)
 from engine.symbolic.memory.steptime.common import cp, overlap, stage_layers
@@ -55,8 +55,8 @@ def model_parallel(structure, o, act: int, t_attn: sympy.Expr,
 def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> sympy.Expr:
     """The step's exposed data-parallel communication; ``micro`` the compute of one micro-batch on the device.
 
-    Gradients are reduced in their reduction dtype (Megatron and DeepSpeed's bf16/fp16 keep fp32 main gradients
-    and reduce them in fp32; torch FSDP's mixed precision reduces in bits_grad), parameters gathered in the
+    Gradients are reduced in their reduction dtype (``o.grad_reduce_bits``: the stack's default, e.g. Megatron-Core's
+    fp32 main gradients, NeMo's recipes' bf16, FSDP2's reduce_dtype fp32; or the option), parameters gathered in the
     compute dtype: DDP all-reduces the gradients once per step; ZeRO-1/2 reduce-scatter them and all-gather the
     updated parameters once per step; ZeRO-3/FSDP (resharding after the forward, its default) all-gathers the
     parameters for the forward and again for the backward and reduce-scatters the gradients, every micro-batch
@@ -73,7 +73,7 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
         """(reduction inside the shard group, all-reduce across shard groups, one parameter gather) of
         ``n_params`` per device over a data-parallel ``group`` (of ``cp`` x group devices, ``tp`` apart),
         sharded within groups of ``shard`` with ZeRO."""
-        reduced = n_params * (32 if o.precision in ("bf16", "fp16", "fp8") else bits_g) / 8
+        reduced = n_params * o.grad_reduce_bits / 8
         gathered = n_params * act
         if o.zero == 0:
             return ring_all_reduce(group * cp, reduced, tp), sympy.Integer(0), sympy.Integer(0)
