@@ -45,8 +45,7 @@ PUBLISHED = {"comm_efficiency": "ring bus bandwidth / link, nccl-tests on NVLink
              "network_latency": "8 us per ring step across nodes (same source)",
              "dp_bucket_params": "Megatron-Core DDP bucket_size max(40M, 1M x dp)",
              "overlap_contention": "20 of 132 SMs for overlapped collectives (DeepSeek-V3, arXiv:2412.19437 §3.2.2)",
-             "expert_half_tokens": "DeepGEMM grouped fp8 GEMMs, r_max M / (M + 120) (deepseek-ai/DeepGEMM README)",
-             "dp_overlap": "fallback for a stack that does not overlap DP: 0 (the overlap is physics, per stack)"}
+             "expert_half_tokens": "DeepGEMM grouped fp8 GEMMs, r_max M / (M + 120) (deepseek-ai/DeepGEMM README)"}
 DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-SXM5-80GB": "h100-sxm",
            # Meta's 500 W HBM2e H100s (torchtitan's cluster): 780 TFLOP/s bf16 at the cap, 2.4 TB/s (the catalog's
            # h100-sxm-500w, with its sources)

@@ -1,19 +1,19 @@
-"""Step time: a roofline per micro-batch, collectives in the alpha-beta form, the pipeline schedule.
+"""Step time: a roofline per micro-batch, collectives as NCCL runs them, overlap as physics, the pipeline.
 
 Training (one optimizer step of ``global_batch`` sequences of ``seq_len`` tokens; ``batch`` is the
-micro-batch; dp x tp x pp x cp devices):
+micro-batch; dp x tp x pp x cp devices; m = global_batch / (dp batch) micro-batches per pipeline):
 
-    t_step = (m + (pp - 1) / vp) t_micro + t_p2p + (1 - dp_overlap) t_dp + t_optimizer
+    t_step = (m + (pp - 1) / vp) t_micro + t_p2p + t_dp + t_optimizer
+    t_micro = max(GEMMs + attention, bytes / hbm_bandwidth) + element-wise + loss + t_tp + t_ep + t_cp
 
-with m = global_batch / (dp batch) micro-batches per pipeline, and per micro-batch and device
-
-    t_micro = max(F / (peak_flops matmul_efficiency), bytes / hbm_bandwidth) + t_tp + t_ep + t_cp
-
-F the hardware FLOPs of its share of the layers (recompute included). Collectives on p devices move
-``bytes`` in the ring forms (Thakur et al. 2005; NCCL's bus bandwidth, nccl-tests PERFORMANCE.md):
-all-reduce 2 (p - 1)/p bytes / bw + 2 (p - 1) alpha, reduce-scatter and all-gather (p - 1)/p bytes /
-bw + (p - 1) alpha, all-to-all (p - 1)/p bytes / bw + (p - 1) alpha; bw = comm_efficiency x the link
-a group uses: the scale-up link while the group fits in a node, the network otherwise.
+per micro-batch and device, on the bottleneck stage's layers (compute.py): the GEMMs' hardware FLOPs at
+peak_flops x matmul_ceiling x matmul_efficiency (routed experts' grouped GEMMs at M / (M + m_half) of it), the
+attention kernels at their library's published curve r_max n / (n + n_half) in the tokens n of a sequence on the
+device (eager attention at attention_efficiency). Collectives (collectives.py): rings inside a node at
+comm_efficiency x the scale-up link, one ring per NIC across nodes (min(link, k NICs) at network_efficiency),
+alpha per ring step; an all-to-all's peers in the node over the link, the rest over the network. What the stack
+overlaps (parallel.py, training.py) is exposed as max(floor, comm - the compute it hides behind), the hidden part
+slowing the compute by overlap_contention; the rest is exposed whole. Sources: common.py (SRC_*, DEFAULTS).
 
 Inference: ``ttft`` is a prefill's roofline (its FLOPs or its bytes, whichever takes longer) plus its
 tensor-parallel all-reduces; ``tpot`` one decode step: every weight and the KV cache read once

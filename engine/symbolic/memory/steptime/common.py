@@ -10,8 +10,7 @@ from engine.symbolic.symbols import symbol
 peak, attn_peak, hbm_bw = symbol("peak_flops"), symbol("attention_peak_flops"), symbol("hbm_bandwidth")
 link_bw, net_bw, per_node = symbol("link_bandwidth"), symbol("inter_bandwidth"), symbol("devices_per_node")
 global_batch, cp = symbol("global_batch"), symbol("cp")
-eta_mm, eta_net, overlap, alpha = (symbol("matmul_efficiency"), symbol("comm_efficiency"), symbol("dp_overlap"),
-                                   symbol("collective_latency"))
+eta_mm, eta_net, alpha = symbol("matmul_efficiency"), symbol("comm_efficiency"), symbol("collective_latency")
 eta_attn = symbol("attention_efficiency")
 ceiling, attn_ceiling = symbol("matmul_ceiling"), symbol("attention_ceiling")
 
@@ -71,14 +70,11 @@ DEFAULTS = {
     "network_efficiency": sympy.Rational(73, 100),  # the same across nodes over a NIC (EFA 0.73; SRC_NCCL)
     "collective_latency": sympy.Rational(6, 1000000),  # 6 us per ring step inside a node (NVLink; SRC_NCCL)
     "network_latency": sympy.Rational(8, 1000000),  # 8 us per ring step that crosses nodes (SRC_NCCL)
-    "dp_bucket_params": sympy.Integer(40_000_000),
+    "dp_bucket_params": sympy.Integer(40_000_000),  # Megatron-Core DDP bucket: max(40M, 1M x dp) parameters
     # communication kernels hidden behind compute take SMs from it: DeepSeek-V3 (arXiv:2412.19437 §3.2.2) dedicates
     # 20 of the H800's 132 SMs to its overlapped all-to-alls ("only 20 SMs are sufficient to fully utilize the
     # bandwidths of IB and NVLink"); NCCL's ring kernels take one SM per channel, as many: 20/132 of the compute
-    "overlap_contention": sympy.Rational(20, 132),  # Megatron-Core DDP bucket: max(40M, 1M x dp) parameters
-    # fallback only: the fraction of the data-parallel communication hidden when the stack does not overlap it
-    # ("dp" not in o.overlapped); 0, the physics: an overlapping stack's exposure is computed (SRC_OVERLAP)
-    "dp_overlap": sympy.Integer(0),
+    "overlap_contention": sympy.Rational(20, 132),
     "cp": sympy.Integer(1),
 }
 

@@ -10,7 +10,7 @@ from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.memory.base import L, b, dp, ep, h, qi, s, tp
 from engine.symbolic.memory.steptime.collectives import (all_to_all, exposed, hi, latency, lo, per_byte,
                                                          ring_all_reduce, ring_half)
-from engine.symbolic.memory.steptime.common import cp, overlap, stage_layers
+from engine.symbolic.memory.steptime.common import cp, stage_layers
 from engine.symbolic.symbols import symbol
 
 
@@ -65,7 +65,7 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
     With "dp" overlapped: the gradient reduction hides behind the last micro-batch's backward and the ZeRO-1/2
     gather behind the first forward, the last bucket exposed (max(dp_bucket_params, 10^6 dp) parameters of the
     device's, Megatron-Core); ZeRO-3's per-micro-batch traffic hides behind the micro-batch's compute (prefetched a
-    layer ahead), one layer's share exposed. Without, all of it (less the fallback ``dp_overlap``, 0)."""
+    layer ahead), one layer's share exposed. Without, all of it."""
     hidden = "dp" in o.overlapped
     backward = backward_share(o) * micro
 
@@ -101,12 +101,12 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
             t_dp = m * exposed(per_micro, micro, per_micro / stage_layers()) + exposed(across, backward,
                                                                                     bucket * across)
         else:
-            t_dp = (1 - overlap) * (m * per_micro + across)
+            t_dp = m * per_micro + across
     elif hidden:
         reduction = inner + across
         t_dp = exposed(reduction, backward, bucket * reduction)
         if o.zero > 0:
             t_dp += exposed(gather, micro - backward, bucket * gather)
     else:
-        t_dp = (1 - overlap) * (inner + across + gather)
+        t_dp = inner + across + gather
     return sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (t_dp, True))
