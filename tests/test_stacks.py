@@ -172,3 +172,16 @@ def test_gradients_are_reduced_in_the_stacks_dtype_unless_given():
     assert o.grad_reduce_bits == 32 and o.with_options(stack="nemo").grad_reduce_bits == 16
     assert o.with_options(stack="nemo", grad_reduce_dtype="fp32").grad_reduce_bits == 32
     assert o.with_options(precision="fp32", grad_reduce_dtype="bf16").grad_reduce_bits == 32
+
+
+def test_the_fp8_recipe_is_the_stacks_unless_given():
+    """Megatron-Bridge's fp8 recipes use current scaling, NeMo's delayed; a stack without fp8 gets Transformer
+    Engine's default (delayed); the option overrides it and applies to fp8 only."""
+    from engine.options import MemoryOptions
+
+    o = MemoryOptions().with_options(memory_model="korthikanti", precision="fp8")
+    assert o.with_options(stack="megatron-bridge").fp8_scaling == "current"
+    assert o.with_options(stack="nemo").fp8_scaling == "delayed" and o.with_options(stack="hf-trainer").fp8_scaling == "delayed"
+    assert o.with_options(stack="nemo", fp8_recipe="mxfp8").fp8_scaling == "mxfp8"
+    with pytest.raises(ValueError, match="fp8_recipe current applies to precision fp8, got bf16"):
+        MemoryOptions().with_options(memory_model="korthikanti", precision="bf16", fp8_recipe="current")

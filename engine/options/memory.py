@@ -15,7 +15,7 @@ from typing import Any
 from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, PRECISIONS,
                                       precision_meaning)
 from engine.options.registry import Not, Rule, broken_rules, check_value, option, specs_of
-from engine.options.stacks import ATTENTION_LIBRARIES, STACK_NAMES
+from engine.options.stacks import ATTENTION_LIBRARIES, FP8_RECIPES, STACK_NAMES
 
 # the training memory models, each a module of engine.symbolic.memory of the same name (its registry
 # MEMORY_MODELS imports them in this order; the memory_model option lists them sorted)
@@ -97,6 +97,11 @@ class MemoryOptions:
         "fp32 main gradients, FSDP's reduce_dtype fp32) or bf16; stack = the stack's default; fp32 training always "
         "reduces in fp32", source="Megatron-Core DistributedDataParallelConfig grad_reduce_in_fp32; FSDP2 "
         "MixedPrecisionPolicy reduce_dtype")
+    fp8_recipe: str = option(
+        "stack", ("stack", *FP8_RECIPES), "fp8 scaling (step time): delayed (an amax history), current (per-tensor amax "
+        "read before each cast), blockwise or mxfp8 (per-block scales in the cast); stack = the stack's (delayed where "
+        "it has none)", source="Transformer Engine recipes DelayedScaling, Float8CurrentScaling, Float8BlockScaling, "
+                               "MXFP8BlockScaling; torchao float8 tensorwise")
     causal_flops: str = option("full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal")
@@ -152,6 +157,16 @@ class MemoryOptions:
         return 32 if dtype == "fp32" else 16
 
     @property
+    def fp8_scaling(self) -> str:
+        """The fp8 recipe the step time prices: ``fp8_recipe``, or with ``stack`` the stack's (``delayed``, Transformer
+        Engine's default, for a stack that records none)."""
+        if self.fp8_recipe != "stack":
+            return self.fp8_recipe
+        from engine.options.stacks import stack
+
+        return stack(self.stack).fp8_recipe or "delayed"
+
+    @property
     def group_quantized(self) -> bool:
         """Linear weights stored group-wise with a scale and zero point (``quantized``, or int weights)."""
         return self.quantized or self.weight_dtype in GROUP_QUANTIZED
@@ -187,7 +202,7 @@ MEMORY_OPTIONS = MappingProxyType(specs_of(MemoryOptions))
 
 _NO_ACTIVATIONS = "(a prefill holds every layer's full weights and saves no activations)"
 TRAINING_ONLY = ("memory_model", "recompute", "dropout", "zero", "sequence_parallel", "offload", "stack", "overlap",
-                 "grad_reduce_dtype")
+                 "grad_reduce_dtype", "fp8_recipe")
 
 RULES: tuple[Rule, ...] = (
     Rule({"mode": "training", "memory_model": "pytorch"}, refuses={"precision": "fp8"}, model="pytorch",
@@ -209,6 +224,9 @@ RULES: tuple[Rule, ...] = (
          message="precision fp8 (TransformerEngine, Megatron) is modelled for training, not mode inference",
          source="engine/symbolic/memory/states.py SRC_FP8"),
     # precision fp8 with zero 3 is modelled (states.py SRC_FP8_FSDP: fp8 copies of the gathered layer only)
+    Rule({"fp8_recipe": Not("stack")}, requires={"precision": "fp8"},
+         message="fp8_recipe {fp8_recipe} applies to precision fp8, got {precision}",
+         source="Transformer Engine fp8 recipes"),
     Rule({"finetune": Not("none")}, refuses={"mode": "inference"},
          message="finetune {finetune} applies to training, not to mode inference", source=SRC_PEFT),
     Rule({"finetune": "qlora"}, refuses={"precision": "fp32"},

@@ -83,10 +83,14 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
         # backward their output gradients (q, k, v, the output projection's d_model, the MLP's up and gate
         # widths, its down d_model); recomputation casts the forward's again. Memory-bound, between the GEMMs
         # (Micikevicius et al. 2022, FP8 Formats for Deep Learning §4; TE transformer_engine/common/transpose)
+        # per-tensor current scaling reads each 16-bit tensor once more for its amax before the cast (TE
+        # Float8CurrentScaling, torchao tensorwise); delayed scaling takes the scale from an amax history, blockwise
+        # and mxfp8 compute their per-block scales inside the cast
+        per_element = 4 + (2 if o.fp8_scaling == "current" else 0)
         up = 2 if structure.mlp == "gated" else 1
         qkv = symbol("n_heads") * symbol("head_dim") + 2 * symbol("n_kv_heads") * symbol("head_dim")
         forward_casts = (1 + (1 if o.recompute == "full" else 0)) * (3 * h + width)
-        elementwise += 4 * (forward_casts + qkv + 2 * h + up * width) * layers * b * s / cp / tp
+        elementwise += per_element * (forward_casts + qkv + 2 * h + up * width) * layers * b * s / cp / tp
     # the loss over the vocabulary (on the last pipeline stage, vocab-parallel over tp): the logits upcast to fp32,
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
