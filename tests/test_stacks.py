@@ -185,3 +185,12 @@ def test_the_fp8_recipe_is_the_stacks_unless_given():
     assert o.with_options(stack="nemo", fp8_recipe="mxfp8").fp8_scaling == "mxfp8"
     with pytest.raises(ValueError, match="fp8_recipe current applies to precision fp8, got bf16"):
         MemoryOptions().with_options(memory_model="korthikanti", precision="bf16", fp8_recipe="current")
+
+
+def test_plan_takes_every_stack_field_and_refuses_a_recipe_without_fp8(run_cli):
+    r = run_cli("plan", "--arch", "gpt2", "--gpu", "a100-80gb", "--gpus", "1", "--seq-len", "128",
+                "--global-batch", "2", "--fp8-recipe", "current")
+    assert r.returncode == 2 and r.stderr.strip().endswith("--fp8-recipe: current: applies to --precision fp8, got bf16")
+    r = run_cli("plan", "--arch", "gpt2", "--gpu", "a100-80gb", "--gpus", "1", "--seq-len", "128",
+                "--global-batch", "2", "--stack", "nemoo")
+    assert r.returncode == 2 and "did you mean nemo?" in r.stderr

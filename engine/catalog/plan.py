@@ -25,7 +25,7 @@ import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Mapping
 
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
@@ -109,7 +109,8 @@ def divisors(n: int) -> tuple[int, ...]:
 
 def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, space: Space,
               precision: str = DEFAULT_PRECISION, attention: str = "flash", hbm: int | None = None,
-              stack: str = "megatron-core", overlap: str = "stack") -> dict[str, Any]:
+              stack: str = "megatron-core", overlap: str = "stack",
+              framework: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The layout spec of a plan (the tables of ``sweeps/plan-gpt3-175b.toml``), as ``parse_spec`` reads it.
 
     Parameters
@@ -128,6 +129,8 @@ def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batc
         The query's memory bound in bytes (default: no query).
     stack, overlap : str
         The training stack whose defaults the step time takes, and the communication it overlaps.
+    framework : mapping, optional
+        Other stack fields given on their own (``grad_reduce_dtype``, ``fp8_recipe``: memory options).
 
     Returns
     -------
@@ -142,7 +145,7 @@ def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batc
         axes["ep"] = list(space.ep)
     spec = {"sweep": {"arch": arch.name or arch.source, "gpu": gpu, "quantities": ["step_time", "mem_peak"]},
             "options": {"memory_model": "korthikanti", "precision": precision, "attention": attention,
-                        "stack": stack, "overlap": overlap},
+                        "stack": stack, "overlap": overlap, **(framework or {})},
             "fixed": {"n_gpus": gpus, "seq_len": seq_len, "global_batch": global_batch, **({"etp": 1} if moe else {})},
             "axes": axes}
     if hbm is not None:
@@ -358,17 +361,19 @@ class _Rows:
     """Exact estimates of the layouts of a plan, evaluated once each (``time_estimate``'s values)."""
 
     def __init__(self, arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, precision: str,
-                 attention: str, stack: str = "megatron-core", overlap: str = "stack"):
+                 attention: str, stack: str = "megatron-core", overlap: str = "stack",
+                 framework: Mapping[str, str] | None = None):
         self.arch, self.gpu, self.dev = arch, gpu, device(gpu)
         self.gpus, self.seq_len, self.global_batch = gpus, seq_len, global_batch
         self.precision, self.attention, self.stack, self.overlap = precision, attention, stack, overlap
+        self.framework = dict(framework or {})
         self.evaluators: dict[tuple, Any] = {}
         self.layers = arch.values["n_layers"]
 
     def options(self, recompute: str, zero: int, sp: bool):
         return memory_options(memory_model="korthikanti", precision=self.precision, recompute=recompute, zero=zero,
                               sequence_parallel=sp, attention=self.attention, stack=self.stack,
-                              overlap=self.overlap)
+                              overlap=self.overlap, **self.framework)
 
     def estimate(self, row: dict[str, Any]) -> dict[str, Any]:
         """The exact estimate of one row of the search (its coordinates by dim), as ``time_estimate`` gives it."""
@@ -463,7 +468,8 @@ def _check_named(arch: Architecture) -> None:
 
 def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
          precision: str = "bf16", space: Space | None = None, attention: str | None = None,
-         fold: bool = True, stack: str | None = None, overlap: str = "stack") -> dict[str, Any]:
+         fold: bool = True, stack: str | None = None, overlap: str = "stack", grad_reduce_dtype: str = "stack",
+         fp8_recipe: str = "stack") -> dict[str, Any]:
     """The ``top`` fastest layouts of ``arch`` on ``gpus`` devices that fit in ``gpu``'s memory.
 
     The layout spec (``plan_spec``) runs through the one engine with a top-k query; its best rows are then
@@ -489,6 +495,8 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     stack, overlap : str
         The training stack (``engine.options.STACKS``; None: ``default_stack`` of the device) whose defaults the
         step time takes, and the communication hidden behind compute (``overlap``: ``stack`` = the stack's).
+    grad_reduce_dtype, fp8_recipe : str
+        The stack's gradient-reduction dtype and fp8 recipe, given on their own (``stack``: the stack's).
     fold : bool
         Merge layouts whose every prediction is the same and that differ only in knobs that change nothing
         there into one row naming them; False: every layout its own row.
@@ -514,10 +522,11 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
         raise SpecError("--stack", stack, str(exc)) from None
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
-    rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention, stack, overlap)
+    framework = {k: v for k, v in (("grad_reduce_dtype", grad_reduce_dtype), ("fp8_recipe", fp8_recipe)) if v != "stack"}
+    rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention, stack, overlap, framework)
     space = space or default_space(arch, gpus, global_batch)
     request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,
-                                   rows.dev.hbm_bytes, stack, overlap), source="llm-sweep plan")
+                                   rows.dev.hbm_bytes, stack, overlap, framework), source="llm-sweep plan")
     k, done, seconds = min(max(FIRST_K, ROWS_PER_TOP * top), request.points), {}, 0.0
     while True:
         ds, took = _search(request, request.query, k)

@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
     add_arch_source(pl, required=True)
     add_device_run(pl, "sequences per optimizer step")
     pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
-    add_option_flags(pl, MEMORY_OPTIONS, ("precision", "attention", "stack", "overlap"), notes=_NOTES)
+    add_option_flags(pl, MEMORY_OPTIONS, ("precision", "attention", "stack", "overlap", "grad_reduce_dtype", "fp8_recipe"),
+                     notes=_NOTES)
     for name in _SEARCHED:
         spec = MEMORY_OPTIONS[name]
         choices = ", ".join(map(str, spec.choices))
@@ -49,6 +50,8 @@ def main(args: argparse.Namespace) -> int:
     arch = arch_of(args)
     if args.global_batch is None or args.global_batch <= 0:
         raise SpecError("--global-batch", str(args.global_batch), "must be a positive integer")
+    if args.fp8_recipe not in (None, "stack") and precision(args) != "fp8":
+        raise SpecError("--fp8-recipe", args.fp8_recipe, f"applies to --precision fp8, got {precision(args)}")
     space = default_space(arch, args.gpus, args.global_batch)
     space = replace(space, **{name: tuple(dict.fromkeys(getattr(args, name) or getattr(space, name)))
                               for name in _SEARCHED})
@@ -57,7 +60,8 @@ def main(args: argparse.Namespace) -> int:
         # of the best rows: one status line on a terminal
         out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
                    precision=precision(args), space=space, attention=args.attention, stack=args.stack,
-                   overlap=args.overlap or "stack")
+                   overlap=args.overlap or "stack", grad_reduce_dtype=args.grad_reduce_dtype or "stack",
+                   fp8_recipe=args.fp8_recipe or "stack")
     if args.json:
         print(json.dumps(out, indent=2))
     if not out["layouts"]:
