@@ -24,7 +24,7 @@ FLOPS_ATTN = 1e9  # flops_attention_token: any value, the ratios below do not de
 @lru_cache(maxsize=None)
 def _micro(arch: str, attention: str, recompute: str = "none"):
     o = memory_options(memory_model="korthikanti", precision="bf16", attention=attention, recompute=recompute)
-    return micro_batch(architecture(arch).structure, o, 2, sympy.Integer(1))
+    return micro_batch(architecture(arch).structure, o, 2, sympy.Integer(1))[:2]
 
 
 def _subs(expr, values: dict) -> float:
@@ -191,3 +191,18 @@ def test_fp8_gemm_inputs_are_cast_with_a_transposed_copy():
     elements = (3 * h + f) + (3 * h + 2 * h + 2 * f)
     want = 4 * elements * 32 * 4096 / 3.35e12
     assert _subs(terms["fp8"] - terms["bf16"], values) == pytest.approx(want, rel=1e-9)
+
+
+def test_the_last_stage_runs_the_output_layer_on_top_of_its_layers():
+    """With pp > 1 the logits GEMM (2 d_model vocab FLOPs a token forward, x3 for training) is the last stage's
+    alone, not spread over the stages: llama-2-7b at pp 4 pays 6 d V (1 - 8/32) more FLOPs a token than its even
+    share; at pp 1 (stage_layers = n_layers) nothing."""
+    arch = architecture("llama-2-7b")
+    o = memory_options(memory_model="korthikanti", precision="bf16", attention="flash")
+    gemm = micro_batch(arch.structure, o, 2, sympy.Integer(1))[2]
+    values = {**arch.values, **device("h100-sxm").values("bf16"), **DEFAULTS, "batch": 1, "seq_len": 4096, "tp": 1,
+              "cp": 1, "hardware_flops_token": 0, "flops_attention_token": 0}
+    rate = 989.4e12 * 0.801 * float(DEFAULTS["matmul_efficiency"])
+    assert _subs(gemm, {**values, "pp": 4, "stage_layers": 8}) == pytest.approx(
+        6 * 4096 * 32000 * 4096 * (1 - 8 / 32) / rate, rel=1e-9)
+    assert _subs(gemm, {**values, "pp": 1, "stage_layers": 32}) == 0

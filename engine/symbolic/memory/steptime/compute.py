@@ -13,9 +13,10 @@ from engine.symbolic.memory.steptime.common import (attn_ceiling, attn_peak, cei
                                                     hbm_bw, peak, stage_layers)
 from engine.symbolic.symbols import symbol
 
-def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
-    """``(micro, t_attn)``: one micro-batch's roofline on one device (its compute or its memory traffic, plus the
-    memory-bound element-wise kernels and loss), and the attention kernels' share of its compute."""
+def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """``(micro, t_attn, gemm)``: one micro-batch's roofline on one device (its compute or its memory traffic, plus
+    the memory-bound element-wise kernels and loss), and the attention kernels' and the dense GEMMs' shares of its
+    compute (what communication can hide behind)."""
     layers = stage_layers()
     # compute: hardware FLOPs (model FLOPs + recomputation) of this device's share of a micro-batch; the
     # attention kernels (forward, backward x 2, and the recomputed forward) at their own efficiency
@@ -42,7 +43,13 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
         fa_passes = sympy.Rational(2 * attn_passes + 1, 2 * attn_passes)
         t_attn = attn * executed * fa_passes * (s + cp * symbol("attention_half_tokens")) / (
             s * symbol("attention_curve_peak_flops"))
-    compute = (q("hardware_flops_token") * share - attn) / (peak * ceiling * eta_mm) + t_attn
+    # the output layer (logits, 2 d_model vocab FLOPs per token forward, vocab-parallel over tp) is the last
+    # stage's alone, not spread over the stages with the layers: with pp > 1 the last stage, the bottleneck, runs
+    # it on top of its layers (Megatron-LM's --account-for-loss-in-pipeline-split exists to move layers off it);
+    # at pp 1, stage_layers = n_layers and this is 0
+    head = 6 * h * symbol("vocab") * b * s / (tp * cp) * (1 - layers / L)
+    gemm = (q("hardware_flops_token") * share - attn + head) / (peak * ceiling * eta_mm)
+    compute = gemm + t_attn
     moe_bytes = 0
     if structure.moe:
         # routed experts: grouped GEMMs over M tokens per expert run at M / (M + expert_half_tokens) of the dense
@@ -95,5 +102,5 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
     loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
-    return hi(compute, traffic / hbm_bw) + (elementwise + loss + moe_bytes) / hbm_bw, t_attn
+    return hi(compute, traffic / hbm_bw) + (elementwise + loss + moe_bytes) / hbm_bw, t_attn, gemm
 

@@ -9,21 +9,17 @@ from engine.symbolic.formulas.base import Quantity
 from engine.symbolic.memory.base import L, b, dp, h, pp, q, quantity, s, tp, vp
 from engine.symbolic.memory.steptime.collectives import exposed, latency, per_byte, ring_all_reduce
 from engine.symbolic.memory.steptime.common import (SRC_CP, SRC_DECODE, SRC_DP, SRC_EP, SRC_NCCL, SRC_OVERLAP,
-                                                    SRC_PIPE, SRC_RING, SRC_ROOF, ceiling, cp, eta_mm, global_batch,
-                                                    hbm_bw, peak, stage_layers)
+                                                    SRC_PIPE, SRC_RING, SRC_ROOF, cp, eta_mm, global_batch, hbm_bw,
+                                                    peak)
 from engine.symbolic.memory.steptime.compute import micro_batch
 from engine.symbolic.memory.steptime.parallel import backward_share, data_parallel, model_parallel
 
 def training(structure, o) -> list[Quantity]:
     act = 4 if o.precision == "fp32" else 2  # bytes of an activation element on the wire
     m = global_batch / (dp * b)  # micro-batches per pipeline and step (gradient accumulation)
-    micro, t_attn = micro_batch(structure, o, act, m)
     # what communication hides behind: one micro-batch's compute on the device, its GEMMs at the matmul rate and its
-    # attention kernels (compute.py's FLOPs side, counted as it counts them), without the roofline's Max: a Max
-    # written out again in every overlap term is rebuilt by sympy in each copy when values go in
-    share = b * s / (tp * cp) * stage_layers() / L  # the bottleneck stage's share, as compute.py's
-    attn_flops = q("flops_attention_token") * (3 + (1 if o.recompute != "none" else 0)) * share
-    gemm = (q("hardware_flops_token") * share - attn_flops) / (peak * ceiling * eta_mm)
+    # attention kernels (compute.py's FLOPs side), without the roofline's max
+    micro, t_attn, gemm = micro_batch(structure, o, act, m)
     hide = gemm + t_attn
     t_tp, t_ep, t_cp = model_parallel(structure, o, act, t_attn, gemm)
     t_micro = micro + t_tp + t_ep + t_cp
