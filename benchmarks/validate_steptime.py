@@ -90,6 +90,15 @@ SOURCE_STACK = {
     "deepseek_v3_paper": ("megatron-core", {}, "HAI-LLM, MLA on H800, 2024 (arXiv:2412.19437 §3); kernel not stated, "
                                                "assumed fused"),
 }
+# The network per device of the clusters whose records state one other than the catalog device's (the DGX-style
+# one NIC per GPU): the record's `hardware.inter_node` text -> (bytes/s per device, source). Every other stated
+# network equals the catalog's (Selene and llm-foundry's A100s 25 GB/s, DGX H100 and Grand Teton 50 GB/s, TPU DCN).
+CLUSTER_NETWORKS = {
+    "GCP A3 VM-to-VM": (12.5e9, "a3-highgpu-8g: 4 x 200 Gb/s GPUDirect-TCPX NICs per 8-GPU VM, 800 Gb/s = 100 Gb/s a GPU "
+                                "(Google Cloud, 'GPU machine types', A3 series; the record's text)"),
+    "Omni-Path (OPA)": (6.25e9, "Jean Zay: 4 x 100 Gb/s Omni-Path links per 8-GPU node = 50 Gb/s a GPU (the record's "
+                                "text; bigscience-workshop/bigscience tr11 README)"),
+}
 # a record's own kernel text -> the attention option (first match wins; an unknown text is an error). llm-foundry's
 # 2023 "flash (Triton/FA per yaml)" is FlashAttention v1: its 'gpu' extra and Docker images pinned
 # flash-attn==v1.0.3.post0 (mosaicml/llm-foundry setup.py, 2023)
@@ -229,6 +238,9 @@ def setup(record: dict):
               # a TPU's scale-up domain is its ICI slice (the catalog's), not the 4 or 8 chips of a host
               "devices_per_node": (dev.devices_per_node if dev.name.startswith("tpu")
                                    else hw.get("devices_per_node") or dev.devices_per_node)}
+    for words, (per_device, _) in CLUSTER_NETWORKS.items():  # a cluster whose network is not the catalog device's
+        if str(hw.get("inter_node") or "").startswith(words):
+            values["inter_bandwidth"] = per_device
     return fs, values
 
 

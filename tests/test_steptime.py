@@ -131,7 +131,8 @@ def test_errors_on_published_measured_runs_are_pinned():
     takes); rings run one per NIC at nccl-tests' bus fractions; torchtitan's runs are on Meta's 500 W HBM2e H100
     (h100-sxm-500w); fp8 GEMM inputs are cast with a transposed copy (current scaling reading each tensor once
     more); gradients are reduced in the stack's dtype; the last pipeline stage runs the output layer on top of its
-    layers (refit: matmul 0.72 -> 0.73). Measured at issue 21's merge: held out 17.3 -> 12.9 % median, worst 69.6 ->
+    layers (refit: matmul 0.72 -> 0.73); a cluster's stated network where it is not the catalog device's (GCP A3,
+    BLOOM's Omni-Path). Measured at issue 21's merge: held out 17.3 -> 13.4 % median, worst 69.6 ->
     68.2 % (a Bridge Qwen3-30B-A3B MoE run 1.7x slower per sample than the same model's later Bridge run), signed
     +12.1 -> +5.7 %. The issue's target (10 % median, 25 % worst on held-out runs) is not met; MaxText on TPU
     (+15 % signed: the matmul efficiency fitted on GPU stacks) is the largest remaining group."""
@@ -157,11 +158,11 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(by["megatron_bridge_perf"]) <= 0.19  # Megatron-Bridge, H100, dense and MoE: 18.5 %
     assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.1 %
     assert max(by["torchtitan"]) <= 0.30  # 29.3 %: long context at cp 4-8
-    assert statistics.median(by["maxtext"]) <= 0.19  # JAX on TPU v4 / v5e / v5p and H100: 18.7 %
+    assert statistics.median(by["maxtext"]) <= 0.185  # JAX on TPU v4 / v5e / v5p and H100: 18.1 %
     assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.6 %
     assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.7 %
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.13  # 12.9 %
+    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.135  # 13.4 %
     assert max(abs(e) for e in held) <= 0.69  # 68.2 %
     assert abs(statistics.median(held)) <= 0.06  # +5.7 %
 
