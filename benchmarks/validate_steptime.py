@@ -99,6 +99,21 @@ CLUSTER_NETWORKS = {
     "Omni-Path (OPA)": (6.25e9, "Jean Zay: 4 x 100 Gb/s Omni-Path links per 8-GPU node = 50 Gb/s a GPU (the record's "
                                 "text; bigscience-workshop/bigscience tr11 README)"),
 }
+# Runs whose recipe overlaps other communication than its stack's defaults: record id -> (overlap option, source).
+# Megatron-Bridge's performance configs switch the expert-parallel all-to-all overlap on per model and release
+# (overlap_moe_expert_parallel_comm with delay_wgrad_compute; Megatron-Core's default is off) and TP overlap or the
+# gradient-reduce overlap off for some.
+RECORD_OVERLAP = {
+    "bridge2511_h100_fp8cs_qwen3_235b_a22b_256gpu": (
+        "dp,cp,ep,pp", "Megatron-Bridge v0.2.0 (25.11) scripts/performance/configs/qwen3/workload_base_configs.py: "
+                       "moe_a2a_overlap=True, tp_comm_overlap=False"),
+    "bridge260401_h100_fp8_qwen3_235b_a22b_256gpu_gbs8192": (
+        "dp,cp,ep,pp", "Megatron-Bridge v0.4.2 (26.04.01) scripts/performance/configs/qwen/"
+                       "qwen3_workload_base_configs.py (V2, GBS 8192): moe_a2a_overlap=True, tp_comm_overlap=False"),
+    "bridge2509_h100_fp8_deepseek_v3_1024gpu_dropless": (
+        "tp,cp,ep,pp", "Megatron-Bridge r0.1.0 (25.09) scripts/performance/run_script.py: A2A_1F1B on H100 "
+                       "(overlap_moe_expert_parallel_comm, delay_wgrad_compute), overlap_grad_reduce False on H100"),
+}
 # a record's own kernel text -> the attention option (first match wins; an unknown text is an error). llm-foundry's
 # 2023 "flash (Triton/FA per yaml)" is FlashAttention v1: its 'gpu' extra and Docker images pinned
 # flash-attn==v1.0.3.post0 (mosaicml/llm-foundry setup.py, 2023)
@@ -225,7 +240,8 @@ def setup(record: dict):
     zero = zero_of(p["zero_or_fsdp"])
     options = memory_options(memory_model="korthikanti", precision=precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),
-                             attention=attention, stack=stack_of(record))
+                             attention=attention, stack=stack_of(record),
+                             overlap=RECORD_OVERLAP.get(record["id"], ("stack",))[0])
     fs = estimate_formulas(arch.family, arch.structure, options)
     dev = device(DEVICES[hw["device"]])
     values = {**arch.values, **dev.values(precision, attention), "batch": p["micro_batch"], "seq_len": m["seq_len"],

@@ -15,6 +15,7 @@ from engine.catalog.hardware import device
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.catalog.timing import Layout, time_estimate
 from engine.errors import SpecError
+from engine.options import MEMORY_OPTIONS
 from engine.symbolic.memory import steptime
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +133,8 @@ def test_errors_on_published_measured_runs_are_pinned():
     (h100-sxm-500w); fp8 GEMM inputs are cast with a transposed copy (current scaling reading each tensor once
     more); gradients are reduced in the stack's dtype; the last pipeline stage runs the output layer on top of its
     layers (refit: matmul 0.72 -> 0.73); a cluster's stated network where it is not the catalog device's (GCP A3,
-    BLOOM's Omni-Path). Measured at issue 21's merge: held out 17.3 -> 13.4 % median, worst 69.6 ->
+    BLOOM's Omni-Path); Megatron-Bridge MoE recipes' expert-parallel overlap (RECORD_OVERLAP). Measured at issue
+    21's merge: held out 17.3 -> 12.9 % median, worst 69.6 ->
     68.2 % (a Bridge Qwen3-30B-A3B MoE run 1.7x slower per sample than the same model's later Bridge run), signed
     +12.1 -> +5.7 %. The issue's target (10 % median, 25 % worst on held-out runs) is not met; MaxText on TPU
     (+15 % signed: the matmul efficiency fitted on GPU stacks) is the largest remaining group."""
@@ -155,14 +157,14 @@ def test_errors_on_published_measured_runs_are_pinned():
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
     assert statistics.median(by["nemo_perf_2407"]) <= 0.11  # NeMo, H100 fp8, cuDNN attention: 10.5 %
     assert statistics.median(signed["nemo_perf_2407"]) > -0.11  # -10.5 %: predicted too fast
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.19  # Megatron-Bridge, H100, dense and MoE: 18.5 %
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.13  # Megatron-Bridge, H100, dense and MoE: 12.6 %
     assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.1 %
     assert max(by["torchtitan"]) <= 0.30  # 29.3 %: long context at cp 4-8
     assert statistics.median(by["maxtext"]) <= 0.185  # JAX on TPU v4 / v5e / v5p and H100: 18.1 %
     assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.6 %
     assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.7 %
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.135  # 13.4 %
+    assert len(held) == 109 and statistics.median(abs(e) for e in held) <= 0.13  # 12.9 %
     assert max(abs(e) for e in held) <= 0.69  # 68.2 %
     assert abs(statistics.median(held)) <= 0.06  # +5.7 %
 
@@ -181,6 +183,10 @@ def test_stack_table_covers_every_source_group():
     assert groups == set(v.SOURCE_STACK), sorted(groups ^ set(v.SOURCE_STACK))
     for name, fields, why in v.SOURCE_STACK.values():
         assert name in STACK_NAMES and set(fields) <= {"attention"} and len(why) > 20
+    ids = {r["id"] for r in records}
+    for rid, (overlap, why) in v.RECORD_OVERLAP.items():  # a recipe's own overlap: a real run, a valid value
+        assert rid in ids and MEMORY_OPTIONS["overlap"].canonical(overlap) == overlap and len(why) > 40
+        MEMORY_OPTIONS["overlap"].check(overlap)
     kernels = {r["id"]: v.attention_of(r) for r in records}  # every record resolves
     by_group = {}
     for r in records:
