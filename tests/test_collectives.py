@@ -158,3 +158,12 @@ pp = [1, 2]
                     "pp": pp}
             want = float(req.formulas.evaluate_exact("step_time", vals))
             assert ds["step_time"].sel(tp=tp, pp=pp).item() == pytest.approx(want, rel=1e-12)
+
+
+def test_cp_exchange_hides_behind_attention_only_when_overlapped():
+    """Transformer Engine's p2p ring ("cp" overlapped) hides each K/V hop behind the block's attention; PyTorch's
+    context_parallel all-gathers K and V first: the same bytes, exposed."""
+    lay = Layout(8, 32768, 8, 1, cp=8)
+    ring, gather = _est("cp", layout=lay), _est("none", layout=lay)
+    assert 0 < ring["breakdown"]["cp"] < gather["breakdown"]["cp"]
+    assert ring["breakdown"]["cp"] == pytest.approx(20 / 132 * gather["breakdown"]["cp"], rel=1e-9)  # all hidden

@@ -159,7 +159,7 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(signed["nemo_perf_2407"]) > -0.11  # -10.5 %: predicted too fast
     assert statistics.median(by["megatron_bridge_perf"]) <= 0.13  # Megatron-Bridge, H100, dense and MoE: 12.6 %
     assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.1 %
-    assert max(by["torchtitan"]) <= 0.30  # 29.3 %: long context at cp 4-8
+    assert max(by["torchtitan"]) <= 0.295  # 28.9 %: long context at cp 4-8
     assert statistics.median(by["maxtext"]) <= 0.185  # JAX on TPU v4 / v5e / v5p and H100: 18.1 %
     assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.6 %
     assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.7 %

@@ -45,10 +45,13 @@ def model_parallel(structure, o, act: int, t_attn: sympy.Expr,
             ep_comm = exposed(ep_comm, left)
         t_ep = sympy.Piecewise((0, sympy.Eq(ep, 1)), (ep_comm, True))
     # ring attention: each device's K and V (its tp share of the kv heads) pass cp - 1 hops per layer forward and
-    # twice backward (K, V and their gradients), each hop overlapped with the attention of the block in hand
+    # twice backward (K, V and their gradients); with "cp" overlapped (Transformer Engine's p2p ring) each hop hides
+    # behind the attention of the block in hand; otherwise the exchange is exposed (PyTorch's context_parallel
+    # rotates K and V with an all-gather before the attention, its default rotate method: the same bytes)
     kv_bytes = act * 2 * tokens_mb * symbol("n_kv_heads") * symbol("head_dim") / tp
     ring = 3 * (cp - 1) * (kv_bytes * per_byte(cp, tp) + latency(cp, tp))
-    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * exposed(ring, t_attn / layers), True))
+    cp_comm = exposed(ring, t_attn / layers) if "cp" in o.overlapped else ring
+    t_cp = sympy.Piecewise((0, sympy.Eq(cp, 1)), (layers * cp_comm, True))
     return t_tp, t_ep, t_cp
 
 
