@@ -466,6 +466,32 @@ def _check_named(arch: Architecture) -> None:
                                             "change into a config.json")
 
 
+def _search_ranked(request, rows: "_Rows", top: int, fold: bool) -> tuple[Any, list, float, float]:
+    """``(ds, evaluated, seconds, exact_seconds)``: the search's top-k cube and its rows evaluated exactly in rank
+    order, asking for more rows (8x) while the top-k runs out before the ``top``-th row is passed."""
+    k, done, seconds = min(max(FIRST_K, ROWS_PER_TOP * top), request.points), {}, 0.0
+    while True:
+        ds, took = _search(request, request.query, k)
+        seconds += took
+        start = time.perf_counter()
+        evaluated, complete = _ranked(rows, ds, top, fold, done)
+        exact_seconds = time.perf_counter() - start
+        feasible = int(ds["n_feasible"])
+        if complete or ds.sizes["rank"] >= feasible:
+            return ds, evaluated, seconds, exact_seconds
+        k = min(8 * k, feasible)
+
+
+def _stack_and_kernel(gpu: str, stack: str | None, attention: str | None) -> tuple[str, str]:
+    """The stack (None: the device's default) and attention kernel (None: the stack's on the device) of a plan;
+    SpecError for a stack that does not run on the device."""
+    stack = stack or default_stack(generation_name(gpu))
+    try:
+        return stack, attention or stack_attention(stack, generation_name(gpu))
+    except ValueError as exc:
+        raise SpecError("--stack", stack, str(exc)) from None
+
+
 def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
          precision: str = "bf16", space: Space | None = None, attention: str | None = None,
          fold: bool = True, stack: str | None = None, overlap: str = "stack", grad_reduce_dtype: str = "stack",
@@ -515,11 +541,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     SpecError
         A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
     """
-    stack = stack or default_stack(generation_name(gpu))
-    try:
-        attention = attention or stack_attention(stack, generation_name(gpu))
-    except ValueError as exc:
-        raise SpecError("--stack", stack, str(exc)) from None
+    stack, attention = _stack_and_kernel(gpu, stack, attention)
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
     framework = {k: v for k, v in (("grad_reduce_dtype", grad_reduce_dtype), ("fp8_recipe", fp8_recipe)) if v != "stack"}
@@ -527,17 +549,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     space = space or default_space(arch, gpus, global_batch)
     request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,
                                    rows.dev.hbm_bytes, stack, overlap, framework), source="llm-sweep plan")
-    k, done, seconds = min(max(FIRST_K, ROWS_PER_TOP * top), request.points), {}, 0.0
-    while True:
-        ds, took = _search(request, request.query, k)
-        seconds += took
-        start = time.perf_counter()
-        evaluated, complete = _ranked(rows, ds, top, fold, done)
-        exact_seconds = time.perf_counter() - start
-        feasible = int(ds["n_feasible"])
-        if complete or ds.sizes["rank"] >= feasible:
-            break
-        k = min(8 * k, feasible)
+    ds, evaluated, seconds, exact_seconds = _search_ranked(request, rows, top, fold)
     start = time.perf_counter()
     knob_order = {"recompute": list(space.recompute), "zero": list(space.zero),
                   "sequence_parallel": list(space.sequence_parallel), "vp": list(space.vp), "ep": list(space.ep)}
@@ -552,7 +564,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
         seconds += took
         lowest_peak = {**rows.estimate({d: low[d].values[0] for d in request.axes}), "folded": {}}
     return {"layouts": layouts, "searched": request.points, "valid": int(ds["n_valid"]),
-            "evaluated": request.points, "fit": feasible, "seconds": seconds,
+            "evaluated": request.points, "fit": int(ds["n_feasible"]), "seconds": seconds,
             "exact_seconds": exact_seconds + time.perf_counter() - start,
             "configs_per_s": request.points / seconds if seconds else float("inf"), "hbm": rows.dev.hbm_bytes,
             "lowest_peak": lowest_peak}

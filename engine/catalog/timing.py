@@ -117,6 +117,16 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _check_sharding(arch: Architecture, lay: Layout, options: Any) -> None:
+    """SpecError for hybrid sharding without ZeRO, or expert tensor parallelism on a model without experts."""
+    if lay.shard_group != lay.dp and options.zero == 0:
+        raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
+                                                               "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
+    if not arch.structure.moe and lay.etp != lay.tp:
+        raise SpecError("--etp", str(lay.etp), f"expert tensor parallelism applies to MoE models; {arch.label} has "
+                                               "no experts")
+
+
 def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = None) -> dict[str, Any]:
     """Step time (training) or ttft / tpot (inference) of ``arch`` on ``layout`` of ``gpu`` devices.
 
@@ -160,14 +170,9 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
         raise SpecError(e.flag, str(e.value), str(e)) from None
     if lay.first_stage_layers or lay.last_stage_layers:
         values.update(stage_layers=stage, in_flight_layers=in_flight)
-    if lay.shard_group != lay.dp and options.zero == 0:
-        raise SpecError("--shard-group", str(lay.shard_group), "hybrid sharding shards the model states: give --zero "
-                                                               "1, 2 or 3 (3 = FSDP HYBRID_SHARD)")
+    _check_sharding(arch, lay, options)
     if arch.structure.moe:
         values.update(ep=lay.ep, etp=lay.etp)
-    elif lay.etp != lay.tp:
-        raise SpecError("--etp", str(lay.etp), f"expert tensor parallelism applies to MoE models; {arch.label} has "
-                                               "no experts")
     fs = estimate_formulas(arch.family, arch.structure, options)
     if "step_time" in fs.absent:
         raise SpecError(arch.label, "options", fs.absent["step_time"])

@@ -34,7 +34,7 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     else:
         # a fused kernel at its library's measured rate on the device, r(n) = r_max n / (n + n_half), n = s / cp
         # the tokens of one sequence on one device (Device.values: engine/catalog/kernels.py; where none is published,
-        # r_max = the shipped attention_efficiency x attention_ceiling x attention_peak_flops, n_half = 0). The curves
+        # FlashAttention-2's H100 curve as a share of the device's 16-bit ceiling: fused_attention_share). The curves
         # count FLOPs as FlashAttention's benchmark does, the backward as 2.5 forwards (it recomputes the scores,
         # as every fused kernel does): the kernels execute attn_passes + 1/2 forwards where attn_passes are counted.
         # Approximations: the curves are head dim 128 (MLA's 192 and head dim 64 run somewhat slower), a local
@@ -50,29 +50,8 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     head = 6 * h * symbol("vocab") * b * s / (tp * cp) * (1 - layers / L)
     gemm = (q("hardware_flops_token") * share - attn + head) / (peak * ceiling * eta_mm)
     compute = gemm + t_attn
-    moe_bytes = 0
-    if structure.moe:
-        # routed experts: grouped GEMMs over M tokens per expert run at M / (M + expert_half_tokens) of the dense
-        # rate (DeepGEMM's grouped GEMMs; steptime DEFAULTS). A device holds n_experts / ep experts (each split etp
-        # ways) and receives its ep group's top_k token copies routed to them: evenly, its b s / (cp tp) tokens
-        # (the sequence-parallel share, gathered over etp) x etp x top_k x ep / n_experts per expert. The time
-        # of the routed FLOPs F at rate x M / (M + m_half) is F / rate + F m_half / M / rate, and F / M = 2 x the
-        # expert's weights x n_experts / (ep etp) per MoE layer and pass: each local expert costs m_half more
-        # tokens
-        moe_layers = mlp_counts(structure)["moe"] * layers / L
-        d_in = C.moe_latent_size if structure.moe_latent else h
-        expert = C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
-        mm_passes = 3 + (1 if o.recompute == "full" else 0)
-        local_experts = C.n_experts / (ep * symbol("etp"))  # expert weights per device, in whole experts
-        penalty = symbol("expert_half_tokens") * local_experts * 2 * expert * moe_layers * mm_passes
-        compute += penalty / (peak * ceiling * eta_mm)
-        # the token dispatcher's permute (top_k copies of each token, grouped by expert) and unpermute (the
-        # weighted sum back), forward and backward, each reading and writing top_k x d_in elements per token:
-        # memory-bound (Megatron-Core MoEAlltoAllTokenDispatcher permute / unpermute; Gale et al. 2023, MegaBlocks
-        # §5); the recomputed forward repeats the two forward passes. The received tokens' chunk sort by local
-        # expert is not counted (fused with the permutation in recent Megatron-Core)
-        moe_passes = 4 + (2 if o.recompute == "full" else 0)
-        moe_bytes = moe_passes * 2 * C.top_k * d_in * act * moe_layers * b * s / (cp * tp)
+    moe_gemm, moe_bytes = _routed_experts(structure, o, act, layers) if structure.moe else (0, 0)
+    compute += moe_gemm
     # memory traffic: the weights read forward, backward (dgrad) and written (wgrad), the saved activations
     # written and read once; the matmuls' roofline
     traffic = 3 * q("mem_weights") + 2 * q("mem_activations") / (m * cp)  # a cp shard holds 1/cp of the sequence
@@ -84,23 +63,53 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     width = symbol("top_k") * symbol("d_ff_expert") if structure.moe else symbol("d_ff")
     elementwise = passes * (10 * h + 2 * width) * act * layers * b * s / cp / tp
     if o.precision == "fp8":
-        # fp8 GEMMs take their inputs in fp8, each cast with a transposed copy for the other GEMM of the backward
-        # (Transformer Engine's fused cast_transpose; torchao's float8 casts): read 16-bit, write two 1-byte
-        # copies, 4 bytes per element -- forward the four linear layers' inputs (3 d_model + the MLP's width),
-        # backward their output gradients (q, k, v, the output projection's d_model, the MLP's up and gate
-        # widths, its down d_model); recomputation casts the forward's again. Memory-bound, between the GEMMs
-        # (Micikevicius et al. 2022, FP8 Formats for Deep Learning §4; TE transformer_engine/common/transpose)
-        # per-tensor current scaling reads each 16-bit tensor once more for its amax before the cast (TE
-        # Float8CurrentScaling, torchao tensorwise); delayed scaling takes the scale from an amax history, blockwise
-        # and mxfp8 compute their per-block scales inside the cast
-        per_element = 4 + (2 if o.fp8_scaling == "current" else 0)
-        up = 2 if structure.mlp == "gated" else 1
-        qkv = symbol("n_heads") * symbol("head_dim") + 2 * symbol("n_kv_heads") * symbol("head_dim")
-        forward_casts = (1 + (1 if o.recompute == "full" else 0)) * (3 * h + width)
-        elementwise += per_element * (forward_casts + qkv + 2 * h + up * width) * layers * b * s / cp / tp
+        elementwise += _fp8_casts(structure, o, width) * layers * b * s / cp / tp
     # the loss over the vocabulary (on the last pipeline stage, vocab-parallel over tp): the logits upcast to fp32,
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
     loss = 8 * 4 * b * s / cp * symbol("vocab") / tp
     return hi(compute, traffic / hbm_bw) + (elementwise + loss + moe_bytes) / hbm_bw, t_attn, gemm
 
+
+def _routed_experts(structure, o, act: int, layers: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """``(time, bytes)`` a MoE model adds to a micro-batch on one device: its routed experts' grouped-GEMM penalty
+    (at the matmul rate) and the token dispatcher's permute traffic (memory-bound)."""
+    # routed experts: grouped GEMMs over M tokens per expert run at M / (M + expert_half_tokens) of the dense
+    # rate (DeepGEMM's grouped GEMMs; steptime DEFAULTS). A device holds n_experts / ep experts (each split etp
+    # ways) and receives its ep group's top_k token copies routed to them: evenly, its b s / (cp tp) tokens
+    # (the sequence-parallel share, gathered over etp) x etp x top_k x ep / n_experts per expert. The time
+    # of the routed FLOPs F at rate x M / (M + m_half) is F / rate + F m_half / M / rate, and F / M = 2 x the
+    # expert's weights x n_experts / (ep etp) per MoE layer and pass: each local expert costs m_half more
+    # tokens
+    moe_layers = mlp_counts(structure)["moe"] * layers / L
+    d_in = C.moe_latent_size if structure.moe_latent else h
+    expert = C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
+    mm_passes = 3 + (1 if o.recompute == "full" else 0)
+    local_experts = C.n_experts / (ep * symbol("etp"))  # expert weights per device, in whole experts
+    penalty = symbol("expert_half_tokens") * local_experts * 2 * expert * moe_layers * mm_passes
+    # the token dispatcher's permute (top_k copies of each token, grouped by expert) and unpermute (the
+    # weighted sum back), forward and backward, each reading and writing top_k x d_in elements per token:
+    # memory-bound (Megatron-Core MoEAlltoAllTokenDispatcher permute / unpermute; Gale et al. 2023, MegaBlocks
+    # §5); the recomputed forward repeats the two forward passes. The received tokens' chunk sort by local
+    # expert is not counted (fused with the permutation in recent Megatron-Core)
+    moe_passes = 4 + (2 if o.recompute == "full" else 0)
+    moe_bytes = moe_passes * 2 * C.top_k * d_in * act * moe_layers * b * s / (cp * tp)
+    return penalty / (peak * ceiling * eta_mm), moe_bytes
+
+
+def _fp8_casts(structure, o, width: sympy.Expr) -> sympy.Expr:
+    """Bytes the fp8 casts of a training step read and write per token and layer (before the tensor-parallel split)."""
+    # fp8 GEMMs take their inputs in fp8, each cast with a transposed copy for the other GEMM of the backward
+    # (Transformer Engine's fused cast_transpose; torchao's float8 casts): read 16-bit, write two 1-byte
+    # copies, 4 bytes per element -- forward the four linear layers' inputs (3 d_model + the MLP's width),
+    # backward their output gradients (q, k, v, the output projection's d_model, the MLP's up and gate
+    # widths, its down d_model); recomputation casts the forward's again. Memory-bound, between the GEMMs
+    # (Micikevicius et al. 2022, FP8 Formats for Deep Learning §4; TE transformer_engine/common/transpose)
+    # per-tensor current scaling reads each 16-bit tensor once more for its amax before the cast (TE
+    # Float8CurrentScaling, torchao tensorwise); delayed scaling takes the scale from an amax history, blockwise
+    # and mxfp8 compute their per-block scales inside the cast
+    per_element = 4 + (2 if o.fp8_scaling == "current" else 0)
+    up = 2 if structure.mlp == "gated" else 1
+    qkv = symbol("n_heads") * symbol("head_dim") + 2 * symbol("n_kv_heads") * symbol("head_dim")
+    forward_casts = (1 + (1 if o.recompute == "full" else 0)) * (3 * h + width)
+    return per_element * (forward_casts + qkv + 2 * h + up * width)
