@@ -40,7 +40,8 @@ KNOBS = ("matmul_efficiency", "attention_efficiency")
 # common.py DEFAULTS has their sources)
 PUBLISHED = {"comm_efficiency": "ring bus bandwidth / link, nccl-tests on NVLink4 0.803-0.816 (Bekman, "
                                 "ml-engineering network/README.md)",
-             "network_efficiency": "ring bus bandwidth / NIC, EFA 0.73 (same source)",
+             "network_efficiency": "bandwidth / NIC across nodes on InfiniBand, DeepEP's internode all-to-all 43 of "
+                                   "~50 GB/s (deepseek-ai/DeepEP docs/legacy.md); EFA measures 0.73 (Bekman)",
              "collective_latency": "6 us per ring step inside a node (same source)",
              "network_latency": "8 us per ring step across nodes (same source)",
              "dp_bucket_params": "Megatron-Core DDP bucket_size max(40M, 1M x dp)",

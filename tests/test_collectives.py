@@ -15,7 +15,7 @@ from engine.symbolic.memory.steptime.collectives import bandwidth, exposed, hi, 
 from engine.symbolic.symbols import symbol
 
 H100 = {k: v for k, v in device("h100-sxm").values("bf16").items()}  # DGX H100: 8 per node, 450 / 50 GB/s
-LINK, NIC = 0.8 * 450e9, 0.73 * 50e9  # ring bus bandwidths at the shipped (published) efficiencies
+LINK, NIC = 0.8 * 450e9, 0.86 * 50e9  # ring bus bandwidths at the shipped (published) efficiencies
 
 
 def _num(expr, **extra) -> float:

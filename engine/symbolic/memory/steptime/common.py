@@ -28,9 +28,10 @@ SRC_DP = ("data parallelism: a ring all-reduce of the gradients (PyTorch DDP, Me
           "all-reduces each shard across the dp / shard_group groups; what of it hides behind compute: SRC_OVERLAP")
 SRC_NCCL = ("ring bus bandwidth and latency, nccl-tests as collected in Bekman, ml-engineering network/README.md "
             "(commit 744d01e): NVLink4 all-reduce 0.816, all-gather 0.803, reduce-scatter 0.806 of the link; NVLink3 "
-            "0.783; EFA NIC 0.73; about 6 us per ring step inside a node, 8 us across nodes; hierarchical rings: NCCL "
-            "runs one ring per NIC (channel), so a group with k members per node crosses nodes over k NICs, "
-            "min(link, k x NIC)")
+            "0.783; EFA NIC 0.73; about 6 us per ring step inside a node, 8 us across nodes; InfiniBand: DeepEP's "
+            "internode all-to-all reaches 43 of a CX7 400 Gb/s NIC's ~50 GB/s (deepseek-ai/DeepEP docs/legacy.md, EP "
+            "16), 0.86; hierarchical rings: NCCL runs one ring per NIC (channel), so a group with k members per node "
+            "crosses nodes over k NICs, min(link, k x NIC)")
 SRC_OVERLAP = ("overlap as physics, per collective: exposed = max(floor, communication - the compute it hides "
                "behind). DP (Megatron-Core overlap_grad_reduce / overlap_param_gather; PyTorch DDP bucketing, Li "
                "et al. 2020 §3.2.3; NeMo performance docs: DP overlap exposes only one DP communication chunk): the "
@@ -67,7 +68,7 @@ DEFAULTS = {
     # ring bus bandwidth over the scale-up link / the link (nccl-tests on NVLink4: all-reduce 0.816, all-gather
     # 0.803, reduce-scatter 0.806; NVLink3 0.783): published, not fitted (SRC_NCCL)
     "comm_efficiency": sympy.Rational(4, 5),
-    "network_efficiency": sympy.Rational(73, 100),  # the same across nodes over a NIC (EFA 0.73; SRC_NCCL)
+    "network_efficiency": sympy.Rational(86, 100),  # the same across nodes over an InfiniBand NIC (SRC_NCCL)
     "collective_latency": sympy.Rational(6, 1000000),  # 6 us per ring step inside a node (NVLink; SRC_NCCL)
     "network_latency": sympy.Rational(8, 1000000),  # 8 us per ring step that crosses nodes (SRC_NCCL)
     "dp_bucket_params": sympy.Integer(40_000_000),  # Megatron-Core DDP bucket: max(40M, 1M x dp) parameters
