@@ -12,8 +12,8 @@ from engine.symbolic.symbols import symbol
 
 eta_link = eta_net  # comm_efficiency: a ring's bus bandwidth over the scale-up link, as a fraction of the link
 eta_nic = symbol("network_efficiency")  # the same over the network (a NIC)
-alpha_net = symbol("network_latency")
-contention = symbol("overlap_contention")  # one ring step that crosses the network (collective_latency: inside a node)
+alpha_net = symbol("network_latency")  # one ring step that crosses the network (collective_latency: inside a node)
+contention = symbol("overlap_contention")  # the share of the compute a hidden collective slows
 
 
 class _Lazy:
@@ -53,23 +53,21 @@ def _fits(group: sympy.Expr, inner: sympy.Expr) -> sympy.Basic:
     return sympy.Le(group * inner, per_node)
 
 
-def bandwidth(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """The ring bandwidth of ``group`` devices ``inner`` apart: the scale-up link (at comm_efficiency) while
-    group x inner devices fit in a node; otherwise NCCL runs one ring per NIC (channel), so the k =
-    max(1, devices_per_node / inner) members of a node cross the network over k NICs at once, min(link, k NICs)
-    (each at its own efficiency). Written without min(p, ...): past a node, devices_per_node / inner < p."""
-    nics = eta_nic * net_bw * per_node / inner  # k NICs, k = devices_per_node / inner (>= 1: next branch)
-    return sympy.Piecewise((eta_link * link_bw, _fits(group, inner)),
-                           (eta_nic * net_bw, sympy.Ge(inner, per_node)),
-                           (lo(eta_link * link_bw, nics), True))
-
-
 def per_byte(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """1 / ``bandwidth(group, inner)``, written as max(1 / link, inner / (devices_per_node NIC)) so that no min
-    stands under a fraction bar (the printed formula can break between its terms)."""
+    """Seconds per byte of a ring of ``group`` devices ``inner`` apart: the scale-up link (at comm_efficiency)
+    while group x inner devices fit in a node; otherwise NCCL runs one ring per NIC (channel), so the k =
+    devices_per_node / inner members of a node cross the network over k NICs at once, at min(link, k NICs) (each
+    at its own efficiency). Written as max(1 / link, inner / (devices_per_node NIC)), so that no min stands under a
+    fraction bar (the printed formula can break between its terms), and without min(p, ...): past a node,
+    devices_per_node / inner < p."""
     return sympy.Piecewise((1 / (eta_link * link_bw), _fits(group, inner)),
                            (1 / (eta_nic * net_bw), sympy.Ge(inner, per_node)),
                            (hi(1 / (eta_link * link_bw), inner / (eta_nic * net_bw * per_node)), True))
+
+
+def bandwidth(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
+    """The ring bandwidth of ``group`` devices ``inner`` apart: 1 / ``per_byte``, what the rings are priced at."""
+    return 1 / per_byte(group, inner)
 
 
 def latency(group: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
@@ -88,18 +86,18 @@ def half_ring(p: sympy.Expr, nbytes: sympy.Expr, bw: sympy.Expr, lat: sympy.Expr
 
 
 def ring_all_reduce(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """An all-reduce of ``nbytes`` over ``p`` devices ``inner`` apart, on the link they use (``bandwidth``)."""
-    return 2 * (p - 1) / p * nbytes * per_byte(p, inner) + 2 * (p - 1) * latency(p, inner)
+    """An all-reduce of ``nbytes`` over ``p`` devices ``inner`` apart, on the link they use (``per_byte``)."""
+    return all_reduce(p, nbytes, bandwidth(p, inner), latency(p, inner))
 
 
 def ring_half(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
-    """A reduce-scatter or all-gather of ``nbytes`` over ``p`` devices ``inner`` apart (``bandwidth``)."""
-    return (p - 1) / p * nbytes * per_byte(p, inner) + (p - 1) * latency(p, inner)
+    """A reduce-scatter or all-gather of ``nbytes`` over ``p`` devices ``inner`` apart (``per_byte``)."""
+    return half_ring(p, nbytes, bandwidth(p, inner), latency(p, inner))
 
 
 def exposed(comm: sympy.Expr, hideable: sympy.Expr, floor: sympy.Expr = 0) -> sympy.Expr:
     """The part of ``comm`` that compute does not hide: max(floor, comm - hideable), ``floor`` what no compute
-    can hide (the last bucket, the first layer's gather)."""
+    can hide (the last bucket, the first layer's gather), plus overlap_contention of the hidden rest."""
     bare = hi(floor, comm - hideable)
     # the hidden part is not free: its kernels occupy SMs the compute would have used, so the compute it hides
     # behind runs slower by that share while they run (overlap_contention x the hidden time)

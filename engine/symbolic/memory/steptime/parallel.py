@@ -37,7 +37,7 @@ def model_parallel(structure, o, act: int, t_attn: sympy.Expr,
     t_ep = sympy.Integer(0)
     if structure.moe:  # each device dispatches its sequence-parallel share of the tokens (Megatron requires
         # sequence parallelism for MoE with tp > 1), top_k copies of each
-        moe_layers = mlp_counts(structure)["moe"] * stage_layers() / L  # the bottleneck stage's
+        moe_layers = mlp_counts(structure)["moe"] * layers / L  # the bottleneck stage's
         ep_bytes = act * tokens_mb / tp * symbol("top_k") * h
         ep_comm = moe_layers * 4 * all_to_all(ep, ep_bytes, symbol("etp"))
         if "ep" in o.overlapped:
