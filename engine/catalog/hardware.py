@@ -457,3 +457,35 @@ def generation_name(gpu: str) -> str:
     """
     dev = device(gpu)
     return dev.name if dev.name in DEVICES else CURVE_SILICON.get(dev.attention_curve or "", dev.name)
+
+
+def stack_and_kernel(gpu: str, stack: str | None, attention: str | None) -> tuple[str, str]:
+    """The training stack and attention kernel a step on ``gpu`` runs: ``stack`` (None: the device's default,
+    ``engine.options.stacks.default_stack``) and ``attention`` (None: the stack's kernel on the device's generation,
+    ``generation_name``); what ``llm-sweep time`` and ``plan`` take when the flags leave them out.
+
+    Parameters
+    ----------
+    gpu : str
+        A catalog name or alias, or a device TOML file.
+    stack, attention : str or None
+        The flags' values, None where not given.
+
+    Returns
+    -------
+    tuple of str
+        ``(stack, attention)``.
+
+    Raises
+    ------
+    SpecError
+        A stack that does not run on the device (a GPU stack on a TPU), blaming ``--stack``.
+    """
+    from engine.options.stacks import default_stack, stack_attention
+
+    generation = generation_name(gpu)
+    stack = stack or default_stack(generation)
+    try:
+        return stack, attention or stack_attention(stack, generation)
+    except ValueError as exc:
+        raise SpecError("--stack", stack, str(exc)) from None

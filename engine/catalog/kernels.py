@@ -18,13 +18,11 @@ Pure Python: no sympy or jax import, so the CLI can price kernels without the he
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-_DATA = Path(__file__).parent / "data"
+from engine.errors import read_package_json
 
 # catalog device -> the measured device whose attention curve it reads, and why
 _ATTENTION_STAND_IN = {
@@ -38,15 +36,14 @@ _LINK_ALIASES = {"efa": "nic", "ib": "nic", "infiniband": "nic"}
 
 @lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    return json.loads((_DATA / "kernels.json").read_text(encoding="utf-8"))
+    return read_package_json(__package__, "data/kernels.json", "the published kernel figures")
 
 
 @lru_cache(maxsize=1)
 def _aliases() -> dict[str, str]:
-    try:
-        return json.loads((_DATA / "hardware.json").read_text(encoding="utf-8")).get("aliases", {})
-    except (OSError, ValueError):
-        return {}
+    """The hardware catalog's device aliases, read with the package's reader (not imported from hardware.py,
+    which imports this module: an import cycle)."""
+    return read_package_json(__package__, "data/hardware.json", "the hardware catalog").get("aliases", {})
 
 
 def _device(name: str) -> str:

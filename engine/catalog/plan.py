@@ -31,12 +31,11 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from engine.catalog.families import Architecture
-from engine.catalog.hardware import device, generation_name
+from engine.catalog.hardware import device, stack_and_kernel
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.catalog.timing import TRAINING_PARTS, Layout, time_estimate
 from engine.errors import SpecError
 from engine.options import DEFAULT_PRECISION, MEMORY_OPTIONS, RECOMPUTE
-from engine.options.stacks import default_stack, stack_attention
 from engine.progress import note
 from engine.request.query import make_query
 from engine.request.spec import parse_spec
@@ -482,16 +481,6 @@ def _search_ranked(request, rows: "_Rows", top: int, fold: bool) -> tuple[Any, l
         k = min(8 * k, feasible)
 
 
-def _stack_and_kernel(gpu: str, stack: str | None, attention: str | None) -> tuple[str, str]:
-    """The stack (None: the device's default) and attention kernel (None: the stack's on the device) of a plan;
-    SpecError for a stack that does not run on the device."""
-    stack = stack or default_stack(generation_name(gpu))
-    try:
-        return stack, attention or stack_attention(stack, generation_name(gpu))
-    except ValueError as exc:
-        raise SpecError("--stack", stack, str(exc)) from None
-
-
 def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
          precision: str = "bf16", space: Space | None = None, attention: str | None = None,
          fold: bool = True, stack: str | None = None, overlap: str = "stack", grad_reduce_dtype: str = "stack",
@@ -519,7 +508,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     space : Space, optional
         The axes searched (default ``default_space``).
     stack, overlap : str
-        The training stack (``engine.options.STACKS``; None: ``default_stack`` of the device) whose defaults the
+        The training stack (``engine.options.STACKS``; None: the device's default, ``hardware.stack_and_kernel``) whose defaults the
         step time takes, and the communication hidden behind compute (``overlap``: ``stack`` = the stack's).
     grad_reduce_dtype, fp8_recipe : str
         The stack's gradient-reduction dtype and fp8 recipe, given on their own (``stack``: the stack's).
@@ -541,7 +530,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     SpecError
         A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
     """
-    stack, attention = _stack_and_kernel(gpu, stack, attention)
+    stack, attention = stack_and_kernel(gpu, stack, attention)
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
     framework = {k: v for k, v in (("grad_reduce_dtype", grad_reduce_dtype), ("fp8_recipe", fp8_recipe)) if v != "stack"}

@@ -16,7 +16,7 @@ from engine.request.options import add_option_flags
 # memory's on purpose: ZeRO 1 (Megatron's distributed optimizer) and FlashAttention, as a tuned run has them
 _OPTIONS = ("mode", "precision", "recompute", "sequence_parallel", "zero", "attention", "stack", "overlap",
             "grad_reduce_dtype", "fp8_recipe")
-DEFAULTS = {"zero": 1}  # attention and stack: the stack's kernel on the device (stacks.default_stack, stack_attention)
+DEFAULTS = {"zero": 1}  # attention and stack: the stack's kernel on the device (hardware.stack_and_kernel)
 _TRAINING_ONLY = {name: DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
                   for name in ("recompute", "zero", "sequence_parallel")}  # refused in inference unless default
 _NOTES = {"zero": "default here 1: Megatron's distributed optimizer (memory's default is 0)",
@@ -55,8 +55,7 @@ def add_parser(subparsers) -> None:
 def chosen_options(args: argparse.Namespace) -> dict:
     """The memory options the flags give, each left out filled with time's default (``DEFAULTS``, else the
     option's own); the precision read in its one vocabulary."""
-    from engine.catalog.hardware import generation_name
-    from engine.options.stacks import default_stack, stack_attention
+    from engine.catalog.hardware import stack_and_kernel
 
     chosen = {name: getattr(args, name) for name in _OPTIONS}
     given_attention = chosen["attention"]
@@ -64,16 +63,10 @@ def chosen_options(args: argparse.Namespace) -> dict:
         if value is None:
             chosen[name] = DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
     chosen["precision"] = precision(args)
-    if args.stack is None:
-        chosen["stack"] = default_stack(generation_name(args.gpu))
-    if given_attention is None:
-        if chosen["mode"] != "training":
-            chosen["attention"] = "sdpa"
-        else:
-            try:
-                chosen["attention"] = stack_attention(chosen["stack"], generation_name(args.gpu))
-            except ValueError as exc:
-                raise SpecError("--stack", chosen["stack"], str(exc)) from None
+    if chosen["mode"] == "training":
+        chosen["stack"], chosen["attention"] = stack_and_kernel(args.gpu, args.stack, given_attention)
+    else:
+        chosen["attention"] = given_attention or "sdpa"
     return chosen
 
 
