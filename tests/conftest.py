@@ -137,3 +137,32 @@ def run_cli(capsys, monkeypatch):
         return subprocess.CompletedProcess(["llm-sweep", *argv], code, out, err)
 
     return call
+
+
+@pytest.fixture
+def step_time_kernel_matches_sympy(write_spec):
+    """Check that a step-time sweep's compiled kernel gives, at every tp x pp of the grid, what sympy computes
+    exactly from the same formulas (a100-80gb's values, bf16, the Korthikanti memory model, ``options`` on top)."""
+    from engine.catalog.hardware import device
+    from engine.catalog.model import architecture
+    from engine.options import show_value
+    from engine.request.spec import load_spec
+    from engine.runtime.sweep import run
+
+    def check(arch: str, options: dict, fixed: dict, tps: tuple, pps: tuple, quantities=("step_time",)) -> None:
+        dev = device("a100-80gb").values("bf16")
+        given = {**dev, **fixed}
+        opts = {"memory_model": "korthikanti", "precision": "bf16", "attention": "flash", **options}
+        text = (f"[sweep]\narch = {arch!r}\nquantities = {list(quantities)!r}\n[options]\n"
+                + "".join(f"{k} = {show_value(v)}\n" for k, v in opts.items())
+                + "[fixed]\n" + "".join(f"{k} = {v!r}\n" for k, v in given.items())
+                + f"[axes]\ntp = {list(tps)!r}\npp = {list(pps)!r}\n")
+        req = load_spec(write_spec(text, "step_time.toml"))
+        ds = run(req).dataset
+        values = architecture(arch).values
+        for tp in tps:
+            for pp in pps:
+                want = float(req.formulas.evaluate_exact("step_time", {**values, **given, "tp": tp, "pp": pp}))
+                assert ds["step_time"].sel(tp=tp, pp=pp).item() == pytest.approx(want, rel=1e-12)
+
+    return check

@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 from engine.catalog.hardware import device
-from engine.catalog.model import architecture, estimate_formulas, memory_options
+from engine.catalog.model import architecture, memory_options
 from engine.catalog.timing import Layout, time_estimate
 from engine.symbolic.memory import steptime
 from engine.symbolic.memory.steptime import DEFAULTS
@@ -120,44 +120,11 @@ def test_pp_overlap_hides_the_sends():
                                                                                      rel=1e-9)
 
 
-def test_overlapped_step_time_kernel_matches_sympy(tmp_path):
+def test_overlapped_step_time_kernel_matches_sympy(step_time_kernel_matches_sympy):
     """Every overlap term and the per-NIC rings compile (jnp.maximum / minimum) to what sympy computes exactly,
     across the node boundary (dp 16 beside tp 1..8 on 8-device nodes)."""
-    from engine.request.spec import load_spec
-    from engine.runtime.sweep import run
-
-    dev = device("a100-80gb").values("bf16")
-    fixed = "\n".join(f"{k} = {v!r}" for k, v in dev.items())
-    spec = tmp_path / "t.toml"
-    spec.write_text(f"""
-[sweep]
-arch = "gpt3-1.3b"
-quantities = ["step_time"]
-[options]
-memory_model = "korthikanti"
-precision = "bf16"
-attention = "flash"
-overlap = "all"
-zero = 3
-[fixed]
-{fixed}
-seq_len = 2048
-global_batch = 64
-batch = 1
-dp = 16
-[axes]
-tp = [1, 2, 8]
-pp = [1, 2]
-""")
-    req = load_spec(spec)
-    ds = run(req).dataset
-    arch = architecture("gpt3-1.3b")
-    for tp in (1, 2, 8):
-        for pp in (1, 2):
-            vals = {**arch.values, **dev, "seq_len": 2048, "global_batch": 64, "batch": 1, "dp": 16, "tp": tp,
-                    "pp": pp}
-            want = float(req.formulas.evaluate_exact("step_time", vals))
-            assert ds["step_time"].sel(tp=tp, pp=pp).item() == pytest.approx(want, rel=1e-12)
+    step_time_kernel_matches_sympy("gpt3-1.3b", {"overlap": "all", "zero": 3},
+                                   {"seq_len": 2048, "global_batch": 64, "batch": 1, "dp": 16}, (1, 2, 8), (1, 2))
 
 
 def test_cp_exchange_hides_behind_attention_only_when_overlapped():

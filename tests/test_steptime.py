@@ -87,40 +87,9 @@ def test_time_json_keys(run_cli):
     assert out["layout"]["dp"] == 8 and 0 < out["mfu"] <= out["hfu"] < 1
 
 
-def test_step_time_kernel_matches_sympy(tmp_path):
-    from engine.request.spec import load_spec
-    from engine.runtime.sweep import run
-
-    dev = device("a100-80gb").values("bf16")
-    fixed = "\n".join(f"{k} = {v!r}" for k, v in dev.items())
-    spec = tmp_path / "t.toml"
-    spec.write_text(f"""
-[sweep]
-arch = "gpt3-13b"
-quantities = ["step_time", "step_mfu", "mem_peak"]
-[options]
-memory_model = "korthikanti"
-precision = "bf16"
-attention = "flash"
-[fixed]
-{fixed}
-seq_len = 2048
-global_batch = 512
-batch = 1
-dp = 8
-[axes]
-tp = [1, 2, 4, 8]
-pp = [1, 2, 4]
-""")
-    req = load_spec(spec)
-    ds = run(req).dataset
-    arch = architecture("gpt3-13b")
-    for tp in (1, 2, 4, 8):
-        for pp in (1, 2, 4):
-            vals = {**arch.values, **dev, "seq_len": 2048, "global_batch": 512, "batch": 1, "dp": 8, "tp": tp,
-                    "pp": pp}
-            want = float(req.formulas.evaluate_exact("step_time", vals))
-            assert ds["step_time"].sel(tp=tp, pp=pp).item() == pytest.approx(want, rel=1e-12)
+def test_step_time_kernel_matches_sympy(step_time_kernel_matches_sympy):
+    step_time_kernel_matches_sympy("gpt3-13b", {}, {"seq_len": 2048, "global_batch": 512, "batch": 1, "dp": 8},
+                                   (1, 2, 4, 8), (1, 2, 4), quantities=("step_time", "step_mfu", "mem_peak"))
 
 
 def test_errors_on_published_measured_runs_are_pinned():

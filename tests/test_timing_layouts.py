@@ -4,7 +4,6 @@ stage counts), fp8 with ZeRO-3 / FSDP, and the status line of a long `plan`."""
 from __future__ import annotations
 
 import io
-import sys
 
 import pytest
 
