@@ -15,7 +15,8 @@ from typing import Any
 from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, PRECISIONS,
                                       precision_meaning)
 from engine.options.registry import Not, Rule, broken_rules, check_value, option, specs_of
-from engine.options.stacks import ATTENTION_LIBRARIES, FP8_RECIPES, STACK_NAMES
+from engine.options.stacks import ATTENTION_LIBRARIES, FP8_RECIPES, STACK_NAMES, stack_overlap
+from engine.options.stacks import stack as stack_record  # the field `stack` names a record
 
 # the training memory models, each a module of engine.symbolic.memory of the same name (its registry
 # MEMORY_MODELS imports them in this order; the memory_model option lists them sorted)
@@ -136,8 +137,6 @@ class MemoryOptions:
         """The parallelisms (of ``OVERLAPS``) whose communication hides behind compute: ``overlap``'s list, or
         with ``stack`` the stack's defaults (``engine.options.stacks``)."""
         if self.overlap == "stack":
-            from engine.options.stacks import stack_overlap
-
             return stack_overlap(self.stack)
         if self.overlap == "none":
             return frozenset()
@@ -151,9 +150,7 @@ class MemoryOptions:
             return 32
         dtype = self.grad_reduce_dtype
         if dtype == "stack":
-            from engine.options.stacks import stack
-
-            dtype = stack(self.stack).grad_reduce_dtype
+            dtype = stack_record(self.stack).grad_reduce_dtype
         return 32 if dtype == "fp32" else 16
 
     @property
@@ -162,9 +159,7 @@ class MemoryOptions:
         Engine's default, for a stack that records none)."""
         if self.fp8_recipe != "stack":
             return self.fp8_recipe
-        from engine.options.stacks import stack
-
-        return stack(self.stack).fp8_recipe or "delayed"
+        return stack_record(self.stack).fp8_recipe or "delayed"
 
     @property
     def group_quantized(self) -> bool:
