@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 # the knobs fitted on measured runs (--calibrate): the GEMMs' efficiency (of the device's measured matmul
 # ceiling) and eager attention's (of the 16-bit ceiling; fused kernels run at their published curves)
-KNOBS = ("matmul_efficiency", "attention_efficiency")
+# and a TPU's GEMMs' (of its ceiling: one XLA program per step, engine/catalog/hardware.py TPU_MATMUL_EFFICIENCY)
+KNOBS = ("matmul_efficiency", "attention_efficiency", "tpu_matmul_efficiency")
 # the step time's other constants, each from a publication, not fitted here (engine/symbolic/memory/steptime/
 # common.py DEFAULTS has their sources)
 PUBLISHED = {"comm_efficiency": "ring bus bandwidth / link, nccl-tests on NVLink4 0.803-0.816 (Bekman, "
@@ -52,8 +53,12 @@ DEVICES = {"A100-SXM4-80GB": "a100-80gb", "A100-SXM4-40GB": "a100-40gb", "H100-S
            # h100-sxm-500w, with its sources)
            "H100-SXM5-96GB-HBM2e-500W": "h100-sxm-500w", "H200-SXM-141GB": "h200", "H800-SXM5-80GB": "h800",
            "TPU-v4": "tpu-v4", "TPU-v5e": "tpu-v5e", "TPU-v5p": "tpu-v5p"}
-# the source groups of the shared file, on which the shipped knobs (steptime.DEFAULTS) were calibrated
-SHIPPED_FIT = frozenset({"korthikanti2022", "narayanan2021_t2", "mtnlg2022", "mpt_llmfoundry"})
+# the source groups each shipped knob was calibrated on: the GPU knobs (steptime.DEFAULTS) on the shared file's
+# groups, the TPU knob on MaxText's v5e table (its v4 and v5p tables held out); SHIPPED_FIT is their union
+FIT_BY_KNOB = {"matmul_efficiency": frozenset({"korthikanti2022", "narayanan2021_t2", "mtnlg2022", "mpt_llmfoundry"}),
+               "tpu_matmul_efficiency": frozenset({"maxtext_tpu_v5e"})}
+FIT_BY_KNOB["attention_efficiency"] = FIT_BY_KNOB["matmul_efficiency"]
+SHIPPED_FIT = frozenset().union(*FIT_BY_KNOB.values())
 DATA = (REPO / "tests" / "data" / "steptime_public.json", REPO / "tests" / "data" / "steptime_extra.json")
 # The stack each source group ran (engine/options/data/stacks.json: its attention kernel per device generation and
 # the communication it overlaps), with the source of the attribution, and the fields where the group's runs
@@ -75,8 +80,13 @@ SOURCE_STACK = {
                                           "Composer FSDP, attn_impl triton/flash = FlashAttention v1 then"),
     "torchtitan": ("torchtitan", {}, "torchtitan's benchmark tables (docs/performance.md): FSDP2, "
                                      "F.scaled_dot_product_attention(is_causal=True)"),
-    "maxtext": ("maxtext", {}, "MaxText's published TPU/GPU configurations (README, MaxText/configs); the TPU v4 "
-                               "rows (Mar-Apr 2023) may predate splash: unverified"),
+    # MaxText's four published tables, each its own source (README / configs/tpu/<chip>/README.md /
+    # configs/gpu/a3/llama_2_7b/README.md): different chips, dates and scripts
+    "maxtext_tpu_v4": ("maxtext", {}, "MaxText's TPU v4 table (README, Mar-Apr 2023); may predate splash: unverified"),
+    "maxtext_tpu_v5e": ("maxtext", {}, "MaxText's TPU v5e table (Oct-Nov 2023, configs/largest_job/*.sh: "
+                                       "enable_flash_attention=true)"),
+    "maxtext_tpu_v5p": ("maxtext", {}, "MaxText's TPU v5p table (Dec 2023, configs/v5p/*.sh: attention='flash')"),
+    "maxtext_gpu_a3": ("maxtext", {}, "MaxText's A3 (H100) Llama2-7B table (Apr 2024, attention=cudnn_flash_te)"),
     "nemo_perf_2407": ("nemo", {}, "NeMo 24.07 performance summary = Megatron-Core with Transformer Engine"),
     "nemo_longseq_2403": ("nemo", {"attention": "flash"}, "NeMo 24.03.01 long-context recipes: Transformer Engine "
                                                           "ran FlashAttention-2 before it preferred cuDNN on Hopper "
@@ -209,7 +219,7 @@ def attention_of(record: dict) -> str:
 def setup(record: dict):
     """(formula set, values) of one record: the architecture, options and inputs of its layout."""
     from engine.catalog.families import from_hf_config
-    from engine.catalog.hardware import device
+    from engine.catalog.hardware import device, stack_and_kernel
     from engine.catalog.model import estimate_formulas, memory_options
 
     m, p, hw = record["model"], record["parallel"], record["hardware"]
@@ -238,11 +248,14 @@ def setup(record: dict):
                                 arch.name)
     precision = precision_of(p.get("precision") or "")
     attention = attention_of(record)
+    # the stack's overlap on the record's kind of device (its TPU defaults on a TPU), unless the recipe's own
+    _, _, overlap = stack_and_kernel(DEVICES[hw["device"]], stack_of(record), attention,
+                                     RECORD_OVERLAP.get(record["id"], (None,))[0])
     zero = zero_of(p["zero_or_fsdp"])
     options = memory_options(memory_model="korthikanti", precision=precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),
                              attention=attention, stack=stack_of(record),
-                             overlap=RECORD_OVERLAP.get(record["id"], ("stack",))[0])
+                             overlap=overlap)
     fs = estimate_formulas(arch.family, arch.structure, options)
     dev = device(DEVICES[hw["device"]])
     values = {**arch.values, **dev.values(precision, attention), "batch": p["micro_batch"], "seq_len": m["seq_len"],
@@ -264,15 +277,20 @@ def setup(record: dict):
 _COMPILED: dict = {}
 
 
+def on_tpu(record: dict) -> bool:
+    return DEVICES[record["hardware"]["device"]].startswith("tpu")
+
+
 def predictor(record: dict):
-    """A numpy function of the knobs giving the record's predicted step time (one lambdified formula per
-    structure and options, shared by the records that have them)."""
+    """A numpy function of the knobs (KNOBS order) giving the record's predicted step time (one lambdified formula
+    per structure and options, shared by the records that have them): a TPU record's GEMMs take
+    tpu_matmul_efficiency, a GPU record's matmul_efficiency."""
     import sympy
 
     from engine.symbolic.symbols import symbol
 
     fs, values = setup(record)
-    knobs = [symbol(k) for k in KNOBS]
+    knobs = [symbol(k) for k in KNOBS[:2]]  # the formulas' symbols; the TPU knob is matmul_efficiency's value
     key = (id(fs), tuple(sorted(values)))
     if key not in _COMPILED:
         expr = fs.apply(fs.expanded("step_time"), {**{k: None for k in values}, **{k: None for k in KNOBS}})
@@ -284,11 +302,86 @@ def predictor(record: dict):
         _COMPILED[key] = (inputs, sympy.lambdify([*inputs, *knobs], expr, modules="numpy"), fs)
     inputs, fn, _ = _COMPILED[key]
     args = [float(values[s.name]) for s in inputs]
-    return lambda *k: fn(*args, *k)
+    if on_tpu(record):
+        return lambda mm, attn, tpu_mm: fn(*args, tpu_mm, attn)
+    return lambda mm, attn, tpu_mm: fn(*args, mm, attn)
+
+
+def shipped_knobs() -> tuple[float, ...]:
+    """The knobs as shipped, KNOBS order (steptime.DEFAULTS; the TPU one from the hardware catalog)."""
+    from engine.catalog.hardware import TPU_MATMUL_EFFICIENCY
+    from engine.symbolic.memory.steptime import DEFAULTS
+
+    return float(DEFAULTS["matmul_efficiency"]), float(DEFAULTS["attention_efficiency"]), TPU_MATMUL_EFFICIENCY
 
 
 def errors(preds, measured, knobs) -> np.ndarray:
     return np.array([f(*knobs) / t - 1 for f, t in zip(preds, measured)])
+
+
+def calibrate(records, preds, measured, fit_on: set, per_record: bool, knobs: tuple) -> tuple[float, ...]:
+    """The knobs minimising the mean over the fitted groups of each group's median |log(predicted / measured)|
+    (``per_record``: the median over the fitted records), by grid search in steps of 0.01: the GPU knobs on the
+    named groups' GPU records, the TPU knob on their TPU records (a kind with no named group keeps its shipped
+    knobs)."""
+    grid = np.linspace(0.3, 1.0, 71)
+    mm, attn, tpu_mm = knobs
+    for tpu in (False, True):
+        idx = [i for i, r in enumerate(records) if r["source_group"] in fit_on and on_tpu(r) == tpu]
+        if not idx:
+            continue
+        if tpu:
+            mesh = [np.full_like(grid, mm), np.full_like(grid, attn), grid]
+        else:
+            pair = [m.ravel() for m in np.meshgrid(grid, grid, indexing="ij")]
+            mesh = [pair[0], pair[1], np.full_like(pair[0], tpu_mm)]
+        logs = np.array([np.abs(np.log(np.broadcast_to(preds[i](*mesh), mesh[0].shape) / measured[i])) for i in idx])
+        # every knob combination at once (one row per fitted record); each source group counts once, so the
+        # 113 llm-foundry rows do not outvote the 8 of Korthikanti et al.
+        groups = [records[i]["source_group"] for i in idx]
+        score = np.median(logs, axis=0) if per_record else np.mean(
+            [np.median(logs[[k for k, g in enumerate(groups) if g == name]], axis=0) for name in sorted(set(groups))],
+            axis=0)
+        j = int(np.argmin(score))
+        if tpu:
+            tpu_mm = float(mesh[2][j])
+        else:
+            mm, attn = float(mesh[0][j]), float(mesh[1][j])
+    return mm, attn, tpu_mm
+
+
+def report(records, e, fit_on: set, knobs: tuple, quiet: bool) -> list[dict]:
+    """Print every record's error (unless ``quiet``), the knobs with what they were fitted on, the published
+    constants and each group's median and worst error; return the rows."""
+    from engine.symbolic.memory.steptime import DEFAULTS
+
+    fitted_groups = fit_on or SHIPPED_FIT
+    rows = []
+    for r, err in zip(records, e):
+        rows.append({"id": r["id"], "group": r["source_group"], "device": r["hardware"]["device"],
+                     "measured_s": r["derived"]["step_time_s_best"], "error": float(err),
+                     "calibrated_on": r["source_group"] in fitted_groups})
+        if not quiet:
+            print(f"{r['id']:<52} {r['hardware']['device']:<16} {r['derived']['step_time_s_best']:>9.3f} s  "
+                  f"{100 * err:+7.1f} %{'  (fit)' if r['source_group'] in fitted_groups else ''}")
+    print("knobs:")
+    for k, v in zip(KNOBS, knobs):
+        tpu = k.startswith("tpu")
+        on = sorted(g for g in fit_on if any(r["source_group"] == g and on_tpu(r) == tpu for r in records))
+        on = on or sorted(FIT_BY_KNOB[k])
+        print(f"  {k:<21} {v:.3f}  fitted on {', '.join(on)}" + ("" if fit_on else " (shipped)"))
+    for k, why in PUBLISHED.items():
+        print(f"  {k:<21} {float(DEFAULTS[k]):.3g}  published, not fitted: {why}")
+    for g in sorted({r["group"] for r in rows}) + ["all", "held out"]:
+        sel = [x for x in rows if (g == "all") or (g == "held out" and not x["calibrated_on"]) or x["group"] == g]
+        if not sel:
+            continue
+        a = [abs(x["error"]) for x in sel]
+        fitted = "  (fit)" if g in fitted_groups else ""
+        print(f"  {g:<20} n = {len(sel):>3}  median |error| {100 * statistics.median(a):5.1f} %  "
+              f"worst {100 * max(a):5.1f} %  signed median {100 * statistics.median(x['error'] for x in sel):+6.1f} %"
+              f"{fitted}")
+    return rows
 
 
 def main() -> None:
@@ -300,8 +393,6 @@ def main() -> None:
     ap.add_argument("--per-record", action="store_true", help="calibrate on the median over every fitted record "
                                                                "instead of the mean of the groups' medians")
     args = ap.parse_args()
-    from engine.symbolic.memory.steptime import DEFAULTS
-
     records = [r for path in args.data for r in json.loads(Path(path).read_text())["records"]]
     skipped = {r["id"]: usable(r) for r in records if usable(r)}
     print(f"{len(records) - len(skipped)} of {len(records)} records; skipped: "
@@ -309,47 +400,15 @@ def main() -> None:
     records = [r for r in records if r["id"] not in skipped]
     preds = [predictor(r) for r in records]
     measured = [r["derived"]["step_time_s_best"] for r in records]
-    knobs = tuple(float(DEFAULTS[k]) for k in KNOBS)
+    knobs = shipped_knobs()
     fit_on = set((args.calibrate or "").split(",")) - {""}
+    unknown = fit_on - {r["source_group"] for r in records}
+    if unknown:
+        raise SystemExit(f"--calibrate: no records in {sorted(unknown)}; groups: "
+                         f"{', '.join(sorted({r['source_group'] for r in records}))}")
     if fit_on:
-        idx = [i for i, r in enumerate(records) if r["source_group"] in fit_on]
-        grid = np.linspace(0.3, 1.0, 71)  # steps of 0.01
-        mesh = [m.ravel() for m in np.meshgrid(grid, grid, indexing="ij")]
-        logs = np.array([np.abs(np.log(np.broadcast_to(preds[i](*mesh), mesh[0].shape) / measured[i])) for i in idx])
-        # every knob combination at once (one row per fitted record); each source group counts once, so the
-        # 113 llm-foundry rows do not outvote the 8 of Korthikanti et al.
-        groups = [r["source_group"] for r in (records[i] for i in idx)]
-        score = np.median(logs, axis=0) if args.per_record else np.mean(
-            [np.median(logs[[k for k, g in enumerate(groups) if g == name]], axis=0) for name in sorted(set(groups))],
-            axis=0)
-        j = int(np.argmin(score))
-        best = (float(score[j]), tuple(float(m[j]) for m in mesh))
-        knobs = best[1]
-    e = errors(preds, measured, knobs)
-    rows = []
-    for r, err in zip(records, e):
-        rows.append({"id": r["id"], "group": r["source_group"], "device": r["hardware"]["device"],
-                     "measured_s": r["derived"]["step_time_s_best"], "error": float(err),
-                     "calibrated_on": r["source_group"] in (fit_on or SHIPPED_FIT)})
-        if not args.quiet:
-            print(f"{r['id']:<52} {r['hardware']['device']:<16} {r['derived']['step_time_s_best']:>9.3f} s  "
-                  f"{100 * err:+7.1f} %{'  (fit)' if r['source_group'] in (fit_on or SHIPPED_FIT) else ''}")
-    fitted_on = ", ".join(sorted(fit_on or SHIPPED_FIT))
-    print("knobs:")
-    for k, v in zip(KNOBS, knobs):
-        print(f"  {k:<21} {v:.3f}  fitted on {fitted_on}" + ("" if fit_on else " (shipped)"))
-    for k, why in PUBLISHED.items():
-        print(f"  {k:<21} {float(DEFAULTS[k]):.3g}  published, not fitted: {why}")
-    groups = sorted({r["group"] for r in rows})
-    for g in groups + ["all", "held out"]:
-        sel = [x for x in rows if (g == "all") or (g == "held out" and not x["calibrated_on"]) or x["group"] == g]
-        if not sel:
-            continue
-        a = [abs(x["error"]) for x in sel]
-        fitted = "  (fit)" if g in (fit_on or SHIPPED_FIT) else ""
-        print(f"  {g:<20} n = {len(sel):>3}  median |error| {100 * statistics.median(a):5.1f} %  "
-              f"worst {100 * max(a):5.1f} %  signed median {100 * statistics.median(x['error'] for x in sel):+6.1f} %"
-              f"{fitted}")
+        knobs = calibrate(records, preds, measured, fit_on, args.per_record, knobs)
+    rows = report(records, errors(preds, measured, knobs), fit_on, knobs, args.quiet)
     if args.json:
         Path(args.json).write_text(json.dumps({"knobs": dict(zip(KNOBS, knobs)), "records": rows}, indent=1) + "\n")
 

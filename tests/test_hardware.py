@@ -117,7 +117,21 @@ def test_matmul_ceiling_is_the_measured_mamf_or_one():
     assert device("a100-80gb").values("bf16")["matmul_ceiling"] == 0.859
     assert device("mi300x").values("bf16")["matmul_ceiling"] == 0.601
     assert device("tpu-v5e").values("bf16")["matmul_ceiling"] == 0.923  # XLA, 8192^3 (Bekman's table)
-    assert device("tpu-v5p").values("bf16")["matmul_ceiling"] == 1.0  # none published: the datasheet peak
+    # none published for v4 and v5p: v5e's XLA figure (same MXU design and compiler), their notes say so
+    assert device("tpu-v5p").values("bf16")["matmul_ceiling"] == 0.923 and "v5e's" in DEVICES["tpu-v5p"].notes
+    assert device("tpu-v4").values("bf16")["matmul_ceiling"] == 0.923 and "v5e's" in DEVICES["tpu-v4"].notes
+    assert device("h200").values("bf16")["matmul_ceiling"] < 1 and device("rtx-4090").values("bf16")[
+        "matmul_ceiling"] == 1.0  # none published: the datasheet peak
+
+
+def test_tpus_carry_their_own_matmul_efficiency():
+    """A TPU's GEMMs run at TPU_MATMUL_EFFICIENCY of its ceiling (fitted on MaxText's v5e table), a GPU's at the
+    step-time default: the device's values give it only on a TPU."""
+    from engine.catalog.hardware import TPU_MATMUL_EFFICIENCY
+
+    for name in ("tpu-v4", "tpu-v5e", "tpu-v5p"):
+        assert device(name).values("bf16", "splash")["matmul_efficiency"] == TPU_MATMUL_EFFICIENCY == 0.90
+    assert "matmul_efficiency" not in device("h100-sxm").values("bf16")
     assert all("ml-engineering" in " ".join(DEVICES[n].sources) for n in DEVICES if DEVICES[n].mamf_fraction < 1)
 
 

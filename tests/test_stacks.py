@@ -87,6 +87,22 @@ def test_maxtext_gpu_fields():
     assert mt.overlap == {"fsdp_prefetch", "dp_reduce"}
 
 
+def test_maxtext_overlaps_tensor_parallel_collectives_on_tpu_only():
+    """MaxText's TPU scripts set XLA's async collective fusion flags (LIBTPU_INIT_ARGS), so its tensor-parallel
+    collectives hide behind the matmuls on a TPU; its GPU flags leave collective matmul off. time and plan resolve
+    the stack's default on the device's kind (hardware.stack_and_kernel); a given overlap is kept."""
+    from engine.catalog.hardware import stack_and_kernel
+
+    mt = stack("maxtext")
+    assert mt.tpu_overlap == {"fsdp_prefetch", "dp_reduce", "tp"} and "LIBTPU_INIT_ARGS" in mt.sources["overlap"]
+    assert stack_overlap("maxtext", "tpu-v5e") == {"dp", "tp"} and stack_overlap("maxtext", "h100-sxm") == {"dp"}
+    assert stack_and_kernel("tpu-v5p", None, None) == ("maxtext", "splash", "dp,tp")
+    assert stack_and_kernel("tpu-v5p", None, None, "none") == ("maxtext", "splash", "none")
+    assert stack_and_kernel("h100-sxm", "maxtext", None, "stack") == ("maxtext", "cudnn", "stack")
+    assert stack_and_kernel("h100-sxm", None, None) == ("megatron-core", "cudnn", "stack")
+    assert all(s.overlap == s.tpu_overlap for n, s in STACKS.items() if n != "maxtext")
+
+
 @pytest.mark.parametrize("device", CATALOG_DEVICES)
 def test_attention_for_every_catalog_device(device):
     for name in STACK_NAMES:
@@ -134,6 +150,8 @@ def test_bad_records_refused():
     good = data()
     record = good["stacks"]["nemo"]
     for key, bad in (("overlap", {"value": ["dp"], "source": "x"}),
+                     ("overlap", {"value": {"gpu": ["tp"]}, "source": "x"}),
+                     ("overlap", {"value": {"gpu": ["tp"], "tpu": ["dp"]}, "source": "x"}),
                      ("attention", {"value": dict.fromkeys(("sm80", "sm90", "sm100", "tpu"), "flash2"), "source": "x"}),
                      ("grad_reduce_dtype", {"value": "bf16", "source": ""}),
                      ("pipeline_schedule", {"value": "zb", "source": "x"})):

@@ -233,13 +233,27 @@ class Device:
             share, half = fused_attention_share()
             curve = (attention_peak * attention_ceiling * share, half)
         rate, half = curve
-        return {"peak_flops": self.peak(precision), "attention_peak_flops": attention_peak,
+        # a TPU's GEMMs run at their own in-model efficiency (TPU_MATMUL_EFFICIENCY); a GPU's at the step-time
+        # default (engine.symbolic.memory.steptime DEFAULTS matmul_efficiency)
+        from engine.options.stacks import device_generation
+
+        tpu = {"matmul_efficiency": TPU_MATMUL_EFFICIENCY} if device_generation(self.name) == "tpu" else {}
+        return {**tpu, "peak_flops": self.peak(precision), "attention_peak_flops": attention_peak,
                 "matmul_ceiling": self.matmul_ceiling(precision),
                 "attention_ceiling": attention_ceiling,
                 "attention_curve_peak_flops": rate, "attention_half_tokens": half,
                 "hbm_bandwidth": self.hbm_bandwidth,
                 "link_bandwidth": self.intra_bandwidth, "inter_bandwidth": self.inter_bandwidth,
                 "devices_per_node": self.devices_per_node, "hbm_capacity": self.hbm_bytes}
+
+
+# The share of a TPU's matmul ceiling (mamf_fraction: XLA's 8192^3 bf16 matmul on v5e, 0.923) its GEMMs reach inside
+# a training step, fitted on MaxText's TPU v5e table alone (`python benchmarks/validate_steptime.py --calibrate
+# maxtext_tpu_v5e`: the v5e rows' median |log error|, in steps of 0.01); MaxText's v4 and v5p tables are held out.
+# A TPU runs the step as one XLA program (the element-wise work fused into the matmuls' epilogues, no kernel launches,
+# the MXUs fed by the compiler's schedule), so it keeps more of its ceiling than the GPU stacks' matmul_efficiency
+# (0.73, fitted on Megatron and llm-foundry runs) does of theirs
+TPU_MATMUL_EFFICIENCY = 0.90
 
 
 def _scaled(value: float, unit: int) -> float:
@@ -359,7 +373,7 @@ ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
 
 
 # catalog devices whose mamf_fraction is another device's, assumed (their notes say so), not a measurement
-_BORROWED_MAMF = ("h100-sxm-500w",)
+_BORROWED_MAMF = ("h100-sxm-500w", "tpu-v4", "tpu-v5p")
 
 
 def _measured_mamf() -> list[float]:
@@ -459,33 +473,42 @@ def generation_name(gpu: str) -> str:
     return dev.name if dev.name in DEVICES else CURVE_SILICON.get(dev.attention_curve or "", dev.name)
 
 
-def stack_and_kernel(gpu: str, stack: str | None, attention: str | None) -> tuple[str, str]:
-    """The training stack and attention kernel a step on ``gpu`` runs: ``stack`` (None: the device's default,
-    ``engine.options.stacks.default_stack``) and ``attention`` (None: the stack's kernel on the device's generation,
-    ``generation_name``); what ``llm-sweep time`` and ``plan`` take when the flags leave them out.
+def stack_and_kernel(gpu: str, stack: str | None, attention: str | None,
+                     overlap: str | None = None) -> tuple[str, str, str]:
+    """The training stack, attention kernel and overlap a step on ``gpu`` runs: ``stack`` (None: the device's
+    default, ``engine.options.stacks.default_stack``), ``attention`` (None: the stack's kernel on the device's
+    generation, ``generation_name``) and ``overlap`` (None or ``"stack"``: ``"stack"``, the stack's defaults, or where the stack
+    overlaps other communication on a TPU than on a GPU, its list for this device's kind, ``stack_overlap``); what
+    ``llm-sweep time`` and ``plan`` take when the flags leave them out.
 
     Parameters
     ----------
     gpu : str
         A catalog name or alias, or a device TOML file.
-    stack, attention : str or None
+    stack, attention, overlap : str or None
         The flags' values, None where not given.
 
     Returns
     -------
     tuple of str
-        ``(stack, attention)``.
+        ``(stack, attention, overlap)``.
 
     Raises
     ------
     SpecError
         A stack that does not run on the device (a GPU stack on a TPU), blaming ``--stack``.
     """
-    from engine.options.stacks import default_stack, stack_attention
+    from engine.options.memory import OVERLAPS
+    from engine.options.stacks import default_stack, stack_attention, stack_overlap
 
     generation = generation_name(gpu)
-    stack = stack or default_stack(generation)
+    name = stack or default_stack(generation)
     try:
-        return stack, attention or stack_attention(stack, generation)
+        kernel = attention or stack_attention(name, generation)
+        if overlap in (None, "stack"):
+            on_device = stack_overlap(name, generation)
+            overlap = ("stack" if on_device == stack_overlap(name)
+                       else ",".join(p for p in OVERLAPS if p in on_device) or "none")
+        return name, kernel, overlap
     except ValueError as exc:
-        raise SpecError("--stack", stack, str(exc)) from None
+        raise SpecError("--stack", name, str(exc)) from None

@@ -530,7 +530,7 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     SpecError
         A non-positive size, an unknown device, an architecture whose step time or peak is not modelled.
     """
-    stack, attention = stack_and_kernel(gpu, stack, attention)
+    stack, attention, overlap = stack_and_kernel(gpu, stack, attention, overlap)
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
     framework = {k: v for k, v in (("grad_reduce_dtype", grad_reduce_dtype), ("fp8_recipe", fp8_recipe)) if v != "stack"}

@@ -67,8 +67,11 @@ class Stack:
         The attention library (a key of ``ATTENTION_LIBRARIES``) per generation in ``GENERATIONS``;
         None where the stack does not run on that generation.
     overlap : frozenset of str
-        The communications overlapped with compute by default (names in ``OVERLAP_NAMES``); each
+        The communications overlapped with compute by default on GPUs (names in ``OVERLAP_NAMES``); each
         applies only when its parallelism is in use.
+    tpu_overlap : frozenset of str
+        The same on TPUs (``overlap`` unless the record gives ``{"gpu": [...], "tpu": [...]}``: XLA's TPU
+        flags are not its GPU flags).
     grad_reduce_dtype : str
         ``"fp32"`` or ``"bf16"``: the dtype of the data-parallel gradient reduction.
     pipeline_schedule : str
@@ -87,6 +90,7 @@ class Stack:
     description: str
     attention: Mapping[str, str | None]
     overlap: frozenset
+    tpu_overlap: frozenset
     grad_reduce_dtype: str
     pipeline_schedule: str
     fp8_recipe: str | None
@@ -204,13 +208,22 @@ def _check(name: str, record: Mapping[str, Any]) -> None:
                                                  for v in attention.values()):
         raise ValueError(f"{where}: attention must map {', '.join(GENERATIONS)} to one of "
                          f"{', '.join(ATTENTION_LIBRARIES)} or null, not {attention}")
-    unknown = set(record["overlap"]["value"]) - set(OVERLAP_NAMES)
+    overlap = record["overlap"]["value"]
+    if isinstance(overlap, Mapping) and set(overlap) != {"gpu", "tpu"}:
+        raise ValueError(f"{where}: overlap must be a list, or map gpu and tpu to lists, not {dict(overlap)}")
+    unknown = set().union(*overlap.values()) if isinstance(overlap, Mapping) else set(overlap)
+    unknown -= set(OVERLAP_NAMES)
     if unknown:
         raise ValueError(f"{where}: unknown overlap {sorted(unknown)}; valid: {', '.join(OVERLAP_NAMES)}")
     for key, valid in (("grad_reduce_dtype", GRAD_REDUCE_DTYPES), ("pipeline_schedule", PIPELINE_SCHEDULES),
                        ("fp8_recipe", FP8_RECIPES + (None,)), ("sequence_parallel", (True, False))):
         if record[key]["value"] not in valid:
             raise ValueError(f"{where}: {key} {record[key]['value']!r} is not one of {valid}")
+
+
+def _on(value, kind: str) -> list:
+    """A record's overlap list on ``"gpu"`` or ``"tpu"`` (a plain list holds for both)."""
+    return value[kind] if isinstance(value, Mapping) else value
 
 
 def load_stacks(data: Mapping[str, Any]) -> dict[str, Stack]:
@@ -232,7 +245,8 @@ def load_stacks(data: Mapping[str, Any]) -> dict[str, Stack]:
         stacks[name] = Stack(
             name=name, description=record["description"], version=record["version"],
             attention=MappingProxyType(dict(record["attention"]["value"])),
-            overlap=frozenset(record["overlap"]["value"]),
+            overlap=frozenset(_on(record["overlap"]["value"], "gpu")),
+            tpu_overlap=frozenset(_on(record["overlap"]["value"], "tpu")),
             grad_reduce_dtype=record["grad_reduce_dtype"]["value"],
             pipeline_schedule=record["pipeline_schedule"]["value"],
             fp8_recipe=record["fp8_recipe"]["value"],
@@ -276,7 +290,7 @@ _BY_PARALLELISM = {"dp": ("dp_reduce", "dp_gather", "fsdp_prefetch"), "tp": ("tp
                    "pp": ("pp",)}
 
 
-def stack_overlap(name: str) -> frozenset[str]:
+def stack_overlap(name: str, device: str | None = None) -> frozenset[str]:
     """The parallelisms (``dp``, ``tp``, ``cp``, ``ep``, ``pp``) whose communication stack ``name`` overlaps with
     compute by default: ``dp`` when it overlaps any of its gradient reduction, parameter gathers or FSDP
     prefetch (the ``overlap`` option's vocabulary; ``Stack.overlap`` has the finer one).
@@ -285,12 +299,16 @@ def stack_overlap(name: str) -> frozenset[str]:
     ----------
     name : str
         One of ``STACK_NAMES``.
+    device : str, optional
+        A device name: a TPU's (``device_generation``) takes the stack's ``tpu_overlap``; None or any other,
+        its GPU ``overlap``.
 
     Returns
     -------
     frozenset of str
     """
-    overlap = stack(name).overlap
+    record = stack(name)
+    overlap = record.tpu_overlap if device is not None and device_generation(device) == "tpu" else record.overlap
     return frozenset(p for p, parts in _BY_PARALLELISM.items() if overlap & set(parts))
 
 
