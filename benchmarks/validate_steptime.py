@@ -11,12 +11,13 @@ The engine predicts ``step_time`` with ``llm-sweep time``'s formulas at the reco
 kernel the record's stack ran (SOURCE_STACK: the stack of each source group, with its source; a record's own
 ``parallel.other`` ``attention`` / ``attn_impl`` text overrides it).
 
-``--calibrate`` fits the two efficiency knobs (KNOBS: matmul_efficiency, attention_efficiency of eager attention;
-``engine/symbolic/memory/steptime/``; every other constant is published, PUBLISHED) on the named groups only, by a
-grid search minimising the mean over the named groups of each group's median |log(predicted / measured)|
-(``--per-record``: the median over all the fitted records), and reports every record with those knobs: the
-other groups are predictions of runs the knobs never saw. Without it the shipped defaults are used; they
-were fitted with ``--per-record`` on the shared file's groups (SHIPPED_FIT), so "held out" is the rest.
+``--calibrate`` fits the efficiency knobs (KNOBS: matmul_efficiency, attention_efficiency of eager attention,
+``engine/symbolic/memory/steptime/``, on the named groups' GPU records; tpu_matmul_efficiency, a TPU's, on their
+TPU records; every other constant is published, PUBLISHED) on the named groups only, by a grid search minimising
+the mean over the named groups of each group's median |log(predicted / measured)| (``--per-record``: the median
+over all the fitted records), and reports every record with those knobs: the other groups are predictions of
+runs the knobs never saw. Without it the shipped knobs are used; the GPU ones were fitted on the shared file's
+groups, the TPU one on MaxText's v5e table (FIT_BY_KNOB; SHIPPED_FIT), so "held out" is the rest.
 MoE records use the preset of their published config (``expert_tensor_parallel`` as etp).
 """
 

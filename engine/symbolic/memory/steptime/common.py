@@ -56,7 +56,8 @@ SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read onc
 # which prices eager attention only (fused kernels run at their libraries' published curves, Device.values). The
 # other sources are predictions. Every other constant is published, not fitted: the communication's (SRC_NCCL),
 # the grouped GEMMs' (DeepGEMM), the overlap's contention (DeepSeek-V3); the overlap itself is the physics of what
-# each collective hides behind (SRC_OVERLAP).
+# each collective hides behind (SRC_OVERLAP). A TPU's matmul_efficiency is the device's own value, a third knob
+# fitted on MaxText's TPU v5e table alone (engine/catalog/hardware.py TPU_MATMUL_EFFICIENCY).
 DEFAULTS = {
     "matmul_efficiency": sympy.Rational(73, 100),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
     "attention_efficiency": sympy.Rational(3, 10),  # eager attention: of attention_ceiling x attention_peak_flops
