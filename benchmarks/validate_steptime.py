@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 # ceiling) and eager attention's (of the 16-bit ceiling; fused kernels run at their published curves)
 # and a TPU's GEMMs' (of its ceiling: one XLA program per step, engine/catalog/hardware.py TPU_MATMUL_EFFICIENCY)
 KNOBS = ("matmul_efficiency", "attention_efficiency", "tpu_matmul_efficiency")
+FORMULA_KNOBS = KNOBS[:2]  # the formulas' symbols; a TPU record's tpu_matmul_efficiency is its matmul_efficiency
 # the step time's other constants, each from a publication, not fitted here (engine/symbolic/memory/steptime/
 # common.py DEFAULTS has their sources)
 PUBLISHED = {"comm_efficiency": "ring bus bandwidth / link, nccl-tests on NVLink4 0.803-0.816 (Bekman, "
@@ -279,7 +280,10 @@ _COMPILED: dict = {}
 
 
 def on_tpu(record: dict) -> bool:
-    return DEVICES[record["hardware"]["device"]].startswith("tpu")
+    """Whether the record ran on a TPU (the generation test Device.values gives TPU_MATMUL_EFFICIENCY by)."""
+    from engine.options.stacks import device_generation
+
+    return device_generation(DEVICES[record["hardware"]["device"]]) == "tpu"
 
 
 def predictor(record: dict):
@@ -291,10 +295,10 @@ def predictor(record: dict):
     from engine.symbolic.symbols import symbol
 
     fs, values = setup(record)
-    knobs = [symbol(k) for k in KNOBS[:2]]  # the formulas' symbols; the TPU knob is matmul_efficiency's value
+    knobs = [symbol(k) for k in FORMULA_KNOBS]
     key = (id(fs), tuple(sorted(values)))
     if key not in _COMPILED:
-        expr = fs.apply(fs.expanded("step_time"), {**{k: None for k in values}, **{k: None for k in KNOBS}})
+        expr = fs.apply(fs.expanded("step_time"), {**{k: None for k in values}, **{k: None for k in FORMULA_KNOBS}})
         inputs = sorted(expr.free_symbols - set(knobs), key=lambda s: s.name)
         missing = [s.name for s in inputs if s.name not in values]
         if missing:

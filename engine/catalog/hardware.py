@@ -477,9 +477,9 @@ def stack_and_kernel(gpu: str, stack: str | None, attention: str | None,
                      overlap: str | None = None) -> tuple[str, str, str]:
     """The training stack, attention kernel and overlap a step on ``gpu`` runs: ``stack`` (None: the device's
     default, ``engine.options.stacks.default_stack``), ``attention`` (None: the stack's kernel on the device's
-    generation, ``generation_name``) and ``overlap`` (None or ``"stack"``: ``"stack"``, the stack's defaults, or where the stack
-    overlaps other communication on a TPU than on a GPU, its list for this device's kind, ``stack_overlap``); what
-    ``llm-sweep time`` and ``plan`` take when the flags leave them out.
+    generation, ``generation_name``) and ``overlap`` (None or ``"stack"``: ``"stack"``, the stack's defaults, or
+    where the stack overlaps other communication on a TPU than on a GPU, its list for this device's kind,
+    ``stack_overlap``); what ``llm-sweep time`` and ``plan`` take when the flags leave them out.
 
     Parameters
     ----------

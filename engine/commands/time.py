@@ -64,8 +64,8 @@ def chosen_options(args: argparse.Namespace) -> dict:
             chosen[name] = DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
     chosen["precision"] = precision(args)
     if chosen["mode"] == "training":
-        chosen["stack"], chosen["attention"], chosen["overlap"] = stack_and_kernel(args.gpu, args.stack, given_attention,
-                                                                                  chosen["overlap"])
+        chosen["stack"], chosen["attention"], chosen["overlap"] = stack_and_kernel(
+            args.gpu, args.stack, given_attention, chosen["overlap"])
     else:
         chosen["attention"] = given_attention or "sdpa"
     return chosen
