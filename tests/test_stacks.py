@@ -72,7 +72,7 @@ def test_paxml_defaults():
     pax = stack("paxml")
     assert pax.attention_for("h100-sxm") == "cudnn" and pax.attention_for("a100-80gb") == "cudnn"
     assert pax.attention_for("tpu-v4") == "eager" and pax.attention_for("tpu-v5e") == "eager"
-    assert pax.overlap == {"dp_reduce", "fsdp_prefetch"} and stack_overlap("paxml") == {"dp"}
+    assert pax.overlap == {"dp_reduce", "fsdp_prefetch"} and stack_overlap("paxml") == {"dp_reduce", "dp_gather"}
     assert pax.grad_reduce_dtype == "bf16" and pax.pipeline_schedule == "gpipe"
     assert pax.fp8_recipe == "delayed" and pax.sequence_parallel is False
     assert "sm100" in pax.sources["attention"] and "assumed" in pax.sources["attention"]
@@ -84,7 +84,8 @@ def test_maxtext_gpu_fields():
     mt = stack("maxtext")
     assert mt.attention_for("h100-sxm") == "cudnn" and mt.attention_for("b200") == "cudnn"
     assert mt.grad_reduce_dtype == "bf16" and mt.fp8_recipe == "delayed"
-    assert mt.overlap == {"fsdp_prefetch", "dp_reduce"}
+    # no dp_reduce on GPU: XLA:GPU leaves most of the weight-gradient all-reduce exposed (openxla/xla#1539)
+    assert mt.overlap == {"fsdp_prefetch"} and "openxla/xla#1539" in mt.sources["overlap"]
 
 
 def test_maxtext_overlaps_tensor_parallel_collectives_on_tpu_only():
@@ -95,8 +96,9 @@ def test_maxtext_overlaps_tensor_parallel_collectives_on_tpu_only():
 
     mt = stack("maxtext")
     assert mt.tpu_overlap == {"fsdp_prefetch", "dp_reduce", "tp"} and "LIBTPU_INIT_ARGS" in mt.sources["overlap"]
-    assert stack_overlap("maxtext", "tpu-v5e") == {"dp", "tp"} and stack_overlap("maxtext", "h100-sxm") == {"dp"}
-    assert stack_and_kernel("tpu-v5p", None, None) == ("maxtext", "splash", "dp,tp")
+    assert stack_overlap("maxtext", "tpu-v5e") == {"dp_reduce", "dp_gather", "tp"}
+    assert stack_overlap("maxtext", "h100-sxm") == {"dp_gather"}
+    assert stack_and_kernel("tpu-v5p", None, None) == ("maxtext", "splash", "dp_reduce,dp_gather,tp")
     assert stack_and_kernel("tpu-v5p", None, None, "none") == ("maxtext", "splash", "none")
     assert stack_and_kernel("h100-sxm", "maxtext", None, "stack") == ("maxtext", "cudnn", "stack")
     assert stack_and_kernel("h100-sxm", None, None) == ("megatron-core", "cudnn", "stack")

@@ -107,7 +107,9 @@ def test_errors_on_published_measured_runs_are_pinned():
     68.2 % (a Bridge Qwen3-30B-A3B MoE run 1.7x slower per sample than the same model's later Bridge run), signed
     +12.1 -> +5.5 %. Then a TPU's own matmul efficiency (0.90 of its XLA ceiling, fitted on MaxText's v5e table
     alone; v4 and v5p held out) and MaxText's tensor-parallel overlap on TPU: held out (85 runs, v5e now fitted)
-    9.2 %, -6.7 % signed. The issue's per-group targets (10 % median, 25 % worst, 8 % sign bias) are not met by
+    9.2 %, -6.7 % signed. Then MaxText's gradient reduction exposed on GPU (openxla/xla#1539) and the interleaved
+    pipeline's vp times as many sends (refit: matmul 0.73 -> 0.74): held out 8.6 %, -6.5 % signed. The
+    issue's per-group targets (10 % median, 25 % worst, 8 % sign bias) are not met by
     every group."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
@@ -121,27 +123,28 @@ def test_errors_on_published_measured_runs_are_pinned():
         signed.setdefault(r["source_group"], []).append(e)
     assert len(records) == 245
     # fitted on these (the shared file)
-    assert statistics.median(by["korthikanti2022"]) <= 0.09  # measured 8.4 %
-    assert statistics.median(by["narayanan2021_t2"]) <= 0.125  # 12.0 %
-    assert statistics.median(by["mpt_llmfoundry"]) <= 0.12  # 11.7 % (+10.8 % signed: FlashAttention-1's curve)
-    assert statistics.median(by["mtnlg2022"]) <= 0.12  # 11.8 %
+    assert statistics.median(by["korthikanti2022"]) <= 0.10  # measured 9.4 %
+    assert statistics.median(by["narayanan2021_t2"]) <= 0.125  # 11.8 %
+    assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.8 % (+9.7 % signed: FlashAttention-1's curve)
+    assert statistics.median(by["mtnlg2022"]) <= 0.135  # 12.9 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.11  # NeMo, H100 fp8, cuDNN attention: 10.8 %
-    assert statistics.median(signed["nemo_perf_2407"]) > -0.11  # -10.8 %: predicted too fast
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.08  # Megatron-Bridge, H100, dense and MoE: 7.4 %
-    assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.2 %
-    assert max(by["torchtitan"]) <= 0.295  # 28.9 %: long context at cp 4-8
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.11  # NeMo, H100 fp8, cuDNN attention: 10.7 %
+    assert statistics.median(signed["nemo_perf_2407"]) > -0.11  # -10.7 %: predicted too fast
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.07  # Megatron-Bridge, H100, dense and MoE: 6.6 %
+    assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.1 %
+    assert max(by["torchtitan"]) <= 0.295  # 29.0 %: long context at cp 4-8
     # MaxText, one group per published table; the TPU knob (0.90 of the XLA ceiling) is fitted on v5e's alone
     assert statistics.median(by["maxtext_tpu_v5e"]) <= 0.045  # (fit) 3.9 %, was 22.4 % at the GPU knob
     assert statistics.median(by["maxtext_tpu_v4"]) <= 0.035 and max(by["maxtext_tpu_v4"]) <= 0.065  # 3.0, 5.9 %
     assert statistics.median(by["maxtext_tpu_v5p"]) <= 0.10  # 9.6 % (-8.1 % signed: multi-slice runs too fast)
-    assert statistics.median(by["maxtext_gpu_a3"]) <= 0.195  # 19.1 %: A3's GPUDirect-TCPX network, too fast
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.5 %
-    assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.7 %
+    # 7.9 %, worst 12.1 %, -7.9 % signed (was 19.1 %: XLA:GPU's gradient all-reduce across A3 VMs priced hidden)
+    assert statistics.median(by["maxtext_gpu_a3"]) <= 0.085 and max(by["maxtext_gpu_a3"]) <= 0.13
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.6 %
+    assert max(by["nemo_longseq_2403"]) <= 0.075  # 6.9 %
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.10  # 9.2 %
-    assert max(abs(e) for e in held) <= 0.69  # 68.2 %
-    assert abs(statistics.median(held)) <= 0.075  # -6.7 %
+    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.09  # 8.6 %
+    assert max(abs(e) for e in held) <= 0.685  # 67.7 %
+    assert abs(statistics.median(held)) <= 0.07  # -6.5 %
 
 
 def test_stack_table_covers_every_source_group():
@@ -412,3 +415,35 @@ def test_fp8_gemms_run_at_the_fp8_ceiling_times_the_fp8_peak(monkeypatch):
     assert fallback - gemm_flops / (0.801 * fp8_peak * eta) == pytest.approx(fp8 - gemm_flops / (0.709 * fp8_peak * eta),
                                                                             rel=1e-9)
     assert fp8 > fallback and fp8 < bf16
+
+
+def test_zero3_overlaps_its_gradient_reduction_and_parameter_gathers_apart():
+    """``--overlap dp_reduce`` hides ZeRO-3's reduce-scatter and exposes its two gathers whole, ``dp_gather`` the
+    other way round (MaxText on GPU: openxla/xla#1539); ``dp`` is both. Compute hides each here, so each hidden
+    part costs the same share of itself (a layer's floor, the contention of the rest) and the parts add up."""
+    arch = architecture("gpt2")
+    dp = {}
+    for overlap in ("none", "dp", "dp_reduce,dp_gather", "dp_reduce", "dp_gather"):
+        opts = memory_options(memory_model="korthikanti", precision="bf16", zero=3, attention="flash",
+                              overlap=overlap)
+        dp[overlap] = time_estimate(arch, "a100-80gb", Layout(8, 1024, 64, 8), opts)["breakdown"]["dp"]
+    n, bw, alpha = 124_439_808, 0.8 * 300e9, 6e-6
+    ring = lambda nbytes: 7 / 8 * nbytes / bw + 7 * alpha  # noqa: E731  reduce-scatter or all-gather over 8
+    assert dp["none"] == pytest.approx(ring(4 * n) + 2 * ring(2 * n), rel=1e-9)
+    assert dp["dp"] == dp["dp_reduce,dp_gather"] < min(dp["dp_reduce"], dp["dp_gather"])
+    assert max(dp["dp_reduce"], dp["dp_gather"]) < dp["none"]
+    assert dp["dp_reduce"] + dp["dp_gather"] == pytest.approx(dp["none"] + dp["dp"], rel=1e-9)
+
+
+def test_interleaving_sends_each_micro_batch_from_every_model_chunk():
+    """Pipeline sends, by hand: each of m micro-batches' activations (b s h 16-bit elements) forward and its
+    gradient back, from each of a device's vp chunks, plus the pp - 1 of the fill and drain (Narayanan et al.
+    2021 §2.2.2: interleaving multiplies the communication by v). Stages 8 apart cross the node: at pp 2 over 16
+    A100s the sends go over one 25 GB/s NIC at 0.86, 8 us a send."""
+    arch = architecture("gpt2")
+    opts = memory_options(memory_model="korthikanti", precision="bf16", attention="flash", overlap="none")
+    send = 2 * 1 * 1024 * 768 / (0.86 * 25e9) + 8e-6
+    for vp in (1, 2, 3):
+        lay = Layout(16, 1024, 64, 1, tp=1, pp=2, vp=vp)
+        p2p = time_estimate(arch, "a100-80gb", lay, opts)["breakdown"]["p2p"]
+        assert p2p == pytest.approx(2 * (vp * 8 + 1) * send, rel=1e-9)

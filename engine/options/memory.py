@@ -35,7 +35,9 @@ FUSED_ATTENTIONS = tuple(a for a in ATTENTIONS if a not in ("eager", "sdpa"))
 # attention kernel per device generation, which collectives overlap with compute, ...)
 STACKS = STACK_NAMES
 # the communications that can hide behind compute (``overlap``), by parallelism
-OVERLAPS = ("dp", "tp", "cp", "ep", "pp")
+OVERLAPS = ("dp", "dp_reduce", "dp_gather", "tp", "cp", "ep", "pp")
+"""The overlap option's words: dp is dp_reduce and dp_gather together (the gradient reduction; the parameter
+gathers, ZeRO's after the step and FSDP's prefetched per layer)."""
 RECOMPUTE = ("none", "selective", "full")
 MODES = ("training", "inference")
 OFFLOADS = ("none", "optimizer", "params")  # host (CPU) offload of model states (engine/symbolic/memory/states.py)
@@ -89,8 +91,9 @@ class MemoryOptions:
         "overlapped communication, gradient reduce dtype, pipeline schedule); each field can be given on its own",
         source="engine/options/data/stacks.json (a source per default)")
     overlap: str = option(
-        "stack", OVERLAPS, "communication hidden behind compute: dp (gradient reduce, parameter gathers), tp, cp, ep, "
-        "pp; stack = the stack's defaults", words=("stack", "none", "all"),
+        "stack", OVERLAPS, "communication hidden behind compute: dp_reduce (gradient reduction), dp_gather "
+        "(parameter gathers, FSDP prefetch), dp (both), tp, cp, ep, pp; stack = the stack's defaults",
+        words=("stack", "none", "all"),
         source="Megatron-Core DistributedDataParallelConfig overlap_grad_reduce/overlap_param_gather; TE comm-GEMM "
                "overlap; FSDP prefetch")
     grad_reduce_dtype: str = option(
@@ -134,13 +137,14 @@ class MemoryOptions:
 
     @property
     def overlapped(self) -> frozenset[str]:
-        """The parallelisms (of ``OVERLAPS``) whose communication hides behind compute: ``overlap``'s list, or
-        with ``stack`` the stack's defaults (``engine.options.stacks``)."""
+        """The communications (of ``OVERLAPS``, dp spelled out as dp_reduce and dp_gather) that hide behind
+        compute: ``overlap``'s list, or with ``stack`` the stack's defaults (``engine.options.stacks``)."""
         if self.overlap == "stack":
             return stack_overlap(self.stack)
         if self.overlap == "none":
             return frozenset()
-        return frozenset(OVERLAPS) if self.overlap == "all" else frozenset(self.overlap.split(","))
+        named = frozenset(OVERLAPS) if self.overlap == "all" else frozenset(self.overlap.split(","))
+        return named - {"dp"} | ({"dp_reduce", "dp_gather"} if "dp" in named else set())
 
     @property
     def grad_reduce_bits(self) -> int:

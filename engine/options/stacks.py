@@ -285,15 +285,16 @@ def stack(name: str) -> Stack:
     return STACKS[key]
 
 
-# the overlap option's parallelisms (engine.options.memory.OVERLAPS) and the stack communications each stands for
-_BY_PARALLELISM = {"dp": ("dp_reduce", "dp_gather", "fsdp_prefetch"), "tp": ("tp",), "cp": ("cp",), "ep": ("ep",),
-                   "pp": ("pp",)}
+# the overlap option's words (engine.options.memory.OVERLAPS, dp spelled out) and the stack communications each
+# stands for: a ZeRO parameter all-gather and FSDP's per-layer prefetch are both the step's parameter gathers
+_BY_PARALLELISM = {"dp_reduce": ("dp_reduce",), "dp_gather": ("dp_gather", "fsdp_prefetch"), "tp": ("tp",),
+                   "cp": ("cp",), "ep": ("ep",), "pp": ("pp",)}
 
 
 def stack_overlap(name: str, device: str | None = None) -> frozenset[str]:
-    """The parallelisms (``dp``, ``tp``, ``cp``, ``ep``, ``pp``) whose communication stack ``name`` overlaps with
-    compute by default: ``dp`` when it overlaps any of its gradient reduction, parameter gathers or FSDP
-    prefetch (the ``overlap`` option's vocabulary; ``Stack.overlap`` has the finer one).
+    """The communications (``dp_reduce``, ``dp_gather``, ``tp``, ``cp``, ``ep``, ``pp``) stack ``name`` overlaps
+    with compute by default: ``dp_gather`` when it overlaps its parameter gathers or FSDP's prefetch (the
+    ``overlap`` option's vocabulary; ``Stack.overlap`` has the finer one).
 
     Parameters
     ----------

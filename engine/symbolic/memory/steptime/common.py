@@ -19,7 +19,8 @@ SRC_RING = ("ring collectives: Thakur, Rabenseifner & Gropp 2005 (all-reduce 2(p
             "layer forward, 2 backward; Korthikanti et al. 2022 §4.2.2: reduce-scatter + all-gather with sequence "
             "parallelism, the same bytes)")
 SRC_PIPE = ("Narayanan et al. 2021 §2.2 (1F1B bubble (p - 1)/m of the ideal time; interleaved (p - 1)/(v m)); "
-            "point-to-point sends of one micro-batch's activations between stages")
+            "point-to-point sends of one micro-batch's activations between stages, v times as many interleaved "
+            "(§2.2.2)")
 SRC_ROOF = "roofline (Williams, Waterman & Patterson 2009): the longer of FLOPs / peak and bytes / bandwidth"
 SRC_DP = ("data parallelism: a ring all-reduce of the gradients (PyTorch DDP, Megatron); ZeRO-1/2 reduce-scatter the "
           "gradients and all-gather the parameters (the same bytes); ZeRO-3/FSDP also all-gathers the parameters for "
@@ -59,7 +60,7 @@ SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read onc
 # each collective hides behind (SRC_OVERLAP). A TPU's matmul_efficiency is the device's own value, a third knob
 # fitted on MaxText's TPU v5e table alone (engine/catalog/hardware.py TPU_MATMUL_EFFICIENCY).
 DEFAULTS = {
-    "matmul_efficiency": sympy.Rational(73, 100),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
+    "matmul_efficiency": sympy.Rational(74, 100),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
     "attention_efficiency": sympy.Rational(3, 10),  # eager attention: of attention_ceiling x attention_peak_flops
     # (the 16-bit ceiling and peak, also under fp8), on the FLOPs the kernels execute
     # a routed expert's grouped GEMM reaches M / (M + expert_half_tokens) of the dense rate with M tokens per expert:

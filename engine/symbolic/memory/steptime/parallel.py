@@ -65,11 +65,12 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
     parameters for the forward and again for the backward and reduce-scatters the gradients, every micro-batch
     (hybrid sharding all-reduces the accumulated shard across groups once per step).
 
-    With "dp" overlapped: the gradient reduction hides behind the last micro-batch's backward and the ZeRO-1/2
-    gather behind the first forward, the last bucket exposed (max(dp_bucket_params, 10^6 dp) parameters of the
-    device's, Megatron-Core); ZeRO-3's per-micro-batch traffic hides behind the micro-batch's compute (prefetched a
-    layer ahead), one layer's share exposed. Without, all of it."""
-    hidden = "dp" in o.overlapped
+    With "dp_reduce" overlapped the gradient reduction hides behind the last micro-batch's backward, with
+    "dp_gather" the ZeRO-1/2 gather behind the first forward, the last bucket exposed (max(dp_bucket_params, 10^6
+    dp) parameters of the device's, Megatron-Core); ZeRO-3's per-micro-batch traffic (its reduce-scatter with
+    "dp_reduce", its gathers with "dp_gather") hides behind the micro-batch's compute (prefetched a layer ahead),
+    one layer's share exposed. What is not overlapped is exposed whole."""
+    reduce_hidden, gather_hidden = "dp_reduce" in o.overlapped, "dp_gather" in o.overlapped
     backward = backward_share(o) * micro
 
     def sync(n_params, group, shard):
@@ -99,17 +100,13 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
     if o.zero >= 3:  # every micro-batch: the gradient reduce-scatter and two parameter gathers; the all-reduce
         # across shard groups (hybrid sharding) once per step, of the accumulated shard (FSDP2
         # set_requires_all_reduce(False) while accumulating; XLA moves the all-reduce out of the accumulation loop)
-        per_micro = inner + 2 * gather
-        if hidden:
-            t_dp = m * exposed(per_micro, micro, per_micro / stage_layers()) + exposed(across, backward,
-                                                                                    bucket * across)
-        else:
-            t_dp = m * per_micro + across
-    elif hidden:
-        reduction = inner + across
-        t_dp = exposed(reduction, backward, bucket * reduction)
-        if o.zero > 0:
-            t_dp += exposed(gather, micro - backward, bucket * gather)
+        hidden = (inner if reduce_hidden else 0) + (2 * gather if gather_hidden else 0)
+        bare = (0 if reduce_hidden else inner) + (0 if gather_hidden else 2 * gather)
+        per_micro = (exposed(hidden, micro, hidden / stage_layers()) if hidden != 0 else 0) + bare
+        t_dp = m * per_micro + (exposed(across, backward, bucket * across) if reduce_hidden else across)
     else:
-        t_dp = inner + across + gather
+        reduction = inner + across
+        t_dp = exposed(reduction, backward, bucket * reduction) if reduce_hidden else reduction
+        if o.zero > 0:
+            t_dp += exposed(gather, micro - backward, bucket * gather) if gather_hidden else gather
     return sympy.Piecewise((0, sympy.Eq(dp * cp, 1)), (t_dp, True))

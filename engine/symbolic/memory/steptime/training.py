@@ -23,12 +23,14 @@ def training(structure, o) -> list[Quantity]:
     hide = gemm + t_attn
     t_tp, t_ep, t_cp = model_parallel(structure, o, act, t_attn, gemm)
     t_micro = micro + t_tp + t_ep + t_cp
-    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary
+    # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary;
+    # interleaved, a device holds vp model chunks and sends each micro-batch on from every one of them, vp times
+    # the sends (Narayanan et al. 2021 §2.2.2: "the amount of communication also increases by v")
     p2p_bytes = act * b * s / cp * h / (tp if o.sequence_parallel else 1)
     send = p2p_bytes * per_byte(2, tp * dp) + latency(2, tp * dp)
     if "pp" in o.overlapped:  # Megatron-Core overlap_p2p_comm: each send hides behind a micro-batch's forward
         send = exposed(send, (1 - backward_share(o)) * hide)
-    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (m + pp - 1) * send, True))
+    t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (vp * m + pp - 1) * send, True))
     t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
     t_dp = data_parallel(structure, o, act, hide, m)
     # the optimizer step: model states read and written once (memory-bound)
