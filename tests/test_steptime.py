@@ -108,9 +108,10 @@ def test_errors_on_published_measured_runs_are_pinned():
     +12.1 -> +5.5 %. Then a TPU's own matmul efficiency (0.90 of its XLA ceiling, fitted on MaxText's v5e table
     alone; v4 and v5p held out) and MaxText's tensor-parallel overlap on TPU: held out (85 runs, v5e now fitted)
     9.2 %, -6.7 % signed. Then MaxText's gradient reduction exposed on GPU (openxla/xla#1539) and the interleaved
-    pipeline's vp times as many sends (refit: matmul 0.73 -> 0.74): held out 8.6 %, -6.5 % signed. The
-    issue's per-group targets (10 % median, 25 % worst, 8 % sign bias) are not met by
-    every group."""
+    pipeline's vp times as many sends (refit: matmul 0.73 -> 0.74): held out 8.6 %, -6.5 % signed. Then the
+    output layer in 16 bits under fp8 (the recipes convert the transformer layers' linears only): NeMo 24.07 fp8
+    10.7 -> 8.7 %, held out 8.3 %, -5.6 % signed. The issue's per-group targets (10 % median, 25 % worst, 8 %
+    sign bias) are not met by every group."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -128,23 +129,23 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.8 % (+9.7 % signed: FlashAttention-1's curve)
     assert statistics.median(by["mtnlg2022"]) <= 0.135  # 12.9 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.11  # NeMo, H100 fp8, cuDNN attention: 10.7 %
-    assert statistics.median(signed["nemo_perf_2407"]) > -0.11  # -10.7 %: predicted too fast
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.07  # Megatron-Bridge, H100, dense and MoE: 6.6 %
-    assert statistics.median(by["torchtitan"]) <= 0.125  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 12.1 %
-    assert max(by["torchtitan"]) <= 0.295  # 29.0 %: long context at cp 4-8
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.09 and max(by["nemo_perf_2407"]) <= 0.16  # 8.7, 15.7 %
+    assert statistics.median(signed["nemo_perf_2407"]) > -0.09  # -8.7 %: predicted too fast (NeMo, H100 fp8)
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.08  # Megatron-Bridge, H100, dense and MoE: 7.8 %
+    assert statistics.median(by["torchtitan"]) <= 0.12  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 11.4 %
+    assert max(by["torchtitan"]) <= 0.295  # 28.8 %: long context at cp 4-8
     # MaxText, one group per published table; the TPU knob (0.90 of the XLA ceiling) is fitted on v5e's alone
     assert statistics.median(by["maxtext_tpu_v5e"]) <= 0.045  # (fit) 3.9 %, was 22.4 % at the GPU knob
     assert statistics.median(by["maxtext_tpu_v4"]) <= 0.035 and max(by["maxtext_tpu_v4"]) <= 0.065  # 3.0, 5.9 %
     assert statistics.median(by["maxtext_tpu_v5p"]) <= 0.10  # 9.6 % (-8.1 % signed: multi-slice runs too fast)
     # 7.9 %, worst 12.1 %, -7.9 % signed (was 19.1 %: XLA:GPU's gradient all-reduce across A3 VMs priced hidden)
     assert statistics.median(by["maxtext_gpu_a3"]) <= 0.085 and max(by["maxtext_gpu_a3"]) <= 0.13
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.6 %
-    assert max(by["nemo_longseq_2403"]) <= 0.075  # 6.9 %
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.5 %
+    assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.6 %
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.09  # 8.6 %
-    assert max(abs(e) for e in held) <= 0.685  # 67.7 %
-    assert abs(statistics.median(held)) <= 0.07  # -6.5 %
+    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.09  # 8.3 %
+    assert max(abs(e) for e in held) <= 0.67  # 66.2 %
+    assert abs(statistics.median(held)) <= 0.06  # -5.6 %
 
 
 def test_stack_table_covers_every_source_group():
@@ -447,3 +448,19 @@ def test_interleaving_sends_each_micro_batch_from_every_model_chunk():
         lay = Layout(16, 1024, 64, 1, tp=1, pp=2, vp=vp)
         p2p = time_estimate(arch, "a100-80gb", lay, opts)["breakdown"]["p2p"]
         assert p2p == pytest.approx(2 * (vp * 8 + 1) * send, rel=1e-9)
+
+
+def test_fp8_runs_the_output_layer_in_16_bits():
+    """fp8 recipes convert the transformer layers' linears only (Megatron-Core's output layer is not a Transformer
+    Engine module; torchtitan's float8 conversion skips "output"): a larger vocabulary adds its logits GEMMs
+    (6 d_model vocab FLOPs a token) at the bf16 rate, 0.801 x the bf16 peak, and its fp32 loss passes (32 bytes
+    a logit) at the HBM bandwidth -- not at the fp8 rate."""
+    arch = architecture("llama-2-7b")
+    fs = estimate_formulas(arch.family, arch.structure,
+                           memory_options(memory_model="korthikanti", precision="fp8", attention="flash"))
+    given = {**arch.values, **device("h100-sxm").values("fp8"), "batch": 1, "seq_len": 4096, "global_batch": 8,
+             "dp": 8}
+    t = {v: float(fs.evaluate_exact("time_compute", {**given, "vocab": v})) for v in (32000, 33000)}
+    eta = float(steptime.DEFAULTS["matmul_efficiency"])
+    logits = 6 * 4096 * 1000 * 4096 / (989.4e12 * 0.801 * eta)
+    assert t[33000] - t[32000] == pytest.approx(logits + 32 * 4096 * 1000 / 3.35e12, rel=1e-9)
