@@ -199,6 +199,21 @@ def stack_of(record: dict) -> str:
     return SOURCE_STACK[group][0]
 
 
+def overlap_of(record: dict) -> str | None:
+    """The overlap a record's recipe sets where it is not its stack's default (None: the stack's): RECORD_OVERLAP's,
+    or, for a run whose record states async tensor parallelism (torchtitan's enable_async_tensor_parallel: the
+    TP all-gathers and reduce-scatters decomposed and overlapped with the GEMMs, PyTorch's micro-pipelined async
+    TP), the stack's communications and tp."""
+    if record["id"] in RECORD_OVERLAP:
+        return RECORD_OVERLAP[record["id"]][0]
+    p = record["parallel"]
+    if (p.get("other") or {}).get("async_tp") and p["tp"] > 1:
+        from engine.options.stacks import stack_overlap
+
+        return ",".join(sorted(stack_overlap(stack_of(record)) | {"tp"}))
+    return None
+
+
 def attention_of(record: dict) -> str:
     """The attention kernel a record's run used: its own ``parallel.other`` ``attention`` / ``attn_impl`` text
     when it states one, else its source group's (SOURCE_STACK's override, else the stack's default for the
@@ -251,8 +266,7 @@ def setup(record: dict):
     precision = precision_of(p.get("precision") or "")
     attention = attention_of(record)
     # the stack's overlap on the record's kind of device (its TPU defaults on a TPU), unless the recipe's own
-    _, _, overlap = stack_and_kernel(DEVICES[hw["device"]], stack_of(record), attention,
-                                     RECORD_OVERLAP.get(record["id"], (None,))[0])
+    _, _, overlap = stack_and_kernel(DEVICES[hw["device"]], stack_of(record), attention, overlap_of(record))
     zero = zero_of(p["zero_or_fsdp"])
     options = memory_options(memory_model="korthikanti", precision=precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),

@@ -156,9 +156,23 @@ def test_bad_records_refused():
                      ("overlap", {"value": {"gpu": ["tp"], "tpu": ["dp"]}, "source": "x"}),
                      ("attention", {"value": dict.fromkeys(("sm80", "sm90", "sm100", "tpu"), "flash2"), "source": "x"}),
                      ("grad_reduce_dtype", {"value": "bf16", "source": ""}),
-                     ("pipeline_schedule", {"value": "zb", "source": "x"})):
+                     ("pipeline_schedule", {"value": "zb", "source": "x"}),
+                     ("pipeline_sends", {"value": "scattered", "source": "x"}),
+                     ("pipeline_sends", {"value": "whole", "source": ""})):
         with pytest.raises(ValueError):
             load_stacks({"stacks": {"nemo": {**record, key: bad}}})
+    with pytest.raises(ValueError, match="pipeline_sends"):
+        load_stacks({"stacks": {"nemo": {k: v for k, v in record.items() if k != "pipeline_sends"}}})
+
+
+def test_pipeline_sends_partitioned_where_the_stack_scatters_them():
+    """Megatron-LM 2021 (--no-scatter-gather-tensors-in-pipeline, on by default) and DeepSpeed's pipe engine
+    (is_pipe_partitioned) send 1/tp of a stage's activations from each tensor-parallel rank; Megatron-Core and
+    its recipes the whole tensor (sequence parallelism shards it)."""
+    sends = {name: s.pipeline_sends for name, s in STACKS.items()}
+    assert {n for n, v in sends.items() if v == "partitioned"} == {"megatron-lm-2021", "deepspeed"}
+    assert "scatter" in stack("megatron-lm-2021").sources["pipeline_sends"]
+    assert "is_pipe_partitioned" in stack("deepspeed").sources["pipeline_sends"]
 
 
 def test_stack_is_hashable_and_frozen():

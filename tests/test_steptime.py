@@ -110,8 +110,10 @@ def test_errors_on_published_measured_runs_are_pinned():
     9.2 %, -6.7 % signed. Then MaxText's gradient reduction exposed on GPU (openxla/xla#1539) and the interleaved
     pipeline's vp times as many sends (refit: matmul 0.73 -> 0.74): held out 8.6 %, -6.5 % signed. Then the
     output layer in 16 bits under fp8 (the recipes convert the transformer layers' linears only): NeMo 24.07 fp8
-    10.7 -> 8.7 %, held out 8.3 %, -5.6 % signed. The issue's per-group targets (10 % median, 25 % worst, 8 %
-    sign bias) are not met by every group."""
+    10.7 -> 8.7 %, held out 8.3 %, -5.6 % signed. Then async TP overlapped where a run states it and pipeline sends
+    partitioned over tp where the stack does (Megatron-LM 2021, DeepSpeed; refit: matmul back at 0.73): held out
+    7.3 %, -5.4 % signed. The issue's per-group targets (10 % median, 25 % worst, 8 % sign bias) are not met by
+    every group."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -124,28 +126,30 @@ def test_errors_on_published_measured_runs_are_pinned():
         signed.setdefault(r["source_group"], []).append(e)
     assert len(records) == 245
     # fitted on these (the shared file)
-    assert statistics.median(by["korthikanti2022"]) <= 0.10  # measured 9.4 %
-    assert statistics.median(by["narayanan2021_t2"]) <= 0.125  # 11.8 %
-    assert statistics.median(by["mpt_llmfoundry"]) <= 0.115  # 10.8 % (+9.7 % signed: FlashAttention-1's curve)
-    assert statistics.median(by["mtnlg2022"]) <= 0.135  # 12.9 %
+    assert statistics.median(by["korthikanti2022"]) <= 0.095  # measured 9.1 %
+    assert statistics.median(by["narayanan2021_t2"]) <= 0.105  # 10.1 %
+    assert statistics.median(by["mpt_llmfoundry"]) <= 0.12  # 11.7 % (+10.8 % signed: FlashAttention-1's curve)
+    assert statistics.median(by["mtnlg2022"]) <= 0.155  # 14.9 %
     # held out (tests/data/steptime_extra.json): other stacks, TPUs, fp8, long context, MoE
-    assert statistics.median(by["nemo_perf_2407"]) <= 0.09 and max(by["nemo_perf_2407"]) <= 0.16  # 8.7, 15.7 %
-    assert statistics.median(signed["nemo_perf_2407"]) > -0.09  # -8.7 %: predicted too fast (NeMo, H100 fp8)
-    assert statistics.median(by["megatron_bridge_perf"]) <= 0.08  # Megatron-Bridge, H100, dense and MoE: 7.8 %
-    assert statistics.median(by["torchtitan"]) <= 0.12  # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8: 11.4 %
-    assert max(by["torchtitan"]) <= 0.295  # 28.8 %: long context at cp 4-8
+    assert statistics.median(by["nemo_perf_2407"]) <= 0.08 and max(by["nemo_perf_2407"]) <= 0.155  # 7.7, 14.9 %
+    assert statistics.median(signed["nemo_perf_2407"]) > -0.08  # -7.7 %: predicted too fast (NeMo, H100 fp8)
+    assert statistics.median(by["megatron_bridge_perf"]) <= 0.085  # Megatron-Bridge, H100, dense and MoE: 8.1 %
+    # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8, async TP overlapped where the run states it: 7.3 %
+    assert statistics.median(by["torchtitan"]) <= 0.08 and abs(statistics.median(signed["torchtitan"])) <= 0.07
+    assert max(by["torchtitan"]) <= 0.34  # 33.4 %: Llama 3.1 8B at tp 8 with async TP, fp8
     # MaxText, one group per published table; the TPU knob (0.90 of the XLA ceiling) is fitted on v5e's alone
     assert statistics.median(by["maxtext_tpu_v5e"]) <= 0.045  # (fit) 3.9 %, was 22.4 % at the GPU knob
     assert statistics.median(by["maxtext_tpu_v4"]) <= 0.035 and max(by["maxtext_tpu_v4"]) <= 0.065  # 3.0, 5.9 %
     assert statistics.median(by["maxtext_tpu_v5p"]) <= 0.10  # 9.6 % (-8.1 % signed: multi-slice runs too fast)
-    # 7.9 %, worst 12.1 %, -7.9 % signed (was 19.1 %: XLA:GPU's gradient all-reduce across A3 VMs priced hidden)
-    assert statistics.median(by["maxtext_gpu_a3"]) <= 0.085 and max(by["maxtext_gpu_a3"]) <= 0.13
-    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.5 %
-    assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.6 %
+    # 7.1 %, worst 11.3 %, -7.1 % signed (was 19.1 %: XLA:GPU's gradient all-reduce across A3 VMs priced hidden)
+    assert statistics.median(by["maxtext_gpu_a3"]) <= 0.075 and max(by["maxtext_gpu_a3"]) <= 0.12
+    assert statistics.median(by["nemo_longseq_2403"]) <= 0.04  # context parallelism to 1M tokens: 3.4 %
+    assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.4 %
+    assert max(by["bigscience_bloom"]) <= 0.10  # 9.7 %: DeepSpeed's pipe engine partitions its sends over tp
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.09  # 8.3 %
-    assert max(abs(e) for e in held) <= 0.67  # 66.2 %
-    assert abs(statistics.median(held)) <= 0.06  # -5.6 %
+    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.075  # 7.3 %
+    assert max(abs(e) for e in held) <= 0.665  # 66.1 %
+    assert abs(statistics.median(held)) <= 0.06  # -5.4 %
 
 
 def test_stack_table_covers_every_source_group():
@@ -464,3 +468,20 @@ def test_fp8_runs_the_output_layer_in_16_bits():
     eta = float(steptime.DEFAULTS["matmul_efficiency"])
     logits = 6 * 4096 * 1000 * 4096 / (989.4e12 * 0.801 * eta)
     assert t[33000] - t[32000] == pytest.approx(logits + 32 * 4096 * 1000 / 3.35e12, rel=1e-9)
+
+
+def test_megatron_2021_and_deepspeed_partition_pipeline_sends_over_tensor_parallel_ranks():
+    """Without sequence parallelism a Megatron-Core stage sends its whole output from every tensor-parallel rank;
+    Megatron-LM 2021 (scatter/gather, Narayanan et al. 2021 §4.1) and DeepSpeed's pipe engine (is_pipe_partitioned)
+    send 1/tp of it from each, and sequence parallelism shards it by tp anyway. By hand at tp 2, pp 2 over 16
+    A100s: m = 16 micro-batches, each send over one 25 GB/s NIC at 0.86, 8 us."""
+    arch = architecture("gpt2")
+    lay = Layout(16, 1024, 64, 1, tp=2, pp=2)
+    send = lambda nbytes: nbytes / (0.86 * 25e9) + 8e-6  # noqa: E731
+    whole = 2 * 1024 * 768  # b s h 16-bit elements
+    for stack, sp, nbytes in (("megatron-core", False, whole), ("megatron-lm-2021", False, whole / 2),
+                              ("deepspeed", False, whole / 2), ("megatron-core", True, whole / 2)):
+        opts = memory_options(memory_model="korthikanti", precision="bf16", attention="flash", overlap="none",
+                              stack=stack, sequence_parallel=sp)
+        p2p = time_estimate(arch, "a100-80gb", lay, opts)["breakdown"]["p2p"]
+        assert p2p == pytest.approx(2 * (16 + 1) * send(nbytes), rel=1e-9), (stack, sp)

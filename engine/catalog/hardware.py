@@ -252,7 +252,7 @@ class Device:
 # maxtext_tpu_v5e`: the v5e rows' median |log error|, in steps of 0.01); MaxText's v4 and v5p tables are held out.
 # A TPU runs the step as one XLA program (the element-wise work fused into the matmuls' epilogues, no kernel launches,
 # the MXUs fed by the compiler's schedule), so it keeps more of its ceiling than the GPU stacks' matmul_efficiency
-# (0.74, fitted on Megatron and llm-foundry runs) does of theirs
+# (0.73, fitted on Megatron and llm-foundry runs) does of theirs
 TPU_MATMUL_EFFICIENCY = 0.90
 
 

@@ -166,6 +166,12 @@ class MemoryOptions:
         return stack_record(self.stack).fp8_recipe or "delayed"
 
     @property
+    def pipeline_sends(self) -> str:
+        """What each tensor-parallel rank of a pipeline stage sends on (the stack's, ``PIPELINE_SENDS``):
+        ``"partitioned"`` (1/tp of the activations) or ``"whole"``; sequence parallelism shards them by tp anyway."""
+        return stack_record(self.stack).pipeline_sends
+
+    @property
     def group_quantized(self) -> bool:
         """Linear weights stored group-wise with a scale and zero point (``quantized``, or int weights)."""
         return self.quantized or self.weight_dtype in GROUP_QUANTIZED

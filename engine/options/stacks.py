@@ -49,7 +49,11 @@ OVERLAP_NAMES: Mapping[str, str] = MappingProxyType({
 GRAD_REDUCE_DTYPES = ("fp32", "bf16")
 PIPELINE_SCHEDULES = ("1f1b", "interleaved", "gpipe", "none")
 FP8_RECIPES = ("delayed", "current", "blockwise", "mxfp8")
-FIELDS = ("attention", "overlap", "grad_reduce_dtype", "pipeline_schedule", "fp8_recipe", "sequence_parallel")
+PIPELINE_SENDS = ("partitioned", "whole")
+"""How a stage sends its activations on without sequence parallelism: each tensor-parallel rank 1/tp of them
+(the receiver all-gathers them over the scale-up link), or every rank all of them."""
+FIELDS = ("attention", "overlap", "grad_reduce_dtype", "pipeline_schedule", "fp8_recipe", "sequence_parallel",
+          "pipeline_sends")
 """The fields of a stack record; each is ``{"value": ..., "source": "..."}`` in the JSON."""
 
 
@@ -80,6 +84,9 @@ class Stack:
         ``"delayed"``, ``"current"``, ``"blockwise"``, ``"mxfp8"``, or None when the stack has no default fp8 path.
     sequence_parallel : bool
         Whether tensor parallelism also shards norms and dropout along the sequence by default.
+    pipeline_sends : str
+        ``"partitioned"`` or ``"whole"`` (``PIPELINE_SENDS``): what each tensor-parallel rank of a pipeline stage
+        sends the next when the activations are not sequence-parallel shards already.
     version : str
         The repositories and commits (or paper) the defaults were read from.
     sources : Mapping
@@ -95,6 +102,7 @@ class Stack:
     pipeline_schedule: str
     fp8_recipe: str | None
     sequence_parallel: bool
+    pipeline_sends: str
     version: str
     sources: Mapping[str, str]
 
@@ -216,7 +224,8 @@ def _check(name: str, record: Mapping[str, Any]) -> None:
     if unknown:
         raise ValueError(f"{where}: unknown overlap {sorted(unknown)}; valid: {', '.join(OVERLAP_NAMES)}")
     for key, valid in (("grad_reduce_dtype", GRAD_REDUCE_DTYPES), ("pipeline_schedule", PIPELINE_SCHEDULES),
-                       ("fp8_recipe", FP8_RECIPES + (None,)), ("sequence_parallel", (True, False))):
+                       ("fp8_recipe", FP8_RECIPES + (None,)), ("sequence_parallel", (True, False)),
+                       ("pipeline_sends", PIPELINE_SENDS)):
         if record[key]["value"] not in valid:
             raise ValueError(f"{where}: {key} {record[key]['value']!r} is not one of {valid}")
 
@@ -251,6 +260,7 @@ def load_stacks(data: Mapping[str, Any]) -> dict[str, Stack]:
             pipeline_schedule=record["pipeline_schedule"]["value"],
             fp8_recipe=record["fp8_recipe"]["value"],
             sequence_parallel=record["sequence_parallel"]["value"],
+            pipeline_sends=record["pipeline_sends"]["value"],
             sources=MappingProxyType({key: record[key]["source"] for key in FIELDS}))
     return stacks
 

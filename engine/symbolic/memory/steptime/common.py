@@ -60,7 +60,7 @@ SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read onc
 # each collective hides behind (SRC_OVERLAP). A TPU's matmul_efficiency is the device's own value, a third knob
 # fitted on MaxText's TPU v5e table alone (engine/catalog/hardware.py TPU_MATMUL_EFFICIENCY).
 DEFAULTS = {
-    "matmul_efficiency": sympy.Rational(74, 100),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
+    "matmul_efficiency": sympy.Rational(73, 100),  # of the measured matmul ceiling (matmul_ceiling x peak_flops)
     "attention_efficiency": sympy.Rational(3, 10),  # eager attention: of attention_ceiling x attention_peak_flops
     # (the 16-bit ceiling and peak, also under fp8), on the FLOPs the kernels execute
     # a routed expert's grouped GEMM reaches M / (M + expert_half_tokens) of the dense rate with M tokens per expert:

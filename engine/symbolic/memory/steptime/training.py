@@ -26,7 +26,10 @@ def training(structure, o) -> list[Quantity]:
     # pipeline: the bubble and one micro-batch's activations sent forward and its gradient back per stage boundary;
     # interleaved, a device holds vp model chunks and sends each micro-batch on from every one of them, vp times
     # the sends (Narayanan et al. 2021 §2.2.2: "the amount of communication also increases by v")
-    p2p_bytes = act * b * s / cp * h / (tp if o.sequence_parallel else 1)
+    # (a tp-th of them per tensor-parallel rank when they are sequence-parallel shards, or when the stack sends
+    # them partitioned: Megatron-LM 2021's scatter/gather, Narayanan et al. 2021 §4.1; DeepSpeed's pipe engine)
+    sharded = o.sequence_parallel or o.pipeline_sends == "partitioned"
+    p2p_bytes = act * b * s / cp * h / (tp if sharded else 1)
     send = p2p_bytes * per_byte(2, tp * dp) + latency(2, tp * dp)
     if "pp" in o.overlapped:  # Megatron-Core overlap_p2p_comm: each send hides behind a micro-batch's forward
         send = exposed(send, (1 - backward_share(o)) * hide)
