@@ -197,6 +197,45 @@ def test_a_spec_sweeps_the_stack_as_a_categorical_dim():
     assert "overlap_contention" in text["nemo"] and "overlap_contention" not in text["megatron-lm-2021"]
 
 
+def test_a_spec_sweep_takes_the_stacks_overlap_on_each_device(tmp_path):
+    """A spec that leaves the overlap to the stack takes the stack's list for each gpu label's kind, as ``time``
+    and ``plan`` do: MaxText on a TPU overlaps its tensor-parallel collectives (its LIBTPU flags) and its gradient
+    reduction, on an H100 neither; an overlap the spec gives is kept on every device."""
+    from engine.request.spec import load_spec
+
+    body = """[sweep]
+arch = "llama-2-7b"
+quantities = ["time_tp", "time_dp"]
+output = "x.nc"
+[options]
+memory_model = "korthikanti"
+precision = "bf16"
+attention = "flash"
+stack = "maxtext"
+{extra}
+[fixed]
+n_gpus = 64
+seq_len = 4096
+global_batch = 64
+tp = 4
+pp = 1
+dp = 16
+[axes]
+gpu = ["h100-sxm", "tpu-v5p"]
+batch = [1]
+"""
+    for extra, want in (("", {"h100-sxm": "stack", "tpu-v5p": "dp_reduce,dp_gather,tp"}),
+                        ('overlap = "dp"', {"h100-sxm": "dp", "tpu-v5p": "dp"})):
+        spec = tmp_path / "s.toml"
+        spec.write_text(body.format(extra=extra))
+        req = load_spec(spec)
+        got = {labels[0]: variant.formulas.options["overlap"] for labels, variant in req.variants.items()}
+        assert got == want, extra
+        tp = {labels[0]: str(variant.formulas.expanded("time_tp")) for labels, variant in req.variants.items()}
+        assert ("overlap_contention" in tp["tpu-v5p"]) == (extra == "")
+        assert "overlap_contention" not in tp["h100-sxm"]
+
+
 def test_gradients_are_reduced_in_the_stacks_dtype_unless_given():
     """Megatron-Core reduces its fp32 main gradients in fp32; NeMo's performance recipes in bf16
     (grad_reduce_in_fp32 False); the option overrides the stack; fp32 training reduces in fp32 whatever it says."""

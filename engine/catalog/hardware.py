@@ -498,17 +498,14 @@ def stack_and_kernel(gpu: str, stack: str | None, attention: str | None,
     SpecError
         A stack that does not run on the device (a GPU stack on a TPU), blaming ``--stack``.
     """
-    from engine.options.memory import OVERLAPS
-    from engine.options.stacks import default_stack, stack_attention, stack_overlap
+    from engine.options.stacks import default_stack, device_overlap, stack_attention
 
     generation = generation_name(gpu)
     name = stack or default_stack(generation)
     try:
         kernel = attention or stack_attention(name, generation)
         if overlap in (None, "stack"):
-            on_device = stack_overlap(name, generation)
-            overlap = ("stack" if on_device == stack_overlap(name)
-                       else ",".join(p for p in OVERLAPS if p in on_device) or "none")
+            overlap = device_overlap(name, generation)
         return name, kernel, overlap
     except ValueError as exc:
         raise SpecError("--stack", name, str(exc)) from None

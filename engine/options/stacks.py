@@ -323,6 +323,16 @@ def stack_overlap(name: str, device: str | None = None) -> frozenset[str]:
     return frozenset(p for p, parts in _BY_PARALLELISM.items() if overlap & set(parts))
 
 
+def device_overlap(name: str, device: str) -> str:
+    """The ``overlap`` option's value for stack ``name`` on ``device``: ``"stack"`` where the stack overlaps there
+    what it overlaps on a GPU, else its list for the device's kind spelled out (``"dp_reduce,dp_gather,tp"``;
+    MaxText's TPU flags). What ``time``, ``plan`` and spec sweeps take when the overlap is left to the stack."""
+    on_device = stack_overlap(name, device)
+    if on_device == stack_overlap(name):
+        return "stack"
+    return ",".join(p for p in _BY_PARALLELISM if p in on_device) or "none"
+
+
 def stack_attention(name: str, device: str) -> str:
     """The attention kernel stack ``name`` runs on ``device`` (a catalog name or a device file: its generation's
     choice, ``Stack.attention_for``); what ``time`` and ``plan`` take when no ``--attention`` is given.

@@ -209,7 +209,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", text: str = "") 
     labels = categorical_labels(err, data["axes"], option_specs(None if arch_name is not None else name), options,
                                 sweep)
     combos = [dict(zip(labels, chosen)) for chosen in itertools.product(*labels.values())]
-    built, name = formulas_by_combination(err, source, arch_name, name, options, combos)
+    built, name = formulas_by_combination(err, source, arch_name, name, options, combos, sweep.get(DEVICE_DIM))
     numerics = _numerics(err, sweep)
     compression, output, description = _output(err, sweep)
     quantities, headline = _quantities(err, sweep, built, combos, arch_name)

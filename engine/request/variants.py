@@ -96,17 +96,39 @@ def _device_label(err: Errors, where: str, value: Any) -> str:
 
 
 def formulas_by_combination(err: Errors, source: str, arch_name: Any, name: str | None, options: dict,
-                            combos: list[dict]) -> tuple[list[FormulaSet], str]:
-    """Each combination's formula set (built once for combinations that differ only in gpu), and the set's name."""
+                            combos: list[dict], gpu: Any = None) -> tuple[list[FormulaSet], str]:
+    """Each combination's formula set (built once for combinations whose options agree: those that differ only in
+    gpu, unless the stack's overlap differs between the devices' kinds), and the set's name. ``gpu``: sweep.gpu."""
     shared: dict[tuple, tuple[FormulaSet, str]] = {}
+    keys = []
     for i, combo in enumerate(combos, 1):
-        chosen = tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM)
-        if chosen not in shared:
+        overlap = _device_overlap(options, combo, gpu) if arch_name is not None else None
+        key = (tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM), overlap)
+        keys.append(key)
+        if key not in shared:
             if len(combos) > 1:
                 note(f"building formulas of combination {i} of {len(combos)}")
-            shared[chosen] = _combination_formulas(err, source, arch_name, name, options, combo)
-    built = [shared[tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM)] for combo in combos]
+            chosen = options if overlap is None else {**options, "overlap": overlap}
+            shared[key] = _combination_formulas(err, source, arch_name, name, chosen, combo)
+    built = [shared[key] for key in keys]
     return [fs for fs, _ in built], built[0][1]
+
+
+def _device_overlap(options: Mapping, combo: Mapping, gpu: Any) -> str | None:
+    """The overlap a combination takes on its device when it leaves ``overlap`` to the stack and the stack
+    overlaps other communication on that device's kind than on a GPU (MaxText's TPU flags: ``time`` and ``plan``
+    resolve it the same way, ``hardware.stack_and_kernel``); None otherwise (the options as given)."""
+    from engine.options.stacks import device_overlap
+
+    chosen = {**options, **{k: v for k, v in combo.items() if k != DEVICE_DIM}}
+    device_name = combo.get(DEVICE_DIM, gpu)
+    if chosen.get("overlap", "stack") != "stack" or not isinstance(device_name, str):
+        return None
+    try:
+        overlap = device_overlap(chosen.get("stack", MEMORY_OPTIONS["stack"].default), device_name)
+    except ValueError:  # an unknown stack: the options' own check words it
+        return None
+    return None if overlap == "stack" else overlap
 
 
 def _combination_formulas(err: Errors, source: str, arch_name: Any, name: str | None, options: dict,
