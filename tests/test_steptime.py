@@ -485,3 +485,15 @@ def test_megatron_2021_and_deepspeed_partition_pipeline_sends_over_tensor_parall
                               stack=stack, sequence_parallel=sp)
         p2p = time_estimate(arch, "a100-80gb", lay, opts)["breakdown"]["p2p"]
         assert p2p == pytest.approx(2 * (16 + 1) * send(nbytes), rel=1e-9), (stack, sp)
+
+
+def test_experts_fold_into_the_context_parallel_devices_too():
+    """Megatron-Core's MoE parallel folding carves ep x etp out of a pipeline stage's dp x tp x cp devices: Mixtral
+    8x7B at tp 2, cp 8, ep 8 over 64 GPUs (dp 2: dp x tp = 4 alone could not hold ep x etp = 16) is priced, and
+    one that no stage can hold is refused naming the rule."""
+    arch = architecture("mixtral-8x7b")
+    opts = memory_options(memory_model="korthikanti", precision="bf16", attention="flash", sequence_parallel=True)
+    est = time_estimate(arch, "h100-sxm", Layout(64, 8192, 16, 1, tp=2, pp=2, cp=8, ep=8), opts)
+    assert est["step_time"] > 0 and est["breakdown"]["ep"] > 0
+    with pytest.raises(SpecError, match="ep x etp = 32 must divide dp x tp x cp = 16"):
+        time_estimate(arch, "h100-sxm", Layout(32, 8192, 16, 1, tp=2, pp=2, cp=4, ep=16), opts)

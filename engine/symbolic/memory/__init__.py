@@ -81,7 +81,7 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
     if problems and o.mode != "training":
         raise ValueError("; ".join(problems))
     qs = states.quantities(o, structure)
-    validity = [*fs.validity, *_validity(structure), *steptime.validity(o)]
+    validity = [*fs.validity, *_validity(structure, o), *steptime.validity(o)]
     if o.mode != "training":  # training splits uneven layer counts (steptime.common.stage_layers); inference's
         # KV cache and weights per stage are n_layers / pp
         validity.append(Validity("pp must divide n_layers", sympy.Eq(sympy.Mod(L, pp), 0)))
@@ -124,15 +124,22 @@ def _peak(ms: tuple[Moment, ...]) -> list[Quantity]:
                  "the largest of the step's moments")]
 
 
-def _validity(structure) -> list[Validity]:
+def _validity(structure, o: MemoryOptions) -> list[Validity]:
     out = [
         Validity("tp must divide n_heads", sympy.Eq(sympy.Mod(a, tp), 0)),
         Validity("mfu must be at most 1", sympy.Le(mfu, 1)),
     ]
-    if structure.moe:  # Megatron: the expert layout folds into tp x dp of a pipeline stage
-        out += [Validity("ep must divide n_experts", sympy.Eq(sympy.Mod(C.n_experts, ep), 0)),
-                Validity("ep x etp must divide dp x tp (the expert layout folds into the same devices)",
-                         sympy.Eq(sympy.Mod(dp * tp, ep * etp), 0))]
+    if structure.moe:  # Megatron-Core's MoE parallel folding: the expert layout folds into the dp x tp (x cp,
+        # training) devices of a pipeline stage
+        out.append(Validity("ep must divide n_experts", sympy.Eq(sympy.Mod(C.n_experts, ep), 0)))
+        if o.mode == "training":
+            from engine.symbolic.memory.steptime.common import cp
+
+            out.append(Validity("ep x etp must divide dp x tp x cp (the expert layout folds into the same devices)",
+                                sympy.Eq(sympy.Mod(dp * tp * cp, ep * etp), 0)))
+        else:
+            out.append(Validity("ep x etp must divide dp x tp (the expert layout folds into the same devices)",
+                                sympy.Eq(sympy.Mod(dp * tp, ep * etp), 0)))
     if structure.positions == "learned":
         out.append(Validity("seq_len must not exceed n_positions (learned position table)",
                             sympy.Le(s, C.n_positions)))
