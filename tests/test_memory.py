@@ -17,13 +17,13 @@ from engine.symbolic.symbols import symbol
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _states(stage: int, dp: int, params: int) -> float:
+def _states(stage: int, dp: int, params: int, cp: int = 1) -> float:
     """ZeRO model states per device for mixed-precision Adam (2 + 2 + 12 bytes per parameter)."""
     arch = architecture("gpt2")
     fs = estimate_formulas(arch.family, arch.structure, MemoryOptions(precision="bf16", zero=stage))
     N = sympy.Symbol("params_total", integer=True, nonnegative=True)
     total = sum(fs.quantities[q].definition for q in ("mem_weights", "mem_gradients", "mem_master", "mem_optimizer"))
-    return float(fs.apply(total.xreplace({N: params}), {"dp": dp}))
+    return float(fs.apply(total.xreplace({N: params}), {"dp": dp, "cp": cp}))
 
 
 def test_zero_figure_1():
@@ -31,6 +31,15 @@ def test_zero_figure_1():
     got = [_states(stage, 64, 7_500_000_000) / 1e9 for stage in range(4)]
     assert got == pytest.approx([120, 31.4, 16.6, 1.9], abs=0.06)
     assert got[0] == 120 and got[3] == 1.875
+
+
+def test_zero_shards_over_the_context_parallel_ranks_too():
+    """The context-parallel ranks hold the same weights, and Megatron's distributed optimizer (the data-parallel
+    group with context parallelism) and torchtitan's FSDP (its dp_shard x cp mesh) shard over them: Figure 1's
+    7.5B over dp 32 x cp 2 is its N_d = 64; without ZeRO nothing is sharded."""
+    for stage in range(4):
+        assert _states(stage, 32, 7_500_000_000, cp=2) == pytest.approx(_states(stage, 64, 7_500_000_000))
+    assert _states(0, 32, 7_500_000_000, cp=2) == _states(0, 32, 7_500_000_000) == 120e9
 
 
 S, Bs, H, A, T = (symbol(n) for n in ("seq_len", "batch", "d_model", "n_heads", "tp"))

@@ -81,7 +81,7 @@ class MemoryOptions:
     recompute: str = option("none", RECOMPUTE, "activation recomputation", source="Korthikanti et al. 2022 §5")
     dropout: bool = option(False, meaning="dropout is on (its masks are saved)")
     zero: int = option(0, (0, 1, 2, 3), "ZeRO stage: 1 shards optimizer states, 2 also gradients, 3 (= FSDP full "
-                                        "shard) also weights, over dp", source=SRC_ZERO)
+                                        "shard) also weights, over dp (x cp in training)", source=SRC_ZERO)
     sequence_parallel: bool = option(False, meaning="Megatron sequence parallelism",
                                      source="Korthikanti et al. 2022 §4.2.2")
     quantized: bool = option(False, meaning="group-wise quantized weights: a scale and zero point per quant_group "

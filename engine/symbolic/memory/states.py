@@ -151,6 +151,11 @@ def quantities(o, structure=None) -> list[Quantity]:
         routed, per_dev, edp = sympy.Integer(0), qi("params_total") / shard, dp
 
     zg = shard_group  # ZeRO/FSDP shards over a group of shard_group devices (dp by default; hybrid sharding: fewer)
+    if o.mode == "training":  # ... and over the context-parallel ranks, which hold the same weights: Megatron's
+        # distributed optimizer shards over the data-parallel group with context parallelism, torchtitan's FSDP over
+        # its dp_shard x cp mesh (as the step time's gathers and reductions run over shard_group x cp)
+        cp = symbol("cp")
+        zg, edp = zg * cp, edp * cp
 
     def sharded(x):  # a per-device count split over the shard group (ZeRO): dense over it, routed over edp
         return (x - routed) / zg + routed / edp if moe else x / zg
