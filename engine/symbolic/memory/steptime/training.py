@@ -43,7 +43,9 @@ def training(structure, o) -> list[Quantity]:
     tokens_step = global_batch * s
     return [
         quantity("time_compute", m * micro, "roofline time of the step's micro-batches per device (FLOPs or bytes)",
-                 r"T_{\mathrm{compute}}", SRC_ROOF, units="s"),
+                 r"T_{\mathrm{compute}}", SRC_ROOF + "; under fp8 the output layer's GEMMs at the 16-bit rate (fp8 "
+                 "recipes convert the transformer layers' linears only: Megatron-Core's output_layer is not a "
+                 "Transformer Engine module; torchtitan's float8 conversion skips 'output')", units="s"),
         quantity("time_tp", m * t_tp, "exposed tensor-parallel communication per step", r"T_{\mathrm{TP}}",
                  SRC_RING + "; " + SRC_NCCL + "; " + SRC_OVERLAP,
                  units="s"),
