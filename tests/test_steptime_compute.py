@@ -205,4 +205,4 @@ def test_the_last_stage_runs_the_output_layer_on_top_of_its_layers():
     rate = 989.4e12 * 0.801 * float(DEFAULTS["matmul_efficiency"])
     assert _subs(gemm, {**values, "pp": 4, "stage_layers": 8}) == pytest.approx(
         6 * 4096 * 32000 * 4096 * (1 - 8 / 32) / rate, rel=1e-9)
-    assert _subs(gemm, {**values, "pp": 1, "stage_layers": 32}) == pytest.approx(0, abs=1e-15)  # of ~1e-2 s
+    assert _subs(gemm, {**values, "pp": 1, "stage_layers": 32}) == 0

@@ -479,7 +479,8 @@ def stack_and_kernel(gpu: str, stack: str | None, attention: str | None,
     default, ``engine.options.stacks.default_stack``), ``attention`` (None: the stack's kernel on the device's
     generation, ``generation_name``) and ``overlap`` (None or ``"stack"``: ``"stack"``, the stack's defaults, or
     where the stack overlaps other communication on a TPU than on a GPU, its list for this device's kind,
-    ``stack_overlap``); what ``llm-sweep time`` and ``plan`` take when the flags leave them out.
+    ``engine.options.stacks.device_overlap``); what ``llm-sweep time`` and ``plan`` take when the flags leave
+    them out (spec sweeps resolve the overlap the same way, ``engine.request.variants``).
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import sympy
 
-from engine.catalog.hardware import DEVICES, device
+from engine.catalog.hardware import DEVICES, device, generation_name
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.errors import SpecError
 from engine.options import ARCH_OPTIONS, DEFAULT_PRECISION, MEMORY_OPTIONS, SPEC_OPTIONS, OptionSpec, check_value, \
@@ -102,7 +102,7 @@ def formulas_by_combination(err: Errors, source: str, arch_name: Any, name: str 
     shared: dict[tuple, tuple[FormulaSet, str]] = {}
     keys = []
     for i, combo in enumerate(combos, 1):
-        overlap = _device_overlap(options, combo, gpu) if arch_name is not None else None
+        overlap = _device_overlap(source, options, combo, gpu) if arch_name is not None else None
         key = (tuple((k, v) for k, v in combo.items() if k != DEVICE_DIM), overlap)
         keys.append(key)
         if key not in shared:
@@ -114,19 +114,20 @@ def formulas_by_combination(err: Errors, source: str, arch_name: Any, name: str 
     return [fs for fs, _ in built], built[0][1]
 
 
-def _device_overlap(options: Mapping, combo: Mapping, gpu: Any) -> str | None:
+def _device_overlap(source: str, options: Mapping, combo: Mapping, gpu: Any) -> str | None:
     """The overlap a combination takes on its device when it leaves ``overlap`` to the stack and the stack
     overlaps other communication on that device's kind than on a GPU (MaxText's TPU flags: ``time`` and ``plan``
     resolve it the same way, ``hardware.stack_and_kernel``); None otherwise (the options as given)."""
     from engine.options.stacks import device_overlap
 
     chosen = {**options, **{k: v for k, v in combo.items() if k != DEVICE_DIM}}
-    device_name = combo.get(DEVICE_DIM, gpu)
-    if chosen.get("overlap", "stack") != "stack" or not isinstance(device_name, str):
+    gpu = combo.get(DEVICE_DIM, gpu)
+    if chosen.get("overlap", "stack") != "stack" or not isinstance(gpu, str) or not gpu:
         return None
-    try:
-        overlap = device_overlap(chosen.get("stack", MEMORY_OPTIONS["stack"].default), device_name)
-    except ValueError:  # an unknown stack: the options' own check words it
+    try:  # a device file's generation is its silicon's (hardware.generation_name, as time and plan read it)
+        generation = generation_name(_device_path(source, gpu))
+        overlap = device_overlap(chosen.get("stack", MEMORY_OPTIONS["stack"].default), generation)
+    except (SpecError, ValueError):  # an unknown device or stack: device_fields and the options' checks word it
         return None
     return None if overlap == "stack" else overlap
 
@@ -163,6 +164,11 @@ def _set_formulas(err: Errors, name: str, options: dict, chosen: dict) -> Formul
         raise err("options", str(exc)) from None
 
 
+def _device_path(source: str, gpu: str) -> str:
+    """A gpu label as the catalog reads it: a name, or a device file's path (relative to the spec's folder)."""
+    return gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml") else str(Path(source).parent / gpu)
+
+
 def device_fields(err: Errors, source: str, sweep: Mapping, combo: dict, formulas: FormulaSet,
                   given: set[str]) -> dict[str, int | float]:
     """The fields (peak_flops, hbm_capacity, ...) of a combination's device (its ``gpu`` label, else
@@ -174,7 +180,7 @@ def device_fields(err: Errors, source: str, sweep: Mapping, combo: dict, formula
     if not isinstance(gpu, str) or not gpu:
         raise err(key, "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
     try:
-        dev = device(gpu if Path(gpu).is_absolute() or not gpu.endswith(".toml") else str(Path(source).parent / gpu))
+        dev = device(_device_path(source, gpu))
         fields = dev.values(formulas.options.get("precision", DEFAULT_PRECISION),
                             formulas.options.get("attention", MEMORY_OPTIONS["attention"].default))
     except (SpecError, ValueError) as exc:

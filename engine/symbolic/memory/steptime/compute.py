@@ -51,11 +51,12 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # so the bottleneck stage runs the whole output layer, 6 d_model vocab b s / (tp cp) FLOPs, and runs it in 16
     # bits under fp8 too: fp8 recipes convert the transformer layers' linears only (Megatron-Core's output_layer is
     # a tensor_parallel.ColumnParallelLinear, not a Transformer Engine module, so fp8_autocast leaves it in bf16;
-    # torchtitan's float8 conversion skips it, module_filter_fn fqn != "output"). attention_peak_flops x
-    # attention_ceiling is the 16-bit rate (= peak_flops x matmul_ceiling outside fp8)
-    logits = 6 * h * symbol("vocab") * b * s / (tp * cp)
-    gemm = ((q("hardware_flops_token") * share - attn + head - logits) / (peak * ceiling)
-            + logits / (attn_peak * attn_ceiling)) / eta_mm
+    # torchtitan's float8 conversion skips it, module_filter_fn fqn != "output"): attention_peak_flops x
+    # attention_ceiling, the 16-bit rate
+    gemm = (q("hardware_flops_token") * share - attn + head) / (peak * ceiling * eta_mm)
+    if o.precision == "fp8":
+        logits = 6 * h * symbol("vocab") * b * s / (tp * cp)
+        gemm += logits * (1 / (attn_peak * attn_ceiling) - 1 / (peak * ceiling)) / eta_mm
     compute = gemm + t_attn
     moe_gemm, moe_bytes = _routed_experts(structure, o, act, layers) if structure.moe else (0, 0)
     compute += moe_gemm

@@ -92,7 +92,7 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
         edp = dp * tp / (ep * symbol("etp"))
         dense = (qi("params_total") - routed) * stage / tp
         parts = zip(sync(dense, dp, g), sync(routed * stage / (ep * symbol("etp")), edp, edp))
-        inner, across, gather = (d + sympy.Piecewise((0, sympy.Eq(edp, 1)), (e, True)) for d, e in parts)
+        inner, across, gather = (d + sympy.Piecewise((0, sympy.Eq(edp * cp, 1)), (e, True)) for d, e in parts)
     else:
         inner, across, gather = sync(dense, dp, g)
 
@@ -100,9 +100,15 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
     if o.zero >= 3:  # every micro-batch: the gradient reduce-scatter and two parameter gathers; the all-reduce
         # across shard groups (hybrid sharding) once per step, of the accumulated shard (FSDP2
         # set_requires_all_reduce(False) while accumulating; XLA moves the all-reduce out of the accumulation loop)
-        hidden = (inner if reduce_hidden else 0) + (2 * gather if gather_hidden else 0)
-        bare = (0 if reduce_hidden else inner) + (0 if gather_hidden else 2 * gather)
-        per_micro = (exposed(hidden, micro, hidden / stage_layers()) if hidden != 0 else 0) + bare
+        per_layer = 1 / stage_layers()  # what no compute hides: the first layer's gather, the last's reduction
+        if reduce_hidden and gather_hidden:  # prefetched a layer ahead through forward and backward
+            per_micro = exposed(inner + 2 * gather, micro, (inner + 2 * gather) * per_layer)
+        elif reduce_hidden:  # the reduce-scatters behind the backward only, the gathers exposed
+            per_micro = exposed(inner, backward, inner * per_layer) + 2 * gather
+        elif gather_hidden:
+            per_micro = inner + exposed(2 * gather, micro, 2 * gather * per_layer)
+        else:
+            per_micro = inner + 2 * gather
         t_dp = m * per_micro + (exposed(across, backward, bucket * across) if reduce_hidden else across)
     else:
         reduction = inner + across

@@ -31,8 +31,9 @@ def training(structure, o) -> list[Quantity]:
     sharded = o.sequence_parallel or o.pipeline_sends == "partitioned"
     p2p_bytes = act * b * s / cp * h / (tp if sharded else 1)
     send = p2p_bytes * per_byte(2, tp * dp) + latency(2, tp * dp)
-    if "pp" in o.overlapped:  # Megatron-Core overlap_p2p_comm: each send hides behind a micro-batch's forward
-        send = exposed(send, (1 - backward_share(o)) * hide)
+    if "pp" in o.overlapped:  # Megatron-Core overlap_p2p_comm: each send hides behind the forward of the model
+        # chunk it follows, a vp-th of a micro-batch's
+        send = exposed(send, (1 - backward_share(o)) * hide / vp)
     t_p2p = sympy.Piecewise((0, sympy.Eq(pp, 1)), (2 * (vp * m + pp - 1) * send, True))
     t_pipe = (m + (pp - 1) / vp) * t_micro + t_p2p
     t_dp = data_parallel(structure, o, act, hide, m)
