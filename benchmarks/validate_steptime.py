@@ -214,6 +214,12 @@ def overlap_of(record: dict) -> str | None:
     return None
 
 
+def elementwise_of(record: dict) -> str:
+    """How a record's run ran its element-wise ops: fused where it states torch.compile (torchtitan's
+    training.compile), else its stack's (``"stack"``)."""
+    return "fused" if (record["parallel"].get("other") or {}).get("torch_compile") else "stack"
+
+
 def attention_of(record: dict) -> str:
     """The attention kernel a record's run used: its own ``parallel.other`` ``attention`` / ``attn_impl`` text
     when it states one, else its source group's (SOURCE_STACK's override, else the stack's default for the
@@ -271,7 +277,7 @@ def setup(record: dict):
     options = memory_options(memory_model="korthikanti", precision=precision, zero=zero,
                              recompute=recompute_of(p.get("recompute")), sequence_parallel=bool(p.get("sp")),
                              attention=attention, stack=stack_of(record),
-                             overlap=overlap)
+                             overlap=overlap, elementwise=elementwise_of(record))
     fs = estimate_formulas(arch.family, arch.structure, options)
     dev = device(DEVICES[hw["device"]])
     values = {**arch.values, **dev.values(precision, attention), "batch": p["micro_batch"], "seq_len": m["seq_len"],

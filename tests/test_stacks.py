@@ -277,3 +277,12 @@ def test_plan_takes_every_stack_field_and_refuses_a_recipe_without_fp8(run_cli):
     r = run_cli("plan", "--arch", "gpt2", "--gpu", "a100-80gb", "--gpus", "1", "--seq-len", "128",
                 "--global-batch", "2", "--stack", "nemoo")
     assert r.returncode == 2 and "did you mean nemo?" in r.stderr
+
+
+def test_elementwise_kernels_per_stack():
+    """torchtitan (compile off by default, eager RMSNorm) and transformers' modules run their element-wise ops
+    eagerly; Megatron's (Transformer Engine / apex fusions), XLA's and llm-foundry's are fused."""
+    eager = {name for name, s in STACKS.items() if s.elementwise == "eager"}
+    assert eager == {"torchtitan", "hf-trainer"}
+    assert "compile = false" in stack("torchtitan").sources["elementwise"]
+    assert "--no-rope-fusion" in stack("megatron-core").sources["elementwise"]

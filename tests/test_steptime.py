@@ -112,8 +112,9 @@ def test_errors_on_published_measured_runs_are_pinned():
     output layer in 16 bits under fp8 (the recipes convert the transformer layers' linears only): NeMo 24.07 fp8
     10.7 -> 8.7 %, held out 8.3 %, -5.6 % signed. Then async TP overlapped where a run states it and pipeline sends
     partitioned over tp where the stack does (Megatron-LM 2021, DeepSpeed; refit: matmul back at 0.73): held out
-    7.3 %, -5.4 % signed. The issue's per-group targets (10 % median, 25 % worst, 8 % sign bias) are not met by
-    every group."""
+    7.3 %, -5.4 % signed. Then eager element-wise ops for torchtitan runs without torch.compile (RMSNorm, RoPE,
+    SwiGLU as chains of ops, counted from its code): held out 7.0 %, -5.3 % signed. The issue's per-group targets
+    (10 % median, 25 % worst, 8 % sign bias) are not met by every group."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import validate_steptime as v
 
@@ -134,8 +135,9 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert statistics.median(by["nemo_perf_2407"]) <= 0.08 and max(by["nemo_perf_2407"]) <= 0.155  # 7.7, 14.9 %
     assert statistics.median(signed["nemo_perf_2407"]) > -0.08  # -7.7 %: predicted too fast (NeMo, H100 fp8)
     assert statistics.median(by["megatron_bridge_perf"]) <= 0.085  # Megatron-Bridge, H100, dense and MoE: 8.1 %
-    # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8, async TP overlapped where the run states it: 7.3 %
-    assert statistics.median(by["torchtitan"]) <= 0.08 and abs(statistics.median(signed["torchtitan"])) <= 0.07
+    # FSDP2 / TP / PP / CP, 500 W H100, bf16 and fp8, async TP overlapped where the run states it, eager
+    # element-wise ops where it does not compile: 6.1 %, -5.3 % signed
+    assert statistics.median(by["torchtitan"]) <= 0.065 and abs(statistics.median(signed["torchtitan"])) <= 0.06
     assert max(by["torchtitan"]) <= 0.34  # 33.4 %: Llama 3.1 8B at tp 8 with async TP, fp8
     # MaxText, one group per published table; the TPU knob (0.90 of the XLA ceiling) is fitted on v5e's alone
     assert statistics.median(by["maxtext_tpu_v5e"]) <= 0.045  # (fit) 3.9 %, was 22.4 % at the GPU knob
@@ -147,9 +149,9 @@ def test_errors_on_published_measured_runs_are_pinned():
     assert max(by["nemo_longseq_2403"]) <= 0.07  # 6.4 %
     assert max(by["bigscience_bloom"]) <= 0.10  # 9.7 %: DeepSpeed's pipe engine partitions its sends over tp
     held = [e for r, e in zip(records, errors) if r["source_group"] not in v.SHIPPED_FIT]
-    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.075  # 7.3 %
+    assert len(held) == 85 and statistics.median(abs(e) for e in held) <= 0.072  # 7.0 %
     assert max(abs(e) for e in held) <= 0.665  # 66.1 %
-    assert abs(statistics.median(held)) <= 0.06  # -5.4 %
+    assert abs(statistics.median(held)) <= 0.058  # -5.3 %
 
 
 def test_stack_table_covers_every_source_group():
@@ -497,3 +499,22 @@ def test_experts_fold_into_the_context_parallel_devices_too():
     assert est["step_time"] > 0 and est["breakdown"]["ep"] > 0
     with pytest.raises(SpecError, match="ep x etp = 32 must divide dp x tp x cp = 16"):
         time_estimate(arch, "h100-sxm", Layout(32, 8192, 16, 1, tp=2, pp=2, cp=4, ep=16), opts)
+
+
+def test_eager_element_wise_ops_read_and_write_each_tensor():
+    """torchtitan without torch.compile runs RMSNorm, RoPE and SwiGLU as chains of eager ops (its stack's
+    ``elementwise``); by hand, Llama-2-7B on one H100 (bf16, no recompute, one micro-batch of 4096 tokens): two
+    norms at 32 bytes an element more forward and 60 backward, RoPE on q and k (4096 + 4096 wide) 16 + 16 more,
+    the gated activation over 11008 units 4 + 8 more, 32 layers, at the HBM bandwidth. Fused is the stack default
+    of Megatron-Core; ``--elementwise`` overrides either."""
+    arch = architecture("llama-2-7b")
+    t = {}
+    for stack, elementwise in (("megatron-core", "stack"), ("torchtitan", "fused"), ("torchtitan", "stack"),
+                               ("megatron-core", "eager")):
+        opts = memory_options(memory_model="korthikanti", precision="bf16", attention="flash", stack=stack,
+                              elementwise=elementwise)
+        t[stack, elementwise] = time_estimate(arch, "h100-sxm", Layout(1, 4096, 1, 1), opts)["breakdown"]["compute"]
+    h, f = 4096, 11008
+    extra = (2 * 32 * h + 16 * 2 * h + 4 * f + 2 * 60 * h + 16 * 2 * h + 8 * f) * 32 * 4096 / 3.35e12
+    assert t["torchtitan", "stack"] - t["torchtitan", "fused"] == pytest.approx(extra, rel=1e-9)
+    assert t["megatron-core", "eager"] - t["megatron-core", "stack"] == pytest.approx(extra, rel=1e-9)

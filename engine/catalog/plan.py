@@ -129,7 +129,8 @@ def plan_spec(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batc
     stack, overlap : str
         The training stack whose defaults the step time takes, and the communication it overlaps.
     framework : mapping, optional
-        Other stack fields given on their own (``grad_reduce_dtype``, ``fp8_recipe``: memory options).
+        Other stack fields given on their own (``grad_reduce_dtype``, ``fp8_recipe``, ``elementwise``: memory
+        options).
 
     Returns
     -------
@@ -484,7 +485,7 @@ def _search_ranked(request, rows: "_Rows", top: int, fold: bool) -> tuple[Any, l
 def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: int, top: int = 10,
          precision: str = "bf16", space: Space | None = None, attention: str | None = None,
          fold: bool = True, stack: str | None = None, overlap: str = "stack", grad_reduce_dtype: str = "stack",
-         fp8_recipe: str = "stack") -> dict[str, Any]:
+         fp8_recipe: str = "stack", elementwise: str = "stack") -> dict[str, Any]:
     """The ``top`` fastest layouts of ``arch`` on ``gpus`` devices that fit in ``gpu``'s memory.
 
     The layout spec (``plan_spec``) runs through the one engine with a top-k query; its best rows are then
@@ -510,8 +511,9 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     stack, overlap : str
         The training stack (``engine.options.STACKS``; None: the device's default, ``hardware.stack_and_kernel``) whose defaults the
         step time takes, and the communication hidden behind compute (``overlap``: ``stack`` = the stack's).
-    grad_reduce_dtype, fp8_recipe : str
-        The stack's gradient-reduction dtype and fp8 recipe, given on their own (``stack``: the stack's).
+    grad_reduce_dtype, fp8_recipe, elementwise : str
+        The stack's gradient-reduction dtype, fp8 recipe and element-wise kernels, given on their own (``stack``:
+        the stack's).
     fold : bool
         Merge layouts whose every prediction is the same and that differ only in knobs that change nothing
         there into one row naming them; False: every layout its own row.
@@ -533,7 +535,8 @@ def plan(arch: Architecture, gpu: str, gpus: int, seq_len: int, global_batch: in
     stack, attention, overlap = stack_and_kernel(gpu, stack, attention, overlap)
     _check_inputs(arch, gpus, seq_len, global_batch, top, precision, attention)
     _check_named(arch)
-    framework = {k: v for k, v in (("grad_reduce_dtype", grad_reduce_dtype), ("fp8_recipe", fp8_recipe)) if v != "stack"}
+    framework = {k: v for k, v in (("grad_reduce_dtype", grad_reduce_dtype), ("fp8_recipe", fp8_recipe),
+                                   ("elementwise", elementwise)) if v != "stack"}
     rows = _Rows(arch, gpu, gpus, seq_len, global_batch, precision, attention, stack, overlap, framework)
     space = space or default_space(arch, gpus, global_batch)
     request = parse_spec(plan_spec(arch, gpu, gpus, seq_len, global_batch, space, precision, attention,

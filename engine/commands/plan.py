@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
     add_arch_source(pl, required=True)
     add_device_run(pl, "sequences per optimizer step")
     pl.add_argument("--top", type=int, default=10, metavar="K", help="layouts to print (default 10)")
-    add_option_flags(pl, MEMORY_OPTIONS, ("precision", "attention", "stack", "overlap", "grad_reduce_dtype", "fp8_recipe"),
+    add_option_flags(pl, MEMORY_OPTIONS, ("precision", "attention", "stack", "overlap", "grad_reduce_dtype",
+                                          "fp8_recipe", "elementwise"),
                      notes=_NOTES)
     for name in _SEARCHED:
         spec = MEMORY_OPTIONS[name]
@@ -61,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
         out = plan(arch, args.gpu, args.gpus, args.seq_len, args.global_batch, top=args.top,
                    precision=precision(args), space=space, attention=args.attention, stack=args.stack,
                    overlap=args.overlap or "stack", grad_reduce_dtype=args.grad_reduce_dtype or "stack",
-                   fp8_recipe=args.fp8_recipe or "stack")
+                   fp8_recipe=args.fp8_recipe or "stack", elementwise=args.elementwise or "stack")
     if args.json:
         print(json.dumps(out, indent=2))
     if not out["layouts"]:

@@ -15,7 +15,7 @@ from engine.request.options import add_option_flags
 # the memory options time takes (engine.options holds their choices), and where its defaults differ from
 # memory's on purpose: ZeRO 1 (Megatron's distributed optimizer) and FlashAttention, as a tuned run has them
 _OPTIONS = ("mode", "precision", "recompute", "sequence_parallel", "zero", "attention", "stack", "overlap",
-            "grad_reduce_dtype", "fp8_recipe")
+            "grad_reduce_dtype", "fp8_recipe", "elementwise")
 DEFAULTS = {"zero": 1}  # attention and stack: the stack's kernel on the device (hardware.stack_and_kernel)
 _TRAINING_ONLY = {name: DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
                   for name in ("recompute", "zero", "sequence_parallel")}  # refused in inference unless default
@@ -83,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
     if training:
         chosen.update(memory_model="korthikanti", recompute=flags["recompute"], zero=flags["zero"],
                       sequence_parallel=flags["sequence_parallel"], stack=flags["stack"], overlap=flags["overlap"],
-                      grad_reduce_dtype=flags["grad_reduce_dtype"], fp8_recipe=flags["fp8_recipe"])
+                      grad_reduce_dtype=flags["grad_reduce_dtype"], fp8_recipe=flags["fp8_recipe"],
+                      elementwise=flags["elementwise"])
         layout = Layout(args.gpus, args.seq_len, args.global_batch, args.batch, args.tp, args.pp, args.dp, args.cp,
                         args.ep, args.vp, args.shard_group, args.etp, args.first_stage_layers, args.last_stage_layers)
     else:
@@ -93,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
                      "last_stage_layers"):  # training's, left at the default
             if given[name] != _TRAINING_ONLY.get(name, 0 if name.endswith("_layers") else 1):
                 raise SpecError("--" + name.replace("_", "-"), str(given[name]), "applies to --mode training")
-        for name in ("stack", "overlap", "grad_reduce_dtype", "fp8_recipe"):  # a training stack's defaults
+        for name in ("stack", "overlap", "grad_reduce_dtype", "fp8_recipe", "elementwise"):  # a training stack's
             if getattr(args, name) is not None:
                 raise SpecError("--" + name.replace("_", "-"), getattr(args, name), "applies to --mode training")
         if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:  # one replica serves the batch: tp x cp devices

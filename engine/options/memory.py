@@ -15,7 +15,7 @@ from typing import Any
 from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PRECISION_NAMES, PRECISIONS,
                                       precision_meaning)
 from engine.options.registry import Not, Rule, broken_rules, check_value, option, specs_of
-from engine.options.stacks import ATTENTION_LIBRARIES, FP8_RECIPES, STACK_NAMES, stack_overlap
+from engine.options.stacks import ATTENTION_LIBRARIES, ELEMENTWISE, FP8_RECIPES, STACK_NAMES, stack_overlap
 from engine.options.stacks import stack as stack_record  # the field `stack` names a record
 
 # the training memory models, each a module of engine.symbolic.memory of the same name (its registry
@@ -106,6 +106,12 @@ class MemoryOptions:
         "read before each cast), blockwise or mxfp8 (per-block scales in the cast); stack = the stack's (delayed where "
         "it has none)", source="Transformer Engine recipes DelayedScaling, Float8CurrentScaling, Float8BlockScaling, "
                                "MXFP8BlockScaling; torchao float8 tensorwise")
+    elementwise: str = option(
+        "stack", ("stack", *ELEMENTWISE), "how norms, rotary embeddings and gated activations run (step time): fused "
+        "(Transformer Engine / apex kernels, torch.compile, XLA) or eager (a chain of PyTorch ops each, every op "
+        "reading and writing its tensors: torchtitan without compile, transformers' modules); stack = the stack's",
+        source="torchtitan models/norms.py RMSNorm and apply_rotary_emb; Megatron-LM --no-rope-fusion, "
+               "--no-bias-swiglu-fusion")
     causal_flops: str = option("full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal")
@@ -170,6 +176,12 @@ class MemoryOptions:
         """What each tensor-parallel rank of a pipeline stage sends on (the stack's, ``PIPELINE_SENDS``):
         ``"partitioned"`` (1/tp of the activations) or ``"whole"``; sequence parallelism shards them by tp anyway."""
         return stack_record(self.stack).pipeline_sends
+
+    @property
+    def eager_elementwise(self) -> bool:
+        """Whether the element-wise ops run eagerly: ``elementwise``, or with ``stack`` the stack's."""
+        value = self.elementwise if self.elementwise != "stack" else stack_record(self.stack).elementwise
+        return value == "eager"
 
     @property
     def group_quantized(self) -> bool:

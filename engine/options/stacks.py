@@ -50,10 +50,13 @@ GRAD_REDUCE_DTYPES = ("fp32", "bf16")
 PIPELINE_SCHEDULES = ("1f1b", "interleaved", "gpipe", "none")
 FP8_RECIPES = ("delayed", "current", "blockwise", "mxfp8")
 PIPELINE_SENDS = ("partitioned", "whole")
+ELEMENTWISE = ("fused", "eager")
+"""How a stack runs its norms, rotary embeddings and gated activations: fused kernels (Transformer Engine, apex,
+torch.compile, XLA fusion) or eager PyTorch ops, each a kernel that reads and writes its tensors."""
 """How a stage sends its activations on without sequence parallelism: each tensor-parallel rank 1/tp of them
 (the receiver all-gathers them over the scale-up link), or every rank all of them."""
 FIELDS = ("attention", "overlap", "grad_reduce_dtype", "pipeline_schedule", "fp8_recipe", "sequence_parallel",
-          "pipeline_sends")
+          "pipeline_sends", "elementwise")
 """The fields of a stack record; each is ``{"value": ..., "source": "..."}`` in the JSON."""
 
 
@@ -87,6 +90,8 @@ class Stack:
     pipeline_sends : str
         ``"partitioned"`` or ``"whole"`` (``PIPELINE_SENDS``): what each tensor-parallel rank of a pipeline stage
         sends the next when the activations are not sequence-parallel shards already.
+    elementwise : str
+        ``"fused"`` or ``"eager"`` (``ELEMENTWISE``): how its norms, rotary embeddings and gated activations run.
     version : str
         The repositories and commits (or paper) the defaults were read from.
     sources : Mapping
@@ -103,6 +108,7 @@ class Stack:
     fp8_recipe: str | None
     sequence_parallel: bool
     pipeline_sends: str
+    elementwise: str
     version: str
     sources: Mapping[str, str]
 
@@ -225,7 +231,7 @@ def _check(name: str, record: Mapping[str, Any]) -> None:
         raise ValueError(f"{where}: unknown overlap {sorted(unknown)}; valid: {', '.join(OVERLAP_NAMES)}")
     for key, valid in (("grad_reduce_dtype", GRAD_REDUCE_DTYPES), ("pipeline_schedule", PIPELINE_SCHEDULES),
                        ("fp8_recipe", FP8_RECIPES + (None,)), ("sequence_parallel", (True, False)),
-                       ("pipeline_sends", PIPELINE_SENDS)):
+                       ("pipeline_sends", PIPELINE_SENDS), ("elementwise", ELEMENTWISE)):
         if record[key]["value"] not in valid:
             raise ValueError(f"{where}: {key} {record[key]['value']!r} is not one of {valid}")
 
@@ -261,6 +267,7 @@ def load_stacks(data: Mapping[str, Any]) -> dict[str, Stack]:
             fp8_recipe=record["fp8_recipe"]["value"],
             sequence_parallel=record["sequence_parallel"]["value"],
             pipeline_sends=record["pipeline_sends"]["value"],
+            elementwise=record["elementwise"]["value"],
             sources=MappingProxyType({key: record[key]["source"] for key in FIELDS}))
     return stacks
 

@@ -72,6 +72,8 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     elementwise = passes * (10 * h + 2 * width) * act * layers * b * s / cp / tp
     if o.precision == "fp8":
         elementwise += _fp8_casts(structure, o, width) * layers * b * s / cp / tp
+    if o.eager_elementwise:
+        elementwise += _eager_ops(structure, o) * layers * b * s / cp / tp
     # the loss over the vocabulary (on the last pipeline stage, vocab-parallel over tp): the logits upcast to fp32,
     # softmax and its gradient, about eight fp32 passes over b s V / tp elements (Megatron's VocabParallel-
     # CrossEntropy, PyTorch's log_softmax + nll_loss): memory-bound, and the bottleneck stage's
@@ -103,6 +105,26 @@ def _routed_experts(structure, o, act: int, layers: sympy.Expr) -> tuple[sympy.E
     moe_passes = 4 + (2 if o.recompute == "full" else 0)
     moe_bytes = moe_passes * 2 * C.top_k * d_in * act * moe_layers * b * s / (cp * tp)
     return penalty / (peak * ceiling * eta_mm), moe_bytes
+
+
+def _eager_ops(structure, o) -> sympy.Expr:
+    """Bytes per token and layer that eager element-wise ops read and write beyond fused kernels (before the
+    tensor-parallel split): each op of a chain is a kernel that reads and writes its whole tensor. Counted from the
+    eager code (torchtitan models/norms.py RMSNorm, models/llama/model.py apply_rotary_emb and FeedForward;
+    transformers' LlamaRMSNorm and apply_rotary_pos_emb do the same), bytes per element with 16-bit tensors:
+    - RMSNorm forward: x.float() 2+4, pow(2) 4+4, mean 4, x * rsqrt 4+4, type_as 4+2, * weight 2+2 = 36 against a
+      fused kernel's 2+2: 32 more; backward (autograd through the chain: the weight's product and reduction 10, the
+      upcast 6, the products with rsqrt and its reduction 16, the mean's expand 4, pow's 2 x 12, the sum 12, the
+      downcast 6) 66 against 6: 60 more; two norms a layer
+    - RoPE on q and k: float 2+4, complex multiply 4+4, type_as 4+2 = 20 against 4, backward the same: 16 more each
+    - gated activation silu(a) * b: 4+6 = 10 against 6 fused, backward 18 against 10: 4 and 8 more per MLP unit
+    The recomputed forward (full, or a selective policy that does not save them) runs the forward chains again."""
+    width = symbol("top_k") * symbol("d_ff_expert") if structure.moe else symbol("d_ff")
+    gated = width if structure.mlp == "gated" else 0
+    rope = (symbol("n_heads") + symbol("n_kv_heads")) * symbol("head_dim") if structure.positions == "rotary" else 0
+    forward = 2 * 32 * h + 16 * rope + 4 * gated
+    backward = 2 * 60 * h + 16 * rope + 8 * gated
+    return forward * (2 if o.recompute != "none" else 1) + backward
 
 
 def _fp8_casts(structure, o, width: sympy.Expr) -> sympy.Expr:
