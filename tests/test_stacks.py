@@ -286,3 +286,8 @@ def test_elementwise_kernels_per_stack():
     assert eager == {"torchtitan", "hf-trainer"}
     assert "compile = false" in stack("torchtitan").sources["elementwise"]
     assert "--no-rope-fusion" in stack("megatron-core").sources["elementwise"]
+    from engine.catalog.model import memory_options
+    from engine.errors import SpecError
+
+    with pytest.raises(SpecError, match="elementwise applies to training, not to mode inference"):
+        memory_options(mode="inference", elementwise="eager")

@@ -88,7 +88,8 @@ class MemoryOptions:
                                             "weights")
     stack: str = option(
         "megatron-core", STACKS, "training framework whose defaults step time takes (attention kernel per device, "
-        "overlapped communication, gradient reduce dtype, pipeline schedule); each field can be given on its own",
+        "overlapped communication, gradient reduce dtype, fp8 recipe, pipeline sends, element-wise kernels); each "
+        "field it prices can be given on its own",
         source="engine/options/data/stacks.json (a source per default)")
     overlap: str = option(
         "stack", OVERLAPS, "communication hidden behind compute: dp_reduce (gradient reduction), dp_gather "
@@ -219,7 +220,7 @@ MEMORY_OPTIONS = MappingProxyType(specs_of(MemoryOptions))
 
 _NO_ACTIVATIONS = "(a prefill holds every layer's full weights and saves no activations)"
 TRAINING_ONLY = ("memory_model", "recompute", "dropout", "zero", "sequence_parallel", "offload", "stack", "overlap",
-                 "grad_reduce_dtype", "fp8_recipe")
+                 "grad_reduce_dtype", "fp8_recipe", "elementwise")
 
 RULES: tuple[Rule, ...] = (
     Rule({"mode": "training", "memory_model": "pytorch"}, refuses={"precision": "fp8"}, model="pytorch",

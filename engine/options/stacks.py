@@ -2,8 +2,9 @@
 
 A stack (``megatron-core``, ``torchtitan``, ...) fixes the choices a step-time model otherwise has to
 be told: which attention kernel library runs on each device generation, which communications are
-overlapped with compute, the dtype of the gradient reduction, the pipeline schedule, the fp8 recipe
-and whether tensor parallelism shards along the sequence. The records are data,
+overlapped with compute, the dtype of the gradient reduction, the pipeline schedule, the fp8 recipe,
+whether tensor parallelism shards along the sequence, how pipeline stages send their activations and
+whether element-wise ops run fused or eager. The records are data,
 ``engine/options/data/stacks.json``, each field with the source of its default (repository@commit
 and file, or paper); ``stack(name)`` is one lookup in them.
 
@@ -50,11 +51,11 @@ GRAD_REDUCE_DTYPES = ("fp32", "bf16")
 PIPELINE_SCHEDULES = ("1f1b", "interleaved", "gpipe", "none")
 FP8_RECIPES = ("delayed", "current", "blockwise", "mxfp8")
 PIPELINE_SENDS = ("partitioned", "whole")
+"""How a stage sends its activations on without sequence parallelism: each tensor-parallel rank 1/tp of them
+(the receiver all-gathers them over the scale-up link), or every rank all of them."""
 ELEMENTWISE = ("fused", "eager")
 """How a stack runs its norms, rotary embeddings and gated activations: fused kernels (Transformer Engine, apex,
 torch.compile, XLA fusion) or eager PyTorch ops, each a kernel that reads and writes its tensors."""
-"""How a stage sends its activations on without sequence parallelism: each tensor-parallel rank 1/tp of them
-(the receiver all-gathers them over the scale-up link), or every rank all of them."""
 FIELDS = ("attention", "overlap", "grad_reduce_dtype", "pipeline_schedule", "fp8_recipe", "sequence_parallel",
           "pipeline_sends", "elementwise")
 """The fields of a stack record; each is ``{"value": ..., "source": "..."}`` in the JSON."""
@@ -304,7 +305,7 @@ def stack(name: str) -> Stack:
 
 # the overlap option's words (engine.options.memory.OVERLAPS, dp spelled out) and the stack communications each
 # stands for: a ZeRO parameter all-gather and FSDP's per-layer prefetch are both the step's parameter gathers
-_BY_PARALLELISM = {"dp_reduce": ("dp_reduce",), "dp_gather": ("dp_gather", "fsdp_prefetch"), "tp": ("tp",),
+_BY_OPTION_WORD = {"dp_reduce": ("dp_reduce",), "dp_gather": ("dp_gather", "fsdp_prefetch"), "tp": ("tp",),
                    "cp": ("cp",), "ep": ("ep",), "pp": ("pp",)}
 
 
@@ -327,7 +328,7 @@ def stack_overlap(name: str, device: str | None = None) -> frozenset[str]:
     """
     record = stack(name)
     overlap = record.tpu_overlap if device is not None and device_generation(device) == "tpu" else record.overlap
-    return frozenset(p for p, parts in _BY_PARALLELISM.items() if overlap & set(parts))
+    return frozenset(p for p, parts in _BY_OPTION_WORD.items() if overlap & set(parts))
 
 
 def device_overlap(name: str, device: str) -> str:
@@ -337,7 +338,7 @@ def device_overlap(name: str, device: str) -> str:
     on_device = stack_overlap(name, device)
     if on_device == stack_overlap(name):
         return "stack"
-    return ",".join(p for p in _BY_PARALLELISM if p in on_device) or "none"
+    return ",".join(p for p in _BY_OPTION_WORD if p in on_device) or "none"
 
 
 def stack_attention(name: str, device: str) -> str:

@@ -20,6 +20,7 @@ from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.errors import SpecError
 from engine.options import ARCH_OPTIONS, DEFAULT_PRECISION, MEMORY_OPTIONS, SPEC_OPTIONS, OptionSpec, check_value, \
     did_you_mean, show_value
+from engine.options.stacks import device_overlap
 from engine.progress import note
 from engine.request.values import Errors, kind_of
 from engine.symbolic.formulas import FormulaSet, build_formula_set, options_for
@@ -118,8 +119,6 @@ def _device_overlap(source: str, options: Mapping, combo: Mapping, gpu: Any) -> 
     """The overlap a combination takes on its device when it leaves ``overlap`` to the stack and the stack
     overlaps other communication on that device's kind than on a GPU (MaxText's TPU flags: ``time`` and ``plan``
     resolve it the same way, ``hardware.stack_and_kernel``); None otherwise (the options as given)."""
-    from engine.options.stacks import device_overlap
-
     chosen = {**options, **{k: v for k, v in combo.items() if k != DEVICE_DIM}}
     gpu = combo.get(DEVICE_DIM, gpu)
     if chosen.get("overlap", "stack") != "stack" or not isinstance(gpu, str) or not gpu:

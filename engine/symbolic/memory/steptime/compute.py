@@ -47,15 +47,15 @@ def micro_batch(structure, o, act: int, m: sympy.Expr) -> tuple[sympy.Expr, symp
     # stage's alone, not spread over the stages with the layers: with pp > 1 the last stage, the bottleneck, runs
     # it on top of its layers (Megatron-LM's --account-for-loss-in-pipeline-split exists to move layers off it);
     # at pp 1, stage_layers = n_layers and this is 0
-    head = 6 * h * symbol("vocab") * b * s / (tp * cp) * (1 - layers / L)
-    # so the bottleneck stage runs the whole output layer, 6 d_model vocab b s / (tp cp) FLOPs, and runs it in 16
+    logits = 6 * h * symbol("vocab") * b * s / (tp * cp)
+    head = logits * (1 - layers / L)
+    # so the bottleneck stage runs the whole output layer, logits FLOPs, and runs it in 16
     # bits under fp8 too: fp8 recipes convert the transformer layers' linears only (Megatron-Core's output_layer is
     # a tensor_parallel.ColumnParallelLinear, not a Transformer Engine module, so fp8_autocast leaves it in bf16;
     # torchtitan's float8 conversion skips it, module_filter_fn fqn != "output"): attention_peak_flops x
     # attention_ceiling, the 16-bit rate
     gemm = (q("hardware_flops_token") * share - attn + head) / (peak * ceiling * eta_mm)
     if o.precision == "fp8":
-        logits = 6 * h * symbol("vocab") * b * s / (tp * cp)
         gemm += logits * (1 / (attn_peak * attn_ceiling) - 1 / (peak * ceiling)) / eta_mm
     compute = gemm + t_attn
     moe_gemm, moe_bytes = _routed_experts(structure, o, act, layers) if structure.moe else (0, 0)

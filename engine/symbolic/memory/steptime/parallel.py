@@ -67,9 +67,10 @@ def data_parallel(structure, o, act: int, micro: sympy.Expr, m: sympy.Expr) -> s
 
     With "dp_reduce" overlapped the gradient reduction hides behind the last micro-batch's backward, with
     "dp_gather" the ZeRO-1/2 gather behind the first forward, the last bucket exposed (max(dp_bucket_params, 10^6
-    dp) parameters of the device's, Megatron-Core); ZeRO-3's per-micro-batch traffic (its reduce-scatter with
-    "dp_reduce", its gathers with "dp_gather") hides behind the micro-batch's compute (prefetched a layer ahead),
-    one layer's share exposed. What is not overlapped is exposed whole."""
+    dp) parameters of the device's, Megatron-Core); ZeRO-3's per-micro-batch traffic hides behind the micro-batch's
+    compute (prefetched a layer ahead), one layer's share exposed: all of it with both overlapped, its
+    reduce-scatters behind the backward with "dp_reduce" alone, its gathers with "dp_gather" alone. What is not
+    overlapped is exposed whole."""
     reduce_hidden, gather_hidden = "dp_reduce" in o.overlapped, "dp_gather" in o.overlapped
     backward = backward_share(o) * micro
 
