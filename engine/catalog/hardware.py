@@ -74,8 +74,8 @@ PRECISION_DTYPE = MappingProxyType({
 })
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
-_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "hbm_gb", "hbm_gib", *_NUMBERS,
-           "devices_per_node", "sources", *_TEXTS)
+_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "cost_per_hour", "hbm_gb", "hbm_gib",
+           *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
 
 # Attention kernels' measured rate, forward + backward, as a function of the tokens n of one sequence on one
@@ -168,6 +168,16 @@ class Device:
     mamf_fp8: float | None = None  # the same over the fp8 peak with fp8 matmuls (None: use mamf_fraction)
     attention_curve: str | None = None  # the silicon of its attention kernels' curves (CURVE_SILICON), or None
     defaulted: tuple[str, ...] = ()  # the fields the entry left out, filled with their documented defaults
+    # price tier -> {usd, date, source, what} (COST_TIERS)
+    cost_per_hour: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def price(self, tier: str | None = None) -> float | None:
+        """US dollars per device-hour in ``tier`` (COST_TIERS), or in the first tier of COST_TIERS the catalog has
+        a dated, sourced price for; None where it has none."""
+        for name in (tier,) if tier else COST_TIERS:
+            if name in self.cost_per_hour:
+                return float(self.cost_per_hour[name]["usd"])
+        return None
 
     def peak(self, precision: str) -> float:
         """Dense peak FLOP/s of ``precision``'s matmuls (see PRECISION_DTYPE).
@@ -339,8 +349,30 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool,
                   devices_per_node=number("devices_per_node", entry["devices_per_node"], integer=True),
                   inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"],
                   mamf_fraction=float(mamf), mamf_fp8=None if mamf_fp8 is None else float(mamf_fp8),
-                  attention_curve=curve,
+                  attention_curve=curve, cost_per_hour=_costs(source, key, entry.get("cost_per_hour", {})),
                   defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
+
+
+COST_TIERS = ("on_demand", "capacity_block", "rental_1yr", "rental_3yr", "tco_owned")
+"""Price tiers a device's cost_per_hour may hold, in the order ``Device.price`` prefers them: a cloud's on-demand
+rate, a short-term reservation (AWS Capacity Blocks), 1- and 3-year commitments, the owner's total cost."""
+
+
+def _costs(source: str, key, table: Any) -> Mapping[str, Mapping[str, Any]]:
+    """A device entry's cost_per_hour: tier -> {usd, date (YYYY-MM), source, what}; SpecError naming what is wrong."""
+    if not isinstance(table, dict):
+        raise SpecError(source, key("cost_per_hour"), f"must be a table of price tiers ({', '.join(COST_TIERS)})")
+    out = {}
+    for tier, rec in table.items():
+        if tier not in COST_TIERS:
+            raise SpecError(source, key(f"cost_per_hour.{tier}"), f"unknown tier; valid: {', '.join(COST_TIERS)}")
+        usd = rec.get("usd") if isinstance(rec, dict) else None
+        if isinstance(usd, bool) or not isinstance(usd, (int, float)) or usd <= 0 \
+                or not str(rec.get("date", "")).strip() or not str(rec.get("source", "")).strip():
+            raise SpecError(source, key(f"cost_per_hour.{tier}"), "needs usd (a positive number of US dollars per "
+                                                                  "device-hour), date and source")
+        out[tier] = MappingProxyType(dict(rec))
+    return MappingProxyType(out)
 
 
 def load_catalog(data: Any, where: str = WHERE) -> tuple[dict[str, Device], dict[str, str]]:

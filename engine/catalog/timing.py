@@ -7,7 +7,7 @@
     >>> est["step_time"], est["mfu"]                                          # doctest: +SKIP
 
 The formulas are ``engine/symbolic/memory/steptime/`` (sources there); memory comes from the
-Korthikanti model (tensor, pipeline, sequence parallelism) for training, the prefill model for inference.
+Korthikanti model (tensor, pipeline, sequence parallelism). Serving is ``engine.catalog.serving``.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _check_sharding(arch: Architecture, lay: Layout, options: Any) -> None:
 
 
 def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = None) -> dict[str, Any]:
-    """Step time (training) or ttft / tpot (inference) of ``arch`` on ``layout`` of ``gpu`` devices.
+    """Step time of training ``arch`` on ``layout`` of ``gpu`` devices (serving: ``engine.catalog.serving``).
 
     Parameters
     ----------
@@ -144,10 +144,9 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
     Returns
     -------
     dict
-        Training: ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "gpu", "layout",
+        ``{"step_time", "tokens_per_s", "mfu", "hfu", "mem_peak", "hbm", "fits", "gpu", "layout", "stage_layers",
         "breakdown": {compute, tp, ep, cp, bubble, p2p, dp, optimizer}}`` (seconds per step; the breakdown sums
-        to step_time). Inference: ``{"ttft", "tpot", "tokens_per_s", "mem_peak", "hbm", "fits", "gpu",
-        "layout"}``.
+        to step_time).
 
     Raises
     ------
@@ -156,6 +155,9 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
         time is not modelled for ``arch``, an input the configuration does not give.
     """
     options = options or memory_options(memory_model="korthikanti", attention="flash")
+    if options.mode != "training":
+        raise SpecError("mode", options.mode, "serving is priced by engine.catalog.serving.serve_estimate (llm-sweep "
+                                              "serve): time to first token and per output token at a concurrency")
     lay = layout.resolved()
     if lay.ep > 1 and not arch.structure.moe:
         raise SpecError("--ep", str(lay.ep), f"expert parallelism applies to MoE models; {arch.label} has no experts")
@@ -187,20 +189,14 @@ def time_estimate(arch: Architecture, gpu: str, layout: Layout, options: Any = N
                                               "--set is not available here)")
         return float(value)
 
-    out: dict[str, Any]
-    if options.mode == "training":
-        breakdown = {k: ev(f"time_{k}") for k in TRAINING_PARTS}
-        out = {"step_time": ev("step_time"), "tokens_per_s": ev("tokens_per_s"), "mfu": ev("step_mfu"),
-               "hfu": ev("step_hfu")}
-    else:
-        out, breakdown = {"ttft": ev("ttft"), "tpot": ev("tpot"), "tokens_per_s": ev("tokens_per_s")}, None
+    breakdown = {k: ev(f"time_{k}") for k in TRAINING_PARTS}
+    out: dict[str, Any] = {"step_time": ev("step_time"), "tokens_per_s": ev("tokens_per_s"), "mfu": ev("step_mfu"),
+                           "hfu": ev("step_hfu")}
     out.update(mem_peak=memory["peak"], hbm=dev.hbm_bytes, fits=memory["peak"] <= dev.hbm_bytes, gpu=dev.name,
                layout={k: getattr(lay, k) for k in ("gpus", "tp", "pp", "dp", "cp", "ep", "etp", "vp", "shard_group",
                                                      "micro_batch", "global_batch", "seq_len")})
     if lay.first_stage_layers or lay.last_stage_layers:
         out["layout"].update(first_stage_layers=lay.first_stage_layers, last_stage_layers=lay.last_stage_layers)
-    if options.mode == "training":  # the bottleneck pipeline stage's layers
-        out["stage_layers"] = stage
-    if breakdown is not None:
-        out["breakdown"] = breakdown
+    out["stage_layers"] = stage  # the bottleneck pipeline stage's layers
+    out["breakdown"] = breakdown
     return out

@@ -13,7 +13,8 @@ import importlib
 from types import ModuleType
 
 # the order of `llm-sweep --help` and of "choose from ..." (a new command: one module, one name here)
-COMMANDS = ("run", "formulas", "combine", "params", "memory", "flops", "time", "plan", "plot", "open", "check")
+COMMANDS = ("run", "formulas", "combine", "params", "memory", "flops", "time", "serve", "plan", "plot", "open",
+            "check")
 
 
 def command(name: str) -> ModuleType:

@@ -1,5 +1,5 @@
-"""``llm-sweep time``: step time (training) or time to first token and per output token (inference) of one
-parallel layout on a device type, with its breakdown."""
+"""``llm-sweep time``: the step time of one parallel training layout on a device type, with its breakdown
+(serving: ``llm-sweep serve``)."""
 
 from __future__ import annotations
 
@@ -17,22 +17,19 @@ from engine.request.options import add_option_flags
 _OPTIONS = ("mode", "precision", "recompute", "sequence_parallel", "zero", "attention", "stack", "overlap",
             "grad_reduce_dtype", "fp8_recipe", "elementwise")
 DEFAULTS = {"zero": 1}  # attention and stack: the stack's kernel on the device (hardware.stack_and_kernel)
-_TRAINING_ONLY = {name: DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
-                  for name in ("recompute", "zero", "sequence_parallel")}  # refused in inference unless default
 _NOTES = {"zero": "default here 1: Megatron's distributed optimizer (memory's default is 0)",
           "attention": "default here: the stack's kernel on the device (megatron-core: cuDNN on H100, FlashAttention-2 "
-                       "on A100); inference: sdpa",
+                       "on A100)",
           "stack": "default: maxtext on a TPU, megatron-core elsewhere"}
 
 
 def add_parser(subparsers) -> None:
     """Declare ``time`` and its flags."""
     ti = subparsers.add_parser("time", help="step time of a parallel layout on a device type, with its breakdown",
-                               description="Step time (training) or time to first token and per output token "
-                                           "(inference) of one layout: roofline compute, collectives, pipeline "
-                                           "bubble, optimizer step.")
+                               description="Step time of one training layout: roofline compute, collectives, "
+                                           "pipeline bubble, optimizer step (serving: llm-sweep serve).")
     add_arch_source(ti, required=True)
-    add_device_run(ti, "sequences per optimizer step (inference: the batch)")
+    add_device_run(ti, "sequences per optimizer step")
     ti.add_argument("--batch", type=int, default=1, metavar="M", help="sequences per micro-batch (default 1)")
     add_old_spelling(ti, "--micro-batch", "--batch", dest="batch", type=int, metavar="M")
     for flag, what in (("tp", "tensor"), ("pp", "pipeline"), ("cp", "context"), ("ep", "expert"),
@@ -72,59 +69,40 @@ def chosen_options(args: argparse.Namespace) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Print one layout's step time or ttft/tpot (``engine.catalog.timing.time_estimate``)."""
+    """Print one layout's step time (``engine.catalog.timing.time_estimate``); --mode inference names serve."""
     from engine.catalog.model import memory_options
     from engine.catalog.timing import Layout, time_estimate
 
-    arch = arch_of(args)
     flags = chosen_options(args)
-    training = flags["mode"] == "training"
-    chosen = {"mode": flags["mode"], "precision": flags["precision"], "attention": flags["attention"]}
-    if training:
-        chosen.update(memory_model="korthikanti", recompute=flags["recompute"], zero=flags["zero"],
-                      sequence_parallel=flags["sequence_parallel"], stack=flags["stack"], overlap=flags["overlap"],
-                      grad_reduce_dtype=flags["grad_reduce_dtype"], fp8_recipe=flags["fp8_recipe"],
-                      elementwise=flags["elementwise"])
-        layout = Layout(args.gpus, args.seq_len, args.global_batch, args.batch, args.tp, args.pp, args.dp, args.cp,
-                        args.ep, args.vp, args.shard_group, args.etp, args.first_stage_layers, args.last_stage_layers)
-    else:
-        given = {**flags, "pp": args.pp, "batch": args.batch}
-        given.update(first_stage_layers=args.first_stage_layers, last_stage_layers=args.last_stage_layers)
-        for name in ("recompute", "zero", "sequence_parallel", "pp", "batch", "first_stage_layers",
-                     "last_stage_layers"):  # training's, left at the default
-            if given[name] != _TRAINING_ONLY.get(name, 0 if name.endswith("_layers") else 1):
-                raise SpecError("--" + name.replace("_", "-"), str(given[name]), "applies to --mode training")
-        for name in ("stack", "overlap", "grad_reduce_dtype", "fp8_recipe", "elementwise"):  # a training stack's
-            if getattr(args, name) is not None:
-                raise SpecError("--" + name.replace("_", "-"), getattr(args, name), "applies to --mode training")
-        if args.gpus != args.tp * args.cp or (args.dp or 1) != 1:  # one replica serves the batch: tp x cp devices
-            raise SpecError("--gpus", str(args.gpus), f"inference times one replica: --gpus must equal tp x cp = "
-                                                      f"{args.tp * args.cp} (and --dp 1)")
-        layout = Layout(args.gpus, args.seq_len, args.global_batch, args.global_batch, args.tp, 1, 1, args.cp,
-                        args.ep, 1)
+    if flags["mode"] != "training":  # serving: its own command, inputs (input_len, output_len, concurrency), engine
+        raise SpecError("--mode", flags["mode"], "serving is timed by llm-sweep serve (time to first token, time per "
+                        "output token and throughput at a concurrency: --input-len, --output-len, --concurrency)")
+    arch = arch_of(args)
+    chosen = {"mode": "training", "precision": flags["precision"], "attention": flags["attention"],
+              "memory_model": "korthikanti"}
+    chosen.update({name: flags[name] for name in ("recompute", "zero", "sequence_parallel", "stack", "overlap",
+                                                  "grad_reduce_dtype", "fp8_recipe", "elementwise")})
+    layout = Layout(args.gpus, args.seq_len, args.global_batch, args.batch, args.tp, args.pp, args.dp, args.cp,
+                    args.ep, args.vp, args.shard_group, args.etp, args.first_stage_layers, args.last_stage_layers)
     est = time_estimate(arch, args.gpu, layout, memory_options(**chosen))
     if args.json:
         print(json.dumps(est, indent=2))
         return EXIT_OK
-    _print(args, arch, est, training)
+    _print(args, arch, est)
     return EXIT_OK
 
 
-def _print(args: argparse.Namespace, arch, est: dict, training: bool) -> None:
-    """The estimate as text: the headline, the training breakdown, the memory verdict."""
+def _print(args: argparse.Namespace, arch, est: dict) -> None:
+    """The estimate as text: the headline, the breakdown, the memory verdict."""
     name = args.hf_config or args.arch
     lay = est["layout"]
     where = (f"{lay['gpus']} x {est['gpu']}, tp {lay['tp']} pp {lay['pp']} dp {lay['dp']} cp {lay['cp']}"
              + (f" ep {lay['ep']}" if arch.structure.moe else "") + (f" vp {lay['vp']}" if lay["vp"] > 1 else "")
-             + (f", stages of at most {est['stage_layers']} layers" if training and lay["pp"] > 1 else ""))
+             + (f", stages of at most {est['stage_layers']} layers" if lay["pp"] > 1 else ""))
     fits = "fits" if est["fits"] else "does NOT fit"
-    if training:
-        print(f"{name}: step {est['step_time']:.4g} s, {est['tokens_per_s']:,.0f} tokens/s, MFU {est['mfu']:.1%}, "
-              f"HFU {est['hfu']:.1%} ({where}; micro-batch {lay['micro_batch']}, global batch {lay['global_batch']} "
-              f"x {lay['seq_len']} tokens)")
-        for key, value in est["breakdown"].items():
-            print(f"  {key:<10} {value:>12.4g} s  {100 * value / est['step_time']:5.1f}%")
-    else:
-        print(f"{name}: ttft {est['ttft']:.4g} s, tpot {1e3 * est['tpot']:.4g} ms, {est['tokens_per_s']:,.0f} "
-              f"tokens/s ({where}; batch {lay['global_batch']} x {lay['seq_len']} tokens)")
+    print(f"{name}: step {est['step_time']:.4g} s, {est['tokens_per_s']:,.0f} tokens/s, MFU {est['mfu']:.1%}, "
+          f"HFU {est['hfu']:.1%} ({where}; micro-batch {lay['micro_batch']}, global batch {lay['global_batch']} "
+          f"x {lay['seq_len']} tokens)")
+    for key, value in est["breakdown"].items():
+        print(f"  {key:<10} {value:>12.4g} s  {100 * value / est['step_time']:5.1f}%")
     print(f"memory: peak {gib(est['mem_peak'])} per device of {gib(est['hbm'])}: {fits}")

@@ -16,6 +16,7 @@ from engine.options.precision import (DEFAULT_PRECISION, PRECISION_ALIASES, PREC
                                       precision_meaning)
 from engine.options.registry import Not, Rule, broken_rules, check_value, option, specs_of
 from engine.options.stacks import ATTENTION_LIBRARIES, ELEMENTWISE, FP8_RECIPES, STACK_NAMES, stack_overlap
+from engine.options.engines import ENGINE_NAMES
 from engine.options.stacks import stack as stack_record  # the field `stack` names a record
 
 # the training memory models, each a module of engine.symbolic.memory of the same name (its registry
@@ -113,6 +114,10 @@ class MemoryOptions:
         "reading and writing its tensors: torchtitan without compile, transformers' modules); stack = the stack's",
         source="torchtitan models/norms.py RMSNorm and apply_rotary_emb; Megatron-LM --no-rope-fusion, "
                "--no-bias-swiglu-fusion")
+    engine: str = option(
+        "vllm", ENGINE_NAMES, "serving engine whose defaults the serving model takes (mode inference): KV page size, "
+        "the KV pool's share of memory, the step's token budget, the most running requests",
+        source="engine/options/data/engines.json (a source per default)")
     causal_flops: str = option("full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal")
@@ -254,6 +259,9 @@ RULES: tuple[Rule, ...] = (
          requires={"memory_model": "pytorch", "zero": 0, "offload": "none"},
          message="finetune needs memory_model pytorch without zero or offload",
          source="engine/symbolic/memory/finetune.py"),
+    Rule({"mode": "training"}, requires={"engine": "vllm"},
+         message="engine {engine} applies to mode inference (a serving engine's defaults)",
+         source="engine/options/engines.py"),
     Rule({"mode": "training"}, requires={"kv_layout": "latent"},
          message="kv_layout {kv_layout} applies to mode inference (the KV cache of an MLA model)",
          source="engine/symbolic/memory/inference.py"),

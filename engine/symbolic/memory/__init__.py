@@ -33,7 +33,7 @@ from engine.symbolic.formulas.base import FormulaSet, Quantity, Validity
 from engine.symbolic.memory.base import FP8_PARTS, STATES, L, Moment, Term, a, dp, ep, etp, mfu, pp, q, quantity, s, tp
 
 
-from engine.symbolic.memory import compute, inference, states, steptime
+from engine.symbolic.memory import compute, inference, serving, states, steptime
 from engine.symbolic.memory.models import MEMORY_MODELS, MemoryModel
 from engine.symbolic.symbols import symbol
 from engine.options import MemoryOptions
@@ -103,9 +103,11 @@ def extend(fs: FormulaSet, structure, options: MemoryOptions) -> FormulaSet:
         validity += model.validity(o)
     else:
         qs += inference.quantities(structure, o)
-    qs += _peak(moments(structure, o)) + compute.quantities(structure, o) + steptime.quantities(structure, o)
+    qs += _peak(moments(structure, o)) + compute.quantities(structure, o)
+    qs += steptime.quantities(structure, o) if o.mode == "training" else serving.quantities(structure, o)
+    serving_defaults = serving.defaults(o) if o.mode != "training" else {}
     return replace(fs, quantities={**fs.quantities, **{x.name: x for x in qs}},
-                   defaults={**fs.defaults, **states.defaults(o), **steptime.defaults()}, validity=validity,
+                   defaults={**fs.defaults, **states.defaults(o), **steptime.defaults(), **serving_defaults}, validity=validity,
                    options={**fs.options, **asdict(o)}, title=f"{fs.title}; {o.mode} memory and compute")
 
 

@@ -23,9 +23,7 @@ def quantities(structure, o) -> list[Quantity]:
     def add(name, definition, long_name, latex, source, units="bytes", note=""):
         qs.append(quantity(name, definition, long_name, latex, source, units=units, note=note))
 
-    head_dim = C.head_dim
-    q_dim = a * head_dim
-    counts, mlps = mixer_counts(structure), mlp_counts(structure)
+    mlps = mlp_counts(structure)
     n_matmul = qi("params_attention") + qi("params_mlp")
     if set(structure.mixer_kinds) & STATE_KINDS:
         n_matmul += qi("params_ssm")
@@ -38,20 +36,7 @@ def quantities(structure, o) -> list[Quantity]:
             shared += C.latent_projections(structure.mlp_bias)
         n_matmul += mlps["moe"] * (routed + shared)
     attn_factor = sympy.Rational(1, 2) if o.causal_flops == "half" else 1
-    if structure.mla:  # scores over qk_nope + qk_rope per head, values of v_head_dim
-        per_ctx = 2 * a * (C.qk_nope_head_dim + C.qk_rope_head_dim) + 2 * a * C.v_head_dim
-    else:
-        per_ctx = 4 * q_dim
-    contexts = {"full_attention": s, "sliding_attention": sympy.Min(s, symbol("sliding_window")),
-                "chunked_attention": sympy.Min(s, symbol("attention_chunk_size"))}
-    if structure.attention_kinds == ("full_attention",) and not structure.separate_mlp:
-        attn_fwd = L * s * per_ctx * attn_factor  # QK^T and AV, 2 FLOPs per multiply-add
-    else:  # local layers attend to their window at most (an upper bound for chunked layers)
-        attn_fwd = sum(counts[k] * contexts[k] for k in structure.attention_kinds) * per_ctx * attn_factor
-    state_flops = {"mamba": 4 * C.mamba_n_heads * C.mamba_head_dim * C.ssm_state_size,
-                   "linear_attention": 6 * C.lin_v_heads * C.lin_k_dim * C.lin_v_dim}
-    for kind in set(structure.mixer_kinds) & STATE_KINDS:  # recurrent state update and read-out per token
-        attn_fwd += counts[kind] * state_flops[kind]
+    attn_fwd = attention_token_flops(structure, s, attn_factor)
     fwd_token = 2 * n_matmul + 2 * h * V + attn_fwd + 2 * qi("params_router")
     add("flops_attention_token", attn_fwd, "forward FLOPs per token of the attention scores and their values "
         "(and recurrent state updates)", r"C_{\mathrm{attn}}", "the attention term of flops_forward_token", units="1")
@@ -73,7 +58,7 @@ def quantities(structure, o) -> list[Quantity]:
     add("flops_step", q("flops_token") * b * s, "model FLOPs of one step (batch x seq_len tokens)",
         r"C_{\mathrm{step}}", "flops_token x tokens per step", units="1")
     add("flops_palm_token", 6 * (qi("params_active") - qi("params_embedding") - qi("params_head")
-                                 - qi("params_positions")) + 12 * L * a * head_dim * s,
+                                 - qi("params_positions")) + 12 * L * a * C.head_dim * s,
         "PaLM's model FLOPs per token: 6N + 12 L H Q T (N: active, non-embedding)", r"C_{\mathrm{PaLM}}",
         "Chowdhery et al. 2022 App. B (N without embeddings), as in nanoGPT estimate_mfu", units="1")
     add("flops_narayanan_step", 72 * b * s * L * h**2 * (1 + s / (6 * h) + V / (12 * L * h)),
@@ -87,3 +72,25 @@ def quantities(structure, o) -> list[Quantity]:
         "training time for `tokens` tokens on n_gpus devices at peak_flops x mfu", r"T",
         "Narayanan et al. 2021 Eq. (4) form: 6TP/(nX) generalised to the model FLOPs per token", units="s")
     return qs
+
+
+def attention_token_flops(structure, context: sympy.Expr, factor: sympy.Expr = 1) -> sympy.Expr:
+    """Forward FLOPs of one token's attention over ``context`` tokens (QK^T and AV, 2 FLOPs per multiply-add; x
+    ``factor``: 1/2 for the causal half), a local layer's over its window, plus the recurrent state updates of
+    Mamba-2 / linear-attention layers (not scaled by ``factor``)."""
+    counts = mixer_counts(structure)
+    if structure.mla:  # scores over qk_nope + qk_rope per head, values of v_head_dim
+        per_ctx = 2 * a * (C.qk_nope_head_dim + C.qk_rope_head_dim) + 2 * a * C.v_head_dim
+    else:
+        per_ctx = 4 * a * C.head_dim
+    contexts = {"full_attention": context, "sliding_attention": sympy.Min(context, symbol("sliding_window")),
+                "chunked_attention": sympy.Min(context, symbol("attention_chunk_size"))}
+    if structure.attention_kinds == ("full_attention",) and not structure.separate_mlp:
+        flops = L * context * per_ctx * factor
+    else:  # local layers attend to their window at most (an upper bound for chunked layers)
+        flops = sum(counts[k] * contexts[k] for k in structure.attention_kinds) * per_ctx * factor
+    state_flops = {"mamba": 4 * C.mamba_n_heads * C.mamba_head_dim * C.ssm_state_size,
+                   "linear_attention": 6 * C.lin_v_heads * C.lin_k_dim * C.lin_v_dim}
+    for kind in set(structure.mixer_kinds) & STATE_KINDS:  # recurrent state update and read-out per token
+        flops += counts[kind] * state_flops[kind]
+    return flops

@@ -29,16 +29,16 @@ from engine.symbolic.memory.steptime.collectives import all_reduce, all_to_all, 
 from engine.symbolic.memory.steptime.common import DEFAULTS, alpha
 from engine.symbolic.memory.steptime.layout import (LAYOUT_RULES, LayoutRule, divisors_text, layout_rules,
                                                     validity)
-from engine.symbolic.memory.steptime.training import inference, training
+from engine.symbolic.memory.steptime.training import training
 from engine.symbolic.symbols import symbol
 
 __all__ = ["DEFAULTS", "LAYOUT_RULES", "LayoutRule", "all_reduce", "all_to_all", "alpha", "bandwidth", "defaults",
-           "divisors_text", "half_ring", "inference", "layout_rules", "quantities", "symbol", "training",
+           "divisors_text", "half_ring", "layout_rules", "quantities", "symbol", "training",
            "validity"]
 
 
 def quantities(structure, o) -> list[Quantity]:
-    return training(structure, o) if o.mode == "training" else inference(structure, o)
+    return training(structure, o)
 
 
 def defaults() -> dict[str, sympy.Expr]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import sympy
 
 from engine.symbolic.formulas.base import Quantity
-from engine.symbolic.memory.base import L, b, dp, h, pp, q, quantity, s, tp, vp
-from engine.symbolic.memory.steptime.collectives import exposed, latency, per_byte, ring_all_reduce
-from engine.symbolic.memory.steptime.common import (SRC_CP, SRC_DECODE, SRC_DP, SRC_EP, SRC_NCCL, SRC_OVERLAP,
-                                                    SRC_PIPE, SRC_RING, SRC_ROOF, cp, eta_mm, global_batch, hbm_bw,
+from engine.symbolic.memory.base import b, dp, h, pp, q, quantity, s, tp, vp
+from engine.symbolic.memory.steptime.collectives import exposed, latency, per_byte
+from engine.symbolic.memory.steptime.common import (SRC_CP, SRC_DP, SRC_EP, SRC_NCCL, SRC_OVERLAP,
+                                                    SRC_PIPE, SRC_RING, SRC_ROOF, cp, global_batch, hbm_bw,
                                                     peak)
 from engine.symbolic.memory.steptime.compute import micro_batch
 from engine.symbolic.memory.steptime.parallel import backward_share, data_parallel, model_parallel
@@ -73,19 +73,3 @@ def training(structure, o) -> list[Quantity]:
                  "Chowdhery et al. 2022 App. B; Korthikanti et al. 2022 §6", units="1"),
     ]
 
-
-def inference(structure, o) -> list[Quantity]:
-    act = 2 if o.precision != "fp32" else 4
-    flops = q("flops_forward_token") * b * s / (tp * pp)
-    prefill = sympy.Max(flops / (peak * eta_mm), (q("mem_weights") + q("mem_kv_cache")) / hbm_bw)
-    t_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * ring_all_reduce(tp, act * b * s * h), True))
-    decode_tp = sympy.Piecewise((0, sympy.Eq(tp, 1)), (L / pp * 2 * ring_all_reduce(tp, act * b * h), True))
-    decode = (q("mem_weights") + q("mem_kv_cache")) / hbm_bw + decode_tp
-    return [
-        quantity("ttft", prefill + t_tp, "time to first token: the prefill's roofline and its all-reduces",
-                 r"T_{\mathrm{TTFT}}", SRC_ROOF + "; " + SRC_RING, units="s"),
-        quantity("tpot", decode, "time per output token: weights and KV cache read once per decode step",
-                 r"T_{\mathrm{TPOT}}", SRC_DECODE, units="s"),
-        quantity("tokens_per_s", b / q("tpot"), "decode tokens per second (batch / tpot)", r"\mathrm{tok/s}",
-                 SRC_DECODE, units="1/s"),
-    ]

@@ -1,0 +1,259 @@
+"""The serving model against published, measured serving runs: error per source group, and calibration.
+
+    python benchmarks/validate_serving.py                 # errors with the shipped knobs, per group
+    python benchmarks/validate_serving.py --calibrate aic_trtllm   # refit the knobs on these groups
+
+Data (tests/data, each row with its source):
+- serving_aiconfigurator.csv: NVIDIA AIConfigurator's measured ('silicon') TTFT and TPOT at a fixed concurrency,
+  TensorRT-LLM, vLLM and SGLang on H100, H200, B200 (groups aic_trtllm, aic_vllm, aic_sglang);
+- serving_public.json: TensorRT-LLM's performance overview (offline maximum throughput: output tokens/s per
+  device), vLLM's FP8 KV-cache post (median TTFT, TPOT), Oracle's MI300X vLLM runs (static batches: output
+  tokens/s). Rows the model cannot express (fp4 weights, attention data parallelism, speculative decoding,
+  disaggregated serving, devices outside the catalog) are skipped and counted.
+
+The knobs (engine/symbolic/memory/steptime/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
+step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
+the mean over the groups of each group's median |log error| of TPOT, or of throughput where a row has only that).
+TTFT is never fitted; every group not named is a prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KNOBS = ("decode_bandwidth_efficiency", "layer_latency", "step_latency", "moe_layer_latency")
+FITTED_ON = ("aic_trtllm",)  # the groups the shipped knobs were fitted on (serving.py DEFAULTS says the same)
+MODELS = {"meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b", "meta-llama/Llama-3.1-70B": "meta-llama-3-70b",
+          "openai/gpt-oss-120b": "gpt-oss-120b", "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b",
+          "deepseek-ai/DeepSeek-V3": "deepseek-v3", "deepseek-ai/DeepSeek-R1": "deepseek-r1",
+          "Llama-3.3-70B-Instruct": "meta-llama-3-70b", "Llama-3.1-8B-Instruct": "llama-3.1-8b",
+          "Llama-3.1-8B": "llama-3.1-8b", "Qwen3-235B-A22B": "qwen3-235b-a22b",
+          "Llama-4-Maverick-17B-128E-Instruct": "llama-4-maverick-17b-128e-instruct",
+          "Llama-3.1-405B-Instruct": "llama-3.1-405b", "Llama-3.1-405B (FP8)": "llama-3.1-405b",
+          "Qwen3-30B-A3B": "qwen3-30b-a3b"}
+SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
+DEVICE_WORDS = (("H100", "h100-sxm"), ("H200", "h200"), ("MI300X", "mi300x"))
+
+
+def aic_rows() -> tuple[list[dict], int]:
+    """The AIConfigurator rows as cases: model, device, engine, layout, workload, measured TTFT and TPOT (s)."""
+    out, skipped = [], 0
+    with open(ROOT / "tests/data/serving_aiconfigurator.csv") as f:
+        for r in csv.DictReader(f):
+            conc = re.search(r"silicon_concurrency=(\d+)", r["silicon_data_source"])
+            tp, ep, mtp = int(r["tp_size"]), int(r["moe_ep_size"] or 1), int(r["moe_tp_size"] or r["tp_size"])
+            if not conc or ep * mtp != tp:  # experts over the replica's devices only
+                skipped += 1
+                continue
+            fp8 = r["gemm_quant_mode"] in ("fp8", "fp8_block")
+            out.append({"id": r["id"], "group": "aic_" + r["backend"], "arch": MODELS[r["model_path"]],
+                        "gpu": SYSTEMS[r["system"]], "engine": r["backend"], "tp": tp, "ep": ep, "etp": mtp,
+                        "dp": 1, "weights": "fp8" if fp8 else "auto", "kv": "fp8" if fp8 else "auto",
+                        "input_len": int(r["isl"]), "output_len": int(r["osl"]), "concurrency": int(conc.group(1)),
+                        "ttft": float(r["silicon_ttft_ms"]) / 1e3, "tpot": float(r["silicon_tpot_ms"]) / 1e3})
+    return out, skipped
+
+
+def public_rows() -> tuple[list[dict], int]:
+    """The serving_public.json rows the model can express: fp8 or 16-bit weights, tp (no attention data
+    parallelism or disaggregation), a catalog device, a model with a preset."""
+    data = json.loads((ROOT / "tests/data/serving_public.json").read_text())
+    out, skipped = [], 0
+    for r in data["records"]:
+        w, m, p = r["workload"], r["measured"], r["parallel"]
+        weights = str(r["precision"].get("weights") or "").lower()
+        gpu = next((g for word, g in DEVICE_WORDS if word in r["hardware"]["device"]), None)
+        arch = MODELS.get(r["model"]["name"])
+        ok_mode = w["mode"] in ("offline_max_throughput", "fixed_concurrency", "static_batch")
+        if (gpu is None or arch is None or not ok_mode or weights not in ("fp8", "bf16") or (p.get("dp") or 1) > 1
+                or "MTP" in (r.get("notes") or "") or not w.get("input_len") or not w.get("output_len")):
+            skipped += 1
+            continue
+        kv = str(r["precision"].get("kv_cache") or "").lower()
+        case = {"id": r["id"], "group": r["source_group"], "arch": arch, "gpu": gpu,
+                "engine": "trtllm" if r["engine"]["name"] == "trtllm" else "vllm", "tp": p["tp"] or 1,
+                "ep": p.get("ep") or 1, "etp": None, "dp": 1, "weights": "fp8" if weights == "fp8" else "auto",
+                "kv": "fp8" if kv.startswith("fp8") else "auto", "input_len": w["input_len"],
+                "output_len": w["output_len"], "concurrency": w["concurrency"],
+                "ttft": m.get("ttft_s_mean") or m.get("ttft_s_median"),
+                "tpot": m.get("tpot_s_mean") or m.get("tpot_s_median"),
+                "per_gpu": m.get("output_tokens_per_s_per_gpu")
+                or (m["output_tokens_per_s"] / r["hardware"]["n_devices"] if m.get("output_tokens_per_s") else None)}
+        out.append(case)
+    return out, skipped
+
+
+_FNS: dict = {}
+
+
+def _key(case: dict) -> tuple:
+    return (case["arch"], case["gpu"], case["engine"], case["tp"], case["ep"], case["etp"], case["weights"],
+            case["kv"])
+
+
+def predictor(case: dict):
+    """``(functions, max_num_seqs)``: numpy functions (input_len, output_len, concurrency, *knobs) of the ttft,
+    tpot, tokens_per_s_per_gpu and max_concurrency of one case's model, device, engine and layout (compiled once
+    per kind)."""
+    import sympy
+
+    from engine.catalog.model import architecture, estimate_formulas, memory_options
+    from engine.catalog.serving import Deployment, serve_values
+    from engine.symbolic.symbols import symbol
+
+    key = _key(case)
+    if key not in _FNS:
+        arch = architecture(case["arch"])
+        options = memory_options(mode="inference", attention="flash", engine=case["engine"],
+                                 weight_dtype=case["weights"], kv_dtype=case["kv"])
+        dep = Deployment(tp=case["tp"], ep=case["ep"], etp=case["etp"])
+        _, values = serve_values(arch, case["gpu"], dep, options)
+        free = ("input_len", "output_len", "concurrency", "seq_len", *KNOBS)
+        given = {k: v for k, v in {**arch.values, **values}.items() if k not in free}
+        fs = estimate_formulas(arch.family, arch.structure, options)
+        args = [symbol(n) for n in ("input_len", "output_len", "concurrency", *KNOBS)]
+        fns = []
+        for name in ("ttft", "tpot", "tokens_per_s_per_gpu", "max_concurrency"):
+            expr = fs.apply(fs.expanded(name), {**given, **{n: None for n in free},
+                                                "seq_len": symbol("input_len") + symbol("output_len")})
+            fns.append(sympy.lambdify(args, expr, modules="numpy"))
+        _FNS[key] = (fns, values["max_num_seqs"])
+    return _FNS[key]
+
+
+def errors(cases: list[dict], knobs: tuple) -> list[dict]:
+    """Per case: predicted and measured TTFT, TPOT and output tokens/s per device, and their relative errors;
+    the cases of one kind evaluated at once (numpy arrays)."""
+    kinds: dict = defaultdict(list)
+    for case in cases:
+        kinds[_key(case)].append(case)
+    out = []
+    for group in kinds.values():
+        fns, seqs = predictor(group[0])
+        i = np.array([c["input_len"] for c in group], dtype=float)
+        o = np.array([c["output_len"] for c in group], dtype=float)
+        most = np.floor(np.broadcast_to(fns[3](i, o, 1.0, *knobs), i.shape))
+        given = np.array([c["concurrency"] or 0 for c in group], dtype=float)
+        # offline runs: what runs at once (the model's KV pools, max_num_seqs); a fixed concurrency as measured
+        # (beyond the pools the model queues the rest, as the engines do)
+        conc = np.maximum(1.0, np.where(given > 0, given, np.minimum(most, seqs)))
+        preds = [np.broadcast_to(f(i, o, conc, *knobs), i.shape) for f in fns[:3]]
+        for n, case in enumerate(group):
+            if most[n] < 1:  # the model leaves no KV pool: a capacity miss, counted apart (refused_rows)
+                continue
+            row = {"id": case["id"], "group": case["group"], "concurrency": int(conc[n])}
+            for name, pred in zip(("ttft", "tpot", "per_gpu"), preds):
+                meas = case.get(name)
+                row[name] = (float(pred[n]), meas, float(pred[n]) / meas - 1 if meas else None)
+            out.append(row)
+    return out
+
+
+def group_table(rows: list[dict]) -> dict:
+    """Per group and metric: n, median |error|, worst, signed median."""
+    table: dict = defaultdict(dict)
+    for metric in ("ttft", "tpot", "per_gpu"):
+        by: dict = defaultdict(list)
+        for r in rows:
+            e = r[metric][2]
+            if e is not None:
+                by[r["group"]].append(e)
+                by["all"].append(e)
+        for g, es in by.items():
+            es = np.array(es)
+            table[g][metric] = (len(es), float(np.median(np.abs(es))), float(np.max(np.abs(es))),
+                                float(np.median(es)))
+    return table
+
+
+def loss(cases: list[dict], knobs: tuple, groups: set) -> float:
+    """The mean over the fitted groups of each group's median |log(pred / measured)| of the decode: TPOT, or the
+    output tokens/s per device where a row has only that. The knobs are the decode step's (its bandwidth and its
+    fixed times); TTFT is a prediction, never fitted."""
+    by: dict = defaultdict(list)
+    for r in errors([c for c in cases if c["group"] in groups], knobs):
+        for metric in ("tpot", "per_gpu"):
+            if r[metric][2] is not None:
+                by[r["group"]].append(abs(np.log(r[metric][0] / r[metric][1])))
+    return float(np.mean([np.median(v) for v in by.values()]))
+
+
+GRID = (np.arange(0.50, 1.001, 0.05), np.arange(0, 101e-6, 5e-6), np.arange(0, 10.1e-3, 0.5e-3),
+        np.arange(0, 401e-6, 10e-6))
+
+
+def calibrate(cases: list[dict], groups: set, start: tuple) -> tuple:
+    """Coordinate descent of the knobs over GRID on ``groups``, from ``start``, until no knob moves."""
+    fit = [c for c in cases if c["group"] in groups]
+    knobs = list(start)
+    for _ in range(6):
+        moved = False
+        for n, grid in enumerate(GRID):
+            best = min(grid, key=lambda v: loss(fit, tuple(knobs[:n] + [float(v)] + knobs[n + 1:]), groups))
+            moved |= abs(float(best) - knobs[n]) > 1e-12
+            knobs[n] = float(best)
+        if not moved:
+            break
+    return tuple(knobs)
+
+
+def shipped() -> tuple:
+    from engine.symbolic.memory.serving import DEFAULTS
+
+    return tuple(float(DEFAULTS[k]) for k in KNOBS)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--calibrate", help="source groups to fit the knobs on, comma-separated")
+    p.add_argument("--json", help="write per-row predictions and errors here")
+    p.add_argument("--quiet", action="store_true", help="the per-group table only")
+    args = p.parse_args()
+    aic, skipped_aic = aic_rows()
+    pub, skipped_pub = public_rows()
+    cases = aic + pub
+    print(f"{len(cases)} rows ({len(aic)} AIConfigurator, {len(pub)} published); skipped {skipped_aic + skipped_pub} "
+          "the model cannot express (fp4 weights, attention data parallelism, speculative decoding, disaggregated "
+          "serving, devices or models outside the catalog)")
+    knobs, fitted = shipped(), set(FITTED_ON)
+    if args.calibrate:
+        fitted = set(args.calibrate.split(","))
+        knobs = calibrate(cases, fitted, knobs)
+    print("knobs: " + ", ".join(f"{k} {v:.4g}" for k, v in zip(KNOBS, knobs))
+          + f" ({'fitted now' if args.calibrate else 'shipped'}, on {', '.join(sorted(fitted))})")
+    rows = errors(cases, knobs)
+    refused = sorted({c["id"] for c in cases} - {r["id"] for r in rows})
+    print(f"{len(refused)} rows the model says do not fit (weights leave no KV pool on the engine's memory share): "
+          + ", ".join(refused[:6]) + (" ..." if len(refused) > 6 else ""))
+    if not args.quiet:
+        for r in rows:
+            parts = [f"{m} {r[m][0]:.4g}/{r[m][1]:.4g} {100 * r[m][2]:+.1f}%" for m in ("ttft", "tpot", "per_gpu")
+                     if r[m][2] is not None]
+            print(f"  {r['id'][:60]:<60} c {r['concurrency']:>5}  " + "  ".join(parts))
+    table = group_table(rows)
+    for g in sorted(table, key=lambda x: (x == "all", x)):
+        mark = " (fit)" if g in fitted else ""
+        for metric, (n, med, worst, signed) in table[g].items():
+            print(f"  {g:<22} {metric:<8} n = {n:4d}  median |error| {100 * med:5.1f} %  worst {100 * worst:6.1f} %  "
+                  f"signed median {100 * signed:+6.1f} %{mark}")
+    held = [r for r in rows if r["group"] not in fitted]
+    for metric, (n, med, worst, signed) in group_table([{**r, "group": "held out"} for r in held])["held out"].items():
+        print(f"  {'held out':<22} {metric:<8} n = {n:4d}  median |error| {100 * med:5.1f} %  "
+              f"worst {100 * worst:6.1f} %  signed median {100 * signed:+6.1f} %")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Serving of one layout on one device type: the API behind ``llm-sweep serve``.
+
+    >>> from engine.catalog.model import architecture
+    >>> from engine.catalog.serving import Deployment, serve_estimate
+    >>> est = serve_estimate(architecture("meta-llama-3-70b"), "h100-sxm",
+    ...                      Deployment(tp=4, input_len=2048, output_len=256, concurrency=4))   # doctest: +SKIP
+    >>> est["ttft"], est["tpot"], est["tokens_per_s_per_gpu"]                                  # doctest: +SKIP
+
+The formulas are ``engine/symbolic/memory/steptime/serving.py`` (sources there); the engine's defaults
+``engine/options/data/engines.json``. A concurrency sweep (``--concurrency max``, SLO limits) evaluates the
+formulas once, compiled with numpy over every concurrency from 1 to the KV pools' maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from engine.catalog.families import Architecture
+from engine.catalog.hardware import device
+from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
+from engine.errors import SpecError
+from engine.options.engines import engine as engine_record
+
+REPORTED = ("ttft", "tpot", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "time_decode",
+            "time_prefill")
+"""The quantities of a concurrency, in the order ``serve --json`` gives them (all in seconds or 1/s)."""
+ENGINE_LIMITS = ("block_size", "kv_memory_fraction", "max_num_batched_tokens", "max_num_seqs")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A serving layout and workload: dp replicas of tp x pp devices (ep, etp: a MoE model's experts over ep x etp
+    devices; ep above tp spreads them over attention data-parallel replicas), requests of ``input_len`` prompt and
+    ``output_len`` generated tokens, ``concurrency`` of them in flight (None: the largest the KV pools hold, or
+    with ``ttft_max`` / ``tpot_max`` the largest that meets them)."""
+
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    etp: int | None = None
+    input_len: int = 1024
+    output_len: int = 128
+    concurrency: int | None = 1
+    ttft_max: float | None = None
+    tpot_max: float | None = None
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+
+def _check(arch: Architecture, dep: Deployment) -> None:
+    """SpecError for a deployment no engine runs: non-positive sizes, a one-token output, experts on a dense model."""
+    for flag in ("tp", "pp", "dp", "ep", "input_len", "output_len"):
+        value = getattr(dep, flag)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError("--" + flag.replace("_", "-"), str(value), "must be a positive integer")
+    if dep.output_len < 2:
+        raise SpecError("--output-len", str(dep.output_len), "must be at least 2: time per output token is the gap "
+                                                             "between generated tokens")
+    if (dep.ep > 1 or (dep.etp or dep.tp) != dep.tp) and not arch.structure.moe:
+        raise SpecError("--ep", str(dep.ep), f"expert parallelism applies to MoE models; {arch.label} has no experts")
+    if dep.ep > 1 and (dep.ep * (dep.etp or dep.tp)) % dep.tp and dep.tp % (dep.ep * (dep.etp or dep.tp)):
+        raise SpecError("--ep", str(dep.ep), f"ep x etp ({dep.ep * (dep.etp or dep.tp)}) must divide tp ({dep.tp}) or "
+                                             "be a multiple of it (experts over a replica's devices, or over several "
+                                             "replicas)")
+    if dep.concurrency is not None and (isinstance(dep.concurrency, bool) or not isinstance(dep.concurrency, int)
+                                        or dep.concurrency < 1):
+        raise SpecError("--concurrency", str(dep.concurrency), "must be a positive integer or 'max'")
+
+
+def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, limits: dict | None = None,
+                 cost_per_hour: float | None = None) -> tuple[Any, dict[str, Any]]:
+    """(device, the inputs of the serving formulas but concurrency): the device's rates (the fp8 GEMM rate for fp8
+    weights, where the device has it), the engine's limits on it (``limits`` overriding), the layout, the
+    workload and the price."""
+    dev = device(gpu)
+    gemm = "fp8" if options.weight_dtype == "fp8" and dev.peak_flops.get("fp8") else options.precision
+    values = {**dev.values(gemm, options.attention), **engine_record(options.engine).values(dev.name, dev.hbm_bytes)}
+    for key, value in (limits or {}).items():
+        if value is not None:
+            values[key] = value
+    values.update(tp=dep.tp, pp=dep.pp, dp=dep.dp, input_len=dep.input_len, output_len=dep.output_len,
+                  seq_len=dep.input_len + dep.output_len, batch=1)
+    if arch.structure.moe:
+        values.update(ep=dep.ep, etp=dep.etp or dep.tp)
+    price = cost_per_hour if cost_per_hour is not None else dev.price()
+    if price is not None:
+        values["cost_per_hour"] = price
+    return dev, values
+
+
+def _function(fs, name: str, given: dict[str, Any]):
+    """Quantity ``name`` as a numpy function of the concurrency (the other inputs fixed)."""
+    c = sympy.Symbol("concurrency", integer=True, positive=True)
+    expr = fs.apply(fs.expanded(name), {**given, "concurrency": None})
+    free = sorted(s.name for s in expr.free_symbols if s.name != "concurrency")
+    if free:
+        raise SpecError(name, "inputs", f"needs {', '.join(free)} (the configuration does not give them)")
+    symbols = [s for s in expr.free_symbols if s.name == "concurrency"]
+    return sympy.lambdify(symbols or [c], expr, modules="numpy")
+
+
+def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any = None, limits: dict | None = None,
+                   cost_per_hour: float | None = None) -> dict[str, Any]:
+    """TTFT, TPOT, throughput, capacity and cost of ``arch`` served on ``dep`` of ``gpu`` devices.
+
+    Returns ``{"ttft", "tpot" (s), "tokens_per_s" (the deployment's output tokens/s), "tokens_per_s_per_gpu",
+    "tokens_per_s_per_user", "time_decode", "time_prefill" (s), "concurrency", "max_concurrency", "mem_kv_pool"
+    (bytes per device), "cost_per_mtok" (US dollars per million output tokens, None without a price),
+    "cost_per_hour", "gpu", "gpus", "engine", "layout", "limits"}``; with SLO limits also ``"meets_slo"``.
+
+    Raises SpecError for a bad deployment, a model whose weights leave no KV pool, a concurrency above what the
+    pools hold (naming the maximum), or limits no concurrency meets (naming what concurrency 1 reaches).
+    """
+    options = options or memory_options(mode="inference")
+    _check(arch, dep)
+    dev, values = serve_values(arch, gpu, dep, options, limits, cost_per_hour)
+    fs = estimate_formulas(arch.family, arch.structure, options)
+    memory_estimate(arch, options, values)  # the layout rules: tp | heads, pp | layers, ...
+    given = {**arch.values, **values}
+    capacity = float(fs.evaluate_exact("mem_kv_pool", given))
+    most = int(fs.evaluate_exact("max_concurrency", given))
+    if most < 1:
+        raise SpecError("--gpus", str(dep.gpus), f"{arch.label} leaves no room for the KV cache of one "
+                        f"{dep.input_len + dep.output_len}-token request on {dep.tp * dep.pp} x {dev.name} per "
+                        f"replica (KV pool {capacity / 2**30:.2f} GiB per device): add devices (--tp, --pp) or "
+                        "quantize (--weight-dtype, --kv-dtype)")
+    fns = {name: _function(fs, name, given) for name in REPORTED}
+    conc, meets = _concurrency(dep, most, fns, values)
+    out: dict[str, Any] = {name: float(fns[name](conc)) for name in REPORTED}
+    out.update(concurrency=conc, max_concurrency=most, mem_kv_pool=capacity)
+    price = values.get("cost_per_hour")
+    out["cost_per_hour"] = price
+    out["cost_per_mtok"] = 1e6 * dep.gpus * price / (3600 * out["tokens_per_s"]) if price is not None else None
+    if meets is not None:
+        out["meets_slo"] = meets
+    out.update(gpu=dev.name, gpus=dep.gpus, engine=options.engine,
+               layout={"tp": dep.tp, "pp": dep.pp, "dp": dep.dp, "ep": dep.ep, "etp": dep.etp or dep.tp,
+                       "input_len": dep.input_len, "output_len": dep.output_len},
+               limits={k: values[k] for k in ENGINE_LIMITS})
+    return out
+
+
+def _concurrency(dep: Deployment, most: int, fns: dict, values: dict) -> tuple[int, bool | None]:
+    """The concurrency to report, and whether it meets the SLO limits (None without limits): the one given
+    (at most ``most``), else the largest that meets the limits, else the largest that runs at once (``most`` or
+    dp x max_num_seqs, the smaller)."""
+    slo = dep.ttft_max is not None or dep.tpot_max is not None
+    if dep.concurrency is not None:
+        if dep.concurrency > most:
+            raise SpecError("--concurrency", str(dep.concurrency), f"the KV pools hold at most {most} requests of "
+                            f"{dep.input_len + dep.output_len} tokens (--concurrency max)")
+        if not slo:
+            return dep.concurrency, None
+        return dep.concurrency, bool(_meets(dep, fns, np.array([dep.concurrency]))[0])
+    top = min(most, int(dep.dp * values["max_num_seqs"]))
+    if not slo:
+        return top, None
+    grid = np.arange(1, top + 1)
+    ok = _meets(dep, fns, grid)
+    if not ok.any():
+        ttft, tpot = float(fns["ttft"](1)), float(fns["tpot"](1))
+        raise SpecError("--ttft-max/--tpot-max", f"{dep.ttft_max}/{dep.tpot_max}",
+                        f"no concurrency meets them: at concurrency 1 ttft is {ttft:.4g} s and tpot {tpot:.4g} s")
+    return int(grid[ok][-1]), True
+
+
+def _meets(dep: Deployment, fns: dict, grid: np.ndarray) -> np.ndarray:
+    ok = np.ones(grid.shape, dtype=bool)
+    if dep.ttft_max is not None:
+        ok &= np.broadcast_to(fns["ttft"](grid), grid.shape) <= dep.ttft_max
+    if dep.tpot_max is not None:
+        ok &= np.broadcast_to(fns["tpot"](grid), grid.shape) <= dep.tpot_max
+    return ok

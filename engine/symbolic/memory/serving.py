@@ -1,0 +1,232 @@
+"""Serving: time to first token, time per output token, throughput, capacity and cost of a deployment.
+
+A deployment is dp replicas of tp x pp devices, each running an engine (vLLM, SGLang, TensorRT-LLM:
+``engine.options.engines``) with continuous batching; ``concurrency`` requests are in flight (a benchmark's
+closed loop: a finished request is replaced at once), each of ``input_len`` prompt tokens and ``output_len``
+generated ones. Per replica, B = min(concurrency / dp, max_num_seqs) requests run at once:
+
+    decode step   d = pp (max(FLOPs / rate, bytes / (hbm_bandwidth eta_bw)) + (L / pp)(t_layer + t_AR)) + t_sched
+                  bytes: the stage's weights (a MoE layer's experts that the step's tokens touch) and the KV
+                  cache of B / pp requests at their mean context input_len + output_len / 2
+    prefill       p = max(FLOPs_prefill / rate, weights / bandwidth) + the same floor + its all-reduces
+    ttft          p + d + W (it waits for a step boundary, shares its step with the running decodes, and queues
+                  behind the prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)), S = input_len c, rho the
+                  prefills' share of the time, as DistServe models its prefill instance)
+    tpot          tau: the decode step stretched by the prefill chunks mixed into the steps (chunked prefill):
+                  tau = d / (1 - lambda input_len c) with lambda = B / (ttft + (output_len - 1) tau) requests per
+                  second (Little's law) and c the prefill's seconds per token; the positive root of the quadratic
+    throughput    dp output_len lambda, per device / (tp pp dp), per user 1 / tpot
+
+Requests beyond max_num_seqs, or beyond what the KV pool holds, wait for a running one to finish: ttft grows by
+(concurrency / dp - B) / lambda.
+``max_concurrency`` is what the KV pool holds, as vLLM logs it: the pool's tokens / (input_len + output_len)
+rounded up to whole pages, x dp. Sources: SRC_SERVING; the knobs (decode_bandwidth_efficiency, layer_latency,
+step_latency, moe_layer_latency) are fitted as ``benchmarks/validate_serving.py`` states.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from engine.options.engines import engine as engine_record
+from engine.symbolic.formulas import components as C
+from engine.symbolic.formulas.architectures import mixer_counts, mlp_counts
+from engine.symbolic.formulas.base import Quantity
+from engine.symbolic.memory.base import L, V, a, dp, ep, etp, h, pp, q, qi, quantity, tp
+from engine.symbolic.memory.compute import attention_token_flops
+from engine.symbolic.memory.inference import attention_token_bytes, kept_tokens, state_bytes
+from engine.symbolic.memory.states import stages
+from engine.symbolic.memory.steptime.collectives import all_reduce, hi, lo
+from engine.symbolic.memory.steptime.common import ceiling, eta_mm, hbm_bw, link_bw, peak
+from engine.symbolic.symbols import symbol
+
+I, O, C_ = symbol("input_len"), symbol("output_len"), symbol("concurrency")
+block, util = symbol("block_size"), symbol("kv_memory_fraction")
+budget, max_seqs = symbol("max_num_batched_tokens"), symbol("max_num_seqs")
+eta_bw, t_layer, t_sched = symbol("decode_bandwidth_efficiency"), symbol("layer_latency"), symbol("step_latency")
+alpha_ar, price, hbm = symbol("allreduce_latency"), symbol("cost_per_hour"), symbol("hbm_capacity")
+t_moe, m_half = symbol("moe_layer_latency"), symbol("expert_half_tokens")
+r_attn, n_half = symbol("attention_curve_peak_flops"), symbol("attention_half_tokens")
+
+SRC_SERVING = ("continuous batching (Yu et al. 2022, Orca: iteration-level scheduling) with chunked prefill (Agrawal "
+               "et al. 2024, Sarathi-Serve: prefill chunks ride in the decode steps); the decode step a roofline over "
+               "the weights and the paged KV cache read once (Pope et al. 2022 §2; Kwon et al. 2023, PagedAttention) "
+               "plus a per-layer and per-step floor; the closed loop by Little's law (requests in flight = rate x "
+               "time in the system)")
+SRC_CAPACITY = ("vLLM Worker.determine_available_memory and its log 'Maximum concurrency for N tokens per request': "
+                "KV blocks x block_size / tokens per request; TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction "
+                "of the memory left after weights and activations")
+SRC_MOE_DECODE = ("experts a decode step touches: each of E experts is missed by a token with probability 1 - k/E, "
+                  "so E (1 - (1 - k/E)^T) of them are read for T tokens (uniform routing)")
+SRC_MOE_LAYER = ("a MoE layer's fixed time per step: its router, top-k, token permutation and the grouped GEMMs' "
+                 "launch over every local expert; the grouped GEMMs at M tokens per expert reach M / (M + "
+                 "expert_half_tokens) of the dense rate (DeepGEMM's published grouped GEMMs, as in training)")
+SRC_QUEUE = ("a prefill waits behind the prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)) (Zhong et al. 2024, "
+             "DistServe §3.1, its prefill instance's queue)")
+SRC_AR = ("tensor parallelism: two all-reduces per layer (Shoeybi et al. 2019 §3); a decode step's are small, so "
+          "their latency counts (vLLM and TensorRT-LLM run a one-shot custom all-reduce inside a node)")
+SRC_COST = "device-hours x cost_per_hour over the tokens they produce, per million"
+
+# The knobs' values: decode_bandwidth_efficiency, layer_latency and step_latency are fitted on the serving runs of
+# tests/data/serving_public.json's fitted groups (benchmarks/validate_serving.py --calibrate); allreduce_latency is
+# published (SRC_AR's one-shot all-reduce, engine/options/data/engines.json notes)
+DEFAULTS = {
+    "decode_bandwidth_efficiency": sympy.Rational(80, 100),
+    "layer_latency": sympy.Rational(10, 1000000),
+    "step_latency": sympy.Rational(1, 1000),
+    "moe_layer_latency": sympy.Rational(50, 1000000),
+    "allreduce_latency": sympy.Rational(10, 1000000),
+    "dp": sympy.Integer(1),
+}
+
+
+def defaults(o) -> dict[str, sympy.Expr]:
+    """The serving symbols' defaults: the knobs and the engine's limits (its values on a large device)."""
+    rec = engine_record(o.engine)
+    # seq_len, the memory model's context: a request's longest, input_len + output_len
+    return {**DEFAULTS, "seq_len": I + O, "block_size": sympy.Integer(rec.block_size),
+            "kv_memory_fraction": sympy.nsimplify(rec.memory_fraction),
+            "max_num_batched_tokens": sympy.Integer(rec.max_num_batched_tokens),
+            "max_num_seqs": sympy.Integer(rec.max_num_seqs)}
+
+
+def kv_bytes(structure, o, context: sympy.Expr) -> sympy.Expr:
+    """Cache bytes of one request at ``context`` tokens on one device: its attention layers' K and V (a windowed
+    layer's window at most) and its recurrent states (inference.py's per-token and per-layer terms)."""
+    counts = mixer_counts(structure)
+    per_layer = attention_token_bytes(structure, o)
+    kv = sum((counts[k] / pp * kept_tokens(k).subs(symbol("seq_len"), context) * per_layer
+              for k in structure.attention_kinds), sympy.Integer(0))
+    return kv + sum((counts[k] / pp * v for k, v in state_bytes(structure, o).items()), sympy.Integer(0))
+
+
+def _touched_weights(structure) -> sympy.Expr:
+    """Weight bytes one decode step of a replica reads per device: every weight, but of a MoE layer's routed
+    experts only those the step's tokens touch (SRC_MOE_DECODE), the tokens of the ep x etp / tp replicas whose
+    experts share the devices (wide expert parallelism across attention data-parallel ranks)."""
+    if not structure.moe:
+        return q("mem_weights")
+    routed = qi("params_routed_experts") / (ep * etp * stages()) * symbol("bits_weight") / 8  # bytes per device
+    tokens = _running() / pp * hi(1, ep * etp / tp)
+    touched = 1 - hi(0, 1 - C.top_k / C.n_experts) ** tokens  # (top_k <= n_experts; the max keeps it real)
+    return q("mem_weights") - routed * (1 - touched)
+
+
+def _running() -> sympy.Expr:
+    """Requests running at once on a replica: its share of the concurrency, at most max_num_seqs and at most what
+    its KV pool holds (max_concurrency / dp); the rest wait in the engine's queue."""
+    return lo(C_ / dp, max_seqs, hi(1, q("max_concurrency") / dp))
+
+
+def _rate() -> sympy.Expr:
+    """The GEMMs' FLOP/s on one device: peak_flops x matmul_ceiling x matmul_efficiency (as in training)."""
+    return peak * ceiling * eta_mm
+
+
+def _floor(structure) -> sympy.Expr:
+    """The fixed time of one pass over a stage's layers: t_layer each, two small all-reduces under tp, and each
+    MoE layer's own fixed time (SRC_MOE_LAYER)."""
+    ar = sympy.Piecewise((0, sympy.Eq(tp, 1)), (2 * alpha_ar, True))
+    moe = mlp_counts(structure)["moe"] * t_moe if structure.moe else 0
+    return (L * (t_layer + ar) + moe) / pp
+
+
+def _expert_penalty(structure) -> sympy.Expr:
+    """FLOPs a prefill's routed experts add on one device: each local expert costs expert_half_tokens more tokens'
+    worth (grouped GEMMs at M / (M + m_half) of the dense rate), as in training."""
+    if not structure.moe:
+        return sympy.Integer(0)
+    d_in = C.moe_latent_size if structure.moe_latent else h
+    expert = C.mlp(structure.mlp, structure.expert_bias, C.d_ff_expert, d_in)
+    local = C.n_experts / (ep * etp)
+    return m_half * local * 2 * expert * mlp_counts(structure)["moe"] / pp
+
+
+def _decode_step(structure, o) -> sympy.Expr:
+    """One decode step of a replica (every running request gains a token): pp stage passes of B / pp requests."""
+    act = o.activation_bytes
+    group = _running() / pp
+    context = I + O / 2  # a request's mean context over its decode
+    matmul = q("flops_forward_token") - q("flops_attention_token")  # at seq_len: the matmuls and logits
+    # (a decode step's expert GEMMs, a few tokens each, are bound by reading the touched experts: the bytes term)
+    flops = group * (matmul + attention_token_flops(structure, context)) / (tp * pp)
+    nbytes = _touched_weights(structure) + group * kv_bytes(structure, o, context)
+    comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
+                           (L / pp * 2 * 2 * (tp - 1) / tp * act * group * h / link_bw, True))
+    return pp * (hi(flops / _rate(), nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm) + t_sched
+
+
+def _prefill(structure, o) -> tuple[sympy.Expr, sympy.Expr]:
+    """``(time, seconds per token)``: one request's prefill alone on a replica (the longer of its FLOPs and a read
+    of the weights, its attention at the fused kernel's curve, the floor, its all-reduces), and the compute a
+    prompt token adds to a step it shares (its matmuls and causal attention: chunked prefill's marginal cost)."""
+    act = o.activation_bytes
+    matmul = q("flops_forward_token") - q("flops_attention_token") - 2 * h * V  # logits: the last token's only
+    attn = attention_token_flops(structure, I, sympy.Rational(1, 2))  # causal: half the scores
+    t_attn = attn * (I + n_half) / (I * r_attn)
+    per_token = matmul / (tp * pp * _rate()) + t_attn / (tp * pp)
+    compute = I * (matmul / (tp * _rate()) + t_attn / tp) + (2 * h * V / tp + pp * _expert_penalty(structure)) / _rate()
+    comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
+                           (L * 2 * (all_reduce(tp, act * I * h, link_bw) + alpha_ar), True))
+    time = hi(compute, pp * q("mem_weights") / (hbm_bw * eta_bw)) + pp * _floor(structure) + comm + t_sched
+    return time, per_token
+
+
+def _capacity(structure, o) -> sympy.Expr:
+    """KV pool bytes per device: the engine's memory share less the weights and the activation peak of a step of
+    max_num_batched_tokens tokens (residual, q/k/v, the MLP's gated intermediate, one layer at a time)."""
+    act = o.activation_bytes
+    width = C.top_k * C.d_ff_expert if structure.moe else C.d_ff
+    activations = budget * act * (3 * h + (a * C.head_dim + 2 * C.n_kv_heads * C.head_dim) / tp
+                                  + 3 * width / tp)
+    if engine_record(o.engine).memory_kind == "free":
+        return util * (hbm - q("mem_weights") - activations)
+    return util * hbm - q("mem_weights") - activations
+
+
+def quantities(structure, o) -> list[Quantity]:
+    """The serving quantities of mode inference (module docstring)."""
+    d = _decode_step(structure, o)
+    p, c = _prefill(structure, o)
+    running = _running()
+    # requests of equal lengths arrive together (a closed loop restarts the ones that finished in one step): the
+    # prefills of a group of g = min(B, max_num_batched_tokens / input_len) share one step, each first token
+    # waits for the group's
+    group = lo(running, hi(1, budget / I))
+    ttft1 = p + (group - 1) * I * c + d
+    gaps = hi(1, O - 1)  # the gaps between a request's output tokens (output_len >= 2: at 1 there is none)
+    beta = ttft1 - running * I * c - gaps * d
+    tau = 2 * d * ttft1 / (beta + sympy.sqrt(beta**2 + 4 * gaps * d * ttft1))
+    # the prefills' share of the time rho = 1 - d / tpot (tpot = d / (1 - rho)): the M/D/1 wait rho/(1 - rho) S / 2
+    queue = (q("tpot") - q("time_decode")) / q("time_decode") * I * c / 2
+    cycle = q("time_prefill") + (group - 1) * I * c + q("time_decode") + queue + (O - 1) * q("tpot")
+    rate = running / cycle  # requests per second per replica
+    waiting = hi(0, C_ / dp - running) / rate
+    per_request = sympy.ceiling((I + O) / block) * block
+    n_dev = tp * pp * dp
+    return [
+        quantity("time_decode", d, "one decode step of a replica alone (every running request gains a token)",
+                 r"T_{\mathrm{dec}}", "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR)), units="s"),
+        quantity("time_prefill", p, "one request's prefill alone on a replica", r"T_{\mathrm{pre}}",
+                 "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR)), units="s"),
+        quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries",
+                 r"T_{\mathrm{TPOT}}", SRC_SERVING, units="s"),
+        quantity("ttft", cycle - (O - 1) * q("tpot") + waiting, "time to first token: the prefill in the next step, "
+                 "its wait behind the prefills ahead of it, and for a running slot (max_num_seqs, the KV pool)",
+                 r"T_{\mathrm{TTFT}}", SRC_SERVING + "; " + SRC_QUEUE, units="s"),
+        quantity("tokens_per_s", dp * O * running / cycle, "output tokens per second, the whole deployment",
+                 r"\mathrm{tok/s}", SRC_SERVING, units="1/s"),
+        quantity("tokens_per_s_per_gpu", q("tokens_per_s") / n_dev, "output tokens per second per device",
+                 r"\mathrm{tok/s/dev}", "tokens_per_s / (tp pp dp)", units="1/s"),
+        quantity("tokens_per_s_per_user", 1 / q("tpot"), "output tokens per second one request sees while it "
+                 "decodes", r"\mathrm{tok/s/user}", "1 / tpot", units="1/s"),
+        quantity("mem_kv_pool", _capacity(structure, o), "KV-cache pool per device", r"M_{\mathrm{pool}}",
+                 SRC_CAPACITY),
+        # a request's cache at its longest, input_len + output_len, in whole pages of block_size tokens
+        quantity("max_concurrency", dp * sympy.floor(q("mem_kv_pool") / (kv_bytes(structure, o, I + O) * per_request
+                                                                         / (I + O))),
+                 "requests of input_len + output_len tokens the KV pools hold at once", r"C_{\max}", SRC_CAPACITY,
+                 units="1"),
+        quantity("cost_per_mtok", 1e6 * n_dev * price / (3600 * q("tokens_per_s")),
+                 "US dollars per million output tokens", r"\$/\mathrm{Mtok}", SRC_COST, units="1"),
+    ]

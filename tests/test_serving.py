@@ -1,0 +1,195 @@
+"""Serving: the decode step, the prefill, the closed loop, the KV pools, cost; ``llm-sweep serve`` and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import sympy
+
+from engine.catalog.hardware import device
+from engine.catalog.model import architecture, estimate_formulas, memory_options
+from engine.catalog.serving import REPORTED, Deployment, serve_estimate, serve_values
+from engine.errors import SpecError
+from engine.options.engines import ENGINES, MEMORY_KINDS, engine
+from engine.symbolic.memory.serving import DEFAULTS
+from engine.symbolic.symbols import symbol
+
+K = {k: float(v) for k, v in DEFAULTS.items()}
+
+
+def _given(arch_name: str, gpu: str, dep: Deployment, **options):
+    arch = architecture(arch_name)
+    o = memory_options(mode="inference", attention="flash", **options)
+    fs = estimate_formulas(arch.family, arch.structure, o)
+    _, values = serve_values(arch, gpu, dep, o)
+    return arch, fs, {**arch.values, **values}
+
+
+def test_a_decode_step_at_concurrency_1_reads_every_weight_once_plus_the_floor():
+    """Llama-2-7B, bf16, one A100, one request: 13.48 GB of weights and its KV cache at the mean context over
+    hbm_bandwidth x decode_bandwidth_efficiency, plus 32 layers' fixed time and the step's (by hand)."""
+    dep = Deployment(input_len=1000, output_len=200, concurrency=1)
+    arch, fs, given = _given("llama-2-7b", "a100-80gb", dep)
+    weights = 6_738_415_616 * 2
+    kv = 2 * 32 * 128 * 32 * 2 * (1000 + 200 / 2)  # K and V, 32 heads x 128, 32 layers, 2 bytes, mean context
+    by_hand = (weights + kv) / (2.039e12 * K["decode_bandwidth_efficiency"]) + 32 * K["layer_latency"] \
+        + K["step_latency"]
+    assert float(fs.evaluate_exact("time_decode", {**given, "concurrency": 1})) == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_the_closed_loop_obeys_littles_law():
+    """tokens/s = concurrency x output_len / (ttft + (output_len - 1) tpot), and tpot = time_decode / (1 - rho)
+    with rho = rate x input_len x the prefill's seconds per token (the quadratic's root, checked numerically)."""
+    est = serve_estimate(architecture("meta-llama-3-70b"), "h100-sxm",
+                         Deployment(tp=4, input_len=2048, output_len=256, concurrency=32),
+                         memory_options(mode="inference", weight_dtype="fp8", attention="flash"))
+    cycle = est["ttft"] + 255 * est["tpot"]
+    assert est["tokens_per_s"] == pytest.approx(32 * 256 / cycle, rel=1e-9)
+    assert est["tokens_per_s_per_gpu"] == pytest.approx(est["tokens_per_s"] / 4, rel=1e-12)
+    assert est["tokens_per_s_per_user"] == pytest.approx(1 / est["tpot"], rel=1e-12)
+    assert est["tpot"] > est["time_decode"]  # the prefill chunks ride in the decode steps
+    low = serve_estimate(architecture("meta-llama-3-70b"), "h100-sxm",
+                         Deployment(tp=4, input_len=2048, output_len=256, concurrency=1),
+                         memory_options(mode="inference", weight_dtype="fp8", attention="flash"))
+    assert low["tpot"] < est["tpot"] and low["tokens_per_s"] < est["tokens_per_s"]
+
+
+def test_max_concurrency_is_the_kv_pool_over_whole_pages_per_request():
+    """vLLM's 'Maximum concurrency for N tokens per request': the pool (0.9 of the memory less weights and the
+    activation reserve) over the KV bytes of ceil(N / 16) x 16 tokens (Llama-3.1-8B: 32 layers x 8 KV heads x 128
+    x 2 x 2 bytes = 131,072 bytes per token)."""
+    dep = Deployment(input_len=1000, output_len=500)
+    arch, fs, given = _given("llama-3.1-8b", "h100-sxm", dep)
+    pool = float(fs.evaluate_exact("mem_kv_pool", given))
+    weights = float(fs.evaluate_exact("mem_weights", given))
+    assert pool < 0.9 * device("h100-sxm").hbm_bytes - weights
+    per_request = math.ceil(1500 / 16) * 16 * 131_072
+    assert int(fs.evaluate_exact("max_concurrency", given)) == math.floor(pool / per_request)
+    trt = _given("llama-3.1-8b", "h100-sxm", dep, engine="trtllm")[1:]
+    assert float(trt[0].evaluate_exact("mem_kv_pool", trt[1])) == pytest.approx(
+        0.9 * (device("h100-sxm").hbm_bytes - weights - (0.9 * device("h100-sxm").hbm_bytes - weights - pool)),
+        rel=1e-9)  # TensorRT-LLM: 0.9 of what the weights and activations leave
+
+
+def test_a_moe_decode_step_reads_the_experts_its_tokens_touch():
+    """Qwen3-30B-A3B (128 experts, top 8): at one token a step reads 8/128 of the routed experts, at many nearly
+    all: E (1 - (1 - k/E)^T) experts for T tokens."""
+    dep = Deployment(input_len=512, output_len=128)
+    arch, fs, given = _given("qwen3-30b-a3b", "h100-sxm", dep)
+    expr = fs.apply(fs.expanded("time_decode"), {**given, "concurrency": None})
+    t = {c: float(expr.subs(symbol("concurrency"), c)) for c in (1, 2, 512)}
+    routed = float(fs.evaluate_exact("params_routed_experts", given)) * 2  # bf16 bytes
+    bandwidth = 3.35e12 * K["decode_bandwidth_efficiency"]
+    one, two = 8 / 128, 1 - (1 - 8 / 128) ** 2
+    kv = float(fs.evaluate_exact("kv_cache_per_token", given)) * (512 + 64)
+    assert t[2] - t[1] == pytest.approx((routed * (two - one) + kv) / bandwidth, rel=1e-6)
+    assert t[512] > 4 * t[1]  # (capped at the 166 requests its KV pool holds)
+
+
+def test_the_compiled_functions_equal_exact_evaluation():
+    """serve's numpy functions of the concurrency (one lambdify per quantity) against sympy's exact values."""
+    from engine.catalog.serving import _function
+
+    dep = Deployment(tp=2, input_len=3000, output_len=300)
+    arch, fs, given = _given("qwen3-30b-a3b", "h100-sxm", dep, weight_dtype="fp8")
+    for name in REPORTED:
+        fn = _function(fs, name, given)
+        for c in (1, 7, 100, 5000):
+            exact = float(fs.evaluate_exact(name, {**given, "concurrency": c}))
+            assert float(fn(c)) == pytest.approx(exact, rel=1e-9), (name, c)
+
+
+def test_concurrency_max_and_slo_limits_pick_from_the_curve():
+    arch = architecture("llama-3.1-8b")
+    o = memory_options(mode="inference", attention="flash")
+    top = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=None), o)
+    assert top["concurrency"] == min(top["max_concurrency"], top["limits"]["max_num_seqs"])
+    slo = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=None,
+                                                      tpot_max=0.02), o)
+    assert slo["meets_slo"] and slo["tpot"] <= 0.02
+    above = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200,
+                                                        concurrency=slo["concurrency"] + 1), o)
+    assert above["tpot"] > 0.02
+    with pytest.raises(SpecError, match="no concurrency meets them: at concurrency 1"):
+        serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=None,
+                                                    tpot_max=1e-4), o)
+
+
+def test_cost_per_million_tokens_is_device_hours_over_tokens():
+    arch = architecture("llama-3.1-8b")
+    o = memory_options(mode="inference", attention="flash")
+    est = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=64), o,
+                         cost_per_hour=2.0)
+    assert est["cost_per_mtok"] == pytest.approx(1e6 * 2.0 / (3600 * est["tokens_per_s"]))
+    catalog = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=64), o)
+    assert catalog["cost_per_hour"] == device("h100-sxm").price() and catalog["cost_per_mtok"] > 0
+    assert serve_estimate(arch, "a100-80gb", Deployment(input_len=1000, output_len=200, concurrency=4),
+                          o)["cost_per_mtok"] is None  # no sourced price in the catalog
+
+
+def test_every_engine_default_has_a_source():
+    for name, rec in ENGINES.items():
+        assert rec.memory_kind in MEMORY_KINDS and 0 < rec.memory_fraction <= 1
+        assert {"block_size", "memory", "max_num_batched_tokens", "max_num_seqs"} <= set(rec.sources), name
+    assert engine("vllm").values("a100-80gb", 80e9)["max_num_seqs"] == 256  # vLLM's A100 / small-device defaults
+    with pytest.raises(ValueError, match="valid: vllm, sglang, trtllm"):
+        engine("vlm")
+
+
+def test_serve_prints_and_gives_json(capsys):
+    from engine.cli import main
+
+    args = ["serve", "--arch", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200",
+            "--concurrency", "16"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ttft" in out and "per device" in out and "$" in out
+    assert main(args + ["--json", "--engine", "trtllm", "--kv-dtype", "fp8"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert {"ttft", "tpot", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "max_concurrency",
+            "cost_per_mtok", "concurrency", "engine", "limits"} <= set(est)
+    assert est["engine"] == "trtllm" and est["limits"]["block_size"] == 32 and est["concurrency"] == 16
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--concurrency", "100000"], "--concurrency: 100000: the KV pools hold at most"),
+    (["--gpus", "3"], "--gpus: 3: must equal tp x pp x dp = 1 x 1 x 1 = 1"),
+    (["--output-len", "1"], "--output-len: 1: must be at least 2"),
+    (["--ep", "2"], "--ep: 2: expert parallelism applies to MoE models"),
+    (["--engine", "vlm"], "invalid choice: 'vlm'"),
+    (["--concurrency", "lots"], "invalid concurrency 'lots'"),
+    (["--tpot-max", "0"], "--tpot-max: 0.0: must be a positive number"),
+], ids=["above-pool", "gpus", "one-token", "ep-dense", "engine", "concurrency-word", "slo-zero"])
+def test_serve_refuses_bad_input_in_one_line(capsys, extra, message):
+    from engine.cli import main
+
+    args = ["serve", "--arch", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_a_model_too_large_for_the_devices_says_so():
+    with pytest.raises(SpecError, match="leaves no room for the KV cache"):
+        serve_estimate(architecture("llama-3.1-405b"), "h100-sxm", Deployment(tp=4, input_len=100, output_len=10),
+                       memory_options(mode="inference", attention="flash"))
+
+
+def test_time_names_serve_for_inference(capsys):
+    from engine.cli import main
+
+    assert main(["time", "--arch", "llama-2-7b", "--gpu", "a100-80gb", "--gpus", "1", "--seq-len", "1",
+                 "--global-batch", "1", "--mode", "inference"]) == 2
+    assert "serving is timed by llm-sweep serve" in capsys.readouterr().err
+
+
+def test_serving_formulas_print_with_their_sources():
+    arch = architecture("qwen3-30b-a3b")
+    fs = estimate_formulas(arch.family, arch.structure, memory_options(mode="inference"))
+    for name in ("time_decode", "time_prefill", "tpot", "ttft", "max_concurrency", "cost_per_mtok"):
+        q = fs.quantities[name]
+        assert q.source and sympy.latex(q.definition)
+    assert "Little's law" in fs.quantities["tpot"].source
+    assert "DistServe" in fs.quantities["ttft"].source
