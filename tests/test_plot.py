@@ -469,6 +469,21 @@ def test_cli_line_with_one_line_per_y(run_cli, cube_file, tmp_path):
     assert out.read_bytes()[:5] == b"%PDF-"
 
 
+def test_cli_pareto_of_two_variables(run_cli, cube_file, tmp_path):
+    """--kind pareto: VARIABLE against the variable --x, both maximized, over every point (the serving frontier,
+    tokens/s per device against per user, on a serving cube; here two of the seed cube's variables)."""
+    out = tmp_path / "front.png"
+    r = run_cli("plot", cube_file, "mem_peak", "--x", "params_total", "--kind", "pareto", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "Pareto front of mem_peak against params_total, both maximized" in r.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = run_cli("plot", cube_file, "mem_peak", "--x", "batch", "--kind", "pareto", "-o", out)
+    assert r.returncode == 2 and "--x: batch: --kind pareto draws two variables" in r.stderr
+    r = run_cli("plot", cube_file, "mem_peak", "--x", "params_total", "--kind", "pareto", "--budget", "4GiB", "-o",
+                out)
+    assert r.returncode == 2 and "--kind pareto draws VARIABLE against the variable --x" in r.stderr
+
+
 BAD = [
     (["nope", "--x", "d_model", "--y", "n_layers"], "{cube}: nope: unknown variable; valid: params_total, mem_peak"),
     (["mem_peak", "--x", "width", "--y", "n_layers"], "--x: width: unknown dim; dims of {cube}: d_model, n_layers"),

@@ -89,16 +89,22 @@ def test_a_moe_decode_step_reads_the_experts_its_tokens_touch():
 
 
 def test_the_compiled_functions_equal_exact_evaluation():
-    """serve's numpy functions of the concurrency (one lambdify per quantity) against sympy's exact values."""
-    from engine.catalog.serving import _function
+    """serve's numeric evaluation (each quantity's own definition in dependency order: numpy over a grid of
+    concurrencies, or exactly at one) against sympy's exact evaluation of the expanded formula."""
+    import numpy as np
+
+    from engine.catalog.serving import _Evaluator
 
     dep = Deployment(tp=2, input_len=3000, output_len=300)
     arch, fs, given = _given("qwen3-30b-a3b", "h100-sxm", dep, weight_dtype="fp8")
-    for name in REPORTED:
-        fn = _function(fs, name, given)
-        for c in (1, 7, 100, 5000):
-            exact = float(fs.evaluate_exact(name, {**given, "concurrency": c}))
-            assert float(fn(c)) == pytest.approx(exact, rel=1e-9), (name, c)
+    ev = _Evaluator(fs, given)
+    grid = np.array([1, 7, 100, 5000])
+    for name in (*REPORTED, "max_concurrency", "mem_kv_pool"):
+        values = ev(name, grid)
+        for c, value in zip(grid, values):
+            exact = float(fs.evaluate_exact(name, {**given, "concurrency": int(c)}))
+            assert float(value) == pytest.approx(exact, rel=1e-9), (name, c)
+            assert ev.at(name, int(c)) == pytest.approx(exact, rel=1e-12), (name, c)
 
 
 def test_concurrency_max_and_slo_limits_pick_from_the_curve():

@@ -95,15 +95,59 @@ def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, li
     return dev, values
 
 
-def _function(fs, name: str, given: dict[str, Any]):
-    """Quantity ``name`` as a numpy function of the concurrency (the other inputs fixed)."""
-    c = sympy.Symbol("concurrency", integer=True, positive=True)
-    expr = fs.apply(fs.expanded(name), {**given, "concurrency": None})
-    free = sorted(s.name for s in expr.free_symbols if s.name != "concurrency")
-    if free:
-        raise SpecError(name, "inputs", f"needs {', '.join(free)} (the configuration does not give them)")
-    symbols = [s for s in expr.free_symbols if s.name == "concurrency"]
-    return sympy.lambdify(symbols or [c], expr, modules="numpy")
+class _Evaluator:
+    """The serving quantities of one formula set at fixed inputs, numerically, as numpy functions of the
+    concurrency: each quantity's own definition (a few terms over inputs and other quantities) evaluated in
+    dependency order, the ones that do not depend on the concurrency once, as floats. Expanding every quantity
+    into its inputs first (``FormulaSet.expanded``) and compiling that would take seconds: the serving quantities
+    refer to each other many times."""
+
+    def __init__(self, fs, given: dict[str, Any]):
+        self.fs, self.given = fs, dict(given)
+        self.fixed: dict[str, float] = {}
+        self.compiled: dict[str, Any] = {}
+
+    def fixed_value(self, name: str) -> float | None:
+        """The value of input or quantity ``name`` when it does not depend on the concurrency, else None."""
+        if name == "concurrency" and name not in self.given:
+            return None
+        if name in self.given:
+            return self.given[name]
+        if name not in self.fixed:
+            expr = self._definition(name)
+            values = {s: self.fixed_value(s.name) for s in expr.free_symbols}
+            if any(v is None for v in values.values()):
+                self.fixed[name] = None
+            else:
+                self.fixed[name] = float(expr.xreplace({s: sympy.Rational(v)
+                                                        for s, v in values.items()}))
+        return self.fixed[name]
+
+    def at(self, name: str, c: int) -> float:
+        """Quantity ``name`` at one concurrency, exactly (no compilation: a scalar answer in milliseconds)."""
+        child = _Evaluator(self.fs, {**self.given, "concurrency": c})
+        child.fixed = {k: v for k, v in self.fixed.items() if v is not None}
+        return child.fixed_value(name)
+
+    def _definition(self, name: str) -> sympy.Expr:
+        if name in self.fs.quantities:
+            return self.fs.quantities[name].definition
+        if name in self.fs.defaults:
+            return sympy.sympify(self.fs.defaults[name])
+        raise SpecError(name, "inputs", f"needs {name} (the configuration does not give it)")
+
+    def __call__(self, name: str, c: np.ndarray) -> np.ndarray:
+        """Quantity ``name`` at concurrencies ``c``."""
+        value = self.fixed_value(name)
+        if value is not None:
+            return np.full(np.shape(c), value, dtype=float)
+        if name == "concurrency":
+            return np.asarray(c, dtype=float)
+        expr = self._definition(name)
+        inputs = sorted(expr.free_symbols, key=lambda s: s.name)
+        if name not in self.compiled:
+            self.compiled[name] = sympy.lambdify(inputs, expr, modules="numpy")
+        return np.broadcast_to(self.compiled[name](*(self(s.name, c) for s in inputs)), np.shape(c))
 
 
 def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any = None, limits: dict | None = None,
@@ -123,17 +167,16 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     dev, values = serve_values(arch, gpu, dep, options, limits, cost_per_hour)
     fs = estimate_formulas(arch.family, arch.structure, options)
     memory_estimate(arch, options, values)  # the layout rules: tp | heads, pp | layers, ...
-    given = {**arch.values, **values}
-    capacity = float(fs.evaluate_exact("mem_kv_pool", given))
-    most = int(fs.evaluate_exact("max_concurrency", given))
+    ev = _Evaluator(fs, {**arch.values, **values})
+    capacity, most = ev.fixed_value("mem_kv_pool"), int(ev.fixed_value("max_concurrency"))
     if most < 1:
         raise SpecError("--gpus", str(dep.gpus), f"{arch.label} leaves no room for the KV cache of one "
                         f"{dep.input_len + dep.output_len}-token request on {dep.tp * dep.pp} x {dev.name} per "
                         f"replica (KV pool {capacity / 2**30:.2f} GiB per device): add devices (--tp, --pp) or "
                         "quantize (--weight-dtype, --kv-dtype)")
-    fns = {name: _function(fs, name, given) for name in REPORTED}
+    fns = {name: (lambda c, name=name: ev(name, np.asarray(c))) for name in REPORTED}
     conc, meets = _concurrency(dep, most, fns, values)
-    out: dict[str, Any] = {name: float(fns[name](conc)) for name in REPORTED}
+    out: dict[str, Any] = {name: ev.at(name, conc) for name in REPORTED}
     out.update(concurrency=conc, max_concurrency=most, mem_kv_pool=capacity)
     price = values.get("cost_per_hour")
     out["cost_per_hour"] = price

@@ -103,8 +103,9 @@ def _print(args: argparse.Namespace, arch, est: dict) -> None:
     print(f"  KV pool {est['mem_kv_pool'] / 2**30:.2f} GiB per device: at most {est['max_concurrency']:,} requests "
           f"in flight (engine runs {est['limits']['max_num_seqs']:,} per replica at once)")
     if "meets_slo" in est:
-        print(f"  SLO (ttft <= {args.ttft_max} s, tpot <= {args.tpot_max} s): "
-              + ("met" if est["meets_slo"] else "NOT met"))
+        limits = ", ".join(f"{name} <= {value:g} s" for name, value in (("ttft", args.ttft_max), ("tpot", args.tpot_max))
+                           if value is not None)
+        print(f"  SLO ({limits}): " + ("met" if est["meets_slo"] else "NOT met"))
     if est["cost_per_mtok"] is not None:
         print(f"  ${est['cost_per_mtok']:.3f} per million output tokens at ${est['cost_per_hour']:.3f} per "
               "device-hour")

@@ -28,7 +28,7 @@ NUMERICS = ("exact", "fast")  # how a kernel computes (engine.request.numerics.N
 FORMATS = ("text", "latex", "markdown")  # what engine.symbolic.printing writes: formulas --format
 # the fits of the Chinchilla loss (engine.symbolic.formulas.scaling.CHINCHILLA_FITS' keys): flops --scaling-law
 SCALING_LAWS = ("chinchilla", "chinchilla_tex", "besiroglu")
-PLOT_KINDS = ("heatmap", "line", "frontier")  # what engine.plot.command draws: plot --kind
+PLOT_KINDS = ("heatmap", "line", "frontier", "pareto")  # what engine.plot.command draws: plot --kind
 # the options a spec's [options] and categorical [axes] take with an arch: the architecture's and the memory model's
 SPEC_OPTIONS = MappingProxyType({**ARCH_OPTIONS, **MEMORY_OPTIONS})
 

@@ -27,7 +27,7 @@ import numpy as np
 from engine.backend import open_cube
 from engine.errors import LlmSweepError, SpecError
 from engine.files import AtomicFile, check_target
-from engine.plot.draw import agg_axes, frontier_lines, heatmap, line
+from engine.plot.draw import agg_axes, frontier_lines, heatmap, line, pareto
 from engine.plot.select import coordinate_list
 from engine.plot.units import parse_budget
 from engine.request.spec import load_spec
@@ -104,6 +104,9 @@ def _kind(args) -> str:
                                               f"{args.variable} <= LIMIT")
     if kind != "frontier" and args.maximize:
         raise SpecError("--maximize", args.maximize, f"applies to --kind frontier, not {kind}")
+    if kind == "pareto" and (args.y or args.budget is not None):
+        raise SpecError("--y" if args.y else "--budget", args.y or args.budget, "applies to heatmap, line and "
+                        "frontier; --kind pareto draws VARIABLE against the variable --x over every point")
     return kind
 
 
@@ -134,7 +137,10 @@ def _check(args, kind: str, names: Names) -> tuple[dict, float | int | None]:
     dims = ", ".join(names.coords)
     if args.variable not in names.units:
         raise SpecError(names.source, args.variable, f"unknown variable; valid: {', '.join(names.units)}")
-    for flag, dim in (("--x", args.x), ("--y", args.y)):
+    if kind == "pareto" and args.x not in names.units:
+        raise SpecError("--x", args.x, f"--kind pareto draws two variables: --x must be one of "
+                                       f"{', '.join(names.units)}")
+    for flag, dim in (("--x", None if kind == "pareto" else args.x), ("--y", args.y)):
         if dim is not None and dim not in names.coords:
             raise SpecError(flag, dim, f"unknown dim; dims of {names.source}: {dims}")
     if args.x == args.y:
@@ -167,7 +173,8 @@ def _check(args, kind: str, names: Names) -> tuple[dict, float | int | None]:
             limit = parse_budget(args.budget, args.variable, names.units[args.variable])
         except ValueError as exc:
             raise SpecError("--budget", args.budget, str(exc)) from None
-    _check_leftover(args, names, keep, at)
+    if kind != "pareto":  # a Pareto front ranges over every point the --at values leave
+        _check_leftover(args, names, keep, at)
     return at, limit
 
 
@@ -219,7 +226,7 @@ def _run_spec(request, args, at: dict):
     axes = dict(request.axes)
     for dim, value in at.items():
         axes[dim] = axes[dim][axes[dim] == value]
-    wanted = {args.variable, args.maximize}
+    wanted = {args.variable, args.maximize, args.x}
     quantities = [q for q in request.quantities if q in wanted]
     request = replace(request, axes=axes, quantities=quantities, headline=[args.variable], query=None)
     with deferred():  # JAX loads here: a signal during its import waits for it to end
@@ -232,6 +239,8 @@ def _draw(ds, args, kind: str, at: dict, limit, ax) -> None:
         heatmap(ds, args.variable, args.x, args.y, limit, at, ax)
     elif kind == "line":
         line(ds, args.variable, args.x, args.y, limit, at, ax)
+    elif kind == "pareto":  # both maximized: the serving frontier (tokens/s per device against per user)
+        pareto(ds.sel(at) if at else ds, args.x, args.variable, maximize=(args.x, args.variable), ax=ax)
     else:
         where = f"{args.variable} <= {args.budget}"  # the budget as written: the figure's title says it
         frontier_lines(ds, where, args.x, maximize=args.maximize, hue=args.y, at=at, ax=ax)
@@ -242,5 +251,7 @@ def _what(args, kind: str) -> str:
     per = f", one line per {args.y}" if args.y and kind != "heatmap" else ""
     if kind == "frontier":
         return f"frontier: largest {args.maximize} with {args.variable} <= {args.budget}, over {over}{per}"
+    if kind == "pareto":
+        return f"Pareto front of {args.variable} against {args.x}, both maximized"
     budget = f", budget {args.budget}" if args.budget is not None else ""
     return f"{kind} of {args.variable} over {over}{per}{budget}"
