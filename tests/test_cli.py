@@ -199,8 +199,8 @@ def test_bad_run_flags_exit_2_without_output(run_cli, small_spec, tmp_path, args
     (["run", "x.toml", "--numerics"],
      "llm-sweep run: error: argument --numerics: expected one argument (see llm-sweep run --help)"),
     (["memroy"], "llm-sweep: error: argument COMMAND: invalid choice: 'memroy' (choose from 'run', 'formulas', "
-                 "'combine', 'params', 'memory', 'flops', 'time', 'serve', 'plan', 'plot', 'open', 'check'); did you "
-                 "mean memory? (see llm-sweep --help)"),
+                 "'combine', 'params', 'memory', 'flops', 'time', 'serve', 'serve-plan', 'plan', 'plot', 'open', "
+                 "'check'); did you mean memory? (see llm-sweep --help)"),
     ([], "llm-sweep: error: the following arguments are required: COMMAND (see llm-sweep --help)"),
 ], ids=["misspelt-flag", "unknown-flag-and-word", "flag=value", "missing-positional", "bad-int", "missing-value",
         "misspelt-command", "no-command"])

@@ -24,7 +24,7 @@ def test_the_parser_has_one_subcommand_per_registered_module_in_order():
     assert list(_subparsers()) == list(COMMANDS)
     for name in COMMANDS:
         module = command(name)
-        assert module.__name__ == f"engine.commands.{name}"
+        assert module.__name__ == f"engine.commands.{name.replace('-', '_')}"  # serve-plan: serve_plan.py
         assert callable(module.add_parser) and callable(module.main), name
     with pytest.raises(KeyError, match="unknown command 'memroy'; valid: run, formulas"):
         command("memroy")

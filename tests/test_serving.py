@@ -199,3 +199,36 @@ def test_serving_formulas_print_with_their_sources():
         assert q.source and sympy.latex(q.definition)
     assert "Little's law" in fs.quantities["tpot"].source
     assert "DistServe" in fs.quantities["ttft"].source
+
+
+def test_serve_plan_ranks_layouts_by_cost_and_sizes_replicas_for_users(capsys):
+    """Each layout's concurrency is the largest meeting the limit (serve at that concurrency meets it, one more
+    does not), the list is cheapest first, and the replicas serve the users."""
+    from engine.catalog.serving import serve_plan
+
+    arch = architecture("llama-3.1-8b")
+    o = memory_options(mode="inference", attention="flash")
+    out = serve_plan(arch, ["h100-sxm", "h200"], 1000, 200, o, tpot_max=0.02, users=500, top=8)
+    costs = [p["cost_per_mtok"] for p in out["plans"]]
+    assert costs == sorted(costs) and len(costs) == out["tried"] == 8
+    best = out["plans"][0]
+    assert best["tpot"] <= 0.02 and best["replicas"] * best["concurrency"] >= 500
+    assert best["gpus"] == best["replicas"] * best["layout"]["tp"]
+    more = serve_estimate(arch, best["gpu"], Deployment(tp=best["layout"]["tp"], input_len=1000, output_len=200,
+                                                        concurrency=best["concurrency"] + 1), o)
+    assert more["tpot"] > 0.02
+
+
+def test_serve_plan_on_the_command_line(capsys):
+    from engine.cli import main
+
+    args = ["serve-plan", "--arch", "llama-3.1-8b", "--input-len", "1000", "--output-len", "200", "--gpu", "h100-sxm"]
+    assert main(args + ["--tpot-max", "0.02", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("/Mtok") == 2 and "h100-sxm tp" in out
+    assert main(args + ["--tpot-max", "0.0001"]) == 3  # a result, as plan's "nothing fits"
+    assert "no layout of h100-sxm meets tpot <= 0.0001 s" in capsys.readouterr().err
+    assert main(args) == 2
+    assert "serve-plan needs a limit to meet" in capsys.readouterr().err
+    assert main(args + ["--tpot-max", "0.02", "--gpu", "a100-80gb", "--cost-per-hour", "-1"]) == 2
+    assert "--cost-per-hour: -1.0: must be a positive number" in capsys.readouterr().err

@@ -221,3 +221,43 @@ def _meets(dep: Deployment, fns: dict, grid: np.ndarray) -> np.ndarray:
     if dep.tpot_max is not None:
         ok &= np.broadcast_to(fns["tpot"](grid), grid.shape) <= dep.tpot_max
     return ok
+
+
+REFUSALS = ("no concurrency meets them", "leaves no room for the KV cache")
+"""Why serve-plan passes a layout by, as its count says (anything else: a layout rule, tp not dividing the heads)."""
+
+
+def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: int, options: Any = None,
+               ttft_max: float | None = None, tpot_max: float | None = None, users: int | None = None,
+               limits: dict | None = None, cost_per_hour: float | None = None, top: int = 5) -> dict[str, Any]:
+    """The cheapest layouts that meet the limits: for each device of ``gpus`` with a price and tp in 1, 2, 4, 8 (a
+    MoE model's experts split with the replica's devices, etp = tp), the largest concurrency
+    per replica meeting ``ttft_max`` / ``tpot_max``, ranked by $ per million output tokens; with ``users`` the
+    replicas (dp) that serve that many at once. Returns ``{"plans": [...], "tried", "refused": {reason: count}}``,
+    each plan ``serve_estimate``'s dict (its ``concurrency`` per replica) with ``replicas`` and ``gpus`` for the
+    users; none when no layout meets the limits (``refused`` says why). SpecError without a limit or a price."""
+    if ttft_max is None and tpot_max is None:
+        raise SpecError("--ttft-max/--tpot-max", "", "serve-plan needs a limit to meet: --ttft-max S, --tpot-max S")
+    options = options or memory_options(mode="inference")
+    priced = [g for g in gpus if cost_per_hour is not None or device(g).price() is not None]
+    if not priced:
+        raise SpecError("--gpu", ", ".join(gpus), "no price for these devices in the catalog: give --cost-per-hour")
+    plans, refused, tried = [], {}, 0
+    for gpu in priced:
+        per_node = device(gpu).devices_per_node
+        for tp in (t for t in (1, 2, 4, 8) if t <= max(per_node, 1)):
+            tried += 1  # a MoE model's experts split over the replica's devices (etp = tp), the engines' default
+            dep = Deployment(tp=tp, input_len=input_len, output_len=output_len, concurrency=None, ttft_max=ttft_max,
+                             tpot_max=tpot_max)
+            try:
+                est = serve_estimate(arch, gpu, dep, options, limits, cost_per_hour)
+            except SpecError as exc:
+                why = next((w for w in REFUSALS if w in exc.message), "breaks a layout rule")
+                refused[why] = refused.get(why, 0) + 1
+                continue
+            if users is not None:
+                est["replicas"] = -(-users // est["concurrency"])
+                est["gpus"] = est["replicas"] * tp
+            plans.append(est)
+    plans.sort(key=lambda e: (e["cost_per_mtok"], e["gpus"]))
+    return {"plans": plans[:top], "tried": tried, "refused": refused, "gpus": priced}

@@ -13,12 +13,12 @@ import importlib
 from types import ModuleType
 
 # the order of `llm-sweep --help` and of "choose from ..." (a new command: one module, one name here)
-COMMANDS = ("run", "formulas", "combine", "params", "memory", "flops", "time", "serve", "plan", "plot", "open",
-            "check")
+COMMANDS = ("run", "formulas", "combine", "params", "memory", "flops", "time", "serve", "serve-plan", "plan", "plot",
+            "open", "check")
 
 
 def command(name: str) -> ModuleType:
     """The module of command ``name`` (one of ``COMMANDS``): its ``add_parser`` and ``main``."""
     if name not in COMMANDS:
         raise KeyError(f"unknown command {name!r}; valid: {', '.join(COMMANDS)}")
-    return importlib.import_module(f"engine.commands.{name}")
+    return importlib.import_module(f"engine.commands.{name.replace('-', '_')}")

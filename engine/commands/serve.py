@@ -41,32 +41,31 @@ def add_parser(subparsers) -> None:
     for flag, what in (("tp", "tensor"), ("pp", "pipeline"), ("dp", "data (replicas)"), ("ep", "expert")):
         sv.add_argument(f"--{flag}", type=int, default=1, metavar="N", help=f"{what}-parallel degree (default 1)")
     sv.add_argument("--etp", type=int, metavar="N", help="expert tensor-parallel degree (MoE; default: --tp)")
-    sv.add_argument("--input-len", type=int, required=True, metavar="I", help="prompt tokens per request")
-    sv.add_argument("--output-len", type=int, required=True, metavar="O", help="generated tokens per request")
     sv.add_argument("--concurrency", type=_concurrency, default="max", metavar="C|max",
                     help="requests in flight (a benchmark's concurrency); max (default): the largest the KV pools "
                          "hold and the engine runs at once, or with --ttft-max/--tpot-max the largest that meets them")
-    sv.add_argument("--ttft-max", type=float, metavar="S", help="mean time to first token limit, seconds")
-    sv.add_argument("--tpot-max", type=float, metavar="S", help="mean time per output token limit, seconds")
-    sv.add_argument("--cost-per-hour", type=float, metavar="USD",
-                    help="US dollars per device-hour (default: the catalog's price for the device, where it has one)")
+    add_serving_flags(sv)
+
+
+def add_serving_flags(parser) -> None:
+    """The flags serve and serve-plan share: workload, limits, price, the engine's limits, the options."""
+    parser.add_argument("--input-len", type=int, required=True, metavar="I", help="prompt tokens per request")
+    parser.add_argument("--output-len", type=int, required=True, metavar="O", help="generated tokens per request")
+    parser.add_argument("--ttft-max", type=float, metavar="S", help="mean time to first token limit, seconds")
+    parser.add_argument("--tpot-max", type=float, metavar="S", help="mean time per output token limit, seconds")
+    parser.add_argument("--cost-per-hour", type=float, metavar="USD", help="US dollars per device-hour (default: the "
+                                                                           "catalog's price for the device, if any)")
     for name, kind, what in _LIMITS:
-        sv.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N" if kind is int else "X",
-                        help=what + " (default: the engine's, engines.json)")
-    add_option_flags(sv, MEMORY_OPTIONS, _OPTIONS, notes=_NOTES)
-    sv.add_argument("--json", action="store_true", help="print the result as JSON (keys in README)")
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N" if kind is int else "X",
+                            help=what + " (default: the engine's, engines.json)")
+    add_option_flags(parser, MEMORY_OPTIONS, _OPTIONS, notes=_NOTES)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (keys in README)")
 
 
-def main(args: argparse.Namespace) -> int:
-    """Print one deployment's serving figures (``engine.catalog.serving.serve_estimate``)."""
+def checked_options(args: argparse.Namespace):
+    """The inference options the flags give, after the numeric flags are checked (SpecError naming the flag)."""
     from engine.catalog.model import memory_options
-    from engine.catalog.serving import Deployment, serve_estimate
 
-    arch = arch_of(args)
-    gpus = args.tp * args.pp * args.dp
-    if args.gpus is not None and args.gpus != gpus:
-        raise SpecError("--gpus", str(args.gpus), f"must equal tp x pp x dp = {args.tp} x {args.pp} x {args.dp} = "
-                                                  f"{gpus}")
     for flag in ("ttft_max", "tpot_max", "cost_per_hour", "kv_memory_fraction"):
         value = getattr(args, flag)
         if value is not None and not value > 0:
@@ -78,11 +77,33 @@ def main(args: argparse.Namespace) -> int:
             raise SpecError("--" + name.replace("_", "-"), str(getattr(args, name)), "must be a positive integer")
     chosen = {name: getattr(args, name) for name in _OPTIONS if getattr(args, name) is not None}
     chosen.update(mode="inference", precision=precision(args), attention=args.attention or "flash")
-    options = memory_options(**chosen)
+    return memory_options(**chosen)
+
+
+def limits_of(args: argparse.Namespace) -> dict:
+    """The engine limits the flags give (None: the engine's)."""
+    return {name: getattr(args, name) for name, _, _ in _LIMITS}
+
+
+def slo_text(args: argparse.Namespace) -> str:
+    """``ttft <= 1 s, tpot <= 0.05 s``: the limits given."""
+    return ", ".join(f"{name} <= {value:g} s" for name, value in (("ttft", args.ttft_max), ("tpot", args.tpot_max))
+                     if value is not None)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print one deployment's serving figures (``engine.catalog.serving.serve_estimate``)."""
+    from engine.catalog.serving import Deployment, serve_estimate
+
+    arch = arch_of(args)
+    gpus = args.tp * args.pp * args.dp
+    if args.gpus is not None and args.gpus != gpus:
+        raise SpecError("--gpus", str(args.gpus), f"must equal tp x pp x dp = {args.tp} x {args.pp} x {args.dp} = "
+                                                  f"{gpus}")
+    options = checked_options(args)
     dep = Deployment(args.tp, args.pp, args.dp, args.ep, args.etp, args.input_len, args.output_len,
                      None if args.concurrency == "max" else args.concurrency, args.ttft_max, args.tpot_max)
-    est = serve_estimate(arch, args.gpu, dep, options, {name: getattr(args, name) for name, _, _ in _LIMITS},
-                         args.cost_per_hour)
+    est = serve_estimate(arch, args.gpu, dep, options, limits_of(args), args.cost_per_hour)
     if args.json:
         print(json.dumps(est, indent=2))
         return EXIT_OK
@@ -103,9 +124,7 @@ def _print(args: argparse.Namespace, arch, est: dict) -> None:
     print(f"  KV pool {est['mem_kv_pool'] / 2**30:.2f} GiB per device: at most {est['max_concurrency']:,} requests "
           f"in flight (engine runs {est['limits']['max_num_seqs']:,} per replica at once)")
     if "meets_slo" in est:
-        limits = ", ".join(f"{name} <= {value:g} s" for name, value in (("ttft", args.ttft_max), ("tpot", args.tpot_max))
-                           if value is not None)
-        print(f"  SLO ({limits}): " + ("met" if est["meets_slo"] else "NOT met"))
+        print(f"  SLO ({slo_text(args)}): " + ("met" if est["meets_slo"] else "NOT met"))
     if est["cost_per_mtok"] is not None:
         print(f"  ${est['cost_per_mtok']:.3f} per million output tokens at ${est['cost_per_hour']:.3f} per "
               "device-hour")
