@@ -8,10 +8,10 @@ Data (tests/data, each row with its source):
   TensorRT-LLM, vLLM and SGLang on H100, H200, B200 (groups aic_trtllm, aic_vllm, aic_sglang);
 - serving_public.json: TensorRT-LLM's performance overview (offline maximum throughput: output tokens/s per
   device), vLLM's FP8 KV-cache post (median TTFT, TPOT), Oracle's MI300X vLLM runs (static batches: output
-  tokens/s). Rows the model cannot express (fp4 weights, attention data parallelism, speculative decoding,
-  disaggregated serving, devices outside the catalog) are skipped and counted.
+  tokens/s). Rows the model cannot express (attention data parallelism, speculative decoding, disaggregated
+  serving, devices or models outside the catalog) are skipped and counted.
 
-The knobs (engine/symbolic/memory/steptime/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
+The knobs (engine/symbolic/memory/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
 step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
 the mean over the groups of each group's median |log error| of TPOT, or of throughput where a row has only that).
 TTFT is never fitted; every group not named is a prediction.
@@ -41,9 +41,11 @@ MODELS = {"meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b", "meta-llama/Llama-
           "Llama-3.1-8B": "llama-3.1-8b", "Qwen3-235B-A22B": "qwen3-235b-a22b",
           "Llama-4-Maverick-17B-128E-Instruct": "llama-4-maverick-17b-128e-instruct",
           "Llama-3.1-405B-Instruct": "llama-3.1-405b", "Llama-3.1-405B (FP8)": "llama-3.1-405b",
-          "Qwen3-30B-A3B": "qwen3-30b-a3b"}
+          "Qwen3-30B-A3B": "qwen3-30b-a3b", "gpt-oss-20b": "gpt-oss-20b", "gpt-oss-120b": "gpt-oss-120b"}
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
-DEVICE_WORDS = (("H100", "h100-sxm"), ("H200", "h200"), ("MI300X", "mi300x"))
+DEVICE_WORDS = (("H100", "h100-sxm"), ("H200", "h200"), ("MI300X", "mi300x"), ("GB200", "gb200"), ("B200", "b200"))
+WEIGHTS = {"fp8": "fp8", "bf16": "auto", "nvfp4": "nvfp4", "mxfp4 (native checkpoint)": "mxfp4",
+           "mxfp4 (native gpt-oss checkpoint)": "mxfp4"}
 
 
 def aic_rows() -> tuple[list[dict], int]:
@@ -56,10 +58,10 @@ def aic_rows() -> tuple[list[dict], int]:
             if not conc or ep * mtp != tp:  # experts over the replica's devices only
                 skipped += 1
                 continue
-            fp8 = r["gemm_quant_mode"] in ("fp8", "fp8_block")
+            quant = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4"}.get(r["gemm_quant_mode"], "auto")
             out.append({"id": r["id"], "group": "aic_" + r["backend"], "arch": MODELS[r["model_path"]],
                         "gpu": SYSTEMS[r["system"]], "engine": r["backend"], "tp": tp, "ep": ep, "etp": mtp,
-                        "dp": 1, "weights": "fp8" if fp8 else "auto", "kv": "fp8" if fp8 else "auto",
+                        "dp": 1, "weights": quant, "kv": "fp8" if quant != "auto" else "auto",
                         "input_len": int(r["isl"]), "output_len": int(r["osl"]), "concurrency": int(conc.group(1)),
                         "ttft": float(r["silicon_ttft_ms"]) / 1e3, "tpot": float(r["silicon_tpot_ms"]) / 1e3})
     return out, skipped
@@ -76,14 +78,14 @@ def public_rows() -> tuple[list[dict], int]:
         gpu = next((g for word, g in DEVICE_WORDS if word in r["hardware"]["device"]), None)
         arch = MODELS.get(r["model"]["name"])
         ok_mode = w["mode"] in ("offline_max_throughput", "fixed_concurrency", "static_batch")
-        if (gpu is None or arch is None or not ok_mode or weights not in ("fp8", "bf16") or (p.get("dp") or 1) > 1
+        if (gpu is None or arch is None or not ok_mode or weights not in WEIGHTS or (p.get("dp") or 1) > 1
                 or "MTP" in (r.get("notes") or "") or not w.get("input_len") or not w.get("output_len")):
             skipped += 1
             continue
         kv = str(r["precision"].get("kv_cache") or "").lower()
         case = {"id": r["id"], "group": r["source_group"], "arch": arch, "gpu": gpu,
                 "engine": "trtllm" if r["engine"]["name"] == "trtllm" else "vllm", "tp": p["tp"] or 1,
-                "ep": p.get("ep") or 1, "etp": None, "dp": 1, "weights": "fp8" if weights == "fp8" else "auto",
+                "ep": p.get("ep") or 1, "etp": None, "dp": 1, "weights": WEIGHTS[weights],
                 "kv": "fp8" if kv.startswith("fp8") else "auto", "input_len": w["input_len"],
                 "output_len": w["output_len"], "concurrency": w["concurrency"],
                 "ttft": m.get("ttft_s_mean") or m.get("ttft_s_median"),
@@ -224,8 +226,8 @@ def main() -> None:
     pub, skipped_pub = public_rows()
     cases = aic + pub
     print(f"{len(cases)} rows ({len(aic)} AIConfigurator, {len(pub)} published); skipped {skipped_aic + skipped_pub} "
-          "the model cannot express (fp4 weights, attention data parallelism, speculative decoding, disaggregated "
-          "serving, devices or models outside the catalog)")
+          "the model cannot express (attention data parallelism, speculative decoding, disaggregated serving, devices "
+          "or models outside the catalog)")
     knobs, fitted = shipped(), set(FITTED_ON)
     if args.calibrate:
         fitted = set(args.calibrate.split(","))

@@ -107,7 +107,7 @@ def test_weight_dtype_is_the_option_and_weights_its_old_spelling(run_cli):
     assert new.returncode == old.returncode == 0, (new.stderr, old.stderr)
     assert json.loads(new.stdout) == json.loads(old.stdout)
     assert new.stderr == ""
-    assert "--weights fp8|int8|int4 is now --weight-dtype" in old.stderr
+    assert "--weights fp8|int8|int4|nvfp4|mxfp4 is now --weight-dtype" in old.stderr
     base = json.loads(run_cli(*INFERENCE).stdout)
     assert json.loads(new.stdout)["breakdown"]["weights"] < base["breakdown"]["weights"]
 

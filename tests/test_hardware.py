@@ -248,7 +248,7 @@ def test_custom_toml_name_defaults_to_stem_and_gib(tmp_path):
     (("inter_node_gbps = 50", "inter_node_gbps = -50"), "inter_node_gbps", "positive number"),
     (("inter_node_gbps = 50", 'inter_node_gbps = "fast"'), "inter_node_gbps", "positive number"),
     (("bf16 = 1000", "bf16 = 0"), "peak_tflops.bf16", "positive number"),
-    (("fp8 = 2000", "fp4 = 4000"), "peak_tflops.fp4", "unknown dtype"),
+    (("fp8 = 2000", "fp6 = 4000"), "peak_tflops.fp6", "unknown dtype"),
     (("vendor = ", "vendr = "), "vendr", "unknown field"),
     (("hbm_gb = 96", "hbm_gb = 96\nhbm_gib = 90"), "hbm_gb", "exactly one"),
     (("bf16 = 1000\nfp8 = 2000", "fp8 = 2000"), "peak_tflops", "needs bf16 or fp16"),

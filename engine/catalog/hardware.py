@@ -63,7 +63,7 @@ from engine.options.memory import ATTENTIONS
 
 DATA = "data/hardware.json"  # inside the engine.catalog package
 WHERE = f"engine/catalog/{DATA}"
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
 # llm-sweep precision -> the dtype its matmuls run in. "fp32" is plain FP32, not TF32: PyTorch has left
 # torch.backends.cuda.matmul.allow_tf32 off by default since 1.12, so an fp32 run gets the FP32 peak.
 PRECISION_DTYPE = MappingProxyType({
@@ -74,8 +74,8 @@ PRECISION_DTYPE = MappingProxyType({
 })
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
-_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "cost_per_hour", "hbm_gb", "hbm_gib",
-           *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+_FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "cost_per_hour", "power_kw", "hbm_gb",
+           "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
 
 # Attention kernels' measured rate, forward + backward, as a function of the tokens n of one sequence on one
@@ -132,7 +132,7 @@ class Device:
     name, vendor, description : str
         The catalog name (``h100-sxm``), the maker and a line describing the part.
     peak_flops : mapping of str to float or None
-        Dense peak FLOP/s per matmul dtype (``fp32``, ``tf32``, ``bf16``, ``fp16``, ``fp8``); None where the
+        Dense peak FLOP/s per matmul dtype (``fp32``, ``tf32``, ``bf16``, ``fp16``, ``fp8``, ``int8``, ``fp4``); None where the
         device has no such path.
     hbm_bytes, hbm_bandwidth : int, float
         Device memory (bytes) and its bandwidth (bytes/s).
@@ -168,6 +168,7 @@ class Device:
     mamf_fp8: float | None = None  # the same over the fp8 peak with fp8 matmuls (None: use mamf_fraction)
     attention_curve: str | None = None  # the silicon of its attention kernels' curves (CURVE_SILICON), or None
     defaulted: tuple[str, ...] = ()  # the fields the entry left out, filled with their documented defaults
+    power_kw: float | None = None  # the device's rated power (TDP), kW; None where the vendor publishes none
     # price tier -> {usd, date, source, what} (COST_TIERS)
     cost_per_hour: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -350,6 +351,7 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool,
                   inter_bandwidth=rates["inter_node_gbps"], sources=tuple(sources), notes=texts["notes"],
                   mamf_fraction=float(mamf), mamf_fp8=None if mamf_fp8 is None else float(mamf_fp8),
                   attention_curve=curve, cost_per_hour=_costs(source, key, entry.get("cost_per_hour", {})),
+                  power_kw=None if entry.get("power_kw") is None else float(number("power_kw", entry["power_kw"])),
                   defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
 
 

@@ -77,11 +77,14 @@ def _check(arch: Architecture, dep: Deployment) -> None:
 def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, limits: dict | None = None,
                  cost_per_hour: float | None = None) -> tuple[Any, dict[str, Any]]:
     """(device, the inputs of the serving formulas but concurrency): the device's rates (the fp8 GEMM rate for fp8
-    weights, where the device has it), the engine's limits on it (``limits`` overriding), the layout, the
-    workload and the price."""
+    weights, the fp4 one for fp4 weights, where the device has them), the engine's limits on it (``limits``
+    overriding), the layout, the workload and the price."""
     dev = device(gpu)
-    gemm = "fp8" if options.weight_dtype == "fp8" and dev.peak_flops.get("fp8") else options.precision
+    fp4 = options.weight_dtype in ("nvfp4", "mxfp4") and dev.peak_flops.get("fp4")
+    gemm = "fp8" if (options.weight_dtype == "fp8" or fp4) and dev.peak_flops.get("fp8") else options.precision
     values = {**dev.values(gemm, options.attention), **engine_record(options.engine).values(dev.name, dev.hbm_bytes)}
+    if fp4:  # fp4 weights on fp4 tensor cores (Blackwell): the fp4 peak, at the fp8 ceiling (no fp4 MAMF published);
+        values["peak_flops"] = dev.peak_flops["fp4"]  # elsewhere they are dequantized into 16-bit GEMMs
     for key, value in (limits or {}).items():
         if value is not None:
             values[key] = value

@@ -43,10 +43,14 @@ RECOMPUTE = ("none", "selective", "full")
 MODES = ("training", "inference")
 OFFLOADS = ("none", "optimizer", "params")  # host (CPU) offload of model states (engine/symbolic/memory/states.py)
 # element types of the KV cache and of stored weights, with their bits (the symbols bits_kv and bits_weight)
-DTYPE_BITS = MappingProxyType({"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4})
-KV_DTYPES = ("auto", *DTYPE_BITS)
-WEIGHT_DTYPES = ("auto", "fp8", "int8", "int4")
-GROUP_QUANTIZED = ("int8", "int4")  # weight_dtype values stored group-wise with a scale and zero point
+DTYPE_BITS = MappingProxyType({"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4,
+                               "mxfp4": 4})
+KV_DTYPES = ("auto", *(d for d in DTYPE_BITS if not d.endswith("fp4")))  # a KV cache is not block-scaled fp4
+WEIGHT_DTYPES = ("auto", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+GROUP_QUANTIZED = ("int8", "int4", "nvfp4", "mxfp4")  # weight_dtype values stored group-wise with scales
+# the block of weights one scale covers and the scale's bits: NVFP4 one FP8 E4M3 scale per 16 (NVIDIA, Blackwell
+# NVFP4), MXFP4 one E8M0 scale per 32 (OCP Microscaling Formats v1.0); GPTQ/AWQ an fp16 scale and zero per 128
+QUANT_BLOCKS = MappingProxyType({"nvfp4": (16, 8), "mxfp4": (32, 8)})
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) §3.1, §5; DeepSpeed zero_optimization.stage"
 SRC_OFFLOAD = "DeepSpeed zero_optimization.offload_optimizer (stages 1-3) and offload_param (stage 3 only)"
@@ -138,7 +142,8 @@ class MemoryOptions:
         "auto", KV_DTYPES, "KV-cache element type (inference), the default of bits_kv (fp32 32, bf16/fp16 16, "
         "fp8/int8 8, int4 4 bits): auto = the weights' 16-bit type", source="vLLM --kv-cache-dtype")
     weight_dtype: str = option(
-        "auto", WEIGHT_DTYPES, "stored weight type (inference), the default of bits_weight (fp8/int8 8, int4 4 bits): "
+        "auto", WEIGHT_DTYPES, "stored weight type (inference), the default of bits_weight (fp8/int8 8, "
+        "int4/nvfp4/mxfp4 4 bits; nvfp4 with an 8-bit scale per 16 weights, mxfp4 per 32): "
         "auto = the precision's; int8/int4 group-wise with a scale and zero point per quant_group weights (embedding "
         "and head stay 16-bit), fp8 one byte per weight", source="GPTQ, AWQ (group-wise)")
 

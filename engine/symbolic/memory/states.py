@@ -9,6 +9,7 @@ from __future__ import annotations
 import sympy
 
 from engine.options import DTYPE_BITS, PRECISIONS
+from engine.options.memory import QUANT_BLOCKS
 from engine.symbolic.formulas import components as C
 from engine.symbolic.formulas.architectures import mlp_counts
 from engine.symbolic.formulas.base import Quantity
@@ -94,7 +95,8 @@ def defaults(o) -> dict[str, sympy.Expr]:
         "bits_opt": sympy.Integer(8 if o.optimizer in EIGHT_BIT else 32 if o.optimizer == "paged_adamw"
                                   else p.optimizer),
         "bits_kv": sympy.Integer(kv_bits),
-        "quant_group": sympy.Integer(128), "bits_quant_meta": sympy.Integer(32),
+        "quant_group": sympy.Integer(QUANT_BLOCKS.get(o.weight_dtype, (128, 32))[0]),
+        "bits_quant_meta": sympy.Integer(QUANT_BLOCKS.get(o.weight_dtype, (128, 32))[1]),
         "dp": sympy.Integer(1), "tp": sympy.Integer(1), "pp": sympy.Integer(1), "vp": sympy.Integer(1),
         "stage_layers": even_stage_layers(), "in_flight_layers": pp * even_stage_layers(),  # the even split
         "ep": sympy.Integer(1), "etp": tp, "shard_group": dp,
