@@ -167,7 +167,10 @@ def test_serve_prints_and_gives_json(capsys):
     (["--engine", "vlm"], "invalid choice: 'vlm'"),
     (["--concurrency", "lots"], "invalid concurrency 'lots'"),
     (["--tpot-max", "0"], "--tpot-max: 0.0: must be a positive number"),
-], ids=["above-pool", "gpus", "one-token", "ep-dense", "engine", "concurrency-word", "slo-zero"])
+    (["--rate", "2", "--concurrency", "4"], "--rate: 2: give --rate or --concurrency, not both"),
+    (["--rate", "-1"], "--rate: -1.0: must be a positive number of requests per second"),
+], ids=["above-pool", "gpus", "one-token", "ep-dense", "engine", "concurrency-word", "slo-zero", "rate-and-c",
+        "rate-negative"])
 def test_serve_refuses_bad_input_in_one_line(capsys, extra, message):
     from engine.cli import main
 
@@ -232,3 +235,17 @@ def test_serve_plan_on_the_command_line(capsys):
     assert "serve-plan needs a limit to meet" in capsys.readouterr().err
     assert main(args + ["--tpot-max", "0.02", "--gpu", "a100-80gb", "--cost-per-hour", "-1"]) == 2
     assert "--cost-per-hour: -1.0: must be a positive number" in capsys.readouterr().err
+
+
+def test_a_request_rate_is_served_at_the_concurrency_that_completes_it():
+    """--rate R (an open loop): the smallest concurrency whose closed loop completes R requests per second
+    (Little's law); beyond the largest concurrency's, one line naming what the deployment completes."""
+    arch = architecture("llama-3.1-8b")
+    o = memory_options(mode="inference", attention="flash")
+    est = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=None, rate=5.0), o)
+    assert est["request_rate"] >= 5.0 and est["request_rate"] == pytest.approx(est["tokens_per_s"] / 200)
+    below = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200,
+                                                        concurrency=est["concurrency"] - 1), o)
+    assert below["request_rate"] < 5.0
+    with pytest.raises(SpecError, match=r"--rate: 500: above what the deployment completes: at most"):
+        serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=None, rate=500.0), o)

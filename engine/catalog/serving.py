@@ -36,7 +36,8 @@ class Deployment:
     """A serving layout and workload: dp replicas of tp x pp devices (ep, etp: a MoE model's experts over ep x etp
     devices; ep above tp spreads them over attention data-parallel replicas), requests of ``input_len`` prompt and
     ``output_len`` generated tokens, ``concurrency`` of them in flight (None: the largest the KV pools hold, or
-    with ``ttft_max`` / ``tpot_max`` the largest that meets them)."""
+    with ``ttft_max`` / ``tpot_max`` the largest that meets them), or ``rate`` requests per second arriving (an
+    open loop: the concurrency that completes them, by Little's law)."""
 
     tp: int = 1
     pp: int = 1
@@ -48,6 +49,7 @@ class Deployment:
     concurrency: int | None = 1
     ttft_max: float | None = None
     tpot_max: float | None = None
+    rate: float | None = None
 
     @property
     def gpus(self) -> int:
@@ -186,6 +188,7 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     out["cost_per_mtok"] = 1e6 * dep.gpus * price / (3600 * out["tokens_per_s"]) if price is not None else None
     if meets is not None:
         out["meets_slo"] = meets
+    out["request_rate"] = out["tokens_per_s"] / dep.output_len  # completed requests per second
     out.update(gpu=dev.name, gpus=dep.gpus, engine=options.engine,
                layout={"tp": dep.tp, "pp": dep.pp, "dp": dep.dp, "ep": dep.ep, "etp": dep.etp or dep.tp,
                        "input_len": dep.input_len, "output_len": dep.output_len},
@@ -194,10 +197,19 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
 
 
 def _concurrency(dep: Deployment, most: int, fns: dict, values: dict) -> tuple[int, bool | None]:
-    """The concurrency to report, and whether it meets the SLO limits (None without limits): the one given
-    (at most ``most``), else the largest that meets the limits, else the largest that runs at once (``most`` or
-    dp x max_num_seqs, the smaller)."""
+    """The concurrency to report, and whether it meets the SLO limits (None without limits): with a rate, the
+    smallest that completes it; the one given (at most ``most``); else the largest that meets the limits, else
+    the largest that runs at once (``most`` or dp x max_num_seqs, the smaller)."""
     slo = dep.ttft_max is not None or dep.tpot_max is not None
+    if dep.rate is not None:  # the concurrency at which the deployment completes rate requests per second
+        top = min(most, int(dep.dp * values["max_num_seqs"]))
+        grid = np.arange(1, top + 1)
+        done = np.broadcast_to(fns["tokens_per_s"](grid), grid.shape) / dep.output_len
+        if not (done >= dep.rate).any():
+            raise SpecError("--rate", f"{dep.rate:g}", f"above what the deployment completes: at most {done.max():.4g} "
+                                                       "requests per second (at its largest concurrency)")
+        conc = int(grid[np.argmax(done >= dep.rate)])
+        return conc, (bool(_meets(dep, fns, np.array([conc]))[0]) if slo else None)
     if dep.concurrency is not None:
         if dep.concurrency > most:
             raise SpecError("--concurrency", str(dep.concurrency), f"the KV pools hold at most {most} requests of "

@@ -44,6 +44,9 @@ def add_parser(subparsers) -> None:
     sv.add_argument("--concurrency", type=_concurrency, default="max", metavar="C|max",
                     help="requests in flight (a benchmark's concurrency); max (default): the largest the KV pools "
                          "hold and the engine runs at once, or with --ttft-max/--tpot-max the largest that meets them")
+    sv.add_argument("--rate", type=float, metavar="R",
+                    help="requests per second arriving (an open loop), instead of --concurrency: the concurrency "
+                         "that completes them (Little's law)")
     add_serving_flags(sv)
 
 
@@ -101,8 +104,12 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError("--gpus", str(args.gpus), f"must equal tp x pp x dp = {args.tp} x {args.pp} x {args.dp} = "
                                                   f"{gpus}")
     options = checked_options(args)
+    if args.rate is not None and not args.rate > 0:
+        raise SpecError("--rate", str(args.rate), "must be a positive number of requests per second")
+    if args.rate is not None and args.concurrency != "max":
+        raise SpecError("--rate", f"{args.rate:g}", "give --rate or --concurrency, not both")
     dep = Deployment(args.tp, args.pp, args.dp, args.ep, args.etp, args.input_len, args.output_len,
-                     None if args.concurrency == "max" else args.concurrency, args.ttft_max, args.tpot_max)
+                     None if args.concurrency == "max" else args.concurrency, args.ttft_max, args.tpot_max, args.rate)
     est = serve_estimate(arch, args.gpu, dep, options, limits_of(args), args.cost_per_hour)
     if args.json:
         print(json.dumps(est, indent=2))
@@ -120,7 +127,7 @@ def _print(args: argparse.Namespace, arch, est: dict) -> None:
     print(f"{name}: ttft {est['ttft']:.4g} s, tpot {1e3 * est['tpot']:.4g} ms at concurrency {est['concurrency']} "
           f"({where}; {lay['input_len']} in / {lay['output_len']} out tokens)")
     print(f"  output {est['tokens_per_s']:,.0f} tokens/s, {est['tokens_per_s_per_gpu']:,.1f} per device, "
-          f"{est['tokens_per_s_per_user']:,.1f} per user")
+          f"{est['tokens_per_s_per_user']:,.1f} per user; {est['request_rate']:,.3g} requests/s completed")
     print(f"  KV pool {est['mem_kv_pool'] / 2**30:.2f} GiB per device: at most {est['max_concurrency']:,} requests "
           f"in flight (engine runs {est['limits']['max_num_seqs']:,} per replica at once)")
     if "meets_slo" in est:
