@@ -50,6 +50,8 @@ if TYPE_CHECKING:  # the public API, spelled out for type checkers and IDEs (imp
     from engine.catalog.model import param_counts as param_counts
     from engine.catalog.plan import plan as plan
     from engine.catalog.presets import PRESETS as PRESETS, Preset as Preset
+    from engine.catalog.serving import Deployment as Deployment, serve_estimate as serve_estimate
+    from engine.catalog.serving import serve_plan as serve_plan
     from engine.catalog.timing import Layout as Layout, time_estimate as time_estimate
     from engine.errors import LlmSweepError as LlmSweepError, PrecisionError as PrecisionError
     from engine.errors import ResourceError as ResourceError, SpecError as SpecError
@@ -80,6 +82,7 @@ _PUBLIC = {
     "memory_options": "catalog.model", "param_counts": "catalog.model",
     "plan": "catalog.plan",
     "PRESETS": "catalog.presets", "Preset": "catalog.presets",
+    "Deployment": "catalog.serving", "serve_estimate": "catalog.serving", "serve_plan": "catalog.serving",
     "Layout": "catalog.timing", "time_estimate": "catalog.timing",
     "LlmSweepError": "errors", "PrecisionError": "errors", "ResourceError": "errors", "SpecError": "errors",
     "EXACT": "request.numerics", "FAST": "request.numerics", "Numerics": "request.numerics",

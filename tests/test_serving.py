@@ -249,3 +249,23 @@ def test_a_request_rate_is_served_at_the_concurrency_that_completes_it():
     assert below["request_rate"] < 5.0
     with pytest.raises(SpecError, match=r"--rate: 500: above what the deployment completes: at most"):
         serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=None, rate=500.0), o)
+
+
+def test_speculative_decoding_divides_the_step_by_the_tokens_it_yields():
+    """g drafts accepted with probability a yield (1 - a^(g+1)) / (1 - a) tokens a step (Leviathan et al. 2023);
+    the step verifies g + 1 tokens and runs a one-layer draft head g times; tpot x tokens is the step, stretched
+    by the prefills it carries."""
+    arch = architecture("llama-3.1-8b")
+    o = memory_options(mode="inference", attention="flash")
+    base = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=1), o)
+    spec = serve_estimate(arch, "h100-sxm", Deployment(input_len=1000, output_len=200, concurrency=1,
+                                                       spec_tokens=3, acceptance_rate=0.8), o)
+    tokens = (1 - 0.8**4) / (1 - 0.8)
+    assert spec["tpot"] < base["tpot"] / 2
+    step = K["step_latency"]  # the drafts cost a layer's share of the step each; g + 1 tokens' compute
+    assert spec["time_decode"] - step >= (base["time_decode"] - step) * (1 + 3 / 32) * (1 - 1e-12)
+    ratio = spec["tpot"] * tokens / spec["time_decode"]
+    # the step, stretched only by the prefills it carries: more so than without drafts (the decode is shorter)
+    assert base["tpot"] / base["time_decode"] < ratio < 1.1
+    with pytest.raises(SpecError, match="--spec-tokens: -1: must be a non-negative integer"):
+        serve_estimate(arch, "h100-sxm", Deployment(input_len=10, output_len=10, spec_tokens=-1), o)

@@ -50,6 +50,8 @@ class Deployment:
     ttft_max: float | None = None
     tpot_max: float | None = None
     rate: float | None = None
+    spec_tokens: int = 0
+    acceptance_rate: float | None = None
 
     @property
     def gpus(self) -> int:
@@ -71,6 +73,10 @@ def _check(arch: Architecture, dep: Deployment) -> None:
         raise SpecError("--ep", str(dep.ep), f"ep x etp ({dep.ep * (dep.etp or dep.tp)}) must divide tp ({dep.tp}) or "
                                              "be a multiple of it (experts over a replica's devices, or over several "
                                              "replicas)")
+    if isinstance(dep.spec_tokens, bool) or not isinstance(dep.spec_tokens, int) or dep.spec_tokens < 0:
+        raise SpecError("--spec-tokens", str(dep.spec_tokens), "must be a non-negative integer (0: no drafts)")
+    if dep.acceptance_rate is not None and not 0 < dep.acceptance_rate < 1:
+        raise SpecError("--acceptance-rate", str(dep.acceptance_rate), "must be between 0 and 1 (exclusive)")
     if dep.concurrency is not None and (isinstance(dep.concurrency, bool) or not isinstance(dep.concurrency, int)
                                         or dep.concurrency < 1):
         raise SpecError("--concurrency", str(dep.concurrency), "must be a positive integer or 'max'")
@@ -91,7 +97,9 @@ def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, li
         if value is not None:
             values[key] = value
     values.update(tp=dep.tp, pp=dep.pp, dp=dep.dp, input_len=dep.input_len, output_len=dep.output_len,
-                  seq_len=dep.input_len + dep.output_len, batch=1)
+                  seq_len=dep.input_len + dep.output_len, batch=1, spec_tokens=dep.spec_tokens)
+    if dep.acceptance_rate is not None:
+        values["acceptance_rate"] = dep.acceptance_rate
     if arch.structure.moe:
         values.update(ep=dep.ep, etp=dep.etp or dep.tp)
     price = cost_per_hour if cost_per_hour is not None else dev.price()
@@ -191,7 +199,7 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     out["request_rate"] = out["tokens_per_s"] / dep.output_len  # completed requests per second
     out.update(gpu=dev.name, gpus=dep.gpus, engine=options.engine,
                layout={"tp": dep.tp, "pp": dep.pp, "dp": dep.dp, "ep": dep.ep, "etp": dep.etp or dep.tp,
-                       "input_len": dep.input_len, "output_len": dep.output_len},
+                       "input_len": dep.input_len, "output_len": dep.output_len, "spec_tokens": dep.spec_tokens},
                limits={k: values[k] for k in ENGINE_LIMITS})
     return out
 

@@ -47,6 +47,10 @@ def add_parser(subparsers) -> None:
     sv.add_argument("--rate", type=float, metavar="R",
                     help="requests per second arriving (an open loop), instead of --concurrency: the concurrency "
                          "that completes them (Little's law)")
+    sv.add_argument("--spec-tokens", type=int, default=0, metavar="G",
+                    help="speculative decoding: draft tokens per request and step (an MTP / EAGLE head; default 0)")
+    sv.add_argument("--acceptance-rate", type=float, metavar="A",
+                    help="probability a draft token is accepted (default 0.85, DeepSeek-V3's MTP)")
     add_serving_flags(sv)
 
 
@@ -109,7 +113,8 @@ def main(args: argparse.Namespace) -> int:
     if args.rate is not None and args.concurrency != "max":
         raise SpecError("--rate", f"{args.rate:g}", "give --rate or --concurrency, not both")
     dep = Deployment(args.tp, args.pp, args.dp, args.ep, args.etp, args.input_len, args.output_len,
-                     None if args.concurrency == "max" else args.concurrency, args.ttft_max, args.tpot_max, args.rate)
+                     None if args.concurrency == "max" else args.concurrency, args.ttft_max, args.tpot_max, args.rate,
+                     args.spec_tokens, args.acceptance_rate)
     est = serve_estimate(arch, args.gpu, dep, options, limits_of(args), args.cost_per_hour)
     if args.json:
         print(json.dumps(est, indent=2))

@@ -46,6 +46,7 @@ budget, max_seqs = symbol("max_num_batched_tokens"), symbol("max_num_seqs")
 eta_bw, t_layer, t_sched = symbol("decode_bandwidth_efficiency"), symbol("layer_latency"), symbol("step_latency")
 alpha_ar, price, hbm = symbol("allreduce_latency"), symbol("cost_per_hour"), symbol("hbm_capacity")
 t_moe, m_half = symbol("moe_layer_latency"), symbol("expert_half_tokens")
+spec, alpha_spec = symbol("spec_tokens"), symbol("acceptance_rate")
 r_attn, n_half = symbol("attention_curve_peak_flops"), symbol("attention_half_tokens")
 
 SRC_SERVING = ("continuous batching (Yu et al. 2022, Orca: iteration-level scheduling) with chunked prefill (Agrawal "
@@ -63,6 +64,8 @@ SRC_MOE_LAYER = ("a MoE layer's fixed time per step: its router, top-k, token pe
                  "expert_half_tokens) of the dense rate (DeepGEMM's published grouped GEMMs, as in training)")
 SRC_QUEUE = ("a prefill waits behind the prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)) (Zhong et al. 2024, "
              "DistServe §3.1, its prefill instance's queue)")
+SRC_SPEC = ("speculative decoding: g draft tokens verified in one step yield (1 - a^(g+1)) / (1 - a) tokens "
+            "(Leviathan et al. 2023, eq. 1); drafts from a one-layer head (DeepSeek-V3 MTP, EAGLE)")
 SRC_AR = ("tensor parallelism: two all-reduces per layer (Shoeybi et al. 2019 §3); a decode step's are small, so "
           "their latency counts (vLLM and TensorRT-LLM run a one-shot custom all-reduce inside a node)")
 SRC_COST = "device-hours x cost_per_hour over the tokens they produce, per million"
@@ -75,6 +78,10 @@ DEFAULTS = {
     "layer_latency": sympy.Rational(10, 1000000),
     "step_latency": sympy.Rational(1, 1000),
     "moe_layer_latency": sympy.Rational(50, 1000000),
+    # speculative decoding: none by default; an accepted draft's rate where one is given: DeepSeek-V3's MTP
+    # (arXiv:2412.19437 §5.4.3: the second token accepted 85-90 % of the time)
+    "spec_tokens": sympy.Integer(0),
+    "acceptance_rate": sympy.Rational(85, 100),
     "allreduce_latency": sympy.Rational(10, 1000000),
     "dp": sympy.Integer(1),
 }
@@ -142,18 +149,27 @@ def _expert_penalty(structure) -> sympy.Expr:
     return m_half * local * 2 * expert * mlp_counts(structure)["moe"] / pp
 
 
+def accepted_tokens() -> sympy.Expr:
+    """Tokens a decode step yields per request with speculative decoding: (1 - a^(g+1)) / (1 - a) for g draft
+    tokens each accepted with probability a (Leviathan et al. 2023, eq. 1); 1 without drafts (g = 0)."""
+    return (1 - alpha_spec ** (spec + 1)) / (1 - alpha_spec)
+
+
 def _decode_step(structure, o) -> sympy.Expr:
-    """One decode step of a replica (every running request gains a token): pp stage passes of B / pp requests."""
+    """One decode step of a replica: pp stage passes of B / pp requests, each verifying its g draft tokens with the
+    next one (g + 1 tokens of compute, the weights and KV cache read once), plus the drafts (an MTP / EAGLE head:
+    one layer's share of the step per draft token)."""
     act = o.activation_bytes
-    group = _running() / pp
+    group = _running() / pp * (spec + 1)
     context = I + O / 2  # a request's mean context over its decode
     matmul = q("flops_forward_token") - q("flops_attention_token")  # at seq_len: the matmuls and logits
     # (a decode step's expert GEMMs, a few tokens each, are bound by reading the touched experts: the bytes term)
     flops = group * (matmul + attention_token_flops(structure, context)) / (tp * pp)
-    nbytes = _touched_weights(structure) + group * kv_bytes(structure, o, context)
     comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
                            (L / pp * 2 * 2 * (tp - 1) / tp * act * group * h / link_bw, True))
-    return pp * (hi(flops / _rate(), nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm) + t_sched
+    nbytes = _touched_weights(structure) + _running() / pp * kv_bytes(structure, o, context)
+    step = pp * (hi(flops / _rate(), nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm)
+    return step * (1 + spec / L) + t_sched
 
 
 def _prefill(structure, o) -> tuple[sympy.Expr, sympy.Expr]:
@@ -194,11 +210,14 @@ def quantities(structure, o) -> list[Quantity]:
     # waits for the group's
     group = lo(running, hi(1, budget / I))
     ttft1 = p + (group - 1) * I * c + d
-    gaps = hi(1, O - 1)  # the gaps between a request's output tokens (output_len >= 2: at 1 there is none)
+    tokens = accepted_tokens()
+    # the decode steps between a request's first and last token (output_len >= 2: at 1 there is no gap)
+    gaps = hi(1, O - 1) / tokens
     beta = ttft1 - running * I * c - gaps * d
-    tau = 2 * d * ttft1 / (beta + sympy.sqrt(beta**2 + 4 * gaps * d * ttft1))
-    # the prefills' share of the time rho = 1 - d / tpot (tpot = d / (1 - rho)): the M/D/1 wait rho/(1 - rho) S / 2
-    queue = (q("tpot") - q("time_decode")) / q("time_decode") * I * c / 2
+    tau = 2 * d * ttft1 / (beta + sympy.sqrt(beta**2 + 4 * gaps * d * ttft1)) / tokens
+    # the prefills' share of the time rho = 1 - d / step (a step = tpot x tokens = d / (1 - rho)): the M/D/1 wait
+    # rho / (1 - rho) S / 2
+    queue = (q("tpot") * tokens - q("time_decode")) / q("time_decode") * I * c / 2
     cycle = q("time_prefill") + (group - 1) * I * c + q("time_decode") + queue + (O - 1) * q("tpot")
     rate = running / cycle  # requests per second per replica
     waiting = hi(0, C_ / dp - running) / rate
@@ -209,8 +228,8 @@ def quantities(structure, o) -> list[Quantity]:
                  r"T_{\mathrm{dec}}", "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR)), units="s"),
         quantity("time_prefill", p, "one request's prefill alone on a replica", r"T_{\mathrm{pre}}",
                  "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR)), units="s"),
-        quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries",
-                 r"T_{\mathrm{TPOT}}", SRC_SERVING, units="s"),
+        quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries, "
+                 "over the tokens it yields", r"T_{\mathrm{TPOT}}", SRC_SERVING + "; " + SRC_SPEC, units="s"),
         quantity("ttft", cycle - (O - 1) * q("tpot") + waiting, "time to first token: the prefill in the next step, "
                  "its wait behind the prefills ahead of it, and for a running slot (max_num_seqs, the KV pool)",
                  r"T_{\mathrm{TTFT}}", SRC_SERVING + "; " + SRC_QUEUE, units="s"),
