@@ -33,11 +33,26 @@ ENGINE_LIMITS = ("block_size", "kv_memory_fraction", "max_num_batched_tokens", "
 
 @dataclass(frozen=True)
 class Deployment:
-    """A serving layout and workload: dp replicas of tp x pp devices (ep, etp: a MoE model's experts over ep x etp
-    devices; ep above tp spreads them over attention data-parallel replicas), requests of ``input_len`` prompt and
-    ``output_len`` generated tokens, ``concurrency`` of them in flight (None: the largest the KV pools hold, or
-    with ``ttft_max`` / ``tpot_max`` the largest that meets them), or ``rate`` requests per second arriving (an
-    open loop: the concurrency that completes them, by Little's law)."""
+    """A serving layout and workload.
+
+    Parameters
+    ----------
+    tp, pp, dp : int
+        Tensor and pipeline parallelism of a replica; replicas.
+    ep, etp : int
+        A MoE model's experts over ep x etp devices (etp None: tp); ep above tp spreads them over replicas.
+    input_len, output_len : int
+        Prompt and generated tokens per request (output_len at least 2).
+    concurrency : int or None
+        Requests in flight; None: the largest the KV pools hold, or with ``ttft_max`` / ``tpot_max`` the largest
+        that meets them.
+    ttft_max, tpot_max : float or None
+        Mean time-to-first-token and time-per-output-token limits, seconds.
+    rate : float or None
+        Requests per second arriving (an open loop): the concurrency that completes them, by Little's law.
+    spec_tokens, acceptance_rate : int, float or None
+        Speculative decoding: draft tokens per step and their acceptance probability (None: 0.85).
+    """
 
     tp: int = 1
     pp: int = 1
@@ -167,13 +182,36 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
                    cost_per_hour: float | None = None) -> dict[str, Any]:
     """TTFT, TPOT, throughput, capacity and cost of ``arch`` served on ``dep`` of ``gpu`` devices.
 
-    Returns ``{"ttft", "tpot" (s), "tokens_per_s" (the deployment's output tokens/s), "tokens_per_s_per_gpu",
-    "tokens_per_s_per_user", "time_decode", "time_prefill" (s), "concurrency", "max_concurrency", "mem_kv_pool"
-    (bytes per device), "cost_per_mtok" (US dollars per million output tokens, None without a price),
-    "cost_per_hour", "gpu", "gpus", "engine", "layout", "limits"}``; with SLO limits also ``"meets_slo"``.
+    Parameters
+    ----------
+    arch : Architecture
+        The model (``engine.architecture``).
+    gpu : str
+        A catalog device or a device TOML file.
+    dep : Deployment
+        The layout and workload.
+    options : MemoryOptions, optional
+        Inference options (``memory_options(mode="inference", engine=..., weight_dtype=..., kv_dtype=...)``).
+    limits : dict, optional
+        Engine limits overriding the engine's (block_size, kv_memory_fraction, max_num_batched_tokens,
+        max_num_seqs; None values ignored).
+    cost_per_hour : float, optional
+        US dollars per device-hour (default: the catalog's price, where it has one).
 
-    Raises SpecError for a bad deployment, a model whose weights leave no KV pool, a concurrency above what the
-    pools hold (naming the maximum), or limits no concurrency meets (naming what concurrency 1 reaches).
+    Returns
+    -------
+    dict
+        ``{"ttft", "tpot" (s), "tokens_per_s" (the deployment's output tokens/s), "tokens_per_s_per_gpu",
+        "tokens_per_s_per_user", "time_decode", "time_prefill" (s), "concurrency", "max_concurrency",
+        "mem_kv_pool" (bytes per device), "request_rate", "cost_per_mtok" (US dollars per million output tokens,
+        None without a price), "cost_per_hour", "gpu", "gpus", "engine", "layout", "limits"}``; with SLO limits
+        also ``"meets_slo"``.
+
+    Raises
+    ------
+    SpecError
+        A bad deployment, a model whose weights leave no KV pool, a concurrency above what the pools hold (naming
+        the maximum), a rate above what the deployment completes, or limits no concurrency meets.
     """
     options = options or memory_options(mode="inference")
     _check(arch, dep)
@@ -253,12 +291,40 @@ REFUSALS = ("no concurrency meets them", "leaves no room for the KV cache")
 def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: int, options: Any = None,
                ttft_max: float | None = None, tpot_max: float | None = None, users: int | None = None,
                limits: dict | None = None, cost_per_hour: float | None = None, top: int = 5) -> dict[str, Any]:
-    """The cheapest layouts that meet the limits: for each device of ``gpus`` with a price and tp in 1, 2, 4, 8 (a
-    MoE model's experts split with the replica's devices, etp = tp), the largest concurrency
-    per replica meeting ``ttft_max`` / ``tpot_max``, ranked by $ per million output tokens; with ``users`` the
-    replicas (dp) that serve that many at once. Returns ``{"plans": [...], "tried", "refused": {reason: count}}``,
-    each plan ``serve_estimate``'s dict (its ``concurrency`` per replica) with ``replicas`` and ``gpus`` for the
-    users; none when no layout meets the limits (``refused`` says why). SpecError without a limit or a price."""
+    """The cheapest layouts that meet the limits.
+
+    Parameters
+    ----------
+    arch : Architecture
+        The model.
+    gpus : list of str
+        Devices to consider (those without a price are passed over unless ``cost_per_hour`` is given).
+    input_len, output_len : int
+        Prompt and generated tokens per request.
+    options, limits, cost_per_hour :
+        As ``serve_estimate``'s.
+    ttft_max, tpot_max : float, optional
+        The limits (at least one).
+    users : int, optional
+        Requests to serve at once: the replicas each layout needs.
+    top : int
+        Layouts to return.
+
+    Returns
+    -------
+    dict
+        For each device of ``gpus`` with a price and tp in 1, 2, 4, 8 (a MoE model's experts split with the
+        replica's devices, etp = tp), the largest concurrency
+        per replica meeting ``ttft_max`` / ``tpot_max``, ranked by $ per million output tokens, with ``users`` the
+        replicas (dp) that serve that many at once: ``{"plans": [...], "tried", "refused": {reason: count},
+        "gpus"}``, each plan ``serve_estimate``'s dict (its ``concurrency`` per replica) with ``replicas`` and
+        ``gpus`` for the users; no plan when no layout meets the limits (``refused`` says why).
+
+    Raises
+    ------
+    SpecError
+        Without a limit, or without a price for any of ``gpus``.
+    """
     if ttft_max is None and tpot_max is None:
         raise SpecError("--ttft-max/--tpot-max", "", "serve-plan needs a limit to meet: --ttft-max S, --tpot-max S")
     options = options or memory_options(mode="inference")
