@@ -269,3 +269,12 @@ def test_speculative_decoding_divides_the_step_by_the_tokens_it_yields():
     assert base["tpot"] / base["time_decode"] < ratio < 1.1
     with pytest.raises(SpecError, match="--spec-tokens: -1: must be a non-negative integer"):
         serve_estimate(arch, "h100-sxm", Deployment(input_len=10, output_len=10, spec_tokens=-1), o)
+
+
+def test_the_printer_knows_the_serving_quantities():
+    from engine.symbolic.memory.serving import NAMES
+    from engine.symbolic.printing.document import SERVING
+
+    arch = architecture("llama-3.1-8b")
+    fs = estimate_formulas(arch.family, arch.structure, memory_options(mode="inference"))
+    assert set(NAMES) == SERVING and SERVING <= set(fs.quantities)

@@ -87,6 +87,12 @@ DEFAULTS = {
 }
 
 
+NAMES = ("time_decode", "time_prefill", "time_prefill_token", "accepted_tokens", "time_first_step", "tpot",
+         "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "mem_kv_pool",
+         "max_concurrency", "cost_per_mtok")
+"""The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded."""
+
+
 def defaults(o) -> dict[str, sympy.Expr]:
     """The serving symbols' defaults: the knobs and the engine's limits (its values on a large device)."""
     rec = engine_record(o.engine)
@@ -202,50 +208,59 @@ def _capacity(structure, o) -> sympy.Expr:
 
 def quantities(structure, o) -> list[Quantity]:
     """The serving quantities of mode inference (module docstring)."""
-    d = _decode_step(structure, o)
-    p, c = _prefill(structure, o)
+    decode, (prefill, per_token) = _decode_step(structure, o), _prefill(structure, o)
+    d, p, c = q("time_decode"), q("time_prefill"), q("time_prefill_token")  # named: the printed formulas stay short
     running = _running()
     # requests of equal lengths arrive together (a closed loop restarts the ones that finished in one step): the
     # prefills of a group of g = min(B, max_num_batched_tokens / input_len) share one step, each first token
     # waits for the group's
     group = lo(running, hi(1, budget / I))
-    ttft1 = p + (group - 1) * I * c + d
-    tokens = accepted_tokens()
+    ttft1 = q("time_first_step")
+    tokens = q("accepted_tokens")
     # the decode steps between a request's first and last token (output_len >= 2: at 1 there is no gap)
     gaps = hi(1, O - 1) / tokens
     beta = ttft1 - running * I * c - gaps * d
     tau = 2 * d * ttft1 / (beta + sympy.sqrt(beta**2 + 4 * gaps * d * ttft1)) / tokens
     # the prefills' share of the time rho = 1 - d / step (a step = tpot x tokens = d / (1 - rho)): the M/D/1 wait
     # rho / (1 - rho) S / 2
-    queue = (q("tpot") * tokens - q("time_decode")) / q("time_decode") * I * c / 2
-    cycle = q("time_prefill") + (group - 1) * I * c + q("time_decode") + queue + (O - 1) * q("tpot")
+    queue = (q("tpot") * tokens - d) / d * I * c / 2
+    cycle = ttft1 + q("time_queue") + (O - 1) * q("tpot")
     rate = running / cycle  # requests per second per replica
     waiting = hi(0, C_ / dp - running) / rate
     per_request = sympy.ceiling((I + O) / block) * block
     n_dev = tp * pp * dp
     return [
-        quantity("time_decode", d, "one decode step of a replica alone (every running request gains a token)",
+        quantity("time_decode", decode, "one decode step of a replica alone (every running request gains a token)",
                  r"T_{\mathrm{dec}}", "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR)), units="s"),
-        quantity("time_prefill", p, "one request's prefill alone on a replica", r"T_{\mathrm{pre}}",
+        quantity("time_prefill", prefill, "one request's prefill alone on a replica", r"T_{\mathrm{pre}}",
                  "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR)), units="s"),
+        quantity("time_prefill_token", per_token, "the compute a prompt token adds to a step it shares (chunked "
+                 "prefill's marginal cost)", r"t_{\mathrm{pre}}", SRC_SERVING, units="s"),
+        quantity("accepted_tokens", accepted_tokens(), "tokens a decode step yields per request (1 without "
+                 "speculative decoding)", r"n_{\mathrm{a}}", SRC_SPEC, units="1"),
+        quantity("time_first_step", p + (group - 1) * I * c + d, "the step that yields a request's first token: "
+                 "its prefill, its arrival group's, and the running decodes", r"T_{1}", SRC_SERVING,
+                 units="s"),
         quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries, "
                  "over the tokens it yields", r"T_{\mathrm{TPOT}}", SRC_SERVING + "; " + SRC_SPEC, units="s"),
-        quantity("ttft", cycle - (O - 1) * q("tpot") + waiting, "time to first token: the prefill in the next step, "
+        quantity("time_queue", queue, "a prefill's wait behind the prefills ahead of it (M/D/1)",
+                 r"W_{\mathrm{pre}}", SRC_QUEUE, units="s"),
+        quantity("ttft", ttft1 + q("time_queue") + waiting, "time to first token: the prefill in the next step, "
                  "its wait behind the prefills ahead of it, and for a running slot (max_num_seqs, the KV pool)",
                  r"T_{\mathrm{TTFT}}", SRC_SERVING + "; " + SRC_QUEUE, units="s"),
         quantity("tokens_per_s", dp * O * running / cycle, "output tokens per second, the whole deployment",
                  r"\mathrm{tok/s}", SRC_SERVING, units="1/s"),
         quantity("tokens_per_s_per_gpu", q("tokens_per_s") / n_dev, "output tokens per second per device",
-                 r"\mathrm{tok/s/dev}", "tokens_per_s / (tp pp dp)", units="1/s"),
+                 r"r_{\mathrm{dev}}", "tokens_per_s / (tp pp dp)", units="1/s"),
         quantity("tokens_per_s_per_user", 1 / q("tpot"), "output tokens per second one request sees while it "
-                 "decodes", r"\mathrm{tok/s/user}", "1 / tpot", units="1/s"),
-        quantity("mem_kv_pool", _capacity(structure, o), "KV-cache pool per device", r"M_{\mathrm{pool}}",
+                 "decodes", r"r_{\mathrm{user}}", "1 / tpot", units="1/s"),
+        quantity("mem_kv_pool", _capacity(structure, o), "KV-cache pool per device", r"M_{p}",
                  SRC_CAPACITY),
         # a request's cache at its longest, input_len + output_len, in whole pages of block_size tokens
         quantity("max_concurrency", dp * sympy.floor(q("mem_kv_pool") / (kv_bytes(structure, o, I + O) * per_request
                                                                          / (I + O))),
                  "requests of input_len + output_len tokens the KV pools hold at once", r"C_{\max}", SRC_CAPACITY,
                  units="1"),
-        quantity("cost_per_mtok", 1e6 * n_dev * price / (3600 * q("tokens_per_s")),
-                 "US dollars per million output tokens", r"\$/\mathrm{Mtok}", SRC_COST, units="1"),
+        quantity("cost_per_mtok", sympy.Integer(10**6) * price / (3600 * q("tokens_per_s_per_gpu")),
+                 "US dollars per million output tokens", r"c_{M}", SRC_COST, units="1"),
     ]

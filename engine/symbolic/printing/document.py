@@ -72,6 +72,18 @@ def format_formulas(formulas: FormulaSet, fmt: str = "text", expand: bool = Fals
     return text
 
 
+EXPANDED_OPS = 300
+"""The largest expanded line printed, in sympy operations: the serving model's closed loop (tpot, ttft, the
+throughputs) refers to its decode step and prefill several times and runs to thousands once inlined; those rows
+print their definitions only."""
+
+
+SERVING = frozenset(("time_decode", "time_prefill", "time_prefill_token", "accepted_tokens", "time_first_step",
+                     "tpot", "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
+                     "mem_kv_pool", "max_concurrency", "cost_per_mtok"))
+"""engine.symbolic.memory.serving.NAMES (a test keeps them equal): in mode inference their definitions stand alone."""
+
+
 def _rows(formulas: FormulaSet, expand: bool, substitute: dict[str, sympy.Expr] | None, collect: str | None,
           values: dict[str, int] | None) -> list[Row]:
     """(quantity, its expression over the inputs before it is multiplied out, or None) of each quantity, with
@@ -80,10 +92,12 @@ def _rows(formulas: FormulaSet, expand: bool, substitute: dict[str, sympy.Expr] 
     rows = []
     for q in formulas.quantities.values():
         over_inputs = None
-        if expand or subs or collect:
+        if (expand or subs or collect) and not (formulas.options.get("mode") == "inference" and q.name in SERVING):
             inner = formulas.inline(q.definition).xreplace(subs)
             # inputs the model gives (its sizes) or the caller substitutes stay symbols; defaults fill only the rest
             over_inputs = formulas.apply(inner, set(values or {}) | set(substitute or {}))
+            if over_inputs.count_ops() > EXPANDED_OPS:  # unreadable, and minutes to break into lines: the
+                over_inputs = None                      # definition, which names its parts, stands alone
         rows.append((q.__class__(**{**q.__dict__, "definition": q.definition.xreplace(subs)}) if subs else q,
                      over_inputs))
     return rows
