@@ -89,7 +89,7 @@ DEFAULTS = {
 
 NAMES = ("time_decode", "time_prefill", "time_prefill_token", "accepted_tokens", "time_first_step", "tpot",
          "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "mem_kv_pool",
-         "max_concurrency", "cost_per_mtok")
+         "mem_kv_request", "max_concurrency", "cost_per_mtok")
 """The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded."""
 
 
@@ -256,9 +256,10 @@ def quantities(structure, o) -> list[Quantity]:
                  "decodes", r"r_{\mathrm{user}}", "1 / tpot", units="1/s"),
         quantity("mem_kv_pool", _capacity(structure, o), "KV-cache pool per device", r"M_{p}",
                  SRC_CAPACITY),
-        # a request's cache at its longest, input_len + output_len, in whole pages of block_size tokens
-        quantity("max_concurrency", dp * sympy.floor(q("mem_kv_pool") / (kv_bytes(structure, o, I + O) * per_request
-                                                                         / (I + O))),
+        quantity("mem_kv_request", kv_bytes(structure, o, I + O) * per_request / (I + O), "a request's KV cache "
+                 "per device at its longest, input_len + output_len tokens, in whole pages of block_size tokens",
+                 r"m_{\mathrm{req}}", SRC_CAPACITY),
+        quantity("max_concurrency", dp * sympy.floor(q("mem_kv_pool") / q("mem_kv_request")),
                  "requests of input_len + output_len tokens the KV pools hold at once", r"C_{\max}", SRC_CAPACITY,
                  units="1"),
         quantity("cost_per_mtok", sympy.Integer(10**6) * price / (3600 * q("tokens_per_s_per_gpu")),

@@ -80,7 +80,7 @@ print their definitions only."""
 
 SERVING = frozenset(("time_decode", "time_prefill", "time_prefill_token", "accepted_tokens", "time_first_step",
                      "tpot", "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
-                     "mem_kv_pool", "max_concurrency", "cost_per_mtok"))
+                     "mem_kv_pool", "mem_kv_request", "max_concurrency", "cost_per_mtok"))
 """engine.symbolic.memory.serving.NAMES (a test keeps them equal): in mode inference their definitions stand alone."""
 
 
