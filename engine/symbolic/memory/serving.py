@@ -87,9 +87,9 @@ DEFAULTS = {
 }
 
 
-NAMES = ("time_decode", "time_prefill", "time_prefill_token", "accepted_tokens", "time_first_step", "tpot",
-         "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "mem_kv_pool",
-         "mem_kv_request", "max_concurrency", "cost_per_mtok")
+NAMES = ("time_decode", "time_prefill", "time_prefill_token", "running_requests", "accepted_tokens",
+         "time_first_step", "tpot", "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu",
+         "tokens_per_s_per_user", "mem_kv_pool", "mem_kv_request", "max_concurrency", "cost_per_mtok")
 """The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded."""
 
 
@@ -120,7 +120,7 @@ def _touched_weights(structure) -> sympy.Expr:
     if not structure.moe:
         return q("mem_weights")
     routed = qi("params_routed_experts") / (ep * etp * stages()) * symbol("bits_weight") / 8  # bytes per device
-    tokens = _running() / pp * hi(1, ep * etp / tp)
+    tokens = q("running_requests") / pp * hi(1, ep * etp / tp)
     touched = 1 - hi(0, 1 - C.top_k / C.n_experts) ** tokens  # (top_k <= n_experts; the max keeps it real)
     return q("mem_weights") - routed * (1 - touched)
 
@@ -166,14 +166,14 @@ def _decode_step(structure, o) -> sympy.Expr:
     next one (g + 1 tokens of compute, the weights and KV cache read once), plus the drafts (an MTP / EAGLE head:
     one layer's share of the step per draft token)."""
     act = o.activation_bytes
-    group = _running() / pp * (spec + 1)
+    group = q("running_requests") / pp * (spec + 1)
     context = I + O / 2  # a request's mean context over its decode
     matmul = q("flops_forward_token") - q("flops_attention_token")  # at seq_len: the matmuls and logits
     # (a decode step's expert GEMMs, a few tokens each, are bound by reading the touched experts: the bytes term)
     flops = group * (matmul + attention_token_flops(structure, context)) / (tp * pp)
     comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
                            (L / pp * 2 * 2 * (tp - 1) / tp * act * group * h / link_bw, True))
-    nbytes = _touched_weights(structure) + _running() / pp * kv_bytes(structure, o, context)
+    nbytes = _touched_weights(structure) + q("running_requests") / pp * kv_bytes(structure, o, context)
     step = pp * (hi(flops / _rate(), nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm)
     return step * (1 + spec / L) + t_sched
 
@@ -210,7 +210,7 @@ def quantities(structure, o) -> list[Quantity]:
     """The serving quantities of mode inference (module docstring)."""
     decode, (prefill, per_token) = _decode_step(structure, o), _prefill(structure, o)
     d, p, c = q("time_decode"), q("time_prefill"), q("time_prefill_token")  # named: the printed formulas stay short
-    running = _running()
+    running = q("running_requests")
     # requests of equal lengths arrive together (a closed loop restarts the ones that finished in one step): the
     # prefills of a group of g = min(B, max_num_batched_tokens / input_len) share one step, each first token
     # waits for the group's
@@ -236,6 +236,8 @@ def quantities(structure, o) -> list[Quantity]:
                  "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR)), units="s"),
         quantity("time_prefill_token", per_token, "the compute a prompt token adds to a step it shares (chunked "
                  "prefill's marginal cost)", r"t_{\mathrm{pre}}", SRC_SERVING, units="s"),
+        quantity("running_requests", _running(), "requests running at once on a replica (at most max_num_seqs and "
+                 "what its KV pool holds; the rest wait)", r"B", SRC_SERVING, units="1"),
         quantity("accepted_tokens", accepted_tokens(), "tokens a decode step yields per request (1 without "
                  "speculative decoding)", r"n_{\mathrm{a}}", SRC_SPEC, units="1"),
         quantity("time_first_step", p + (group - 1) * I * c + d, "the step that yields a request's first token: "

@@ -78,7 +78,8 @@ throughputs) refers to its decode step and prefill several times and runs to tho
 print their definitions only."""
 
 
-SERVING = frozenset(("time_decode", "time_prefill", "time_prefill_token", "accepted_tokens", "time_first_step",
+SERVING = frozenset(("time_decode", "time_prefill", "time_prefill_token", "running_requests", "accepted_tokens",
+                     "time_first_step",
                      "tpot", "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
                      "mem_kv_pool", "mem_kv_request", "max_concurrency", "cost_per_mtok"))
 """engine.symbolic.memory.serving.NAMES (a test keeps them equal): in mode inference their definitions stand alone."""
