@@ -47,9 +47,6 @@ SRC_EP = ("expert parallelism: two all-to-alls (dispatch, combine) per MoE layer
           "the micro-batch's top_k token copies (Lepikhin et al. 2021, GShard §2.2; Megatron-Core token dispatcher)")
 SRC_CP = ("context parallelism: ring attention passes each device's K and V around the cp ring, cp - 1 hops forward "
           "and backward (Liu et al. 2023, Ring Attention; Megatron-Core context parallelism)")
-SRC_DECODE = ("decode roofline: every weight and the whole KV cache are read once per generated token (Pope et al. "
-              "2022 §2; kipply, Transformer Inference Arithmetic); prefill: compute-bound")
-
 # Two knobs are fitted, on the 136 usable measured runs of the four source groups of the shared file only
 # (Korthikanti et al. 2022, Narayanan et al. 2021, MT-NLG, MosaicML llm-foundry): `python benchmarks/
 # validate_steptime.py --calibrate korthikanti2022,narayanan2021_t2,mtnlg2022,mpt_llmfoundry` (grid search in steps
