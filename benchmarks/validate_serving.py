@@ -104,15 +104,16 @@ def _key(case: dict) -> tuple:
             case["kv"])
 
 
-def predictor(case: dict):
-    """``(functions, max_num_seqs)``: numpy functions (input_len, output_len, concurrency, *knobs) of the ttft,
-    tpot, tokens_per_s_per_gpu and max_concurrency of one case's model, device, engine and layout (compiled once
-    per kind)."""
-    import sympy
+VARYING = ("input_len", "output_len", "concurrency", "seq_len", *KNOBS)
+OUTPUTS = ("ttft", "tpot", "tokens_per_s_per_gpu", "max_concurrency")
 
+
+def predictor(case: dict):
+    """``(evaluator, max_num_seqs)``: the serving quantities of one case's model, device, engine and layout as numpy
+    functions of the lengths, the concurrency and the knobs (``engine.catalog.serving.Evaluator``, built once per
+    kind)."""
     from engine.catalog.model import architecture, estimate_formulas, memory_options
-    from engine.catalog.serving import Deployment, serve_values
-    from engine.symbolic.symbols import symbol
+    from engine.catalog.serving import Deployment, Evaluator, serve_values
 
     key = _key(case)
     if key not in _FNS:
@@ -121,16 +122,8 @@ def predictor(case: dict):
                                  weight_dtype=case["weights"], kv_dtype=case["kv"])
         dep = Deployment(tp=case["tp"], ep=case["ep"], etp=case["etp"])
         _, values = serve_values(arch, case["gpu"], dep, options)
-        free = ("input_len", "output_len", "concurrency", "seq_len", *KNOBS)
-        given = {k: v for k, v in {**arch.values, **values}.items() if k not in free}
         fs = estimate_formulas(arch.family, arch.structure, options)
-        args = [symbol(n) for n in ("input_len", "output_len", "concurrency", *KNOBS)]
-        fns = []
-        for name in ("ttft", "tpot", "tokens_per_s_per_gpu", "max_concurrency"):
-            expr = fs.apply(fs.expanded(name), {**given, **{n: None for n in free},
-                                                "seq_len": symbol("input_len") + symbol("output_len")})
-            fns.append(sympy.lambdify(args, expr, modules="numpy"))
-        _FNS[key] = (fns, values["max_num_seqs"])
+        _FNS[key] = (Evaluator(fs, {**arch.values, **values}, VARYING), values["max_num_seqs"])
     return _FNS[key]
 
 
@@ -142,15 +135,18 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
         kinds[_key(case)].append(case)
     out = []
     for group in kinds.values():
-        fns, seqs = predictor(group[0])
+        ev, seqs = predictor(group[0])
         i = np.array([c["input_len"] for c in group], dtype=float)
         o = np.array([c["output_len"] for c in group], dtype=float)
-        most = np.floor(np.broadcast_to(fns[3](i, o, 1.0, *knobs), i.shape))
+        env = {"input_len": i, "output_len": o, "seq_len": i + o, "concurrency": np.ones_like(i),
+               **{k: np.full_like(i, v) for k, v in zip(KNOBS, knobs)}}
+        most = np.floor(ev("max_concurrency", env))
         given = np.array([c["concurrency"] or 0 for c in group], dtype=float)
         # offline runs: what runs at once (the model's KV pools, max_num_seqs); a fixed concurrency as measured
         # (beyond the pools the model queues the rest, as the engines do)
         conc = np.maximum(1.0, np.where(given > 0, given, np.minimum(most, seqs)))
-        preds = [np.broadcast_to(f(i, o, conc, *knobs), i.shape) for f in fns[:3]]
+        env["concurrency"] = conc
+        preds = [ev(name, env) for name in OUTPUTS[:3]]
         for n, case in enumerate(group):
             if most[n] < 1:  # the model leaves no KV pool: a capacity miss, counted apart (refused_rows)
                 continue

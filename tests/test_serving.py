@@ -93,11 +93,11 @@ def test_the_compiled_functions_equal_exact_evaluation():
     concurrencies, or exactly at one) against sympy's exact evaluation of the expanded formula."""
     import numpy as np
 
-    from engine.catalog.serving import _Evaluator
+    from engine.catalog.serving import Evaluator
 
     dep = Deployment(tp=2, input_len=3000, output_len=300)
     arch, fs, given = _given("qwen3-30b-a3b", "h100-sxm", dep, weight_dtype="fp8")
-    ev = _Evaluator(fs, given)
+    ev = Evaluator(fs, given)
     grid = np.array([1, 7, 100, 5000])
     for name in (*REPORTED, "max_concurrency", "mem_kv_pool"):
         values = ev(name, grid)

@@ -123,21 +123,22 @@ def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, li
     return dev, values
 
 
-class _Evaluator:
-    """The serving quantities of one formula set at fixed inputs, numerically, as numpy functions of the
-    concurrency: each quantity's own definition (a few terms over inputs and other quantities) evaluated in
-    dependency order, the ones that do not depend on the concurrency once, as floats. Expanding every quantity
-    into its inputs first (``FormulaSet.expanded``) and compiling that would take seconds: the serving quantities
-    refer to each other many times."""
+class Evaluator:
+    """The serving quantities of one formula set, numerically, as numpy functions of the ``varying`` inputs (the
+    concurrency; the validator's lengths and knobs too): each quantity's own definition (a few terms over inputs
+    and other quantities) evaluated in dependency order, the ones that depend on no varying input once, as floats.
+    Expanding every quantity into its inputs first (``FormulaSet.expanded``) and compiling that would take seconds:
+    the serving quantities refer to each other many times."""
 
-    def __init__(self, fs, given: dict[str, Any]):
-        self.fs, self.given = fs, dict(given)
-        self.fixed: dict[str, float] = {}
+    def __init__(self, fs, given: dict[str, Any], varying: tuple[str, ...] = ("concurrency",)):
+        self.fs, self.varying = fs, tuple(varying)
+        self.given = {k: v for k, v in given.items() if k not in self.varying}
+        self.fixed: dict[str, float | None] = {}
         self.compiled: dict[str, Any] = {}
 
     def fixed_value(self, name: str) -> float | None:
-        """The value of input or quantity ``name`` when it does not depend on the concurrency, else None."""
-        if name == "concurrency" and name not in self.given:
+        """The value of input or quantity ``name`` when it depends on no varying input, else None."""
+        if name in self.varying:
             return None
         if name in self.given:
             return self.given[name]
@@ -153,7 +154,7 @@ class _Evaluator:
 
     def at(self, name: str, c: int) -> float:
         """Quantity ``name`` at one concurrency, exactly (no compilation: a scalar answer in milliseconds)."""
-        child = _Evaluator(self.fs, {**self.given, "concurrency": c})
+        child = Evaluator(self.fs, {**self.given, "concurrency": c}, ())
         child.fixed = {k: v for k, v in self.fixed.items() if v is not None}
         return child.fixed_value(name)
 
@@ -164,18 +165,22 @@ class _Evaluator:
             return sympy.sympify(self.fs.defaults[name])
         raise SpecError(name, "inputs", f"needs {name} (the configuration does not give it)")
 
-    def __call__(self, name: str, c: np.ndarray) -> np.ndarray:
-        """Quantity ``name`` at concurrencies ``c``."""
+    def __call__(self, name: str, env: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        """Quantity ``name`` at the varying inputs' values ``env`` (arrays of one shape; an array alone: the
+        concurrencies)."""
+        if not isinstance(env, dict):
+            env = {"concurrency": env}
+        shape = np.broadcast_shapes(*(np.shape(v) for v in env.values()))
         value = self.fixed_value(name)
         if value is not None:
-            return np.full(np.shape(c), value, dtype=float)
-        if name == "concurrency":
-            return np.asarray(c, dtype=float)
+            return np.full(shape, value, dtype=float)
+        if name in self.varying:
+            return np.broadcast_to(np.asarray(env[name], dtype=float), shape)
         expr = self._definition(name)
         inputs = sorted(expr.free_symbols, key=lambda s: s.name)
         if name not in self.compiled:
             self.compiled[name] = sympy.lambdify(inputs, expr, modules="numpy")
-        return np.broadcast_to(self.compiled[name](*(self(s.name, c) for s in inputs)), np.shape(c))
+        return np.broadcast_to(self.compiled[name](*(self(s.name, env) for s in inputs)), shape)
 
 
 def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any = None, limits: dict | None = None,
@@ -218,7 +223,7 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     dev, values = serve_values(arch, gpu, dep, options, limits, cost_per_hour)
     fs = estimate_formulas(arch.family, arch.structure, options)
     memory_estimate(arch, options, values)  # the layout rules: tp | heads, pp | layers, ...
-    ev = _Evaluator(fs, {**arch.values, **values})
+    ev = Evaluator(fs, {**arch.values, **values})
     capacity, most = ev.fixed_value("mem_kv_pool"), int(ev.fixed_value("max_concurrency"))
     if most < 1:
         raise SpecError("--gpus", str(dep.gpus), f"{arch.label} leaves no room for the KV cache of one "
