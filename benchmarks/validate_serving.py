@@ -13,8 +13,9 @@ Data (tests/data, each row with its source):
 
 The knobs (engine/symbolic/memory/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
 step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
-the mean over the groups of each group's median |log error| of TPOT, or of throughput where a row has only that).
-TTFT is never fitted; every group not named is a prediction.
+the mean over the groups of each group's median |log error| of TPOT, or of throughput where a row has only that),
+then the prefill's fixed times per layer and per MoE layer and lockstep_fraction on the same groups' TTFT. Every
+group not named is a prediction.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-KNOBS = ("decode_bandwidth_efficiency", "layer_latency", "step_latency", "moe_layer_latency")
+KNOBS = ("decode_bandwidth_efficiency", "layer_latency", "step_latency", "moe_layer_latency", "prefill_layer_latency",
+         "prefill_moe_layer_latency", "lockstep_fraction")
+DECODE_KNOBS = 4  # the first four: fitted on the decode (TPOT); the prefill's three on TTFT, after them
 FITTED_ON = ("aic_trtllm",)  # the groups the shipped knobs were fitted on (serving.py DEFAULTS says the same)
 MODELS = {"meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b", "meta-llama/Llama-3.1-70B": "meta-llama-3-70b",
           "openai/gpt-oss-120b": "gpt-oss-120b", "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b",
@@ -175,30 +178,33 @@ def group_table(rows: list[dict]) -> dict:
     return table
 
 
-def loss(cases: list[dict], knobs: tuple, groups: set) -> float:
-    """The mean over the fitted groups of each group's median |log(pred / measured)| of the decode: TPOT, or the
-    output tokens/s per device where a row has only that. The knobs are the decode step's (its bandwidth and its
-    fixed times); TTFT is a prediction, never fitted."""
+def loss(cases: list[dict], knobs: tuple, groups: set, metrics: tuple = ("tpot", "per_gpu")) -> float:
+    """The mean over the fitted groups of each group's median |log(pred / measured)| of ``metrics``: the decode
+    (TPOT, or the output tokens/s per device where a row has only that) for the decode step's knobs, TTFT for
+    lockstep_fraction."""
     by: dict = defaultdict(list)
     for r in errors([c for c in cases if c["group"] in groups], knobs):
-        for metric in ("tpot", "per_gpu"):
+        for metric in metrics:
             if r[metric][2] is not None:
                 by[r["group"]].append(abs(np.log(r[metric][0] / r[metric][1])))
     return float(np.mean([np.median(v) for v in by.values()]))
 
 
 GRID = (np.arange(0.50, 1.001, 0.05), np.arange(0, 101e-6, 5e-6), np.arange(0, 10.1e-3, 0.5e-3),
-        np.arange(0, 401e-6, 10e-6))
+        np.arange(0, 401e-6, 10e-6), np.arange(0, 3.01e-3, 0.1e-3), np.arange(0, 5.01e-3, 0.25e-3),
+        np.arange(0, 1.001, 0.05))
 
 
 def calibrate(cases: list[dict], groups: set, start: tuple) -> tuple:
-    """Coordinate descent of the knobs over GRID on ``groups``, from ``start``, until no knob moves."""
+    """Coordinate descent of the knobs over GRID on ``groups``, from ``start``, until no knob moves: the decode
+    knobs on the decode, then the prefill's knobs on TTFT (the decode's knobs do not depend on them)."""
     fit = [c for c in cases if c["group"] in groups]
     knobs = list(start)
     for _ in range(6):
         moved = False
         for n, grid in enumerate(GRID):
-            best = min(grid, key=lambda v: loss(fit, tuple(knobs[:n] + [float(v)] + knobs[n + 1:]), groups))
+            metrics = ("tpot", "per_gpu") if n < DECODE_KNOBS else ("ttft",)
+            best = min(grid, key=lambda v: loss(fit, tuple(knobs[:n] + [float(v)] + knobs[n + 1:]), groups, metrics))
             moved |= abs(float(best) - knobs[n]) > 1e-12
             knobs[n] = float(best)
         if not moved:

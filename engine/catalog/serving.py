@@ -165,22 +165,28 @@ class Evaluator:
             return sympy.sympify(self.fs.defaults[name])
         raise SpecError(name, "inputs", f"needs {name} (the configuration does not give it)")
 
-    def __call__(self, name: str, env: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
+    def __call__(self, name: str, env: dict[str, np.ndarray] | np.ndarray, _memo: dict | None = None) -> np.ndarray:
         """Quantity ``name`` at the varying inputs' values ``env`` (arrays of one shape; an array alone: the
-        concurrencies)."""
+        concurrencies); each quantity evaluated once per call."""
         if not isinstance(env, dict):
             env = {"concurrency": env}
+        memo = {} if _memo is None else _memo
+        if name in memo:
+            return memo[name]
         shape = np.broadcast_shapes(*(np.shape(v) for v in env.values()))
         value = self.fixed_value(name)
         if value is not None:
-            return np.full(shape, value, dtype=float)
-        if name in self.varying:
-            return np.broadcast_to(np.asarray(env[name], dtype=float), shape)
-        expr = self._definition(name)
-        inputs = sorted(expr.free_symbols, key=lambda s: s.name)
-        if name not in self.compiled:
-            self.compiled[name] = sympy.lambdify(inputs, expr, modules="numpy")
-        return np.broadcast_to(self.compiled[name](*(self(s.name, env) for s in inputs)), shape)
+            out = np.full(shape, value, dtype=float)
+        elif name in self.varying:
+            out = np.broadcast_to(np.asarray(env[name], dtype=float), shape)
+        else:
+            expr = self._definition(name)
+            inputs = sorted(expr.free_symbols, key=lambda s: s.name)
+            if name not in self.compiled:
+                self.compiled[name] = sympy.lambdify(inputs, expr, modules="numpy")
+            out = np.broadcast_to(self.compiled[name](*(self(s.name, env, memo) for s in inputs)), shape)
+        memo[name] = out
+        return out
 
 
 def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any = None, limits: dict | None = None,

@@ -8,10 +8,12 @@ generated ones. Per replica, B = min(concurrency / dp, max_num_seqs) requests ru
     decode step   d = pp (max(FLOPs / rate, bytes / (hbm_bandwidth eta_bw)) + (L / pp)(t_layer + t_AR)) + t_sched
                   bytes: the stage's weights (a MoE layer's experts that the step's tokens touch) and the KV
                   cache of B / pp requests at their mean context input_len + output_len / 2
-    prefill       p = max(FLOPs_prefill / rate, weights / bandwidth) + the same floor + its all-reduces
-    ttft          p + d + W (it waits for a step boundary, shares its step with the running decodes, and queues
-                  behind the prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)), S = input_len c, rho the
-                  prefills' share of the time, as DistServe models its prefill instance)
+    prefill       p = max(FLOPs_prefill / rate, weights / bandwidth) + the same floor + its all-reduces + the
+                  eager dispatch of a prefill pass, L t_pl + L_moe t_pm (prefills run outside CUDA graphs)
+    ttft          p + d + W + f_ls W_ls (it shares its step with the running decodes and queues behind the
+                  prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)), S = input_len c, rho the prefills' share
+                  of the time, as DistServe models its prefill instance; a share f_ls of the requests arrives with
+                  all B at once, as a closed-loop benchmark starts, and waits W_ls = (B - 1) / 2 prefills)
     tpot          tau: the decode step stretched by the prefill chunks mixed into the steps (chunked prefill):
                   tau = d / (1 - lambda input_len c) with lambda = B / (ttft + (output_len - 1) tau) requests per
                   second (Little's law) and c the prefill's seconds per token; the positive root of the quadratic
@@ -21,7 +23,8 @@ Requests beyond max_num_seqs, or beyond what the KV pool holds, wait for a runni
 (concurrency / dp - B) / lambda.
 ``max_concurrency`` is what the KV pool holds, as vLLM logs it: the pool's tokens / (input_len + output_len)
 rounded up to whole pages, x dp. Sources: SRC_SERVING; the knobs (decode_bandwidth_efficiency, layer_latency,
-step_latency, moe_layer_latency) are fitted as ``benchmarks/validate_serving.py`` states.
+step_latency, moe_layer_latency on TPOT; prefill_layer_latency, prefill_moe_layer_latency, lockstep_fraction on
+TTFT) are fitted on NVIDIA AIConfigurator's TensorRT-LLM rows, as ``benchmarks/validate_serving.py`` states.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ alpha_ar, price, hbm = symbol("allreduce_latency"), symbol("cost_per_hour"), sym
 t_moe, m_half = symbol("moe_layer_latency"), symbol("expert_half_tokens")
 spec, alpha_spec = symbol("spec_tokens"), symbol("acceptance_rate")
 r_attn, n_half = symbol("attention_curve_peak_flops"), symbol("attention_half_tokens")
+f_lock = symbol("lockstep_fraction")
+t_pl, t_pm = symbol("prefill_layer_latency"), symbol("prefill_moe_layer_latency")
 
 SRC_SERVING = ("continuous batching (Yu et al. 2022, Orca: iteration-level scheduling) with chunked prefill (Agrawal "
                "et al. 2024, Sarathi-Serve: prefill chunks ride in the decode steps); the decode step a roofline over "
@@ -64,31 +69,43 @@ SRC_MOE_LAYER = ("a MoE layer's fixed time per step: its router, top-k, token pe
                  "expert_half_tokens) of the dense rate (DeepGEMM's published grouped GEMMs, as in training)")
 SRC_QUEUE = ("a prefill waits behind the prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)) (Zhong et al. 2024, "
              "DistServe §3.1, its prefill instance's queue)")
+SRC_LOCKSTEP = ("closed-loop benchmarks (aiperf, vLLM's benchmark_serving --max-concurrency) start every client's "
+                "request at once, and requests of equal lengths then finish, and return, together: a request of such a "
+                "burst waits for the prefills queued ahead of it, (B - 1) / 2 of them on average, in steps of "
+                "max_num_batched_tokens prompt tokens that also carry the running decodes")
+SRC_DISPATCH = ("a prefill pass's fixed time per layer: engines capture decode steps in CUDA graphs but run prefills "
+                "eagerly, each kernel launched from Python (NVIDIA AIConfigurator's vLLM backend adds 0.8 ms a layer "
+                "to a prefill for it, calibrated on its silicon table: _prefill_dispatch_overhead_ms)")
 SRC_SPEC = ("speculative decoding: g draft tokens verified in one step yield (1 - a^(g+1)) / (1 - a) tokens "
             "(Leviathan et al. 2023, eq. 1); drafts from a one-layer head (DeepSeek-V3 MTP, EAGLE)")
 SRC_AR = ("tensor parallelism: two all-reduces per layer (Shoeybi et al. 2019 §3); a decode step's are small, so "
           "their latency counts (vLLM and TensorRT-LLM run a one-shot custom all-reduce inside a node)")
 SRC_COST = "device-hours x cost_per_hour over the tokens they produce, per million"
 
-# The knobs' values: decode_bandwidth_efficiency, layer_latency and step_latency are fitted on the serving runs of
-# tests/data/serving_public.json's fitted groups (benchmarks/validate_serving.py --calibrate); allreduce_latency is
-# published (SRC_AR's one-shot all-reduce, engine/options/data/engines.json notes)
+# The knobs' values: the decode's four (decode_bandwidth_efficiency, layer_latency, step_latency,
+# moe_layer_latency) on TPOT, then the prefill's three (prefill_layer_latency, prefill_moe_layer_latency,
+# lockstep_fraction) on TTFT, of the aic_trtllm rows of tests/data/serving_aiconfigurator.csv only
+# (benchmarks/validate_serving.py --calibrate aic_trtllm); allreduce_latency is published (SRC_AR's one-shot
+# all-reduce, engine/options/data/engines.json notes)
 DEFAULTS = {
-    "decode_bandwidth_efficiency": sympy.Rational(80, 100),
-    "layer_latency": sympy.Rational(10, 1000000),
+    "decode_bandwidth_efficiency": sympy.Rational(75, 100),
+    "layer_latency": sympy.Rational(20, 1000000),
     "step_latency": sympy.Rational(1, 1000),
-    "moe_layer_latency": sympy.Rational(50, 1000000),
+    "moe_layer_latency": sympy.Rational(40, 1000000),
     # speculative decoding: none by default; an accepted draft's rate where one is given: DeepSeek-V3's MTP
     # (arXiv:2412.19437 §5.4.3: the second token accepted 85-90 % of the time)
     "spec_tokens": sympy.Integer(0),
     "acceptance_rate": sympy.Rational(85, 100),
     "allreduce_latency": sympy.Rational(10, 1000000),
+    "lockstep_fraction": sympy.Rational(5, 100),
+    "prefill_layer_latency": sympy.Rational(17, 10000),
+    "prefill_moe_layer_latency": sympy.Rational(5, 10000),
     "dp": sympy.Integer(1),
 }
 
 
 NAMES = ("time_decode", "time_prefill", "time_prefill_token", "running_requests", "accepted_tokens",
-         "time_first_step", "tpot", "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu",
+         "time_first_step", "tpot", "time_queue", "time_lockstep", "ttft", "tokens_per_s", "tokens_per_s_per_gpu",
          "tokens_per_s_per_user", "mem_kv_pool", "mem_kv_request", "max_concurrency", "cost_per_mtok")
 """The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded."""
 
@@ -144,6 +161,14 @@ def _floor(structure) -> sympy.Expr:
     return (L * (t_layer + ar) + moe) / pp
 
 
+def _prefill_dispatch(structure) -> sympy.Expr:
+    """The fixed time of a prefill pass over all layers: each layer's kernels dispatched from the CPU (prefills run
+    outside CUDA graphs: their shapes vary), and each MoE layer's routing, permutation and grouped-GEMM dispatch
+    (SRC_DISPATCH)."""
+    moe = mlp_counts(structure)["moe"] * t_pm if structure.moe else 0
+    return L * t_pl + moe
+
+
 def _expert_penalty(structure) -> sympy.Expr:
     """FLOPs a prefill's routed experts add on one device: each local expert costs expert_half_tokens more tokens'
     worth (grouped GEMMs at M / (M + m_half) of the dense rate), as in training."""
@@ -190,7 +215,8 @@ def _prefill(structure, o) -> tuple[sympy.Expr, sympy.Expr]:
     compute = I * (matmul / (tp * _rate()) + t_attn / tp) + (2 * h * V / tp + pp * _expert_penalty(structure)) / _rate()
     comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
                            (L * 2 * (all_reduce(tp, act * I * h, link_bw) + alpha_ar), True))
-    time = hi(compute, pp * q("mem_weights") / (hbm_bw * eta_bw)) + pp * _floor(structure) + comm + t_sched
+    time = (hi(compute, pp * q("mem_weights") / (hbm_bw * eta_bw)) + pp * _floor(structure)
+            + _prefill_dispatch(structure) + comm + t_sched)
     return time, per_token
 
 
@@ -211,10 +237,6 @@ def quantities(structure, o) -> list[Quantity]:
     decode, (prefill, per_token) = _decode_step(structure, o), _prefill(structure, o)
     d, p, c = q("time_decode"), q("time_prefill"), q("time_prefill_token")  # named: the printed formulas stay short
     running = q("running_requests")
-    # requests of equal lengths arrive together (a closed loop restarts the ones that finished in one step): the
-    # prefills of a group of g = min(B, max_num_batched_tokens / input_len) share one step, each first token
-    # waits for the group's
-    group = lo(running, hi(1, budget / I))
     ttft1 = q("time_first_step")
     tokens = q("accepted_tokens")
     # the decode steps between a request's first and last token (output_len >= 2: at 1 there is no gap)
@@ -224,7 +246,7 @@ def quantities(structure, o) -> list[Quantity]:
     # the prefills' share of the time rho = 1 - d / step (a step = tpot x tokens = d / (1 - rho)): the M/D/1 wait
     # rho / (1 - rho) S / 2
     queue = (q("tpot") * tokens - d) / d * I * c / 2
-    cycle = ttft1 + q("time_queue") + (O - 1) * q("tpot")
+    cycle = ttft1 + q("time_queue") + f_lock * q("time_lockstep") + (O - 1) * q("tpot")
     rate = running / cycle  # requests per second per replica
     waiting = hi(0, C_ / dp - running) / rate
     per_request = sympy.ceiling((I + O) / block) * block
@@ -233,23 +255,28 @@ def quantities(structure, o) -> list[Quantity]:
         quantity("time_decode", decode, "one decode step of a replica alone (every running request gains a token)",
                  r"T_{\mathrm{dec}}", "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR)), units="s"),
         quantity("time_prefill", prefill, "one request's prefill alone on a replica", r"T_{\mathrm{pre}}",
-                 "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR)), units="s"),
+                 "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR, SRC_DISPATCH)), units="s"),
         quantity("time_prefill_token", per_token, "the compute a prompt token adds to a step it shares (chunked "
                  "prefill's marginal cost)", r"t_{\mathrm{pre}}", SRC_SERVING, units="s"),
         quantity("running_requests", _running(), "requests running at once on a replica (at most max_num_seqs and "
                  "what its KV pool holds; the rest wait)", r"B", SRC_SERVING, units="1"),
         quantity("accepted_tokens", accepted_tokens(), "tokens a decode step yields per request (1 without "
                  "speculative decoding)", r"n_{\mathrm{a}}", SRC_SPEC, units="1"),
-        quantity("time_first_step", p + (group - 1) * I * c + d, "the step that yields a request's first token: "
-                 "its prefill, its arrival group's, and the running decodes", r"T_{1}", SRC_SERVING,
-                 units="s"),
+        quantity("time_first_step", p + d, "the step that yields a request's first token: its prefill and the "
+                 "running decodes", r"T_{1}", SRC_SERVING, units="s"),
         quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries, "
                  "over the tokens it yields", r"T_{\mathrm{TPOT}}", SRC_SERVING + "; " + SRC_SPEC, units="s"),
         quantity("time_queue", queue, "a prefill's wait behind the prefills ahead of it (M/D/1)",
                  r"W_{\mathrm{pre}}", SRC_QUEUE, units="s"),
-        quantity("ttft", ttft1 + q("time_queue") + waiting, "time to first token: the prefill in the next step, "
-                 "its wait behind the prefills ahead of it, and for a running slot (max_num_seqs, the KV pool)",
-                 r"T_{\mathrm{TTFT}}", SRC_SERVING + "; " + SRC_QUEUE, units="s"),
+        quantity("time_lockstep", (running - 1) / 2 * I * c
+                 + running * I / (2 * budget) * (d + _prefill_dispatch(structure)),
+                 "the mean wait of a request that arrives with all the running ones: the prefills ahead of it, in "
+                 "steps of max_num_batched_tokens prompt tokens that carry the decodes too", r"W_{\mathrm{ls}}",
+                 SRC_LOCKSTEP, units="s"),
+        quantity("ttft", ttft1 + q("time_queue") + f_lock * q("time_lockstep") + waiting, "time to first token: the "
+                 "prefill in the next step, its wait behind the prefills ahead of it (random arrivals, and the "
+                 "lockstep_fraction that arrive in a burst), and for a running slot (max_num_seqs, the KV pool)",
+                 r"T_{\mathrm{TTFT}}", "; ".join((SRC_SERVING, SRC_QUEUE, SRC_LOCKSTEP)), units="s"),
         quantity("tokens_per_s", dp * O * running / cycle, "output tokens per second, the whole deployment",
                  r"\mathrm{tok/s}", SRC_SERVING, units="1/s"),
         quantity("tokens_per_s_per_gpu", q("tokens_per_s") / n_dev, "output tokens per second per device",

@@ -6,6 +6,7 @@ import sympy
 
 from engine.errors import did_you_mean
 from engine.symbolic.formulas import FormulaSet
+from engine.symbolic.memory.serving import NAMES
 from engine.symbolic.printing.common import Printer, Row, SizeRow
 from engine.symbolic.printing.latex import LatexPrinter
 from engine.symbolic.printing.linewidth import LINE_WIDTH_PT
@@ -78,11 +79,8 @@ throughputs) refers to its decode step and prefill several times and runs to tho
 print their definitions only."""
 
 
-SERVING = frozenset(("time_decode", "time_prefill", "time_prefill_token", "running_requests", "accepted_tokens",
-                     "time_first_step",
-                     "tpot", "time_queue", "ttft", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
-                     "mem_kv_pool", "mem_kv_request", "max_concurrency", "cost_per_mtok"))
-"""engine.symbolic.memory.serving.NAMES (a test keeps them equal): in mode inference their definitions stand alone."""
+SERVING = frozenset(NAMES)
+"""The serving quantities: in mode inference their definitions, which name their parts, stand alone."""
 
 
 def _rows(formulas: FormulaSet, expand: bool, substitute: dict[str, sympy.Expr] | None, collect: str | None,
