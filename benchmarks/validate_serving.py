@@ -45,6 +45,7 @@ MODELS = {"meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b", "meta-llama/Llama-
           "Llama-4-Maverick-17B-128E-Instruct": "llama-4-maverick-17b-128e-instruct",
           "Llama-3.1-405B-Instruct": "llama-3.1-405b", "Llama-3.1-405B (FP8)": "llama-3.1-405b",
           "Qwen3-30B-A3B": "qwen3-30b-a3b", "gpt-oss-20b": "gpt-oss-20b", "gpt-oss-120b": "gpt-oss-120b"}
+DENSE = {"llama-3.1-8b", "meta-llama-3-70b", "llama-3.1-405b"}
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
 DEVICE_WORDS = (("H100", "h100-sxm"), ("H200", "h200"), ("MI300X", "mi300x"), ("GB200", "gb200"), ("B200", "b200"))
 WEIGHTS = {"fp8": "fp8", "bf16": "auto", "nvfp4": "nvfp4", "mxfp4 (native checkpoint)": "mxfp4",
@@ -58,13 +59,18 @@ def aic_rows() -> tuple[list[dict], int]:
         for r in csv.DictReader(f):
             conc = re.search(r"silicon_concurrency=(\d+)", r["silicon_data_source"])
             tp, ep, mtp = int(r["tp_size"]), int(r["moe_ep_size"] or 1), int(r["moe_tp_size"] or r["tp_size"])
-            if not conc or ep * mtp != tp:  # experts over the replica's devices only
+            dense = MODELS[r["model_path"]] in DENSE
+            if dense:  # a dense model's moe_* columns mean nothing
+                ep, mtp = 1, tp
+            # experts over the replica's devices (ep x etp = tp), or over ep x etp / tp attention data-parallel
+            # replicas (vLLM's --data-parallel-size with the experts split across the ranks)
+            if not conc or (ep * mtp) % tp or int(r["attention_dp_size"] or 1) not in (1, ep * mtp // tp):
                 skipped += 1
                 continue
             quant = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4"}.get(r["gemm_quant_mode"], "auto")
             out.append({"id": r["id"], "group": "aic_" + r["backend"], "arch": MODELS[r["model_path"]],
-                        "gpu": SYSTEMS[r["system"]], "engine": r["backend"], "tp": tp, "ep": ep, "etp": mtp,
-                        "dp": 1, "weights": quant, "kv": "fp8" if quant != "auto" else "auto",
+                        "gpu": SYSTEMS[r["system"]], "engine": r["backend"], "tp": tp, "ep": ep,
+                        "etp": None if dense else mtp, "dp": ep * mtp // tp, "weights": quant, "kv": "fp8" if quant != "auto" else "auto",
                         "input_len": int(r["isl"]), "output_len": int(r["osl"]), "concurrency": int(conc.group(1)),
                         "ttft": float(r["silicon_ttft_ms"]) / 1e3, "tpot": float(r["silicon_tpot_ms"]) / 1e3})
     return out, skipped
@@ -103,8 +109,8 @@ _FNS: dict = {}
 
 
 def _key(case: dict) -> tuple:
-    return (case["arch"], case["gpu"], case["engine"], case["tp"], case["ep"], case["etp"], case["weights"],
-            case["kv"])
+    return (case["arch"], case["gpu"], case["engine"], case["tp"], case["ep"], case["etp"], case["dp"],
+            case["weights"], case["kv"])
 
 
 VARYING = ("input_len", "output_len", "concurrency", "seq_len", *KNOBS)
@@ -123,10 +129,10 @@ def predictor(case: dict):
         arch = architecture(case["arch"])
         options = memory_options(mode="inference", attention="flash", engine=case["engine"],
                                  weight_dtype=case["weights"], kv_dtype=case["kv"])
-        dep = Deployment(tp=case["tp"], ep=case["ep"], etp=case["etp"])
+        dep = Deployment(tp=case["tp"], dp=case["dp"], ep=case["ep"], etp=case["etp"])
         _, values = serve_values(arch, case["gpu"], dep, options)
         fs = estimate_formulas(arch.family, arch.structure, options)
-        _FNS[key] = (Evaluator(fs, {**arch.values, **values}, VARYING), values["max_num_seqs"])
+        _FNS[key] = (Evaluator(fs, {**arch.values, **values}, VARYING), values["max_num_seqs"] * case["dp"])
     return _FNS[key]
 
 

@@ -39,7 +39,7 @@ from engine.symbolic.memory.base import L, V, a, dp, ep, etp, h, pp, q, qi, quan
 from engine.symbolic.memory.compute import attention_token_flops
 from engine.symbolic.memory.inference import attention_token_bytes, kept_tokens, state_bytes
 from engine.symbolic.memory.states import stages
-from engine.symbolic.memory.steptime.collectives import all_reduce, hi, lo
+from engine.symbolic.memory.steptime.collectives import all_reduce, all_to_all, hi, lo
 from engine.symbolic.memory.steptime.common import ceiling, eta_mm, hbm_bw, link_bw, peak
 from engine.symbolic.symbols import symbol
 
@@ -76,6 +76,12 @@ SRC_LOCKSTEP = ("closed-loop benchmarks (aiperf, vLLM's benchmark_serving --max-
 SRC_DISPATCH = ("a prefill pass's fixed time per layer: engines capture decode steps in CUDA graphs but run prefills "
                 "eagerly, each kernel launched from Python (NVIDIA AIConfigurator's vLLM backend adds 0.8 ms a layer "
                 "to a prefill for it, calibrated on its silicon table: _prefill_dispatch_overhead_ms)")
+SRC_A2A = ("wide expert parallelism (experts over more devices than a replica's tp: attention data parallelism, as "
+           "DeepSeek serves V3, arXiv:2412.19437 §3.4): each MoE layer dispatches every token's top_k copies to their "
+           "experts' devices and combines them back, two all-to-alls of tokens x top_k x d_model activations; "
+           "DeepEP's low-latency kernels send to every peer at once (one latency), at the NIC's rate (its published "
+           "table: 128 tokens x top-8 x 7168 at EP 128 dispatched (fp8) in 192 us and combined (bf16) in 369 us, "
+           "about 39 GB/s of a CX7's 50)")
 SRC_SPEC = ("speculative decoding: g draft tokens verified in one step yield (1 - a^(g+1)) / (1 - a) tokens "
             "(Leviathan et al. 2023, eq. 1); drafts from a one-layer head (DeepSeek-V3 MTP, EAGLE)")
 SRC_AR = ("tensor parallelism: two all-reduces per layer (Shoeybi et al. 2019 §3); a decode step's are small, so "
@@ -169,6 +175,18 @@ def _prefill_dispatch(structure) -> sympy.Expr:
     return L * t_pl + moe
 
 
+def _expert_all_to_all(structure, o, tokens: sympy.Expr) -> sympy.Expr:
+    """Time of a pass's dispatch and combine (SRC_A2A) for ``tokens`` tokens per device, when a MoE model's experts
+    span ep x etp devices beyond a replica's tp; 0 when they stay inside the replica (the tp all-reduces carry
+    them)."""
+    if not structure.moe:
+        return sympy.Integer(0)
+    group = ep * etp
+    nbytes = tokens * C.top_k * h * o.activation_bytes
+    per_layer = 2 * all_to_all(group, nbytes, 1, 1)
+    return sympy.Piecewise((0, group <= tp), (mlp_counts(structure)["moe"] * per_layer, True))
+
+
 def _expert_penalty(structure) -> sympy.Expr:
     """FLOPs a prefill's routed experts add on one device: each local expert costs expert_half_tokens more tokens'
     worth (grouped GEMMs at M / (M + m_half) of the dense rate), as in training."""
@@ -200,7 +218,7 @@ def _decode_step(structure, o) -> sympy.Expr:
                            (L / pp * 2 * 2 * (tp - 1) / tp * act * group * h / link_bw, True))
     nbytes = _touched_weights(structure) + q("running_requests") / pp * kv_bytes(structure, o, context)
     step = pp * (hi(flops / _rate(), nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm)
-    return step * (1 + spec / L) + t_sched
+    return step * (1 + spec / L) + _expert_all_to_all(structure, o, group / tp) + t_sched
 
 
 def _prefill(structure, o) -> tuple[sympy.Expr, sympy.Expr]:
@@ -216,7 +234,7 @@ def _prefill(structure, o) -> tuple[sympy.Expr, sympy.Expr]:
     comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
                            (L * 2 * (all_reduce(tp, act * I * h, link_bw) + alpha_ar), True))
     time = (hi(compute, pp * q("mem_weights") / (hbm_bw * eta_bw)) + pp * _floor(structure)
-            + _prefill_dispatch(structure) + comm + t_sched)
+            + _prefill_dispatch(structure) + _expert_all_to_all(structure, o, I / tp) + comm + t_sched)
     return time, per_token
 
 
@@ -253,9 +271,10 @@ def quantities(structure, o) -> list[Quantity]:
     n_dev = tp * pp * dp
     return [
         quantity("time_decode", decode, "one decode step of a replica alone (every running request gains a token)",
-                 r"T_{\mathrm{dec}}", "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR)), units="s"),
+                 r"T_{\mathrm{dec}}", "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR, SRC_A2A)),
+                 units="s"),
         quantity("time_prefill", prefill, "one request's prefill alone on a replica", r"T_{\mathrm{pre}}",
-                 "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR, SRC_DISPATCH)), units="s"),
+                 "; ".join((SRC_SERVING, SRC_MOE_LAYER, SRC_AR, SRC_DISPATCH, SRC_A2A)), units="s"),
         quantity("time_prefill_token", per_token, "the compute a prompt token adds to a step it shares (chunked "
                  "prefill's marginal cost)", r"t_{\mathrm{pre}}", SRC_SERVING, units="s"),
         quantity("running_requests", _running(), "requests running at once on a replica (at most max_num_seqs and "

@@ -104,11 +104,12 @@ def exposed(comm: sympy.Expr, hideable: sympy.Expr, floor: sympy.Expr = 0) -> sy
     return bare + contention * (comm - bare)
 
 
-def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1) -> sympy.Expr:
+def all_to_all(p: sympy.Expr, nbytes: sympy.Expr, inner: sympy.Expr = 1, steps: sympy.Expr | None = None) -> sympy.Expr:
     """An all-to-all of ``nbytes`` per device over ``p`` devices ``inner`` apart: the share bound for peers in
-    the same node over the scale-up link, the rest over the network at once (the slower of the two), p - 1
-    latencies. Not a ring: a peer off the node receives its bytes directly."""
+    the same node over the scale-up link, the rest over the network at once (the slower of the two), ``steps``
+    latencies (p - 1: one peer after another; 1: every peer at once, as DeepEP's low-latency kernels send). Not a
+    ring: a peer off the node receives its bytes directly."""
     local = lo(p, hi(1, per_node / inner))  # group members in one node
     near = (local - 1) / p * nbytes / (eta_link * link_bw)
     far = (p - local) / p * nbytes / (eta_nic * net_bw)
-    return hi(near, far) + (p - 1) * latency(p, inner)
+    return hi(near, far) + (p - 1 if steps is None else steps) * latency(p, inner)
