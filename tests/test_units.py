@@ -24,6 +24,8 @@ DIMENSIONS = [
     (re.compile(r"_bandwidth$"), "byte/s"),
     (re.compile(r"^time_|^(step_time|ttft|tpot|train_seconds)$|_latency$"), "s"),
     (re.compile(r"peak_flops$|^tokens_per_s(_per_gpu|_per_user)?$"), "s-1"),
+    (re.compile(r"_per_mw$"), "s-1 MW-1"),
+    (re.compile(r"_kw$"), "kW"),
     (re.compile(r"^cost_per_hour$"), "h-1"),
 ]
 # Combinations beyond one option at a time that build quantities of their own

@@ -229,6 +229,21 @@ class Device:
         scale = self.peak("bf16") / DEVICES[CURVE_SILICON[self.attention_curve]].peak("bf16")
         return curve[0] * scale, round(curve[1])
 
+    def serving_values(self, precision: str, attention: str, weight_dtype: str) -> dict[str, float | int]:
+        """``values`` for serving (mode inference): the GEMMs at the fp8 rate for fp8 weights, at the fp4 peak for
+        fp4 weights (nvfp4, mxfp4) where the device has one (Blackwell), else dequantized into ``precision``'s
+        GEMMs; and the device's price (``price``) and rated power where the catalog has them."""
+        fp4 = weight_dtype in ("nvfp4", "mxfp4") and self.peak_flops.get("fp4")
+        gemm = "fp8" if (weight_dtype == "fp8" or fp4) and self.peak_flops.get("fp8") else precision
+        out = self.values(gemm, attention)
+        if fp4:  # fp4 tensor cores: the fp4 peak at the fp8 ceiling (no fp4 MAMF published)
+            out["peak_flops"] = self.peak_flops["fp4"]
+        if self.price() is not None:
+            out["cost_per_hour"] = self.price()
+        if self.power_kw is not None:
+            out["power_kw"] = self.power_kw
+        return out
+
     def values(self, precision: str, attention: str = "flash") -> dict[str, float | int]:
         """The step-time symbols' values for ``precision`` and the ``attention`` kernel: peak_flops,
         attention_peak_flops, matmul_ceiling (of the GEMMs' dtype), attention_ceiling (of the attention kernels'

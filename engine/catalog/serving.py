@@ -38,7 +38,7 @@ class Deployment:
     Parameters
     ----------
     tp, pp, dp : int
-        Tensor and pipeline parallelism of a replica; replicas.
+        Tensor and pipeline parallelism of a replica; replicas (with ``prefill_replicas``: the decode replicas).
     ep, etp : int
         A MoE model's experts over ep x etp devices (etp None: tp); ep above tp spreads them over replicas.
     input_len, output_len : int
@@ -52,6 +52,9 @@ class Deployment:
         Requests per second arriving (an open loop): the concurrency that completes them, by Little's law.
     spec_tokens, acceptance_rate : int, float or None
         Speculative decoding: draft tokens per step and their acceptance probability (None: 0.85).
+    prefill_replicas : int
+        Disaggregated serving (xPyD): this many prefill replicas of tp x pp devices hand their requests' KV caches
+        to the dp decode replicas; 0 (default): aggregated, every replica prefills and decodes.
     """
 
     tp: int = 1
@@ -67,10 +70,12 @@ class Deployment:
     rate: float | None = None
     spec_tokens: int = 0
     acceptance_rate: float | None = None
+    prefill_replicas: int = 0
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp * self.dp
+        """Devices in all: tp x pp x (dp + prefill_replicas)."""
+        return self.tp * self.pp * (self.dp + self.prefill_replicas)
 
 
 def _check(arch: Architecture, dep: Deployment) -> None:
@@ -88,6 +93,10 @@ def _check(arch: Architecture, dep: Deployment) -> None:
         raise SpecError("--ep", str(dep.ep), f"ep x etp ({dep.ep * (dep.etp or dep.tp)}) must divide tp ({dep.tp}) or "
                                              "be a multiple of it (experts over a replica's devices, or over several "
                                              "replicas)")
+    if (isinstance(dep.prefill_replicas, bool) or not isinstance(dep.prefill_replicas, int)
+            or dep.prefill_replicas < 0):
+        raise SpecError("--prefill-replicas", str(dep.prefill_replicas), "must be a non-negative integer (0: "
+                                                                        "aggregated serving)")
     if isinstance(dep.spec_tokens, bool) or not isinstance(dep.spec_tokens, int) or dep.spec_tokens < 0:
         raise SpecError("--spec-tokens", str(dep.spec_tokens), "must be a non-negative integer (0: no drafts)")
     if dep.acceptance_rate is not None and not 0 < dep.acceptance_rate < 1:
@@ -103,23 +112,21 @@ def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, li
     weights, the fp4 one for fp4 weights, where the device has them), the engine's limits on it (``limits``
     overriding), the layout, the workload and the price."""
     dev = device(gpu)
-    fp4 = options.weight_dtype in ("nvfp4", "mxfp4") and dev.peak_flops.get("fp4")
-    gemm = "fp8" if (options.weight_dtype == "fp8" or fp4) and dev.peak_flops.get("fp8") else options.precision
-    values = {**dev.values(gemm, options.attention), **engine_record(options.engine).values(dev.name, dev.hbm_bytes)}
-    if fp4:  # fp4 weights on fp4 tensor cores (Blackwell): the fp4 peak, at the fp8 ceiling (no fp4 MAMF published);
-        values["peak_flops"] = dev.peak_flops["fp4"]  # elsewhere they are dequantized into 16-bit GEMMs
+    values = {**dev.serving_values(options.precision, options.attention, options.weight_dtype),
+              **engine_record(options.engine).values(dev.name, dev.hbm_bytes)}
     for key, value in (limits or {}).items():
         if value is not None:
             values[key] = value
     values.update(tp=dep.tp, pp=dep.pp, dp=dep.dp, input_len=dep.input_len, output_len=dep.output_len,
                   seq_len=dep.input_len + dep.output_len, batch=1, spec_tokens=dep.spec_tokens)
+    if dep.prefill_replicas:
+        values["prefill_replicas"] = dep.prefill_replicas
     if dep.acceptance_rate is not None:
         values["acceptance_rate"] = dep.acceptance_rate
     if arch.structure.moe:
         values.update(ep=dep.ep, etp=dep.etp or dep.tp)
-    price = cost_per_hour if cost_per_hour is not None else dev.price()
-    if price is not None:
-        values["cost_per_hour"] = price
+    if cost_per_hour is not None:
+        values["cost_per_hour"] = cost_per_hour
     return dev, values
 
 
@@ -215,8 +222,9 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
         ``{"ttft", "tpot" (s), "tokens_per_s" (the deployment's output tokens/s), "tokens_per_s_per_gpu",
         "tokens_per_s_per_user", "time_decode", "time_prefill" (s), "concurrency", "max_concurrency",
         "mem_kv_pool" (bytes per device), "request_rate", "cost_per_mtok" (US dollars per million output tokens,
-        None without a price), "cost_per_hour", "gpu", "gpus", "engine", "layout", "limits"}``; with SLO limits
-        also ``"meets_slo"``.
+        None without a price), "cost_per_mtok_input", "cost_per_mtok_output" (the device time split between the
+        prompts and the generated tokens), "cost_per_hour", "power_kw", "tokens_per_s_per_mw" (None without a
+        rated power), "gpu", "gpus", "engine", "layout", "limits"}``; with SLO limits also ``"meets_slo"``.
 
     Raises
     ------
@@ -226,6 +234,11 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     """
     options = options or memory_options(mode="inference")
     _check(arch, dep)
+    if dep.prefill_replicas:
+        options = options.with_options(serving="disaggregated")
+    elif options.serving == "disaggregated":
+        raise SpecError("--prefill-replicas", "0", "serving disaggregated needs prefill replicas (xPyD: "
+                                                   "--prefill-replicas X --dp Y)")
     dev, values = serve_values(arch, gpu, dep, options, limits, cost_per_hour)
     fs = estimate_formulas(arch.family, arch.structure, options)
     memory_estimate(arch, options, values)  # the layout rules: tp | heads, pp | layers, ...
@@ -243,12 +256,18 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     price = values.get("cost_per_hour")
     out["cost_per_hour"] = price
     out["cost_per_mtok"] = 1e6 * dep.gpus * price / (3600 * out["tokens_per_s"]) if price is not None else None
+    for split in ("cost_per_mtok_input", "cost_per_mtok_output"):  # the device time's split, input and output
+        out[split] = ev.at(split, conc) if price is not None else None
+    power = values.get("power_kw")
+    out["power_kw"] = power
+    out["tokens_per_s_per_mw"] = out["tokens_per_s_per_gpu"] * 1e3 / power if power else None
     if meets is not None:
         out["meets_slo"] = meets
     out["request_rate"] = out["tokens_per_s"] / dep.output_len  # completed requests per second
     out.update(gpu=dev.name, gpus=dep.gpus, engine=options.engine,
                layout={"tp": dep.tp, "pp": dep.pp, "dp": dep.dp, "ep": dep.ep, "etp": dep.etp or dep.tp,
-                       "input_len": dep.input_len, "output_len": dep.output_len, "spec_tokens": dep.spec_tokens},
+                       "input_len": dep.input_len, "output_len": dep.output_len, "spec_tokens": dep.spec_tokens,
+                       "prefill_replicas": dep.prefill_replicas},
                limits={k: values[k] for k in ENGINE_LIMITS})
     return out
 
@@ -296,6 +315,9 @@ def _meets(dep: Deployment, fns: dict, grid: np.ndarray) -> np.ndarray:
 
 
 REFUSALS = ("no concurrency meets them", "leaves no room for the KV cache")
+SPLITS = ((0, 1), (1, 1), (1, 2), (2, 1), (1, 3), (3, 1))
+"""serve-plan's layouts per device and tp: aggregated (one replica), and disaggregated xPyD units of x prefill and
+y decode replicas, x + y at most 4."""
 """Why serve-plan passes a layout by, as its count says (anything else: a layout rule, tp not dividing the heads)."""
 
 
@@ -324,10 +346,10 @@ def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: 
     Returns
     -------
     dict
-        For each device of ``gpus`` with a price and tp in 1, 2, 4, 8 (a MoE model's experts split with the
-        replica's devices, etp = tp), the largest concurrency
-        per replica meeting ``ttft_max`` / ``tpot_max``, ranked by $ per million output tokens, with ``users`` the
-        replicas (dp) that serve that many at once: ``{"plans": [...], "tried", "refused": {reason: count},
+        For each device of ``gpus`` with a price, tp in 1, 2, 4, 8 (a MoE model's experts split with the
+        replica's devices, etp = tp) and each layout of SPLITS (aggregated, or xPyD disaggregated), the largest
+        concurrency per unit (a replica, or x + y replicas) meeting ``ttft_max`` / ``tpot_max``, ranked by $ per
+        million output tokens, with ``users`` the units that serve that many at once: ``{"plans": [...], "tried", "refused": {reason: count},
         "gpus"}``, each plan ``serve_estimate``'s dict (its ``concurrency`` per replica) with ``replicas`` and
         ``gpus`` for the users; no plan when no layout meets the limits (``refused`` says why).
 
@@ -346,18 +368,19 @@ def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: 
     for gpu in priced:
         per_node = device(gpu).devices_per_node
         for tp in (t for t in (1, 2, 4, 8) if t <= max(per_node, 1)):
-            tried += 1  # a MoE model's experts split over the replica's devices (etp = tp), the engines' default
-            dep = Deployment(tp=tp, input_len=input_len, output_len=output_len, concurrency=None, ttft_max=ttft_max,
-                             tpot_max=tpot_max)
-            try:
-                est = serve_estimate(arch, gpu, dep, options, limits, cost_per_hour)
-            except SpecError as exc:
-                why = next((w for w in REFUSALS if w in exc.message), "breaks a layout rule")
-                refused[why] = refused.get(why, 0) + 1
-                continue
-            if users is not None:
-                est["replicas"] = -(-users // est["concurrency"])
-                est["gpus"] = est["replicas"] * tp
-            plans.append(est)
+            for prefill, decode in SPLITS:
+                tried += 1  # a MoE model's experts split over the replica's devices (etp = tp), the engines' default
+                dep = Deployment(tp=tp, dp=decode, input_len=input_len, output_len=output_len, concurrency=None,
+                                 ttft_max=ttft_max, tpot_max=tpot_max, prefill_replicas=prefill)
+                try:
+                    est = serve_estimate(arch, gpu, dep, options, limits, cost_per_hour)
+                except SpecError as exc:
+                    why = next((w for w in REFUSALS if w in exc.message), "breaks a layout rule")
+                    refused[why] = refused.get(why, 0) + 1
+                    continue
+                if users is not None:  # copies of the whole unit (one replica, or x prefill + y decode replicas)
+                    est["replicas"] = -(-users // est["concurrency"])
+                    est["gpus"] = est["replicas"] * dep.gpus
+                plans.append(est)
     plans.sort(key=lambda e: (e["cost_per_mtok"], e["gpus"]))
     return {"plans": plans[:top], "tried": tried, "refused": refused, "gpus": priced}

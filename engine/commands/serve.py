@@ -37,10 +37,14 @@ def add_parser(subparsers) -> None:
                                            "$ per million output tokens, under continuous batching.")
     add_arch_source(sv, required=True)
     sv.add_argument("--gpu", required=True, metavar="NAME|FILE.toml", help="a catalog device or a TOML file")
-    sv.add_argument("--gpus", type=int, metavar="N", help="devices in all: tp x pp x dp (default: tp x pp x dp)")
+    sv.add_argument("--gpus", type=int, metavar="N", help="devices in all: tp x pp x (dp + prefill replicas), "
+                                                          "checked when given")
     for flag, what in (("tp", "tensor"), ("pp", "pipeline"), ("dp", "data (replicas)"), ("ep", "expert")):
         sv.add_argument(f"--{flag}", type=int, default=1, metavar="N", help=f"{what}-parallel degree (default 1)")
     sv.add_argument("--etp", type=int, metavar="N", help="expert tensor-parallel degree (MoE; default: --tp)")
+    sv.add_argument("--prefill-replicas", type=int, default=0, metavar="X",
+                    help="disaggregated serving (xPyD): X prefill replicas of tp x pp devices hand each request's KV "
+                         "cache to the --dp decode replicas (default 0: aggregated)")
     sv.add_argument("--concurrency", type=_concurrency, default="max", metavar="C|max",
                     help="requests in flight (a benchmark's concurrency); max (default): the largest the KV pools "
                          "hold and the engine runs at once, or with --ttft-max/--tpot-max the largest that meets them")
@@ -103,10 +107,10 @@ def main(args: argparse.Namespace) -> int:
     from engine.catalog.serving import Deployment, serve_estimate
 
     arch = arch_of(args)
-    gpus = args.tp * args.pp * args.dp
+    gpus = args.tp * args.pp * (args.dp + max(args.prefill_replicas, 0))
     if args.gpus is not None and args.gpus != gpus:
-        raise SpecError("--gpus", str(args.gpus), f"must equal tp x pp x dp = {args.tp} x {args.pp} x {args.dp} = "
-                                                  f"{gpus}")
+        raise SpecError("--gpus", str(args.gpus), f"must equal tp x pp x (dp + prefill replicas) = {args.tp} x "
+                                                  f"{args.pp} x ({args.dp} + {args.prefill_replicas}) = {gpus}")
     options = checked_options(args)
     if args.rate is not None and not args.rate > 0:
         raise SpecError("--rate", str(args.rate), "must be a positive number of requests per second")
@@ -114,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError("--rate", f"{args.rate:g}", "give --rate or --concurrency, not both")
     dep = Deployment(args.tp, args.pp, args.dp, args.ep, args.etp, args.input_len, args.output_len,
                      None if args.concurrency == "max" else args.concurrency, args.ttft_max, args.tpot_max, args.rate,
-                     args.spec_tokens, args.acceptance_rate)
+                     args.spec_tokens, args.acceptance_rate, args.prefill_replicas)
     est = serve_estimate(arch, args.gpu, dep, options, limits_of(args), args.cost_per_hour)
     if args.json:
         print(json.dumps(est, indent=2))
@@ -127,7 +131,8 @@ def _print(args: argparse.Namespace, arch, est: dict) -> None:
     """The estimate as text: the headline, throughput, capacity, cost."""
     name = args.hf_config or args.arch
     lay = est["layout"]
-    where = (f"{est['gpus']} x {est['gpu']}, tp {lay['tp']} pp {lay['pp']} dp {lay['dp']}"
+    split = f" ({lay['prefill_replicas']}P{lay['dp']}D)" if lay["prefill_replicas"] else ""
+    where = (f"{est['gpus']} x {est['gpu']}, tp {lay['tp']} pp {lay['pp']} dp {lay['dp']}{split}"
              + (f" ep {lay['ep']}" if arch.structure.moe else "") + f", {est['engine']}")
     print(f"{name}: ttft {est['ttft']:.4g} s, tpot {1e3 * est['tpot']:.4g} ms at concurrency {est['concurrency']} "
           f"({where}; {lay['input_len']} in / {lay['output_len']} out tokens)")
@@ -137,8 +142,12 @@ def _print(args: argparse.Namespace, arch, est: dict) -> None:
           f"in flight (engine runs {est['limits']['max_num_seqs']:,} per replica at once)")
     if "meets_slo" in est:
         print(f"  SLO ({slo_text(args)}): " + ("met" if est["meets_slo"] else "NOT met"))
+    if est["tokens_per_s_per_mw"] is not None:
+        print(f"  {est['tokens_per_s_per_mw']:,.0f} output tokens/s per MW of device power ({est['power_kw']:g} kW "
+              "each)")
     if est["cost_per_mtok"] is not None:
         print(f"  ${est['cost_per_mtok']:.3f} per million output tokens at ${est['cost_per_hour']:.3f} per "
-              "device-hour")
+              f"device-hour (split by device time: ${est['cost_per_mtok_input']:.3f} per million input, "
+              f"${est['cost_per_mtok_output']:.3f} per million output)")
     else:
         print("  cost: the catalog has no price for this device; give --cost-per-hour")

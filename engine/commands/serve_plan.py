@@ -57,9 +57,11 @@ def main(args: argparse.Namespace) -> int:
     for est in result["plans"]:
         lay = est["layout"]
         experts = f" ep {lay['ep']} etp {lay['etp']}" if arch.structure.moe else ""
-        users = f", {est['replicas']} replicas = {est['gpus']} devices for {args.users} users" if args.users else ""
-        print(f"  ${est['cost_per_mtok']:.3f}/Mtok  {est['gpu']} tp {lay['tp']}{experts}: concurrency "
-              f"{est['concurrency']} per replica, ttft {est['ttft']:.3g} s, tpot {1e3 * est['tpot']:.3g} ms, "
+        unit = f" {lay['prefill_replicas']}P{lay['dp']}D" if lay["prefill_replicas"] else ""
+        users = (f", {est['replicas']} {'units' if unit else 'replicas'} = {est['gpus']} devices for {args.users} "
+                 "users") if args.users else ""
+        print(f"  ${est['cost_per_mtok']:.3f}/Mtok  {est['gpu']} tp {lay['tp']}{experts}{unit}: concurrency "
+              f"{est['concurrency']} per {'unit' if unit else 'replica'}, ttft {est['ttft']:.3g} s, tpot {1e3 * est['tpot']:.3g} ms, "
               f"{est['tokens_per_s_per_gpu']:,.0f} tokens/s per device{users}")
     if result["refused"]:
         print("  not meeting the limits or not fitting: " + "; ".join(f"{n} {why}" for why, n in

@@ -122,6 +122,11 @@ class MemoryOptions:
         "vllm", ENGINE_NAMES, "serving engine whose defaults the serving model takes (mode inference): KV page size, "
         "the KV pool's share of memory, the step's token budget, the most running requests",
         source="engine/options/data/engines.json (a source per default)")
+    serving: str = option(
+        "aggregated", ("aggregated", "disaggregated"), "serving layout (mode inference): every replica prefills and "
+        "decodes (continuous batching with chunked prefill), or disaggregated prefill and decode pools (xPyD: "
+        "prefill_replicas prefill replicas hand each request's KV cache to dp decode replicas)",
+        source="Zhong et al. 2024, DistServe; Patel et al. 2024, Splitwise; engine/symbolic/memory/serving.py")
     causal_flops: str = option("full", ("full", "half"),
                                "attention FLOPs: full QK^T and AV (Narayanan, PaLM) or the causal half (Kaplan)",
                                flag="--causal")
@@ -267,6 +272,9 @@ RULES: tuple[Rule, ...] = (
     Rule({"mode": "training"}, requires={"engine": "vllm"},
          message="engine {engine} applies to mode inference (a serving engine's defaults)",
          source="engine/options/engines.py"),
+    Rule({"mode": "training"}, requires={"serving": "aggregated"},
+         message="serving {serving} applies to mode inference (the serving model's layout)",
+         source="engine/symbolic/memory/serving.py"),
     Rule({"mode": "training"}, requires={"kv_layout": "latent"},
          message="kv_layout {kv_layout} applies to mode inference (the KV cache of an MLA model)",
          source="engine/symbolic/memory/inference.py"),

@@ -18,6 +18,7 @@ import sympy
 from engine.catalog.hardware import DEVICES, device, generation_name
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.errors import SpecError
+from engine.options.engines import engine as engine_record
 from engine.options import ARCH_OPTIONS, DEFAULT_PRECISION, MEMORY_OPTIONS, SPEC_OPTIONS, OptionSpec, check_value, \
     did_you_mean, show_value
 from engine.options.stacks import device_overlap
@@ -180,8 +181,15 @@ def device_fields(err: Errors, source: str, sweep: Mapping, combo: dict, formula
         raise err(key, "must be a device name (a100-80gb, h100-sxm, ...) or a TOML file")
     try:
         dev = device(_device_path(source, gpu))
-        fields = dev.values(formulas.options.get("precision", DEFAULT_PRECISION),
-                            formulas.options.get("attention", MEMORY_OPTIONS["attention"].default))
+        precision = formulas.options.get("precision", DEFAULT_PRECISION)
+        attention = formulas.options.get("attention", MEMORY_OPTIONS["attention"].default)
+        if formulas.options.get("mode") == "inference":  # the serving GEMM rates, price and power (as serve's)
+            fields = dev.serving_values(precision, attention, formulas.options.get("weight_dtype", "auto"))
+            # the engine's limits on this device (vLLM's smaller ones on small devices), as serve takes them
+            fields.update(engine_record(formulas.options.get("engine", MEMORY_OPTIONS["engine"].default))
+                          .values(dev.name, dev.hbm_bytes))
+        else:
+            fields = dev.values(precision, attention)
     except (SpecError, ValueError) as exc:
         message = getattr(exc, "message", str(exc))
         raise err(key, f"{message} (the combination {combination_text(combo)})" if combo else message) from None

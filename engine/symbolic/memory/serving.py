@@ -39,7 +39,8 @@ from engine.symbolic.memory.base import L, V, a, dp, ep, etp, h, pp, q, qi, quan
 from engine.symbolic.memory.compute import attention_token_flops
 from engine.symbolic.memory.inference import attention_token_bytes, kept_tokens, state_bytes
 from engine.symbolic.memory.states import stages
-from engine.symbolic.memory.steptime.collectives import all_reduce, all_to_all, hi, lo
+from engine.symbolic.memory.steptime.collectives import all_reduce, all_to_all, eta_link, eta_nic, hi, lo
+from engine.symbolic.memory.steptime.common import alpha, net_bw, per_node
 from engine.symbolic.memory.steptime.common import ceiling, eta_mm, hbm_bw, link_bw, peak
 from engine.symbolic.symbols import symbol
 
@@ -53,6 +54,8 @@ spec, alpha_spec = symbol("spec_tokens"), symbol("acceptance_rate")
 r_attn, n_half = symbol("attention_curve_peak_flops"), symbol("attention_half_tokens")
 f_lock = symbol("lockstep_fraction")
 t_pl, t_pm = symbol("prefill_layer_latency"), symbol("prefill_moe_layer_latency")
+n_pre = symbol("prefill_replicas")
+power = symbol("power_kw")
 
 SRC_SERVING = ("continuous batching (Yu et al. 2022, Orca: iteration-level scheduling) with chunked prefill (Agrawal "
                "et al. 2024, Sarathi-Serve: prefill chunks ride in the decode steps); the decode step a roofline over "
@@ -82,11 +85,17 @@ SRC_A2A = ("wide expert parallelism (experts over more devices than a replica's 
            "DeepEP's low-latency kernels send to every peer at once (one latency), at the NIC's rate (its published "
            "table: 128 tokens x top-8 x 7168 at EP 128 dispatched (fp8) in 192 us and combined (bf16) in 369 us, "
            "about 39 GB/s of a CX7's 50)")
+SRC_DISAGG = ("disaggregated prefill and decode (Zhong et al. 2024, DistServe; Patel et al. 2024, Splitwise): a "
+              "prefill pool of prefill_replicas replicas runs the prompts, an M/D/1 queue in front of it (DistServe "
+              "§3.1), and hands each request's KV cache to one of dp decode replicas, whose steps carry no prefill "
+              "chunks; the transfer over the scale-up link inside a node, else over the NICs (NIXL, Mooncake); a "
+              "closed loop runs at the slower of the pools' rates, the rest waiting (Little's law)")
 SRC_SPEC = ("speculative decoding: g draft tokens verified in one step yield (1 - a^(g+1)) / (1 - a) tokens "
             "(Leviathan et al. 2023, eq. 1); drafts from a one-layer head (DeepSeek-V3 MTP, EAGLE)")
 SRC_AR = ("tensor parallelism: two all-reduces per layer (Shoeybi et al. 2019 §3); a decode step's are small, so "
           "their latency counts (vLLM and TensorRT-LLM run a one-shot custom all-reduce inside a node)")
-SRC_COST = "device-hours x cost_per_hour over the tokens they produce, per million"
+SRC_COST = ("device-hours x cost_per_hour over the tokens they produce, per million; split between input and output "
+            "by the device time each takes (the prefills' share of a step, or the prefill pool's devices)")
 
 # The knobs' values: the decode's four (decode_bandwidth_efficiency, layer_latency, step_latency,
 # moe_layer_latency) on TPOT, then the prefill's three (prefill_layer_latency, prefill_moe_layer_latency,
@@ -94,8 +103,8 @@ SRC_COST = "device-hours x cost_per_hour over the tokens they produce, per milli
 # (benchmarks/validate_serving.py --calibrate aic_trtllm); allreduce_latency is published (SRC_AR's one-shot
 # all-reduce, engine/options/data/engines.json notes)
 DEFAULTS = {
-    "decode_bandwidth_efficiency": sympy.Rational(75, 100),
-    "layer_latency": sympy.Rational(20, 1000000),
+    "decode_bandwidth_efficiency": sympy.Rational(85, 100),
+    "layer_latency": sympy.Rational(35, 1000000),
     "step_latency": sympy.Rational(1, 1000),
     "moe_layer_latency": sympy.Rational(40, 1000000),
     # speculative decoding: none by default; an accepted draft's rate where one is given: DeepSeek-V3's MTP
@@ -104,16 +113,19 @@ DEFAULTS = {
     "acceptance_rate": sympy.Rational(85, 100),
     "allreduce_latency": sympy.Rational(10, 1000000),
     "lockstep_fraction": sympy.Rational(5, 100),
-    "prefill_layer_latency": sympy.Rational(17, 10000),
-    "prefill_moe_layer_latency": sympy.Rational(5, 10000),
+    "prefill_layer_latency": sympy.Rational(22, 10000),
+    "prefill_moe_layer_latency": sympy.Integer(0),
     "dp": sympy.Integer(1),
+    "prefill_replicas": sympy.Integer(1),
 }
 
 
 NAMES = ("time_decode", "time_prefill", "time_prefill_token", "running_requests", "accepted_tokens",
-         "time_first_step", "tpot", "time_queue", "time_lockstep", "ttft", "tokens_per_s", "tokens_per_s_per_gpu",
-         "tokens_per_s_per_user", "mem_kv_pool", "mem_kv_request", "max_concurrency", "cost_per_mtok")
-"""The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded."""
+         "time_kv_transfer", "time_first_step", "tpot", "time_queue", "time_lockstep", "ttft", "tokens_per_s",
+         "tokens_per_s_per_gpu", "tokens_per_s_per_user", "tokens_per_s_per_mw", "mem_kv_pool", "mem_kv_request",
+         "max_concurrency", "cost_per_mtok", "cost_per_mtok_input", "cost_per_mtok_output")
+"""The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded
+(time_kv_transfer in serving disaggregated only)."""
 
 
 def defaults(o) -> dict[str, sympy.Expr]:
@@ -250,8 +262,68 @@ def _capacity(structure, o) -> sympy.Expr:
     return util * hbm - q("mem_weights") - activations
 
 
+def _disaggregated(structure, o) -> dict[str, sympy.Expr]:
+    """The definitions serving disaggregated replaces (SRC_DISAGG): prefill_replicas prefill replicas and dp decode
+    replicas of tp x pp devices each."""
+    d, c, running = q("time_decode"), q("time_prefill_token"), q("running_requests")
+    ttft1, tokens, tpot = q("time_first_step"), q("accepted_tokens"), q("tpot")
+    # a request's KV cache at its prompt, per device, to its decode replica: over the scale-up link when both pools
+    # fit in one node, else over the NICs
+    bw = sympy.Piecewise((eta_link * link_bw, (n_pre + dp) * tp * pp <= per_node), (eta_nic * net_bw, True))
+    transfer = kv_bytes(structure, o, I) / bw + alpha
+    service = I * c + I / budget * _prefill_dispatch(structure)  # a prompt's share of a busy prefill replica
+    decode_rate = dp * running / (ttft1 + (O - 1) * tpot)  # requests per second the decode pool completes
+    rho = decode_rate * service / n_pre  # the prefill pool's load at that rate
+    rate = lo(dp * running / (ttft1 + q("time_queue") + (O - 1) * tpot), n_pre / service)
+    return {
+        "time_kv_transfer": transfer,
+        "time_first_step": q("time_prefill") + q("time_kv_transfer") + d,
+        "tpot": d / tokens,
+        "time_queue": sympy.Piecewise((rho * service / (2 * (1 - rho)), rho < 1), (0, True)),
+        "time_lockstep": (C_ / n_pre - 1) / 2 * service,
+        # what a closed loop of concurrency requests leaves (Little's law) when the pools' rates cap it
+        "ttft": hi(ttft1 + q("time_queue") + f_lock * q("time_lockstep"), C_ * O / q("tokens_per_s") - (O - 1) * tpot),
+        "tokens_per_s": O * rate,
+        "tokens_per_s_per_gpu": q("tokens_per_s") / (tp * pp * (dp + n_pre)),
+        "cost_per_mtok_input": n_pre / (dp + n_pre) * q("cost_per_mtok") * O / I,
+        "cost_per_mtok_output": dp / (dp + n_pre) * q("cost_per_mtok"),
+    }
+
+
 def quantities(structure, o) -> list[Quantity]:
-    """The serving quantities of mode inference (module docstring)."""
+    """The serving quantities of mode inference (module docstring), aggregated or disaggregated (o.serving)."""
+    out = _aggregated(structure, o)
+    if o.serving != "disaggregated":
+        return [x for x in out if x.name != "time_kv_transfer"]
+    new = _disaggregated(structure, o)
+    texts = {
+        "time_kv_transfer": ("a request's KV cache at its prompt, per device, from its prefill replica to its decode "
+                             "replica", SRC_DISAGG),
+        "time_first_step": ("a request's first token: its prefill, the KV cache's transfer and a decode step",
+                            SRC_DISAGG),
+        "tpot": ("time per output token: a decode replica's step (no prefill chunks), over the tokens it yields",
+                 SRC_DISAGG + "; " + SRC_SPEC),
+        "time_queue": ("a prompt's wait in the prefill pool's queue (M/D/1 at the decode pool's rate)", SRC_QUEUE),
+        "time_lockstep": ("the mean wait of a request that arrives with all the others: the prompts ahead of it "
+                          "in its prefill replica", SRC_LOCKSTEP),
+        "ttft": ("time to first token: the first step, the prefill queue (random arrivals, and the "
+                 "lockstep_fraction that arrive in a burst), or what Little's law leaves when a pool caps the rate",
+                 "; ".join((SRC_DISAGG, SRC_QUEUE, SRC_LOCKSTEP))),
+        "tokens_per_s": ("output tokens per second, the whole deployment: the slower of the decode pool's closed "
+                         "loop and the prefill pool's capacity", SRC_DISAGG),
+        "tokens_per_s_per_gpu": ("output tokens per second per device, prefill and decode pools together",
+                                 "tokens_per_s / (tp pp (dp + prefill_replicas))"),
+        "cost_per_mtok_input": ("US dollars per million input tokens: the prefill pool's devices over the prompt "
+                                "tokens", SRC_COST),
+        "cost_per_mtok_output": ("US dollars per million output tokens: the decode pool's devices", SRC_COST),
+    }
+    return [x.__class__(**{**x.__dict__, "definition": new[x.name], "long_name": texts[x.name][0],
+                           "source": texts[x.name][1]}) if x.name in new else x for x in out]
+
+
+def _aggregated(structure, o) -> list[Quantity]:
+    """The serving quantities of aggregated serving (and time_kv_transfer, a placeholder the disaggregated
+    layout defines)."""
     decode, (prefill, per_token) = _decode_step(structure, o), _prefill(structure, o)
     d, p, c = q("time_decode"), q("time_prefill"), q("time_prefill_token")  # named: the printed formulas stay short
     running = q("running_requests")
@@ -264,6 +336,7 @@ def quantities(structure, o) -> list[Quantity]:
     # the prefills' share of the time rho = 1 - d / step (a step = tpot x tokens = d / (1 - rho)): the M/D/1 wait
     # rho / (1 - rho) S / 2
     queue = (q("tpot") * tokens - d) / d * I * c / 2
+    prefill_share = 1 - d / (q("tpot") * tokens)  # of a step's time, the prefill chunks
     cycle = ttft1 + q("time_queue") + f_lock * q("time_lockstep") + (O - 1) * q("tpot")
     rate = running / cycle  # requests per second per replica
     waiting = hi(0, C_ / dp - running) / rate
@@ -281,6 +354,8 @@ def quantities(structure, o) -> list[Quantity]:
                  "what its KV pool holds; the rest wait)", r"B", SRC_SERVING, units="1"),
         quantity("accepted_tokens", accepted_tokens(), "tokens a decode step yields per request (1 without "
                  "speculative decoding)", r"n_{\mathrm{a}}", SRC_SPEC, units="1"),
+        quantity("time_kv_transfer", sympy.Integer(0), "a request's KV cache's transfer (disaggregated serving)",
+                 r"T_{\mathrm{kv}}", SRC_DISAGG, units="s"),
         quantity("time_first_step", p + d, "the step that yields a request's first token: its prefill and the "
                  "running decodes", r"T_{1}", SRC_SERVING, units="s"),
         quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries, "
@@ -310,6 +385,15 @@ def quantities(structure, o) -> list[Quantity]:
         quantity("max_concurrency", dp * sympy.floor(q("mem_kv_pool") / q("mem_kv_request")),
                  "requests of input_len + output_len tokens the KV pools hold at once", r"C_{\max}", SRC_CAPACITY,
                  units="1"),
+        quantity("tokens_per_s_per_mw", q("tokens_per_s_per_gpu") * 1000 / power, "output tokens per second per "
+                 "megawatt of the devices' rated power (TDP)", r"r_{\mathrm{MW}}", "tokens_per_s_per_gpu / power_kw",
+                 units="s-1 MW-1"),
         quantity("cost_per_mtok", sympy.Integer(10**6) * price / (3600 * q("tokens_per_s_per_gpu")),
-                 "US dollars per million output tokens", r"c_{M}", SRC_COST, units="1"),
+                 "US dollars per million output tokens, all the devices' time charged to them", r"c_{M}", SRC_COST,
+                 units="1"),
+        quantity("cost_per_mtok_input", prefill_share * q("cost_per_mtok") * O / I, "US dollars per million input "
+                 "tokens: the prefills' share of the devices' time over the prompt tokens", r"c_{M,\mathrm{in}}",
+                 SRC_COST, units="1"),
+        quantity("cost_per_mtok_output", (1 - prefill_share) * q("cost_per_mtok"), "US dollars per million output "
+                 "tokens: the decodes' share of the devices' time", r"c_{M,\mathrm{out}}", SRC_COST, units="1"),
     ]
