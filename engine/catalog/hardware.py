@@ -422,7 +422,7 @@ ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
 
 
 # catalog devices whose mamf_fraction is another device's, assumed (their notes say so), not a measurement
-_BORROWED_MAMF = ("h100-sxm-500w", "tpu-v4", "tpu-v5p")
+_BORROWED_MAMF = ("h100-sxm-500w", "tpu-v4", "tpu-v5p", "tpu-v6e")
 
 
 def _measured_mamf() -> list[float]:
