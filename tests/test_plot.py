@@ -500,13 +500,17 @@ BAD = [
      "--at: mem_peak also varies along batch, seq_len: fix each with --at DIM=VALUE, e.g. --at batch=1 --at "
      "seq_len=256"),
     (["mem_peak", "--x", "batch", "--maximize", "seq_len"], "--kind: frontier: needs --maximize DIM and --budget"),
+    (["mem_peak", "--x", "params_total", "--kind", "frontier"], "--kind: frontier: needs --maximize DIM and --budget "
+     "LIMIT: the largest DIM with mem_peak <= LIMIT; to draw mem_peak against the variable params_total over every "
+     "point (a throughput-interactivity frontier), give --kind pareto"),
     (["mem_peak", "--x", "d_model", "--y", "d_model"], "--y: d_model: is --x as well"),
 ]
 
 
 @pytest.mark.parametrize("source", ["cube", "spec"])
 @pytest.mark.parametrize("args,message", BAD, ids=["variable", "dim", "budget-unit", "budget-text", "at-value",
-                                                   "at-dim", "heatmap-y", "leftover", "frontier-budget", "same-dim"])
+                                                   "at-dim", "heatmap-y", "leftover", "frontier-budget", "frontier-of-two-variables",
+                                                   "same-dim"])
 def test_cli_bad_input_is_one_line_and_exit_2(run_cli, cube_file, write_spec, tmp_path, source, args, message):
     if source == "spec":
         path = write_spec("[sweep]\nformula_set = 'seed'\nquantities = ['params_total', 'mem_peak']\n[fixed]\n"

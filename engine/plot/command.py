@@ -100,8 +100,11 @@ def _kind(args) -> str:
     if kind == "heatmap" and not args.y:
         raise SpecError("--kind", "heatmap", "needs --y DIM: the dim along the vertical axis")
     if kind == "frontier" and (not args.maximize or args.budget is None):
+        # a serving comparison's "frontier" is throughput against interactivity, both variables: --kind pareto
+        tip = (f"; to draw {args.variable} against the variable {args.x} over every point (a throughput-"
+               "interactivity frontier), give --kind pareto") if args.x and not args.maximize else ""
         raise SpecError("--kind", "frontier", "needs --maximize DIM and --budget LIMIT: the largest DIM with "
-                                              f"{args.variable} <= LIMIT")
+                                              f"{args.variable} <= LIMIT" + tip)
     if kind != "frontier" and args.maximize:
         raise SpecError("--maximize", args.maximize, f"applies to --kind frontier, not {kind}")
     if kind == "pareto" and (args.y or args.budget is not None):
