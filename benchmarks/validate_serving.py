@@ -14,8 +14,8 @@ Data (tests/data, each row with its source):
 The knobs (engine/symbolic/memory/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
 step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
 the mean over the groups of each group's median |log error| of TPOT, or of throughput where a row has only that),
-then the prefill's fixed times per layer and per MoE layer and lockstep_fraction on the same groups' TTFT. Every
-group not named is a prediction.
+then the prefill's fixed times per layer and per MoE layer and lockstep_fraction on the same groups' TTFT (a joint
+coarse grid, then coordinate descent; ``calibrate``). Every group not named is a prediction.
 """
 
 from __future__ import annotations
@@ -203,21 +203,36 @@ GRID = (np.arange(0.50, 0.901, 0.05), np.arange(0, 101e-6, 5e-6), np.arange(0, 1
         np.arange(0, 1.001, 0.05))
 
 
-def calibrate(cases: list[dict], groups: set, start: tuple) -> tuple:
-    """Coordinate descent of the knobs over GRID on ``groups``, from ``start``, until no knob moves: the decode
-    knobs on the decode, then the prefill's knobs on TTFT (the decode's knobs do not depend on them)."""
-    fit = [c for c in cases if c["group"] in groups]
-    knobs = list(start)
+def descend(fit: list[dict], groups: set, knobs: list, which: range) -> list:
+    """Coordinate descent of the knobs ``which`` over GRID, until none moves (each on its own metric: the decode
+    knobs on the decode, the prefill's on TTFT)."""
     for _ in range(6):
         moved = False
-        for n, grid in enumerate(GRID):
+        for n in which:
             metrics = ("tpot", "per_gpu") if n < DECODE_KNOBS else ("ttft",)
-            best = min(grid, key=lambda v: loss(fit, tuple(knobs[:n] + [float(v)] + knobs[n + 1:]), groups, metrics))
+            best = min(GRID[n], key=lambda v: loss(fit, tuple(knobs[:n] + [float(v)] + knobs[n + 1:]), groups,
+                                                   metrics))
             moved |= abs(float(best) - knobs[n]) > 1e-12
             knobs[n] = float(best)
         if not moved:
             break
-    return tuple(knobs)
+    return knobs
+
+
+def calibrate(cases: list[dict], groups: set, start: tuple) -> tuple:
+    """The knobs that fit ``groups`` best, from ``start``: the decode's by coordinate descent on the decode; then
+    the prefill's three on TTFT by a joint search over a coarse grid (they trade off against each other: the fixed
+    time per layer and per MoE layer, and the burst share; coordinate descent alone stops in a worse corner), and
+    coordinate descent on the fine GRID from the best of it; the decode's again (TPOT depends on the prefill's
+    time through the closed loop)."""
+    fit = [c for c in cases if c["group"] in groups]
+    knobs = descend(fit, groups, list(start), range(DECODE_KNOBS))
+    coarse = [(a, b, f) for a in np.arange(0, 3.01e-3, 0.2e-3) for b in np.arange(0, 5.01e-3, 0.5e-3)
+              for f in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)]
+    best = min(coarse, key=lambda c: loss(fit, tuple(knobs[:DECODE_KNOBS]) + tuple(map(float, c)), groups, ("ttft",)))
+    knobs[DECODE_KNOBS:] = map(float, best)
+    knobs = descend(fit, groups, knobs, range(DECODE_KNOBS, len(KNOBS)))
+    return tuple(descend(fit, groups, knobs, range(len(KNOBS))))
 
 
 def shipped() -> tuple:
