@@ -76,29 +76,60 @@ def aic_rows() -> tuple[list[dict], int]:
     return out, skipped
 
 
+def _weights(text: str) -> str | None:
+    """A record's weight precision as --weight-dtype: the leading format of its text (a mixed checkpoint by its
+    experts', the bulk of a MoE model's bytes); None for one the model has no dtype for."""
+    text = text.lower()
+    if text in WEIGHTS:
+        return WEIGHTS[text]
+    return next((dtype for word, dtype in (("fp8", "fp8"), ("nvfp4", "nvfp4"), ("mxfp4", "mxfp4"), ("bf16", "auto"))
+                 if text.startswith(word)), None)
+
+
+def _model(name: str) -> str | None:
+    """A record's model as a preset: by name, or a DeepSeek-V3/R1 checkpoint (the same architecture)."""
+    if name in MODELS:
+        return MODELS[name]
+    if re.match(r"DeepSeek-(R1|V3)\b(?!\.)", name):
+        return "deepseek-r1"
+    return None
+
+
+DECODE_ONLY = ("decode_only_saturated", "disagg_decode_pool")
+
+
 def public_rows() -> tuple[list[dict], int]:
-    """The serving_public.json rows the model can express: fp8 or 16-bit weights, tp (no attention data
-    parallelism or disaggregation), a catalog device, a model with a preset."""
+    """The serving_public.json rows the model can express: a catalog device, a model with a preset, a weight
+    dtype it has, no speculative decoding; tensor parallelism, or attention data parallelism with the experts
+    across the ranks (ep = dp: TensorRT-LLM's enable_attention_dp, its tp counting the ranks); fixed concurrency,
+    offline maximum throughput, or a decode pool measured alone (its output tokens/s per device). A run at
+    concurrency 1 that reports only tokens/s per user gives TPOT as its inverse."""
     data = json.loads((ROOT / "tests/data/serving_public.json").read_text())
     out, skipped = [], 0
     for r in data["records"]:
         w, m, p = r["workload"], r["measured"], r["parallel"]
-        weights = str(r["precision"].get("weights") or "").lower()
+        weights = _weights(str(r["precision"].get("weights") or ""))
         gpu = next((g for word, g in DEVICE_WORDS if word in r["hardware"]["device"]), None)
-        arch = MODELS.get(r["model"]["name"])
-        ok_mode = w["mode"] in ("offline_max_throughput", "fixed_concurrency", "static_batch")
-        if (gpu is None or arch is None or not ok_mode or weights not in WEIGHTS or (p.get("dp") or 1) > 1
+        arch = _model(r["model"]["name"])
+        ok_mode = w["mode"] in ("offline_max_throughput", "fixed_concurrency", "static_batch", *DECODE_ONLY)
+        tp, dp, ep = p.get("tp") or 1, p.get("dp") or 1, p.get("ep") or 1
+        attention_dp = dp > 1 and ep == dp
+        if (gpu is None or arch is None or not ok_mode or weights is None or (dp > 1 and not attention_dp)
                 or "MTP" in (r.get("notes") or "") or not w.get("input_len") or not w.get("output_len")):
             skipped += 1
             continue
         kv = str(r["precision"].get("kv_cache") or "").lower()
+        replica_tp = max(1, tp // dp) if attention_dp else tp
+        tpot = m.get("tpot_s_mean") or m.get("tpot_s_median")
+        if tpot is None and w["concurrency"] == 1 and m.get("tokens_per_s_per_user"):
+            tpot = 1 / m["tokens_per_s_per_user"]
         case = {"id": r["id"], "group": r["source_group"], "arch": arch, "gpu": gpu,
-                "engine": "trtllm" if r["engine"]["name"] == "trtllm" else "vllm", "tp": p["tp"] or 1,
-                "ep": p.get("ep") or 1, "etp": None, "dp": 1, "weights": WEIGHTS[weights],
-                "kv": "fp8" if kv.startswith("fp8") else "auto", "input_len": w["input_len"],
+                "engine": r["engine"]["name"] if r["engine"]["name"] in ("trtllm", "sglang") else "vllm",
+                "tp": replica_tp, "ep": ep, "etp": replica_tp if attention_dp else None, "dp": dp,
+                "weights": weights, "kv": "fp8" if kv.startswith("fp8") else "auto", "input_len": w["input_len"],
                 "output_len": w["output_len"], "concurrency": w["concurrency"],
-                "ttft": m.get("ttft_s_mean") or m.get("ttft_s_median"),
-                "tpot": m.get("tpot_s_mean") or m.get("tpot_s_median"),
+                "decode_only": w["mode"] in DECODE_ONLY,
+                "ttft": m.get("ttft_s_mean") or m.get("ttft_s_median"), "tpot": tpot,
                 "per_gpu": m.get("output_tokens_per_s_per_gpu")
                 or (m["output_tokens_per_s"] / r["hardware"]["n_devices"] if m.get("output_tokens_per_s") else None)}
         out.append(case)
@@ -156,12 +187,16 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
         conc = np.maximum(1.0, np.where(given > 0, given, np.minimum(most, seqs)))
         env["concurrency"] = conc
         preds = [ev(name, env) for name in OUTPUTS[:3]]
+        # a decode pool measured alone: its running requests' tokens per decode step, per device
+        alone = ev("running_requests", env) * ev("accepted_tokens", env) / (ev("time_decode", env) * group[0]["tp"])
         for n, case in enumerate(group):
             if most[n] < 1:  # the model leaves no KV pool: a capacity miss, counted apart (refused_rows)
                 continue
             row = {"id": case["id"], "group": case["group"], "concurrency": int(conc[n])}
             for name, pred in zip(("ttft", "tpot", "per_gpu"), preds):
                 meas = case.get(name)
+                if case.get("decode_only") and name == "per_gpu":
+                    pred = alone
                 row[name] = (float(pred[n]), meas, float(pred[n]) / meas - 1 if meas else None)
             out.append(row)
     return out

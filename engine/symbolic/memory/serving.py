@@ -225,11 +225,14 @@ def _decode_step(structure, o) -> sympy.Expr:
     context = I + O / 2  # a request's mean context over its decode
     matmul = q("flops_forward_token") - q("flops_attention_token")  # at seq_len: the matmuls and logits
     # (a decode step's expert GEMMs, a few tokens each, are bound by reading the touched experts: the bytes term)
-    flops = group * (matmul + attention_token_flops(structure, context)) / (tp * pp)
+    # the GEMMs at the GEMM rate (fp8 / fp4 where the weights are); attention (scores against the cached K and V)
+    # at the fused attention kernel's rate, in 16-bit (FlashMLA, FlashInfer decode: their own kernels, not the
+    # weights' GEMMs)
+    compute = group * (matmul / _rate() + attention_token_flops(structure, context) / r_attn) / (tp * pp)
     comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
                            (L / pp * 2 * 2 * (tp - 1) / tp * act * group * h / link_bw, True))
     nbytes = _touched_weights(structure) + q("running_requests") / pp * kv_bytes(structure, o, context)
-    step = pp * (hi(flops / _rate(), nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm)
+    step = pp * (hi(compute, nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm)
     return step * (1 + spec / L) + _expert_all_to_all(structure, o, group / tp) + t_sched
 
 
