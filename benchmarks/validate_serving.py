@@ -7,9 +7,11 @@ Data (tests/data, each row with its source):
 - serving_aiconfigurator.csv: NVIDIA AIConfigurator's measured ('silicon') TTFT and TPOT at a fixed concurrency,
   TensorRT-LLM, vLLM and SGLang on H100, H200, B200 (groups aic_trtllm, aic_vllm, aic_sglang);
 - serving_public.json: TensorRT-LLM's performance overview (offline maximum throughput: output tokens/s per
-  device), vLLM's FP8 KV-cache post (median TTFT, TPOT), Oracle's MI300X vLLM runs (static batches: output
-  tokens/s). Rows the model cannot express (attention data parallelism, speculative decoding, disaggregated
-  serving, devices or models outside the catalog) are skipped and counted.
+  device), its DeepSeek-R1 and gpt-oss blogs (attention data parallelism with wide EP; concurrency 1), vLLM's FP8
+  KV-cache post (median TTFT, TPOT) and its GB200 decode pool, Oracle's MI300X vLLM runs (static batches: output
+  tokens/s). Rows the model does not compare (speculative decoding at an unstated acceptance, prefill pools measured
+  alone, production traffic without lengths, an EP that does not divide the experts, devices or models outside the
+  catalog) are skipped and counted.
 
 The knobs (engine/symbolic/memory/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
 step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
@@ -286,8 +288,8 @@ def main() -> None:
     pub, skipped_pub = public_rows()
     cases = aic + pub
     print(f"{len(cases)} rows ({len(aic)} AIConfigurator, {len(pub)} published); skipped {skipped_aic + skipped_pub} "
-          "the model cannot express (attention data parallelism, speculative decoding, disaggregated serving, devices "
-          "or models outside the catalog)")
+          "the model does not compare (speculative decoding, prefill pools alone, production traffic, redundant "
+          "experts, devices or models outside the catalog)")
     knobs, fitted = shipped(), set(FITTED_ON)
     if args.calibrate:
         fitted = set(args.calibrate.split(","))
