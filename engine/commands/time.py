@@ -60,11 +60,9 @@ def chosen_options(args: argparse.Namespace) -> dict:
         if value is None:
             chosen[name] = DEFAULTS.get(name, MEMORY_OPTIONS[name].default)
     chosen["precision"] = precision(args)
-    if chosen["mode"] == "training":
+    if chosen["mode"] == "training":  # (mode inference is refused by main: serve times serving)
         chosen["stack"], chosen["attention"], chosen["overlap"] = stack_and_kernel(
             args.gpu, args.stack, given_attention, chosen["overlap"])
-    else:
-        chosen["attention"] = given_attention or "sdpa"
     return chosen
 
 
