@@ -57,19 +57,20 @@ def test_the_closed_loop_obeys_littles_law():
 
 
 def test_max_concurrency_is_the_kv_pool_over_whole_pages_per_request():
-    """vLLM's 'Maximum concurrency for N tokens per request': the pool (0.9 of the memory less weights and the
-    activation reserve) over the KV bytes of ceil(N / 16) x 16 tokens (Llama-3.1-8B: 32 layers x 8 KV heads x 128
-    x 2 x 2 bytes = 131,072 bytes per token)."""
+    """vLLM's 'Maximum concurrency for N tokens per request': the pool (0.9 of the memory the driver reports,
+    81,559 MiB on an H100 80GB, less weights and the activation reserve) over the KV bytes of ceil(N / 16) x 16
+    tokens (Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 x 2 bytes = 131,072 bytes per token)."""
     dep = Deployment(input_len=1000, output_len=500)
     arch, fs, given = _given("llama-3.1-8b", "h100-sxm", dep)
     pool = float(fs.evaluate_exact("mem_kv_pool", given))
     weights = float(fs.evaluate_exact("mem_weights", given))
-    assert pool < 0.9 * device("h100-sxm").hbm_bytes - weights
+    total = device("h100-sxm").hbm_usable_bytes
+    assert total == 81559 * 2**20 and 0.9 * total - weights - 2 * 2**30 < pool < 0.9 * total - weights
     per_request = math.ceil(1500 / 16) * 16 * 131_072
     assert int(fs.evaluate_exact("max_concurrency", given)) == math.floor(pool / per_request)
     trt = _given("llama-3.1-8b", "h100-sxm", dep, engine="trtllm")[1:]
     assert float(trt[0].evaluate_exact("mem_kv_pool", trt[1])) == pytest.approx(
-        0.9 * (device("h100-sxm").hbm_bytes - weights - (0.9 * device("h100-sxm").hbm_bytes - weights - pool)),
+        0.9 * (total - weights - (0.9 * total - weights - pool)),
         rel=1e-9)  # TensorRT-LLM: 0.9 of what the weights and activations leave
 
 
@@ -288,9 +289,9 @@ def test_the_printer_knows_the_serving_quantities():
 
 def test_the_serving_model_meets_its_measured_accuracy():
     """benchmarks/validate_serving.py's errors with the shipped knobs, pinned near what they are (a regression
-    fails): held out (every group but aic_trtllm, which the knobs were fitted on) TPOT 20.0 %, TTFT 36.7 %, output
-    tokens/s per device 19.7 % median |error| (38 rows, the wide-EP maximum-throughput ones 2-3.5x over); aic_trtllm
-    TPOT 16.6 %, TTFT 29.7 %."""
+    fails): held out (every group but aic_trtllm, which the knobs were fitted on) TPOT 20.0 %, TTFT 39.7 %, output
+    tokens/s per device 20.0 % median |error| (38 rows, the wide-EP maximum-throughput ones 2-3.5x over); aic_trtllm
+    TPOT 16.6 %, TTFT 29.4 %."""
     import importlib.util
     from pathlib import Path
 
@@ -302,9 +303,9 @@ def test_the_serving_model_meets_its_measured_accuracy():
     rows = vs.errors(cases, vs.shipped())
     held = vs.group_table([{**r, "group": "held out"} for r in rows if r["group"] not in vs.FITTED_ON])["held out"]
     assert len(rows) >= 1900
-    assert held["tpot"][1] < 0.21 and held["ttft"][1] < 0.38 and held["per_gpu"][1] < 0.205
+    assert held["tpot"][1] < 0.21 and held["ttft"][1] < 0.41 and held["per_gpu"][1] < 0.21
     fit = vs.group_table(rows)["aic_trtllm"]
-    assert fit["tpot"][1] < 0.175 and fit["ttft"][1] < 0.31
+    assert fit["tpot"][1] < 0.175 and fit["ttft"][1] < 0.305
 
 
 def test_disaggregated_serving_decodes_without_prefill_chunks_and_obeys_littles_law():

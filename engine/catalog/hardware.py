@@ -13,6 +13,9 @@ The catalog is data, ``engine/catalog/data/hardware.json`` (shipped with the pac
                         "attention_curve": "a100" | "h100", optional: the silicon whose measured attention
                                                             kernel curves (kernels.py) the device runs
                         "hbm_gb": X  or  "hbm_gib": X,      memory as the vendor states it (10^9 or 2^30 bytes)
+                        "hbm_usable_mib": N,                optional: memory as the driver reports it (nvidia-smi's
+                                                            total, MiB): what serving engines size their KV pools
+                                                            from (vLLM's total_gpu_memory); absent: hbm_gb
                         "hbm_bandwidth_gbps": X,            GB/s (10^9 bytes/s)
                         "intra_node_gbps": X,               scale-up link, GB/s per direction per device
                         "devices_per_node": N,              devices sharing that scale-up domain
@@ -75,7 +78,7 @@ PRECISION_DTYPE = MappingProxyType({
 _NUMBERS = ("hbm_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps")
 _TEXTS = ("vendor", "description", "notes")
 _FIELDS = ("peak_tflops", "mamf_fraction", "mamf_fp8", "attention_curve", "cost_per_hour", "power_kw", "hbm_gb",
-           "hbm_gib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
+           "hbm_gib", "hbm_usable_mib", *_NUMBERS, "devices_per_node", "sources", *_TEXTS)
 _TOML_FIELDS = ("name", *_FIELDS)
 
 # Attention kernels' measured rate, forward + backward, as a function of the tokens n of one sequence on one
@@ -169,6 +172,7 @@ class Device:
     attention_curve: str | None = None  # the silicon of its attention kernels' curves (CURVE_SILICON), or None
     defaulted: tuple[str, ...] = ()  # the fields the entry left out, filled with their documented defaults
     power_kw: float | None = None  # the device's rated power (TDP), kW; None where the vendor publishes none
+    hbm_usable_bytes: int | None = None  # memory as the driver reports it (nvidia-smi total); None: hbm_bytes
     # price tier -> {usd, date, source, what} (COST_TIERS)
     cost_per_hour: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -232,12 +236,16 @@ class Device:
     def serving_values(self, precision: str, attention: str, weight_dtype: str) -> dict[str, float | int]:
         """``values`` for serving (mode inference): the GEMMs at the fp8 rate for fp8 weights, at the fp4 peak for
         fp4 weights (nvfp4, mxfp4) where the device has one (Blackwell), else dequantized into ``precision``'s
-        GEMMs; and the device's price (``price``) and rated power where the catalog has them."""
+        GEMMs; the memory as the driver reports it (``hbm_usable_bytes``, where the catalog has it: the engines'
+        KV pools are shares of it); and the device's price (``price``) and rated power where the catalog has
+        them."""
         fp4 = weight_dtype in ("nvfp4", "mxfp4") and self.peak_flops.get("fp4")
         gemm = "fp8" if (weight_dtype == "fp8" or fp4) and self.peak_flops.get("fp8") else precision
         out = self.values(gemm, attention)
         if fp4:  # fp4 tensor cores: the fp4 peak at the fp8 ceiling (no fp4 MAMF published)
             out["peak_flops"] = self.peak_flops["fp4"]
+        if self.hbm_usable_bytes is not None:  # the engines size their pools from what the driver reports
+            out["hbm_capacity"] = self.hbm_usable_bytes
         if self.price() is not None:
             out["cost_per_hour"] = self.price()
         if self.power_kw is not None:
@@ -367,6 +375,8 @@ def parse_device(source: str, prefix: str, name: str, entry: Any, catalog: bool,
                   mamf_fraction=float(mamf), mamf_fp8=None if mamf_fp8 is None else float(mamf_fp8),
                   attention_curve=curve, cost_per_hour=_costs(source, key, entry.get("cost_per_hour", {})),
                   power_kw=None if entry.get("power_kw") is None else float(number("power_kw", entry["power_kw"])),
+                  hbm_usable_bytes=None if entry.get("hbm_usable_mib") is None
+                  else number("hbm_usable_mib", entry["hbm_usable_mib"], integer=True) * 2**20,
                   defaulted=tuple(f for f in ("mamf_fraction",) if f not in entry))
 
 

@@ -113,7 +113,8 @@ def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, li
     overriding), the layout, the workload and the price."""
     dev = device(gpu)
     values = {**dev.serving_values(options.precision, options.attention, options.weight_dtype),
-              **engine_record(options.engine).values(dev.name, dev.hbm_bytes)}
+              **engine_record(options.engine).values(dev.name, dev.hbm_usable_bytes or dev.hbm_bytes,
+                                                     dep.tp * dep.pp)}
     for key, value in (limits or {}).items():
         if value is not None:
             values[key] = value

@@ -39,14 +39,36 @@ class Engine:
     max_num_seqs: int
     small_device: Mapping[str, int]
     sources: Mapping[str, str]
+    memory_reserve: Mapping | None = None  # SGLang: the share of memory derived from the capacity (reserve_of)
 
-    def values(self, device_name: str, hbm_bytes: float) -> dict[str, float | int]:
-        """The serving symbols' defaults on a device: block_size, kv_memory_fraction, max_num_batched_tokens,
-        max_num_seqs (the small-device values below 70 GiB and on A100, as vLLM chooses them)."""
+    def values(self, device_name: str, hbm_bytes: float, parallel: int = 1) -> dict[str, float | int]:
+        """The serving symbols' defaults on a device of ``hbm_bytes`` (as the driver reports it) for a replica of
+        ``parallel`` = tp x pp devices: block_size, kv_memory_fraction, max_num_batched_tokens, max_num_seqs
+        (the small-device values below 70 GiB and on A100, as vLLM chooses them; SGLang's share and chunk by the
+        capacity, ``reserve_of``)."""
         small = hbm_bytes < SMALL_DEVICE_GIB * 2**30 or "a100" in device_name.lower()
         picked = {"max_num_batched_tokens": self.max_num_batched_tokens, "max_num_seqs": self.max_num_seqs,
                   **(self.small_device if small else {})}
-        return {"block_size": self.block_size, "kv_memory_fraction": self.memory_fraction, **picked}
+        out = {"block_size": self.block_size, "kv_memory_fraction": self.memory_fraction, **picked}
+        if self.memory_reserve is not None:
+            fraction, chunk = self.reserve_of(hbm_bytes, parallel)
+            out.update(kv_memory_fraction=fraction, max_num_batched_tokens=chunk)
+        return out
+
+    def reserve_of(self, hbm_bytes: float, parallel: int = 1) -> tuple[float, int]:
+        """``(memory share, step token budget)`` SGLang derives from a device's capacity: (capacity - reserved)
+        / capacity, the reserve a step's activations (1.5 MiB a prefill token), the CUDA graphs (2 MiB a graph
+        slot), the parallel groups' buffers and a fixed base, at least ``floor_gib`` on large devices; rounded to
+        three digits as SGLang rounds it (``memory_reserve`` in engines.json, its source there)."""
+        r = self.memory_reserve
+        gib = hbm_bytes / 2**30
+        chunk, graph = next((c, g) for top, c, g in r["tiers_gib"] if top is None or gib < top)
+        reserved = (r["base_mib"] + r["per_prefill_token_mib"] * chunk + r["per_parallel_gib"] * parallel * 1024
+                    + r["per_graph_seq_mib"] * graph)
+        if gib > r["floor_above_gib"]:
+            reserved = max(reserved, r["floor_gib"] * 1024)
+        capacity = hbm_bytes / 2**20
+        return round((capacity - reserved) / capacity, 3), int(chunk)
 
 
 def _load() -> Mapping[str, Engine]:
@@ -59,7 +81,7 @@ def _load() -> Mapping[str, Engine]:
         out[name] = Engine(name, rec["description"], int(rec["block_size"]), rec["memory_kind"],
                            float(rec["memory_fraction"]), int(rec["max_num_batched_tokens"]),
                            int(rec["max_num_seqs"]), MappingProxyType(dict(rec.get("small_device", {}))),
-                           MappingProxyType(dict(rec["sources"])))
+                           MappingProxyType(dict(rec["sources"])), rec.get("memory_reserve"))
     return MappingProxyType(out)
 
 

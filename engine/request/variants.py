@@ -185,9 +185,10 @@ def device_fields(err: Errors, source: str, sweep: Mapping, combo: dict, formula
         attention = formulas.options.get("attention", MEMORY_OPTIONS["attention"].default)
         if formulas.options.get("mode") == "inference":  # the serving GEMM rates, price and power (as serve's)
             fields = dev.serving_values(precision, attention, formulas.options.get("weight_dtype", "auto"))
-            # the engine's limits on this device (vLLM's smaller ones on small devices), as serve takes them
+            # the engine's limits on this device (vLLM's smaller ones on small devices, SGLang's memory share from
+            # the capacity), as serve takes them (SGLang's tp x pp / 8 GiB reserve at tp 1: a sweep's tp is an axis)
             fields.update(engine_record(formulas.options.get("engine", MEMORY_OPTIONS["engine"].default))
-                          .values(dev.name, dev.hbm_bytes))
+                          .values(dev.name, dev.hbm_usable_bytes or dev.hbm_bytes))
         else:
             fields = dev.values(precision, attention)
     except (SpecError, ValueError) as exc:

@@ -113,8 +113,8 @@ DEFAULTS = {
     "acceptance_rate": sympy.Rational(85, 100),
     "allreduce_latency": sympy.Rational(10, 1000000),
     "lockstep_fraction": sympy.Rational(15, 100),
-    "prefill_layer_latency": sympy.Rational(5, 10000),
-    "prefill_moe_layer_latency": sympy.Rational(125, 100000),
+    "prefill_layer_latency": sympy.Rational(4, 10000),
+    "prefill_moe_layer_latency": sympy.Rational(15, 10000),
     "dp": sympy.Integer(1),
     "prefill_replicas": sympy.Integer(1),
 }
