@@ -353,3 +353,18 @@ def test_a_serving_sweep_gives_what_serve_gives(tmp_path):
             power = engine.device(gpu).power_kw
             assert float(point["tokens_per_s_per_mw"]) == pytest.approx(est["tokens_per_s_per_gpu"] * 1e3 / power,
                                                                          rel=1e-5)
+
+
+def test_serve_plan_weighs_a_node_of_attention_data_parallel_ranks_for_a_moe_model():
+    """A MoE model's candidates include a node of attention data-parallel ranks with the experts across them (tp 1,
+    dp = ep = 8, wide-EP serving); its units hold dp x tp devices; a dense model's do not."""
+    from engine.catalog.serving import serve_plan
+
+    o = memory_options(mode="inference", attention="flash", weight_dtype="fp8", engine="trtllm")
+    out = serve_plan(architecture("deepseek-r1"), ["b200"], 1024, 2048, o, tpot_max=0.05, users=5000, top=30)
+    wide = [p for p in out["plans"] if p["layout"]["dp"] == 8]
+    assert out["tried"] == 4 * 6 + 1 and len(wide) == 1
+    assert wide[0]["layout"]["ep"] == 8 and wide[0]["layout"]["etp"] == 1 and wide[0]["layout"]["tp"] == 1
+    assert wide[0]["gpus"] == wide[0]["replicas"] * 8
+    dense = serve_plan(architecture("llama-3.1-8b"), ["b200"], 1024, 256, o, tpot_max=0.05, top=30)
+    assert dense["tried"] == 4 * 6

@@ -319,6 +319,20 @@ REFUSALS = ("no concurrency meets them", "leaves no room for the KV cache")
 SPLITS = ((0, 1), (1, 1), (1, 2), (2, 1), (1, 3), (3, 1))
 """serve-plan's layouts per device and tp: aggregated (one replica), and disaggregated xPyD units of x prefill and
 y decode replicas, x + y at most 4."""
+
+
+def _layouts(arch: Architecture, per_node: int, input_len: int, output_len: int, ttft_max, tpot_max):
+    """serve-plan's candidates on one device type: tp 1, 2, 4, 8 (within a node) x SPLITS, a MoE model's experts
+    split over each replica's devices (etp = tp, the engines' default); and for a MoE model, a node of attention
+    data-parallel ranks with the experts spread over them (tp 1, dp = ep = the node's devices, as wide-EP serving
+    runs), aggregated."""
+    common = dict(input_len=input_len, output_len=output_len, concurrency=None, ttft_max=ttft_max,
+                  tpot_max=tpot_max)
+    for tp in (t for t in (1, 2, 4, 8) if t <= max(per_node, 1)):
+        for prefill, decode in SPLITS:
+            yield Deployment(tp=tp, dp=decode, prefill_replicas=prefill, **common)
+    if arch.structure.moe and per_node > 1:
+        yield Deployment(tp=1, dp=per_node, ep=per_node, etp=1, **common)
 """Why serve-plan passes a layout by, as its count says (anything else: a layout rule, tp not dividing the heads)."""
 
 
@@ -347,10 +361,11 @@ def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: 
     Returns
     -------
     dict
-        For each device of ``gpus`` with a price, tp in 1, 2, 4, 8 (a MoE model's experts split with the
-        replica's devices, etp = tp) and each layout of SPLITS (aggregated, or xPyD disaggregated), the largest
-        concurrency per unit (a replica, or x + y replicas) meeting ``ttft_max`` / ``tpot_max``, ranked by $ per
-        million output tokens, with ``users`` the units that serve that many at once: ``{"plans": [...], "tried", "refused": {reason: count},
+        For each device of ``gpus`` with a price and each layout ``_layouts`` gives (tp in 1, 2, 4, 8 x aggregated
+        or xPyD disaggregated; a MoE model also a node of attention data-parallel ranks with the experts across
+        them), the largest concurrency per unit (a replica, or x + y replicas, or the node) meeting ``ttft_max`` /
+        ``tpot_max``, ranked by $ per million output tokens, with ``users`` the units that serve that many at
+        once: ``{"plans": [...], "tried", "refused": {reason: count},
         "gpus"}``, each plan ``serve_estimate``'s dict (its ``concurrency`` per replica) with ``replicas`` and
         ``gpus`` for the users; no plan when no layout meets the limits (``refused`` says why).
 
@@ -367,21 +382,17 @@ def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: 
         raise SpecError("--gpu", ", ".join(gpus), "no price for these devices in the catalog: give --cost-per-hour")
     plans, refused, tried = [], {}, 0
     for gpu in priced:
-        per_node = device(gpu).devices_per_node
-        for tp in (t for t in (1, 2, 4, 8) if t <= max(per_node, 1)):
-            for prefill, decode in SPLITS:
-                tried += 1  # a MoE model's experts split over the replica's devices (etp = tp), the engines' default
-                dep = Deployment(tp=tp, dp=decode, input_len=input_len, output_len=output_len, concurrency=None,
-                                 ttft_max=ttft_max, tpot_max=tpot_max, prefill_replicas=prefill)
-                try:
-                    est = serve_estimate(arch, gpu, dep, options, limits, cost_per_hour)
-                except SpecError as exc:
-                    why = next((w for w in REFUSALS if w in exc.message), "breaks a layout rule")
-                    refused[why] = refused.get(why, 0) + 1
-                    continue
-                if users is not None:  # copies of the whole unit (one replica, or x prefill + y decode replicas)
-                    est["replicas"] = -(-users // est["concurrency"])
-                    est["gpus"] = est["replicas"] * dep.gpus
-                plans.append(est)
+        for dep in _layouts(arch, device(gpu).devices_per_node, input_len, output_len, ttft_max, tpot_max):
+            tried += 1
+            try:
+                est = serve_estimate(arch, gpu, dep, options, limits, cost_per_hour)
+            except SpecError as exc:
+                why = next((w for w in REFUSALS if w in exc.message), "breaks a layout rule")
+                refused[why] = refused.get(why, 0) + 1
+                continue
+            if users is not None:  # copies of the whole unit (a replica, x prefill + y decode replicas, a node)
+                est["replicas"] = -(-users // est["concurrency"])
+                est["gpus"] = est["replicas"] * dep.gpus
+            plans.append(est)
     plans.sort(key=lambda e: (e["cost_per_mtok"], e["gpus"]))
     return {"plans": plans[:top], "tried": tried, "refused": refused, "gpus": priced}

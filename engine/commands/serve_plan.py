@@ -57,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
     for est in result["plans"]:
         lay = est["layout"]
         experts = f" ep {lay['ep']} etp {lay['etp']}" if arch.structure.moe else ""
-        unit = f" {lay['prefill_replicas']}P{lay['dp']}D" if lay["prefill_replicas"] else ""
+        unit = (f" {lay['prefill_replicas']}P{lay['dp']}D" if lay["prefill_replicas"]
+                else f" dp {lay['dp']}" if lay["dp"] > 1 else "")
         users = (f", {est['replicas']} {'units' if unit else 'replicas'} = {est['gpus']} devices for {args.users} "
                  "users") if args.users else ""
         print(f"  ${est['cost_per_mtok']:.3f}/Mtok  {est['gpu']} tp {lay['tp']}{experts}{unit}: concurrency "
