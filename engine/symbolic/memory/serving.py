@@ -156,8 +156,14 @@ def _touched_weights(structure) -> sympy.Expr:
         return q("mem_weights")
     routed = qi("params_routed_experts") / (ep * etp * stages()) * symbol("bits_weight") / 8  # bytes per device
     tokens = q("running_requests") / pp * hi(1, ep * etp / tp)
-    touched = 1 - hi(0, 1 - C.top_k / C.n_experts) ** tokens  # (top_k <= n_experts; the max keeps it real)
+    touched = touched_experts(C.n_experts, C.top_k, tokens) / C.n_experts
     return q("mem_weights") - routed * (1 - touched)
+
+
+def touched_experts(experts: sympy.Expr, top_k: sympy.Expr, tokens: sympy.Expr) -> sympy.Expr:
+    """Experts that ``tokens`` tokens touch, each routed to ``top_k`` distinct experts of ``experts`` uniformly:
+    E (1 - (1 - k/E)^T) (SRC_MOE_DECODE; top_k <= experts, the max keeps the power real)."""
+    return experts * (1 - hi(0, 1 - top_k / experts) ** tokens)
 
 
 def _running() -> sympy.Expr:
