@@ -72,7 +72,8 @@ def aic_rows() -> tuple[list[dict], int]:
             quant = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4"}.get(r["gemm_quant_mode"], "auto")
             out.append({"id": r["id"], "group": "aic_" + r["backend"], "arch": MODELS[r["model_path"]],
                         "gpu": SYSTEMS[r["system"]], "engine": r["backend"], "tp": tp, "ep": ep,
-                        "etp": None if dense else mtp, "dp": ep * mtp // tp, "weights": quant, "kv": "fp8" if quant != "auto" else "auto",
+                        "etp": None if dense else mtp, "dp": ep * mtp // tp, "weights": quant,
+                        "kv": "fp8" if quant != "auto" else "auto",
                         "input_len": int(r["isl"]), "output_len": int(r["osl"]), "concurrency": int(conc.group(1)),
                         "ttft": float(r["silicon_ttft_ms"]) / 1e3, "tpot": float(r["silicon_tpot_ms"]) / 1e3})
     return out, skipped

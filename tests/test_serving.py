@@ -171,7 +171,8 @@ def test_serve_prints_and_gives_json(capsys):
     (["--tpot-max", "0"], "--tpot-max: 0.0: must be a positive number"),
     (["--rate", "2", "--concurrency", "4"], "--rate: 2: give --rate or --concurrency, not both"),
     (["--rate", "-1"], "--rate: -1.0: must be a positive number of requests per second"),
-], ids=["above-pool", "gpus", "prefill-replicas", "one-token", "ep-dense", "engine", "concurrency-word", "slo-zero", "rate-and-c",
+], ids=["above-pool", "gpus", "prefill-replicas", "one-token", "ep-dense", "engine", "concurrency-word", "slo-zero",
+      "rate-and-c",
         "rate-negative"])
 def test_serve_refuses_bad_input_in_one_line(capsys, extra, message):
     from engine.cli import main
@@ -221,6 +222,8 @@ def test_serve_plan_ranks_layouts_by_cost_and_sizes_replicas_for_users(capsys):
         lay = best["layout"]
         assert best["tpot"] <= 0.02 and best["replicas"] * best["concurrency"] >= 500
         assert best["gpus"] == best["replicas"] * lay["tp"] * (lay["dp"] + lay["prefill_replicas"])
+        if best["concurrency"] == min(best["max_concurrency"], lay["dp"] * best["limits"]["max_num_seqs"]):
+            continue  # the most the unit runs at once meets the limit (a prefill pool that binds holds tpot down)
         more = serve_estimate(arch, best["gpu"], Deployment(tp=lay["tp"], dp=lay["dp"], input_len=1000, output_len=200,
                                                             concurrency=best["concurrency"] + 1,
                                                             prefill_replicas=lay["prefill_replicas"]), o)
@@ -282,7 +285,7 @@ def test_the_printer_knows_the_serving_quantities():
 
     arch = architecture("llama-3.1-8b")
     fs = estimate_formulas(arch.family, arch.structure, memory_options(mode="inference"))
-    assert SERVING == set(NAMES) and SERVING - set(fs.quantities) == {"time_kv_transfer"}
+    assert SERVING == set(NAMES) and SERVING - set(fs.quantities) == {"time_kv_transfer", "decoding_requests"}
     disagg = estimate_formulas(arch.family, arch.structure, memory_options(mode="inference", serving="disaggregated"))
     assert SERVING <= set(disagg.quantities)
 
@@ -384,3 +387,72 @@ def test_the_experts_a_step_touches_match_a_monte_carlo_of_top_k_routing(experts
     picks = np.argsort(rng.random((trials, tokens, experts)), axis=2)[:, :, :top_k]
     touched = np.array([np.unique(p).size for p in picks.reshape(trials, -1)])
     assert touched.mean() == pytest.approx(float(touched_experts(experts, top_k, tokens)), rel=0.01)
+
+
+def test_disaggregated_throughput_rises_to_the_prefill_pools_capacity_and_keeps_littles_law():
+    """A closed loop through the prefill pool's queue: output tokens/s never falls as concurrency rises, levels at
+    the prefill pool's capacity, every point obeys concurrency = rate x (ttft + (O - 1) tpot), TTFT is never below
+    the first step, and past the pool's capacity the decode batch is what Little's law leaves decoding (tpot stays
+    near the step of that batch, not of every slot)."""
+    arch = architecture("meta-llama-3-70b")
+    o = memory_options(mode="inference", weight_dtype="fp8", kv_dtype="fp8", attention="flash")
+    rates, tpots = [], []
+    for c in (1, 2, 8, 30, 38, 39, 40, 64, 200, 600):
+        est = serve_estimate(arch, "h200", Deployment(tp=4, prefill_replicas=1, input_len=2048, output_len=256,
+                                                      concurrency=c), o)
+        assert c == pytest.approx(est["request_rate"] * (est["ttft"] + 255 * est["tpot"]), rel=1e-9)
+        assert est["ttft"] >= est["time_prefill"]
+        rates.append(est["tokens_per_s"])
+        tpots.append(est["tpot"])
+    assert all(b >= a for a, b in zip(rates, rates[1:])) and rates[-1] / rates[-2] < 1.01
+    assert tpots[-1] < 1.5 * tpots[3]  # 600 in flight, few of them decoding: the prefill pool binds
+
+
+def test_disaggregated_serving_is_refused_where_it_cannot_apply(tmp_path, capsys):
+    """A sweep that gives prefill_replicas to aggregated serving, or serves disaggregated without it, is refused
+    in one line; so is serve --serving aggregated with prefill replicas."""
+    from engine.cli import main
+
+    base = ('[sweep]\narch = "meta-llama-3-70b"\ngpu = "h200"\nquantities = ["tpot"]\n[options]\nmode = "inference"\n'
+            '{extra}[fixed]\ninput_len = 2048\noutput_len = 256\ntp = 4\n[axes]\nconcurrency = [16, 64]\n{axis}')
+    cases = [("", "prefill_replicas = [1, 2]\n", "prefill_replicas applies to serving disaggregated"),
+             ('serving = "disaggregated"\n', "", "prefill_replicas is needed by tpot")]
+    for n, (extra, axis, message) in enumerate(cases):
+        spec = tmp_path / f"s{n}.toml"
+        spec.write_text(base.format(extra=extra, axis=axis))
+        assert main(["run", str(spec), "-o", str(tmp_path / f"s{n}.nc")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["serve", "--arch", "meta-llama-3-70b", "--gpu", "h200", "--tp", "4", "--input-len", "2048",
+                 "--output-len", "256", "--serving", "aggregated", "--prefill-replicas", "1"]) == 2
+    assert "--prefill-replicas: 1: serves disaggregated" in capsys.readouterr().err
+
+
+def test_sglangs_memory_share_is_its_server_args_formula_in_serve_and_in_a_sweep(tmp_path):
+    """SGLang's mem_fraction_static, (capacity - reserve) / capacity with the reserve by capacity tier and tp x pp:
+    the formula default equals Engine.reserve_of on every tier and tp, and a sweep at tp 8 prices the KV pool as
+    serve does."""
+    import engine
+    from engine.options.engines import engine as engine_record
+
+    arch = architecture("meta-llama-3-70b")
+    o = memory_options(mode="inference", engine="sglang", weight_dtype="fp8", attention="flash")
+    for gpu in ("h100-sxm", "h200", "b200", "mi300x", "l40s"):
+        dev = engine.device(gpu)
+        for tp in (2, 8):
+            try:
+                est = serve_estimate(arch, gpu, Deployment(tp=tp, input_len=1024, output_len=128, concurrency=1), o)
+            except SpecError:  # 70B in fp8 does not fit two L40S
+                continue
+            share, chunk = engine_record("sglang").reserve_of(dev.hbm_usable_bytes or dev.hbm_bytes, tp)
+            assert est["limits"]["kv_memory_fraction"] == pytest.approx(share, abs=1e-12)
+            assert est["limits"]["max_num_batched_tokens"] == chunk
+    spec = tmp_path / "sg.toml"
+    spec.write_text('[sweep]\narch = "meta-llama-3-70b"\ngpu = "h200"\nquantities = ["mem_kv_pool", "tpot"]\n'
+                    '[options]\nmode = "inference"\nengine = "sglang"\nweight_dtype = "fp8"\nattention = "flash"\n'
+                    '[fixed]\ninput_len = 1024\noutput_len = 128\nconcurrency = 16\n[axes]\ntp = [2, 8]\n')
+    ds = engine.open_cube(spec)
+    for tp in (2, 8):
+        est = serve_estimate(arch, "h200", Deployment(tp=tp, input_len=1024, output_len=128, concurrency=16), o)
+        assert float(ds["mem_kv_pool"].sel(tp=tp)) == pytest.approx(est["mem_kv_pool"], rel=1e-6)
+        assert float(ds["tpot"].sel(tp=tp)) == pytest.approx(est["tpot"], rel=1e-5)

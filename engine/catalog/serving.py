@@ -269,7 +269,7 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
                layout={"tp": dep.tp, "pp": dep.pp, "dp": dep.dp, "ep": dep.ep, "etp": dep.etp or dep.tp,
                        "input_len": dep.input_len, "output_len": dep.output_len, "spec_tokens": dep.spec_tokens,
                        "prefill_replicas": dep.prefill_replicas},
-               limits={k: values[k] for k in ENGINE_LIMITS})
+               limits={k: values[k] if k in values else ev.fixed_value(k) for k in ENGINE_LIMITS})
     return out
 
 
@@ -338,7 +338,8 @@ def _layouts(arch: Architecture, per_node: int, input_len: int, output_len: int,
 
 def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: int, options: Any = None,
                ttft_max: float | None = None, tpot_max: float | None = None, users: int | None = None,
-               limits: dict | None = None, cost_per_hour: float | None = None, top: int = 5) -> dict[str, Any]:
+               limits: dict | None = None, cost_per_hour: float | None = None, top: int = 5,
+               serving: str | None = None) -> dict[str, Any]:
     """The cheapest layouts that meet the limits.
 
     Parameters
@@ -357,6 +358,8 @@ def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: 
         Requests to serve at once: the replicas each layout needs.
     top : int
         Layouts to return.
+    serving : {"aggregated", "disaggregated"}, optional
+        Only layouts of this kind (default: both).
 
     Returns
     -------
@@ -383,6 +386,8 @@ def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: 
     plans, refused, tried = [], {}, 0
     for gpu in priced:
         for dep in _layouts(arch, device(gpu).devices_per_node, input_len, output_len, ttft_max, tpot_max):
+            if serving is not None and (serving == "disaggregated") != bool(dep.prefill_replicas):
+                continue
             tried += 1
             try:
                 est = serve_estimate(arch, gpu, dep, options, limits, cost_per_hour)

@@ -11,7 +11,7 @@ from engine.errors import SpecError
 from engine.options import MEMORY_OPTIONS
 from engine.request.options import add_option_flags
 
-_OPTIONS = ("precision", "attention", "engine", "weight_dtype", "kv_dtype", "kv_layout")
+_OPTIONS = ("precision", "attention", "engine", "serving", "weight_dtype", "kv_dtype", "kv_layout")
 _NOTES = {"attention": "default: flash (the engines' fused kernels)"}
 _LIMITS = (("block_size", int, "KV-cache tokens per page (vLLM --block-size)"),
            ("kv_memory_fraction", float, "the KV pool's memory share (vLLM --gpu-memory-utilization, TensorRT-LLM "
@@ -112,6 +112,9 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError("--gpus", str(args.gpus), f"must equal tp x pp x (dp + prefill replicas) = {args.tp} x "
                                                   f"{args.pp} x ({args.dp} + {args.prefill_replicas}) = {gpus}")
     options = checked_options(args)
+    if args.serving == "aggregated" and args.prefill_replicas:
+        raise SpecError("--prefill-replicas", str(args.prefill_replicas),
+                        "serves disaggregated; --serving aggregated asks for every replica to prefill and decode")
     if args.rate is not None and not args.rate > 0:
         raise SpecError("--rate", str(args.rate), "must be a positive number of requests per second")
     if args.rate is not None and args.concurrency != "max":

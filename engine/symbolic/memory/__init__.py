@@ -145,4 +145,8 @@ def _validity(structure, o: MemoryOptions) -> list[Validity]:
     if structure.positions == "learned":
         out.append(Validity("seq_len must not exceed n_positions (learned position table)",
                             sympy.Le(s, C.n_positions)))
+    if o.mode == "inference" and o.serving == "aggregated":  # an input no aggregated quantity reads
+        out.append(Validity("prefill_replicas applies to serving disaggregated (option serving = "
+                            "\"disaggregated\"; serve: --prefill-replicas)", sympy.false,
+                            only_if_given="prefill_replicas"))
     return out

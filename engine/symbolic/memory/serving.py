@@ -116,26 +116,46 @@ DEFAULTS = {
     "prefill_layer_latency": sympy.Rational(4, 10000),
     "prefill_moe_layer_latency": sympy.Rational(15, 10000),
     "dp": sympy.Integer(1),
-    "prefill_replicas": sympy.Integer(1),
 }
 
 
-NAMES = ("time_decode", "time_prefill", "time_prefill_token", "running_requests", "accepted_tokens",
-         "time_kv_transfer", "time_first_step", "tpot", "time_queue", "time_lockstep", "ttft", "tokens_per_s",
+NAMES = ("time_decode", "time_prefill", "time_prefill_token", "running_requests", "decoding_requests",
+         "accepted_tokens", "time_kv_transfer", "time_first_step", "tpot", "time_queue", "time_lockstep", "ttft",
+         "tokens_per_s",
          "tokens_per_s_per_gpu", "tokens_per_s_per_user", "tokens_per_s_per_mw", "mem_kv_pool", "mem_kv_request",
          "max_concurrency", "cost_per_mtok", "cost_per_mtok_input", "cost_per_mtok_output")
 """The serving quantities (``quantities``): printed as their definitions, which name their parts, not expanded
-(time_kv_transfer in serving disaggregated only)."""
+(DISAGGREGATED_ONLY's in serving disaggregated only)."""
 
 
 def defaults(o) -> dict[str, sympy.Expr]:
     """The serving symbols' defaults: the knobs and the engine's limits (its values on a large device)."""
     rec = engine_record(o.engine)
+    share = sympy.nsimplify(rec.memory_fraction) if rec.memory_reserve is None else _reserved_share(rec)
     # seq_len, the memory model's context: a request's longest, input_len + output_len
     return {**DEFAULTS, "seq_len": I + O, "block_size": sympy.Integer(rec.block_size),
-            "kv_memory_fraction": sympy.nsimplify(rec.memory_fraction),
+            "kv_memory_fraction": share,
             "max_num_batched_tokens": sympy.Integer(rec.max_num_batched_tokens),
             "max_num_seqs": sympy.Integer(rec.max_num_seqs)}
+
+
+def _reserved_share(rec) -> sympy.Expr:
+    """SGLang's memory share as a formula of the device's memory (hbm_capacity, as its driver reports it) and the
+    replica's tp x pp: (capacity - reserve) / capacity rounded to three digits, the reserve by capacity tier
+    (``Engine.reserve_of``, engines.json memory_reserve and its source)."""
+    r = rec.memory_reserve
+    mib = hbm / 2**20
+    parallel = sympy.nsimplify(r["per_parallel_gib"]) * 1024 * tp * pp
+    branches = []
+    for top, chunk, graph in r["tiers_gib"]:
+        reserved = (r["base_mib"] + sympy.nsimplify(r["per_prefill_token_mib"]) * chunk + parallel
+                    + r["per_graph_seq_mib"] * graph)
+        if top is None or top > r["floor_above_gib"]:  # the floor on devices over floor_above_gib
+            reserved = sympy.Piecewise((hi(reserved, r["floor_gib"] * 1024), mib > r["floor_above_gib"] * 1024),
+                                       (reserved, True))
+        branches.append((reserved, True if top is None else mib < top * 1024))
+    reserved = sympy.Piecewise(*branches)
+    return sympy.floor((mib - reserved) / mib * 1000 + sympy.Rational(1, 2)) / 1000
 
 
 def kv_bytes(structure, o, context: sympy.Expr) -> sympy.Expr:
@@ -148,14 +168,14 @@ def kv_bytes(structure, o, context: sympy.Expr) -> sympy.Expr:
     return kv + sum((counts[k] / pp * v for k, v in state_bytes(structure, o).items()), sympy.Integer(0))
 
 
-def _touched_weights(structure) -> sympy.Expr:
+def _touched_weights(structure, batch: sympy.Expr) -> sympy.Expr:
     """Weight bytes one decode step of a replica reads per device: every weight, but of a MoE layer's routed
     experts only those the step's tokens touch (SRC_MOE_DECODE), the tokens of the ep x etp / tp replicas whose
     experts share the devices (wide expert parallelism across attention data-parallel ranks)."""
     if not structure.moe:
         return q("mem_weights")
     routed = qi("params_routed_experts") / (ep * etp * stages()) * symbol("bits_weight") / 8  # bytes per device
-    tokens = q("running_requests") / pp * hi(1, ep * etp / tp)
+    tokens = batch / pp * hi(1, ep * etp / tp)
     touched = touched_experts(C.n_experts, C.top_k, tokens) / C.n_experts
     return q("mem_weights") - routed * (1 - touched)
 
@@ -222,12 +242,13 @@ def accepted_tokens() -> sympy.Expr:
     return (1 - alpha_spec ** (spec + 1)) / (1 - alpha_spec)
 
 
-def _decode_step(structure, o) -> sympy.Expr:
-    """One decode step of a replica: pp stage passes of B / pp requests, each verifying its g draft tokens with the
-    next one (g + 1 tokens of compute, the weights and KV cache read once), plus the drafts (an MTP / EAGLE head:
-    one layer's share of the step per draft token)."""
+def _decode_step(structure, o, batch: sympy.Expr | None = None) -> sympy.Expr:
+    """One decode step of a replica of ``batch`` requests (running_requests): pp stage passes of B / pp requests,
+    each verifying its g draft tokens with the next one (g + 1 tokens of compute, the weights and KV cache read
+    once), plus the drafts (an MTP / EAGLE head: one layer's share of the step per draft token)."""
     act = o.activation_bytes
-    group = q("running_requests") / pp * (spec + 1)
+    batch = q("running_requests") if batch is None else batch
+    group = batch / pp * (spec + 1)
     context = I + O / 2  # a request's mean context over its decode
     matmul = q("flops_forward_token") - q("flops_attention_token")  # at seq_len: the matmuls and logits
     # (a decode step's expert GEMMs, a few tokens each, are bound by reading the touched experts: the bytes term)
@@ -237,7 +258,7 @@ def _decode_step(structure, o) -> sympy.Expr:
     compute = group * (matmul / _rate() + attention_token_flops(structure, context) / r_attn) / (tp * pp)
     comm = sympy.Piecewise((0, sympy.Eq(tp, 1)),
                            (L / pp * 2 * 2 * (tp - 1) / tp * act * group * h / link_bw, True))
-    nbytes = _touched_weights(structure) + q("running_requests") / pp * kv_bytes(structure, o, context)
+    nbytes = _touched_weights(structure, batch) + batch / pp * kv_bytes(structure, o, context)
     step = pp * (hi(compute, nbytes / (hbm_bw * eta_bw)) + _floor(structure) + comm)
     return step * (1 + spec / L) + _expert_all_to_all(structure, o, group / tp) + t_sched
 
@@ -273,7 +294,9 @@ def _capacity(structure, o) -> sympy.Expr:
 
 def _disaggregated(structure, o) -> dict[str, sympy.Expr]:
     """The definitions serving disaggregated replaces (SRC_DISAGG): prefill_replicas prefill replicas and dp decode
-    replicas of tp x pp devices each."""
+    replicas of tp x pp devices each. The decode slots' closed loop runs through the prefill pool's queue (M/D/1 at
+    the loop's own rate, solved as a quadratic), so its rate rises to the prefill pool's capacity and no further;
+    the decode batch is what Little's law leaves decoding (fewer than the slots when the prefill pool binds)."""
     d, c, running = q("time_decode"), q("time_prefill_token"), q("running_requests")
     ttft1, tokens, tpot = q("time_first_step"), q("accepted_tokens"), q("tpot")
     # a request's KV cache at its prompt, per device, to its decode replica: over the scale-up link when both pools
@@ -281,18 +304,27 @@ def _disaggregated(structure, o) -> dict[str, sympy.Expr]:
     bw = sympy.Piecewise((eta_link * link_bw, (n_pre + dp) * tp * pp <= per_node), (eta_nic * net_bw, True))
     transfer = kv_bytes(structure, o, I) / bw + alpha
     service = I * c + I / budget * _prefill_dispatch(structure)  # a prompt's share of a busy prefill replica
-    decode_rate = dp * running / (ttft1 + (O - 1) * tpot)  # requests per second the decode pool completes
-    rho = decode_rate * service / n_pre  # the prefill pool's load at that rate
-    rate = lo(dp * running / (ttft1 + q("time_queue") + (O - 1) * tpot), n_pre / service)
+    capacity = n_pre / service  # requests per second the prefill pool prefills
+    burst = f_lock * q("time_lockstep")
+    outside = ttft1 + burst + (O - 1) * tpot  # a request's time in the system but for the prefill queue
+    # the closed loop of the admitted requests A = dp B at the M/D/1 wait of its own rate X: A = X (Z + W(X)), W =
+    # rho S / (2 (1 - rho)), rho = X / capacity: a quadratic in rho, its root in (0, 1) (a = capacity Z, n the
+    # prefill replicas), so the rate rises to the prefill pool's capacity and never past it
+    admitted, a = dp * running, capacity * outside
+    rho = 2 * admitted / (a + admitted + sympy.sqrt((a - admitted) ** 2 + 2 * n_pre * admitted))
+    # the requests decoding at a time (Little's law at the prefill pool's capacity, the decode step at the full
+    # batch: an upper bound) when the prefill pool binds; else every running slot
+    decoding = lo(running, capacity * (O - 1) * _decode_step(structure, o) / (tokens * dp))
     return {
+        "decoding_requests": decoding,
         "time_kv_transfer": transfer,
         "time_first_step": q("time_prefill") + q("time_kv_transfer") + d,
         "tpot": d / tokens,
-        "time_queue": sympy.Piecewise((rho * service / (2 * (1 - rho)), rho < 1), (0, True)),
-        "time_lockstep": (C_ / n_pre - 1) / 2 * service,
-        # what a closed loop of concurrency requests leaves (Little's law) when the pools' rates cap it
-        "ttft": hi(ttft1 + q("time_queue") + f_lock * q("time_lockstep"), C_ * O / q("tokens_per_s") - (O - 1) * tpot),
-        "tokens_per_s": O * rate,
+        "time_queue": admitted / (capacity * rho) - outside,
+        "time_lockstep": hi(0, C_ / n_pre - 1) / 2 * service,
+        # Little's law over every request in flight: those beyond the decode slots wait for one too
+        "ttft": C_ * O / q("tokens_per_s") - (O - 1) * tpot,
+        "tokens_per_s": O * admitted / (outside + q("time_queue")),
         "tokens_per_s_per_gpu": q("tokens_per_s") / (tp * pp * (dp + n_pre)),
         "cost_per_mtok_input": n_pre / (dp + n_pre) * q("cost_per_mtok") * O / I,
         "cost_per_mtok_output": dp / (dp + n_pre) * q("cost_per_mtok"),
@@ -303,23 +335,28 @@ def quantities(structure, o) -> list[Quantity]:
     """The serving quantities of mode inference (module docstring), aggregated or disaggregated (o.serving)."""
     out = _aggregated(structure, o)
     if o.serving != "disaggregated":
-        return [x for x in out if x.name != "time_kv_transfer"]
-    new = _disaggregated(structure, o)
+        return [x for x in out if x.name not in DISAGGREGATED_ONLY]
+    new = {**_disaggregated(structure, o), "time_decode": _decode_step(structure, o, q("decoding_requests"))}
     texts = {
+        "time_decode": ("one decode step of a decode replica (every decoding request gains a token)",
+                        "; ".join((SRC_SERVING, SRC_MOE_DECODE, SRC_MOE_LAYER, SRC_AR, SRC_A2A))),
+        "decoding_requests": ("requests decoding at once on a decode replica: its running slots, or fewer when the "
+                              "prefill pool's capacity binds (Little's law)", SRC_DISAGG),
         "time_kv_transfer": ("a request's KV cache at its prompt, per device, from its prefill replica to its decode "
                              "replica", SRC_DISAGG),
         "time_first_step": ("a request's first token: its prefill, the KV cache's transfer and a decode step",
                             SRC_DISAGG),
         "tpot": ("time per output token: a decode replica's step (no prefill chunks), over the tokens it yields",
                  SRC_DISAGG + "; " + SRC_SPEC),
-        "time_queue": ("a prompt's wait in the prefill pool's queue (M/D/1 at the decode pool's rate)", SRC_QUEUE),
+        "time_queue": ("a prompt's wait in the prefill pool's queue (M/D/1 at the closed loop's own rate)",
+                       SRC_QUEUE),
         "time_lockstep": ("the mean wait of a request that arrives with all the others: the prompts ahead of it "
                           "in its prefill replica", SRC_LOCKSTEP),
-        "ttft": ("time to first token: the first step, the prefill queue (random arrivals, and the "
-                 "lockstep_fraction that arrive in a burst), or what Little's law leaves when a pool caps the rate",
+        "ttft": ("time to first token: what Little's law leaves of the requests in flight at the deployment's rate "
+                 "(the first step, the prefill queue, the lockstep_fraction's burst, the wait for a decode slot)",
                  "; ".join((SRC_DISAGG, SRC_QUEUE, SRC_LOCKSTEP))),
-        "tokens_per_s": ("output tokens per second, the whole deployment: the slower of the decode pool's closed "
-                         "loop and the prefill pool's capacity", SRC_DISAGG),
+        "tokens_per_s": ("output tokens per second, the whole deployment: the decode slots' closed loop through the "
+                         "prefill pool's queue (at most its capacity)", SRC_DISAGG),
         "tokens_per_s_per_gpu": ("output tokens per second per device, prefill and decode pools together",
                                  "tokens_per_s / (tp pp (dp + prefill_replicas))"),
         "cost_per_mtok_input": ("US dollars per million input tokens: the prefill pool's devices over the prompt "
@@ -330,9 +367,13 @@ def quantities(structure, o) -> list[Quantity]:
                            "source": texts[x.name][1]}) if x.name in new else x for x in out]
 
 
+DISAGGREGATED_ONLY = ("decoding_requests", "time_kv_transfer")
+"""Serving quantities of serving disaggregated only (placeholders in ``_aggregated``, which leaves them out)."""
+
+
 def _aggregated(structure, o) -> list[Quantity]:
-    """The serving quantities of aggregated serving (and time_kv_transfer, a placeholder the disaggregated
-    layout defines)."""
+    """The serving quantities of aggregated serving (and DISAGGREGATED_ONLY's placeholders, which the
+    disaggregated layout defines)."""
     decode, (prefill, per_token) = _decode_step(structure, o), _prefill(structure, o)
     d, p, c = q("time_decode"), q("time_prefill"), q("time_prefill_token")  # named: the printed formulas stay short
     running = q("running_requests")
@@ -365,6 +406,8 @@ def _aggregated(structure, o) -> list[Quantity]:
                  "speculative decoding)", r"n_{\mathrm{a}}", SRC_SPEC, units="1"),
         quantity("time_kv_transfer", sympy.Integer(0), "a request's KV cache's transfer (disaggregated serving)",
                  r"T_{\mathrm{kv}}", SRC_DISAGG, units="s"),
+        quantity("decoding_requests", running, "requests decoding at once on a decode replica (disaggregated "
+                 "serving)", r"B_{\mathrm{d}}", SRC_DISAGG, units="1"),
         quantity("time_first_step", p + d, "the step that yields a request's first token: its prefill and the "
                  "running decodes", r"T_{1}", SRC_SERVING, units="s"),
         quantity("tpot", tau, "time per output token: the decode step stretched by the prefill chunks it carries, "
