@@ -9,9 +9,9 @@ Data (tests/data, each row with its source):
 - serving_public.json: TensorRT-LLM's performance overview (offline maximum throughput: output tokens/s per
   device), its DeepSeek-R1 and gpt-oss blogs (attention data parallelism with wide EP; concurrency 1), vLLM's FP8
   KV-cache post (median TTFT, TPOT) and its GB200 decode pool, Oracle's MI300X vLLM runs (static batches: output
-  tokens/s). Rows the model does not compare (speculative decoding at an unstated acceptance, prefill pools measured
-  alone, production traffic without lengths, an EP that does not divide the experts, devices or models outside the
-  catalog) are skipped and counted.
+  tokens/s over a batch's end-to-end latency). Rows the model does not compare (speculative decoding at an unstated
+  acceptance, prefill pools measured alone, production traffic without lengths, an EP that does not divide the
+  experts, devices or models outside the catalog) are skipped and counted.
 
 The knobs (engine/symbolic/memory/serving.py DEFAULTS): decode_bandwidth_efficiency, layer_latency,
 step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
@@ -99,6 +99,7 @@ def _model(name: str) -> str | None:
 
 
 DECODE_ONLY = ("decode_only_saturated", "disagg_decode_pool")
+STATIC = ("static_batch", "static_batch_latency")  # a batch of requests started together, run to the end
 
 
 def public_rows() -> tuple[list[dict], int]:
@@ -114,7 +115,7 @@ def public_rows() -> tuple[list[dict], int]:
         weights = _weights(str(r["precision"].get("weights") or ""))
         gpu = next((g for word, g in DEVICE_WORDS if word in r["hardware"]["device"]), None)
         arch = _model(r["model"]["name"])
-        ok_mode = w["mode"] in ("offline_max_throughput", "fixed_concurrency", "static_batch", *DECODE_ONLY)
+        ok_mode = w["mode"] in ("offline_max_throughput", "fixed_concurrency", *STATIC, *DECODE_ONLY)
         tp, dp, ep = p.get("tp") or 1, p.get("dp") or 1, p.get("ep") or 1
         attention_dp = dp > 1 and ep == dp
         if (gpu is None or arch is None or not ok_mode or weights is None or (dp > 1 and not attention_dp)
@@ -131,7 +132,7 @@ def public_rows() -> tuple[list[dict], int]:
                 "tp": replica_tp, "ep": ep, "etp": replica_tp if attention_dp else None, "dp": dp,
                 "weights": weights, "kv": "fp8" if kv.startswith("fp8") else "auto", "input_len": w["input_len"],
                 "output_len": w["output_len"], "concurrency": w["concurrency"],
-                "decode_only": w["mode"] in DECODE_ONLY,
+                "decode_only": w["mode"] in DECODE_ONLY, "static": w["mode"] in STATIC,
                 "ttft": m.get("ttft_s_mean") or m.get("ttft_s_median"), "tpot": tpot,
                 "per_gpu": m.get("output_tokens_per_s_per_gpu")
                 or (m["output_tokens_per_s"] / r["hardware"]["n_devices"] if m.get("output_tokens_per_s") else None)}
@@ -192,6 +193,11 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
         preds = [ev(name, env) for name in OUTPUTS[:3]]
         # a decode pool measured alone: its running requests' tokens per decode step, per device
         alone = ev("running_requests", env) * ev("accepted_tokens", env) / (ev("time_decode", env) * group[0]["tp"])
+        # a static batch of c requests: their prompts (one prefill, the rest at the marginal rate), then o - 1 decode
+        # steps of the whole batch; its output tokens over that, per device
+        batch = (ev("time_prefill", env) + (conc - 1) * i * ev("time_prefill_token", env)
+                 + (o - 1) * ev("time_decode", env))
+        static = conc * o / (batch * group[0]["tp"])
         for n, case in enumerate(group):
             if most[n] < 1:  # the model leaves no KV pool: a capacity miss, counted apart (refused_rows)
                 continue
@@ -200,6 +206,8 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
                 meas = case.get(name)
                 if case.get("decode_only") and name == "per_gpu":
                     pred = alone
+                elif case.get("static") and name == "per_gpu":
+                    pred = static
                 row[name] = (float(pred[n]), meas, float(pred[n]) / meas - 1 if meas else None)
             out.append(row)
     return out
