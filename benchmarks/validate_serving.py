@@ -134,6 +134,7 @@ def public_rows() -> tuple[list[dict], int]:
                 "output_len": w["output_len"], "concurrency": w["concurrency"],
                 "decode_only": w["mode"] in DECODE_ONLY, "static": w["mode"] in STATIC,
                 "ttft": m.get("ttft_s_mean") or m.get("ttft_s_median"), "tpot": tpot,
+                "median_ttft": not m.get("ttft_s_mean") and bool(m.get("ttft_s_median")),
                 "per_gpu": m.get("output_tokens_per_s_per_gpu")
                 or (m["output_tokens_per_s"] / r["hardware"]["n_devices"] if m.get("output_tokens_per_s") else None)}
         out.append(case)
@@ -184,6 +185,7 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
         o = np.array([c["output_len"] for c in group], dtype=float)
         env = {"input_len": i, "output_len": o, "seq_len": i + o, "concurrency": np.ones_like(i),
                **{k: np.full_like(i, v) for k, v in zip(KNOBS, knobs)}}
+
         most = np.floor(ev("max_concurrency", env))
         given = np.array([c["concurrency"] or 0 for c in group], dtype=float)
         # offline runs: what runs at once (the model's KV pools, max_num_seqs); a fixed concurrency as measured
@@ -191,6 +193,12 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
         conc = np.maximum(1.0, np.where(given > 0, given, np.minimum(most, seqs)))
         env["concurrency"] = conc
         preds = [ev(name, env) for name in OUTPUTS[:3]]
+        # a median TTFT is a typical request's: the burst that a lockstep_fraction of them wait through (its share
+        # well under half) moves the mean, not the median
+        median = np.array([c.get("median_ttft", False) for c in group])
+        if median.any():
+            typical = ev("ttft", {**env, "lockstep_fraction": np.zeros_like(i)})
+            preds[0] = np.where(median, typical, preds[0])
         # a decode pool measured alone: its running requests' tokens per decode step, per device
         alone = ev("running_requests", env) * ev("accepted_tokens", env) / (ev("time_decode", env) * group[0]["tp"])
         # a static batch of c requests: their prompts (one prefill, the rest at the marginal rate), then o - 1 decode

@@ -292,7 +292,7 @@ def test_the_printer_knows_the_serving_quantities():
 
 def test_the_serving_model_meets_its_measured_accuracy():
     """benchmarks/validate_serving.py's errors with the shipped knobs, pinned near what they are (a regression
-    fails): held out (every group but aic_trtllm, which the knobs were fitted on) TPOT 20.0 %, TTFT 39.7 %, output
+    fails): held out (every group but aic_trtllm, which the knobs were fitted on) TPOT 20.0 %, TTFT 38.9 %, output
     tokens/s per device 21.0 % median |error| (42 rows, the wide-EP maximum-throughput ones 2-3.5x over); aic_trtllm
     TPOT 16.6 %, TTFT 29.4 %."""
     import importlib.util
@@ -306,7 +306,7 @@ def test_the_serving_model_meets_its_measured_accuracy():
     rows = vs.errors(cases, vs.shipped())
     held = vs.group_table([{**r, "group": "held out"} for r in rows if r["group"] not in vs.FITTED_ON])["held out"]
     assert len(rows) >= 1900
-    assert held["tpot"][1] < 0.21 and held["ttft"][1] < 0.41 and held["per_gpu"][1] < 0.22
+    assert held["tpot"][1] < 0.21 and held["ttft"][1] < 0.40 and held["per_gpu"][1] < 0.22
     fit = vs.group_table(rows)["aic_trtllm"]
     assert fit["tpot"][1] < 0.175 and fit["ttft"][1] < 0.305
 
