@@ -323,15 +323,12 @@ def main() -> None:
                      if r[m][2] is not None]
             print(f"  {r['id'][:60]:<60} c {r['concurrency']:>5}  " + "  ".join(parts))
     table = group_table(rows)
-    for g in sorted(table, key=lambda x: (x == "all", x)):
+    held = group_table([{**r, "group": "held out"} for r in rows if r["group"] not in fitted])["held out"]
+    for g, by_metric in [*sorted(table.items(), key=lambda x: (x[0] == "all", x[0])), ("held out", held)]:
         mark = " (fit)" if g in fitted else ""
-        for metric, (n, med, worst, signed) in table[g].items():
+        for metric, (n, med, worst, signed) in by_metric.items():
             print(f"  {g:<22} {metric:<8} n = {n:4d}  median |error| {100 * med:5.1f} %  worst {100 * worst:6.1f} %  "
                   f"signed median {100 * signed:+6.1f} %{mark}")
-    held = [r for r in rows if r["group"] not in fitted]
-    for metric, (n, med, worst, signed) in group_table([{**r, "group": "held out"} for r in held])["held out"].items():
-        print(f"  {'held out':<22} {metric:<8} n = {n:4d}  median |error| {100 * med:5.1f} %  "
-              f"worst {100 * worst:6.1f} %  signed median {100 * signed:+6.1f} %")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -444,7 +444,7 @@ def test_sglangs_memory_share_is_its_server_args_formula_in_serve_and_in_a_sweep
                 est = serve_estimate(arch, gpu, Deployment(tp=tp, input_len=1024, output_len=128, concurrency=1), o)
             except SpecError:  # 70B in fp8 does not fit two L40S
                 continue
-            share, chunk = engine_record("sglang").reserve_of(dev.hbm_usable_bytes or dev.hbm_bytes, tp)
+            share, chunk = engine_record("sglang").reserve_of(dev.driver_bytes, tp)
             assert est["limits"]["kv_memory_fraction"] == pytest.approx(share, abs=1e-12)
             assert est["limits"]["max_num_batched_tokens"] == chunk
     spec = tmp_path / "sg.toml"

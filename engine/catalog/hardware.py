@@ -62,6 +62,7 @@ from typing import Any, Mapping
 
 from engine.errors import LlmSweepNote, SpecError, check_keys, closest, read_package_json, read_user_file
 from engine.options import canonical_precision
+from engine.options.engines import engine as engine_record
 from engine.options.memory import ATTENTIONS
 
 DATA = "data/hardware.json"  # inside the engine.catalog package
@@ -233,19 +234,25 @@ class Device:
         scale = self.peak("bf16") / DEVICES[CURVE_SILICON[self.attention_curve]].peak("bf16")
         return curve[0] * scale, round(curve[1])
 
-    def serving_values(self, precision: str, attention: str, weight_dtype: str) -> dict[str, float | int]:
-        """``values`` for serving (mode inference): the GEMMs at the fp8 rate for fp8 weights, at the fp4 peak for
-        fp4 weights (nvfp4, mxfp4) where the device has one (Blackwell), else dequantized into ``precision``'s
-        GEMMs; the memory as the driver reports it (``hbm_usable_bytes``, where the catalog has it: the engines'
-        KV pools are shares of it); and the device's price (``price``) and rated power where the catalog has
-        them."""
+    @property
+    def driver_bytes(self) -> int:
+        """Memory as the driver reports it (``hbm_usable_bytes``), else as the vendor states it (``hbm_bytes``)."""
+        return self.hbm_usable_bytes or self.hbm_bytes
+
+    def serving_values(self, precision: str, attention: str, weight_dtype: str,
+                       engine: str) -> dict[str, float | int]:
+        """``values`` for serving (mode inference), as ``serve`` and a spec's sweep take them: the GEMMs at the fp8
+        rate for fp8 weights, at the fp4 peak for fp4 weights (nvfp4, mxfp4) where the device has one (Blackwell),
+        else dequantized into ``precision``'s GEMMs; the memory as the driver reports it (``driver_bytes``: the
+        engines' KV pools are shares of it); serving ``engine``'s limits on the device (``Engine.values``); and the
+        device's price (``price``) and rated power where the catalog has them."""
         fp4 = weight_dtype in ("nvfp4", "mxfp4") and self.peak_flops.get("fp4")
         gemm = "fp8" if (weight_dtype == "fp8" or fp4) and self.peak_flops.get("fp8") else precision
         out = self.values(gemm, attention)
         if fp4:  # fp4 tensor cores: the fp4 peak at the fp8 ceiling (no fp4 MAMF published)
             out["peak_flops"] = self.peak_flops["fp4"]
-        if self.hbm_usable_bytes is not None:  # the engines size their pools from what the driver reports
-            out["hbm_capacity"] = self.hbm_usable_bytes
+        out["hbm_capacity"] = self.driver_bytes  # the engines size their pools from what the driver reports
+        out.update(engine_record(engine).values(self.name, self.driver_bytes))
         if self.price() is not None:
             out["cost_per_hour"] = self.price()
         if self.power_kw is not None:

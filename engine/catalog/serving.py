@@ -23,7 +23,6 @@ from engine.catalog.families import Architecture
 from engine.catalog.hardware import device
 from engine.catalog.model import estimate_formulas, memory_estimate, memory_options
 from engine.errors import SpecError
-from engine.options.engines import engine as engine_record
 
 REPORTED = ("ttft", "tpot", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "time_decode",
             "time_prefill")
@@ -112,9 +111,7 @@ def serve_values(arch: Architecture, gpu: str, dep: Deployment, options: Any, li
     weights, the fp4 one for fp4 weights, where the device has them), the engine's limits on it (``limits``
     overriding), the layout, the workload and the price."""
     dev = device(gpu)
-    values = {**dev.serving_values(options.precision, options.attention, options.weight_dtype),
-              **engine_record(options.engine).values(dev.name, dev.hbm_usable_bytes or dev.hbm_bytes,
-                                                     dep.tp * dep.pp)}
+    values = dev.serving_values(options.precision, options.attention, options.weight_dtype, options.engine)
     for key, value in (limits or {}).items():
         if value is not None:
             values[key] = value
@@ -256,12 +253,10 @@ def serve_estimate(arch: Architecture, gpu: str, dep: Deployment, options: Any =
     out.update(concurrency=conc, max_concurrency=most, mem_kv_pool=capacity)
     price = values.get("cost_per_hour")
     out["cost_per_hour"] = price
-    out["cost_per_mtok"] = 1e6 * dep.gpus * price / (3600 * out["tokens_per_s"]) if price is not None else None
-    for split in ("cost_per_mtok_input", "cost_per_mtok_output"):  # the device time's split, input and output
-        out[split] = ev.at(split, conc) if price is not None else None
-    power = values.get("power_kw")
-    out["power_kw"] = power
-    out["tokens_per_s_per_mw"] = out["tokens_per_s_per_gpu"] * 1e3 / power if power else None
+    for name in ("cost_per_mtok", "cost_per_mtok_input", "cost_per_mtok_output"):  # all, and split input/output
+        out[name] = ev.at(name, conc) if price is not None else None
+    out["power_kw"] = values.get("power_kw")
+    out["tokens_per_s_per_mw"] = ev.at("tokens_per_s_per_mw", conc) if out["power_kw"] else None
     if meets is not None:
         out["meets_slo"] = meets
     out["request_rate"] = out["tokens_per_s"] / dep.output_len  # completed requests per second
@@ -316,6 +311,7 @@ def _meets(dep: Deployment, fns: dict, grid: np.ndarray) -> np.ndarray:
 
 
 REFUSALS = ("no concurrency meets them", "leaves no room for the KV cache")
+"""Why serve-plan passes a layout by, as its count says (anything else: a layout rule, tp not dividing the heads)."""
 SPLITS = ((0, 1), (1, 1), (1, 2), (2, 1), (1, 3), (3, 1))
 """serve-plan's layouts per device and tp: aggregated (one replica), and disaggregated xPyD units of x prefill and
 y decode replicas, x + y at most 4."""
@@ -333,7 +329,6 @@ def _layouts(arch: Architecture, per_node: int, input_len: int, output_len: int,
             yield Deployment(tp=tp, dp=decode, prefill_replicas=prefill, **common)
     if arch.structure.moe and per_node > 1:
         yield Deployment(tp=1, dp=per_node, ep=per_node, etp=1, **common)
-"""Why serve-plan passes a layout by, as its count says (anything else: a layout rule, tp not dividing the heads)."""
 
 
 def serve_plan(arch: Architecture, gpus: list[str], input_len: int, output_len: int, options: Any = None,

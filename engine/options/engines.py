@@ -41,11 +41,11 @@ class Engine:
     sources: Mapping[str, str]
     memory_reserve: Mapping | None = None  # SGLang: the share of memory derived from the capacity (reserve_of)
 
-    def values(self, device_name: str, hbm_bytes: float, parallel: int = 1) -> dict[str, float | int]:
-        """The serving symbols' defaults on a device of ``hbm_bytes`` (as the driver reports it) for a replica of
-        ``parallel`` = tp x pp devices: block_size, kv_memory_fraction, max_num_batched_tokens, max_num_seqs
-        (the small-device values below 70 GiB and on A100, as vLLM chooses them; SGLang's chunk by the capacity,
-        ``reserve_of``, and no share: the serving formulas derive it from the capacity and tp x pp)."""
+    def values(self, device_name: str, hbm_bytes: float) -> dict[str, float | int]:
+        """The serving symbols' defaults on a device of ``hbm_bytes`` (as the driver reports it): block_size,
+        kv_memory_fraction, max_num_batched_tokens, max_num_seqs (the small-device values below 70 GiB and on
+        A100, as vLLM chooses them; SGLang's chunk by the capacity, ``reserve_of``, and no share: the serving
+        formulas derive it from the capacity and tp x pp)."""
         small = hbm_bytes < SMALL_DEVICE_GIB * 2**30 or "a100" in device_name.lower()
         picked = {"max_num_batched_tokens": self.max_num_batched_tokens, "max_num_seqs": self.max_num_seqs,
                   **(self.small_device if small else {})}
@@ -53,7 +53,7 @@ class Engine:
         if self.memory_reserve is not None:  # the share is a formula of the capacity and tp x pp (the serving
             # formulas' default, serving._reserved_share); the chunk a step takes by capacity
             del out["kv_memory_fraction"]
-            out["max_num_batched_tokens"] = self.reserve_of(hbm_bytes, parallel)[1]
+            out["max_num_batched_tokens"] = self.reserve_of(hbm_bytes)[1]
         return out
 
     def reserve_of(self, hbm_bytes: float, parallel: int = 1) -> tuple[float, int]:

@@ -18,7 +18,6 @@ import sympy
 from engine.catalog.hardware import DEVICES, device, generation_name
 from engine.catalog.model import architecture, estimate_formulas, memory_options
 from engine.errors import SpecError
-from engine.options.engines import engine as engine_record
 from engine.options import ARCH_OPTIONS, DEFAULT_PRECISION, MEMORY_OPTIONS, SPEC_OPTIONS, OptionSpec, check_value, \
     did_you_mean, show_value
 from engine.options.stacks import device_overlap
@@ -183,12 +182,10 @@ def device_fields(err: Errors, source: str, sweep: Mapping, combo: dict, formula
         dev = device(_device_path(source, gpu))
         precision = formulas.options.get("precision", DEFAULT_PRECISION)
         attention = formulas.options.get("attention", MEMORY_OPTIONS["attention"].default)
-        if formulas.options.get("mode") == "inference":  # the serving GEMM rates, price and power (as serve's)
-            fields = dev.serving_values(precision, attention, formulas.options.get("weight_dtype", "auto"))
-            # the engine's limits on this device (vLLM's smaller ones on small devices, SGLang's memory share from
-            # the capacity), as serve takes them (SGLang's tp x pp / 8 GiB reserve at tp 1: a sweep's tp is an axis)
-            fields.update(engine_record(formulas.options.get("engine", MEMORY_OPTIONS["engine"].default))
-                          .values(dev.name, dev.hbm_usable_bytes or dev.hbm_bytes))
+        if formulas.options.get("mode") == "inference":  # the serving rates, engine limits, price, power: serve's
+            fields = dev.serving_values(precision, attention,
+                                        formulas.options.get("weight_dtype", MEMORY_OPTIONS["weight_dtype"].default),
+                                        formulas.options.get("engine", MEMORY_OPTIONS["engine"].default))
         else:
             fields = dev.values(precision, attention)
     except (SpecError, ValueError) as exc:
