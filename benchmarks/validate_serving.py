@@ -17,7 +17,8 @@ The knobs (engine/symbolic/memory/serving.py DEFAULTS): decode_bandwidth_efficie
 step_latency and moe_layer_latency, fitted with --calibrate on the groups named (coordinate descent over a grid,
 the mean over the groups of each group's median |log error| of TPOT, or of throughput where a row has only that),
 then the prefill's fixed times per layer and per MoE layer and lockstep_fraction on the same groups' TTFT (a joint
-coarse grid, then coordinate descent; ``calibrate``). Every group not named is a prediction.
+coarse grid, then coordinate descent; ``calibrate``); lockstep_fraction applies to the engines that mix prefill
+chunks into decode steps (SGLang's is 1: engines.json mixed_chunk). Every group not named is a prediction.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from engine.options.engines import engine as engine_record  # noqa: E402  (pure Python: loads no sympy)
 
 KNOBS = ("decode_bandwidth_efficiency", "layer_latency", "step_latency", "moe_layer_latency", "prefill_layer_latency",
          "prefill_moe_layer_latency", "lockstep_fraction")
@@ -185,6 +188,8 @@ def errors(cases: list[dict], knobs: tuple) -> list[dict]:
         o = np.array([c["output_len"] for c in group], dtype=float)
         env = {"input_len": i, "output_len": o, "seq_len": i + o, "concurrency": np.ones_like(i),
                **{k: np.full_like(i, v) for k, v in zip(KNOBS, knobs)}}
+        if not engine_record(group[0]["engine"]).mixed_chunk:  # prefills apart: every request in the burst (the
+            env["lockstep_fraction"] = np.ones_like(i)  # engine's default, not the knob fitted on a mixing engine)
 
         most = np.floor(ev("max_concurrency", env))
         given = np.array([c["concurrency"] or 0 for c in group], dtype=float)

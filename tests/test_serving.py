@@ -139,7 +139,8 @@ def test_cost_per_million_tokens_is_device_hours_over_tokens():
 def test_every_engine_default_has_a_source():
     for name, rec in ENGINES.items():
         assert rec.memory_kind in MEMORY_KINDS and 0 < rec.memory_fraction <= 1
-        assert {"block_size", "memory", "max_num_batched_tokens", "max_num_seqs"} <= set(rec.sources), name
+        assert {"block_size", "memory", "max_num_batched_tokens", "max_num_seqs",
+                "mixed_chunk"} <= set(rec.sources), name
     assert engine("vllm").values("a100-80gb", 80e9)["max_num_seqs"] == 256  # vLLM's A100 / small-device defaults
     with pytest.raises(ValueError, match="valid: vllm, sglang, trtllm"):
         engine("vlm")
@@ -290,9 +291,32 @@ def test_the_printer_knows_the_serving_quantities():
     assert SERVING <= set(disagg.quantities)
 
 
+def test_an_engine_that_runs_prefills_apart_keeps_a_burst_in_lockstep():
+    """SGLang (mixed_chunk false) prefills a burst in steps of prompts alone and decodes none of it until all of it
+    is prefilled, so every request arrives in the burst (lockstep_fraction 1) and its prefill steps carry no
+    decodes; vLLM mixes the chunks into decode steps (the fitted lockstep_fraction, steps with the decodes)."""
+    from engine.symbolic.memory.serving import defaults
+
+    arch = architecture("llama-3.1-8b")
+    lockstep = {}
+    for name in ("sglang", "vllm", "trtllm"):
+        o = memory_options(mode="inference", engine=name)
+        fs = estimate_formulas(arch.family, arch.structure, o)
+        lockstep[name] = ({str(x) for x in fs.quantities["time_lockstep"].definition.free_symbols},
+                          defaults(o)["lockstep_fraction"])
+    assert lockstep["sglang"][1] == 1 and "time_decode" not in lockstep["sglang"][0]
+    for name in ("vllm", "trtllm"):
+        assert lockstep[name][1] == DEFAULTS["lockstep_fraction"] < 1 and "time_decode" in lockstep[name][0]
+    # the same deployment: the burst makes SGLang's mean TTFT the longer, the decode step the same
+    dep = Deployment(input_len=1024, output_len=1024, concurrency=128)
+    sg, vl = (serve_estimate(arch, "h100-sxm", dep, memory_options(mode="inference", engine=e))
+              for e in ("sglang", "vllm"))
+    assert sg["ttft"] > 2 * vl["ttft"]
+
+
 def test_the_serving_model_meets_its_measured_accuracy():
     """benchmarks/validate_serving.py's errors with the shipped knobs, pinned near what they are (a regression
-    fails): held out (every group but aic_trtllm, which the knobs were fitted on) TPOT 20.0 %, TTFT 38.9 %, output
+    fails): held out (every group but aic_trtllm, which the knobs were fitted on) TPOT 20.0 %, TTFT 35.0 %, output
     tokens/s per device 21.0 % median |error| (42 rows, the wide-EP maximum-throughput ones 2-3.5x over); aic_trtllm
     TPOT 16.6 %, TTFT 29.4 %."""
     import importlib.util
@@ -306,7 +330,7 @@ def test_the_serving_model_meets_its_measured_accuracy():
     rows = vs.errors(cases, vs.shipped())
     held = vs.group_table([{**r, "group": "held out"} for r in rows if r["group"] not in vs.FITTED_ON])["held out"]
     assert len(rows) >= 1900
-    assert held["tpot"][1] < 0.21 and held["ttft"][1] < 0.40 and held["per_gpu"][1] < 0.22
+    assert held["tpot"][1] < 0.21 and held["ttft"][1] < 0.36 and held["per_gpu"][1] < 0.22
     fit = vs.group_table(rows)["aic_trtllm"]
     assert fit["tpot"][1] < 0.175 and fit["ttft"][1] < 0.305
 

@@ -3,8 +3,10 @@
 An engine (``--engine vllm``) fixes what the serving model otherwise has to be told: the KV cache's page
 size, how much device memory the KV pool may take (vLLM's ``gpu_memory_utilization`` of the whole memory;
 TensorRT-LLM's ``free_gpu_memory_fraction`` of what the weights and activations leave), the token budget of
-one engine step (chunked prefill) and the most requests running at once. The records are data,
-``engine/options/data/engines.json``, each field with its source; ``engine(name)`` is one lookup.
+one engine step (chunked prefill), the most requests running at once, and whether a step mixes prefill chunks
+with the running decodes (``mixed_chunk``: vLLM and TensorRT-LLM do; SGLang runs a prefill step apart, first).
+The records are data, ``engine/options/data/engines.json``, each field with its source; ``engine(name)`` is one
+lookup.
 
 Pure Python and json: importing this module loads neither sympy nor jax.
 """
@@ -40,6 +42,7 @@ class Engine:
     small_device: Mapping[str, int]
     sources: Mapping[str, str]
     memory_reserve: Mapping | None = None  # SGLang: the share of memory derived from the capacity (reserve_of)
+    mixed_chunk: bool = True  # prefill chunks ride in the decode steps (vLLM, TensorRT-LLM); SGLang runs them apart
 
     def values(self, device_name: str, hbm_bytes: float) -> dict[str, float | int]:
         """The serving symbols' defaults on a device of ``hbm_bytes`` (as the driver reports it): block_size,
@@ -82,7 +85,8 @@ def _load() -> Mapping[str, Engine]:
         out[name] = Engine(name, rec["description"], int(rec["block_size"]), rec["memory_kind"],
                            float(rec["memory_fraction"]), int(rec["max_num_batched_tokens"]),
                            int(rec["max_num_seqs"]), MappingProxyType(dict(rec.get("small_device", {}))),
-                           MappingProxyType(dict(rec["sources"])), rec.get("memory_reserve"))
+                           MappingProxyType(dict(rec["sources"])), rec.get("memory_reserve"),
+                           bool(rec["mixed_chunk"]))
     return MappingProxyType(out)
 
 

@@ -120,7 +120,8 @@ class MemoryOptions:
                "--no-bias-swiglu-fusion")
     engine: str = option(
         "vllm", ENGINE_NAMES, "serving engine whose defaults the serving model takes (mode inference): KV page size, "
-        "the KV pool's share of memory, the step's token budget, the most running requests",
+        "the KV pool's share of memory, the step's token budget, the most running requests, whether a step mixes "
+        "prefill chunks with decodes",
         source="engine/options/data/engines.json (a source per default)")
     serving: str = option(
         "aggregated", ("aggregated", "disaggregated"), "serving layout (mode inference): every replica prefills and "

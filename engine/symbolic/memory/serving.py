@@ -13,7 +13,8 @@ generated ones. Per replica, B = min(concurrency / dp, max_num_seqs) requests ru
     ttft          p + d + W + f_ls W_ls (it shares its step with the running decodes and queues behind the
                   prefills ahead of it: M/D/1, W = rho S / (2 (1 - rho)), S = input_len c, rho the prefills' share
                   of the time, as DistServe models its prefill instance; a share f_ls of the requests arrives with
-                  all B at once, as a closed-loop benchmark starts, and waits W_ls = (B - 1) / 2 prefills)
+                  all B at once, as a closed-loop benchmark starts, and waits W_ls = (B - 1) / 2 prefills; f_ls = 1
+                  for an engine that runs prefills apart, mixed_chunk false: such a burst stays in lockstep)
     tpot          tau: the decode step stretched by the prefill chunks mixed into the steps (chunked prefill):
                   tau = d / (1 - lambda input_len c) with lambda = B / (ttft + (output_len - 1) tau) requests per
                   second (Little's law) and c the prefill's seconds per token; the positive root of the quadratic
@@ -75,7 +76,11 @@ SRC_QUEUE = ("a prefill waits behind the prefills ahead of it: M/D/1, W = rho S 
 SRC_LOCKSTEP = ("closed-loop benchmarks (aiperf, vLLM's benchmark_serving --max-concurrency) start every client's "
                 "request at once, and requests of equal lengths then finish, and return, together: a request of such a "
                 "burst waits for the prefills queued ahead of it, (B - 1) / 2 of them on average, in steps of "
-                "max_num_batched_tokens prompt tokens that also carry the running decodes")
+                "max_num_batched_tokens prompt tokens that also carry the running decodes (an engine that mixes "
+                "prefill chunks into decode steps: a lockstep_fraction of the requests, fitted); an engine that runs "
+                "prefills apart and first (SGLang: enable_mixed_chunk off) decodes none of a burst until all of it is "
+                "prefilled, so the burst decodes, finishes and returns together every cycle: all requests, in steps "
+                "of prompts alone")
 SRC_DISPATCH = ("a prefill pass's fixed time per layer: engines capture decode steps in CUDA graphs but run prefills "
                 "eagerly, each kernel launched from Python (NVIDIA AIConfigurator's vLLM backend adds 0.8 ms a layer "
                 "to a prefill for it, calibrated on its silicon table: _prefill_dispatch_overhead_ms)")
@@ -133,7 +138,9 @@ def defaults(o) -> dict[str, sympy.Expr]:
     rec = engine_record(o.engine)
     share = sympy.nsimplify(rec.memory_fraction) if rec.memory_reserve is None else _reserved_share(rec)
     # seq_len, the memory model's context: a request's longest, input_len + output_len
-    return {**DEFAULTS, "seq_len": I + O, "block_size": sympy.Integer(rec.block_size),
+    # an engine that runs prefills apart keeps a burst in lockstep (SRC_LOCKSTEP): every request arrives in it
+    lockstep = DEFAULTS["lockstep_fraction"] if rec.mixed_chunk else sympy.Integer(1)
+    return {**DEFAULTS, "lockstep_fraction": lockstep, "seq_len": I + O, "block_size": sympy.Integer(rec.block_size),
             "kv_memory_fraction": share,
             "max_num_batched_tokens": sympy.Integer(rec.max_num_batched_tokens),
             "max_num_seqs": sympy.Integer(rec.max_num_seqs)}
@@ -379,6 +386,8 @@ def _aggregated(structure, o) -> list[Quantity]:
     running = q("running_requests")
     ttft1 = q("time_first_step")
     tokens = q("accepted_tokens")
+    mixed = engine_record(o.engine).mixed_chunk  # a burst's prefill steps carry the decodes, or run apart
+    step_decodes = d if mixed else sympy.Integer(0)
     # the decode steps between a request's first and last token (output_len >= 2: at 1 there is no gap)
     gaps = hi(1, O - 1) / tokens
     beta = ttft1 - running * I * c - gaps * d
@@ -415,10 +424,11 @@ def _aggregated(structure, o) -> list[Quantity]:
         quantity("time_queue", queue, "a prefill's wait behind the prefills ahead of it (M/D/1)",
                  r"W_{\mathrm{pre}}", SRC_QUEUE, units="s"),
         quantity("time_lockstep", (running - 1) / 2 * I * c
-                 + running * I / (2 * budget) * (d + _prefill_dispatch(structure)),
+                 + running * I / (2 * budget) * (step_decodes + _prefill_dispatch(structure)),
                  "the mean wait of a request that arrives with all the running ones: the prefills ahead of it, in "
-                 "steps of max_num_batched_tokens prompt tokens that carry the decodes too", r"W_{\mathrm{ls}}",
-                 SRC_LOCKSTEP, units="s"),
+                 "steps of max_num_batched_tokens prompt tokens" + (" that carry the decodes too" if mixed else
+                                                                   " alone (the decodes wait)"),
+                 r"W_{\mathrm{ls}}", SRC_LOCKSTEP, units="s"),
         quantity("ttft", ttft1 + q("time_queue") + f_lock * q("time_lockstep") + waiting, "time to first token: the "
                  "prefill in the next step, its wait behind the prefills ahead of it (random arrivals, and the "
                  "lockstep_fraction that arrive in a burst), and for a running slot (max_num_seqs, the KV pool)",
